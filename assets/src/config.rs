@@ -1,0 +1,80 @@
+//! `cairn.toml`: storage, catalog and sources. Every key is optional.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The parsed `cairn.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Where outputs are written.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Where metadata is recorded.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    /// Declared sources by name.
+    #[serde(default)]
+    pub(crate) sources: BTreeMap<String, RawSource>,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// An object-store URL; `file://./warehouse` (relative to the project) by default.
+    #[serde(default = "default_storage_url")]
+    pub url: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: default_storage_url(),
+        }
+    }
+}
+
+fn default_storage_url() -> String {
+    "file://./warehouse".to_owned()
+}
+
+/// `[catalog]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// The catalog URL; `sqlite://.cairn/catalog.db` (relative to the project) by default.
+    #[serde(default = "default_catalog_url")]
+    pub url: String,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            url: default_catalog_url(),
+        }
+    }
+}
+
+fn default_catalog_url() -> String {
+    "sqlite://.cairn/catalog.db".to_owned()
+}
+
+/// A source as written in `cairn.toml` or `sources/NAME.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSource {
+    /// File or directory, relative to the project.
+    pub path: Spanned<String>,
+    /// `csv`, `parquet` or `json`; inferred from the extension by default.
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Who owns it.
+    #[serde(default)]
+    pub owner: Option<String>,
+}

@@ -1,0 +1,75 @@
+//! Per-asset configuration: a TOML header at the top of the `.sql` file
+//! (lines starting with `---`) or a sidecar `NAME.toml` beside it.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::diagnostic::{Diagnostic, line_of_offset};
+
+/// Per-asset configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AssetConfig {
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Who owns it.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Tags for selection and display.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+const HEADER_PREFIX: &str = "---";
+
+/// The header lines of an asset file as TOML text, one TOML line per file
+/// line so that TOML line numbers equal file line numbers. `None` when the
+/// file has no header.
+pub(crate) fn header_toml(sql_text: &str) -> Option<String> {
+    let mut toml = String::new();
+    let mut any = false;
+    for line in sql_text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(HEADER_PREFIX) {
+            any = true;
+            toml.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            toml.push('\n');
+        } else if trimmed.is_empty() && any {
+            toml.push('\n');
+        } else {
+            break;
+        }
+    }
+    any.then_some(toml)
+}
+
+/// Parses configuration TOML (a header or a sidecar). `line_offset` is
+/// added to TOML line numbers to give file line numbers.
+pub(crate) fn parse_config(toml_text: &str, file: &Path) -> Result<AssetConfig, Diagnostic> {
+    toml::from_str::<AssetConfig>(toml_text).map_err(|e| {
+        let line = e.span().map(|s| line_of_offset(toml_text, s.start));
+        Diagnostic::new(file, line, format!("invalid asset config: {}", e.message())).with_hint(
+            "allowed keys are `description = \"...\"`, `owner = \"...\"`, `tags = [\"...\"]`",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lines_keep_their_line_numbers() {
+        let sql = "--- description = \"x\"\n---\n--- bogus = 1\nselect 1";
+        let toml = header_toml(sql).unwrap_or_default();
+        let err = parse_config(&toml, Path::new("a.sql")).err();
+        assert_eq!(err.and_then(|d| d.line), Some(3));
+    }
+
+    #[test]
+    fn no_header_is_none() {
+        assert_eq!(header_toml("-- plain comment\nselect 1"), None);
+    }
+}

@@ -1,0 +1,23 @@
+//! `cairn-assets` owns the declaration model — sources, SQL assets and their
+//! configuration — and the project loader that reads `cairn.toml` and the
+//! asset files. Dependencies between assets are *inferred* from the table
+//! references of each asset's SELECT, parsed with DataFusion's SQL parser.
+//!
+//! Invariant: plain values and parsing only. Nothing here is async, and the
+//! only I/O is reading the project's own files. Every mistake a user can make
+//! in a project is reported as a [`Diagnostic`] naming file and line, with a
+//! hint where one helps.
+#![deny(missing_docs)]
+
+mod config;
+mod diagnostic;
+mod header;
+mod names;
+mod project;
+mod sql;
+
+pub use config::{CatalogConfig, ProjectConfig, StorageConfig};
+pub use diagnostic::{Diagnostic, ProjectError};
+pub use names::{closest_name, is_valid_name};
+pub use project::{Project, Source, SourceFormat, SqlAsset};
+pub use sql::{ParsedQuery, parse_asset_sql};

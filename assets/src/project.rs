@@ -1,0 +1,379 @@
+//! Loading a project folder: `cairn.toml`, `sources/*.toml`, `assets/**/*.sql`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::config::{ProjectConfig, RawSource};
+use crate::diagnostic::{Diagnostic, ProjectError, line_of_offset};
+use crate::header::{AssetConfig, header_toml, parse_config};
+use crate::names::{closest_name, is_valid_name, suggest_valid_name};
+use crate::sql::parse_asset_sql;
+
+/// A loaded, validated project: every upstream name resolves.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Absolute project root.
+    pub root: PathBuf,
+    /// `cairn.toml`.
+    pub config: ProjectConfig,
+    /// Sources by name.
+    pub sources: BTreeMap<String, Source>,
+    /// SQL assets by name.
+    pub assets: BTreeMap<String, SqlAsset>,
+}
+
+/// File formats a source can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+    /// Newline-delimited JSON.
+    Json,
+}
+
+impl SourceFormat {
+    /// The file extension (without dot).
+    pub fn extension(self) -> &'static str {
+        match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::Parquet => "parquet",
+            SourceFormat::Json => "json",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "csv" => Some(SourceFormat::Csv),
+            "parquet" => Some(SourceFormat::Parquet),
+            "json" | "ndjson" | "jsonl" => Some(SourceFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A declared source: files Cairn reads but does not produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Its name, as referenced in SQL.
+    pub name: String,
+    /// Absolute path of the file or directory.
+    pub path: PathBuf,
+    /// The path as written in the declaration.
+    pub declared_path: String,
+    /// Its format.
+    pub format: SourceFormat,
+    /// Free text.
+    pub description: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Declaring file, relative to the root.
+    pub declared_in: PathBuf,
+    /// Line of the declaration.
+    pub line: usize,
+}
+
+/// An asset defined by one SELECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlAsset {
+    /// Its name (the file stem).
+    pub name: String,
+    /// Its `.sql` file, relative to the root.
+    pub file: PathBuf,
+    /// The file's text as written.
+    pub sql: String,
+    /// The normalized query (what the code version hashes).
+    pub normalized_sql: String,
+    /// Names of the assets and sources it reads, sorted.
+    pub upstream: Vec<String>,
+    /// The line of the first reference to each upstream name.
+    pub reference_lines: BTreeMap<String, usize>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// The sidecar config file, if one is used.
+    pub config_file: Option<PathBuf>,
+}
+
+const PROJECT_FILE: &str = "cairn.toml";
+
+impl Project {
+    /// Loads and validates the project in `dir`. All problems found are
+    /// reported together.
+    pub fn load(dir: &Path) -> Result<Project, ProjectError> {
+        let root = dir.canonicalize().map_err(|e| {
+            Diagnostic::new(dir, None, format!("cannot open project directory: {e}"))
+                .with_hint("pass the folder holding cairn.toml with --project DIR")
+        })?;
+        let config_path = root.join(PROJECT_FILE);
+        let config_text = fs::read_to_string(&config_path).map_err(|e| {
+            Diagnostic::new(PROJECT_FILE, None, format!("cannot read {}: {e}", config_path.display()))
+                .with_hint("run cairn in a project folder (one with a cairn.toml), or pass --project DIR")
+        })?;
+        let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
+            let line = e.span().map(|s| line_of_offset(&config_text, s.start));
+            Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
+                .with_hint("known sections are [storage] url, [catalog] url and [sources.NAME] path/format/description/owner")
+        })?;
+
+        let mut diagnostics = Vec::new();
+        let mut sources = BTreeMap::new();
+        for (name, raw) in &config.sources {
+            match resolve_source(&root, name, raw, Path::new(PROJECT_FILE), &config_text) {
+                Ok(s) => {
+                    sources.insert(name.clone(), s);
+                }
+                Err(d) => diagnostics.push(d),
+            }
+        }
+        load_source_files(&root, &mut sources, &mut diagnostics);
+
+        let mut assets: BTreeMap<String, SqlAsset> = BTreeMap::new();
+        let mut files = Vec::new();
+        collect_sql_files(&root.join("assets"), &mut files, &mut diagnostics, &root);
+        files.sort();
+        for file in files {
+            let rel = file.strip_prefix(&root).unwrap_or(&file).to_path_buf();
+            match load_asset(&file, &rel) {
+                Ok(asset) => {
+                    if let Some(source) = sources.get(&asset.name) {
+                        diagnostics.push(
+                            Diagnostic::new(&rel, None, format!("asset `{}` has the same name as a source", asset.name))
+                                .with_hint(format!(
+                                    "source `{}` is declared at {}:{}; rename one of them",
+                                    source.name,
+                                    source.declared_in.display(),
+                                    source.line
+                                )),
+                        );
+                    } else if let Some(first) = assets.get(&asset.name) {
+                        diagnostics.push(
+                            Diagnostic::new(&rel, None, format!("duplicate asset name `{}`", asset.name)).with_hint(
+                                format!("{} defines it too; asset names are file stems and must be unique", first.file.display()),
+                            ),
+                        );
+                    } else {
+                        assets.insert(asset.name.clone(), asset);
+                    }
+                }
+                Err(d) => diagnostics.push(d),
+            }
+        }
+
+        for asset in assets.values() {
+            for (name, line) in &asset.reference_lines {
+                let (name, line) = (name.clone(), *line);
+                if assets.contains_key(&name) || sources.contains_key(&name) {
+                    continue;
+                }
+                let known = assets.keys().chain(sources.keys()).map(String::as_str);
+                let hint = match closest_name(&name, known) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!(
+                        "declare it as a source in cairn.toml ([sources.{name}] path = \"...\") or add assets/{name}.sql"
+                    ),
+                };
+                diagnostics.push(
+                    Diagnostic::new(&asset.file, Some(line), format!("unknown table `{name}`")).with_hint(hint),
+                );
+            }
+        }
+
+        if diagnostics.is_empty() {
+            Ok(Project {
+                root,
+                config,
+                sources,
+                assets,
+            })
+        } else {
+            Err(ProjectError { diagnostics })
+        }
+    }
+
+    /// The asset or source file that defines `name`, with its line.
+    pub fn location_of(&self, name: &str) -> Option<(PathBuf, usize)> {
+        if let Some(a) = self.assets.get(name) {
+            return Some((a.file.clone(), 1));
+        }
+        self.sources
+            .get(name)
+            .map(|s| (s.declared_in.clone(), s.line))
+    }
+}
+
+fn resolve_source(
+    root: &Path,
+    name: &str,
+    raw: &RawSource,
+    declared_in: &Path,
+    text: &str,
+) -> Result<Source, Diagnostic> {
+    let line = line_of_offset(text, raw.path.span().start);
+    if !is_valid_name(name) {
+        return Err(Diagnostic::new(declared_in, Some(line), format!("invalid source name `{name}`"))
+            .with_hint(format!(
+                "names are lowercase SQL identifiers; use `{}`",
+                suggest_valid_name(name)
+            )));
+    }
+    let declared_path = raw.path.get_ref().clone();
+    let path = root.join(&declared_path);
+    let format = match &raw.format {
+        Some(f) => SourceFormat::parse(f.get_ref()).ok_or_else(|| {
+            Diagnostic::new(
+                declared_in,
+                Some(line_of_offset(text, f.span().start)),
+                format!("source `{name}`: unknown format `{}`", f.get_ref()),
+            )
+            .with_hint("use format = \"csv\", \"parquet\" or \"json\"")
+        })?,
+        None => path
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(SourceFormat::parse)
+            .ok_or_else(|| {
+                Diagnostic::new(
+                    declared_in,
+                    Some(line),
+                    format!("source `{name}`: cannot tell the format of `{declared_path}`"),
+                )
+                .with_hint("use a .csv, .parquet or .json file, or set format = \"csv\" | \"parquet\" | \"json\"")
+            })?,
+    };
+    if !path.exists() {
+        return Err(Diagnostic::new(
+            declared_in,
+            Some(line),
+            format!("source `{name}`: `{declared_path}` does not exist"),
+        )
+        .with_hint(format!("paths are relative to the project folder {}", root.display())));
+    }
+    Ok(Source {
+        name: name.to_owned(),
+        path,
+        declared_path,
+        format,
+        description: raw.description.clone(),
+        owner: raw.owner.clone(),
+        declared_in: declared_in.to_path_buf(),
+        line,
+    })
+}
+
+/// Sources declared one per file in `sources/NAME.toml`.
+fn load_source_files(root: &Path, sources: &mut BTreeMap<String, Source>, diagnostics: &mut Vec<Diagnostic>) {
+    let Ok(entries) = fs::read_dir(root.join("sources")) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                diagnostics.push(Diagnostic::new(&rel, None, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let raw: RawSource = match toml::from_str(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.span().map(|s| line_of_offset(&text, s.start));
+                diagnostics.push(
+                    Diagnostic::new(&rel, line, format!("invalid source declaration: {}", e.message()))
+                        .with_hint("a source file holds path = \"...\" and optionally format, description, owner"),
+                );
+                continue;
+            }
+        };
+        if let Some(first) = sources.get(&name) {
+            diagnostics.push(
+                Diagnostic::new(&rel, Some(1), format!("duplicate source name `{name}`")).with_hint(format!(
+                    "it is also declared at {}:{}",
+                    first.declared_in.display(),
+                    first.line
+                )),
+            );
+            continue;
+        }
+        match resolve_source(root, &name, &raw, &rel, &text) {
+            Ok(s) => {
+                sources.insert(name, s);
+            }
+            Err(d) => diagnostics.push(d),
+        }
+    }
+}
+
+fn collect_sql_files(dir: &Path, out: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>, root: &Path) {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            let rel = dir.strip_prefix(root).unwrap_or(dir);
+            diagnostics.push(Diagnostic::new(rel, None, format!("cannot list directory: {e}")));
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_sql_files(&path, out, diagnostics, root);
+        } else if path.extension().is_some_and(|e| e == "sql") {
+            out.push(path);
+        }
+    }
+}
+
+fn load_asset(path: &Path, rel: &Path) -> Result<SqlAsset, Diagnostic> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if !is_valid_name(stem) {
+        return Err(Diagnostic::new(rel, None, format!("invalid asset name `{stem}`")).with_hint(format!(
+            "the file stem is the asset name and must be a lowercase SQL identifier; rename it to `{}.sql`",
+            suggest_valid_name(stem)
+        )));
+    }
+    let sql = fs::read_to_string(path)
+        .map_err(|e| Diagnostic::new(rel, None, format!("cannot read: {e}")))?;
+    let parsed = parse_asset_sql(&sql, rel)?;
+
+    let header = header_toml(&sql);
+    let sidecar_path = path.with_extension("toml");
+    let sidecar_rel = rel.with_extension("toml");
+    let config = match (header, sidecar_path.exists()) {
+        (Some(_), true) => {
+            return Err(Diagnostic::new(rel, Some(1), "asset config is given both in the file header and in a sidecar")
+                .with_hint(format!("keep one: the `---` header here or {}", sidecar_rel.display())));
+        }
+        (Some(toml_text), false) => parse_config(&toml_text, rel)?,
+        (None, true) => {
+            let text = fs::read_to_string(&sidecar_path)
+                .map_err(|e| Diagnostic::new(&sidecar_rel, None, format!("cannot read: {e}")))?;
+            parse_config(&text, &sidecar_rel)?
+        }
+        (None, false) => AssetConfig::default(),
+    };
+    Ok(SqlAsset {
+        name: stem.to_owned(),
+        file: rel.to_path_buf(),
+        normalized_sql: parsed.normalized,
+        upstream: parsed.tables.iter().map(|(name, _)| name.clone()).collect(),
+        reference_lines: parsed.tables.into_iter().collect(),
+        sql,
+        description: config.description,
+        owner: config.owner,
+        tags: config.tags,
+        config_file: sidecar_path.exists().then_some(sidecar_rel),
+    })
+}

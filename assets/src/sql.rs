@@ -1,0 +1,176 @@
+//! Parsing an asset's SQL: exactly one SELECT, its normalized text (for the
+//! code version) and the tables it reads (for the inferred graph).
+
+use std::path::Path;
+
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::resolve::resolve_table_references;
+use datafusion::sql::sqlparser::ast::{Spanned, Statement as SqlStatement};
+
+use crate::diagnostic::Diagnostic;
+
+/// The parts of an asset's SQL that Cairn needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedQuery {
+    /// The query re-rendered from its syntax tree: comments, whitespace and
+    /// keyword case no longer matter, so they do not change the code version.
+    pub normalized: String,
+    /// Tables read (bare, normalized names), each with the 1-based line of
+    /// its first mention. CTE names are not included.
+    pub tables: Vec<(String, usize)>,
+}
+
+/// Parses the SQL of an asset file. `file` is used in diagnostics only.
+pub fn parse_asset_sql(text: &str, file: &Path) -> Result<ParsedQuery, Diagnostic> {
+    let mut statements = DFParser::parse_sql(text).map_err(|e| {
+        let message = e.strip_backtrace();
+        let message = message
+            .strip_prefix("SQL error: ParserError(\"")
+            .and_then(|m| m.strip_suffix("\")"))
+            .unwrap_or(&message)
+            .to_owned();
+        Diagnostic::new(file, error_line(&message), format!("SQL syntax error: {message}"))
+            .with_hint("an asset file holds one SELECT (or WITH ... SELECT) in DataFusion's SQL dialect")
+    })?;
+    let Some(statement) = statements.pop_front() else {
+        return Err(Diagnostic::new(file, None, "no SQL statement found")
+            .with_hint("write one SELECT (or WITH ... SELECT) whose result is the asset"));
+    };
+    if let Some(extra) = statements.front() {
+        let line = statement_line(extra);
+        return Err(Diagnostic::new(
+            file,
+            line,
+            "an asset file must hold exactly one SQL statement, found more",
+        )
+        .with_hint("split the statements into one file per asset, or remove the extra `;`-separated statement"));
+    }
+    match &statement {
+        Statement::Statement(inner) if matches!(**inner, SqlStatement::Query(_)) => {}
+        other => {
+            let keyword = other
+                .to_string()
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_uppercase();
+            return Err(Diagnostic::new(
+                file,
+                statement_line(other),
+                format!("an asset must be a SELECT query, found a {keyword} statement"),
+            )
+            .with_hint("Cairn writes the asset's table itself: keep only the SELECT that computes its rows"));
+        }
+    }
+
+    let (relations, _ctes) = resolve_table_references(&statement, true).map_err(|e| {
+        Diagnostic::new(file, None, format!("cannot resolve table references: {}", e.strip_backtrace()))
+    })?;
+    let mut tables = Vec::with_capacity(relations.len());
+    for relation in relations {
+        let name = relation.table().to_owned();
+        let line = first_mention_line(text, &name).unwrap_or(1);
+        if relation.schema().is_some() {
+            return Err(Diagnostic::new(
+                file,
+                Some(line),
+                format!("qualified table name `{relation}` is not supported"),
+            )
+            .with_hint(format!("refer to assets and sources by their bare name, e.g. `{name}`")));
+        }
+        tables.push((name, line));
+    }
+    tables.sort();
+    tables.dedup_by(|a, b| a.0 == b.0);
+    Ok(ParsedQuery {
+        normalized: statement.to_string(),
+        tables,
+    })
+}
+
+/// The line sqlparser reports in an error message ("... at Line: 3, Column: 7").
+fn error_line(message: &str) -> Option<usize> {
+    let rest = &message[message.rfind("Line: ")? + "Line: ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|l| *l > 0)
+}
+
+fn statement_line(statement: &Statement) -> Option<usize> {
+    let Statement::Statement(inner) = statement else {
+        return None;
+    };
+    let line = inner.span().start.line;
+    usize::try_from(line).ok().filter(|l| *l > 0)
+}
+
+/// The first line where `name` appears as a whole word outside a `--`
+/// comment, compared case-insensitively.
+fn first_mention_line(text: &str, name: &str) -> Option<usize> {
+    for (index, line) in text.lines().enumerate() {
+        let code = line.split("--").next().unwrap_or_default().to_ascii_lowercase();
+        let bytes = code.as_bytes();
+        let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let mut start = 0;
+        while let Some(pos) = code[start..].find(name) {
+            let at = start + pos;
+            let end = at + name.len();
+            let before_ok = at == 0 || !is_word(bytes[at - 1]);
+            let after_ok = end >= bytes.len() || !is_word(bytes[end]);
+            if before_ok && after_ok {
+                return Some(index + 1);
+            }
+            start = at + 1;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(sql: &str) -> Result<ParsedQuery, Diagnostic> {
+        parse_asset_sql(sql, Path::new("assets/x.sql"))
+    }
+
+    #[test]
+    fn infers_tables_but_not_ctes() {
+        let q = parse(
+            "with recent as (select * from Raw_Orders where x > 1)\n\
+             select * from recent r\n join stg_customers c on r.id = c.id",
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        let names: Vec<_> = q.tables.iter().map(|t| (t.0.as_str(), t.1)).collect();
+        assert_eq!(names, vec![("raw_orders", 1), ("stg_customers", 3)]);
+    }
+
+    #[test]
+    fn normalization_ignores_comments_and_whitespace() {
+        let a = parse("select a,b from t -- comment\n").map(|q| q.normalized);
+        let b = parse("SELECT a,\n   b\nFROM t").map(|q| q.normalized);
+        assert_eq!(a, b);
+        let c = parse("select a, b from t where 1 = 1").map(|q| q.normalized);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let err = parse("select a\nfrom t\nwhere and").err();
+        assert_eq!(err.as_ref().and_then(|d| d.line), Some(3), "{err:?}");
+    }
+
+    #[test]
+    fn rejects_non_select_and_multiple_statements() {
+        let err = parse("insert into t values (1)").err().map(|d| d.message);
+        assert!(err.is_some_and(|m| m.contains("INSERT")));
+        let err = parse("select 1;\nselect 2").err();
+        assert_eq!(err.and_then(|d| d.line), Some(2));
+        assert!(parse("-- nothing\n").is_err());
+    }
+
+    #[test]
+    fn mention_line_skips_comments_and_substrings() {
+        let text = "-- orders here\nselect orders_x\nfrom orders";
+        assert_eq!(first_mention_line(text, "orders"), Some(3));
+    }
+}

@@ -1,0 +1,74 @@
+//! `cairn-catalog` owns Cairn's metadata: runs, per-asset attempts, committed
+//! materializations (versions, exact upstream versions used, files, rows,
+//! schema, cost) and the cache of source fingerprints.
+//!
+//! Invariants:
+//! - Only the catalog decides what is committed: a materialization becomes
+//!   visible to readers by exactly one transaction
+//!   ([`Catalog::commit_materialization`]), which also moves the asset's
+//!   "current version" pointer. Files never referenced by a committed row are
+//!   garbage.
+//! - The catalog knows nothing of scheduling or DataFusion; it stores and
+//!   answers. Backends implement the [`Catalog`] trait (SQLite is the embedded
+//!   default; PostgreSQL comes later behind the same trait).
+#![deny(missing_docs)]
+
+mod error;
+mod model;
+mod sqlite;
+mod url;
+
+pub use error::CatalogError;
+pub use model::*;
+pub use sqlite::SqliteCatalog;
+pub use url::open_catalog;
+
+/// Result type of every catalog operation.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// The metadata store. All methods are synchronous and cheap; callers on an
+/// async runtime may call them directly (SQLite answers in microseconds) or
+/// from `spawn_blocking` for large reads.
+pub trait Catalog: Send + Sync {
+    /// Records the start of a run (status [`RunStatus::Running`]).
+    fn begin_run(&self, run: &NewRun) -> Result<()>;
+
+    /// Records how a run ended.
+    fn finish_run(&self, id: &RunId, status: RunStatus, error: Option<&str>) -> Result<()>;
+
+    /// Marks every run still `Running` for which `is_alive` answers false as
+    /// [`RunStatus::Crashed`] (the process was killed before it could finish).
+    /// Returns the ids it marked.
+    fn mark_crashed_runs(&self, is_alive: &dyn Fn(&RunRecord) -> bool) -> Result<Vec<RunId>>;
+
+    /// Records the outcome of one asset in one run that did *not* commit
+    /// (failed, skipped, fresh). Committed outcomes are recorded by
+    /// [`Catalog::commit_materialization`].
+    fn record_attempt(&self, attempt: &NewAttempt) -> Result<()>;
+
+    /// Commits a materialization in one transaction: the materialization row,
+    /// its inputs and files, a `Materialized` attempt, and the move of the
+    /// current-version pointer of `(asset, partition)`.
+    fn commit_materialization(&self, m: &NewMaterialization) -> Result<MaterializationId>;
+
+    /// The current committed version of every (asset, partition).
+    fn current_versions(&self) -> Result<Vec<CurrentVersion>>;
+
+    /// One materialization with its inputs and files.
+    fn materialization(&self, id: MaterializationId) -> Result<Option<MaterializationRecord>>;
+
+    /// Committed materializations of an asset, newest first, at most `limit`.
+    fn history(&self, asset: &str, limit: usize) -> Result<Vec<CurrentVersion>>;
+
+    /// The newest attempt of every asset (any outcome, committed ones included).
+    fn latest_attempts(&self) -> Result<Vec<AttemptRecord>>;
+
+    /// Runs, newest first, at most `limit`.
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
+
+    /// Every cached source fingerprint.
+    fn source_fingerprints(&self) -> Result<Vec<SourceFingerprint>>;
+
+    /// Stores (replaces) the cached fingerprint of one source.
+    fn put_source_fingerprint(&self, fingerprint: &SourceFingerprint) -> Result<()>;
+}

@@ -1,0 +1,1126 @@
+//! The embedded SQLite catalog: one database file (WAL mode) next to the project.
+//!
+//! Schema changes are versioned migrations kept in [`MIGRATIONS`]; each is
+//! applied once, in its own transaction, when the catalog is opened. A
+//! database migrated by a newer Cairn is refused ([`CatalogError::TooNew`])
+//! rather than misread.
+//!
+//! Conventions: timestamps are RFC 3339 text in UTC with microseconds (so they
+//! also sort as text), `u64` counters are stored as `INTEGER` (i64) and the
+//! unpartitioned partition key is `''`.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::{
+    AttemptOutcome, AttemptRecord, Catalog, CatalogError, CurrentVersion, FileRecord,
+    MaterializationId, MaterializationRecord, NewAttempt, NewMaterialization, NewRun, Result,
+    RunId, RunRecord, RunStatus, SourceFingerprint, UpstreamKind, UpstreamVersion,
+};
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The error recorded on runs found dead by [`Catalog::mark_crashed_runs`].
+const CRASHED_ERROR: &str = "process ended before the run finished (killed or crashed)";
+
+/// Schema migrations, in order: entry `i` brings the schema to version `i + 1`.
+/// Never edit an entry that has shipped; append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    r#"
+CREATE TABLE runs (
+    id          TEXT    NOT NULL PRIMARY KEY,
+    user        TEXT    NOT NULL,
+    host        TEXT    NOT NULL,
+    pid         INTEGER NOT NULL,
+    command     TEXT    NOT NULL,
+    "trigger"   TEXT    NOT NULL,
+    started_at  TEXT    NOT NULL,
+    finished_at TEXT,
+    status      TEXT    NOT NULL
+        CHECK (status IN ('running', 'succeeded', 'failed', 'crashed')),
+    error       TEXT
+);
+-- runs(limit): newest first.
+CREATE INDEX runs_by_start ON runs (started_at, id);
+-- mark_crashed_runs: only the (few) unfinished runs.
+CREATE INDEX runs_running ON runs (id) WHERE status = 'running';
+
+CREATE TABLE attempts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      TEXT    NOT NULL REFERENCES runs (id),
+    asset       TEXT    NOT NULL,
+    "partition" TEXT    NOT NULL,
+    outcome     TEXT    NOT NULL
+        CHECK (outcome IN ('materialized', 'fresh', 'failed', 'skipped')),
+    error       TEXT,
+    at          TEXT    NOT NULL
+);
+CREATE INDEX attempts_by_asset ON attempts (asset, "partition", id);
+CREATE INDEX attempts_by_run ON attempts (run_id);
+
+-- The newest attempt of each (asset, partition), maintained on every insert
+-- into `attempts`, so that reading it costs O(assets), not O(history).
+CREATE TABLE latest_attempts (
+    asset       TEXT    NOT NULL,
+    "partition" TEXT    NOT NULL,
+    attempt_id  INTEGER NOT NULL REFERENCES attempts (id),
+    PRIMARY KEY (asset, "partition")
+) WITHOUT ROWID;
+
+CREATE TABLE materializations (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id        TEXT    NOT NULL REFERENCES runs (id),
+    asset         TEXT    NOT NULL,
+    "partition"   TEXT    NOT NULL,
+    code_version  TEXT    NOT NULL,
+    input_version TEXT    NOT NULL,
+    data_version  TEXT    NOT NULL,
+    row_count     INTEGER NOT NULL CHECK (row_count >= 0),
+    bytes_written INTEGER NOT NULL CHECK (bytes_written >= 0),
+    wall_ms       INTEGER NOT NULL CHECK (wall_ms >= 0),
+    schema_json   TEXT    NOT NULL,
+    committed_at  TEXT    NOT NULL
+);
+-- history(asset): newest first.
+CREATE INDEX materializations_by_asset ON materializations (asset, id);
+CREATE INDEX materializations_by_run ON materializations (run_id);
+
+CREATE TABLE materialization_inputs (
+    materialization_id          INTEGER NOT NULL
+        REFERENCES materializations (id) ON DELETE CASCADE,
+    position                    INTEGER NOT NULL,
+    name                        TEXT    NOT NULL,
+    kind                        TEXT    NOT NULL CHECK (kind IN ('source', 'asset')),
+    "partition"                 TEXT    NOT NULL,
+    data_version                TEXT    NOT NULL,
+    upstream_materialization_id INTEGER REFERENCES materializations (id),
+    PRIMARY KEY (materialization_id, position)
+) WITHOUT ROWID;
+-- Downstream lineage: who read this version.
+CREATE INDEX materialization_inputs_by_upstream
+    ON materialization_inputs (upstream_materialization_id)
+    WHERE upstream_materialization_id IS NOT NULL;
+
+CREATE TABLE materialization_files (
+    materialization_id INTEGER NOT NULL
+        REFERENCES materializations (id) ON DELETE CASCADE,
+    position           INTEGER NOT NULL,
+    path               TEXT    NOT NULL,
+    size_bytes         INTEGER NOT NULL CHECK (size_bytes >= 0),
+    row_count          INTEGER NOT NULL CHECK (row_count >= 0),
+    PRIMARY KEY (materialization_id, position)
+) WITHOUT ROWID;
+
+CREATE TABLE current_versions (
+    asset              TEXT    NOT NULL,
+    "partition"        TEXT    NOT NULL,
+    materialization_id INTEGER NOT NULL REFERENCES materializations (id),
+    PRIMARY KEY (asset, "partition")
+) WITHOUT ROWID;
+CREATE INDEX current_versions_by_materialization ON current_versions (materialization_id);
+
+CREATE TABLE source_fingerprints (
+    source       TEXT NOT NULL PRIMARY KEY,
+    fingerprint  TEXT NOT NULL,
+    data_version TEXT NOT NULL,
+    observed_at  TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
+];
+
+/// The schema version this build writes (the number of migrations).
+const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Columns of a materialization summary ([`CurrentVersion`]), table alias `m`.
+const SUMMARY_COLUMNS: &str = r#"m.id, m.run_id, m.asset, m."partition", m.code_version,
+    m.input_version, m.data_version, m.row_count, m.bytes_written, m.wall_ms, m.committed_at"#;
+
+/// Columns of a run, for [`run_from_row`].
+const RUN_COLUMNS: &str = r#"id, user, host, pid, command, "trigger", started_at, finished_at,
+    status, error"#;
+
+/// A catalog stored in one SQLite database.
+///
+/// The connection is shared behind a mutex: SQLite answers catalog queries
+/// in microseconds, and WAL mode lets other processes read while one writes.
+pub struct SqliteCatalog {
+    conn: Mutex<Connection>,
+    location: String,
+}
+
+impl std::fmt::Debug for SqliteCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteCatalog")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An internal failure, turned into a [`CatalogError`] (which needs the
+/// location) at the trait boundary. `?` converts driver errors into it.
+#[derive(Debug)]
+enum Fault {
+    Sql(rusqlite::Error),
+    Corrupt(String),
+    TooNew(i64),
+}
+
+impl From<rusqlite::Error> for Fault {
+    fn from(error: rusqlite::Error) -> Self {
+        Fault::Sql(error)
+    }
+}
+
+type Fallible<T> = std::result::Result<T, Fault>;
+
+impl SqliteCatalog {
+    /// Opens (creating it and its parent directory if needed) the catalog
+    /// database at `path`, and migrates it to the current schema.
+    pub fn open(path: &Path) -> Result<Self> {
+        let location = path.display().to_string();
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| CatalogError::Io {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| CatalogError::Database {
+            location: location.clone(),
+            source,
+        })?;
+        Self::init(conn, location)
+    }
+
+    /// Opens a fresh, private in-memory catalog (for tests and dry runs).
+    pub fn open_in_memory() -> Result<Self> {
+        let location = ":memory:".to_owned();
+        let conn = Connection::open_in_memory().map_err(|source| CatalogError::Database {
+            location: location.clone(),
+            source,
+        })?;
+        Self::init(conn, location)
+    }
+
+    /// The file path of the database, or `:memory:`.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn init(mut conn: Connection, location: String) -> Result<Self> {
+        let setup = |conn: &mut Connection| -> Fallible<()> {
+            // The busy timeout first: switching to WAL needs a lock too.
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            migrate(conn)
+        };
+        let result = setup(&mut conn);
+        let catalog = SqliteCatalog {
+            conn: Mutex::new(conn),
+            location,
+        };
+        result.map_err(|fault| catalog.error(fault))?;
+        Ok(catalog)
+    }
+
+    fn error(&self, fault: Fault) -> CatalogError {
+        let location = self.location.clone();
+        match fault {
+            Fault::Sql(source) => CatalogError::Database { location, source },
+            Fault::Corrupt(detail) => CatalogError::Corrupt { location, detail },
+            Fault::TooNew(found) => CatalogError::TooNew {
+                location,
+                found,
+                supported: SUPPORTED_VERSION,
+            },
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written:
+        // an open transaction is rolled back when it is dropped.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the connection, mapping its failure to a [`CatalogError`].
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Fallible<T>) -> Result<T> {
+        let mut conn = self.lock();
+        f(&mut conn).map_err(|fault| self.error(fault))
+    }
+
+    /// Runs `f` in one write transaction (taking the write lock up front, so
+    /// that concurrent writers wait on the busy timeout instead of failing).
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Fallible<T>) -> Result<T> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+    }
+}
+
+/// Applies pending migrations, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Fallible<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            applied_at TEXT NOT NULL
+        )",
+    )?;
+    let current = schema_version(conn)?;
+    if current > SUPPORTED_VERSION {
+        return Err(Fault::TooNew(current));
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS.iter()) {
+        if version <= current {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now_current = schema_version(&tx)?;
+        if now_current > SUPPORTED_VERSION {
+            return Err(Fault::TooNew(now_current));
+        }
+        if now_current >= version {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, timestamp(Utc::now())],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn schema_version(conn: &Connection) -> Fallible<i64> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_timestamp(text: &str, column: &str) -> Fallible<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| Fault::Corrupt(format!("{column} `{text}` is not an RFC 3339 time: {e}")))
+}
+
+fn get_time(row: &Row<'_>, column: &str) -> Fallible<DateTime<Utc>> {
+    let text: String = row.get(column)?;
+    parse_timestamp(&text, column)
+}
+
+fn get_opt_time(row: &Row<'_>, column: &str) -> Fallible<Option<DateTime<Utc>>> {
+    let text: Option<String> = row.get(column)?;
+    text.map(|text| parse_timestamp(&text, column)).transpose()
+}
+
+fn get_u64(row: &Row<'_>, column: &str) -> Fallible<u64> {
+    let value: i64 = row.get(column)?;
+    u64::try_from(value).map_err(|_| Fault::Corrupt(format!("{column} is negative ({value})")))
+}
+
+fn to_i64(value: u64, what: &str) -> Fallible<i64> {
+    i64::try_from(value).map_err(|_| {
+        Fault::Corrupt(format!(
+            "{what} {value} does not fit in a signed 64-bit integer"
+        ))
+    })
+}
+
+fn limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn run_from_row(row: &Row<'_>) -> Fallible<RunRecord> {
+    let pid: i64 = row.get("pid")?;
+    let status: String = row.get("status")?;
+    Ok(RunRecord {
+        id: RunId(row.get("id")?),
+        user: row.get("user")?,
+        host: row.get("host")?,
+        pid: u32::try_from(pid).map_err(|_| Fault::Corrupt(format!("pid {pid} out of range")))?,
+        command: row.get("command")?,
+        trigger: row.get("trigger")?,
+        started_at: get_time(row, "started_at")?,
+        finished_at: get_opt_time(row, "finished_at")?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| Fault::Corrupt(format!("unknown run status `{status}`")))?,
+        error: row.get("error")?,
+    })
+}
+
+fn attempt_from_row(row: &Row<'_>) -> Fallible<AttemptRecord> {
+    let outcome: String = row.get("outcome")?;
+    Ok(AttemptRecord {
+        run_id: RunId(row.get("run_id")?),
+        asset: row.get("asset")?,
+        partition: row.get("partition")?,
+        outcome: AttemptOutcome::parse(&outcome)
+            .ok_or_else(|| Fault::Corrupt(format!("unknown attempt outcome `{outcome}`")))?,
+        error: row.get("error")?,
+        at: get_time(row, "at")?,
+    })
+}
+
+/// Reads a row selected with [`SUMMARY_COLUMNS`].
+fn summary_from_row(row: &Row<'_>) -> Fallible<CurrentVersion> {
+    Ok(CurrentVersion {
+        id: MaterializationId(row.get("id")?),
+        run_id: RunId(row.get("run_id")?),
+        asset: row.get("asset")?,
+        partition: row.get("partition")?,
+        code_version: row.get("code_version")?,
+        input_version: row.get("input_version")?,
+        data_version: row.get("data_version")?,
+        row_count: get_u64(row, "row_count")?,
+        bytes_written: get_u64(row, "bytes_written")?,
+        wall_ms: get_u64(row, "wall_ms")?,
+        committed_at: get_time(row, "committed_at")?,
+    })
+}
+
+fn input_from_row(row: &Row<'_>) -> Fallible<UpstreamVersion> {
+    let kind: String = row.get("kind")?;
+    Ok(UpstreamVersion {
+        name: row.get("name")?,
+        kind: UpstreamKind::parse(&kind)
+            .ok_or_else(|| Fault::Corrupt(format!("unknown upstream kind `{kind}`")))?,
+        partition: row.get("partition")?,
+        data_version: row.get("data_version")?,
+        materialization: row
+            .get::<_, Option<i64>>("upstream_materialization_id")?
+            .map(MaterializationId),
+    })
+}
+
+fn file_from_row(row: &Row<'_>) -> Fallible<FileRecord> {
+    Ok(FileRecord {
+        path: row.get("path")?,
+        size_bytes: get_u64(row, "size_bytes")?,
+        row_count: get_u64(row, "row_count")?,
+    })
+}
+
+fn fingerprint_from_row(row: &Row<'_>) -> Fallible<SourceFingerprint> {
+    Ok(SourceFingerprint {
+        source: row.get("source")?,
+        fingerprint: row.get("fingerprint")?,
+        data_version: row.get("data_version")?,
+        observed_at: get_time(row, "observed_at")?,
+    })
+}
+
+/// Inserts an attempt and moves the (asset, partition)'s latest-attempt pointer.
+fn insert_attempt(tx: &rusqlite::Transaction<'_>, attempt: &NewAttempt) -> Fallible<()> {
+    tx.prepare_cached(
+        r#"INSERT INTO attempts (run_id, asset, "partition", outcome, error, at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6)"#,
+    )?
+    .execute(params![
+        attempt.run_id.0,
+        attempt.asset,
+        attempt.partition,
+        attempt.outcome.as_str(),
+        attempt.error,
+        timestamp(attempt.at),
+    ])?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached(
+        r#"INSERT INTO latest_attempts (asset, "partition", attempt_id) VALUES (?1, ?2, ?3)
+           ON CONFLICT (asset, "partition") DO UPDATE SET attempt_id = excluded.attempt_id"#,
+    )?
+    .execute(params![attempt.asset, attempt.partition, id])?;
+    Ok(())
+}
+
+impl Catalog for SqliteCatalog {
+    fn begin_run(&self, run: &NewRun) -> Result<()> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at, status)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running')"#,
+            )?
+            .execute(params![
+                run.id.0,
+                run.user,
+                run.host,
+                i64::from(run.pid),
+                run.command,
+                run.trigger,
+                timestamp(run.started_at),
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn finish_run(&self, id: &RunId, status: RunStatus, error: Option<&str>) -> Result<()> {
+        let finished_at = (status != RunStatus::Running).then(|| timestamp(Utc::now()));
+        self.with(|conn| {
+            conn.prepare_cached(
+                "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id.0, status.as_str(), error, finished_at])?;
+            Ok(())
+        })
+    }
+
+    fn mark_crashed_runs(&self, is_alive: &dyn Fn(&RunRecord) -> bool) -> Result<Vec<RunId>> {
+        let running = self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"
+            ))?;
+            stmt.query_and_then([], run_from_row)?
+                .collect::<Fallible<Vec<_>>>()
+        })?;
+        // Ask outside the lock: the callback may be slow or use the catalog.
+        let dead: Vec<RunRecord> = running.into_iter().filter(|run| !is_alive(run)).collect();
+        if dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE runs SET status = 'crashed', error = ?2
+                 WHERE id = ?1 AND status = 'running'",
+            )?;
+            let mut marked = Vec::with_capacity(dead.len());
+            for run in dead {
+                // A run that finished meanwhile is left alone.
+                if stmt.execute(params![run.id.0, CRASHED_ERROR])? == 1 {
+                    marked.push(run.id);
+                }
+            }
+            Ok(marked)
+        })
+    }
+
+    fn record_attempt(&self, attempt: &NewAttempt) -> Result<()> {
+        self.write(|tx| insert_attempt(tx, attempt))
+    }
+
+    fn commit_materialization(&self, m: &NewMaterialization) -> Result<MaterializationId> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                r#"INSERT INTO materializations (run_id, asset, "partition", code_version,
+                       input_version, data_version, row_count, bytes_written, wall_ms,
+                       schema_json, committed_at)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"#,
+            )?
+            .execute(params![
+                m.run_id.0,
+                m.asset,
+                m.partition,
+                m.code_version,
+                m.input_version,
+                m.data_version,
+                to_i64(m.row_count, "row_count")?,
+                to_i64(m.bytes_written, "bytes_written")?,
+                to_i64(m.wall_ms, "wall_ms")?,
+                m.schema_json,
+                timestamp(m.committed_at),
+            ])?;
+            let id = tx.last_insert_rowid();
+
+            let mut inputs = tx.prepare_cached(
+                r#"INSERT INTO materialization_inputs (materialization_id, position, name, kind,
+                       "partition", data_version, upstream_materialization_id)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
+            )?;
+            for (position, input) in (0_i64..).zip(&m.inputs) {
+                inputs.execute(params![
+                    id,
+                    position,
+                    input.name,
+                    input.kind.as_str(),
+                    input.partition,
+                    input.data_version,
+                    input.materialization.map(|upstream| upstream.0),
+                ])?;
+            }
+
+            let mut files = tx.prepare_cached(
+                "INSERT INTO materialization_files (materialization_id, position, path,
+                     size_bytes, row_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (position, file) in (0_i64..).zip(&m.files) {
+                files.execute(params![
+                    id,
+                    position,
+                    file.path,
+                    to_i64(file.size_bytes, "size_bytes")?,
+                    to_i64(file.row_count, "row_count")?,
+                ])?;
+            }
+
+            insert_attempt(
+                tx,
+                &NewAttempt {
+                    run_id: m.run_id.clone(),
+                    asset: m.asset.clone(),
+                    partition: m.partition.clone(),
+                    outcome: AttemptOutcome::Materialized,
+                    error: None,
+                    at: m.committed_at,
+                },
+            )?;
+
+            tx.prepare_cached(
+                r#"INSERT INTO current_versions (asset, "partition", materialization_id)
+                   VALUES (?1, ?2, ?3)
+                   ON CONFLICT (asset, "partition")
+                   DO UPDATE SET materialization_id = excluded.materialization_id"#,
+            )?
+            .execute(params![m.asset, m.partition, id])?;
+            Ok(MaterializationId(id))
+        })
+    }
+
+    fn current_versions(&self) -> Result<Vec<CurrentVersion>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                r#"SELECT {SUMMARY_COLUMNS}
+                   FROM current_versions AS c
+                   JOIN materializations AS m ON m.id = c.materialization_id
+                   ORDER BY c.asset, c."partition""#
+            ))?;
+            stmt.query_and_then([], summary_from_row)?.collect()
+        })
+    }
+
+    fn materialization(&self, id: MaterializationId) -> Result<Option<MaterializationRecord>> {
+        self.with(|conn| {
+            // One read transaction, so the three reads see one snapshot.
+            let tx = conn.transaction()?;
+            let row = tx
+                .prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS}, m.schema_json FROM materializations AS m
+                     WHERE m.id = ?1"
+                ))?
+                .query_row([id.0], |row| {
+                    Ok((summary_from_row(row), row.get::<_, String>("schema_json")?))
+                })
+                .optional()?;
+            let Some((summary, schema_json)) = row else {
+                return Ok(None);
+            };
+            let summary = summary?;
+            let inputs = tx
+                .prepare_cached(
+                    r#"SELECT name, kind, "partition", data_version, upstream_materialization_id
+                       FROM materialization_inputs WHERE materialization_id = ?1
+                       ORDER BY position"#,
+                )?
+                .query_and_then([id.0], input_from_row)?
+                .collect::<Fallible<Vec<_>>>()?;
+            let files = tx
+                .prepare_cached(
+                    "SELECT path, size_bytes, row_count
+                     FROM materialization_files WHERE materialization_id = ?1
+                     ORDER BY position",
+                )?
+                .query_and_then([id.0], file_from_row)?
+                .collect::<Fallible<Vec<_>>>()?;
+            tx.finish()?;
+            Ok(Some(MaterializationRecord {
+                id: summary.id,
+                body: NewMaterialization {
+                    run_id: summary.run_id,
+                    asset: summary.asset,
+                    partition: summary.partition,
+                    code_version: summary.code_version,
+                    input_version: summary.input_version,
+                    data_version: summary.data_version,
+                    row_count: summary.row_count,
+                    bytes_written: summary.bytes_written,
+                    wall_ms: summary.wall_ms,
+                    schema_json,
+                    inputs,
+                    files,
+                    committed_at: summary.committed_at,
+                },
+            }))
+        })
+    }
+
+    fn history(&self, asset: &str, limit_to: usize) -> Result<Vec<CurrentVersion>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM materializations AS m
+                 WHERE m.asset = ?1 ORDER BY m.id DESC LIMIT ?2"
+            ))?;
+            stmt.query_and_then(params![asset, limit(limit_to)], summary_from_row)?
+                .collect()
+        })
+    }
+
+    fn latest_attempts(&self) -> Result<Vec<AttemptRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT a.run_id, a.asset, a."partition", a.outcome, a.error, a.at
+                   FROM latest_attempts AS l
+                   JOIN attempts AS a ON a.id = l.attempt_id
+                   ORDER BY l.asset, l."partition""#,
+            )?;
+            stmt.query_and_then([], attempt_from_row)?.collect()
+        })
+    }
+
+    fn runs(&self, limit_to: usize) -> Result<Vec<RunRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1"
+            ))?;
+            stmt.query_and_then([limit(limit_to)], run_from_row)?
+                .collect()
+        })
+    }
+
+    fn source_fingerprints(&self) -> Result<Vec<SourceFingerprint>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT source, fingerprint, data_version, observed_at
+                 FROM source_fingerprints ORDER BY source",
+            )?;
+            stmt.query_and_then([], fingerprint_from_row)?.collect()
+        })
+    }
+
+    fn put_source_fingerprint(&self, fingerprint: &SourceFingerprint) -> Result<()> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO source_fingerprints (source, fingerprint, data_version, observed_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source) DO UPDATE SET
+                     fingerprint = excluded.fingerprint,
+                     data_version = excluded.data_version,
+                     observed_at = excluded.observed_at",
+            )?
+            .execute(params![
+                fingerprint.source,
+                fingerprint.fingerprint,
+                fingerprint.data_version,
+                timestamp(fingerprint.observed_at),
+            ])?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        // Microsecond precision, like what the catalog stores.
+        DateTime::from_timestamp_micros(1_700_000_000_000_000 + seconds * 1_000_000 + 123_456)
+            .unwrap()
+    }
+
+    fn new_run(id: &str, started: i64) -> NewRun {
+        NewRun {
+            id: RunId(id.to_owned()),
+            user: "ada".to_owned(),
+            host: "box".to_owned(),
+            pid: 4242,
+            command: "cairn materialize".to_owned(),
+            trigger: "cli".to_owned(),
+            started_at: at(started),
+        }
+    }
+
+    fn new_materialization(run: &str, asset: &str, data_version: &str) -> NewMaterialization {
+        NewMaterialization {
+            run_id: RunId(run.to_owned()),
+            asset: asset.to_owned(),
+            partition: String::new(),
+            code_version: "code".to_owned(),
+            input_version: "input".to_owned(),
+            data_version: data_version.to_owned(),
+            row_count: 10,
+            bytes_written: 2048,
+            wall_ms: 15,
+            schema_json: r#"[{"name":"id","type":"Int64","nullable":false}]"#.to_owned(),
+            inputs: Vec::new(),
+            files: vec![FileRecord {
+                path: format!("{asset}/{data_version}/part-0.parquet"),
+                size_bytes: 2048,
+                row_count: 10,
+            }],
+            committed_at: at(100),
+        }
+    }
+
+    fn attempt(run: &str, asset: &str, outcome: AttemptOutcome, when: i64) -> NewAttempt {
+        NewAttempt {
+            run_id: RunId(run.to_owned()),
+            asset: asset.to_owned(),
+            partition: String::new(),
+            outcome,
+            error: (outcome == AttemptOutcome::Failed).then(|| "boom".to_owned()),
+            at: at(when),
+        }
+    }
+
+    #[test]
+    fn migrations_are_idempotent_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/dir/catalog.db");
+        {
+            let catalog = SqliteCatalog::open(&path).unwrap();
+            catalog.begin_run(&new_run("r1", 0)).unwrap();
+        }
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        let catalog2 = SqliteCatalog::open(&path).unwrap();
+        let runs = catalog2.runs(10).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].id, RunId("r1".to_owned()));
+        assert_eq!(runs[0].started_at, at(0));
+        let (count, max): (i64, i64) = catalog
+            .lock()
+            .query_row(
+                "SELECT COUNT(*), MAX(version) FROM schema_migrations",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(count, SUPPORTED_VERSION);
+        assert_eq!(max, SUPPORTED_VERSION);
+        let mode: String = catalog
+            .lock()
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = catalog
+            .lock()
+            .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn too_new_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        drop(SqliteCatalog::open(&path).unwrap());
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 'later')",
+                [SUPPORTED_VERSION + 1],
+            )
+            .unwrap();
+        }
+        let error = SqliteCatalog::open(&path).unwrap_err();
+        match error {
+            CatalogError::TooNew {
+                found, supported, ..
+            } => {
+                assert_eq!(found, SUPPORTED_VERSION + 1);
+                assert_eq!(supported, SUPPORTED_VERSION);
+            }
+            other => panic!("expected TooNew, got {other}"),
+        }
+    }
+
+    #[test]
+    fn commit_then_read_back() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        let orders_1 = catalog
+            .commit_materialization(&new_materialization("r1", "orders", "d1"))
+            .unwrap();
+
+        let mut customers = new_materialization("r1", "customers", "d2");
+        customers.inputs = vec![
+            UpstreamVersion {
+                name: "raw_customers".to_owned(),
+                kind: UpstreamKind::Source,
+                partition: String::new(),
+                data_version: "s1".to_owned(),
+                materialization: None,
+            },
+            UpstreamVersion {
+                name: "orders".to_owned(),
+                kind: UpstreamKind::Asset,
+                partition: String::new(),
+                data_version: "d1".to_owned(),
+                materialization: Some(orders_1),
+            },
+            UpstreamVersion {
+                name: "a_last_but_alphabetically_first".to_owned(),
+                kind: UpstreamKind::Source,
+                partition: "2024-01-01".to_owned(),
+                data_version: "s0".to_owned(),
+                materialization: None,
+            },
+        ];
+        customers.files = (0..5)
+            .rev()
+            .map(|i| FileRecord {
+                path: format!("customers/d2/part-{i}.parquet"),
+                size_bytes: 100 + i,
+                row_count: i,
+            })
+            .collect();
+        let customers_id = catalog.commit_materialization(&customers).unwrap();
+
+        let mut orders_2_body = new_materialization("r1", "orders", "d3");
+        orders_2_body.committed_at = at(200);
+        let orders_2 = catalog.commit_materialization(&orders_2_body).unwrap();
+
+        let record = catalog.materialization(customers_id).unwrap().unwrap();
+        assert_eq!(record.id, customers_id);
+        assert_eq!(record.body, customers);
+        assert!(
+            catalog
+                .materialization(MaterializationId(999))
+                .unwrap()
+                .is_none()
+        );
+
+        let current = catalog.current_versions().unwrap();
+        let summary: Vec<_> = current
+            .iter()
+            .map(|c| (c.asset.as_str(), c.id, c.data_version.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("customers", customers_id, "d2"),
+                ("orders", orders_2, "d3")
+            ]
+        );
+        assert_eq!(current[1].committed_at, at(200));
+        assert_eq!(current[1].row_count, 10);
+        assert_eq!(current[1].bytes_written, 2048);
+        assert_eq!(current[1].wall_ms, 15);
+
+        let history = catalog.history("orders", 10).unwrap();
+        let ids: Vec<_> = history.iter().map(|h| h.id).collect();
+        assert_eq!(ids, vec![orders_2, orders_1]);
+        assert_eq!(catalog.history("orders", 1).unwrap().len(), 1);
+        assert_eq!(catalog.history("orders", usize::MAX).unwrap().len(), 2);
+        assert!(catalog.history("nothing", 10).unwrap().is_empty());
+
+        // The commits were recorded as attempts.
+        let attempts = catalog.latest_attempts().unwrap();
+        assert_eq!(attempts.len(), 2);
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a.outcome == AttemptOutcome::Materialized)
+        );
+    }
+
+    #[test]
+    fn commit_is_atomic() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        let mut bad = new_materialization("r1", "orders", "d1");
+        // An upstream that does not exist violates a foreign key, after the
+        // materialization row itself was inserted.
+        bad.inputs.push(UpstreamVersion {
+            name: "ghost".to_owned(),
+            kind: UpstreamKind::Asset,
+            partition: String::new(),
+            data_version: "x".to_owned(),
+            materialization: Some(MaterializationId(77)),
+        });
+        let error = catalog.commit_materialization(&bad).unwrap_err();
+        assert!(
+            matches!(error, CatalogError::Database { ref location, .. } if location == ":memory:")
+        );
+        assert!(catalog.current_versions().unwrap().is_empty());
+        assert!(catalog.history("orders", 10).unwrap().is_empty());
+        assert!(catalog.latest_attempts().unwrap().is_empty());
+
+        let mut huge = new_materialization("r1", "orders", "d1");
+        huge.row_count = u64::MAX;
+        let error = catalog.commit_materialization(&huge).unwrap_err();
+        assert!(matches!(error, CatalogError::Corrupt { .. }), "{error}");
+        assert!(catalog.current_versions().unwrap().is_empty());
+
+        // Unknown run.
+        let error = catalog
+            .commit_materialization(&new_materialization("nope", "orders", "d1"))
+            .unwrap_err();
+        assert!(matches!(error, CatalogError::Database { .. }), "{error}");
+    }
+
+    #[test]
+    fn latest_attempts_picks_the_newest() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        catalog.begin_run(&new_run("r2", 10)).unwrap();
+        catalog
+            .commit_materialization(&new_materialization("r1", "a", "d1"))
+            .unwrap();
+        catalog
+            .record_attempt(&attempt("r1", "b", AttemptOutcome::Failed, 1))
+            .unwrap();
+        catalog
+            .record_attempt(&attempt("r2", "a", AttemptOutcome::Fresh, 11))
+            .unwrap();
+        // Inserted later but with an older timestamp: insertion order wins.
+        catalog
+            .record_attempt(&attempt("r2", "b", AttemptOutcome::Skipped, 0))
+            .unwrap();
+        let mut partitioned = attempt("r2", "b", AttemptOutcome::Failed, 12);
+        partitioned.partition = "2024-01-01".to_owned();
+        catalog.record_attempt(&partitioned).unwrap();
+
+        let latest = catalog.latest_attempts().unwrap();
+        let summary: Vec<_> = latest
+            .iter()
+            .map(|a| {
+                (
+                    a.asset.as_str(),
+                    a.partition.as_str(),
+                    a.run_id.0.as_str(),
+                    a.outcome,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("a", "", "r2", AttemptOutcome::Fresh),
+                ("b", "", "r2", AttemptOutcome::Skipped),
+                ("b", "2024-01-01", "r2", AttemptOutcome::Failed),
+            ]
+        );
+        assert_eq!(latest[2].error.as_deref(), Some("boom"));
+        assert_eq!(latest[2].at, at(12));
+    }
+
+    #[test]
+    fn runs_and_crash_detection() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        for (id, started) in [("r1", 0), ("r2", 10), ("r3", 20), ("r4", 30)] {
+            catalog.begin_run(&new_run(id, started)).unwrap();
+        }
+        catalog
+            .finish_run(&RunId("r1".to_owned()), RunStatus::Succeeded, None)
+            .unwrap();
+        catalog
+            .finish_run(&RunId("r2".to_owned()), RunStatus::Failed, Some("bad"))
+            .unwrap();
+
+        // r3 is dead, r4 alive; finished runs are never asked about.
+        let asked = std::cell::RefCell::new(Vec::new());
+        let marked = catalog
+            .mark_crashed_runs(&|run: &RunRecord| {
+                asked.borrow_mut().push(run.id.0.clone());
+                run.id.0 == "r4"
+            })
+            .unwrap();
+        assert_eq!(marked, vec![RunId("r3".to_owned())]);
+        assert_eq!(asked.into_inner(), vec!["r3".to_owned(), "r4".to_owned()]);
+
+        let runs = catalog.runs(10).unwrap();
+        let summary: Vec<_> = runs
+            .iter()
+            .map(|r| (r.id.0.as_str(), r.status, r.error.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("r4", RunStatus::Running, None),
+                ("r3", RunStatus::Crashed, Some(CRASHED_ERROR)),
+                ("r2", RunStatus::Failed, Some("bad")),
+                ("r1", RunStatus::Succeeded, None),
+            ]
+        );
+        assert!(runs[0].finished_at.is_none());
+        assert!(runs[1].finished_at.is_none());
+        assert!(runs[2].finished_at.is_some());
+        assert_eq!(runs[3].pid, 4242);
+        assert_eq!(runs[3].trigger, "cli");
+        assert_eq!(catalog.runs(2).unwrap().len(), 2);
+
+        // Nothing left to mark.
+        let marked = catalog.mark_crashed_runs(&|_: &RunRecord| false).unwrap();
+        assert_eq!(marked, vec![RunId("r4".to_owned())]);
+        assert!(
+            catalog
+                .mark_crashed_runs(&|_: &RunRecord| false)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn source_fingerprints_upsert() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        let first = SourceFingerprint {
+            source: "raw".to_owned(),
+            fingerprint: "f1".to_owned(),
+            data_version: "v1".to_owned(),
+            observed_at: at(1),
+        };
+        let other = SourceFingerprint {
+            source: "events".to_owned(),
+            fingerprint: "f9".to_owned(),
+            data_version: "v9".to_owned(),
+            observed_at: at(2),
+        };
+        catalog.put_source_fingerprint(&first).unwrap();
+        catalog.put_source_fingerprint(&other).unwrap();
+        let second = SourceFingerprint {
+            fingerprint: "f2".to_owned(),
+            data_version: "v2".to_owned(),
+            observed_at: at(3),
+            ..first.clone()
+        };
+        catalog.put_source_fingerprint(&second).unwrap();
+        assert_eq!(catalog.source_fingerprints().unwrap(), vec![other, second]);
+    }
+
+    #[test]
+    fn unparsable_timestamp_is_corrupt() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog
+            .lock()
+            .execute(
+                "INSERT INTO source_fingerprints VALUES ('s', 'f', 'v', 'yesterday')",
+                [],
+            )
+            .unwrap();
+        let error = catalog.source_fingerprints().unwrap_err();
+        assert!(matches!(error, CatalogError::Corrupt { .. }), "{error}");
+    }
+
+    #[test]
+    fn poisoned_lock_is_recovered() {
+        let catalog = std::sync::Arc::new(SqliteCatalog::open_in_memory().unwrap());
+        let poisoner = std::sync::Arc::clone(&catalog);
+        let joined = std::thread::spawn(move || {
+            let _guard = poisoner.conn.lock().unwrap();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(joined.is_err());
+        assert!(catalog.conn.is_poisoned());
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        assert_eq!(catalog.runs(1).unwrap().len(), 1);
+    }
+}

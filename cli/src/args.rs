@@ -1,0 +1,121 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Cairn: declare tables, let Cairn work out what is stale, materialize it.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The project folder (the one holding cairn.toml).
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    pub project: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output of most commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// Output of `cairn query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// An aligned table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring the selected assets up to date (stale upstreams are refreshed on the way).
+    Materialize(MaterializeArgs),
+    /// Show which assets are fresh, stale (and why), failed or never materialized.
+    Status(StatusArgs),
+    /// Run read-only SQL over the committed versions of all assets and sources.
+    Query(QueryArgs),
+    /// Show an asset's definition, versions, dependencies, files and history.
+    Show(ShowArgs),
+    /// Show the asset graph around an asset.
+    Lineage(LineageArgs),
+}
+
+/// `cairn materialize`.
+#[derive(Debug, Args)]
+pub struct MaterializeArgs {
+    /// Assets to materialize: `name`, `+name` (with upstream), `name+` (with downstream), `*`.
+    /// None: everything stale.
+    #[arg(value_name = "SELECTION")]
+    pub selection: Vec<String>,
+    /// Rebuild the selected assets even when fresh.
+    #[arg(long)]
+    pub force: bool,
+    /// How many assets to compute at once (default: number of cores).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `cairn status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Assets to report on (same syntax as materialize); none: all.
+    #[arg(value_name = "SELECTION")]
+    pub selection: Vec<String>,
+    /// Exit with 1 when any selected asset is not fresh (a CI freshness gate).
+    #[arg(long)]
+    pub check: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `cairn query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL (a SELECT over asset and source names).
+    pub sql: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+}
+
+/// `cairn show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The asset.
+    pub asset: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `cairn lineage`.
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    /// The asset (or source).
+    pub asset: String,
+    /// Only what it reads from.
+    #[arg(long, conflicts_with = "downstream")]
+    pub upstream: bool,
+    /// Only what reads from it.
+    #[arg(long)]
+    pub downstream: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}

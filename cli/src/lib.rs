@@ -1,0 +1,88 @@
+//! `cairn-cli` is the only crate that knows the terminal: argument parsing
+//! (clap), text and JSON output, progress display and exit codes. Domain
+//! types from the engine are rendered here, never turned into wire types
+//! elsewhere.
+//!
+//! Exit codes: 0 success; 1 something failed or (with `--check`) is not
+//! fresh; 2 a usage or project error (nothing was run or written).
+#![deny(missing_docs)]
+
+mod args;
+mod commands;
+mod output;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::Cli;
+
+/// The failure of a command, already classified for the exit code.
+pub(crate) enum Failure {
+    /// User input is at fault (exit 2).
+    Usage(String),
+    /// Something failed at run time (exit 1).
+    Runtime(String),
+    /// Already reported; exit with this code.
+    Reported(u8),
+}
+
+impl From<cairn_engine::EngineError> for Failure {
+    fn from(e: cairn_engine::EngineError) -> Self {
+        if e.is_user_error() {
+            Failure::Usage(e.to_string())
+        } else {
+            Failure::Runtime(e.to_string())
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::Reported(0)
+        } else {
+            Failure::Runtime(format!("writing output: {e}"))
+        }
+    }
+}
+
+/// Parses the command line, runs the command, prints errors once and
+/// returns the process exit code.
+pub fn main_exit_code() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing();
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure::Reported(code)) => ExitCode::from(code),
+        Err(Failure::Usage(message)) => {
+            report(&message);
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(message)) => {
+            report(&message);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn report(message: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {message}");
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

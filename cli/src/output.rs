@@ -1,0 +1,130 @@
+//! Rendering helpers: sizes, durations, JSON, live progress.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use cairn_engine::{AssetOutcome, AssetResult, Progress, RunEvent};
+
+use crate::Failure;
+
+/// `1.5 KiB`, `3.2 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// `35 ms`, `2.4 s`.
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1000.0 { format!("{ms:.0} ms") } else { format!("{:.1} s", ms / 1000.0) }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Runtime(format!("JSON output: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// One line describing an asset's result.
+pub fn result_line(result: &AssetResult) -> String {
+    let what = match &result.outcome {
+        AssetOutcome::Materialized(m) => {
+            let change = if m.data_changed { "" } else { ", data unchanged" };
+            format!(
+                "materialized  {} rows, {}, {}{change}",
+                m.rows,
+                bytes(m.bytes_written),
+                duration(m.wall)
+            )
+        }
+        AssetOutcome::Fresh { early_cutoff: true } => "fresh         upstream rebuilt with identical data".to_owned(),
+        AssetOutcome::Fresh { early_cutoff: false } => "fresh".to_owned(),
+        AssetOutcome::Failed { error } => format!("FAILED        {error}"),
+        AssetOutcome::Skipped { upstream } => format!("skipped       upstream {upstream} failed"),
+    };
+    format!("  {:<28} {what}", result.asset)
+}
+
+/// Live progress for `materialize`: on a terminal a spinner on stderr plus
+/// one line per finished asset; elsewhere (CI, pipes) plain lines only.
+/// Quiet when the output is JSON.
+pub struct RunProgress {
+    quiet: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    state: Mutex<(usize, usize, Vec<String>)>,
+}
+
+impl RunProgress {
+    /// A progress display; `quiet` for JSON output.
+    pub fn new(quiet: bool) -> Self {
+        RunProgress {
+            quiet,
+            bar: Mutex::new(None),
+            state: Mutex::new((0, 0, Vec::new())),
+        }
+    }
+
+    fn println(&self, line: &str) {
+        let bar = self.bar.lock().unwrap_or_else(|p| p.into_inner());
+        match bar.as_ref() {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
+        }
+    }
+
+    /// Removes the spinner.
+    pub fn finish(&self) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for RunProgress {
+    fn event(&self, event: RunEvent<'_>) {
+        if self.quiet {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            RunEvent::RunStarted { run_id, planned } => {
+                state.1 = planned.len();
+                self.println(&format!("run {run_id}: {} asset(s) to check", planned.len()));
+                if std::io::stderr().is_terminal() {
+                    let bar = ProgressBar::new(planned.len() as u64);
+                    if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed} {wide_msg}") {
+                        bar.set_style(style);
+                    }
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    *self.bar.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
+                }
+            }
+            RunEvent::AssetStarted { asset } => {
+                state.2.push(asset.to_owned());
+                if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    bar.set_message(format!("running: {}", state.2.join(", ")));
+                }
+            }
+            RunEvent::AssetFinished { result } => {
+                state.0 += 1;
+                state.2.retain(|a| a != &result.asset);
+                self.println(&result_line(result));
+                if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    bar.set_position(state.0 as u64);
+                    bar.set_message(format!("running: {}", state.2.join(", ")));
+                }
+            }
+        }
+    }
+}

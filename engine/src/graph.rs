@@ -1,0 +1,211 @@
+//! The asset graph: sources and assets as nodes, edges from each upstream
+//! to the assets that read it (petgraph). Built once per command.
+
+use std::collections::{BTreeSet, HashMap};
+
+use petgraph::Direction;
+use petgraph::algo::{kosaraju_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{Bfs, Reversed, Walker};
+
+use cairn_assets::{Diagnostic, Project, ProjectError};
+
+/// Whether a node is a source or an asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// Declared source files.
+    Source,
+    /// A SQL asset.
+    Asset,
+}
+
+/// The dependency graph of a project, acyclic by construction.
+#[derive(Debug, Clone)]
+pub struct AssetGraph {
+    graph: DiGraph<(String, NodeKind), ()>,
+    index: HashMap<String, NodeIndex>,
+    /// Every node in dependency order (upstream first; ties by name).
+    order: Vec<NodeIndex>,
+}
+
+impl AssetGraph {
+    /// Builds the graph; a cycle is reported with the files and lines that
+    /// close it.
+    pub fn build(project: &Project) -> Result<AssetGraph, ProjectError> {
+        let mut graph = DiGraph::new();
+        let mut index = HashMap::new();
+        for name in project.sources.keys() {
+            index.insert(name.clone(), graph.add_node((name.clone(), NodeKind::Source)));
+        }
+        for name in project.assets.keys() {
+            index.insert(name.clone(), graph.add_node((name.clone(), NodeKind::Asset)));
+        }
+        for asset in project.assets.values() {
+            for up in &asset.upstream {
+                if let (Some(&from), Some(&to)) = (index.get(up), index.get(&asset.name)) {
+                    graph.add_edge(from, to, ());
+                }
+            }
+        }
+        if toposort(&graph, None).is_err() {
+            return Err(cycle_error(&graph, project));
+        }
+        // Deterministic order: Kahn's algorithm taking the smallest name first.
+        let mut indegree: HashMap<NodeIndex, usize> = graph
+            .node_indices()
+            .map(|n| (n, graph.neighbors_directed(n, Direction::Incoming).count()))
+            .collect();
+        let mut ready: BTreeSet<(String, NodeIndex)> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| (graph[*n].0.clone(), *n))
+            .collect();
+        let mut order = Vec::with_capacity(graph.node_count());
+        while let Some((_, n)) = ready.pop_first() {
+            order.push(n);
+            for next in graph.neighbors_directed(n, Direction::Outgoing) {
+                if let Some(d) = indegree.get_mut(&next) {
+                    *d -= 1;
+                    if *d == 0 {
+                        ready.insert((graph[next].0.clone(), next));
+                    }
+                }
+            }
+        }
+        Ok(AssetGraph { graph, index, order })
+    }
+
+    /// Every node name in dependency order.
+    pub fn order(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(|n| self.graph[*n].0.as_str())
+    }
+
+    /// Asset names (not sources) in dependency order.
+    pub fn assets_in_order(&self) -> impl Iterator<Item = &str> {
+        self.order
+            .iter()
+            .filter(|n| self.graph[**n].1 == NodeKind::Asset)
+            .map(|n| self.graph[*n].0.as_str())
+    }
+
+    /// Whether the graph has a node called `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// The kind of `name`.
+    pub fn kind(&self, name: &str) -> Option<NodeKind> {
+        self.index.get(name).map(|n| self.graph[*n].1)
+    }
+
+    /// Every node name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.index.keys().map(String::as_str)
+    }
+
+    /// Direct upstreams of `name`, sorted.
+    pub fn upstream(&self, name: &str) -> Vec<&str> {
+        self.neighbors(name, Direction::Incoming)
+    }
+
+    /// Direct downstreams of `name`, sorted.
+    pub fn downstream(&self, name: &str) -> Vec<&str> {
+        self.neighbors(name, Direction::Outgoing)
+    }
+
+    fn neighbors(&self, name: &str, dir: Direction) -> Vec<&str> {
+        let Some(&n) = self.index.get(name) else {
+            return Vec::new();
+        };
+        let mut v: Vec<&str> = self
+            .graph
+            .neighbors_directed(n, dir)
+            .map(|m| self.graph[m].0.as_str())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Everything upstream of `name` (transitively), excluding itself.
+    pub fn ancestors(&self, name: &str) -> BTreeSet<String> {
+        let Some(&n) = self.index.get(name) else {
+            return BTreeSet::new();
+        };
+        Bfs::new(Reversed(&self.graph), n)
+            .iter(Reversed(&self.graph))
+            .filter(|m| *m != n)
+            .map(|m| self.graph[m].0.clone())
+            .collect()
+    }
+
+    /// Everything downstream of `name` (transitively), excluding itself.
+    pub fn descendants(&self, name: &str) -> BTreeSet<String> {
+        let Some(&n) = self.index.get(name) else {
+            return BTreeSet::new();
+        };
+        Bfs::new(&self.graph, n)
+            .iter(&self.graph)
+            .filter(|m| *m != n)
+            .map(|m| self.graph[m].0.clone())
+            .collect()
+    }
+}
+
+/// Names one concrete cycle (a -> b -> a) and where each edge is written.
+fn cycle_error(graph: &DiGraph<(String, NodeKind), ()>, project: &Project) -> ProjectError {
+    let mut diagnostics = Vec::new();
+    let mut components = kosaraju_scc(graph);
+    components.sort_by_key(|c| c.iter().map(|n| graph[*n].0.clone()).min());
+    for component in components {
+        let is_cycle = component.len() > 1
+            || component
+                .first()
+                .is_some_and(|n| graph.contains_edge(*n, *n));
+        if !is_cycle {
+            continue;
+        }
+        let members: BTreeSet<NodeIndex> = component.iter().copied().collect();
+        let Some(&start) = component.iter().min_by_key(|n| graph[**n].0.clone()) else {
+            continue;
+        };
+        // Walk downstream inside the component until we are back at start.
+        let mut path = vec![start];
+        let mut current = start;
+        for _ in 0..=members.len() {
+            let mut next: Vec<NodeIndex> = graph
+                .neighbors_directed(current, Direction::Outgoing)
+                .filter(|m| members.contains(m))
+                .collect();
+            next.sort_by_key(|m| (*m != start, graph[*m].0.clone()));
+            let Some(&step) = next.iter().find(|m| **m == start || !path.contains(m)) else {
+                break;
+            };
+            if step == start {
+                break;
+            }
+            path.push(step);
+            current = step;
+        }
+        let names: Vec<&str> = path.iter().map(|n| graph[*n].0.as_str()).collect();
+        // Report at the file of the first asset, at its reference to the last.
+        let first = names.first().copied().unwrap_or_default();
+        let last = names.last().copied().unwrap_or_default();
+        let (file, line) = match project.assets.get(first) {
+            Some(a) => (a.file.clone(), a.reference_lines.get(last).copied()),
+            None => (std::path::PathBuf::from("assets"), None),
+        };
+        let mut chain = names.join(" -> ");
+        chain.push_str(" -> ");
+        chain.push_str(first);
+        diagnostics.push(
+            Diagnostic::new(file, line, format!("dependency cycle: {chain}")).with_hint(format!(
+                "an asset cannot read itself, directly or through others; remove the reference to `{last}` here or break the chain elsewhere"
+            )),
+        );
+    }
+    if diagnostics.is_empty() {
+        diagnostics.push(Diagnostic::new("assets", None, "dependency cycle between assets"));
+    }
+    ProjectError { diagnostics }
+}

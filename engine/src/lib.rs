@@ -1,0 +1,47 @@
+//! `cairn-engine` turns a project into committed data. It owns the asset
+//! graph, versions and staleness, planning, execution through DataFusion
+//! and object-store I/O.
+//!
+//! ```text
+//!  Project (cairn-assets) ──► AssetGraph ──► Snapshot: code / source / input
+//!                                            versions + catalog's current
+//!                                                   │ assess()  (pure)
+//!                                                   ▼
+//!                      per-asset AssetStatus (fresh | stale: causes)
+//!                                                   │ materialize()
+//!                                                   ▼
+//!   schedule (topological, --jobs) ─► just before each asset: recompute its
+//!   input version from upstream *data* versions; unchanged ⇒ early cutoff
+//!                                                   │ else
+//!                                                   ▼
+//!   DataFusion plan ─► execute stream ─► hash rows (data version)
+//!                                    └─► new immutable Parquet file(s)
+//!                                                   │
+//!                                                   ▼
+//!           Catalog::commit_materialization (one transaction) ─► visible
+//! ```
+//!
+//! Invariants: readers resolve files only through the catalog, so a file
+//! is visible only once its commit succeeded; nothing stale means no
+//! DataFusion session is created at all; the engine never writes SQL for
+//! the catalog.
+#![deny(missing_docs)]
+
+mod error;
+pub mod graph;
+mod query;
+pub mod run;
+pub mod selection;
+pub mod sources;
+pub mod status;
+pub mod storage;
+mod tables;
+pub mod version;
+mod whoami;
+mod workspace;
+
+pub use error::EngineError;
+pub use graph::AssetGraph;
+pub use run::{AssetOutcome, AssetResult, MaterializeOptions, Progress, RunEvent, RunReport};
+pub use status::{AssetState, AssetStatus, StaleCause};
+pub use workspace::{AssetDetails, Snapshot, Workspace};

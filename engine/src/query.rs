@@ -1,0 +1,49 @@
+//! Ad-hoc SQL over committed asset versions and sources (`cairn query`).
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::resolve::resolve_table_references;
+
+use crate::error::EngineError;
+use crate::run::read_only;
+use crate::tables::{new_session, register_committed, register_source};
+use crate::workspace::Workspace;
+
+pub(crate) async fn run_query(ws: &Workspace, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+    let q = |e: datafusion::error::DataFusionError| EngineError::Query(e.strip_backtrace());
+    // Register only what the query reads, and say clearly when it reads an
+    // asset that has no committed version yet.
+    let statements = DFParser::parse_sql(sql).map_err(q)?;
+    let mut tables = Vec::new();
+    for statement in &statements {
+        let (relations, _) = resolve_table_references(statement, true).map_err(q)?;
+        tables.extend(relations.into_iter().map(|r| r.table().to_owned()));
+    }
+    tables.sort();
+    tables.dedup();
+
+    let ctx = new_session(&ws.storage).map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+    let current = ws.catalog.current_versions()?;
+    for name in &tables {
+        if let Some(source) = ws.project.sources.get(name) {
+            register_source(&ctx, source).await.map_err(q)?;
+        } else if ws.project.assets.contains_key(name) {
+            let Some(cur) = current.iter().find(|c| &c.asset == name && c.partition.is_empty()) else {
+                return Err(EngineError::Usage(format!(
+                    "asset `{name}` has not been materialized yet; run `cairn materialize {name}` first"
+                )));
+            };
+            let files: Vec<String> = ws
+                .catalog
+                .materialization(cur.id)?
+                .map(|m| m.body.files.into_iter().map(|f| f.path).collect())
+                .unwrap_or_default();
+            register_committed(&ctx, &ws.storage, name, &files).await.map_err(q)?;
+        }
+    }
+    let df = ctx.sql_with_options(sql, read_only()).await.map_err(q)?;
+    let schema = df.schema().inner().clone();
+    let batches = df.collect().await.map_err(q)?;
+    Ok((schema, batches))
+}

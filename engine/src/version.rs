@@ -1,0 +1,195 @@
+//! Versions, all blake3, as DESIGN.md defines them:
+//! - code version: the normalized definition;
+//! - source data version: the content of the source's files;
+//! - input version: code version + partition key + the data versions of
+//!   every upstream partition read, in a stable order;
+//! - data version: the content of the written output.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::error::Result as DfResult;
+
+use cairn_assets::SqlAsset;
+
+/// Domain separators so that no two kinds of version can collide.
+const CODE_DOMAIN: &[u8] = b"cairn/code/v1\0";
+const INPUT_DOMAIN: &[u8] = b"cairn/input/v1\0";
+const DATA_DOMAIN: &[u8] = b"cairn/data/v1\0";
+
+/// The code version of a SQL asset: its normalized query, so comments and
+/// formatting do not matter. (No config key of this issue affects output;
+/// output-affecting keys will be appended here.)
+pub fn code_version(asset: &SqlAsset) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(CODE_DOMAIN);
+    h.update(asset.normalized_sql.as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+/// One upstream partition read by a materialization.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UpstreamInput<'a> {
+    /// Upstream name.
+    pub name: &'a str,
+    /// Upstream partition key (`""` when unpartitioned).
+    pub partition: &'a str,
+    /// Its data version.
+    pub data_version: &'a str,
+}
+
+/// The input version of one partition of an asset. `inputs` may come in any
+/// order; they are sorted here so the version is stable.
+pub fn input_version(code_version: &str, partition: &str, inputs: &[UpstreamInput<'_>]) -> String {
+    let mut sorted: Vec<&UpstreamInput<'_>> = inputs.iter().collect();
+    sorted.sort();
+    let mut h = blake3::Hasher::new();
+    h.update(INPUT_DOMAIN);
+    write_field(&mut h, code_version.as_bytes());
+    write_field(&mut h, partition.as_bytes());
+    for input in sorted {
+        write_field(&mut h, input.name.as_bytes());
+        write_field(&mut h, input.partition.as_bytes());
+        write_field(&mut h, input.data_version.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Length-prefixed so that ("ab","c") and ("a","bc") hash differently.
+fn write_field(h: &mut blake3::Hasher, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// Computes the data version of an output while it streams by.
+///
+/// A table is a multiset of rows: the version must not depend on the order
+/// DataFusion's parallel execution happens to emit rows in, or early cutoff
+/// would never fire. Each row is encoded with Arrow's row format (a
+/// deterministic, type-aware byte encoding), hashed with blake3, and the
+/// 256-bit row hashes are summed (mod 2^256 by lanes); the final version
+/// hashes the schema, the row count and that sum.
+pub struct DataHasher {
+    converter: RowConverter,
+    schema_fingerprint: String,
+    rows: u64,
+    sum: [u64; 4],
+}
+
+impl DataHasher {
+    /// A hasher for batches of `schema`.
+    pub fn new(schema: &Schema) -> DfResult<Self> {
+        let fields = schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        Ok(DataHasher {
+            converter: RowConverter::new(fields)?,
+            schema_fingerprint: schema_fingerprint(schema),
+            rows: 0,
+            sum: [0; 4],
+        })
+    }
+
+    /// Adds a batch.
+    pub fn update(&mut self, batch: &RecordBatch) -> DfResult<()> {
+        let rows = self.converter.convert_columns(batch.columns())?;
+        for row in rows.iter() {
+            let digest = blake3::hash(row.as_ref());
+            for (lane, chunk) in self.sum.iter_mut().zip(digest.as_bytes().chunks_exact(8)) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                *lane = lane.wrapping_add(u64::from_le_bytes(word));
+            }
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// The data version.
+    pub fn finish(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(DATA_DOMAIN);
+        write_field(&mut h, self.schema_fingerprint.as_bytes());
+        h.update(&self.rows.to_le_bytes());
+        for lane in self.sum {
+            h.update(&lane.to_le_bytes());
+        }
+        h.finalize().to_hex().to_string()
+    }
+}
+
+/// Column names and types (not nullability, which DataFusion may infer
+/// differently for the same data).
+fn schema_fingerprint(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A short, readable prefix of a version for display.
+pub fn short(version: &str) -> &str {
+    version.get(..12).unwrap_or(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    use super::*;
+
+    fn batch(ids: &[i64], names: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names.to_vec())),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn version(batches: &[RecordBatch]) -> String {
+        let mut h = DataHasher::new(&batches[0].schema()).unwrap_or_else(|e| panic!("{e}"));
+        for b in batches {
+            h.update(b).unwrap_or_else(|e| panic!("{e}"));
+        }
+        h.finish()
+    }
+
+    #[test]
+    fn data_version_ignores_row_order_and_batching() {
+        let a = version(&[batch(&[1, 2, 3], &["a", "b", "c"])]);
+        let b = version(&[batch(&[3], &["c"]), batch(&[2, 1], &["b", "a"])]);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn data_version_sees_values_and_duplicates() {
+        let a = version(&[batch(&[1, 2], &["a", "b"])]);
+        assert_ne!(a, version(&[batch(&[1, 2], &["a", "x"])]));
+        assert_ne!(a, version(&[batch(&[1, 2, 2], &["a", "b", "b"])]));
+    }
+
+    #[test]
+    fn input_version_is_order_independent_and_sensitive() {
+        let x = UpstreamInput { name: "a", partition: "", data_version: "1" };
+        let y = UpstreamInput { name: "b", partition: "", data_version: "2" };
+        let v1 = input_version("code", "", &[x.clone(), y.clone()]);
+        assert_eq!(v1, input_version("code", "", &[y.clone(), x.clone()]));
+        assert_ne!(v1, input_version("code2", "", &[x.clone(), y.clone()]));
+        let y2 = UpstreamInput { data_version: "3", ..y };
+        assert_ne!(v1, input_version("code", "", &[x, y2]));
+    }
+}

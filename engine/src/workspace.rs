@@ -1,0 +1,190 @@
+//! A project opened for work: loaded definitions, graph, catalog, storage.
+//! The entry point the CLI (and later the API) calls.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use serde::Serialize;
+
+use cairn_assets::Project;
+use cairn_catalog::{AttemptRecord, Catalog, CurrentVersion, MaterializationRecord, RunRecord, open_catalog};
+
+use crate::error::EngineError;
+use crate::graph::AssetGraph;
+use crate::run::{MaterializeOptions, Progress, RunReport};
+use crate::status::{AssetStatus, Inputs, assess};
+use crate::storage::Storage;
+use crate::version::code_version;
+use crate::{query, run, selection, sources, whoami};
+
+/// An opened project.
+pub struct Workspace {
+    /// Definitions.
+    pub project: Arc<Project>,
+    /// The dependency graph.
+    pub graph: AssetGraph,
+    /// The metadata store.
+    pub catalog: Arc<dyn Catalog>,
+    /// Output storage.
+    pub storage: Storage,
+}
+
+/// Everything known about the project's versions right now.
+pub struct Snapshot {
+    /// Code version per asset.
+    pub code_versions: HashMap<String, String>,
+    /// Data version per source.
+    pub source_versions: BTreeMap<String, String>,
+    /// Current committed version per asset.
+    pub current: HashMap<String, CurrentVersion>,
+    /// Assessment of every asset, in dependency order.
+    pub statuses: Vec<AssetStatus>,
+}
+
+/// Everything `cairn show` prints about an asset.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssetDetails {
+    /// Its status now.
+    pub status: AssetStatus,
+    /// Its definition file.
+    pub file: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// SQL as written.
+    pub sql: String,
+    /// Direct upstreams.
+    pub upstream: Vec<String>,
+    /// Direct downstreams.
+    pub downstream: Vec<String>,
+    /// The current version with its inputs and files.
+    pub current: Option<MaterializationRecord>,
+    /// Committed versions, newest first.
+    pub history: Vec<CurrentVersion>,
+    /// Its latest attempt.
+    pub last_attempt: Option<AttemptRecord>,
+}
+
+impl Workspace {
+    /// Loads the project in `dir` and opens its catalog and storage. The
+    /// project is validated before anything is created on disk.
+    pub fn open(dir: &Path) -> Result<Workspace, EngineError> {
+        let project = Project::load(dir)?;
+        let graph = AssetGraph::build(&project)?;
+        let storage = Storage::open(&project.config.storage.url, &project.root)?;
+        let catalog: Arc<dyn Catalog> = Arc::from(open_catalog(&project.config.catalog.url, &project.root)?);
+        let this_host = whoami::host();
+        catalog.mark_crashed_runs(&|run: &RunRecord| run.host != this_host || whoami::process_alive(run.pid))?;
+        Ok(Workspace {
+            project: Arc::new(project),
+            graph,
+            catalog,
+            storage,
+        })
+    }
+
+    /// Reads versions and assesses every asset.
+    pub fn snapshot(&self) -> Result<Snapshot, EngineError> {
+        let code_versions: HashMap<String, String> = self
+            .project
+            .assets
+            .values()
+            .map(|a| (a.name.clone(), code_version(a)))
+            .collect();
+        let source_versions = sources::source_versions(&self.project, self.catalog.as_ref())?;
+        let current: HashMap<String, CurrentVersion> = self
+            .catalog
+            .current_versions()?
+            .into_iter()
+            .filter(|c| c.partition.is_empty() && self.project.assets.contains_key(&c.asset))
+            .map(|c| (c.asset.clone(), c))
+            .collect();
+        let attempts: HashMap<String, AttemptRecord> = self
+            .catalog
+            .latest_attempts()?
+            .into_iter()
+            .map(|a| (a.asset.clone(), a))
+            .collect();
+        let catalog = Arc::clone(&self.catalog);
+        let recorded = move |id| catalog.materialization(id).ok().flatten().map(|m| m.body.inputs);
+        let statuses = assess(&Inputs {
+            graph: &self.graph,
+            code_versions: &code_versions,
+            source_versions: &source_versions,
+            current: &current,
+            attempts: &attempts,
+            recorded_inputs: &recorded,
+        });
+        Ok(Snapshot {
+            code_versions,
+            source_versions,
+            current,
+            statuses,
+        })
+    }
+
+    /// The status of the selected assets (all when `selection` is empty).
+    pub fn status(&self, selection: &[String]) -> Result<Vec<AssetStatus>, EngineError> {
+        let selected = selection::resolve(&self.graph, selection)?;
+        let snapshot = self.snapshot()?;
+        Ok(snapshot
+            .statuses
+            .into_iter()
+            .filter(|s| selected.contains(&s.name))
+            .collect())
+    }
+
+    /// Brings the selected assets up to date (see [`crate::run`]).
+    pub async fn materialize(&self, opts: &MaterializeOptions, progress: &dyn Progress) -> Result<RunReport, EngineError> {
+        run::materialize(self, opts, progress).await
+    }
+
+    /// Runs ad-hoc read-only SQL over the committed versions of all assets
+    /// and all sources.
+    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+        query::run_query(self, sql).await
+    }
+
+    /// Details of one asset.
+    pub fn details(&self, name: &str) -> Result<AssetDetails, EngineError> {
+        let Some(asset) = self.project.assets.get(name) else {
+            let hint = cairn_assets::closest_name(name, self.graph.names())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            let what = if self.project.sources.contains_key(name) {
+                format!("`{name}` is a source, not an asset; its declaration is in cairn.toml")
+            } else {
+                format!("unknown asset `{name}`{hint}")
+            };
+            return Err(EngineError::Usage(what));
+        };
+        let snapshot = self.snapshot()?;
+        let Some(status) = snapshot.statuses.into_iter().find(|s| s.name == name) else {
+            return Err(EngineError::Internal(format!("no status for `{name}`")));
+        };
+        let current = match &status.current {
+            Some(c) => self.catalog.materialization(c.id)?,
+            None => None,
+        };
+        let last_attempt = self.catalog.latest_attempts()?.into_iter().find(|a| a.asset == name);
+        Ok(AssetDetails {
+            file: asset.file.display().to_string(),
+            description: asset.description.clone(),
+            owner: asset.owner.clone(),
+            tags: asset.tags.clone(),
+            sql: asset.sql.clone(),
+            upstream: self.graph.upstream(name).into_iter().map(str::to_owned).collect(),
+            downstream: self.graph.downstream(name).into_iter().map(str::to_owned).collect(),
+            history: self.catalog.history(name, 20)?,
+            current,
+            last_attempt,
+            status,
+        })
+    }
+}
