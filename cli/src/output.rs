@@ -48,7 +48,7 @@ pub fn result_line(result: &AssetResult) -> String {
                 duration(m.wall)
             )
         }
-        AssetOutcome::Fresh { early_cutoff: true } => "fresh         upstream rebuilt with identical data".to_owned(),
+        AssetOutcome::Fresh { early_cutoff: true } => "fresh         upstream data unchanged".to_owned(),
         AssetOutcome::Fresh { early_cutoff: false } => "fresh".to_owned(),
         AssetOutcome::Failed { error } => format!("FAILED        {error}"),
         AssetOutcome::Skipped { upstream } => format!("skipped       upstream {upstream} failed"),
