@@ -154,7 +154,10 @@ async fn query(ws: &Workspace, args: QueryArgs) -> Result<u8, Failure> {
             }
         }
         QueryFormat::Json => {
-            let mut writer = datafusion::arrow::json::ArrayWriter::new(&mut out);
+            // Explicit nulls: every row has every column, as readers expect.
+            let mut writer = datafusion::arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut out);
             for b in &batches {
                 writer.write(b).map_err(fail)?;
             }

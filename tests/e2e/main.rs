@@ -1,1 +1,10 @@
+//! End-to-end tests: the real `cairn` binary on real projects, real
+//! DataFusion, real Parquet files and a real SQLite catalog.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod bad_input;
+mod crash;
+mod external_reader;
+mod failures;
+mod spine;
+mod util;

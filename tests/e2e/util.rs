@@ -1,0 +1,184 @@
+//! Running the real `cairn` binary on a throw-away copy of a project.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A project copied into a temporary directory.
+pub struct Project {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+/// Path of the bundled example warehouse.
+pub fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/warehouse")
+}
+
+impl Project {
+    /// A fresh copy of the bundled example warehouse (without outputs).
+    pub fn example() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("warehouse-project");
+        copy_dir(&example_dir(), &root);
+        let _ = fs::remove_dir_all(root.join("warehouse"));
+        let _ = fs::remove_dir_all(root.join(".cairn"));
+        Project { _dir: dir, root }
+    }
+
+    /// An empty project with the given files (path, content).
+    pub fn with_files(files: &[(&str, &str)]) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("p");
+        fs::create_dir_all(&root).unwrap();
+        let project = Project { _dir: dir, root };
+        for (path, content) in files {
+            project.write(path, content);
+        }
+        project
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// Replaces `from` by `to` in a project file; panics when absent.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert!(text.contains(from), "{rel} does not contain {from:?}");
+        self.write(rel, &text.replacen(from, to, 1));
+    }
+
+    /// `cairn --project ROOT args...`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.arg("--project").arg(&self.root).args(args);
+        cmd.env_remove("CAIRN_TEST_HANG_BEFORE_COMMIT");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    /// Runs and parses stdout as JSON, asserting the exit code.
+    pub fn json(&self, args: &[&str], code: i32) -> Value {
+        let run = self.run(args);
+        assert_eq!(run.code, code, "cairn {args:?}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
+    }
+
+    /// Files under the storage root (relative, sorted).
+    pub fn warehouse_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        collect(&self.path("warehouse"), &self.path("warehouse"), &mut out);
+        out.sort();
+        out
+    }
+
+    /// Outcome of each asset in a `materialize --format json` answer.
+    pub fn materialize(&self, args: &[&str]) -> (Value, Vec<(String, String)>) {
+        let mut full = vec!["materialize", "--format", "json"];
+        full.extend_from_slice(args);
+        let report = self.json(&full, 0);
+        let outcomes = outcomes(&report);
+        (report, outcomes)
+    }
+}
+
+pub fn outcomes(report: &Value) -> Vec<(String, String)> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut outcome = r["outcome"].as_str().unwrap().to_owned();
+            if r["early_cutoff"].as_bool() == Some(true) {
+                outcome.push_str(" (early cutoff)");
+            }
+            (r["asset"].as_str().unwrap().to_owned(), outcome)
+        })
+        .collect()
+}
+
+/// Names of the assets with the given outcome.
+pub fn with_outcome(outcomes: &[(String, String)], outcome: &str) -> Vec<String> {
+    let mut v: Vec<String> = outcomes.iter().filter(|(_, o)| o == outcome).map(|(a, _)| a.clone()).collect();
+    v.sort();
+    v
+}
+
+/// `asset -> (state, causes as text)` from `status --format json`.
+pub fn states(status: &Value) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+    status["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let causes = a["causes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| match c["name"].as_str() {
+                    Some(n) => format!("{} {n}", c["cause"].as_str().unwrap()),
+                    None => c["cause"].as_str().unwrap().to_owned(),
+                })
+                .collect();
+            (a["name"].as_str().unwrap().to_owned(), (a["state"].as_str().unwrap().to_owned(), causes))
+        })
+        .collect()
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            collect(root, &p, out);
+        } else {
+            out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A finished process.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
