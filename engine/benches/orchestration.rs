@@ -175,6 +175,29 @@ async fn bench_one(n: usize, rows: usize, jobs: usize) -> BoxResult<()> {
         open_status.push(t.elapsed());
         check_all_fresh(&statuses, n)?;
     }
+    // Where `Workspace::open` and a no-op materialize spend their time.
+    let mut load = Vec::with_capacity(STATUS_REPEATS);
+    let mut build = Vec::with_capacity(STATUS_REPEATS);
+    let mut ancestors = Vec::with_capacity(STATUS_REPEATS);
+    for _ in 0..STATUS_REPEATS {
+        let t = Instant::now();
+        let project = cairn_assets::Project::load(root)?;
+        load.push(t.elapsed());
+        let t = Instant::now();
+        let graph = cairn_engine::AssetGraph::build(&project)?;
+        build.push(t.elapsed());
+        let t = Instant::now();
+        let total: usize = project
+            .assets
+            .keys()
+            .map(|a| graph.ancestors(a).len())
+            .sum();
+        ancestors.push(t.elapsed());
+        std::hint::black_box(total);
+    }
+    let load = MinMedian::of(load);
+    let build = MinMedian::of(build);
+    let ancestors = MinMedian::of(ancestors);
     let status = MinMedian::of(status);
     let open = MinMedian::of(open);
     let open_status = MinMedian::of(open_status);
@@ -203,6 +226,21 @@ async fn bench_one(n: usize, rows: usize, jobs: usize) -> BoxResult<()> {
         ms(open_status.min),
         ms(open_status.median),
         status_target(n, open_status.median)
+    );
+    println!(
+        "      of open: Project::load (read + parse SQL)     {} / {}",
+        ms(load.min),
+        ms(load.median)
+    );
+    println!(
+        "      of open: AssetGraph::build                    {} / {}",
+        ms(build.min),
+        ms(build.median)
+    );
+    println!(
+        "    graph.ancestors() of every asset                 {} / {}   (materialize does this for its candidates)",
+        ms(ancestors.min),
+        ms(ancestors.median)
     );
     Ok(())
 }
