@@ -88,5 +88,9 @@ impl std::error::Error for ProjectError {}
 /// The 1-based line of byte `offset` in `text`.
 pub(crate) fn line_of_offset(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }

@@ -14,7 +14,10 @@ pub fn is_valid_name(name: &str) -> bool {
 
 /// The name in `candidates` closest to `name`, if any is close enough to be
 /// a plausible typo.
-pub fn closest_name<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn closest_name<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))

@@ -112,8 +112,14 @@ impl Project {
         })?;
         let config_path = root.join(PROJECT_FILE);
         let config_text = fs::read_to_string(&config_path).map_err(|e| {
-            Diagnostic::new(PROJECT_FILE, None, format!("cannot read {}: {e}", config_path.display()))
-                .with_hint("run cairn in a project folder (one with a cairn.toml), or pass --project DIR")
+            Diagnostic::new(
+                PROJECT_FILE,
+                None,
+                format!("cannot read {}: {e}", config_path.display()),
+            )
+            .with_hint(
+                "run cairn in a project folder (one with a cairn.toml), or pass --project DIR",
+            )
         })?;
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
@@ -143,19 +149,29 @@ impl Project {
                 Ok(asset) => {
                     if let Some(source) = sources.get(&asset.name) {
                         diagnostics.push(
-                            Diagnostic::new(&rel, None, format!("asset `{}` has the same name as a source", asset.name))
-                                .with_hint(format!(
-                                    "source `{}` is declared at {}:{}; rename one of them",
-                                    source.name,
-                                    source.declared_in.display(),
-                                    source.line
-                                )),
+                            Diagnostic::new(
+                                &rel,
+                                None,
+                                format!("asset `{}` has the same name as a source", asset.name),
+                            )
+                            .with_hint(format!(
+                                "source `{}` is declared at {}:{}; rename one of them",
+                                source.name,
+                                source.declared_in.display(),
+                                source.line
+                            )),
                         );
                     } else if let Some(first) = assets.get(&asset.name) {
                         diagnostics.push(
-                            Diagnostic::new(&rel, None, format!("duplicate asset name `{}`", asset.name)).with_hint(
-                                format!("{} defines it too; asset names are file stems and must be unique", first.file.display()),
-                            ),
+                            Diagnostic::new(
+                                &rel,
+                                None,
+                                format!("duplicate asset name `{}`", asset.name),
+                            )
+                            .with_hint(format!(
+                                "{} defines it too; asset names are file stems and must be unique",
+                                first.file.display()
+                            )),
                         );
                     } else {
                         assets.insert(asset.name.clone(), asset);
@@ -179,7 +195,8 @@ impl Project {
                     ),
                 };
                 diagnostics.push(
-                    Diagnostic::new(&asset.file, Some(line), format!("unknown table `{name}`")).with_hint(hint),
+                    Diagnostic::new(&asset.file, Some(line), format!("unknown table `{name}`"))
+                        .with_hint(hint),
                 );
             }
         }
@@ -216,11 +233,15 @@ fn resolve_source(
 ) -> Result<Source, Diagnostic> {
     let line = line_of_offset(text, raw.path.span().start);
     if !is_valid_name(name) {
-        return Err(Diagnostic::new(declared_in, Some(line), format!("invalid source name `{name}`"))
-            .with_hint(format!(
-                "names are lowercase SQL identifiers; use `{}`",
-                suggest_valid_name(name)
-            )));
+        return Err(Diagnostic::new(
+            declared_in,
+            Some(line),
+            format!("invalid source name `{name}`"),
+        )
+        .with_hint(format!(
+            "names are lowercase SQL identifiers; use `{}`",
+            suggest_valid_name(name)
+        )));
     }
     let declared_path = raw.path.get_ref().clone();
     let path = root.join(&declared_path);
@@ -252,7 +273,10 @@ fn resolve_source(
             Some(line),
             format!("source `{name}`: `{declared_path}` does not exist"),
         )
-        .with_hint(format!("paths are relative to the project folder {}", root.display())));
+        .with_hint(format!(
+            "paths are relative to the project folder {}",
+            root.display()
+        )));
     }
     Ok(Source {
         name: name.to_owned(),
@@ -267,7 +291,11 @@ fn resolve_source(
 }
 
 /// Sources declared one per file in `sources/NAME.toml`.
-fn load_source_files(root: &Path, sources: &mut BTreeMap<String, Source>, diagnostics: &mut Vec<Diagnostic>) {
+fn load_source_files(
+    root: &Path,
+    sources: &mut BTreeMap<String, Source>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let Ok(entries) = fs::read_dir(root.join("sources")) else {
         return;
     };
@@ -278,7 +306,11 @@ fn load_source_files(root: &Path, sources: &mut BTreeMap<String, Source>, diagno
     paths.sort();
     for path in paths {
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
@@ -299,11 +331,12 @@ fn load_source_files(root: &Path, sources: &mut BTreeMap<String, Source>, diagno
         };
         if let Some(first) = sources.get(&name) {
             diagnostics.push(
-                Diagnostic::new(&rel, Some(1), format!("duplicate source name `{name}`")).with_hint(format!(
-                    "it is also declared at {}:{}",
-                    first.declared_in.display(),
-                    first.line
-                )),
+                Diagnostic::new(&rel, Some(1), format!("duplicate source name `{name}`"))
+                    .with_hint(format!(
+                        "it is also declared at {}:{}",
+                        first.declared_in.display(),
+                        first.line
+                    )),
             );
             continue;
         }
@@ -316,13 +349,22 @@ fn load_source_files(root: &Path, sources: &mut BTreeMap<String, Source>, diagno
     }
 }
 
-fn collect_sql_files(dir: &Path, out: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>, root: &Path) {
+fn collect_sql_files(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    diagnostics: &mut Vec<Diagnostic>,
+    root: &Path,
+) {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
         Err(e) => {
             let rel = dir.strip_prefix(root).unwrap_or(dir);
-            diagnostics.push(Diagnostic::new(rel, None, format!("cannot list directory: {e}")));
+            diagnostics.push(Diagnostic::new(
+                rel,
+                None,
+                format!("cannot list directory: {e}"),
+            ));
             return;
         }
     };
@@ -337,7 +379,10 @@ fn collect_sql_files(dir: &Path, out: &mut Vec<PathBuf>, diagnostics: &mut Vec<D
 }
 
 fn load_asset(path: &Path, rel: &Path) -> Result<SqlAsset, Diagnostic> {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     if !is_valid_name(stem) {
         return Err(Diagnostic::new(rel, None, format!("invalid asset name `{stem}`")).with_hint(format!(
             "the file stem is the asset name and must be a lowercase SQL identifier; rename it to `{}.sql`",
@@ -353,8 +398,15 @@ fn load_asset(path: &Path, rel: &Path) -> Result<SqlAsset, Diagnostic> {
     let sidecar_rel = rel.with_extension("toml");
     let config = match (header, sidecar_path.exists()) {
         (Some(_), true) => {
-            return Err(Diagnostic::new(rel, Some(1), "asset config is given both in the file header and in a sidecar")
-                .with_hint(format!("keep one: the `---` header here or {}", sidecar_rel.display())));
+            return Err(Diagnostic::new(
+                rel,
+                Some(1),
+                "asset config is given both in the file header and in a sidecar",
+            )
+            .with_hint(format!(
+                "keep one: the `---` header here or {}",
+                sidecar_rel.display()
+            )));
         }
         (Some(toml_text), false) => parse_config(&toml_text, rel)?,
         (None, true) => {

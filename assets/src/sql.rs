@@ -29,8 +29,14 @@ pub fn parse_asset_sql(text: &str, file: &Path) -> Result<ParsedQuery, Diagnosti
             .and_then(|m| m.strip_suffix("\")"))
             .unwrap_or(&message)
             .to_owned();
-        Diagnostic::new(file, error_line(&message), format!("SQL syntax error: {message}"))
-            .with_hint("an asset file holds one SELECT (or WITH ... SELECT) in DataFusion's SQL dialect")
+        Diagnostic::new(
+            file,
+            error_line(&message),
+            format!("SQL syntax error: {message}"),
+        )
+        .with_hint(
+            "an asset file holds one SELECT (or WITH ... SELECT) in DataFusion's SQL dialect",
+        )
     })?;
     let Some(statement) = statements.pop_front() else {
         return Err(Diagnostic::new(file, None, "no SQL statement found")
@@ -64,7 +70,11 @@ pub fn parse_asset_sql(text: &str, file: &Path) -> Result<ParsedQuery, Diagnosti
     }
 
     let (relations, _ctes) = resolve_table_references(&statement, true).map_err(|e| {
-        Diagnostic::new(file, None, format!("cannot resolve table references: {}", e.strip_backtrace()))
+        Diagnostic::new(
+            file,
+            None,
+            format!("cannot resolve table references: {}", e.strip_backtrace()),
+        )
     })?;
     let mut tables = Vec::with_capacity(relations.len());
     for relation in relations {
@@ -76,7 +86,9 @@ pub fn parse_asset_sql(text: &str, file: &Path) -> Result<ParsedQuery, Diagnosti
                 Some(line),
                 format!("qualified table name `{relation}` is not supported"),
             )
-            .with_hint(format!("refer to assets and sources by their bare name, e.g. `{name}`")));
+            .with_hint(format!(
+                "refer to assets and sources by their bare name, e.g. `{name}`"
+            )));
         }
         tables.push((name, line));
     }
@@ -107,7 +119,11 @@ fn statement_line(statement: &Statement) -> Option<usize> {
 /// comment, compared case-insensitively.
 fn first_mention_line(text: &str, name: &str) -> Option<usize> {
     for (index, line) in text.lines().enumerate() {
-        let code = line.split("--").next().unwrap_or_default().to_ascii_lowercase();
+        let code = line
+            .split("--")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let bytes = code.as_bytes();
         let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
         let mut start = 0;

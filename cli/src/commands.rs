@@ -11,7 +11,10 @@ use cairn_engine::version::short;
 use cairn_engine::{AssetOutcome, AssetState, MaterializeOptions, Workspace};
 
 use crate::Failure;
-use crate::args::{Cli, Command, Format, LineageArgs, MaterializeArgs, QueryArgs, QueryFormat, ShowArgs, StatusArgs};
+use crate::args::{
+    Cli, Command, Format, LineageArgs, MaterializeArgs, QueryArgs, QueryFormat, ShowArgs,
+    StatusArgs,
+};
 use crate::output::{RunProgress, bytes, duration, print_json, result_line};
 
 /// Runs the parsed command; returns the exit code.
@@ -41,10 +44,11 @@ fn command_line() -> String {
 }
 
 async fn materialize(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Failure> {
-    let jobs = args
-        .jobs
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = args.jobs.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let opts = MaterializeOptions {
         selection: args.selection,
         force: args.force,
@@ -69,10 +73,16 @@ async fn materialize(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Failur
         )?;
         return Ok(code);
     };
-    let count = |f: fn(&AssetOutcome) -> bool| report.results.iter().filter(|r| f(&r.outcome)).count();
+    let count =
+        |f: fn(&AssetOutcome) -> bool| report.results.iter().filter(|r| f(&r.outcome)).count();
     // Selected assets that were fresh from the start were not printed live.
     for r in &report.results {
-        if matches!(r.outcome, AssetOutcome::Fresh { early_cutoff: false }) {
+        if matches!(
+            r.outcome,
+            AssetOutcome::Fresh {
+                early_cutoff: false
+            }
+        ) {
             writeln!(out, "{}", result_line(r))?;
         }
     }
@@ -90,7 +100,10 @@ async fn materialize(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Failur
 
 fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
     let statuses = ws.status(&args.selection)?;
-    let not_fresh = statuses.iter().filter(|s| s.state != AssetState::Fresh).count();
+    let not_fresh = statuses
+        .iter()
+        .filter(|s| s.state != AssetState::Fresh)
+        .count();
     let code = u8::from(args.check && not_fresh > 0);
     if args.format == Format::Json {
         #[derive(Serialize)]
@@ -107,18 +120,37 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
         return Ok(code);
     }
     let mut out = std::io::stdout().lock();
-    let width = statuses.iter().map(|s| s.name.len()).max().unwrap_or(5).max(5);
-    writeln!(out, "{:<width$}  {:<18}  {:<19}  {:>10}  DETAIL", "ASSET", "STATE", "LAST MATERIALIZED", "ROWS")?;
+    let width = statuses
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    writeln!(
+        out,
+        "{:<width$}  {:<18}  {:<19}  {:>10}  DETAIL",
+        "ASSET", "STATE", "LAST MATERIALIZED", "ROWS"
+    )?;
     for s in &statuses {
         let when = s
             .current
             .as_ref()
             .map(|c| c.committed_at.format("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_else(|| "-".to_owned());
-        let rows = s.current.as_ref().map(|c| c.row_count.to_string()).unwrap_or_else(|| "-".to_owned());
+        let rows = s
+            .current
+            .as_ref()
+            .map(|c| c.row_count.to_string())
+            .unwrap_or_else(|| "-".to_owned());
         let mut detail: Vec<String> = s.causes.iter().map(ToString::to_string).collect();
         if let Some(f) = &s.last_failure {
-            detail.insert(0, format!("last run failed: {}", f.error.as_deref().unwrap_or("unknown error")));
+            detail.insert(
+                0,
+                format!(
+                    "last run failed: {}",
+                    f.error.as_deref().unwrap_or("unknown error")
+                ),
+            );
         }
         writeln!(
             out,
@@ -130,24 +162,40 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
             detail.join("; ")
         )?;
     }
-    writeln!(out, "{} fresh, {} not fresh", statuses.len() - not_fresh, not_fresh)?;
+    writeln!(
+        out,
+        "{} fresh, {} not fresh",
+        statuses.len() - not_fresh,
+        not_fresh
+    )?;
     Ok(code)
 }
 
 async fn query(ws: &Workspace, args: QueryArgs) -> Result<u8, Failure> {
     let (schema, batches) = ws.query(&args.sql).await?;
     let mut out = std::io::stdout().lock();
-    let fail = |e: datafusion::arrow::error::ArrowError| Failure::Runtime(format!("formatting results: {e}"));
+    let fail = |e: datafusion::arrow::error::ArrowError| {
+        Failure::Runtime(format!("formatting results: {e}"))
+    };
     match args.format {
         QueryFormat::Table => {
-            let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
-            let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches).map_err(fail)?;
+            let batches = if batches.is_empty() {
+                vec![RecordBatch::new_empty(schema)]
+            } else {
+                batches
+            };
+            let table =
+                datafusion::arrow::util::pretty::pretty_format_batches(&batches).map_err(fail)?;
             writeln!(out, "{table}")?;
         }
         QueryFormat::Csv => {
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
             if batches.is_empty() {
-                writer.write(&RecordBatch::new_empty(schema)).map_err(fail)?;
+                writer
+                    .write(&RecordBatch::new_empty(schema))
+                    .map_err(fail)?;
             }
             for b in &batches {
                 writer.write(b).map_err(fail)?;
@@ -188,37 +236,92 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
         writeln!(out, "tags        {}", d.tags.join(", "))?;
     }
     let causes: Vec<String> = d.status.causes.iter().map(ToString::to_string).collect();
-    let detail = if causes.is_empty() { String::new() } else { format!(" ({})", causes.join("; ")) };
+    let detail = if causes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", causes.join("; "))
+    };
     writeln!(out, "state       {}{detail}", d.status.state.as_str())?;
     writeln!(out, "code        {}", short(&d.status.code_version))?;
     writeln!(out, "upstream    {}", list_or_dash(&d.upstream))?;
     writeln!(out, "downstream  {}", list_or_dash(&d.downstream))?;
     if let Some(f) = &d.status.last_failure {
-        writeln!(out, "last failure {} (run {}): {}", f.at.format("%Y-%m-%d %H:%M:%S"), f.run_id, f.error.as_deref().unwrap_or("-"))?;
+        writeln!(
+            out,
+            "last failure {} (run {}): {}",
+            f.at.format("%Y-%m-%d %H:%M:%S"),
+            f.run_id,
+            f.error.as_deref().unwrap_or("-")
+        )?;
     }
     match &d.current {
         None => writeln!(out, "\nnot materialized yet")?,
         Some(m) => {
             let b = &m.body;
-            writeln!(out, "\ncurrent version (materialization {}, run {})", m.id, b.run_id)?;
-            writeln!(out, "  committed {}", b.committed_at.format("%Y-%m-%d %H:%M:%S UTC"))?;
-            writeln!(out, "  versions  code {}  input {}  data {}", short(&b.code_version), short(&b.input_version), short(&b.data_version))?;
+            writeln!(
+                out,
+                "\ncurrent version (materialization {}, run {})",
+                m.id, b.run_id
+            )?;
+            writeln!(
+                out,
+                "  committed {}",
+                b.committed_at.format("%Y-%m-%d %H:%M:%S UTC")
+            )?;
+            writeln!(
+                out,
+                "  versions  code {}  input {}  data {}",
+                short(&b.code_version),
+                short(&b.input_version),
+                short(&b.data_version)
+            )?;
             writeln!(out, "  rows      {}", b.row_count)?;
-            writeln!(out, "  written   {} in {} ms", bytes(b.bytes_written), b.wall_ms)?;
+            writeln!(
+                out,
+                "  written   {} in {} ms",
+                bytes(b.bytes_written),
+                b.wall_ms
+            )?;
             writeln!(out, "  read")?;
             for i in &b.inputs {
-                let from = i.materialization.map(|m| format!(" (materialization {m})")).unwrap_or_default();
-                writeln!(out, "    {} {} data {}{from}", i.kind.as_str(), i.name, short(&i.data_version))?;
+                let from = i
+                    .materialization
+                    .map(|m| format!(" (materialization {m})"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "    {} {} data {}{from}",
+                    i.kind.as_str(),
+                    i.name,
+                    short(&i.data_version)
+                )?;
             }
             writeln!(out, "  files")?;
             for f in &b.files {
-                writeln!(out, "    {}  {} rows  {}", ws.storage.file_url(&f.path), f.row_count, bytes(f.size_bytes))?;
+                writeln!(
+                    out,
+                    "    {}  {} rows  {}",
+                    ws.storage.file_url(&f.path),
+                    f.row_count,
+                    bytes(f.size_bytes)
+                )?;
             }
-            if let Ok(serde_json::Value::Array(fields)) = serde_json::from_str::<serde_json::Value>(&b.schema_json) {
+            if let Ok(serde_json::Value::Array(fields)) =
+                serde_json::from_str::<serde_json::Value>(&b.schema_json)
+            {
                 writeln!(out, "  schema")?;
                 for f in fields {
-                    let null = if f["nullable"].as_bool().unwrap_or(true) { "" } else { " not null" };
-                    writeln!(out, "    {} {}{null}", f["name"].as_str().unwrap_or("?"), f["type"].as_str().unwrap_or("?"))?;
+                    let null = if f["nullable"].as_bool().unwrap_or(true) {
+                        ""
+                    } else {
+                        " not null"
+                    };
+                    writeln!(
+                        out,
+                        "    {} {}{null}",
+                        f["name"].as_str().unwrap_or("?"),
+                        f["type"].as_str().unwrap_or("?")
+                    )?;
                 }
             }
         }
@@ -242,7 +345,11 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
 }
 
 fn list_or_dash(items: &[String]) -> String {
-    if items.is_empty() { "-".to_owned() } else { items.join(", ") }
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items.join(", ")
+    }
 }
 
 fn lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
@@ -251,7 +358,10 @@ fn lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
         let hint = cairn_assets::closest_name(&args.asset, graph.names())
             .map(|c| format!(" (did you mean `{c}`?)"))
             .unwrap_or_default();
-        return Err(Failure::Usage(format!("unknown asset `{}`{hint}", args.asset)));
+        return Err(Failure::Usage(format!(
+            "unknown asset `{}`{hint}",
+            args.asset
+        )));
     }
     let (up, down) = match (args.upstream, args.downstream) {
         (true, false) => (true, false),
@@ -271,15 +381,27 @@ fn lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
             downstream: Vec<String>,
             edges: Vec<Edge>,
         }
-        let upstream: BTreeSet<String> = if up { graph.ancestors(&args.asset) } else { BTreeSet::new() };
-        let downstream: BTreeSet<String> = if down { graph.descendants(&args.asset) } else { BTreeSet::new() };
-        let mut nodes: BTreeSet<String> = upstream.iter().chain(downstream.iter()).cloned().collect();
+        let upstream: BTreeSet<String> = if up {
+            graph.ancestors(&args.asset)
+        } else {
+            BTreeSet::new()
+        };
+        let downstream: BTreeSet<String> = if down {
+            graph.descendants(&args.asset)
+        } else {
+            BTreeSet::new()
+        };
+        let mut nodes: BTreeSet<String> =
+            upstream.iter().chain(downstream.iter()).cloned().collect();
         nodes.insert(args.asset.clone());
         let mut edges = Vec::new();
         for n in &nodes {
             for d in graph.downstream(n) {
                 if nodes.contains(d) {
-                    edges.push(Edge { from: n.clone(), to: d.to_owned() });
+                    edges.push(Edge {
+                        from: n.clone(),
+                        to: d.to_owned(),
+                    });
                 }
             }
         }
@@ -303,7 +425,13 @@ fn lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
     }
     if down {
         writeln!(out, "downstream (read by):")?;
-        tree(&mut out, &args.asset, &|n| graph.downstream(n), &label, "  ")?;
+        tree(
+            &mut out,
+            &args.asset,
+            &|n| graph.downstream(n),
+            &label,
+            "  ",
+        )?;
     }
     Ok(0)
 }
@@ -318,7 +446,12 @@ fn tree<'g>(
     let children = next(node);
     for (i, child) in children.iter().enumerate() {
         let last = i + 1 == children.len();
-        writeln!(out, "{indent}{}{}", if last { "└── " } else { "├── " }, label(child))?;
+        writeln!(
+            out,
+            "{indent}{}{}",
+            if last { "└── " } else { "├── " },
+            label(child)
+        )?;
         let deeper = format!("{indent}{}", if last { "    " } else { "│   " });
         tree(out, child, next, label, &deeper)?;
     }

@@ -19,18 +19,27 @@ pub fn bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// `35 ms`, `2.4 s`.
 pub fn duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
-    if ms < 1000.0 { format!("{ms:.0} ms") } else { format!("{:.1} s", ms / 1000.0) }
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
 }
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Runtime(format!("JSON output: {e}")))?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::Runtime(format!("JSON output: {e}")))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")?;
     Ok(())
@@ -40,7 +49,11 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
 pub fn result_line(result: &AssetResult) -> String {
     let what = match &result.outcome {
         AssetOutcome::Materialized(m) => {
-            let change = if m.data_changed { "" } else { ", data unchanged" };
+            let change = if m.data_changed {
+                ""
+            } else {
+                ", data unchanged"
+            };
             format!(
                 "materialized  {} rows, {}, {}{change}",
                 m.rows,
@@ -48,8 +61,12 @@ pub fn result_line(result: &AssetResult) -> String {
                 duration(m.wall)
             )
         }
-        AssetOutcome::Fresh { early_cutoff: true } => "fresh         upstream data unchanged".to_owned(),
-        AssetOutcome::Fresh { early_cutoff: false } => "fresh".to_owned(),
+        AssetOutcome::Fresh { early_cutoff: true } => {
+            "fresh         upstream data unchanged".to_owned()
+        }
+        AssetOutcome::Fresh {
+            early_cutoff: false,
+        } => "fresh".to_owned(),
         AssetOutcome::Failed { error } => format!("FAILED        {error}"),
         AssetOutcome::Skipped { upstream } => format!("skipped       upstream {upstream} failed"),
     };
@@ -100,10 +117,15 @@ impl Progress for RunProgress {
         match event {
             RunEvent::RunStarted { run_id, planned } => {
                 state.1 = planned.len();
-                self.println(&format!("run {run_id}: {} asset(s) to check", planned.len()));
+                self.println(&format!(
+                    "run {run_id}: {} asset(s) to check",
+                    planned.len()
+                ));
                 if std::io::stderr().is_terminal() {
                     let bar = ProgressBar::new(planned.len() as u64);
-                    if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed} {wide_msg}") {
+                    if let Ok(style) =
+                        ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed} {wide_msg}")
+                    {
                         bar.set_style(style);
                     }
                     bar.enable_steady_tick(Duration::from_millis(120));

@@ -35,10 +35,16 @@ impl AssetGraph {
         let mut graph = DiGraph::new();
         let mut index = HashMap::new();
         for name in project.sources.keys() {
-            index.insert(name.clone(), graph.add_node((name.clone(), NodeKind::Source)));
+            index.insert(
+                name.clone(),
+                graph.add_node((name.clone(), NodeKind::Source)),
+            );
         }
         for name in project.assets.keys() {
-            index.insert(name.clone(), graph.add_node((name.clone(), NodeKind::Asset)));
+            index.insert(
+                name.clone(),
+                graph.add_node((name.clone(), NodeKind::Asset)),
+            );
         }
         for asset in project.assets.values() {
             for up in &asset.upstream {
@@ -72,7 +78,11 @@ impl AssetGraph {
                 }
             }
         }
-        Ok(AssetGraph { graph, index, order })
+        Ok(AssetGraph {
+            graph,
+            index,
+            order,
+        })
     }
 
     /// Every node name in dependency order.
@@ -205,7 +215,11 @@ fn cycle_error(graph: &DiGraph<(String, NodeKind), ()>, project: &Project) -> Pr
         );
     }
     if diagnostics.is_empty() {
-        diagnostics.push(Diagnostic::new("assets", None, "dependency cycle between assets"));
+        diagnostics.push(Diagnostic::new(
+            "assets",
+            None,
+            "dependency cycle between assets",
+        ));
     }
     ProjectError { diagnostics }
 }

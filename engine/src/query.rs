@@ -10,7 +10,10 @@ use crate::run::read_only;
 use crate::tables::{new_session, register_committed, register_source};
 use crate::workspace::Workspace;
 
-pub(crate) async fn run_query(ws: &Workspace, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+pub(crate) async fn run_query(
+    ws: &Workspace,
+    sql: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
     let q = |e: datafusion::error::DataFusionError| EngineError::Query(e.strip_backtrace());
     // Register only what the query reads, and say clearly when it reads an
     // asset that has no committed version yet.
@@ -29,7 +32,10 @@ pub(crate) async fn run_query(ws: &Workspace, sql: &str) -> Result<(SchemaRef, V
         if let Some(source) = ws.project.sources.get(name) {
             register_source(&ctx, source).await.map_err(q)?;
         } else if ws.project.assets.contains_key(name) {
-            let Some(cur) = current.iter().find(|c| &c.asset == name && c.partition.is_empty()) else {
+            let Some(cur) = current
+                .iter()
+                .find(|c| &c.asset == name && c.partition.is_empty())
+            else {
                 return Err(EngineError::Usage(format!(
                     "asset `{name}` has not been materialized yet; run `cairn materialize {name}` first"
                 )));
@@ -39,7 +45,9 @@ pub(crate) async fn run_query(ws: &Workspace, sql: &str) -> Result<(SchemaRef, V
                 .materialization(cur.id)?
                 .map(|m| m.body.files.into_iter().map(|f| f.path).collect())
                 .unwrap_or_default();
-            register_committed(&ctx, &ws.storage, name, &files).await.map_err(q)?;
+            register_committed(&ctx, &ws.storage, name, &files)
+                .await
+                .map_err(q)?;
         }
     }
     let df = ctx.sql_with_options(sql, read_only()).await.map_err(q)?;

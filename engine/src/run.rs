@@ -24,8 +24,8 @@ use tokio::task::JoinSet;
 
 use cairn_assets::SqlAsset;
 use cairn_catalog::{
-    AttemptOutcome, Catalog, FileRecord, MaterializationId, NewAttempt, NewMaterialization, NewRun, RunId, RunStatus,
-    UpstreamKind, UpstreamVersion,
+    AttemptOutcome, Catalog, FileRecord, MaterializationId, NewAttempt, NewMaterialization, NewRun,
+    RunId, RunStatus, UpstreamKind, UpstreamVersion,
 };
 
 use crate::error::EngineError;
@@ -127,9 +127,12 @@ pub struct RunReport {
 impl RunReport {
     /// Whether any asset failed or was skipped.
     pub fn has_failures(&self) -> bool {
-        self.results
-            .iter()
-            .any(|r| matches!(r.outcome, AssetOutcome::Failed { .. } | AssetOutcome::Skipped { .. }))
+        self.results.iter().any(|r| {
+            matches!(
+                r.outcome,
+                AssetOutcome::Failed { .. } | AssetOutcome::Skipped { .. }
+            )
+        })
     }
 }
 
@@ -219,7 +222,11 @@ pub(crate) async fn materialize(
                 .filter(|a| ws.graph.kind(a) == Some(NodeKind::Asset)),
         );
     }
-    let forced: HashSet<&String> = if opts.force { selected.iter().collect() } else { HashSet::new() };
+    let forced: HashSet<&String> = if opts.force {
+        selected.iter().collect()
+    } else {
+        HashSet::new()
+    };
     let states: HashMap<&str, AssetState> = snapshot
         .statuses
         .iter()
@@ -240,7 +247,9 @@ pub(crate) async fn materialize(
             .filter(|a| selected.contains(*a))
             .map(|a| AssetResult {
                 asset: a.to_owned(),
-                outcome: AssetOutcome::Fresh { early_cutoff: false },
+                outcome: AssetOutcome::Fresh {
+                    early_cutoff: false,
+                },
             })
             .collect();
         return Ok(RunReport {
@@ -267,13 +276,20 @@ pub(crate) async fn materialize(
 
     let outcome = schedule(ws, opts, &snapshot, &run_set, &forced, &run_id, progress).await;
     let (status, error) = match &outcome {
-        Ok(results) if results.iter().any(|r| matches!(r.outcome, AssetOutcome::Failed { .. })) => {
+        Ok(results)
+            if results
+                .iter()
+                .any(|r| matches!(r.outcome, AssetOutcome::Failed { .. })) =>
+        {
             let failed: Vec<&str> = results
                 .iter()
                 .filter(|r| matches!(r.outcome, AssetOutcome::Failed { .. }))
                 .map(|r| r.asset.as_str())
                 .collect();
-            (RunStatus::Failed, Some(format!("failed: {}", failed.join(", "))))
+            (
+                RunStatus::Failed,
+                Some(format!("failed: {}", failed.join(", "))),
+            )
         }
         Ok(_) => (RunStatus::Succeeded, None),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
@@ -286,7 +302,9 @@ pub(crate) async fn materialize(
         if selected.contains(name) && !reported.contains(name) {
             results.push(AssetResult {
                 asset: name.to_owned(),
-                outcome: AssetOutcome::Fresh { early_cutoff: false },
+                outcome: AssetOutcome::Fresh {
+                    early_cutoff: false,
+                },
             });
         }
     }
@@ -333,10 +351,7 @@ async fn schedule(
             },
         );
     }
-    let needed: BTreeSet<&str> = run_set
-        .iter()
-        .flat_map(|a| ws.graph.upstream(a))
-        .collect();
+    let needed: BTreeSet<&str> = run_set.iter().flat_map(|a| ws.graph.upstream(a)).collect();
     for name in needed {
         if let Some(source) = ws.project.sources.get(name) {
             register_source(&ctx, source).await.map_err(|e| {
@@ -356,7 +371,10 @@ async fn schedule(
                 .await
                 .map_err(|e| EngineError::Storage {
                     url: ws.storage.configured_url.clone(),
-                    reason: format!("cannot read committed files of `{name}`: {}", e.strip_backtrace()),
+                    reason: format!(
+                        "cannot read committed files of `{name}`: {}",
+                        e.strip_backtrace()
+                    ),
                 })?;
         }
     }
@@ -368,11 +386,20 @@ async fn schedule(
         run_id: run_id.clone(),
     });
 
-    let position: HashMap<&str, usize> = run_set.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let position: HashMap<&str, usize> = run_set
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let mut waiting: HashMap<&str, usize> = run_set
         .iter()
         .map(|a| {
-            let n = ws.graph.upstream(a).iter().filter(|u| in_run.contains(*u)).count();
+            let n = ws
+                .graph
+                .upstream(a)
+                .iter()
+                .filter(|u| in_run.contains(*u))
+                .count();
             (a.as_str(), n)
         })
         .collect();
@@ -389,23 +416,31 @@ async fn schedule(
     loop {
         let mut finished: Vec<AssetResult> = Vec::new();
         while tasks.len() < jobs {
-            let Some((_, name)) = ready.pop_first() else { break };
+            let Some((_, name)) = ready.pop_first() else {
+                break;
+            };
             let Some(asset) = ws.project.assets.get(name) else {
-                return Err(EngineError::Internal(format!("asset `{name}` vanished from the project")));
+                return Err(EngineError::Internal(format!(
+                    "asset `{name}` vanished from the project"
+                )));
             };
             let upstream = ws.graph.upstream(name);
             if let Some(root) = upstream.iter().find_map(|u| broken.get(*u)).cloned() {
                 broken.insert(name.to_owned(), root.clone());
                 finished.push(AssetResult {
                     asset: name.to_owned(),
-                    outcome: AssetOutcome::Skipped { upstream: root.clone() },
+                    outcome: AssetOutcome::Skipped {
+                        upstream: root.clone(),
+                    },
                 });
                 continue;
             }
             let mut inputs = Vec::with_capacity(upstream.len());
             for up in &upstream {
                 let Some(l) = live.get(*up) else {
-                    return Err(EngineError::Internal(format!("upstream `{up}` of `{name}` has no version")));
+                    return Err(EngineError::Internal(format!(
+                        "upstream `{up}` of `{name}` has no version"
+                    )));
                 };
                 inputs.push(UpstreamVersion {
                     name: (*up).to_owned(),
@@ -415,7 +450,11 @@ async fn schedule(
                     materialization: l.materialization,
                 });
             }
-            let code_version = snapshot.code_versions.get(name).cloned().unwrap_or_default();
+            let code_version = snapshot
+                .code_versions
+                .get(name)
+                .cloned()
+                .unwrap_or_default();
             let keyed: Vec<UpstreamInput<'_>> = inputs
                 .iter()
                 .map(|i| UpstreamInput {
@@ -426,7 +465,8 @@ async fn schedule(
                 .collect();
             let iv = input_version(&code_version, "", &keyed);
             let current = snapshot.current.get(name);
-            if !forced.contains(&name.to_owned()) && current.is_some_and(|c| c.input_version == iv) {
+            if !forced.contains(&name.to_owned()) && current.is_some_and(|c| c.input_version == iv)
+            {
                 finished.push(AssetResult {
                     asset: name.to_owned(),
                     outcome: AssetOutcome::Fresh { early_cutoff: true },
@@ -450,8 +490,11 @@ async fn schedule(
         }
 
         if finished.is_empty() {
-            let Some(joined) = tasks.join_next().await else { break };
-            let (name, result) = joined.map_err(|e| EngineError::Internal(format!("build task ended abnormally: {e}")))?;
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            let (name, result) = joined
+                .map_err(|e| EngineError::Internal(format!("build task ended abnormally: {e}")))?;
             finished.push(AssetResult {
                 outcome: match result {
                     Ok(m) => {
@@ -479,9 +522,10 @@ async fn schedule(
                 let (outcome, error) = match &result.outcome {
                     AssetOutcome::Fresh { .. } => (AttemptOutcome::Fresh, None),
                     AssetOutcome::Failed { error } => (AttemptOutcome::Failed, Some(error.clone())),
-                    AssetOutcome::Skipped { upstream } => {
-                        (AttemptOutcome::Skipped, Some(format!("upstream {upstream} failed")))
-                    }
+                    AssetOutcome::Skipped { upstream } => (
+                        AttemptOutcome::Skipped,
+                        Some(format!("upstream {upstream} failed")),
+                    ),
                     AssetOutcome::Materialized(_) => (AttemptOutcome::Materialized, None),
                 };
                 ws.catalog.record_attempt(&NewAttempt {
@@ -562,9 +606,19 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
         })
         .map_err(|e| format!("{file}: commit failed: {e}"))?;
 
-    register_committed(&shared.ctx, &shared.storage, &name, std::slice::from_ref(&rel))
-        .await
-        .map_err(|e| format!("{file}: committed, but cannot read back: {}", e.strip_backtrace()))?;
+    register_committed(
+        &shared.ctx,
+        &shared.storage,
+        &name,
+        std::slice::from_ref(&rel),
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "{file}: committed, but cannot read back: {}",
+            e.strip_backtrace()
+        )
+    })?;
 
     Ok(Materialized {
         id,
@@ -622,7 +676,8 @@ async fn write_output(
         .set_created_by(format!("cairn {}", env!("CARGO_PKG_VERSION")))
         .build();
     let sink = BufWriter::new(Arc::clone(&shared.storage.store), path.clone());
-    let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props)).map_err(|e| e.to_string())?;
+    let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
+        .map_err(|e| e.to_string())?;
     let mut hasher = DataHasher::new(&schema).map_err(df_err)?;
     let mut stream = execute_stream(plan, shared.ctx.task_ctx()).map_err(df_err)?;
     let (mut write, mut hashing, mut rows) = (Duration::ZERO, Duration::ZERO, 0u64);
@@ -636,12 +691,18 @@ async fn write_output(
         hasher.update(&batch).map_err(df_err)?;
         hashing += t.elapsed();
         let t = Instant::now();
-        writer.write(&batch).await.map_err(|e| format!("writing Parquet: {e}"))?;
+        writer
+            .write(&batch)
+            .await
+            .map_err(|e| format!("writing Parquet: {e}"))?;
         write += t.elapsed();
         rows += batch.num_rows() as u64;
     }
     let t = Instant::now();
-    writer.close().await.map_err(|e| format!("writing Parquet: {e}"))?;
+    writer
+        .close()
+        .await
+        .map_err(|e| format!("writing Parquet: {e}"))?;
     let bytes = shared
         .storage
         .store

@@ -31,7 +31,10 @@ impl Selector {
     pub fn parse(text: &str) -> Selector {
         let upstream = text.starts_with('+');
         let downstream = text.len() > 1 && text.ends_with('+');
-        let name = text.trim_start_matches('+').trim_end_matches('+').to_owned();
+        let name = text
+            .trim_start_matches('+')
+            .trim_end_matches('+')
+            .to_owned();
         Selector {
             name,
             upstream,
@@ -42,8 +45,16 @@ impl Selector {
 
 /// Resolves selectors to a set of asset names (sources are never selected:
 /// they are read, not built). No selectors means every asset.
-pub fn resolve(graph: &AssetGraph, selectors: &[String]) -> Result<BTreeSet<String>, SelectionError> {
-    let all_assets = || graph.assets_in_order().map(str::to_owned).collect::<BTreeSet<_>>();
+pub fn resolve(
+    graph: &AssetGraph,
+    selectors: &[String],
+) -> Result<BTreeSet<String>, SelectionError> {
+    let all_assets = || {
+        graph
+            .assets_in_order()
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>()
+    };
     if selectors.is_empty() {
         return Ok(all_assets());
     }
@@ -58,7 +69,9 @@ pub fn resolve(graph: &AssetGraph, selectors: &[String]) -> Result<BTreeSet<Stri
             None => {
                 let hint = closest_name(&sel.name, graph.names())
                     .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_else(|| " (run `cairn lineage` or `cairn status` to list assets)".to_owned());
+                    .unwrap_or_else(|| {
+                        " (run `cairn lineage` or `cairn status` to list assets)".to_owned()
+                    });
                 return Err(SelectionError {
                     message: format!("unknown asset `{}` in selection `{text}`{hint}", sel.name),
                 });
@@ -95,15 +108,27 @@ mod tests {
     fn parses_plus_forms() {
         assert_eq!(
             Selector::parse("+a+"),
-            Selector { name: "a".into(), upstream: true, downstream: true }
+            Selector {
+                name: "a".into(),
+                upstream: true,
+                downstream: true
+            }
         );
         assert_eq!(
             Selector::parse("a"),
-            Selector { name: "a".into(), upstream: false, downstream: false }
+            Selector {
+                name: "a".into(),
+                upstream: false,
+                downstream: false
+            }
         );
         assert_eq!(
             Selector::parse("a+"),
-            Selector { name: "a".into(), upstream: false, downstream: true }
+            Selector {
+                name: "a".into(),
+                upstream: false,
+                downstream: true
+            }
         );
     }
 }

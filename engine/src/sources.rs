@@ -51,7 +51,10 @@ fn collect(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<(), EngineEr
 /// The data version of every source, by name. Hashes content only for
 /// sources whose fingerprint changed since the last time, and records the
 /// new fingerprints.
-pub fn source_versions(project: &Project, catalog: &dyn Catalog) -> Result<BTreeMap<String, String>, EngineError> {
+pub fn source_versions(
+    project: &Project,
+    catalog: &dyn Catalog,
+) -> Result<BTreeMap<String, String>, EngineError> {
     let cached: BTreeMap<String, SourceFingerprint> = catalog
         .source_fingerprints()?
         .into_iter()
@@ -80,7 +83,9 @@ pub fn source_versions(project: &Project, catalog: &dyn Catalog) -> Result<BTree
 }
 
 fn relative<'a>(source: &Source, file: &'a Path) -> std::borrow::Cow<'a, str> {
-    file.strip_prefix(&source.path).unwrap_or(file).to_string_lossy()
+    file.strip_prefix(&source.path)
+        .unwrap_or(file)
+        .to_string_lossy()
 }
 
 fn fingerprint(source: &Source, files: &[PathBuf]) -> Result<String, EngineError> {

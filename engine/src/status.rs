@@ -7,7 +7,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use cairn_catalog::{AttemptOutcome, AttemptRecord, CurrentVersion, MaterializationId, UpstreamKind, UpstreamVersion};
+use cairn_catalog::{
+    AttemptOutcome, AttemptRecord, CurrentVersion, MaterializationId, UpstreamKind, UpstreamVersion,
+};
 
 use crate::graph::{AssetGraph, NodeKind};
 use crate::version::{UpstreamInput, input_version};
@@ -156,7 +158,9 @@ fn assess_one(inputs: &Inputs<'_>, name: &str, not_fresh: &HashSet<String>) -> A
                 partition: "",
                 data_version: v,
             }),
-            None => causes.push(StaleCause::UpstreamNeverMaterialized { name: (*up).to_owned() }),
+            None => causes.push(StaleCause::UpstreamNeverMaterialized {
+                name: (*up).to_owned(),
+            }),
         }
     }
     let input_version = causes
@@ -166,7 +170,9 @@ fn assess_one(inputs: &Inputs<'_>, name: &str, not_fresh: &HashSet<String>) -> A
     match &current {
         None => causes.insert(0, StaleCause::NeverMaterialized),
         Some(cur) => {
-            if input_version.as_deref() != Some(cur.input_version.as_str()) && input_version.is_some() {
+            if input_version.as_deref() != Some(cur.input_version.as_str())
+                && input_version.is_some()
+            {
                 explain_change(inputs, name, cur, &code_version, &mut causes);
             }
         }
@@ -176,12 +182,15 @@ fn assess_one(inputs: &Inputs<'_>, name: &str, not_fresh: &HashSet<String>) -> A
             matches!(c, StaleCause::UpstreamChanged { name } | StaleCause::UpstreamNeverMaterialized { name } if name == up)
         });
         if not_fresh.contains(*up) && !already {
-            causes.push(StaleCause::UpstreamStale { name: (*up).to_owned() });
+            causes.push(StaleCause::UpstreamStale {
+                name: (*up).to_owned(),
+            });
         }
     }
 
     let last_failure = inputs.attempts.get(name).filter(|a| {
-        a.outcome == AttemptOutcome::Failed && current.as_ref().is_none_or(|c| a.at > c.committed_at)
+        a.outcome == AttemptOutcome::Failed
+            && current.as_ref().is_none_or(|c| a.at > c.committed_at)
     });
     let state = if last_failure.is_some() {
         AssetState::Failed
@@ -215,7 +224,8 @@ fn explain_change(
         causes.push(StaleCause::CodeChanged);
     }
     let recorded = (inputs.recorded_inputs)(cur.id).unwrap_or_default();
-    let recorded: HashMap<&str, &UpstreamVersion> = recorded.iter().map(|u| (u.name.as_str(), u)).collect();
+    let recorded: HashMap<&str, &UpstreamVersion> =
+        recorded.iter().map(|u| (u.name.as_str(), u)).collect();
     for up in inputs.graph.upstream(name) {
         let now = upstream_data_version(inputs, up);
         let then = recorded.get(up).map(|u| u.data_version.as_str());
@@ -226,7 +236,9 @@ fn explain_change(
                 Some(UpstreamKind::Asset) => StaleCause::UpstreamChanged { name },
                 // A new dependency: the code changed (already said) or a
                 // source was redeclared.
-                None if inputs.graph.kind(up) == Some(NodeKind::Source) => StaleCause::SourceChanged { name },
+                None if inputs.graph.kind(up) == Some(NodeKind::Source) => {
+                    StaleCause::SourceChanged { name }
+                }
                 None => StaleCause::UpstreamChanged { name },
             });
         }

@@ -105,9 +105,16 @@ mod tests {
 
     #[test]
     fn relative_file_urls_resolve_against_the_project() {
-        let s = Storage::open("file://./warehouse", Path::new("/p/proj")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.local_root.as_deref(), Some(Path::new("/p/proj/warehouse")));
-        assert_eq!(s.file_url("a/b.parquet"), "file:///p/proj/warehouse/a/b.parquet");
+        let s = Storage::open("file://./warehouse", Path::new("/p/proj"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.local_root.as_deref(),
+            Some(Path::new("/p/proj/warehouse"))
+        );
+        assert_eq!(
+            s.file_url("a/b.parquet"),
+            "file:///p/proj/warehouse/a/b.parquet"
+        );
         assert!(Storage::open("s3://bucket/x", Path::new("/p")).is_err());
     }
 }

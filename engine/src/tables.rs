@@ -5,9 +5,13 @@
 use std::sync::Arc;
 
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::Result as DfResult;
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{
+    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+};
 
 use cairn_assets::{Source, SourceFormat};
 
@@ -41,16 +45,28 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> DfResult<
     };
     match source.format {
         SourceFormat::Csv => {
-            ctx.register_csv(&source.name, &path, CsvReadOptions::new().has_header(true).file_extension(&ext))
-                .await
+            ctx.register_csv(
+                &source.name,
+                &path,
+                CsvReadOptions::new().has_header(true).file_extension(&ext),
+            )
+            .await
         }
         SourceFormat::Parquet => {
-            ctx.register_parquet(&source.name, &path, ParquetReadOptions::default().file_extension(&ext))
-                .await
+            ctx.register_parquet(
+                &source.name,
+                &path,
+                ParquetReadOptions::default().file_extension(&ext),
+            )
+            .await
         }
         SourceFormat::Json => {
-            ctx.register_json(&source.name, &path, JsonReadOptions::default().file_extension(&ext))
-                .await
+            ctx.register_json(
+                &source.name,
+                &path,
+                JsonReadOptions::default().file_extension(&ext),
+            )
+            .await
         }
     }
 }
@@ -67,7 +83,8 @@ pub async fn register_committed(
         .iter()
         .map(|f| ListingTableUrl::parse(storage.file_url(f)))
         .collect::<DfResult<Vec<_>>>()?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .infer_schema(&ctx.state())

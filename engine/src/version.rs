@@ -184,12 +184,23 @@ mod tests {
 
     #[test]
     fn input_version_is_order_independent_and_sensitive() {
-        let x = UpstreamInput { name: "a", partition: "", data_version: "1" };
-        let y = UpstreamInput { name: "b", partition: "", data_version: "2" };
+        let x = UpstreamInput {
+            name: "a",
+            partition: "",
+            data_version: "1",
+        };
+        let y = UpstreamInput {
+            name: "b",
+            partition: "",
+            data_version: "2",
+        };
         let v1 = input_version("code", "", &[x.clone(), y.clone()]);
         assert_eq!(v1, input_version("code", "", &[y.clone(), x.clone()]));
         assert_ne!(v1, input_version("code2", "", &[x.clone(), y.clone()]));
-        let y2 = UpstreamInput { data_version: "3", ..y };
+        let y2 = UpstreamInput {
+            data_version: "3",
+            ..y
+        };
         assert_ne!(v1, input_version("code", "", &[x, y2]));
     }
 }

@@ -10,7 +10,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use serde::Serialize;
 
 use cairn_assets::Project;
-use cairn_catalog::{AttemptRecord, Catalog, CurrentVersion, MaterializationRecord, RunRecord, open_catalog};
+use cairn_catalog::{
+    AttemptRecord, Catalog, CurrentVersion, MaterializationRecord, RunRecord, open_catalog,
+};
 
 use crate::error::EngineError;
 use crate::graph::AssetGraph;
@@ -78,9 +80,12 @@ impl Workspace {
         let project = Project::load(dir)?;
         let graph = AssetGraph::build(&project)?;
         let storage = Storage::open(&project.config.storage.url, &project.root)?;
-        let catalog: Arc<dyn Catalog> = Arc::from(open_catalog(&project.config.catalog.url, &project.root)?);
+        let catalog: Arc<dyn Catalog> =
+            Arc::from(open_catalog(&project.config.catalog.url, &project.root)?);
         let this_host = whoami::host();
-        catalog.mark_crashed_runs(&|run: &RunRecord| run.host != this_host || whoami::process_alive(run.pid))?;
+        catalog.mark_crashed_runs(&|run: &RunRecord| {
+            run.host != this_host || whoami::process_alive(run.pid)
+        })?;
         Ok(Workspace {
             project: Arc::new(project),
             graph,
@@ -112,7 +117,13 @@ impl Workspace {
             .map(|a| (a.asset.clone(), a))
             .collect();
         let catalog = Arc::clone(&self.catalog);
-        let recorded = move |id| catalog.materialization(id).ok().flatten().map(|m| m.body.inputs);
+        let recorded = move |id| {
+            catalog
+                .materialization(id)
+                .ok()
+                .flatten()
+                .map(|m| m.body.inputs)
+        };
         let statuses = assess(&Inputs {
             graph: &self.graph,
             code_versions: &code_versions,
@@ -141,7 +152,11 @@ impl Workspace {
     }
 
     /// Brings the selected assets up to date (see [`crate::run`]).
-    pub async fn materialize(&self, opts: &MaterializeOptions, progress: &dyn Progress) -> Result<RunReport, EngineError> {
+    pub async fn materialize(
+        &self,
+        opts: &MaterializeOptions,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, EngineError> {
         run::materialize(self, opts, progress).await
     }
 
@@ -172,15 +187,29 @@ impl Workspace {
             Some(c) => self.catalog.materialization(c.id)?,
             None => None,
         };
-        let last_attempt = self.catalog.latest_attempts()?.into_iter().find(|a| a.asset == name);
+        let last_attempt = self
+            .catalog
+            .latest_attempts()?
+            .into_iter()
+            .find(|a| a.asset == name);
         Ok(AssetDetails {
             file: asset.file.display().to_string(),
             description: asset.description.clone(),
             owner: asset.owner.clone(),
             tags: asset.tags.clone(),
             sql: asset.sql.clone(),
-            upstream: self.graph.upstream(name).into_iter().map(str::to_owned).collect(),
-            downstream: self.graph.downstream(name).into_iter().map(str::to_owned).collect(),
+            upstream: self
+                .graph
+                .upstream(name)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            downstream: self
+                .graph
+                .downstream(name)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             history: self.catalog.history(name, 20)?,
             current,
             last_attempt,

@@ -12,9 +12,17 @@ fn check(files: &[(&str, &str)], expected: &[&str]) {
     let p = Project::with_files(files);
     for args in [&["materialize"][..], &["status"][..]] {
         let run = p.run(args);
-        assert_eq!(run.code, 2, "cairn {args:?}: exit code\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.code, 2,
+            "cairn {args:?}: exit code\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
         for fragment in expected {
-            assert!(run.stderr.contains(fragment), "stderr lacks {fragment:?}:\n{}", run.stderr);
+            assert!(
+                run.stderr.contains(fragment),
+                "stderr lacks {fragment:?}:\n{}",
+                run.stderr
+            );
         }
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
         assert!(!p.path("warehouse").exists(), "nothing may be written");
@@ -31,7 +39,10 @@ fn unknown_table_suggests_the_close_name() {
             ("assets/stg_orders.sql", "select id from raw_orders"),
             ("assets/orders.sql", "select id\nfrom stg_order"),
         ],
-        &["assets/orders.sql:2: unknown table `stg_order`", "did you mean `stg_orders`?"],
+        &[
+            "assets/orders.sql:2: unknown table `stg_order`",
+            "did you mean `stg_orders`?",
+        ],
     );
 }
 
@@ -41,18 +52,27 @@ fn cycle_names_the_chain_and_the_line() {
         &[
             ("cairn.toml", TOML),
             ("data/raw_orders.csv", CSV),
-            ("assets/a.sql", "select id from raw_orders\nunion all\nselect id from c"),
+            (
+                "assets/a.sql",
+                "select id from raw_orders\nunion all\nselect id from c",
+            ),
             ("assets/b.sql", "select id from a"),
             ("assets/c.sql", "select id from b"),
         ],
-        &["assets/a.sql:3: dependency cycle: a -> b -> c -> a", "hint:"],
+        &[
+            "assets/a.sql:3: dependency cycle: a -> b -> c -> a",
+            "hint:",
+        ],
     );
 }
 
 #[test]
 fn self_reference_is_a_cycle() {
     check(
-        &[("cairn.toml", ""), ("assets/loop.sql", "select 1 as x from loop")],
+        &[
+            ("cairn.toml", ""),
+            ("assets/loop.sql", "select 1 as x from loop"),
+        ],
         &["assets/loop.sql:1: dependency cycle: loop -> loop"],
     );
 }
@@ -78,7 +98,10 @@ fn asset_named_like_a_source() {
             ("data/raw_orders.csv", CSV),
             ("assets/raw_orders.sql", "select 1 as x"),
         ],
-        &["assets/raw_orders.sql: asset `raw_orders` has the same name as a source", "cairn.toml:2"],
+        &[
+            "assets/raw_orders.sql: asset `raw_orders` has the same name as a source",
+            "cairn.toml:2",
+        ],
     );
 }
 
@@ -88,9 +111,15 @@ fn non_select_statement() {
         &[
             ("cairn.toml", TOML),
             ("data/raw_orders.csv", CSV),
-            ("assets/bad.sql", "-- writes instead of selecting\ninsert into raw_orders values (1, 2, 3)"),
+            (
+                "assets/bad.sql",
+                "-- writes instead of selecting\ninsert into raw_orders values (1, 2, 3)",
+            ),
         ],
-        &["assets/bad.sql:2: an asset must be a SELECT query, found a INSERT statement", "hint:"],
+        &[
+            "assets/bad.sql:2: an asset must be a SELECT query, found a INSERT statement",
+            "hint:",
+        ],
     );
 }
 
@@ -100,7 +129,10 @@ fn syntax_error_points_at_the_line() {
         &[
             ("cairn.toml", TOML),
             ("data/raw_orders.csv", CSV),
-            ("assets/broken.sql", "select id,\n  amount\nfrom raw_orders\nwhere and amount > 1"),
+            (
+                "assets/broken.sql",
+                "select id,\n  amount\nfrom raw_orders\nwhere and amount > 1",
+            ),
         ],
         &["assets/broken.sql:4: SQL syntax error"],
     );
@@ -112,7 +144,10 @@ fn two_statements_in_one_file() {
         &[
             ("cairn.toml", TOML),
             ("data/raw_orders.csv", CSV),
-            ("assets/two.sql", "select id from raw_orders;\nselect 2 as x"),
+            (
+                "assets/two.sql",
+                "select id from raw_orders;\nselect 2 as x",
+            ),
         ],
         &["assets/two.sql:2: an asset file must hold exactly one SQL statement"],
     );
@@ -121,7 +156,10 @@ fn two_statements_in_one_file() {
 #[test]
 fn invalid_asset_file_name() {
     check(
-        &[("cairn.toml", ""), ("assets/Stg-Orders.sql", "select 1 as x")],
+        &[
+            ("cairn.toml", ""),
+            ("assets/Stg-Orders.sql", "select 1 as x"),
+        ],
         &["invalid asset name `Stg-Orders`", "stg_orders.sql"],
     );
 }
@@ -129,7 +167,10 @@ fn invalid_asset_file_name() {
 #[test]
 fn unknown_config_key_in_cairn_toml() {
     check(
-        &[("cairn.toml", "[storage]\nurl = \"file://./warehouse\"\n\n[sources.raw]\npaht = \"x.csv\"\n")],
+        &[(
+            "cairn.toml",
+            "[storage]\nurl = \"file://./warehouse\"\n\n[sources.raw]\npaht = \"x.csv\"\n",
+        )],
         &["cairn.toml:5: invalid configuration", "paht"],
     );
 }
@@ -148,7 +189,10 @@ fn bad_asset_header_names_the_line() {
         &[
             ("cairn.toml", TOML),
             ("data/raw_orders.csv", CSV),
-            ("assets/x.sql", "--- description = \"ok\"\n--- ownr = \"me\"\nselect id from raw_orders"),
+            (
+                "assets/x.sql",
+                "--- description = \"ok\"\n--- ownr = \"me\"\nselect id from raw_orders",
+            ),
         ],
         &["assets/x.sql:2: invalid asset config", "ownr"],
     );
@@ -156,13 +200,22 @@ fn bad_asset_header_names_the_line() {
 
 #[test]
 fn unsupported_catalog_and_storage_urls() {
-    check(&[("cairn.toml", "[catalog]\nurl = \"mysql://x\"\n")], &["catalog url `mysql://x`"]);
-    check(&[("cairn.toml", "[storage]\nurl = \"ftp://x\"\n")], &["unsupported storage scheme `ftp`"]);
+    check(
+        &[("cairn.toml", "[catalog]\nurl = \"mysql://x\"\n")],
+        &["catalog url `mysql://x`"],
+    );
+    check(
+        &[("cairn.toml", "[storage]\nurl = \"ftp://x\"\n")],
+        &["unsupported storage scheme `ftp`"],
+    );
 }
 
 #[test]
 fn missing_project_file() {
-    check(&[("readme.txt", "not a project")], &["cairn.toml", "--project"]);
+    check(
+        &[("readme.txt", "not a project")],
+        &["cairn.toml", "--project"],
+    );
 }
 
 #[test]
@@ -174,7 +227,11 @@ fn unknown_selection_is_a_usage_error() {
     ]);
     let run = p.run(&["materialize", "stg_ordrs"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("did you mean `stg_orders`?"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did you mean `stg_orders`?"),
+        "{}",
+        run.stderr
+    );
     assert!(!p.path("warehouse").exists());
     let run = p.run(&["materialize", "raw_orders"]);
     assert_eq!(run.code, 2);

@@ -47,10 +47,20 @@ fn pyarrow_reads_committed_files_and_agrees_with_cairn_query() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| p.path("warehouse").join(f["path"].as_str().unwrap()).display().to_string())
+            .map(|f| {
+                p.path("warehouse")
+                    .join(f["path"].as_str().unwrap())
+                    .display()
+                    .to_string()
+            })
             .collect();
         assert!(!files.is_empty());
-        let run = p.run(&["query", "--format", "json", &format!("select * from {asset}")]);
+        let run = p.run(&[
+            "query",
+            "--format",
+            "json",
+            &format!("select * from {asset}"),
+        ]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         let expected = p.path(&format!("{asset}.expected.json"));
         std::fs::write(&expected, &run.stdout).unwrap();

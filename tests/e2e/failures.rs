@@ -7,10 +7,19 @@ fn project() -> Project {
     Project::with_files(&[
         ("cairn.toml", "[sources.raw]\npath = \"data/raw.csv\"\n"),
         ("data/raw.csv", "id,amount\n1,10\n2,20\n3,0\n"),
-        ("assets/good.sql", "select id, amount * 2 as doubled from raw"),
+        (
+            "assets/good.sql",
+            "select id, amount * 2 as doubled from raw",
+        ),
         ("assets/fragile.sql", "select id, amount from raw"),
-        ("assets/after_fragile.sql", "select count(*) as n from fragile"),
-        ("assets/after_good.sql", "select sum(doubled) as total from good"),
+        (
+            "assets/after_fragile.sql",
+            "select count(*) as n from fragile",
+        ),
+        (
+            "assets/after_good.sql",
+            "select sum(doubled) as total from good",
+        ),
     ])
 }
 
@@ -18,18 +27,42 @@ fn project() -> Project {
 fn failing_asset_skips_downstream_and_keeps_previous_version() {
     let p = project();
     p.materialize(&[]);
-    let before = p.json(&["query", "--format", "json", "select * from fragile order by id"], 0);
+    let before = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select * from fragile order by id",
+        ],
+        0,
+    );
 
     // The new definition fails at run time (a column that does not exist).
-    p.write("assets/fragile.sql", "select id, amount, missing_column from raw");
+    p.write(
+        "assets/fragile.sql",
+        "select id, amount, missing_column from raw",
+    );
     p.write("data/raw.csv", "id,amount\n1,10\n2,20\n3,0\n4,40\n");
     let run = p.run(&["materialize", "--format", "json"]);
-    assert_eq!(run.code, 1, "a failure exits 1\n{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 1,
+        "a failure exits 1\n{}\n{}",
+        run.stdout, run.stderr
+    );
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let outcomes = crate::util::outcomes(&report);
-    assert_eq!(with_outcome(&outcomes, "failed"), vec!["fragile".to_owned()]);
-    assert_eq!(with_outcome(&outcomes, "skipped"), vec!["after_fragile".to_owned()]);
-    assert_eq!(with_outcome(&outcomes, "materialized"), vec!["after_good".to_owned(), "good".to_owned()]);
+    assert_eq!(
+        with_outcome(&outcomes, "failed"),
+        vec!["fragile".to_owned()]
+    );
+    assert_eq!(
+        with_outcome(&outcomes, "skipped"),
+        vec!["after_fragile".to_owned()]
+    );
+    assert_eq!(
+        with_outcome(&outcomes, "materialized"),
+        vec!["after_good".to_owned(), "good".to_owned()]
+    );
     let error = report["results"]
         .as_array()
         .unwrap()
@@ -39,13 +72,28 @@ fn failing_asset_skips_downstream_and_keeps_previous_version() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(error.contains("assets/fragile.sql") && error.contains("missing_column"), "{error}");
+    assert!(
+        error.contains("assets/fragile.sql") && error.contains("missing_column"),
+        "{error}"
+    );
 
     // The previous version is still what readers get.
-    let after = p.json(&["query", "--format", "json", "select * from fragile order by id"], 0);
+    let after = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select * from fragile order by id",
+        ],
+        0,
+    );
     assert_eq!(before, after);
     // Only committed files exist besides the failed attempt's, which was removed.
-    assert!(!p.warehouse_files().iter().any(|f| f.starts_with("fragile/") && f.contains(report["run_id"].as_str().unwrap())));
+    assert!(
+        !p.warehouse_files()
+            .iter()
+            .any(|f| f.starts_with("fragile/") && f.contains(report["run_id"].as_str().unwrap()))
+    );
 
     let s = states(&p.json(&["status", "--format", "json"], 0));
     assert_eq!(s["fragile"].0, "failed");
@@ -55,10 +103,19 @@ fn failing_asset_skips_downstream_and_keeps_previous_version() {
     assert!(text.stdout.contains("missing_column"), "{}", text.stdout);
 
     // Fixing it recovers.
-    p.write("assets/fragile.sql", "select id, amount from raw where amount > 0");
+    p.write(
+        "assets/fragile.sql",
+        "select id, amount from raw where amount > 0",
+    );
     let (_, outcomes) = p.materialize(&[]);
-    assert_eq!(with_outcome(&outcomes, "materialized"), vec!["after_fragile".to_owned(), "fragile".to_owned()]);
-    let n = p.json(&["query", "--format", "json", "select n from after_fragile"], 0);
+    assert_eq!(
+        with_outcome(&outcomes, "materialized"),
+        vec!["after_fragile".to_owned(), "fragile".to_owned()]
+    );
+    let n = p.json(
+        &["query", "--format", "json", "select n from after_fragile"],
+        0,
+    );
     assert_eq!(n[0]["n"], 3);
 }
 
@@ -67,9 +124,16 @@ fn duplicate_output_column_names_are_a_clear_failure() {
     let p = Project::with_files(&[
         ("cairn.toml", "[sources.raw]\npath = \"data/raw.csv\"\n"),
         ("data/raw.csv", "id,amount\n1,10\n"),
-        ("assets/twice.sql", "select a.id, b.id from raw a join raw b on a.id = b.id"),
+        (
+            "assets/twice.sql",
+            "select a.id, b.id from raw a join raw b on a.id = b.id",
+        ),
     ]);
     let run = p.run(&["materialize"]);
     assert_eq!(run.code, 1);
-    assert!(run.stdout.contains("two columns named `id`"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("two columns named `id`"),
+        "{}",
+        run.stdout
+    );
 }

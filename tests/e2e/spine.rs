@@ -28,20 +28,38 @@ fn first_run_builds_everything_and_second_does_no_datafusion_work() {
     // Every asset has committed files on disk.
     let files = p.warehouse_files();
     for asset in ALL {
-        assert!(files.iter().any(|f| f.starts_with(&format!("{asset}/"))), "{asset}: {files:?}");
+        assert!(
+            files.iter().any(|f| f.starts_with(&format!("{asset}/"))),
+            "{asset}: {files:?}"
+        );
     }
 
     let second = p.run(&["materialize"]);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert!(second.stdout.contains("no DataFusion work done"), "{}", second.stdout);
+    assert!(
+        second.stdout.contains("no DataFusion work done"),
+        "{}",
+        second.stdout
+    );
     let (report, outcomes) = p.materialize(&[]);
-    assert!(report["run_id"].is_null(), "a no-op must not start a run: {report}");
+    assert!(
+        report["run_id"].is_null(),
+        "a no-op must not start a run: {report}"
+    );
     assert_eq!(with_outcome(&outcomes, "fresh"), sorted(&ALL));
     assert_eq!(p.warehouse_files(), files, "a no-op writes nothing");
 
     let status = p.json(&["status", "--check", "--format", "json"], 0);
     assert_eq!(status["not_fresh"], 0);
-    let rows = p.json(&["query", "--format", "json", "select count(*) as n from customers"], 0);
+    let rows = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select count(*) as n from customers",
+        ],
+        0,
+    );
     assert_eq!(rows[0]["n"], 100);
 }
 
@@ -49,15 +67,28 @@ fn first_run_builds_everything_and_second_does_no_datafusion_work() {
 fn editing_a_staging_model_makes_exactly_it_and_its_downstream_stale() {
     let p = Project::example();
     p.materialize(&[]);
-    p.edit("assets/stg_payments.sql", "from raw_payments", "from raw_payments\nwhere payment_method <> 'gift_card'");
+    p.edit(
+        "assets/stg_payments.sql",
+        "from raw_payments",
+        "from raw_payments\nwhere payment_method <> 'gift_card'",
+    );
 
     let status = p.json(&["status", "--format", "json"], 0);
     let s = states(&status);
-    assert_eq!(s["stg_payments"], ("stale".into(), vec!["code_changed".into()]));
-    assert_eq!(s["int_order_payments"], ("stale".into(), vec!["upstream_stale stg_payments".into()]));
+    assert_eq!(
+        s["stg_payments"],
+        ("stale".into(), vec!["code_changed".into()])
+    );
+    assert_eq!(
+        s["int_order_payments"],
+        ("stale".into(), vec!["upstream_stale stg_payments".into()])
+    );
     assert_eq!(s["orders"].0, "stale");
     assert_eq!(s["customers"].0, "stale");
-    assert_eq!(s["monthly_revenue"], ("stale".into(), vec!["upstream_stale orders".into()]));
+    assert_eq!(
+        s["monthly_revenue"],
+        ("stale".into(), vec!["upstream_stale orders".into()])
+    );
     for fresh in ["stg_customers", "stg_orders"] {
         assert_eq!(s[fresh], ("fresh".into(), vec![]), "{fresh}");
     }
@@ -68,15 +99,32 @@ fn editing_a_staging_model_makes_exactly_it_and_its_downstream_stale() {
     let (_, outcomes) = p.materialize(&[]);
     assert_eq!(
         with_outcome(&outcomes, "materialized"),
-        sorted(&["stg_payments", "int_order_payments", "orders", "customers", "monthly_revenue"])
+        sorted(&[
+            "stg_payments",
+            "int_order_payments",
+            "orders",
+            "customers",
+            "monthly_revenue"
+        ])
     );
-    assert_eq!(with_outcome(&outcomes, "fresh"), sorted(&["stg_customers", "stg_orders"]));
+    assert_eq!(
+        with_outcome(&outcomes, "fresh"),
+        sorted(&["stg_customers", "stg_orders"])
+    );
     let gift = p.json(
-        &["query", "--format", "json", "select count(*) as n from stg_payments where payment_method = 'gift_card'"],
+        &[
+            "query",
+            "--format",
+            "json",
+            "select count(*) as n from stg_payments where payment_method = 'gift_card'",
+        ],
         0,
     );
     assert_eq!(gift[0]["n"], 0);
-    assert_eq!(p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"], 0);
+    assert_eq!(
+        p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
+        0
+    );
 }
 
 #[test]
@@ -85,18 +133,28 @@ fn identical_output_stops_staleness_there() {
     p.materialize(&[]);
     // Semantically the same rows: the asset is rebuilt, its data version is
     // unchanged, so nothing downstream is recomputed.
-    p.edit("assets/stg_orders.sql", "from raw_orders", "from raw_orders\nwhere 1 = 1");
+    p.edit(
+        "assets/stg_orders.sql",
+        "from raw_orders",
+        "from raw_orders\nwhere 1 = 1",
+    );
     let s = states(&p.json(&["status", "--format", "json"], 0));
     assert_eq!(s["stg_orders"].0, "stale");
     assert_eq!(s["orders"].0, "stale");
 
     let (_, outcomes) = p.materialize(&[]);
-    assert_eq!(with_outcome(&outcomes, "materialized"), vec!["stg_orders".to_owned()]);
+    assert_eq!(
+        with_outcome(&outcomes, "materialized"),
+        vec!["stg_orders".to_owned()]
+    );
     assert_eq!(
         with_outcome(&outcomes, "fresh (early cutoff)"),
         sorted(&["orders", "customers", "monthly_revenue"])
     );
-    assert_eq!(p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"], 0);
+    assert_eq!(
+        p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
+        0
+    );
 }
 
 #[test]
@@ -104,8 +162,14 @@ fn comments_and_formatting_do_not_change_the_code_version() {
     let p = Project::example();
     p.materialize(&[]);
     let text = p.read("assets/stg_customers.sql");
-    p.write("assets/stg_customers.sql", &format!("-- reformatted\n{}\n\n", text.replace("    ", "\t")));
-    assert_eq!(p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"], 0);
+    p.write(
+        "assets/stg_customers.sql",
+        &format!("-- reformatted\n{}\n\n", text.replace("    ", "\t")),
+    );
+    assert_eq!(
+        p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
+        0
+    );
 }
 
 #[test]
@@ -117,21 +181,47 @@ fn editing_a_source_file_makes_its_downstream_stale_by_content() {
     let original = p.read("data/raw_customers.csv");
     std::thread::sleep(std::time::Duration::from_millis(20));
     p.write("data/raw_customers.csv", &original);
-    assert_eq!(p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"], 0);
+    assert_eq!(
+        p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
+        0
+    );
 
     p.write(
         "data/raw_customers.csv",
         &format!("{original}101,Ada,Lovelace,ada@example.com,2024-12-10,GB\n"),
     );
     let s = states(&p.json(&["status", "--format", "json"], 0));
-    assert_eq!(s["stg_customers"], ("stale".into(), vec!["source_changed raw_customers".into()]));
-    assert_eq!(s["customers"], ("stale".into(), vec!["upstream_stale stg_customers".into()]));
-    for fresh in ["stg_orders", "stg_payments", "int_order_payments", "orders", "monthly_revenue"] {
+    assert_eq!(
+        s["stg_customers"],
+        ("stale".into(), vec!["source_changed raw_customers".into()])
+    );
+    assert_eq!(
+        s["customers"],
+        ("stale".into(), vec!["upstream_stale stg_customers".into()])
+    );
+    for fresh in [
+        "stg_orders",
+        "stg_payments",
+        "int_order_payments",
+        "orders",
+        "monthly_revenue",
+    ] {
         assert_eq!(s[fresh].0, "fresh", "{fresh}");
     }
     let (_, outcomes) = p.materialize(&[]);
-    assert_eq!(with_outcome(&outcomes, "materialized"), sorted(&["stg_customers", "customers"]));
-    let n = p.json(&["query", "--format", "json", "select count(*) as n from customers"], 0);
+    assert_eq!(
+        with_outcome(&outcomes, "materialized"),
+        sorted(&["stg_customers", "customers"])
+    );
+    let n = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select count(*) as n from customers",
+        ],
+        0,
+    );
     assert_eq!(n[0]["n"], 101);
 }
 
@@ -150,15 +240,27 @@ fn selection_refreshes_stale_upstream_on_the_way_and_force_rebuilds() {
 
     // Downstream selection.
     let (_, outcomes) = p.materialize(&["stg_customers+"]);
-    assert_eq!(with_outcome(&outcomes, "materialized"), sorted(&["stg_customers", "customers"]));
+    assert_eq!(
+        with_outcome(&outcomes, "materialized"),
+        sorted(&["stg_customers", "customers"])
+    );
 
     // --force rebuilds the selection only; +name forces upstream too.
     let (_, outcomes) = p.materialize(&["--force", "customers"]);
-    assert_eq!(with_outcome(&outcomes, "materialized"), vec!["customers".to_owned()]);
+    assert_eq!(
+        with_outcome(&outcomes, "materialized"),
+        vec!["customers".to_owned()]
+    );
     let (_, outcomes) = p.materialize(&["--force", "+monthly_revenue"]);
     assert_eq!(
         with_outcome(&outcomes, "materialized"),
-        sorted(&["monthly_revenue", "orders", "stg_orders", "stg_payments", "int_order_payments"])
+        sorted(&[
+            "monthly_revenue",
+            "orders",
+            "stg_orders",
+            "stg_payments",
+            "int_order_payments"
+        ])
     );
 }
 
@@ -175,7 +277,10 @@ fn show_and_lineage_describe_the_asset() {
         .iter()
         .map(|i| i["name"].as_str().unwrap())
         .collect();
-    assert_eq!(inputs, vec!["int_order_payments", "stg_customers", "stg_orders"]);
+    assert_eq!(
+        inputs,
+        vec!["int_order_payments", "stg_customers", "stg_orders"]
+    );
     assert_eq!(show["history"].as_array().unwrap().len(), 1);
     let text = p.run(&["show", "customers"]);
     assert_eq!(text.code, 0);
@@ -183,7 +288,17 @@ fn show_and_lineage_describe_the_asset() {
 
     let lineage = p.run(&["lineage", "customers", "--upstream"]);
     assert_eq!(lineage.code, 0, "{}", lineage.stderr);
-    assert!(lineage.stdout.contains("raw_payments (source)"), "{}", lineage.stdout);
-    let down = p.json(&["lineage", "stg_orders", "--downstream", "--format", "json"], 0);
-    assert_eq!(down["downstream"], serde_json::json!(["customers", "monthly_revenue", "orders"]));
+    assert!(
+        lineage.stdout.contains("raw_payments (source)"),
+        "{}",
+        lineage.stdout
+    );
+    let down = p.json(
+        &["lineage", "stg_orders", "--downstream", "--format", "json"],
+        0,
+    );
+    assert_eq!(
+        down["downstream"],
+        serde_json::json!(["customers", "monthly_revenue", "orders"])
+    );
 }

@@ -76,8 +76,13 @@ impl Project {
     /// Runs and parses stdout as JSON, asserting the exit code.
     pub fn json(&self, args: &[&str], code: i32) -> Value {
         let run = self.run(args);
-        assert_eq!(run.code, code, "cairn {args:?}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
+        assert_eq!(
+            run.code, code,
+            "cairn {args:?}\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
     }
 
     /// Files under the storage root (relative, sorted).
@@ -115,7 +120,11 @@ pub fn outcomes(report: &Value) -> Vec<(String, String)> {
 
 /// Names of the assets with the given outcome.
 pub fn with_outcome(outcomes: &[(String, String)], outcome: &str) -> Vec<String> {
-    let mut v: Vec<String> = outcomes.iter().filter(|(_, o)| o == outcome).map(|(a, _)| a.clone()).collect();
+    let mut v: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, o)| o == outcome)
+        .map(|(a, _)| a.clone())
+        .collect();
     v.sort();
     v
 }
@@ -136,13 +145,18 @@ pub fn states(status: &Value) -> std::collections::BTreeMap<String, (String, Vec
                     None => c["cause"].as_str().unwrap().to_owned(),
                 })
                 .collect();
-            (a["name"].as_str().unwrap().to_owned(), (a["state"].as_str().unwrap().to_owned(), causes))
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                (a["state"].as_str().unwrap().to_owned(), causes),
+            )
         })
         .collect()
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries {
         let p = e.unwrap().path();
         if p.is_dir() {
