@@ -13,6 +13,7 @@ mod config;
 mod diagnostic;
 mod header;
 mod names;
+pub mod partitions;
 mod project;
 mod sql;
 

@@ -1,0 +1,667 @@
+//! Partitions: how an asset is split (time windows in a timezone, static
+//! lists, or a two-dimensional combination of both), the keys that exist,
+//! the time range each key covers, and how a downstream partition maps to
+//! the upstream partitions it reads.
+//!
+//! Keys are strings: `2024-05-01` (daily), `2024-04-29` (weekly: the
+//! Monday), `2024-05` (monthly), `2024-05-01T13-0400` (hourly, with the UTC
+//! offset so the repeated hour of a DST change stays unique), a static
+//! value such as `eu`, and `2024-05-01|eu` for two dimensions. Storage uses
+//! hive-style paths: `date=2024-05-01/region=eu`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
+use chrono_tz::Tz;
+
+/// How long each time partition is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    /// One hour.
+    Hourly,
+    /// One calendar day in the timezone.
+    Daily,
+    /// Monday to Monday in the timezone.
+    Weekly,
+    /// One calendar month in the timezone.
+    Monthly,
+}
+
+impl Granularity {
+    /// Parses `hourly`, `daily`, `weekly`, `monthly`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "hourly" => Granularity::Hourly,
+            "daily" => Granularity::Daily,
+            "weekly" => Granularity::Weekly,
+            "monthly" => Granularity::Monthly,
+            _ => return None,
+        })
+    }
+
+    /// The default dimension name (the hive path segment).
+    pub fn default_name(self) -> &'static str {
+        match self {
+            Granularity::Hourly => "hour",
+            Granularity::Daily => "date",
+            Granularity::Weekly => "week",
+            Granularity::Monthly => "month",
+        }
+    }
+}
+
+/// A time-window dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeDimension {
+    /// Dimension name (hive path segment).
+    pub name: String,
+    /// Window length.
+    pub granularity: Granularity,
+    /// Local start of the first partition.
+    pub start: NaiveDateTime,
+    /// Local start of the last partition, when the asset ends.
+    pub end: Option<NaiveDateTime>,
+    /// Timezone of the windows.
+    pub timezone: Tz,
+    /// The output column holding the event time, when declared.
+    pub column: Option<String>,
+}
+
+/// A static-list dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticDimension {
+    /// Dimension name (hive path segment).
+    pub name: String,
+    /// The values, in declaration order; no duplicates.
+    pub values: Vec<String>,
+    /// The output column holding the value, when declared.
+    pub column: Option<String>,
+}
+
+/// One dimension of a partitioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dimension {
+    /// Time windows.
+    Time(TimeDimension),
+    /// A static list.
+    Static(StaticDimension),
+}
+
+impl Dimension {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        match self {
+            Dimension::Time(t) => &t.name,
+            Dimension::Static(s) => &s.name,
+        }
+    }
+}
+
+/// How an asset is partitioned: one or two dimensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionsDef {
+    /// The dimensions, in key order.
+    pub dimensions: Vec<Dimension>,
+}
+
+/// The range of time a time partition covers, `[start, end)` in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Inclusive start.
+    pub start: DateTime<Utc>,
+    /// Exclusive end.
+    pub end: DateTime<Utc>,
+}
+
+/// A key that does not belong to a partitioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadKey {
+    /// The key as given.
+    pub key: String,
+    /// Why, with the expected form.
+    pub reason: String,
+}
+
+impl fmt::Display for BadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown partition key `{}`: {}", self.key, self.reason)
+    }
+}
+
+impl TimeDimension {
+    /// The local start of the window following the one starting at `local`.
+    fn next_start(&self, local: NaiveDateTime) -> NaiveDateTime {
+        self.shift(local, 1)
+    }
+
+    /// The local start `n` windows after (or before, for negative `n`) `local`.
+    pub fn shift(&self, local: NaiveDateTime, n: i64) -> NaiveDateTime {
+        match self.granularity {
+            Granularity::Hourly => local + Duration::hours(n),
+            Granularity::Daily => local + Duration::days(n),
+            Granularity::Weekly => local + Duration::weeks(n),
+            Granularity::Monthly => {
+                let months = i64::from(local.year()) * 12 + i64::from(local.month0()) + n;
+                let (y, m) = (months.div_euclid(12), months.rem_euclid(12));
+                i32::try_from(y)
+                    .ok()
+                    .and_then(|y| NaiveDate::from_ymd_opt(y, u32::try_from(m).ok()? + 1, 1))
+                    .map(|d| d.and_time(NaiveTime::MIN))
+                    .unwrap_or(local)
+            }
+        }
+    }
+
+    /// A local wall-clock time as an instant; for a time skipped by a DST
+    /// change the first instant after the gap, for a repeated time the first.
+    fn instant(&self, local: NaiveDateTime) -> DateTime<Utc> {
+        match self.timezone.from_local_datetime(&local) {
+            LocalResult::Single(t) => t.with_timezone(&Utc),
+            LocalResult::Ambiguous(a, _) => a.with_timezone(&Utc),
+            LocalResult::None => {
+                // Walk forward to the end of the gap (at most a few hours).
+                let mut probe = local;
+                for _ in 0..(6 * 60) {
+                    probe += Duration::minutes(1);
+                    if let Some(t) = self.timezone.from_local_datetime(&probe).earliest() {
+                        return t.with_timezone(&Utc);
+                    }
+                }
+                Utc.from_utc_datetime(&local)
+            }
+        }
+    }
+
+    /// Every window, in order, that has *ended* by `now` (a partition is
+    /// complete only once its window is over) and starts no later than the
+    /// configured end.
+    pub fn keys_until(&self, now: DateTime<Utc>) -> Vec<(String, Window)> {
+        let mut out = Vec::new();
+        if self.granularity == Granularity::Hourly {
+            // Walk instants, not wall-clock hours: DST adds or removes one.
+            let mut start = self.instant(self.start);
+            loop {
+                let end = start + Duration::hours(1);
+                let local = start.with_timezone(&self.timezone);
+                if end > now || self.end.is_some_and(|e| local.naive_local() > e) {
+                    break;
+                }
+                out.push((
+                    local.format("%Y-%m-%dT%H%z").to_string(),
+                    Window { start, end },
+                ));
+                start = end;
+            }
+            return out;
+        }
+        let mut local = self.start;
+        loop {
+            if self.end.is_some_and(|e| local > e) {
+                break;
+            }
+            let next = self.next_start(local);
+            let window = Window {
+                start: self.instant(local),
+                end: self.instant(next),
+            };
+            if window.end > now {
+                break;
+            }
+            out.push((self.format(local), window));
+            local = next;
+        }
+        out
+    }
+
+    fn format(&self, local: NaiveDateTime) -> String {
+        match self.granularity {
+            Granularity::Hourly => self
+                .timezone
+                .from_local_datetime(&local)
+                .earliest()
+                .map(|t| t.format("%Y-%m-%dT%H%z").to_string())
+                .unwrap_or_else(|| local.format("%Y-%m-%dT%H").to_string()),
+            Granularity::Daily | Granularity::Weekly => local.format("%Y-%m-%d").to_string(),
+            Granularity::Monthly => local.format("%Y-%m").to_string(),
+        }
+    }
+
+    /// The local start of the window named by `key`.
+    pub fn parse_key(&self, key: &str) -> Result<NaiveDateTime, BadKey> {
+        let bad = |reason: String| BadKey {
+            key: key.to_owned(),
+            reason,
+        };
+        let local = match self.granularity {
+            Granularity::Hourly => DateTime::parse_from_str(&format!("{key}00"), "%Y-%m-%dT%H%z%M")
+                .map(|t| t.with_timezone(&self.timezone).naive_local())
+                .map_err(|_| bad("hourly keys look like 2024-05-01T13-0400".to_owned()))?,
+            Granularity::Daily | Granularity::Weekly => NaiveDate::parse_from_str(key, "%Y-%m-%d")
+                .map(|d| d.and_time(NaiveTime::MIN))
+                .map_err(|_| bad("keys look like 2024-05-01".to_owned()))?,
+            Granularity::Monthly => NaiveDate::parse_from_str(&format!("{key}-01"), "%Y-%m-%d")
+                .map(|d| d.and_time(NaiveTime::MIN))
+                .map_err(|_| bad("monthly keys look like 2024-05".to_owned()))?,
+        };
+        if self.granularity == Granularity::Weekly && local.weekday() != self.start.weekday() {
+            return Err(bad(format!(
+                "weekly partitions start on {}",
+                self.start.weekday()
+            )));
+        }
+        if local < self.start || self.end.is_some_and(|e| local > e) {
+            let range = match self.end {
+                Some(e) => format!("from {} to {}", self.format(self.start), self.format(e)),
+                None => format!("from {}", self.format(self.start)),
+            };
+            return Err(bad(format!("outside the partitions, which run {range}")));
+        }
+        Ok(local)
+    }
+
+    /// The window of `key`.
+    pub fn window(&self, key: &str) -> Result<Window, BadKey> {
+        let local = self.parse_key(key)?;
+        if self.granularity == Granularity::Hourly {
+            let start = self.instant(local);
+            // Keys carry the offset: take the instant they name exactly.
+            let start = DateTime::parse_from_str(&format!("{key}00"), "%Y-%m-%dT%H%z%M")
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(start);
+            return Ok(Window {
+                start,
+                end: start + Duration::hours(1),
+            });
+        }
+        Ok(Window {
+            start: self.instant(local),
+            end: self.instant(self.next_start(local)),
+        })
+    }
+}
+
+impl PartitionsDef {
+    /// The time dimension, if any.
+    pub fn time(&self) -> Option<&TimeDimension> {
+        self.dimensions.iter().find_map(|d| match d {
+            Dimension::Time(t) => Some(t),
+            Dimension::Static(_) => None,
+        })
+    }
+
+    /// Every complete partition key as of `now`, in order (time first, then
+    /// static values in declaration order).
+    pub fn keys_until(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut keys = vec![String::new()];
+        for (i, dim) in self.dimensions.iter().enumerate() {
+            let values: Vec<String> = match dim {
+                Dimension::Time(t) => t.keys_until(now).into_iter().map(|(k, _)| k).collect(),
+                Dimension::Static(s) => s.values.clone(),
+            };
+            keys = keys
+                .iter()
+                .flat_map(|prefix| {
+                    values.iter().map(move |v| {
+                        if i == 0 {
+                            v.clone()
+                        } else {
+                            format!("{prefix}|{v}")
+                        }
+                    })
+                })
+                .collect();
+        }
+        keys
+    }
+
+    /// Splits and validates a key into one part per dimension.
+    pub fn split_key<'k>(&self, key: &'k str) -> Result<Vec<&'k str>, BadKey> {
+        let parts: Vec<&str> = key.split('|').collect();
+        if parts.len() != self.dimensions.len() {
+            let example: Vec<&str> = self.dimensions.iter().map(Dimension::name).collect();
+            return Err(BadKey {
+                key: key.to_owned(),
+                reason: format!(
+                    "expected {} part(s) separated by `|`: {}",
+                    self.dimensions.len(),
+                    example.join("|")
+                ),
+            });
+        }
+        for (dim, part) in self.dimensions.iter().zip(&parts) {
+            match dim {
+                Dimension::Time(t) => {
+                    t.parse_key(part)?;
+                }
+                Dimension::Static(s) => {
+                    if !s.values.iter().any(|v| v == part) {
+                        return Err(BadKey {
+                            key: key.to_owned(),
+                            reason: format!("`{part}` is not one of {}", s.values.join(", ")),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(parts)
+    }
+
+    /// The hive-style relative path of a key: `date=2024-05-01/region=eu`.
+    pub fn hive_path(&self, key: &str) -> String {
+        self.dimensions
+            .iter()
+            .zip(key.split('|'))
+            .map(|(d, part)| format!("{}={part}", d.name()))
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}
+
+/// How a downstream partition maps to the partitions of one upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionMapping {
+    /// The default: the same key (time windows overlapping the downstream
+    /// window when granularities differ; the same static value).
+    Identity,
+    /// Every upstream partition.
+    All,
+    /// Time windows `offset - lag ..= offset` periods from the downstream
+    /// window, e.g. `lag = 6` for a 7-day rolling window, `offset = -1` for
+    /// the previous day. Static dimensions map by identity.
+    Window {
+        /// Periods to shift (negative: earlier).
+        offset: i64,
+        /// Extra earlier periods to include.
+        lag: u32,
+    },
+    /// Static values mapped by name: downstream value -> upstream values.
+    Static(Vec<(String, Vec<String>)>),
+}
+
+/// The upstream keys a downstream partition reads. `now` bounds the
+/// upstream keys that exist (only complete partitions).
+pub fn upstream_keys(
+    mapping: &PartitionMapping,
+    downstream: Option<(&PartitionsDef, &str)>,
+    upstream: Option<&PartitionsDef>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let Some(up) = upstream else {
+        return vec![String::new()];
+    };
+    let all = || up.keys_until(now);
+    let Some((down, key)) = downstream else {
+        return all();
+    };
+    if *mapping == PartitionMapping::All {
+        return all();
+    }
+    let Ok(parts) = down.split_key(key) else {
+        return Vec::new();
+    };
+    // Per upstream dimension, the allowed values.
+    let mut allowed: Vec<Option<BTreeSet<String>>> = Vec::new();
+    for up_dim in &up.dimensions {
+        let matching = down
+            .dimensions
+            .iter()
+            .zip(&parts)
+            .find(|(d, _)| std::mem::discriminant(*d) == std::mem::discriminant(up_dim));
+        let values = match (up_dim, matching) {
+            (Dimension::Time(ut), Some((Dimension::Time(dt), part))) => {
+                let Ok(local) = dt.parse_key(part) else {
+                    return Vec::new();
+                };
+                let (offset, lag) = match mapping {
+                    PartitionMapping::Window { offset, lag } => (*offset, i64::from(*lag)),
+                    _ => (0, 0),
+                };
+                let first = dt.shift(local, offset - lag);
+                let last_end = dt.shift(local, offset + 1);
+                let range = Window {
+                    start: dt.instant(first),
+                    end: dt.instant(last_end),
+                };
+                let keys: BTreeSet<String> = ut
+                    .keys_until(now)
+                    .into_iter()
+                    .filter(|(_, w)| w.start < range.end && range.start < w.end)
+                    .map(|(k, _)| k)
+                    .collect();
+                Some(keys)
+            }
+            (Dimension::Static(us), Some((Dimension::Static(_), part))) => {
+                let mapped: Vec<String> = match mapping {
+                    PartitionMapping::Static(pairs) => pairs
+                        .iter()
+                        .filter(|(d, _)| d == part)
+                        .flat_map(|(_, u)| u.iter().cloned())
+                        .collect(),
+                    _ => vec![(*part).to_owned()],
+                };
+                Some(
+                    mapped
+                        .into_iter()
+                        .filter(|v| us.values.contains(v))
+                        .collect(),
+                )
+            }
+            _ => None,
+        };
+        allowed.push(values);
+    }
+    all()
+        .into_iter()
+        .filter(|k| {
+            k.split('|')
+                .zip(&allowed)
+                .all(|(part, a)| a.as_ref().is_none_or(|set| set.contains(part)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daily(tz: Tz, start: &str) -> TimeDimension {
+        TimeDimension {
+            name: "date".into(),
+            granularity: Granularity::Daily,
+            start: NaiveDate::parse_from_str(start, "%Y-%m-%d")
+                .map(|d| d.and_time(NaiveTime::MIN))
+                .unwrap_or_default(),
+            end: None,
+            timezone: tz,
+            column: None,
+        }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn new_york_days_across_both_dst_changes() {
+        let d = daily(chrono_tz::America::New_York, "2024-01-01");
+        // Spring forward: 23 hours, EST start, EDT end.
+        let w = d.window("2024-03-10").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.start, utc("2024-03-10T05:00:00Z"));
+        assert_eq!(w.end, utc("2024-03-11T04:00:00Z"));
+        // Fall back: 25 hours.
+        let w = d.window("2024-11-03").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.start, utc("2024-11-03T04:00:00Z"));
+        assert_eq!(w.end, utc("2024-11-04T05:00:00Z"));
+    }
+
+    #[test]
+    fn only_complete_windows_exist() {
+        let d = daily(chrono_tz::UTC, "2024-01-01");
+        let keys = d.keys_until(utc("2024-01-03T12:00:00Z"));
+        let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, vec!["2024-01-01", "2024-01-02"]);
+        assert_eq!(d.keys_until(utc("2025-01-01T00:00:00Z")).len(), 366);
+    }
+
+    #[test]
+    fn hourly_keys_stay_unique_when_the_clock_repeats_an_hour() {
+        let mut d = daily(chrono_tz::America::New_York, "2024-11-03");
+        d.granularity = Granularity::Hourly;
+        let keys = d.keys_until(utc("2024-11-04T05:00:00Z"));
+        assert_eq!(keys.len(), 25);
+        let unique: BTreeSet<&String> = keys.iter().map(|(k, _)| k).collect();
+        assert_eq!(unique.len(), 25);
+        assert!(unique.contains(&"2024-11-03T01-0400".to_owned()));
+        assert!(unique.contains(&"2024-11-03T01-0500".to_owned()));
+        let w = d
+            .window("2024-11-03T01-0500")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.start, utc("2024-11-03T06:00:00Z"));
+    }
+
+    #[test]
+    fn monthly_and_weekly_windows() {
+        let mut m = daily(chrono_tz::UTC, "2024-01-01");
+        m.granularity = Granularity::Monthly;
+        let keys: Vec<String> = m
+            .keys_until(utc("2024-04-15T00:00:00Z"))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec!["2024-01", "2024-02", "2024-03"]);
+        let w = m.window("2024-02").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.end - w.start, Duration::days(29));
+        let mut wk = daily(chrono_tz::UTC, "2024-01-01");
+        wk.granularity = Granularity::Weekly;
+        assert!(wk.parse_key("2024-01-08").is_ok());
+        assert!(wk.parse_key("2024-01-09").is_err());
+    }
+
+    #[test]
+    fn bad_keys_are_explained() {
+        let d = daily(chrono_tz::UTC, "2024-01-01");
+        assert!(
+            d.parse_key("2023-12-31")
+                .is_err_and(|e| e.reason.contains("outside"))
+        );
+        assert!(
+            d.parse_key("May 1")
+                .is_err_and(|e| e.reason.contains("2024-05-01"))
+        );
+    }
+
+    fn def(dims: Vec<Dimension>) -> PartitionsDef {
+        PartitionsDef { dimensions: dims }
+    }
+
+    #[test]
+    fn rolling_window_reads_the_seven_previous_days() {
+        let d = def(vec![Dimension::Time(daily(chrono_tz::UTC, "2024-01-01"))]);
+        let now = utc("2025-01-01T00:00:00Z");
+        let keys = upstream_keys(
+            &PartitionMapping::Window { offset: 0, lag: 6 },
+            Some((&d, "2024-01-10")),
+            Some(&d),
+            now,
+        );
+        assert_eq!(keys.first().map(String::as_str), Some("2024-01-04"));
+        assert_eq!(keys.last().map(String::as_str), Some("2024-01-10"));
+        assert_eq!(keys.len(), 7);
+        // Clipped at the upstream's first partition.
+        let keys = upstream_keys(
+            &PartitionMapping::Window { offset: 0, lag: 6 },
+            Some((&d, "2024-01-02")),
+            Some(&d),
+            now,
+        );
+        assert_eq!(keys, vec!["2024-01-01", "2024-01-02"]);
+        // Identity and previous-day.
+        assert_eq!(
+            upstream_keys(
+                &PartitionMapping::Identity,
+                Some((&d, "2024-03-10")),
+                Some(&d),
+                now
+            ),
+            vec!["2024-03-10"]
+        );
+        assert_eq!(
+            upstream_keys(
+                &PartitionMapping::Window { offset: -1, lag: 0 },
+                Some((&d, "2024-03-10")),
+                Some(&d),
+                now
+            ),
+            vec!["2024-03-09"]
+        );
+    }
+
+    #[test]
+    fn daily_reads_hourly_by_overlap_and_static_by_name() {
+        let mut hourly = daily(chrono_tz::America::New_York, "2024-03-09");
+        hourly.granularity = Granularity::Hourly;
+        let up = def(vec![Dimension::Time(hourly)]);
+        let down = def(vec![Dimension::Time(daily(
+            chrono_tz::America::New_York,
+            "2024-03-09",
+        ))]);
+        let now = utc("2024-04-01T00:00:00Z");
+        assert_eq!(
+            upstream_keys(
+                &PartitionMapping::Identity,
+                Some((&down, "2024-03-10")),
+                Some(&up),
+                now
+            )
+            .len(),
+            23
+        );
+
+        let regions = Dimension::Static(StaticDimension {
+            name: "region".into(),
+            values: vec!["eu".into(), "us".into(), "apac".into()],
+            column: None,
+        });
+        let two = def(vec![
+            Dimension::Time(daily(chrono_tz::UTC, "2024-01-01")),
+            regions.clone(),
+        ]);
+        let now = utc("2024-01-03T00:00:00Z");
+        assert_eq!(two.keys_until(now).len(), 6);
+        assert_eq!(two.hive_path("2024-01-02|us"), "date=2024-01-02/region=us");
+        assert_eq!(
+            upstream_keys(
+                &PartitionMapping::Identity,
+                Some((&two, "2024-01-02|us")),
+                Some(&two),
+                now
+            ),
+            vec!["2024-01-02|us"]
+        );
+        let by_region = def(vec![regions]);
+        let map = PartitionMapping::Static(vec![("eu".into(), vec!["us".into(), "apac".into()])]);
+        assert_eq!(
+            upstream_keys(&map, Some((&by_region, "eu")), Some(&by_region), now),
+            vec!["us", "apac"]
+        );
+        // Unpartitioned downstream reads everything; unpartitioned upstream is one "" partition.
+        assert_eq!(
+            upstream_keys(&PartitionMapping::Identity, None, Some(&two), now).len(),
+            6
+        );
+        assert_eq!(
+            upstream_keys(
+                &PartitionMapping::Identity,
+                Some((&two, "2024-01-01|eu")),
+                None,
+                now
+            ),
+            vec![""]
+        );
+    }
+}
