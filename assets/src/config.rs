@@ -77,4 +77,7 @@ pub(crate) struct RawSource {
     /// Who owns it.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Partitions: files of partition KEY live under `<path>/<dimension>=KEY/`.
+    #[serde(default)]
+    pub partitions: Option<crate::header::RawPartitions>,
 }

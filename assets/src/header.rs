@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, line_of_offset};
 
@@ -20,6 +23,74 @@ pub(crate) struct AssetConfig {
     /// Tags for selection and display.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// How the asset is partitioned.
+    #[serde(default)]
+    pub partitions: Option<RawPartitions>,
+    /// Partition mappings per upstream name.
+    #[serde(default)]
+    pub upstream: BTreeMap<String, RawMapping>,
+}
+
+/// `[partitions]` as written: the primary dimension, optionally with a
+/// static second dimension in `[partitions.static]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPartitions {
+    /// `hourly`, `daily`, `weekly`, `monthly` or `static`.
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// First partition (time).
+    #[serde(default)]
+    pub start: Option<Spanned<String>>,
+    /// Last partition, inclusive (time).
+    #[serde(default)]
+    pub end: Option<Spanned<String>>,
+    /// IANA timezone (time), UTC by default.
+    #[serde(default)]
+    pub timezone: Option<Spanned<String>>,
+    /// The output column holding the partition's time or value.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Dimension name (hive path segment).
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    /// Values (static).
+    #[serde(default)]
+    pub values: Option<Spanned<Vec<String>>>,
+    /// A static second dimension.
+    #[serde(default, rename = "static")]
+    pub second: Option<Spanned<RawStatic>>,
+}
+
+/// `[partitions.static]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStatic {
+    /// Dimension name.
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    /// Values.
+    pub values: Spanned<Vec<String>>,
+    /// The output column holding the value.
+    #[serde(default)]
+    pub column: Option<String>,
+}
+
+/// `[upstream.NAME]`: how partitions of this asset map to NAME's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMapping {
+    /// `identity`, `all`, `window` or `static`.
+    pub mapping: Spanned<String>,
+    /// Window: periods to shift (negative: earlier).
+    #[serde(default)]
+    pub offset: Option<i64>,
+    /// Window: extra earlier periods to read.
+    #[serde(default)]
+    pub lag: Option<u32>,
+    /// Static: downstream value -> upstream values.
+    #[serde(default)]
+    pub map: Option<BTreeMap<String, Vec<String>>>,
 }
 
 const HEADER_PREFIX: &str = "---";
@@ -51,7 +122,7 @@ pub(crate) fn parse_config(toml_text: &str, file: &Path) -> Result<AssetConfig, 
     toml::from_str::<AssetConfig>(toml_text).map_err(|e| {
         let line = e.span().map(|s| line_of_offset(toml_text, s.start));
         Diagnostic::new(file, line, format!("invalid asset config: {}", e.message())).with_hint(
-            "allowed keys are `description = \"...\"`, `owner = \"...\"`, `tags = [\"...\"]`",
+            "allowed keys are description, owner, tags, [partitions] and [upstream.NAME]; see README \"Partitions\"",
         )
     })
 }

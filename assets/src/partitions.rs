@@ -295,26 +295,7 @@ impl PartitionsDef {
     /// Every complete partition key as of `now`, in order (time first, then
     /// static values in declaration order).
     pub fn keys_until(&self, now: DateTime<Utc>) -> Vec<String> {
-        let mut keys = vec![String::new()];
-        for (i, dim) in self.dimensions.iter().enumerate() {
-            let values: Vec<String> = match dim {
-                Dimension::Time(t) => t.keys_until(now).into_iter().map(|(k, _)| k).collect(),
-                Dimension::Static(s) => s.values.clone(),
-            };
-            keys = keys
-                .iter()
-                .flat_map(|prefix| {
-                    values.iter().map(move |v| {
-                        if i == 0 {
-                            v.clone()
-                        } else {
-                            format!("{prefix}|{v}")
-                        }
-                    })
-                })
-                .collect();
-        }
-        keys
+        self.key_space(now).keys()
     }
 
     /// Splits and validates a key into one part per dimension.
@@ -381,37 +362,104 @@ pub enum PartitionMapping {
     Static(Vec<(String, Vec<String>)>),
 }
 
-/// The upstream keys a downstream partition reads. `now` bounds the
-/// upstream keys that exist (only complete partitions).
+/// The partition keys of one partitioning that exist at some moment, per
+/// dimension, so mappings can be answered without enumerating every key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpace {
+    dims: Vec<DimKeys>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DimKeys {
+    /// Sorted by window start.
+    Time(Vec<(String, Window)>),
+    Static(Vec<String>),
+}
+
+impl KeySpace {
+    /// Every key, in order (time-major).
+    pub fn keys(&self) -> Vec<String> {
+        let per_dim: Vec<Vec<&str>> = self
+            .dims
+            .iter()
+            .map(|d| match d {
+                DimKeys::Time(t) => t.iter().map(|(k, _)| k.as_str()).collect(),
+                DimKeys::Static(s) => s.iter().map(String::as_str).collect(),
+            })
+            .collect();
+        product(&per_dim)
+    }
+
+    /// Whether `key` exists.
+    pub fn contains(&self, key: &str) -> bool {
+        let parts: Vec<&str> = key.split('|').collect();
+        parts.len() == self.dims.len()
+            && self.dims.iter().zip(&parts).all(|(d, p)| match d {
+                DimKeys::Time(t) => t.iter().any(|(k, _)| k == p),
+                DimKeys::Static(s) => s.iter().any(|v| v == p),
+            })
+    }
+}
+
+fn product(per_dim: &[Vec<&str>]) -> Vec<String> {
+    let mut keys = vec![String::new()];
+    for (i, values) in per_dim.iter().enumerate() {
+        keys = keys
+            .iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| if i == 0 { (*v).to_owned() } else { format!("{prefix}|{v}") })
+            })
+            .collect();
+    }
+    keys
+}
+
+impl PartitionsDef {
+    /// The keys that exist as of `now` (complete time windows only).
+    pub fn key_space(&self, now: DateTime<Utc>) -> KeySpace {
+        KeySpace {
+            dims: self
+                .dimensions
+                .iter()
+                .map(|d| match d {
+                    Dimension::Time(t) => DimKeys::Time(t.keys_until(now)),
+                    Dimension::Static(s) => DimKeys::Static(s.values.clone()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The upstream keys a downstream partition reads: `downstream` is the
+/// downstream partitioning and key (None when unpartitioned), `upstream`
+/// the upstream partitioning with its existing keys (None when
+/// unpartitioned: one `""` partition).
 pub fn upstream_keys(
     mapping: &PartitionMapping,
     downstream: Option<(&PartitionsDef, &str)>,
-    upstream: Option<&PartitionsDef>,
-    now: DateTime<Utc>,
+    upstream: Option<(&PartitionsDef, &KeySpace)>,
 ) -> Vec<String> {
-    let Some(up) = upstream else {
+    let Some((up, space)) = upstream else {
         return vec![String::new()];
     };
-    let all = || up.keys_until(now);
     let Some((down, key)) = downstream else {
-        return all();
+        return space.keys();
     };
     if *mapping == PartitionMapping::All {
-        return all();
+        return space.keys();
     }
     let Ok(parts) = down.split_key(key) else {
         return Vec::new();
     };
-    // Per upstream dimension, the allowed values.
-    let mut allowed: Vec<Option<BTreeSet<String>>> = Vec::new();
-    for up_dim in &up.dimensions {
+    let mut per_dim: Vec<Vec<&str>> = Vec::with_capacity(up.dimensions.len());
+    for (up_dim, dim_keys) in up.dimensions.iter().zip(&space.dims) {
         let matching = down
             .dimensions
             .iter()
             .zip(&parts)
             .find(|(d, _)| std::mem::discriminant(*d) == std::mem::discriminant(up_dim));
-        let values = match (up_dim, matching) {
-            (Dimension::Time(ut), Some((Dimension::Time(dt), part))) => {
+        let values: Vec<&str> = match (dim_keys, matching) {
+            (DimKeys::Time(windows), Some((Dimension::Time(dt), part))) => {
                 let Ok(local) = dt.parse_key(part) else {
                     return Vec::new();
                 };
@@ -419,48 +467,30 @@ pub fn upstream_keys(
                     PartitionMapping::Window { offset, lag } => (*offset, i64::from(*lag)),
                     _ => (0, 0),
                 };
-                let first = dt.shift(local, offset - lag);
-                let last_end = dt.shift(local, offset + 1);
-                let range = Window {
-                    start: dt.instant(first),
-                    end: dt.instant(last_end),
-                };
-                let keys: BTreeSet<String> = ut
-                    .keys_until(now)
-                    .into_iter()
-                    .filter(|(_, w)| w.start < range.end && range.start < w.end)
-                    .map(|(k, _)| k)
-                    .collect();
-                Some(keys)
+                let start = dt.instant(dt.shift(local, offset - lag));
+                let end = dt.instant(dt.shift(local, offset + 1));
+                // Windows are sorted and disjoint: binary search the overlap.
+                let first = windows.partition_point(|(_, w)| w.end <= start);
+                let last = windows.partition_point(|(_, w)| w.start < end);
+                windows[first..last.max(first)].iter().map(|(k, _)| k.as_str()).collect()
             }
-            (Dimension::Static(us), Some((Dimension::Static(_), part))) => {
-                let mapped: Vec<String> = match mapping {
-                    PartitionMapping::Static(pairs) => pairs
+            (DimKeys::Static(values), Some((Dimension::Static(_), part))) => match mapping {
+                PartitionMapping::Static(pairs) => {
+                    let wanted: BTreeSet<&str> = pairs
                         .iter()
                         .filter(|(d, _)| d == part)
-                        .flat_map(|(_, u)| u.iter().cloned())
-                        .collect(),
-                    _ => vec![(*part).to_owned()],
-                };
-                Some(
-                    mapped
-                        .into_iter()
-                        .filter(|v| us.values.contains(v))
-                        .collect(),
-                )
-            }
-            _ => None,
+                        .flat_map(|(_, u)| u.iter().map(String::as_str))
+                        .collect();
+                    values.iter().map(String::as_str).filter(|v| wanted.contains(v)).collect()
+                }
+                _ => values.iter().map(String::as_str).filter(|v| v == part).collect(),
+            },
+            (DimKeys::Time(windows), _) => windows.iter().map(|(k, _)| k.as_str()).collect(),
+            (DimKeys::Static(values), _) => values.iter().map(String::as_str).collect(),
         };
-        allowed.push(values);
+        per_dim.push(values);
     }
-    all()
-        .into_iter()
-        .filter(|k| {
-            k.split('|')
-                .zip(&allowed)
-                .all(|(part, a)| a.as_ref().is_none_or(|set| set.contains(part)))
-        })
-        .collect()
+    product(&per_dim)
 }
 
 #[cfg(test)]
@@ -566,8 +596,7 @@ mod tests {
         let keys = upstream_keys(
             &PartitionMapping::Window { offset: 0, lag: 6 },
             Some((&d, "2024-01-10")),
-            Some(&d),
-            now,
+            Some((&d, &d.key_space(now))),
         );
         assert_eq!(keys.first().map(String::as_str), Some("2024-01-04"));
         assert_eq!(keys.last().map(String::as_str), Some("2024-01-10"));
@@ -576,8 +605,7 @@ mod tests {
         let keys = upstream_keys(
             &PartitionMapping::Window { offset: 0, lag: 6 },
             Some((&d, "2024-01-02")),
-            Some(&d),
-            now,
+            Some((&d, &d.key_space(now))),
         );
         assert_eq!(keys, vec!["2024-01-01", "2024-01-02"]);
         // Identity and previous-day.
@@ -585,8 +613,7 @@ mod tests {
             upstream_keys(
                 &PartitionMapping::Identity,
                 Some((&d, "2024-03-10")),
-                Some(&d),
-                now
+                Some((&d, &d.key_space(now)))
             ),
             vec!["2024-03-10"]
         );
@@ -594,8 +621,7 @@ mod tests {
             upstream_keys(
                 &PartitionMapping::Window { offset: -1, lag: 0 },
                 Some((&d, "2024-03-10")),
-                Some(&d),
-                now
+                Some((&d, &d.key_space(now)))
             ),
             vec!["2024-03-09"]
         );
@@ -615,8 +641,7 @@ mod tests {
             upstream_keys(
                 &PartitionMapping::Identity,
                 Some((&down, "2024-03-10")),
-                Some(&up),
-                now
+                Some((&up, &up.key_space(now)))
             )
             .len(),
             23
@@ -638,28 +663,26 @@ mod tests {
             upstream_keys(
                 &PartitionMapping::Identity,
                 Some((&two, "2024-01-02|us")),
-                Some(&two),
-                now
+                Some((&two, &two.key_space(now)))
             ),
             vec!["2024-01-02|us"]
         );
         let by_region = def(vec![regions]);
         let map = PartitionMapping::Static(vec![("eu".into(), vec!["us".into(), "apac".into()])]);
         assert_eq!(
-            upstream_keys(&map, Some((&by_region, "eu")), Some(&by_region), now),
+            upstream_keys(&map, Some((&by_region, "eu")), Some((&by_region, &by_region.key_space(now)))),
             vec!["us", "apac"]
         );
         // Unpartitioned downstream reads everything; unpartitioned upstream is one "" partition.
         assert_eq!(
-            upstream_keys(&PartitionMapping::Identity, None, Some(&two), now).len(),
+            upstream_keys(&PartitionMapping::Identity, None, Some((&two, &two.key_space(now)))).len(),
             6
         );
         assert_eq!(
             upstream_keys(
                 &PartitionMapping::Identity,
                 Some((&two, "2024-01-01|eu")),
-                None,
-                now
+                None
             ),
             vec![""]
         );

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{ProjectConfig, RawSource};
 use crate::diagnostic::{Diagnostic, ProjectError, line_of_offset};
-use crate::header::{AssetConfig, header_toml, parse_config};
+use crate::header::{AssetConfig, RawMapping, header_toml, parse_config};
+use crate::partition_config::{ConfigText, check_default_mapping, resolve_mapping, resolve_partitions};
+use crate::partitions::{Dimension, PartitionMapping, PartitionsDef};
 use crate::names::{closest_name, is_valid_name, suggest_valid_name};
 use crate::sql::parse_asset_sql;
 
@@ -73,6 +75,8 @@ pub struct Source {
     pub declared_in: PathBuf,
     /// Line of the declaration.
     pub line: usize,
+    /// How its files are partitioned, if they are.
+    pub partitions: Option<PartitionsDef>,
 }
 
 /// An asset defined by one SELECT.
@@ -98,6 +102,51 @@ pub struct SqlAsset {
     pub tags: Vec<String>,
     /// The sidecar config file, if one is used.
     pub config_file: Option<PathBuf>,
+    /// How it is partitioned, if it is.
+    pub partitions: Option<PartitionsDef>,
+    /// Explicit partition mappings per upstream name (the rest use the
+    /// default: identity between partitioned assets, all otherwise).
+    pub mappings: BTreeMap<String, PartitionMapping>,
+}
+
+impl SqlAsset {
+    /// The mapping used to read `upstream`.
+    pub fn mapping(&self, upstream: &str) -> PartitionMapping {
+        match self.mappings.get(upstream) {
+            Some(m) => m.clone(),
+            None if self.partitions.is_none() => PartitionMapping::All,
+            None => PartitionMapping::Identity,
+        }
+    }
+
+    /// The configuration that affects what the asset's rows are (and so
+    /// belongs in its code version): partition shape and mappings, but not
+    /// the partition range, which only says which partitions exist.
+    pub fn output_config(&self) -> String {
+        let mut out = String::new();
+        if let Some(def) = &self.partitions {
+            for d in &def.dimensions {
+                match d {
+                    Dimension::Time(t) => out.push_str(&format!(
+                        "time:{}:{:?}:{}:{:?};",
+                        t.name, t.granularity, t.timezone, t.column
+                    )),
+                    Dimension::Static(s) => out.push_str(&format!("static:{}:{:?};", s.name, s.column)),
+                }
+            }
+        }
+        for (up, m) in &self.mappings {
+            out.push_str(&format!("map:{up}:{m:?};"));
+        }
+        out
+    }
+}
+
+/// A `[upstream.NAME]` table waiting for every asset to be loaded.
+struct PendingMappings {
+    text: String,
+    file: PathBuf,
+    mappings: BTreeMap<String, RawMapping>,
 }
 
 const PROJECT_FILE: &str = "cairn.toml";
@@ -140,13 +189,14 @@ impl Project {
         load_source_files(&root, &mut sources, &mut diagnostics);
 
         let mut assets: BTreeMap<String, SqlAsset> = BTreeMap::new();
+        let mut pending: BTreeMap<String, PendingMappings> = BTreeMap::new();
         let mut files = Vec::new();
         collect_sql_files(&root.join("assets"), &mut files, &mut diagnostics, &root);
         files.sort();
         for file in files {
             let rel = file.strip_prefix(&root).unwrap_or(&file).to_path_buf();
             match load_asset(&file, &rel) {
-                Ok(asset) => {
+                Ok((asset, mappings)) => {
                     if let Some(source) = sources.get(&asset.name) {
                         diagnostics.push(
                             Diagnostic::new(
@@ -174,6 +224,9 @@ impl Project {
                             )),
                         );
                     } else {
+                        if let Some(m) = mappings {
+                            pending.insert(asset.name.clone(), m);
+                        }
                         assets.insert(asset.name.clone(), asset);
                     }
                 }
@@ -199,6 +252,10 @@ impl Project {
                         .with_hint(hint),
                 );
             }
+        }
+
+        if diagnostics.is_empty() {
+            resolve_all_mappings(&mut assets, &sources, &pending, &mut diagnostics);
         }
 
         if diagnostics.is_empty() {
@@ -278,6 +335,15 @@ fn resolve_source(
             root.display()
         )));
     }
+    let partitions = raw
+        .partitions
+        .as_ref()
+        .map(|p| resolve_partitions(p, &ConfigText { text, file: declared_in }))
+        .transpose()?;
+    if partitions.is_some() && !path.is_dir() {
+        return Err(Diagnostic::new(declared_in, Some(line), format!("partitioned source `{name}` must be a folder"))
+            .with_hint("put the files of partition KEY under <path>/<dimension>=KEY/, e.g. data/orders/date=2024-05-01/part.csv"));
+    }
     Ok(Source {
         name: name.to_owned(),
         path,
@@ -287,7 +353,73 @@ fn resolve_source(
         owner: raw.owner.clone(),
         declared_in: declared_in.to_path_buf(),
         line,
+        partitions,
     })
+}
+
+/// The partitioning of an asset or source by name.
+fn partitions_of<'a>(
+    name: &str,
+    assets: &'a BTreeMap<String, SqlAsset>,
+    sources: &'a BTreeMap<String, Source>,
+) -> Option<&'a PartitionsDef> {
+    assets
+        .get(name)
+        .and_then(|a| a.partitions.as_ref())
+        .or_else(|| sources.get(name).and_then(|s| s.partitions.as_ref()))
+}
+
+/// Checks explicit mappings and the default ones that cannot work.
+fn resolve_all_mappings(
+    assets: &mut BTreeMap<String, SqlAsset>,
+    sources: &BTreeMap<String, Source>,
+    pending: &BTreeMap<String, PendingMappings>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let mut resolved: BTreeMap<String, BTreeMap<String, PartitionMapping>> = BTreeMap::new();
+    for (name, asset) in assets.iter() {
+        let down = asset.partitions.as_ref();
+        let mut mine = BTreeMap::new();
+        if let Some(p) = pending.get(name) {
+            let cx = ConfigText {
+                text: &p.text,
+                file: &p.file,
+            };
+            for (up, raw) in &p.mappings {
+                if !asset.upstream.contains(up) {
+                    diagnostics.push(
+                        Diagnostic::new(&p.file, Some(line_of_offset(&p.text, raw.mapping.span().start)), format!("mapping for `{up}`, which this asset does not read"))
+                            .with_hint(format!("its upstreams are: {}", asset.upstream.join(", "))),
+                    );
+                    continue;
+                }
+                match resolve_mapping(up, raw, down, partitions_of(up, assets, sources), &cx) {
+                    Ok(m) => {
+                        mine.insert(up.clone(), m);
+                    }
+                    Err(d) => diagnostics.push(d),
+                }
+            }
+        }
+        if let Some(down) = down {
+            for up in &asset.upstream {
+                if mine.contains_key(up) {
+                    continue;
+                }
+                if let Some(up_def) = partitions_of(up, assets, sources)
+                    && let Some(problem) = check_default_mapping(up, down, up_def)
+                {
+                    diagnostics.push(Diagnostic::new(&asset.file, asset.reference_lines.get(up).copied(), problem));
+                }
+            }
+        }
+        resolved.insert(name.clone(), mine);
+    }
+    for (name, mappings) in resolved {
+        if let Some(a) = assets.get_mut(&name) {
+            a.mappings = mappings;
+        }
+    }
 }
 
 /// Sources declared one per file in `sources/NAME.toml`.
@@ -378,11 +510,8 @@ fn collect_sql_files(
     }
 }
 
-fn load_asset(path: &Path, rel: &Path) -> Result<SqlAsset, Diagnostic> {
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
+fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappings>), Diagnostic> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if !is_valid_name(stem) {
         return Err(Diagnostic::new(rel, None, format!("invalid asset name `{stem}`")).with_hint(format!(
             "the file stem is the asset name and must be a lowercase SQL identifier; rename it to `{}.sql`",
@@ -396,36 +525,72 @@ fn load_asset(path: &Path, rel: &Path) -> Result<SqlAsset, Diagnostic> {
     let header = header_toml(&sql);
     let sidecar_path = path.with_extension("toml");
     let sidecar_rel = rel.with_extension("toml");
-    let config = match (header, sidecar_path.exists()) {
+    let (config, config_text, config_file) = match (header, sidecar_path.exists()) {
         (Some(_), true) => {
-            return Err(Diagnostic::new(
-                rel,
-                Some(1),
-                "asset config is given both in the file header and in a sidecar",
-            )
-            .with_hint(format!(
-                "keep one: the `---` header here or {}",
-                sidecar_rel.display()
-            )));
+            return Err(Diagnostic::new(rel, Some(1), "asset config is given both in the file header and in a sidecar")
+                .with_hint(format!("keep one: the `---` header here or {}", sidecar_rel.display())));
         }
-        (Some(toml_text), false) => parse_config(&toml_text, rel)?,
+        (Some(toml_text), false) => (parse_config(&toml_text, rel)?, toml_text, rel.to_path_buf()),
         (None, true) => {
             let text = fs::read_to_string(&sidecar_path)
                 .map_err(|e| Diagnostic::new(&sidecar_rel, None, format!("cannot read: {e}")))?;
-            parse_config(&text, &sidecar_rel)?
+            (parse_config(&text, &sidecar_rel)?, text, sidecar_rel.clone())
         }
-        (None, false) => AssetConfig::default(),
+        (None, false) => (AssetConfig::default(), String::new(), rel.to_path_buf()),
     };
-    Ok(SqlAsset {
-        name: stem.to_owned(),
-        file: rel.to_path_buf(),
-        normalized_sql: parsed.normalized,
-        upstream: parsed.tables.iter().map(|(name, _)| name.clone()).collect(),
-        reference_lines: parsed.tables.into_iter().collect(),
-        sql,
-        description: config.description,
-        owner: config.owner,
-        tags: config.tags,
-        config_file: sidecar_path.exists().then_some(sidecar_rel),
-    })
+    let cx = ConfigText {
+        text: &config_text,
+        file: &config_file,
+    };
+    let partitions = config.partitions.as_ref().map(|p| resolve_partitions(p, &cx)).transpose()?;
+    check_placeholders(&parsed.placeholders, partitions.as_ref(), rel)?;
+    let pending = (!config.upstream.is_empty()).then(|| PendingMappings {
+        text: config_text.clone(),
+        file: config_file.clone(),
+        mappings: config.upstream.clone(),
+    });
+    Ok((
+        SqlAsset {
+            name: stem.to_owned(),
+            file: rel.to_path_buf(),
+            normalized_sql: parsed.normalized,
+            upstream: parsed.tables.iter().map(|(name, _)| name.clone()).collect(),
+            reference_lines: parsed.tables.into_iter().collect(),
+            sql,
+            description: config.description,
+            owner: config.owner,
+            tags: config.tags,
+            config_file: sidecar_path.exists().then_some(sidecar_rel),
+            partitions,
+            mappings: BTreeMap::new(),
+        },
+        pending,
+    ))
+}
+
+/// Placeholders must name something the asset's partitions provide.
+fn check_placeholders(used: &[(String, usize)], partitions: Option<&PartitionsDef>, rel: &Path) -> Result<(), Diagnostic> {
+    let Some((first, line)) = used.first() else {
+        return Ok(());
+    };
+    let Some(def) = partitions else {
+        return Err(Diagnostic::new(rel, Some(*line), format!("`{{{{{first}}}}}` used, but this asset is not partitioned"))
+            .with_hint("declare [partitions] in the asset's header, or remove the placeholder"));
+    };
+    let mut known: Vec<String> = vec!["partition_key".to_owned()];
+    for d in &def.dimensions {
+        match d {
+            Dimension::Time(_) => known.extend(["start", "end", "start_date", "end_date"].map(String::from)),
+            Dimension::Static(s) => known.push(s.name.clone()),
+        }
+    }
+    for (name, line) in used {
+        if !known.contains(name) {
+            let hint = closest_name(name, known.iter().map(String::as_str))
+                .map(|c| format!("did you mean {{{{{c}}}}}?"))
+                .unwrap_or_else(|| format!("available: {}", known.iter().map(|k| format!("{{{{{k}}}}}")).collect::<Vec<_>>().join(", ")));
+            return Err(Diagnostic::new(rel, Some(*line), format!("unknown placeholder `{{{{{name}}}}}`")).with_hint(hint));
+        }
+    }
+    Ok(())
 }

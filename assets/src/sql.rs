@@ -18,10 +18,79 @@ pub struct ParsedQuery {
     /// Tables read (bare, normalized names), each with the 1-based line of
     /// its first mention. CTE names are not included.
     pub tables: Vec<(String, usize)>,
+    /// Partition placeholders used (`{{start}}` ...), with their lines.
+    pub placeholders: Vec<(String, usize)>,
+}
+
+/// A `{{name}}` that cannot be bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnboundPlaceholder {
+    /// The name inside the braces.
+    pub name: String,
+    /// 1-based line.
+    pub line: usize,
+}
+
+/// Replaces every `{{name}}` in `sql` by `value(name)`. Placeholders are
+/// how a partitioned asset's SQL sees its partition: `{{start}}`/`{{end}}`
+/// (UTC timestamps), `{{start_date}}`/`{{end_date}}` (local dates, end
+/// exclusive), `{{partition_key}}` and `{{<static dimension>}}` (strings).
+pub fn bind_placeholders(
+    sql: &str,
+    value: impl Fn(&str) -> Option<String>,
+) -> Result<String, UnboundPlaceholder> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let line = sql[..sql.len() - rest.len() + open].matches('\n').count() + 1;
+        let Some(close) = after.find("}}") else {
+            return Err(UnboundPlaceholder { name: after.chars().take(20).collect(), line });
+        };
+        let name = after[..close].trim();
+        match value(name) {
+            Some(v) => out.push_str(&v),
+            None => return Err(UnboundPlaceholder { name: name.to_owned(), line }),
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Stand-in values of the right SQL type, used to parse a query before any
+/// partition is known.
+fn placeholder_stand_in(name: &str) -> Option<String> {
+    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return None;
+    }
+    Some(match name {
+        "start" | "end" => "TIMESTAMP '1970-01-01 00:00:00'".to_owned(),
+        "start_date" | "end_date" => "DATE '1970-01-01'".to_owned(),
+        _ => "'__cairn_partition__'".to_owned(),
+    })
 }
 
 /// Parses the SQL of an asset file. `file` is used in diagnostics only.
 pub fn parse_asset_sql(text: &str, file: &Path) -> Result<ParsedQuery, Diagnostic> {
+    let mut placeholders = Vec::new();
+    {
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            let line = text[..text.len() - rest.len() + open].matches('\n').count() + 1;
+            let after = &rest[open + 2..];
+            let name = after.find("}}").map(|c| after[..c].trim().to_owned()).unwrap_or_default();
+            placeholders.push((name, line));
+            rest = after;
+        }
+    }
+    let bound = bind_placeholders(text, placeholder_stand_in).map_err(|p| {
+        Diagnostic::new(file, Some(p.line), format!("invalid placeholder `{{{{{}}}}}`", p.name))
+            .with_hint("placeholders look like {{start}}, {{end}}, {{start_date}}, {{end_date}}, {{partition_key}} or {{<dimension>}}")
+    })?;
+    let text = bound.as_str();
     let mut statements = DFParser::parse_sql(text).map_err(|e| {
         let message = e.strip_backtrace();
         let message = message
@@ -97,6 +166,7 @@ pub fn parse_asset_sql(text: &str, file: &Path) -> Result<ParsedQuery, Diagnosti
     Ok(ParsedQuery {
         normalized: statement.to_string(),
         tables,
+        placeholders,
     })
 }
 

@@ -71,4 +71,29 @@ pub trait Catalog: Send + Sync {
 
     /// Stores (replaces) the cached fingerprint of one source.
     fn put_source_fingerprint(&self, fingerprint: &SourceFingerprint) -> Result<()>;
+
+    /// Records a new backfill (status [`BackfillStatus::Running`]) with its
+    /// planned units, in one transaction. Fails if the id already exists.
+    fn create_backfill(&self, backfill: &NewBackfill) -> Result<()>;
+
+    /// One backfill with its planned units, in execution order.
+    fn backfill(&self, id: &BackfillId) -> Result<Option<BackfillRecord>>;
+
+    /// Records how a backfill ended: sets its status and `finished_at` to
+    /// now. Calling it again (e.g. after a resume) overwrites both; an unknown
+    /// id is ignored.
+    fn finish_backfill(&self, id: &BackfillId, status: BackfillStatus) -> Result<()>;
+
+    /// Sets a backfill back to [`BackfillStatus::Running`] with no
+    /// `finished_at`, before it is resumed. An unknown id is ignored.
+    fn reopen_backfill(&self, id: &BackfillId) -> Result<()>;
+
+    /// Every (asset, partition) with a committed materialization made by a
+    /// run of backfill `id` (whatever the current version is now): the units
+    /// a resume can skip. Distinct and sorted.
+    fn committed_in_backfill(&self, id: &BackfillId) -> Result<Vec<PartitionRef>>;
+
+    /// Backfills, newest first, at most `limit`. A listing: `units` is left
+    /// empty (use [`Catalog::backfill`] for one backfill's units).
+    fn backfills(&self, limit: usize) -> Result<Vec<BackfillRecord>>;
 }

@@ -13,6 +13,16 @@ impl std::fmt::Display for RunId {
     }
 }
 
+/// A backfill's id (a UUIDv7, so ids sort by creation time).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BackfillId(pub String);
+
+impl std::fmt::Display for BackfillId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A committed materialization's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MaterializationId(pub i64);
@@ -77,6 +87,9 @@ pub struct NewRun {
     pub trigger: String,
     /// When it started.
     pub started_at: DateTime<Utc>,
+    /// The backfill this run belongs to, if any.
+    #[serde(default)]
+    pub backfill_id: Option<BackfillId>,
 }
 
 /// A recorded run.
@@ -102,6 +115,9 @@ pub struct RunRecord {
     pub status: RunStatus,
     /// The error, when it failed.
     pub error: Option<String>,
+    /// The backfill this run belongs to, if any.
+    #[serde(default)]
+    pub backfill_id: Option<BackfillId>,
 }
 
 /// The outcome of one asset in one run.
@@ -311,4 +327,101 @@ pub struct SourceFingerprint {
     pub data_version: String,
     /// When it was computed.
     pub observed_at: DateTime<Utc>,
+}
+
+/// How a backfill ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillStatus {
+    /// Created and not finished (or reopened to be resumed).
+    Running,
+    /// Every planned unit was committed (or was fresh).
+    Succeeded,
+    /// At least one unit failed or was skipped.
+    Failed,
+}
+
+impl BackfillStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackfillStatus::Running => "running",
+            BackfillStatus::Succeeded => "succeeded",
+            BackfillStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => BackfillStatus::Running,
+            "succeeded" => BackfillStatus::Succeeded,
+            "failed" => BackfillStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One partition of one asset: the unit of work of a backfill.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PartitionRef {
+    /// The asset.
+    pub asset: String,
+    /// The partition key (`""` when unpartitioned).
+    pub partition: String,
+}
+
+/// A backfill to record: the request as given and the units it planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBackfill {
+    /// Its id.
+    pub id: BackfillId,
+    /// Who started it (OS user).
+    pub user: String,
+    /// The command line, e.g. `cairn backfill daily_sales --from 2024-01-01`.
+    pub command: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// The asset selection as given (selection expressions).
+    pub selection: Vec<String>,
+    /// The first partition of the requested range, if one was given.
+    pub from: Option<String>,
+    /// The last partition of the requested range, if one was given.
+    pub to: Option<String>,
+    /// Explicitly listed partitions, if they were given instead of a range.
+    pub partitions: Option<Vec<String>>,
+    /// Whether fresh partitions are recomputed anyway.
+    pub force: bool,
+    /// The planned (asset, partition) units, in execution order.
+    pub units: Vec<PartitionRef>,
+}
+
+/// A recorded backfill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillRecord {
+    /// Its id.
+    pub id: BackfillId,
+    /// Who started it.
+    pub user: String,
+    /// Command line.
+    pub command: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When it last finished, if it is not running.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Status.
+    pub status: BackfillStatus,
+    /// The asset selection as given.
+    pub selection: Vec<String>,
+    /// First partition of the requested range, if given.
+    pub from: Option<String>,
+    /// Last partition of the requested range, if given.
+    pub to: Option<String>,
+    /// Explicitly listed partitions, if given.
+    pub partitions: Option<Vec<String>>,
+    /// Whether fresh partitions are recomputed anyway.
+    pub force: bool,
+    /// The planned units in execution order (empty in listings, see
+    /// [`crate::Catalog::backfills`]).
+    pub units: Vec<PartitionRef>,
 }

@@ -17,13 +17,18 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    AttemptOutcome, AttemptRecord, Catalog, CatalogError, CurrentVersion, FileRecord,
-    MaterializationId, MaterializationRecord, NewAttempt, NewMaterialization, NewRun, Result,
-    RunId, RunRecord, RunStatus, SourceFingerprint, UpstreamKind, UpstreamVersion,
+    AttemptOutcome, AttemptRecord, BackfillId, BackfillRecord, BackfillStatus, Catalog,
+    CatalogError, CurrentVersion, FileRecord, MaterializationId, MaterializationRecord,
+    NewAttempt, NewBackfill, NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord,
+    RunStatus, SourceFingerprint, UpstreamKind, UpstreamVersion,
 };
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Prepared statements kept per connection: more than the catalog uses, so
+/// that hot statements (commits) are never evicted by occasional reads.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
 
 /// The error recorded on runs found dead by [`Catalog::mark_crashed_runs`].
 const CRASHED_ERROR: &str = "process ended before the run finished (killed or crashed)";
@@ -132,18 +137,58 @@ CREATE TABLE source_fingerprints (
     observed_at  TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // 2: backfills of partitioned assets.
+    r#"
+CREATE TABLE backfills (
+    id             TEXT    NOT NULL PRIMARY KEY,
+    user           TEXT    NOT NULL,
+    command        TEXT    NOT NULL,
+    created_at     TEXT    NOT NULL,
+    finished_at    TEXT,
+    status         TEXT    NOT NULL
+        CHECK (status IN ('running', 'succeeded', 'failed')),
+    -- JSON array of selection expressions.
+    selection      TEXT    NOT NULL,
+    partition_from TEXT,
+    partition_to   TEXT,
+    -- JSON array of partition keys, or NULL when not given.
+    partitions     TEXT,
+    force          INTEGER NOT NULL CHECK (force IN (0, 1))
+);
+-- backfills(limit): newest first.
+CREATE INDEX backfills_by_creation ON backfills (created_at, id);
+
+-- The planned units of a backfill, in execution order.
+CREATE TABLE backfill_units (
+    backfill_id TEXT    NOT NULL REFERENCES backfills (id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    asset       TEXT    NOT NULL,
+    "partition" TEXT    NOT NULL,
+    PRIMARY KEY (backfill_id, position)
+) WITHOUT ROWID;
+
+-- No foreign key: a run may be recorded before its backfill row.
+ALTER TABLE runs ADD COLUMN backfill_id TEXT NULL;
+-- committed_in_backfill: the runs of one backfill.
+CREATE INDEX runs_by_backfill ON runs (backfill_id) WHERE backfill_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes (the number of migrations).
 const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Columns of a materialization summary ([`CurrentVersion`]), table alias `m`.
+/// Columns of a materialization summary ([`CurrentVersion`]), table alias `m`,
+/// read by position in [`summary_from_row`].
 const SUMMARY_COLUMNS: &str = r#"m.id, m.run_id, m.asset, m."partition", m.code_version,
     m.input_version, m.data_version, m.row_count, m.bytes_written, m.wall_ms, m.committed_at"#;
 
 /// Columns of a run, for [`run_from_row`].
 const RUN_COLUMNS: &str = r#"id, user, host, pid, command, "trigger", started_at, finished_at,
-    status, error"#;
+    status, error, backfill_id"#;
+
+/// Columns of a backfill without its units, for [`backfill_from_row`].
+const BACKFILL_COLUMNS: &str = "id, user, command, created_at, finished_at, status, selection,
+    partition_from, partition_to, partitions, force";
 
 /// A catalog stored in one SQLite database.
 ///
@@ -218,6 +263,7 @@ impl SqliteCatalog {
         let setup = |conn: &mut Connection| -> Fallible<()> {
             // The busy timeout first: switching to WAL needs a lock too.
             conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -364,6 +410,7 @@ fn run_from_row(row: &Row<'_>) -> Fallible<RunRecord> {
         status: RunStatus::parse(&status)
             .ok_or_else(|| Fault::Corrupt(format!("unknown run status `{status}`")))?,
         error: row.get("error")?,
+        backfill_id: row.get::<_, Option<String>>("backfill_id")?.map(BackfillId),
     })
 }
 
@@ -380,20 +427,29 @@ fn attempt_from_row(row: &Row<'_>) -> Fallible<AttemptRecord> {
     })
 }
 
-/// Reads a row selected with [`SUMMARY_COLUMNS`].
+/// Reads a row selected with [`SUMMARY_COLUMNS`] (first), by position: this
+/// runs once per (asset, partition) in [`Catalog::current_versions`], so it
+/// skips column-name lookups and parses the time without copying it.
 fn summary_from_row(row: &Row<'_>) -> Fallible<CurrentVersion> {
+    let u64_at = |index: usize, column: &str| -> Fallible<u64> {
+        let value: i64 = row.get(index)?;
+        u64::try_from(value).map_err(|_| Fault::Corrupt(format!("{column} is negative ({value})")))
+    };
+    let committed_at = row.get_ref(10)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, e.into())
+    })?;
     Ok(CurrentVersion {
-        id: MaterializationId(row.get("id")?),
-        run_id: RunId(row.get("run_id")?),
-        asset: row.get("asset")?,
-        partition: row.get("partition")?,
-        code_version: row.get("code_version")?,
-        input_version: row.get("input_version")?,
-        data_version: row.get("data_version")?,
-        row_count: get_u64(row, "row_count")?,
-        bytes_written: get_u64(row, "bytes_written")?,
-        wall_ms: get_u64(row, "wall_ms")?,
-        committed_at: get_time(row, "committed_at")?,
+        id: MaterializationId(row.get(0)?),
+        run_id: RunId(row.get(1)?),
+        asset: row.get(2)?,
+        partition: row.get(3)?,
+        code_version: row.get(4)?,
+        input_version: row.get(5)?,
+        data_version: row.get(6)?,
+        row_count: u64_at(7, "row_count")?,
+        bytes_written: u64_at(8, "bytes_written")?,
+        wall_ms: u64_at(9, "wall_ms")?,
+        committed_at: parse_timestamp(committed_at, "committed_at")?,
     })
 }
 
@@ -419,6 +475,50 @@ fn file_from_row(row: &Row<'_>) -> Fallible<FileRecord> {
     })
 }
 
+/// Reads a row selected with [`BACKFILL_COLUMNS`], without its units.
+fn backfill_from_row(row: &Row<'_>) -> Fallible<BackfillRecord> {
+    let status: String = row.get("status")?;
+    let selection: String = row.get("selection")?;
+    let partitions: Option<String> = row.get("partitions")?;
+    let force: i64 = row.get("force")?;
+    Ok(BackfillRecord {
+        id: BackfillId(row.get("id")?),
+        user: row.get("user")?,
+        command: row.get("command")?,
+        created_at: get_time(row, "created_at")?,
+        finished_at: get_opt_time(row, "finished_at")?,
+        status: BackfillStatus::parse(&status)
+            .ok_or_else(|| Fault::Corrupt(format!("unknown backfill status `{status}`")))?,
+        selection: from_json(&selection, "backfill selection")?,
+        from: row.get("partition_from")?,
+        to: row.get("partition_to")?,
+        partitions: partitions
+            .map(|text| from_json(&text, "backfill partitions"))
+            .transpose()?,
+        force: force != 0,
+        units: Vec::new(),
+    })
+}
+
+/// Reads an `(asset, partition)` pair selected in that order.
+fn unit_from_row(row: &Row<'_>) -> Fallible<PartitionRef> {
+    Ok(PartitionRef {
+        asset: row.get(0)?,
+        partition: row.get(1)?,
+    })
+}
+
+/// Encodes a list of strings as a JSON array.
+fn to_json(values: &[String], what: &str) -> Fallible<String> {
+    serde_json::to_string(values).map_err(|e| Fault::Corrupt(format!("cannot encode {what}: {e}")))
+}
+
+/// Decodes a JSON array of strings.
+fn from_json(text: &str, what: &str) -> Fallible<Vec<String>> {
+    serde_json::from_str(text)
+        .map_err(|e| Fault::Corrupt(format!("{what} `{text}` is not a JSON array of strings: {e}")))
+}
+
 fn fingerprint_from_row(row: &Row<'_>) -> Fallible<SourceFingerprint> {
     Ok(SourceFingerprint {
         source: row.get("source")?,
@@ -430,24 +530,50 @@ fn fingerprint_from_row(row: &Row<'_>) -> Fallible<SourceFingerprint> {
 
 /// Inserts an attempt and moves the (asset, partition)'s latest-attempt pointer.
 fn insert_attempt(tx: &rusqlite::Transaction<'_>, attempt: &NewAttempt) -> Fallible<()> {
+    insert_attempt_parts(
+        tx,
+        &AttemptParts {
+            run_id: &attempt.run_id,
+            asset: &attempt.asset,
+            partition: &attempt.partition,
+            outcome: attempt.outcome,
+            error: attempt.error.as_deref(),
+            at: &timestamp(attempt.at),
+        },
+    )
+}
+
+/// A borrowed [`NewAttempt`] with its time already formatted (a commit
+/// records one without cloning its strings).
+struct AttemptParts<'a> {
+    run_id: &'a RunId,
+    asset: &'a str,
+    partition: &'a str,
+    outcome: AttemptOutcome,
+    error: Option<&'a str>,
+    at: &'a str,
+}
+
+/// [`insert_attempt`] from borrowed parts.
+fn insert_attempt_parts(tx: &rusqlite::Transaction<'_>, a: &AttemptParts<'_>) -> Fallible<()> {
     tx.prepare_cached(
         r#"INSERT INTO attempts (run_id, asset, "partition", outcome, error, at)
            VALUES (?1, ?2, ?3, ?4, ?5, ?6)"#,
     )?
     .execute(params![
-        attempt.run_id.0,
-        attempt.asset,
-        attempt.partition,
-        attempt.outcome.as_str(),
-        attempt.error,
-        timestamp(attempt.at),
+        a.run_id.0,
+        a.asset,
+        a.partition,
+        a.outcome.as_str(),
+        a.error,
+        a.at
     ])?;
     let id = tx.last_insert_rowid();
     tx.prepare_cached(
         r#"INSERT INTO latest_attempts (asset, "partition", attempt_id) VALUES (?1, ?2, ?3)
            ON CONFLICT (asset, "partition") DO UPDATE SET attempt_id = excluded.attempt_id"#,
     )?
-    .execute(params![attempt.asset, attempt.partition, id])?;
+    .execute(params![a.asset, a.partition, id])?;
     Ok(())
 }
 
@@ -455,8 +581,9 @@ impl Catalog for SqliteCatalog {
     fn begin_run(&self, run: &NewRun) -> Result<()> {
         self.with(|conn| {
             conn.prepare_cached(
-                r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at, status)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running')"#,
+                r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at, status,
+                       backfill_id)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)"#,
             )?
             .execute(params![
                 run.id.0,
@@ -466,6 +593,7 @@ impl Catalog for SqliteCatalog {
                 run.command,
                 run.trigger,
                 timestamp(run.started_at),
+                run.backfill_id.as_ref().map(|id| id.0.as_str()),
             ])?;
             Ok(())
         })
@@ -516,6 +644,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn commit_materialization(&self, m: &NewMaterialization) -> Result<MaterializationId> {
+        let committed_at = timestamp(m.committed_at);
         self.write(|tx| {
             tx.prepare_cached(
                 r#"INSERT INTO materializations (run_id, asset, "partition", code_version,
@@ -534,7 +663,7 @@ impl Catalog for SqliteCatalog {
                 to_i64(m.bytes_written, "bytes_written")?,
                 to_i64(m.wall_ms, "wall_ms")?,
                 m.schema_json,
-                timestamp(m.committed_at),
+                committed_at,
             ])?;
             let id = tx.last_insert_rowid();
 
@@ -570,15 +699,15 @@ impl Catalog for SqliteCatalog {
                 ])?;
             }
 
-            insert_attempt(
+            insert_attempt_parts(
                 tx,
-                &NewAttempt {
-                    run_id: m.run_id.clone(),
-                    asset: m.asset.clone(),
-                    partition: m.partition.clone(),
+                &AttemptParts {
+                    run_id: &m.run_id,
+                    asset: &m.asset,
+                    partition: &m.partition,
                     outcome: AttemptOutcome::Materialized,
                     error: None,
-                    at: m.committed_at,
+                    at: &committed_at,
                 },
             )?;
 
@@ -722,6 +851,106 @@ impl Catalog for SqliteCatalog {
             Ok(())
         })
     }
+
+    fn create_backfill(&self, b: &NewBackfill) -> Result<()> {
+        let selection = to_json(&b.selection, "backfill selection").map_err(|f| self.error(f))?;
+        let partitions = b
+            .partitions
+            .as_deref()
+            .map(|partitions| to_json(partitions, "backfill partitions"))
+            .transpose()
+            .map_err(|f| self.error(f))?;
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO backfills (id, user, command, created_at, status, selection,
+                     partition_from, partition_to, partitions, force)
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                b.id.0,
+                b.user,
+                b.command,
+                timestamp(b.created_at),
+                selection,
+                b.from,
+                b.to,
+                partitions,
+                b.force,
+            ])?;
+            // One prepared statement for every unit, in the same transaction.
+            let mut units = tx.prepare_cached(
+                r#"INSERT INTO backfill_units (backfill_id, position, asset, "partition")
+                   VALUES (?1, ?2, ?3, ?4)"#,
+            )?;
+            for (position, unit) in (0_i64..).zip(&b.units) {
+                units.execute(params![b.id.0, position, unit.asset, unit.partition])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn backfill(&self, id: &BackfillId) -> Result<Option<BackfillRecord>> {
+        self.with(|conn| {
+            // One read transaction, so the backfill and its units agree.
+            let tx = conn.transaction()?;
+            let record = tx
+                .prepare_cached(&format!(
+                    "SELECT {BACKFILL_COLUMNS} FROM backfills WHERE id = ?1"
+                ))?
+                .query_and_then([&id.0], backfill_from_row)?
+                .next()
+                .transpose()?;
+            let Some(mut record) = record else {
+                return Ok(None);
+            };
+            record.units = tx
+                .prepare_cached(
+                    r#"SELECT asset, "partition" FROM backfill_units
+                       WHERE backfill_id = ?1 ORDER BY position"#,
+                )?
+                .query_and_then([&id.0], unit_from_row)?
+                .collect::<Fallible<Vec<_>>>()?;
+            tx.finish()?;
+            Ok(Some(record))
+        })
+    }
+
+    fn finish_backfill(&self, id: &BackfillId, status: BackfillStatus) -> Result<()> {
+        let finished_at = (status != BackfillStatus::Running).then(|| timestamp(Utc::now()));
+        self.with(|conn| {
+            conn.prepare_cached("UPDATE backfills SET status = ?2, finished_at = ?3 WHERE id = ?1")?
+                .execute(params![id.0, status.as_str(), finished_at])?;
+            Ok(())
+        })
+    }
+
+    fn reopen_backfill(&self, id: &BackfillId) -> Result<()> {
+        self.finish_backfill(id, BackfillStatus::Running)
+    }
+
+    fn committed_in_backfill(&self, id: &BackfillId) -> Result<Vec<PartitionRef>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT DISTINCT m.asset, m."partition"
+                   FROM runs AS r
+                   JOIN materializations AS m ON m.run_id = r.id
+                   WHERE r.backfill_id = ?1
+                   ORDER BY m.asset, m."partition""#,
+            )?;
+            stmt.query_and_then([&id.0], unit_from_row)?.collect()
+        })
+    }
+
+    fn backfills(&self, limit_to: usize) -> Result<Vec<BackfillRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {BACKFILL_COLUMNS} FROM backfills
+                 ORDER BY created_at DESC, id DESC LIMIT ?1"
+            ))?;
+            stmt.query_and_then([limit(limit_to)], backfill_from_row)?
+                .collect()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -744,6 +973,7 @@ mod tests {
             command: "cairn materialize".to_owned(),
             trigger: "cli".to_owned(),
             started_at: at(started),
+            backfill_id: None,
         }
     }
 

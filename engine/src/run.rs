@@ -268,6 +268,7 @@ pub(crate) async fn materialize(
         command: opts.command.clone(),
         trigger: "cli".to_owned(),
         started_at: Utc::now(),
+        backfill_id: None,
     })?;
     progress.event(RunEvent::RunStarted {
         run_id: &run_id,

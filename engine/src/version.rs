@@ -17,13 +17,17 @@ const CODE_DOMAIN: &[u8] = b"cairn/code/v1\0";
 const INPUT_DOMAIN: &[u8] = b"cairn/input/v1\0";
 const DATA_DOMAIN: &[u8] = b"cairn/data/v1\0";
 
-/// The code version of a SQL asset: its normalized query, so comments and
-/// formatting do not matter. (No config key of this issue affects output;
-/// output-affecting keys will be appended here.)
+/// The code version of a SQL asset: its normalized query (so comments and
+/// formatting do not matter) and the configuration that shapes its rows
+/// (partitioning and mappings).
 pub fn code_version(asset: &SqlAsset) -> String {
     let mut h = blake3::Hasher::new();
     h.update(CODE_DOMAIN);
-    h.update(asset.normalized_sql.as_bytes());
+    write_field(&mut h, asset.normalized_sql.as_bytes());
+    let config = asset.output_config();
+    if !config.is_empty() {
+        write_field(&mut h, config.as_bytes());
+    }
     h.finalize().to_hex().to_string()
 }
 
