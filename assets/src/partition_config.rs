@@ -23,28 +23,49 @@ pub(crate) struct ConfigText<'a> {
 
 impl ConfigText<'_> {
     fn at<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(self.file, Some(line_of_offset(self.text, spanned.span().start)), message)
+        Diagnostic::new(
+            self.file,
+            Some(line_of_offset(self.text, spanned.span().start)),
+            message,
+        )
     }
 }
 
 /// Checks a `[partitions]` table.
-pub(crate) fn resolve_partitions(raw: &RawPartitions, cx: &ConfigText<'_>) -> Result<PartitionsDef, Diagnostic> {
+pub(crate) fn resolve_partitions(
+    raw: &RawPartitions,
+    cx: &ConfigText<'_>,
+) -> Result<PartitionsDef, Diagnostic> {
     let kind = raw.kind.get_ref().as_str();
     let first = if kind == "static" {
         let values = raw.values.as_ref().ok_or_else(|| {
             cx.at(&raw.kind, "static partitions need `values = [...]`")
                 .with_hint("e.g. values = [\"eu\", \"us\", \"apac\"]")
         })?;
-        for (field, present) in [("start", raw.start.is_some()), ("end", raw.end.is_some()), ("timezone", raw.timezone.is_some())] {
+        for (field, present) in [
+            ("start", raw.start.is_some()),
+            ("end", raw.end.is_some()),
+            ("timezone", raw.timezone.is_some()),
+        ] {
             if present {
-                return Err(cx.at(&raw.kind, format!("`{field}` applies to time partitions, not static ones")));
+                return Err(cx.at(
+                    &raw.kind,
+                    format!("`{field}` applies to time partitions, not static ones"),
+                ));
             }
         }
-        Dimension::Static(static_dimension(raw.name.as_ref(), values, raw.column.clone(), cx)?)
+        Dimension::Static(static_dimension(
+            raw.name.as_ref(),
+            values,
+            raw.column.clone(),
+            cx,
+        )?)
     } else {
         let granularity = Granularity::parse(kind).ok_or_else(|| {
             cx.at(&raw.kind, format!("unknown partition type `{kind}`"))
-                .with_hint("use type = \"hourly\", \"daily\", \"weekly\", \"monthly\" or \"static\"")
+                .with_hint(
+                    "use type = \"hourly\", \"daily\", \"weekly\", \"monthly\" or \"static\"",
+                )
         })?;
         if raw.values.is_some() {
             return Err(cx.at(&raw.kind, "`values` applies to static partitions; put them in [partitions.static] for a second dimension"));
@@ -57,14 +78,21 @@ pub(crate) fn resolve_partitions(raw: &RawPartitions, cx: &ConfigText<'_>) -> Re
             })?,
         };
         let start = raw.start.as_ref().ok_or_else(|| {
-            cx.at(&raw.kind, "time partitions need `start`").with_hint("e.g. start = \"2024-01-01\"")
+            cx.at(&raw.kind, "time partitions need `start`")
+                .with_hint("e.g. start = \"2024-01-01\"")
         })?;
         let start_at = parse_time(start, granularity, cx)?;
-        let end_at = raw.end.as_ref().map(|e| parse_time(e, granularity, cx)).transpose()?;
+        let end_at = raw
+            .end
+            .as_ref()
+            .map(|e| parse_time(e, granularity, cx))
+            .transpose()?;
         if let (Some(end), Some(end_at)) = (&raw.end, end_at)
             && end_at < start_at
         {
-            return Err(cx.at(end, "`end` is before `start`").with_hint("end is the last partition, inclusive"));
+            return Err(cx
+                .at(end, "`end` is before `start`")
+                .with_hint("end is the last partition, inclusive"));
         }
         let name = dimension_name(raw.name.as_ref(), granularity.default_name(), cx)?;
         Dimension::Time(TimeDimension {
@@ -82,21 +110,32 @@ pub(crate) fn resolve_partitions(raw: &RawPartitions, cx: &ConfigText<'_>) -> Re
             return Err(cx.at(second, "a second dimension needs a time first dimension")
                 .with_hint("declare type = \"daily\" (or another time type) with [partitions.static] for date x value"));
         }
-        let RawStatic { name, values, column } = second.get_ref();
+        let RawStatic {
+            name,
+            values,
+            column,
+        } = second.get_ref();
         let dim = static_dimension(name.as_ref(), values, column.clone(), cx)?;
         if dim.name == dimensions[0].name() {
-            return Err(cx.at(second, format!("both dimensions are named `{}`", dim.name)).with_hint("set a distinct `name`"));
+            return Err(cx
+                .at(second, format!("both dimensions are named `{}`", dim.name))
+                .with_hint("set a distinct `name`"));
         }
         dimensions.push(Dimension::Static(dim));
     }
     Ok(PartitionsDef { dimensions })
 }
 
-fn dimension_name(name: Option<&Spanned<String>>, default: &str, cx: &ConfigText<'_>) -> Result<String, Diagnostic> {
+fn dimension_name(
+    name: Option<&Spanned<String>>,
+    default: &str,
+    cx: &ConfigText<'_>,
+) -> Result<String, Diagnostic> {
     match name {
         None => Ok(default.to_owned()),
         Some(n) if is_valid_name(n.get_ref()) => Ok(n.get_ref().clone()),
-        Some(n) => Err(cx.at(n, format!("invalid dimension name `{}`", n.get_ref()))
+        Some(n) => Err(cx
+            .at(n, format!("invalid dimension name `{}`", n.get_ref()))
             .with_hint("a lowercase identifier; it names the hive path segment, e.g. `date`")),
     }
 }
@@ -119,7 +158,11 @@ fn static_dimension(
                 .with_hint("values become path segments: no empty values, spaces at the ends, `/`, `|`, `=` or `\\`"));
         }
         if !seen.insert(v.to_ascii_lowercase()) {
-            return Err(cx.at(values, format!("static partition value `{v}` is listed twice (values overlap)"))
+            return Err(cx
+                .at(
+                    values,
+                    format!("static partition value `{v}` is listed twice (values overlap)"),
+                )
                 .with_hint("each value must be unique, ignoring case"));
         }
     }
@@ -130,18 +173,29 @@ fn static_dimension(
     })
 }
 
-fn parse_time(s: &Spanned<String>, g: Granularity, cx: &ConfigText<'_>) -> Result<NaiveDateTime, Diagnostic> {
+fn parse_time(
+    s: &Spanned<String>,
+    g: Granularity,
+    cx: &ConfigText<'_>,
+) -> Result<NaiveDateTime, Diagnostic> {
     let text = s.get_ref();
     let parsed = NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map(|d| d.and_time(NaiveTime::MIN))
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M"))
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M"))
-        .map_err(|_| cx.at(s, format!("invalid date `{text}`")).with_hint("write \"2024-01-01\" (or \"2024-01-01 13:00\" for hourly)"))?;
+        .map_err(|_| {
+            cx.at(s, format!("invalid date `{text}`"))
+                .with_hint("write \"2024-01-01\" (or \"2024-01-01 13:00\" for hourly)")
+        })?;
     if g != Granularity::Hourly && parsed.time() != NaiveTime::MIN {
-        return Err(cx.at(s, format!("`{text}` is not the start of a day")).with_hint("give a date such as \"2024-01-01\""));
+        return Err(cx
+            .at(s, format!("`{text}` is not the start of a day"))
+            .with_hint("give a date such as \"2024-01-01\""));
     }
     if g == Granularity::Monthly && parsed.day() != 1 {
-        return Err(cx.at(s, format!("`{text}` is not the first day of a month")).with_hint("monthly partitions start on day 1, e.g. \"2024-01-01\""));
+        return Err(cx
+            .at(s, format!("`{text}` is not the first day of a month"))
+            .with_hint("monthly partitions start on day 1, e.g. \"2024-01-01\""));
     }
     Ok(parsed)
 }
@@ -157,8 +211,12 @@ pub(crate) fn resolve_mapping(
     let kind = raw.mapping.get_ref().as_str();
     let at = |m: String| cx.at(&raw.mapping, m);
     if upstream_def.is_none() {
-        return Err(at(format!("`{upstream}` is not partitioned, so a partition mapping to it makes no sense"))
-            .with_hint(format!("remove [upstream.{upstream}]: every partition reads all of `{upstream}`")));
+        return Err(at(format!(
+            "`{upstream}` is not partitioned, so a partition mapping to it makes no sense"
+        ))
+        .with_hint(format!(
+            "remove [upstream.{upstream}]: every partition reads all of `{upstream}`"
+        )));
     }
     let Some(down) = downstream_def else {
         return match kind {

@@ -407,7 +407,13 @@ fn product(per_dim: &[Vec<&str>]) -> Vec<String> {
         keys = keys
             .iter()
             .flat_map(|prefix| {
-                values.iter().map(move |v| if i == 0 { (*v).to_owned() } else { format!("{prefix}|{v}") })
+                values.iter().map(move |v| {
+                    if i == 0 {
+                        (*v).to_owned()
+                    } else {
+                        format!("{prefix}|{v}")
+                    }
+                })
             })
             .collect();
     }
@@ -472,7 +478,10 @@ pub fn upstream_keys(
                 // Windows are sorted and disjoint: binary search the overlap.
                 let first = windows.partition_point(|(_, w)| w.end <= start);
                 let last = windows.partition_point(|(_, w)| w.start < end);
-                windows[first..last.max(first)].iter().map(|(k, _)| k.as_str()).collect()
+                windows[first..last.max(first)]
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect()
             }
             (DimKeys::Static(values), Some((Dimension::Static(_), part))) => match mapping {
                 PartitionMapping::Static(pairs) => {
@@ -481,9 +490,17 @@ pub fn upstream_keys(
                         .filter(|(d, _)| d == part)
                         .flat_map(|(_, u)| u.iter().map(String::as_str))
                         .collect();
-                    values.iter().map(String::as_str).filter(|v| wanted.contains(v)).collect()
+                    values
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|v| wanted.contains(v))
+                        .collect()
                 }
-                _ => values.iter().map(String::as_str).filter(|v| v == part).collect(),
+                _ => values
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|v| v == part)
+                    .collect(),
             },
             (DimKeys::Time(windows), _) => windows.iter().map(|(k, _)| k.as_str()).collect(),
             (DimKeys::Static(values), _) => values.iter().map(String::as_str).collect(),
@@ -670,12 +687,21 @@ mod tests {
         let by_region = def(vec![regions]);
         let map = PartitionMapping::Static(vec![("eu".into(), vec!["us".into(), "apac".into()])]);
         assert_eq!(
-            upstream_keys(&map, Some((&by_region, "eu")), Some((&by_region, &by_region.key_space(now)))),
+            upstream_keys(
+                &map,
+                Some((&by_region, "eu")),
+                Some((&by_region, &by_region.key_space(now)))
+            ),
             vec!["us", "apac"]
         );
         // Unpartitioned downstream reads everything; unpartitioned upstream is one "" partition.
         assert_eq!(
-            upstream_keys(&PartitionMapping::Identity, None, Some((&two, &two.key_space(now)))).len(),
+            upstream_keys(
+                &PartitionMapping::Identity,
+                None,
+                Some((&two, &two.key_space(now)))
+            )
+            .len(),
             6
         );
         assert_eq!(

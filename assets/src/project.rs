@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use crate::config::{ProjectConfig, RawSource};
 use crate::diagnostic::{Diagnostic, ProjectError, line_of_offset};
 use crate::header::{AssetConfig, RawMapping, header_toml, parse_config};
-use crate::partition_config::{ConfigText, check_default_mapping, resolve_mapping, resolve_partitions};
-use crate::partitions::{Dimension, PartitionMapping, PartitionsDef};
 use crate::names::{closest_name, is_valid_name, suggest_valid_name};
+use crate::partition_config::{
+    ConfigText, check_default_mapping, resolve_mapping, resolve_partitions,
+};
+use crate::partitions::{Dimension, PartitionMapping, PartitionsDef};
 use crate::sql::parse_asset_sql;
 
 /// A loaded, validated project: every upstream name resolves.
@@ -131,7 +133,9 @@ impl SqlAsset {
                         "time:{}:{:?}:{}:{:?};",
                         t.name, t.granularity, t.timezone, t.column
                     )),
-                    Dimension::Static(s) => out.push_str(&format!("static:{}:{:?};", s.name, s.column)),
+                    Dimension::Static(s) => {
+                        out.push_str(&format!("static:{}:{:?};", s.name, s.column))
+                    }
                 }
             }
         }
@@ -338,7 +342,15 @@ fn resolve_source(
     let partitions = raw
         .partitions
         .as_ref()
-        .map(|p| resolve_partitions(p, &ConfigText { text, file: declared_in }))
+        .map(|p| {
+            resolve_partitions(
+                p,
+                &ConfigText {
+                    text,
+                    file: declared_in,
+                },
+            )
+        })
         .transpose()?;
     if partitions.is_some() && !path.is_dir() {
         return Err(Diagnostic::new(declared_in, Some(line), format!("partitioned source `{name}` must be a folder"))
@@ -388,8 +400,12 @@ fn resolve_all_mappings(
             for (up, raw) in &p.mappings {
                 if !asset.upstream.contains(up) {
                     diagnostics.push(
-                        Diagnostic::new(&p.file, Some(line_of_offset(&p.text, raw.mapping.span().start)), format!("mapping for `{up}`, which this asset does not read"))
-                            .with_hint(format!("its upstreams are: {}", asset.upstream.join(", "))),
+                        Diagnostic::new(
+                            &p.file,
+                            Some(line_of_offset(&p.text, raw.mapping.span().start)),
+                            format!("mapping for `{up}`, which this asset does not read"),
+                        )
+                        .with_hint(format!("its upstreams are: {}", asset.upstream.join(", "))),
                     );
                     continue;
                 }
@@ -409,7 +425,11 @@ fn resolve_all_mappings(
                 if let Some(up_def) = partitions_of(up, assets, sources)
                     && let Some(problem) = check_default_mapping(up, down, up_def)
                 {
-                    diagnostics.push(Diagnostic::new(&asset.file, asset.reference_lines.get(up).copied(), problem));
+                    diagnostics.push(Diagnostic::new(
+                        &asset.file,
+                        asset.reference_lines.get(up).copied(),
+                        problem,
+                    ));
                 }
             }
         }
@@ -511,7 +531,10 @@ fn collect_sql_files(
 }
 
 fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappings>), Diagnostic> {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     if !is_valid_name(stem) {
         return Err(Diagnostic::new(rel, None, format!("invalid asset name `{stem}`")).with_hint(format!(
             "the file stem is the asset name and must be a lowercase SQL identifier; rename it to `{}.sql`",
@@ -527,14 +550,25 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
     let sidecar_rel = rel.with_extension("toml");
     let (config, config_text, config_file) = match (header, sidecar_path.exists()) {
         (Some(_), true) => {
-            return Err(Diagnostic::new(rel, Some(1), "asset config is given both in the file header and in a sidecar")
-                .with_hint(format!("keep one: the `---` header here or {}", sidecar_rel.display())));
+            return Err(Diagnostic::new(
+                rel,
+                Some(1),
+                "asset config is given both in the file header and in a sidecar",
+            )
+            .with_hint(format!(
+                "keep one: the `---` header here or {}",
+                sidecar_rel.display()
+            )));
         }
         (Some(toml_text), false) => (parse_config(&toml_text, rel)?, toml_text, rel.to_path_buf()),
         (None, true) => {
             let text = fs::read_to_string(&sidecar_path)
                 .map_err(|e| Diagnostic::new(&sidecar_rel, None, format!("cannot read: {e}")))?;
-            (parse_config(&text, &sidecar_rel)?, text, sidecar_rel.clone())
+            (
+                parse_config(&text, &sidecar_rel)?,
+                text,
+                sidecar_rel.clone(),
+            )
         }
         (None, false) => (AssetConfig::default(), String::new(), rel.to_path_buf()),
     };
@@ -542,7 +576,11 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
         text: &config_text,
         file: &config_file,
     };
-    let partitions = config.partitions.as_ref().map(|p| resolve_partitions(p, &cx)).transpose()?;
+    let partitions = config
+        .partitions
+        .as_ref()
+        .map(|p| resolve_partitions(p, &cx))
+        .transpose()?;
     check_placeholders(&parsed.placeholders, partitions.as_ref(), rel)?;
     let pending = (!config.upstream.is_empty()).then(|| PendingMappings {
         text: config_text.clone(),
@@ -569,18 +607,28 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
 }
 
 /// Placeholders must name something the asset's partitions provide.
-fn check_placeholders(used: &[(String, usize)], partitions: Option<&PartitionsDef>, rel: &Path) -> Result<(), Diagnostic> {
+fn check_placeholders(
+    used: &[(String, usize)],
+    partitions: Option<&PartitionsDef>,
+    rel: &Path,
+) -> Result<(), Diagnostic> {
     let Some((first, line)) = used.first() else {
         return Ok(());
     };
     let Some(def) = partitions else {
-        return Err(Diagnostic::new(rel, Some(*line), format!("`{{{{{first}}}}}` used, but this asset is not partitioned"))
-            .with_hint("declare [partitions] in the asset's header, or remove the placeholder"));
+        return Err(Diagnostic::new(
+            rel,
+            Some(*line),
+            format!("`{{{{{first}}}}}` used, but this asset is not partitioned"),
+        )
+        .with_hint("declare [partitions] in the asset's header, or remove the placeholder"));
     };
     let mut known: Vec<String> = vec!["partition_key".to_owned()];
     for d in &def.dimensions {
         match d {
-            Dimension::Time(_) => known.extend(["start", "end", "start_date", "end_date"].map(String::from)),
+            Dimension::Time(_) => {
+                known.extend(["start", "end", "start_date", "end_date"].map(String::from))
+            }
             Dimension::Static(s) => known.push(s.name.clone()),
         }
     }
@@ -588,8 +636,22 @@ fn check_placeholders(used: &[(String, usize)], partitions: Option<&PartitionsDe
         if !known.contains(name) {
             let hint = closest_name(name, known.iter().map(String::as_str))
                 .map(|c| format!("did you mean {{{{{c}}}}}?"))
-                .unwrap_or_else(|| format!("available: {}", known.iter().map(|k| format!("{{{{{k}}}}}")).collect::<Vec<_>>().join(", ")));
-            return Err(Diagnostic::new(rel, Some(*line), format!("unknown placeholder `{{{{{name}}}}}`")).with_hint(hint));
+                .unwrap_or_else(|| {
+                    format!(
+                        "available: {}",
+                        known
+                            .iter()
+                            .map(|k| format!("{{{{{k}}}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+            return Err(Diagnostic::new(
+                rel,
+                Some(*line),
+                format!("unknown placeholder `{{{{{name}}}}}`"),
+            )
+            .with_hint(hint));
         }
     }
     Ok(())

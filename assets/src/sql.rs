@@ -46,12 +46,20 @@ pub fn bind_placeholders(
         let after = &rest[open + 2..];
         let line = sql[..sql.len() - rest.len() + open].matches('\n').count() + 1;
         let Some(close) = after.find("}}") else {
-            return Err(UnboundPlaceholder { name: after.chars().take(20).collect(), line });
+            return Err(UnboundPlaceholder {
+                name: after.chars().take(20).collect(),
+                line,
+            });
         };
         let name = after[..close].trim();
         match value(name) {
             Some(v) => out.push_str(&v),
-            None => return Err(UnboundPlaceholder { name: name.to_owned(), line }),
+            None => {
+                return Err(UnboundPlaceholder {
+                    name: name.to_owned(),
+                    line,
+                });
+            }
         }
         rest = &after[close + 2..];
     }
@@ -62,7 +70,10 @@ pub fn bind_placeholders(
 /// Stand-in values of the right SQL type, used to parse a query before any
 /// partition is known.
 fn placeholder_stand_in(name: &str) -> Option<String> {
-    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid {
         return None;
     }
@@ -81,7 +92,10 @@ pub fn parse_asset_sql(text: &str, file: &Path) -> Result<ParsedQuery, Diagnosti
         while let Some(open) = rest.find("{{") {
             let line = text[..text.len() - rest.len() + open].matches('\n').count() + 1;
             let after = &rest[open + 2..];
-            let name = after.find("}}").map(|c| after[..c].trim().to_owned()).unwrap_or_default();
+            let name = after
+                .find("}}")
+                .map(|c| after[..c].trim().to_owned())
+                .unwrap_or_default();
             placeholders.push((name, line));
             rest = after;
         }

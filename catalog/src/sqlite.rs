@@ -18,9 +18,9 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
     AttemptOutcome, AttemptRecord, BackfillId, BackfillRecord, BackfillStatus, Catalog,
-    CatalogError, CurrentVersion, FileRecord, MaterializationId, MaterializationRecord,
-    NewAttempt, NewBackfill, NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord,
-    RunStatus, SourceFingerprint, UpstreamKind, UpstreamVersion,
+    CatalogError, CurrentVersion, FileRecord, MaterializationId, MaterializationRecord, NewAttempt,
+    NewBackfill, NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord, RunStatus,
+    SourceFingerprint, UpstreamKind, UpstreamVersion,
 };
 
 /// How long a statement waits for another process's write lock.
@@ -515,8 +515,11 @@ fn to_json(values: &[String], what: &str) -> Fallible<String> {
 
 /// Decodes a JSON array of strings.
 fn from_json(text: &str, what: &str) -> Fallible<Vec<String>> {
-    serde_json::from_str(text)
-        .map_err(|e| Fault::Corrupt(format!("{what} `{text}` is not a JSON array of strings: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        Fault::Corrupt(format!(
+            "{what} `{text}` is not a JSON array of strings: {e}"
+        ))
+    })
 }
 
 fn fingerprint_from_row(row: &Row<'_>) -> Fallible<SourceFingerprint> {
@@ -918,8 +921,10 @@ impl Catalog for SqliteCatalog {
     fn finish_backfill(&self, id: &BackfillId, status: BackfillStatus) -> Result<()> {
         let finished_at = (status != BackfillStatus::Running).then(|| timestamp(Utc::now()));
         self.with(|conn| {
-            conn.prepare_cached("UPDATE backfills SET status = ?2, finished_at = ?3 WHERE id = ?1")?
-                .execute(params![id.0, status.as_str(), finished_at])?;
+            conn.prepare_cached(
+                "UPDATE backfills SET status = ?2, finished_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id.0, status.as_str(), finished_at])?;
             Ok(())
         })
     }
@@ -1337,6 +1342,468 @@ mod tests {
             .unwrap();
         let error = catalog.source_fingerprints().unwrap_err();
         assert!(matches!(error, CatalogError::Corrupt { .. }), "{error}");
+    }
+
+    fn new_backfill(id: &str, created: i64, units: Vec<PartitionRef>) -> NewBackfill {
+        NewBackfill {
+            id: BackfillId(id.to_owned()),
+            user: "ada".to_owned(),
+            command: "cairn backfill daily_sales --from 2024-01-01 --to 2024-12-31".to_owned(),
+            created_at: at(created),
+            selection: vec!["daily_sales+".to_owned(), "tag:finance".to_owned()],
+            from: Some("2024-01-01".to_owned()),
+            to: Some("2024-12-31".to_owned()),
+            partitions: None,
+            force: false,
+            units,
+        }
+    }
+
+    fn unit(asset: &str, partition: &str) -> PartitionRef {
+        PartitionRef {
+            asset: asset.to_owned(),
+            partition: partition.to_owned(),
+        }
+    }
+
+    fn backfill_run(id: &str, started: i64, backfill: Option<&str>) -> NewRun {
+        NewRun {
+            backfill_id: backfill.map(|b| BackfillId(b.to_owned())),
+            ..new_run(id, started)
+        }
+    }
+
+    fn partition_materialization(run: &str, asset: &str, partition: &str) -> NewMaterialization {
+        NewMaterialization {
+            partition: partition.to_owned(),
+            ..new_materialization(run, asset, &format!("{asset}-{partition}-{run}"))
+        }
+    }
+
+    #[test]
+    fn backfill_round_trip_keeps_unit_order() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        // Units deliberately not in sorted order: the plan's order must survive.
+        let units: Vec<PartitionRef> = (0..1_000)
+            .map(|i| {
+                unit(
+                    &format!("asset_{}", (i * 7) % 10),
+                    &format!("2024-{:04}", 999 - i),
+                )
+            })
+            .collect();
+        let first = new_backfill("b1", 0, units.clone());
+        catalog.create_backfill(&first).unwrap();
+        let second = NewBackfill {
+            partitions: Some(vec!["us".to_owned(), "eu".to_owned()]),
+            from: None,
+            to: None,
+            force: true,
+            ..new_backfill(
+                "b2",
+                10,
+                vec![unit("regional", "us"), unit("regional", "eu")],
+            )
+        };
+        catalog.create_backfill(&second).unwrap();
+
+        let record = catalog
+            .backfill(&BackfillId("b1".to_owned()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record,
+            BackfillRecord {
+                id: first.id.clone(),
+                user: first.user.clone(),
+                command: first.command.clone(),
+                created_at: at(0),
+                finished_at: None,
+                status: BackfillStatus::Running,
+                selection: first.selection.clone(),
+                from: first.from.clone(),
+                to: first.to.clone(),
+                partitions: None,
+                force: false,
+                units,
+            }
+        );
+        let record = catalog
+            .backfill(&BackfillId("b2".to_owned()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.partitions, second.partitions);
+        assert_eq!(record.from, None);
+        assert!(record.force);
+        assert_eq!(record.units, second.units);
+        assert!(
+            catalog
+                .backfill(&BackfillId("nope".to_owned()))
+                .unwrap()
+                .is_none()
+        );
+
+        // The listing: newest first, without units.
+        let listed = catalog.backfills(10).unwrap();
+        let ids: Vec<_> = listed.iter().map(|b| b.id.0.as_str()).collect();
+        assert_eq!(ids, vec!["b2", "b1"]);
+        assert!(listed.iter().all(|b| b.units.is_empty()));
+        assert_eq!(listed[1].selection, first.selection);
+        assert_eq!(catalog.backfills(1).unwrap().len(), 1);
+
+        // A duplicate id is refused, and leaves no stray units behind.
+        let error = catalog
+            .create_backfill(&new_backfill("b1", 20, vec![unit("x", "1")]))
+            .unwrap_err();
+        assert!(matches!(error, CatalogError::Database { .. }), "{error}");
+        let count: i64 = catalog
+            .lock()
+            .query_row(
+                "SELECT COUNT(*) FROM backfill_units WHERE backfill_id = 'b1'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(count, 1_000);
+    }
+
+    #[test]
+    fn committed_in_backfill_counts_only_its_runs_commits() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog
+            .create_backfill(&new_backfill("b1", 0, Vec::new()))
+            .unwrap();
+        catalog
+            .create_backfill(&new_backfill("b2", 1, Vec::new()))
+            .unwrap();
+        catalog
+            .begin_run(&backfill_run("r1", 0, Some("b1")))
+            .unwrap();
+        catalog
+            .begin_run(&backfill_run("r2", 10, Some("b1")))
+            .unwrap();
+        catalog.begin_run(&backfill_run("r3", 20, None)).unwrap();
+        catalog
+            .begin_run(&backfill_run("r4", 30, Some("b2")))
+            .unwrap();
+
+        for (run, asset, partition) in [
+            ("r1", "sales", "2024-01-02"),
+            ("r1", "sales", "2024-01-01"),
+            // The resume commits again what was committed before: once.
+            ("r2", "sales", "2024-01-01"),
+            ("r2", "orders", "2024-01-01"),
+            ("r3", "sales", "2024-01-04"),
+            ("r4", "sales", "2024-01-05"),
+        ] {
+            catalog
+                .commit_materialization(&partition_materialization(run, asset, partition))
+                .unwrap();
+        }
+        // Failed and skipped attempts of the backfill are not committed units.
+        for (outcome, partition) in [
+            (AttemptOutcome::Failed, "2024-01-03"),
+            (AttemptOutcome::Skipped, "2024-01-06"),
+        ] {
+            catalog
+                .record_attempt(&NewAttempt {
+                    partition: partition.to_owned(),
+                    ..attempt("r2", "sales", outcome, 15)
+                })
+                .unwrap();
+        }
+
+        assert_eq!(
+            catalog
+                .committed_in_backfill(&BackfillId("b1".to_owned()))
+                .unwrap(),
+            vec![
+                unit("orders", "2024-01-01"),
+                unit("sales", "2024-01-01"),
+                unit("sales", "2024-01-02"),
+            ]
+        );
+        assert_eq!(
+            catalog
+                .committed_in_backfill(&BackfillId("b2".to_owned()))
+                .unwrap(),
+            vec![unit("sales", "2024-01-05")]
+        );
+        assert!(
+            catalog
+                .committed_in_backfill(&BackfillId("nope".to_owned()))
+                .unwrap()
+                .is_empty()
+        );
+
+        // Runs carry their backfill, through runs() and mark_crashed_runs().
+        let runs = catalog.runs(10).unwrap();
+        let summary: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.id.0.as_str(),
+                    r.backfill_id.as_ref().map(|b| b.0.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("r4", Some("b2")),
+                ("r3", None),
+                ("r2", Some("b1")),
+                ("r1", Some("b1")),
+            ]
+        );
+        let seen = std::cell::RefCell::new(Vec::new());
+        catalog
+            .mark_crashed_runs(&|run: &RunRecord| {
+                seen.borrow_mut().push(run.backfill_id.clone());
+                true
+            })
+            .unwrap();
+        assert_eq!(
+            seen.into_inner(),
+            vec![
+                Some(BackfillId("b1".to_owned())),
+                Some(BackfillId("b1".to_owned())),
+                None,
+                Some(BackfillId("b2".to_owned())),
+            ]
+        );
+    }
+
+    #[test]
+    fn finish_and_reopen_backfill() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        let id = BackfillId("b1".to_owned());
+        catalog
+            .create_backfill(&new_backfill("b1", 0, vec![unit("a", "1")]))
+            .unwrap();
+        let read = || catalog.backfill(&id).unwrap().unwrap();
+
+        let before = Utc::now();
+        catalog
+            .finish_backfill(&id, BackfillStatus::Failed)
+            .unwrap();
+        let failed = read();
+        assert_eq!(failed.status, BackfillStatus::Failed);
+        let first_finish = failed.finished_at.unwrap();
+        assert!(first_finish >= before - chrono::Duration::seconds(1));
+
+        catalog.reopen_backfill(&id).unwrap();
+        let reopened = read();
+        assert_eq!(reopened.status, BackfillStatus::Running);
+        assert_eq!(reopened.finished_at, None);
+        assert_eq!(reopened.units, vec![unit("a", "1")]);
+
+        catalog
+            .finish_backfill(&id, BackfillStatus::Succeeded)
+            .unwrap();
+        let succeeded = read();
+        assert_eq!(succeeded.status, BackfillStatus::Succeeded);
+        assert!(succeeded.finished_at.unwrap() >= first_finish);
+
+        // Finishing again overwrites.
+        catalog
+            .finish_backfill(&id, BackfillStatus::Failed)
+            .unwrap();
+        assert_eq!(read().status, BackfillStatus::Failed);
+        // Unknown ids are ignored.
+        catalog
+            .finish_backfill(&BackfillId("nope".to_owned()), BackfillStatus::Failed)
+            .unwrap();
+        catalog
+            .reopen_backfill(&BackfillId("nope".to_owned()))
+            .unwrap();
+        assert_eq!(catalog.backfills(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn backfill_status_names_round_trip() {
+        for status in [
+            BackfillStatus::Running,
+            BackfillStatus::Succeeded,
+            BackfillStatus::Failed,
+        ] {
+            assert_eq!(BackfillStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(BackfillStatus::parse("crashed"), None);
+    }
+
+    #[test]
+    fn version_1_database_upgrades_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        {
+            // What the first release created, with a run and a commit in it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version    INTEGER PRIMARY KEY,
+                     applied_at TEXT NOT NULL
+                 )",
+            )
+            .unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (1, 'then')",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at,
+                       status)
+                   VALUES ('old', 'ada', 'box', 1, 'cairn materialize', 'cli', ?1, 'succeeded')"#,
+                [timestamp(at(0))],
+            )
+            .unwrap();
+        }
+
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        let version: i64 = catalog
+            .lock()
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(version, SUPPORTED_VERSION);
+        let runs = catalog.runs(10).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].id, RunId("old".to_owned()));
+        assert_eq!(runs[0].backfill_id, None);
+        catalog
+            .commit_materialization(&new_materialization("old", "orders", "d1"))
+            .unwrap();
+
+        // The new tables and column work.
+        catalog
+            .create_backfill(&new_backfill("b1", 5, vec![unit("sales", "2024-01-01")]))
+            .unwrap();
+        catalog
+            .begin_run(&backfill_run("new", 10, Some("b1")))
+            .unwrap();
+        catalog
+            .commit_materialization(&partition_materialization("new", "sales", "2024-01-01"))
+            .unwrap();
+        assert_eq!(
+            catalog
+                .committed_in_backfill(&BackfillId("b1".to_owned()))
+                .unwrap(),
+            vec![unit("sales", "2024-01-01")]
+        );
+        drop(catalog);
+        // And reopening does not migrate twice.
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        assert_eq!(catalog.runs(10).unwrap().len(), 2);
+        assert_eq!(catalog.backfills(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn current_versions_of_many_partitions() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        catalog.begin_run(&new_run("r2", 10)).unwrap();
+        let mut expected = Vec::new();
+        for asset in 0..50 {
+            for day in 0..100 {
+                let asset = format!("asset_{asset:03}");
+                let partition = format!("2024-{day:03}");
+                let mut m = partition_materialization("r1", &asset, &partition);
+                m.row_count = day;
+                m.committed_at = at(i64::try_from(day).unwrap());
+                let first = catalog.commit_materialization(&m).unwrap();
+                // Every tenth partition is recomputed: the newer one wins.
+                let (id, run, data_version) = if day % 10 == 0 {
+                    let again = partition_materialization("r2", &asset, &partition);
+                    let data_version = again.data_version.clone();
+                    (
+                        catalog.commit_materialization(&again).unwrap(),
+                        "r2",
+                        data_version,
+                    )
+                } else {
+                    (first, "r1", m.data_version.clone())
+                };
+                expected.push((asset, partition, id, run.to_owned(), data_version));
+            }
+        }
+        let current = catalog.current_versions().unwrap();
+        assert_eq!(current.len(), 5_000);
+        let got: Vec<_> = current
+            .iter()
+            .map(|c| {
+                (
+                    c.asset.clone(),
+                    c.partition.clone(),
+                    c.id,
+                    c.run_id.0.clone(),
+                    c.data_version.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected);
+        let sample = &current[2 * 100 + 7];
+        assert_eq!(sample.row_count, 7);
+        assert_eq!(sample.committed_at, at(7));
+        assert_eq!(sample.code_version, "code");
+        assert_eq!(sample.input_version, "input");
+        assert_eq!(sample.bytes_written, 2048);
+        assert_eq!(sample.wall_ms, 15);
+    }
+
+    #[test]
+    #[ignore]
+    fn tmp_scale() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        {
+            let mut conn = catalog.lock();
+            let tx = conn.transaction().unwrap();
+            {
+                let mut m = tx.prepare("INSERT INTO materializations (run_id, asset, \"partition\", code_version, input_version, data_version, row_count, bytes_written, wall_ms, schema_json, committed_at) VALUES ('r1', ?1, ?2, 'c', 'i', 'd', 1, 1, 1, '[]', ?3)").unwrap();
+                let mut c = tx
+                    .prepare("INSERT INTO current_versions VALUES (?1, ?2, ?3)")
+                    .unwrap();
+                let ts = timestamp(at(0));
+                for a in 0..1000 {
+                    for p in 0..365 {
+                        let asset = format!("asset_{a:04}");
+                        let part = format!("2024-{p:03}");
+                        m.execute(params![asset, part, ts]).unwrap();
+                        c.execute(params![asset, part, tx.last_insert_rowid()])
+                            .unwrap();
+                    }
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let t = std::time::Instant::now();
+        let v = catalog.current_versions().unwrap();
+        eprintln!("current_versions {} rows in {:?}", v.len(), t.elapsed());
+        let units: Vec<_> = (0..36_500)
+            .map(|i| unit(&format!("asset_{:03}", i % 100), &format!("p{i}")))
+            .collect();
+        let t = std::time::Instant::now();
+        catalog
+            .create_backfill(&new_backfill("b", 0, units))
+            .unwrap();
+        eprintln!("create_backfill 36500 in {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let b = catalog
+            .backfill(&BackfillId("b".to_owned()))
+            .unwrap()
+            .unwrap();
+        eprintln!("backfill read {} in {:?}", b.units.len(), t.elapsed());
+        let t = std::time::Instant::now();
+        for i in 0..2000 {
+            catalog
+                .commit_materialization(&partition_materialization("r1", "x", &format!("{i}")))
+                .unwrap();
+        }
+        eprintln!("2000 commits in {:?}", t.elapsed());
     }
 
     #[test]

@@ -50,6 +50,37 @@ pub enum Command {
     Show(ShowArgs),
     /// Show the asset graph around an asset.
     Lineage(LineageArgs),
+    /// Materialize a range of partitions, resumably (`--resume ID` after a crash or Ctrl-C).
+    Backfill(BackfillArgs),
+}
+
+/// `cairn backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Assets to backfill (same syntax as materialize).
+    #[arg(value_name = "SELECTION")]
+    pub selection: Vec<String>,
+    /// First partition (time key, inclusive), e.g. 2024-01-01.
+    #[arg(long, value_name = "KEY")]
+    pub from: Option<String>,
+    /// Last partition (time key, inclusive).
+    #[arg(long, value_name = "KEY")]
+    pub to: Option<String>,
+    /// Exactly these partitions, comma-separated (instead of --from/--to).
+    #[arg(long, value_name = "LIST")]
+    pub partitions: Option<String>,
+    /// Rebuild partitions even when fresh.
+    #[arg(long)]
+    pub force: bool,
+    /// Finish the backfill with this id: only what it has not committed yet.
+    #[arg(long, value_name = "ID")]
+    pub resume: Option<String>,
+    /// How many partitions to compute at once (default: number of cores).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `cairn materialize`.
@@ -79,6 +110,9 @@ pub struct StatusArgs {
     /// Exit with 1 when any selected asset is not fresh (a CI freshness gate).
     #[arg(long)]
     pub check: bool,
+    /// List every partition of partitioned assets.
+    #[arg(long)]
+    pub partitions: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

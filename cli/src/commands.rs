@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use cairn_engine::graph::NodeKind;
 use cairn_engine::version::short;
-use cairn_engine::{AssetOutcome, AssetState, MaterializeOptions, Workspace};
+use cairn_engine::{AssetOutcome, AssetState, BackfillOptions, MaterializeOptions, Workspace};
 
 use crate::Failure;
 use crate::args::{
-    Cli, Command, Format, LineageArgs, MaterializeArgs, QueryArgs, QueryFormat, ShowArgs,
-    StatusArgs,
+    BackfillArgs, Cli, Command, Format, LineageArgs, MaterializeArgs, QueryArgs, QueryFormat,
+    ShowArgs, StatusArgs,
 };
 use crate::output::{RunProgress, bytes, duration, print_json, result_line};
 
@@ -30,7 +30,88 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Query(args) => runtime.block_on(query(&ws, args)),
         Command::Show(args) => show(&ws, args),
         Command::Lineage(args) => lineage(&ws, args),
+        Command::Backfill(args) => runtime.block_on(backfill(&ws, args)),
     }
+}
+
+fn default_jobs(jobs: Option<u16>) -> usize {
+    jobs.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+async fn backfill(ws: &Workspace, args: BackfillArgs) -> Result<u8, Failure> {
+    let progress = RunProgress::new(args.format == Format::Json);
+    let jobs = default_jobs(args.jobs);
+    let report = match &args.resume {
+        Some(id) => {
+            if !args.selection.is_empty()
+                || args.from.is_some()
+                || args.to.is_some()
+                || args.partitions.is_some()
+            {
+                return Err(Failure::Usage(
+                    "--resume continues a recorded backfill as planned; give no selection, --from, --to or --partitions with it".to_owned(),
+                ));
+            }
+            ws.resume_backfill(
+                &cairn_catalog::BackfillId(id.clone()),
+                jobs,
+                &command_line(),
+                &progress,
+            )
+            .await
+        }
+        None => {
+            let opts = BackfillOptions {
+                selection: args.selection,
+                from: args.from,
+                to: args.to,
+                partitions: args.partitions.map(|p| {
+                    p.split(',')
+                        .map(|k| k.trim().to_owned())
+                        .filter(|k| !k.is_empty())
+                        .collect()
+                }),
+                force: args.force,
+                jobs,
+                command: command_line(),
+            };
+            ws.backfill(&opts, &progress).await
+        }
+    };
+    progress.finish();
+    let report = report?;
+    let code = u8::from(report.run.has_failures());
+    if args.format == Format::Json {
+        print_json(&report)?;
+        return Ok(code);
+    }
+    let count =
+        |f: fn(&AssetOutcome) -> bool| report.run.results.iter().filter(|r| f(&r.outcome)).count();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "backfill {}: {} partition(s) planned, {} already done before, {} materialized, {} fresh, {} failed, {} skipped in {}",
+        report.backfill_id,
+        report.planned,
+        report.already_done,
+        count(|o| matches!(o, AssetOutcome::Materialized(_))),
+        count(|o| matches!(o, AssetOutcome::Fresh { .. })),
+        count(|o| matches!(o, AssetOutcome::Failed { .. })),
+        count(|o| matches!(o, AssetOutcome::Skipped { .. })),
+        duration(report.run.wall)
+    )?;
+    if code != 0 {
+        writeln!(
+            out,
+            "resume with: cairn backfill --resume {}",
+            report.backfill_id
+        )?;
+    }
+    Ok(code)
 }
 
 fn command_line() -> String {
@@ -54,6 +135,8 @@ async fn materialize(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Failur
         force: args.force,
         jobs,
         command: command_line(),
+        partitions: cairn_engine::PartitionFilter::All,
+        backfill: None,
     };
     let progress = RunProgress::new(args.format == Format::Json);
     let report = ws.materialize(&opts, &progress).await;
@@ -99,12 +182,19 @@ async fn materialize(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Failur
 }
 
 fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
-    let statuses = ws.status(&args.selection)?;
+    let mut statuses = ws.status(&args.selection)?;
     let not_fresh = statuses
         .iter()
         .filter(|s| s.state != AssetState::Fresh)
         .count();
     let code = u8::from(args.check && not_fresh > 0);
+    if !args.partitions {
+        for s in &mut statuses {
+            if let Some(p) = &mut s.partitions {
+                p.list.clear();
+            }
+        }
+    }
     if args.format == Format::Json {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -132,26 +222,58 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
         "ASSET", "STATE", "LAST MATERIALIZED", "ROWS"
     )?;
     for s in &statuses {
-        let when = s
-            .current
-            .as_ref()
-            .map(|c| c.committed_at.format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_else(|| "-".to_owned());
-        let rows = s
-            .current
-            .as_ref()
-            .map(|c| c.row_count.to_string())
-            .unwrap_or_else(|| "-".to_owned());
-        let mut detail: Vec<String> = s.causes.iter().map(ToString::to_string).collect();
-        if let Some(f) = &s.last_failure {
-            detail.insert(
-                0,
-                format!(
-                    "last run failed: {}",
-                    f.error.as_deref().unwrap_or("unknown error")
-                ),
-            );
-        }
+        let (when, rows, detail) = match &s.partitions {
+            None => {
+                let when = s
+                    .current
+                    .as_ref()
+                    .map(|c| c.committed_at.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "-".to_owned());
+                let rows = s
+                    .current
+                    .as_ref()
+                    .map(|c| c.row_count.to_string())
+                    .unwrap_or_else(|| "-".to_owned());
+                let mut detail: Vec<String> = s.causes.iter().map(ToString::to_string).collect();
+                if let Some(f) = &s.last_failure {
+                    detail.insert(
+                        0,
+                        format!(
+                            "last run failed: {}",
+                            f.error.as_deref().unwrap_or("unknown error")
+                        ),
+                    );
+                }
+                (when, rows, detail.join("; "))
+            }
+            Some(p) => {
+                let latest = p
+                    .list
+                    .iter()
+                    .filter_map(|u| u.current.as_ref())
+                    .map(|c| c.committed_at)
+                    .max();
+                let when = latest
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "-".to_owned());
+                let rows: u64 = p
+                    .list
+                    .iter()
+                    .filter_map(|u| u.current.as_ref())
+                    .map(|c| c.row_count)
+                    .sum();
+                let rows = if p.list.is_empty() {
+                    "-".to_owned()
+                } else {
+                    rows.to_string()
+                };
+                (
+                    when,
+                    rows,
+                    format!("{} partitions: {}", p.total, p.describe()),
+                )
+            }
+        };
         writeln!(
             out,
             "{:<width$}  {:<18}  {:<19}  {:>10}  {}",
@@ -159,8 +281,41 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
             s.state.as_str(),
             when,
             rows,
-            detail.join("; ")
+            detail
         )?;
+        if let Some(p) = &s.partitions {
+            for u in &p.list {
+                let mut detail: Vec<String> = u.causes.iter().map(ToString::to_string).collect();
+                if let Some(f) = &u.last_failure {
+                    detail.insert(
+                        0,
+                        format!(
+                            "last run failed: {}",
+                            f.error.as_deref().unwrap_or("unknown error")
+                        ),
+                    );
+                }
+                let when = u
+                    .current
+                    .as_ref()
+                    .map(|c| c.committed_at.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "-".to_owned());
+                let rows = u
+                    .current
+                    .as_ref()
+                    .map(|c| c.row_count.to_string())
+                    .unwrap_or_else(|| "-".to_owned());
+                writeln!(
+                    out,
+                    "  {:<width$}{:<18}  {:<19}  {:>10}  {}",
+                    u.key,
+                    u.state.as_str(),
+                    when,
+                    rows,
+                    detail.join("; ")
+                )?;
+            }
+        }
     }
     writeln!(
         out,

@@ -70,7 +70,12 @@ pub fn result_line(result: &AssetResult) -> String {
         AssetOutcome::Failed { error } => format!("FAILED        {error}"),
         AssetOutcome::Skipped { upstream } => format!("skipped       upstream {upstream} failed"),
     };
-    format!("  {:<28} {what}", result.asset)
+    let name = if result.partition.is_empty() {
+        result.asset.clone()
+    } else {
+        format!("{} [{}]", result.asset, result.partition)
+    };
+    format!("  {name:<28} {what}")
 }
 
 /// Live progress for `materialize`: on a terminal a spinner on stderr plus
@@ -123,24 +128,33 @@ impl Progress for RunProgress {
                 ));
                 if std::io::stderr().is_terminal() {
                     let bar = ProgressBar::new(planned.len() as u64);
-                    if let Ok(style) =
-                        ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed} {wide_msg}")
-                    {
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "{spinner} [{pos}/{len}] {elapsed} eta {eta} {wide_msg}",
+                    ) {
                         bar.set_style(style);
                     }
                     bar.enable_steady_tick(Duration::from_millis(120));
                     *self.bar.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
                 }
             }
-            RunEvent::AssetStarted { asset } => {
-                state.2.push(asset.to_owned());
+            RunEvent::AssetStarted { asset, partition } => {
+                state.2.push(if partition.is_empty() {
+                    asset.to_owned()
+                } else {
+                    format!("{asset}[{partition}]")
+                });
                 if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                     bar.set_message(format!("running: {}", state.2.join(", ")));
                 }
             }
             RunEvent::AssetFinished { result } => {
                 state.0 += 1;
-                state.2.retain(|a| a != &result.asset);
+                let label = if result.partition.is_empty() {
+                    result.asset.clone()
+                } else {
+                    format!("{}[{}]", result.asset, result.partition)
+                };
+                state.2.retain(|a| a != &label);
                 self.println(&result_line(result));
                 if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                     bar.set_position(state.0 as u64);

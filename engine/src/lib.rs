@@ -27,8 +27,10 @@
 //! the catalog.
 #![deny(missing_docs)]
 
+pub mod backfill;
 mod error;
 pub mod graph;
+pub mod partition_index;
 mod query;
 pub mod run;
 pub mod selection;
@@ -40,8 +42,11 @@ pub mod version;
 mod whoami;
 mod workspace;
 
+pub use backfill::{BackfillOptions, BackfillReport};
 pub use error::EngineError;
 pub use graph::AssetGraph;
-pub use run::{AssetOutcome, AssetResult, MaterializeOptions, Progress, RunEvent, RunReport};
-pub use status::{AssetState, AssetStatus, StaleCause};
+pub use run::{
+    AssetOutcome, AssetResult, MaterializeOptions, PartitionFilter, Progress, RunEvent, RunReport,
+};
+pub use status::{AssetState, AssetStatus, PartitionStatus, PartitionSummary, StaleCause};
 pub use workspace::{AssetDetails, Snapshot, Workspace};

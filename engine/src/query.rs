@@ -32,20 +32,18 @@ pub(crate) async fn run_query(
         if let Some(source) = ws.project.sources.get(name) {
             register_source(&ctx, source).await.map_err(q)?;
         } else if ws.project.assets.contains_key(name) {
-            let Some(cur) = current
-                .iter()
-                .find(|c| &c.asset == name && c.partition.is_empty())
-            else {
+            let mut files: Vec<String> = Vec::new();
+            for cur in current.iter().filter(|c| &c.asset == name) {
+                if let Some(m) = ws.catalog.materialization(cur.id)? {
+                    files.extend(m.body.files.into_iter().map(|f| f.path));
+                }
+            }
+            if files.is_empty() {
                 return Err(EngineError::Usage(format!(
                     "asset `{name}` has not been materialized yet; run `cairn materialize {name}` first"
                 )));
-            };
-            let files: Vec<String> = ws
-                .catalog
-                .materialization(cur.id)?
-                .map(|m| m.body.files.into_iter().map(|f| f.path).collect())
-                .unwrap_or_default();
-            register_committed(&ctx, &ws.storage, name, &files)
+            }
+            register_committed(&ctx, &ws.storage, name, &files, false)
                 .await
                 .map_err(q)?;
         }

@@ -4,7 +4,7 @@
 //! DataFusion, write new immutable Parquet files, and commit each asset in
 //! one catalog transaction.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,16 +24,16 @@ use tokio::task::JoinSet;
 
 use cairn_assets::SqlAsset;
 use cairn_catalog::{
-    AttemptOutcome, Catalog, FileRecord, MaterializationId, NewAttempt, NewMaterialization, NewRun,
-    RunId, RunStatus, UpstreamKind, UpstreamVersion,
+    AttemptOutcome, BackfillId, Catalog, FileRecord, MaterializationId, NewAttempt,
+    NewMaterialization, NewRun, RunId, RunStatus, UpstreamKind, UpstreamVersion,
 };
 
 use crate::error::EngineError;
 use crate::graph::NodeKind;
 use crate::selection;
-use crate::status::AssetState;
+use crate::status::{AssetState, Unit};
 use crate::storage::Storage;
-use crate::tables::{new_session, register_committed, register_source};
+use crate::tables::{new_session, register_committed, register_source_partitions};
 use crate::version::{DataHasher, UpstreamInput, input_version};
 use crate::workspace::{Snapshot, Workspace};
 
@@ -52,6 +52,30 @@ pub struct MaterializeOptions {
     pub jobs: usize,
     /// The command line, for the run record.
     pub command: String,
+    /// Which partitions of the selected partitioned assets.
+    pub partitions: PartitionFilter,
+    /// The backfill the run belongs to.
+    pub backfill: Option<BackfillId>,
+}
+
+/// Which partitions of the selected assets to consider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PartitionFilter {
+    /// Every complete partition up to now.
+    #[default]
+    All,
+    /// Keys whose time part lies between `from` and `to` (inclusive, in
+    /// key order); static parts unrestricted.
+    Range {
+        /// First time key.
+        from: String,
+        /// Last time key.
+        to: String,
+    },
+    /// Exactly these keys (validated).
+    Keys(Vec<String>),
+    /// Exactly these units (a resumed backfill).
+    Units(Vec<Unit>),
 }
 
 /// What happened to one asset in a run.
@@ -108,6 +132,8 @@ pub struct Materialized {
 pub struct AssetResult {
     /// Asset name.
     pub asset: String,
+    /// Partition key (`""` when unpartitioned).
+    pub partition: String,
     /// What happened.
     #[serde(flatten)]
     pub outcome: AssetOutcome,
@@ -143,13 +169,15 @@ pub enum RunEvent<'a> {
     RunStarted {
         /// The run id.
         run_id: &'a RunId,
-        /// Assets that may be rebuilt.
-        planned: &'a [String],
+        /// Asset partitions that may be rebuilt, in order.
+        planned: &'a [Unit],
     },
-    /// An asset started computing.
+    /// An asset partition started computing.
     AssetStarted {
         /// The asset.
         asset: &'a str,
+        /// The partition key.
+        partition: &'a str,
     },
     /// An asset finished (any outcome).
     AssetFinished {
@@ -179,29 +207,94 @@ pub(crate) fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// The version of an upstream as the run currently sees it.
+/// The version of an upstream partition as the run currently sees it.
 #[derive(Debug, Clone)]
 struct Live {
     kind: UpstreamKind,
     data_version: String,
     materialization: Option<MaterializationId>,
+    /// Committed files (assets), loaded on first use.
+    files: Option<Vec<String>>,
 }
 
 /// Everything a build task needs, shared.
 struct RunShared {
-    ctx: SessionContext,
     storage: Storage,
     catalog: Arc<dyn Catalog>,
+    project: Arc<cairn_assets::Project>,
     run_id: RunId,
 }
 
-/// One asset to build.
+/// A table one build reads.
+enum UpstreamTable {
+    /// A source, restricted to these partition keys.
+    Source { name: String, keys: Vec<String> },
+    /// An asset, as exactly these committed files; `schema_files` are used
+    /// for the schema when no partition is mapped.
+    Asset {
+        name: String,
+        files: Vec<String>,
+        schema_files: Vec<String>,
+    },
+}
+
+/// One asset partition to build.
 struct Job {
     asset: SqlAsset,
+    partition: String,
+    sql: String,
     code_version: String,
     input_version: String,
     inputs: Vec<UpstreamVersion>,
+    tables: Vec<UpstreamTable>,
     previous_data_version: Option<String>,
+}
+
+/// The units of the selected assets that the filter keeps.
+pub(crate) fn selected_units(
+    ws: &Workspace,
+    snapshot: &Snapshot,
+    selected: &BTreeSet<String>,
+    filter: &PartitionFilter,
+) -> Result<Vec<Unit>, EngineError> {
+    if let PartitionFilter::Units(units) = filter {
+        return Ok(units.clone());
+    }
+    let mut out = Vec::new();
+    for name in ws.graph.assets_in_order().filter(|a| selected.contains(*a)) {
+        let keys = snapshot.index.keys(name);
+        let partitioned = ws
+            .project
+            .assets
+            .get(name)
+            .is_some_and(|a| a.partitions.is_some());
+        match filter {
+            PartitionFilter::All | PartitionFilter::Units(_) => {
+                out.extend(keys.iter().map(|k| (name.to_owned(), k.clone())));
+            }
+            _ if !partitioned => out.push((name.to_owned(), String::new())),
+            PartitionFilter::Range { from, to } => {
+                let time_part = |k: &str| k.split('|').next().unwrap_or_default().to_owned();
+                out.extend(
+                    keys.iter()
+                        .filter(|k| {
+                            let t = time_part(k);
+                            t.as_str() >= from.as_str() && t.as_str() <= to.as_str()
+                        })
+                        .map(|k| (name.to_owned(), k.clone())),
+                );
+            }
+            PartitionFilter::Keys(wanted) => {
+                out.extend(
+                    wanted
+                        .iter()
+                        .filter(|k| snapshot.index.contains(name, k))
+                        .map(|k| (name.to_owned(), k.clone())),
+                );
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) async fn materialize(
@@ -212,49 +305,58 @@ pub(crate) async fn materialize(
     let started = Instant::now();
     let selected = selection::resolve(&ws.graph, &opts.selection)?;
     let snapshot = ws.snapshot()?;
-
-    let mut candidates: BTreeSet<String> = selected.clone();
-    for name in &selected {
-        candidates.extend(
-            ws.graph
-                .ancestors(name)
-                .into_iter()
-                .filter(|a| ws.graph.kind(a) == Some(NodeKind::Asset)),
-        );
-    }
-    let forced: HashSet<&String> = if opts.force {
-        selected.iter().collect()
+    let chosen = selected_units(ws, &snapshot, &selected, &opts.partitions)?;
+    let forced: HashSet<Unit> = if opts.force {
+        chosen.iter().cloned().collect()
     } else {
         HashSet::new()
     };
-    let states: HashMap<&str, AssetState> = snapshot
-        .statuses
-        .iter()
-        .map(|s| (s.name.as_str(), s.state))
-        .collect();
-    let run_set: Vec<String> = ws
-        .graph
-        .assets_in_order()
-        .filter(|a| candidates.contains(*a))
-        .filter(|a| forced.contains(&(*a).to_owned()) || states.get(a) != Some(&AssetState::Fresh))
-        .map(str::to_owned)
-        .collect();
 
-    if run_set.is_empty() {
-        let results = ws
-            .graph
-            .assets_in_order()
-            .filter(|a| selected.contains(*a))
-            .map(|a| AssetResult {
-                asset: a.to_owned(),
+    // Everything the chosen units read, transitively: stale upstream
+    // partitions are refreshed on the way.
+    let mut candidates: HashSet<Unit> = chosen.iter().cloned().collect();
+    let mut stack: Vec<Unit> = chosen.clone();
+    while let Some((name, key)) = stack.pop() {
+        let Some(asset) = ws.project.assets.get(&name) else {
+            continue;
+        };
+        for (up, up_key) in snapshot.index.upstream_units(&ws.project, asset, &key) {
+            if ws.graph.kind(&up) == Some(NodeKind::Asset)
+                && candidates.insert((up.clone(), up_key.clone()))
+            {
+                stack.push((up, up_key));
+            }
+        }
+    }
+    let states: HashMap<Unit, AssetState> = snapshot.unit_states();
+    let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
+    let mut run_set: Vec<Unit> = candidates
+        .into_iter()
+        .filter(|u| forced.contains(u) || states.get(u) != Some(&AssetState::Fresh))
+        .collect();
+    run_set.sort_by(|a, b| {
+        let oa = order.get(a.0.as_str()).copied().unwrap_or(usize::MAX);
+        let ob = order.get(b.0.as_str()).copied().unwrap_or(usize::MAX);
+        (oa, &a.1).cmp(&(ob, &b.1))
+    });
+
+    let fresh_results = |done: &HashSet<Unit>| -> Vec<AssetResult> {
+        chosen
+            .iter()
+            .filter(|u| !done.contains(*u))
+            .map(|(a, k)| AssetResult {
+                asset: a.clone(),
+                partition: k.clone(),
                 outcome: AssetOutcome::Fresh {
                     early_cutoff: false,
                 },
             })
-            .collect();
+            .collect()
+    };
+    if run_set.is_empty() {
         return Ok(RunReport {
             run_id: None,
-            results,
+            results: fresh_results(&HashSet::new()),
             wall: started.elapsed(),
         });
     }
@@ -266,9 +368,14 @@ pub(crate) async fn materialize(
         host: crate::whoami::host(),
         pid: std::process::id(),
         command: opts.command.clone(),
-        trigger: "cli".to_owned(),
+        trigger: if opts.backfill.is_some() {
+            "backfill"
+        } else {
+            "cli"
+        }
+        .to_owned(),
         started_at: Utc::now(),
-        backfill_id: None,
+        backfill_id: opts.backfill.clone(),
     })?;
     progress.event(RunEvent::RunStarted {
         run_id: &run_id,
@@ -282,14 +389,17 @@ pub(crate) async fn materialize(
                 .iter()
                 .any(|r| matches!(r.outcome, AssetOutcome::Failed { .. })) =>
         {
-            let failed: Vec<&str> = results
+            let failed: BTreeSet<&str> = results
                 .iter()
                 .filter(|r| matches!(r.outcome, AssetOutcome::Failed { .. }))
                 .map(|r| r.asset.as_str())
                 .collect();
             (
                 RunStatus::Failed,
-                Some(format!("failed: {}", failed.join(", "))),
+                Some(format!(
+                    "failed: {}",
+                    failed.into_iter().collect::<Vec<_>>().join(", ")
+                )),
             )
         }
         Ok(_) => (RunStatus::Succeeded, None),
@@ -297,20 +407,16 @@ pub(crate) async fn materialize(
     };
     ws.catalog.finish_run(&run_id, status, error.as_deref())?;
     let mut results = outcome?;
-    // Selected assets that were fresh from the start are part of the answer.
-    let reported: HashSet<String> = results.iter().map(|r| r.asset.clone()).collect();
-    for name in ws.graph.assets_in_order() {
-        if selected.contains(name) && !reported.contains(name) {
-            results.push(AssetResult {
-                asset: name.to_owned(),
-                outcome: AssetOutcome::Fresh {
-                    early_cutoff: false,
-                },
-            });
-        }
-    }
-    let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
-    results.sort_by_key(|r| order.get(r.asset.as_str()).copied().unwrap_or(usize::MAX));
+    let done: HashSet<Unit> = results
+        .iter()
+        .map(|r| (r.asset.clone(), r.partition.clone()))
+        .collect();
+    results.extend(fresh_results(&done));
+    results.sort_by(|a, b| {
+        let oa = order.get(a.asset.as_str()).copied().unwrap_or(usize::MAX);
+        let ob = order.get(b.asset.as_str()).copied().unwrap_or(usize::MAX);
+        (oa, &a.partition).cmp(&(ob, &b.partition))
+    });
     Ok(RunReport {
         run_id: Some(run_id),
         results,
@@ -322,131 +428,101 @@ async fn schedule(
     ws: &Workspace,
     opts: &MaterializeOptions,
     snapshot: &Snapshot,
-    run_set: &[String],
-    forced: &HashSet<&String>,
+    run_set: &[Unit],
+    forced: &HashSet<Unit>,
     run_id: &RunId,
     progress: &dyn Progress,
 ) -> Result<Vec<AssetResult>, EngineError> {
-    let in_run: HashSet<&str> = run_set.iter().map(String::as_str).collect();
-    let ctx = new_session(&ws.storage).map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
-
-    // What the run reads: sources and committed upstream assets.
-    let mut live: HashMap<String, Live> = HashMap::new();
-    for (name, v) in &snapshot.source_versions {
+    let in_run: HashSet<&Unit> = run_set.iter().collect();
+    let mut live: HashMap<Unit, Live> = HashMap::new();
+    for (unit, v) in &snapshot.source_versions {
         live.insert(
-            name.clone(),
+            unit.clone(),
             Live {
                 kind: UpstreamKind::Source,
                 data_version: v.clone(),
                 materialization: None,
+                files: None,
             },
         );
     }
-    for (name, cur) in &snapshot.current {
+    for (unit, cur) in &snapshot.current {
         live.insert(
-            name.clone(),
+            unit.clone(),
             Live {
                 kind: UpstreamKind::Asset,
                 data_version: cur.data_version.clone(),
                 materialization: Some(cur.id),
+                files: None,
             },
         );
     }
-    let needed: BTreeSet<&str> = run_set.iter().flat_map(|a| ws.graph.upstream(a)).collect();
-    for name in needed {
-        if let Some(source) = ws.project.sources.get(name) {
-            register_source(&ctx, source).await.map_err(|e| {
-                EngineError::Query(format!(
-                    "source `{name}` ({}): {}",
-                    source.declared_path,
-                    e.strip_backtrace()
-                ))
-            })?;
-        } else if let Some(cur) = snapshot.current.get(name) {
-            let files = ws
-                .catalog
-                .materialization(cur.id)?
-                .map(|m| m.body.files.into_iter().map(|f| f.path).collect::<Vec<_>>())
-                .unwrap_or_default();
-            register_committed(&ctx, &ws.storage, name, &files)
-                .await
-                .map_err(|e| EngineError::Storage {
-                    url: ws.storage.configured_url.clone(),
-                    reason: format!(
-                        "cannot read committed files of `{name}`: {}",
-                        e.strip_backtrace()
-                    ),
-                })?;
+
+    // Dependencies between the units of this run.
+    let mut upstream_of: HashMap<&Unit, Vec<Unit>> = HashMap::new();
+    let mut dependents: HashMap<Unit, Vec<usize>> = HashMap::new();
+    let mut waiting: Vec<usize> = vec![0; run_set.len()];
+    for (i, unit) in run_set.iter().enumerate() {
+        let Some(asset) = ws.project.assets.get(&unit.0) else {
+            return Err(EngineError::Internal(format!(
+                "asset `{}` vanished from the project",
+                unit.0
+            )));
+        };
+        let ups = snapshot.index.upstream_units(&ws.project, asset, &unit.1);
+        for up in &ups {
+            if in_run.contains(up) {
+                waiting[i] += 1;
+                dependents.entry(up.clone()).or_default().push(i);
+            }
         }
+        upstream_of.insert(unit, ups);
     }
+    let mut ready: BTreeSet<usize> = (0..run_set.len()).filter(|i| waiting[*i] == 0).collect();
 
     let shared = Arc::new(RunShared {
-        ctx,
         storage: ws.storage.clone(),
         catalog: Arc::clone(&ws.catalog),
+        project: Arc::clone(&ws.project),
         run_id: run_id.clone(),
     });
-
-    let position: HashMap<&str, usize> = run_set
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
-    let mut waiting: HashMap<&str, usize> = run_set
-        .iter()
-        .map(|a| {
-            let n = ws
-                .graph
-                .upstream(a)
-                .iter()
-                .filter(|u| in_run.contains(*u))
-                .count();
-            (a.as_str(), n)
-        })
-        .collect();
-    let mut ready: BTreeMap<usize, &str> = waiting
-        .iter()
-        .filter(|(_, n)| **n == 0)
-        .filter_map(|(a, _)| position.get(a).map(|p| (*p, *a)))
-        .collect();
-    let mut broken: HashMap<String, String> = HashMap::new(); // asset -> failed root
+    let mut broken: HashMap<Unit, String> = HashMap::new(); // unit -> failed root asset
     let mut results = Vec::with_capacity(run_set.len());
-    let mut tasks: JoinSet<(String, Result<Materialized, String>)> = JoinSet::new();
+    let mut tasks: JoinSet<(usize, Result<Materialized, String>)> = JoinSet::new();
     let jobs = opts.jobs.max(1);
 
     loop {
-        let mut finished: Vec<AssetResult> = Vec::new();
+        let mut finished: Vec<(usize, AssetResult)> = Vec::new();
         while tasks.len() < jobs {
-            let Some((_, name)) = ready.pop_first() else {
-                break;
+            let Some(i) = ready.pop_first() else { break };
+            let unit = &run_set[i];
+            let (name, key) = (unit.0.as_str(), unit.1.as_str());
+            let result = |outcome| AssetResult {
+                asset: name.to_owned(),
+                partition: key.to_owned(),
+                outcome,
             };
-            let Some(asset) = ws.project.assets.get(name) else {
-                return Err(EngineError::Internal(format!(
-                    "asset `{name}` vanished from the project"
-                )));
-            };
-            let upstream = ws.graph.upstream(name);
-            if let Some(root) = upstream.iter().find_map(|u| broken.get(*u)).cloned() {
-                broken.insert(name.to_owned(), root.clone());
-                finished.push(AssetResult {
-                    asset: name.to_owned(),
-                    outcome: AssetOutcome::Skipped {
-                        upstream: root.clone(),
-                    },
-                });
+            let ups = upstream_of.get(unit).cloned().unwrap_or_default();
+            if let Some(root) = ups.iter().find_map(|u| broken.get(u)).cloned() {
+                broken.insert(unit.clone(), root.clone());
+                finished.push((i, result(AssetOutcome::Skipped { upstream: root })));
                 continue;
             }
-            let mut inputs = Vec::with_capacity(upstream.len());
-            for up in &upstream {
-                let Some(l) = live.get(*up) else {
+            let Some(asset) = ws.project.assets.get(name) else {
+                continue;
+            };
+            let mut inputs = Vec::with_capacity(ups.len());
+            for up in &ups {
+                let Some(l) = live.get(up) else {
                     return Err(EngineError::Internal(format!(
-                        "upstream `{up}` of `{name}` has no version"
+                        "upstream `{}` [{}] of `{name}` has no version",
+                        up.0, up.1
                     )));
                 };
                 inputs.push(UpstreamVersion {
-                    name: (*up).to_owned(),
+                    name: up.0.clone(),
                     kind: l.kind,
-                    partition: String::new(),
+                    partition: up.1.clone(),
                     data_version: l.data_version.clone(),
                     materialization: l.materialization,
                 });
@@ -464,61 +540,80 @@ async fn schedule(
                     data_version: &i.data_version,
                 })
                 .collect();
-            let iv = input_version(&code_version, "", &keyed);
-            let current = snapshot.current.get(name);
-            if !forced.contains(&name.to_owned()) && current.is_some_and(|c| c.input_version == iv)
-            {
-                finished.push(AssetResult {
-                    asset: name.to_owned(),
-                    outcome: AssetOutcome::Fresh { early_cutoff: true },
-                });
+            let iv = input_version(&code_version, key, &keyed);
+            let current = snapshot.current.get(unit);
+            if !forced.contains(unit) && current.is_some_and(|c| c.input_version == iv) {
+                finished.push((i, result(AssetOutcome::Fresh { early_cutoff: true })));
                 continue;
             }
-            progress.event(RunEvent::AssetStarted { asset: name });
+            let sql = match crate::partition_index::bind_partition(asset, key) {
+                Ok(sql) => sql,
+                Err(e) => {
+                    broken.insert(unit.clone(), name.to_owned());
+                    finished.push((
+                        i,
+                        result(AssetOutcome::Failed {
+                            error: format!("{}: {e}", asset.file.display()),
+                        }),
+                    ));
+                    continue;
+                }
+            };
+            let tables = upstream_tables(ws, asset, &ups, &mut live)?;
+            progress.event(RunEvent::AssetStarted {
+                asset: name,
+                partition: key,
+            });
             let job = Job {
                 asset: asset.clone(),
+                partition: key.to_owned(),
+                sql,
                 code_version,
                 input_version: iv,
                 inputs,
+                tables,
                 previous_data_version: current.map(|c| c.data_version.clone()),
             };
             let shared = Arc::clone(&shared);
-            let owned = name.to_owned();
-            tasks.spawn(async move {
-                let r = build(&shared, job).await;
-                (owned, r)
-            });
+            tasks.spawn(async move { (i, build(&shared, job).await) });
         }
 
         if finished.is_empty() {
             let Some(joined) = tasks.join_next().await else {
                 break;
             };
-            let (name, result) = joined
+            let (i, result) = joined
                 .map_err(|e| EngineError::Internal(format!("build task ended abnormally: {e}")))?;
-            finished.push(AssetResult {
-                outcome: match result {
-                    Ok(m) => {
-                        live.insert(
-                            name.clone(),
-                            Live {
-                                kind: UpstreamKind::Asset,
-                                data_version: m.data_version.clone(),
-                                materialization: Some(m.id),
-                            },
-                        );
-                        AssetOutcome::Materialized(m)
-                    }
-                    Err(error) => {
-                        broken.insert(name.clone(), name.clone());
-                        AssetOutcome::Failed { error }
-                    }
+            let unit = &run_set[i];
+            let outcome = match result {
+                Ok(m) => {
+                    live.insert(
+                        unit.clone(),
+                        Live {
+                            kind: UpstreamKind::Asset,
+                            data_version: m.data_version.clone(),
+                            materialization: Some(m.id),
+                            files: Some(m.files.clone()),
+                        },
+                    );
+                    AssetOutcome::Materialized(m)
+                }
+                Err(error) => {
+                    broken.insert(unit.clone(), unit.0.clone());
+                    AssetOutcome::Failed { error }
+                }
+            };
+            finished.push((
+                i,
+                AssetResult {
+                    asset: unit.0.clone(),
+                    partition: unit.1.clone(),
+                    outcome,
                 },
-                asset: name,
-            });
+            ));
         }
 
-        for result in finished {
+        for (i, result) in finished {
             if !matches!(result.outcome, AssetOutcome::Materialized(_)) {
                 let (outcome, error) = match &result.outcome {
                     AssetOutcome::Fresh { .. } => (AttemptOutcome::Fresh, None),
@@ -532,20 +627,20 @@ async fn schedule(
                 ws.catalog.record_attempt(&NewAttempt {
                     run_id: run_id.clone(),
                     asset: result.asset.clone(),
-                    partition: String::new(),
+                    partition: result.partition.clone(),
                     outcome,
                     error,
                     at: Utc::now(),
                 })?;
             }
-            for down in ws.graph.downstream(&result.asset) {
-                if let Some(n) = waiting.get_mut(down) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0
-                        && let Some(p) = position.get(down)
-                    {
-                        ready.insert(*p, down);
-                    }
+            for &d in dependents
+                .get(&run_set[i])
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                waiting[d] = waiting[d].saturating_sub(1);
+                if waiting[d] == 0 {
+                    ready.insert(d);
                 }
             }
             progress.event(RunEvent::AssetFinished { result: &result });
@@ -558,17 +653,90 @@ async fn schedule(
     Ok(results)
 }
 
-/// Computes, writes and commits one asset. Errors are user-facing messages
-/// naming the asset's file; on error nothing is committed and written files
-/// are removed.
+/// The tables a unit reads, with committed files resolved (and cached in
+/// `live`). Every upstream of the asset gets a table, even one the mapping
+/// selects no partition of (it then reads as empty).
+fn upstream_tables(
+    ws: &Workspace,
+    asset: &SqlAsset,
+    ups: &[Unit],
+    live: &mut HashMap<Unit, Live>,
+) -> Result<Vec<UpstreamTable>, EngineError> {
+    let mut tables = Vec::new();
+    for name in &asset.upstream {
+        let units: Vec<&Unit> = ups.iter().filter(|u| &u.0 == name).collect();
+        if ws.graph.kind(name) == Some(NodeKind::Source) {
+            tables.push(UpstreamTable::Source {
+                name: name.clone(),
+                keys: units.iter().map(|u| u.1.clone()).collect(),
+            });
+            continue;
+        }
+        let mut files = Vec::new();
+        for u in &units {
+            files.extend(unit_files(ws, u, live)?);
+        }
+        let mut schema_files = Vec::new();
+        if files.is_empty() {
+            let any = live
+                .iter()
+                .find(|(u, l)| &u.0 == name && l.materialization.is_some())
+                .map(|(u, _)| u.clone());
+            if let Some(u) = any {
+                schema_files = unit_files(ws, &u, live)?;
+            }
+        }
+        tables.push(UpstreamTable::Asset {
+            name: name.clone(),
+            files,
+            schema_files,
+        });
+    }
+    Ok(tables)
+}
+
+fn unit_files(
+    ws: &Workspace,
+    unit: &Unit,
+    live: &mut HashMap<Unit, Live>,
+) -> Result<Vec<String>, EngineError> {
+    let Some(l) = live.get_mut(unit) else {
+        return Ok(Vec::new());
+    };
+    if let Some(files) = &l.files {
+        return Ok(files.clone());
+    }
+    let files: Vec<String> = match l.materialization {
+        Some(id) => ws
+            .catalog
+            .materialization(id)?
+            .map(|m| m.body.files.into_iter().map(|f| f.path).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    l.files = Some(files.clone());
+    Ok(files)
+}
+
+/// Computes, writes and commits one asset partition. Errors are
+/// user-facing messages naming the asset's file and partition; on error
+/// nothing is committed and written files are removed.
 async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
     let started = Instant::now();
     let name = job.asset.name.clone();
-    let file = job.asset.file.display().to_string();
-    let rel = Storage::new_file_path(&name, "", &shared.run_id.0, 0);
+    let file = match job.partition.as_str() {
+        "" => job.asset.file.display().to_string(),
+        key => format!("{} [partition {key}]", job.asset.file.display()),
+    };
+    let hive = job
+        .asset
+        .partitions
+        .as_ref()
+        .map(|d| d.hive_path(&job.partition))
+        .unwrap_or_default();
+    let rel = Storage::new_file_path(&name, &hive, &shared.run_id.0, 0);
     let path = shared.storage.object_path(&rel);
-    let result = write_output(shared, &job, &path).await;
-    let written = match result {
+    let written = match prepare_and_write(shared, &job, &path).await {
         Ok(w) => w,
         Err(e) => {
             // Best effort: the file is uncommitted, so never read; gc would remove it later.
@@ -577,8 +745,13 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
         }
     };
 
-    if std::env::var(HANG_BEFORE_COMMIT_ENV).is_ok_and(|v| v == name) {
-        eprintln!("cairn: test hook: {name} written, hanging before commit");
+    if std::env::var(HANG_BEFORE_COMMIT_ENV)
+        .is_ok_and(|v| v == name || v == format!("{name}[{}]", job.partition))
+    {
+        eprintln!(
+            "cairn: test hook: {name} [{}] written, hanging before commit",
+            job.partition
+        );
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
 
@@ -589,7 +762,7 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
         .commit_materialization(&NewMaterialization {
             run_id: shared.run_id.clone(),
             asset: name.clone(),
-            partition: String::new(),
+            partition: job.partition.clone(),
             code_version: job.code_version,
             input_version: job.input_version,
             data_version: written.data_version.clone(),
@@ -607,20 +780,6 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
         })
         .map_err(|e| format!("{file}: commit failed: {e}"))?;
 
-    register_committed(
-        &shared.ctx,
-        &shared.storage,
-        &name,
-        std::slice::from_ref(&rel),
-    )
-    .await
-    .map_err(|e| {
-        format!(
-            "{file}: committed, but cannot read back: {}",
-            e.strip_backtrace()
-        )
-    })?;
-
     Ok(Materialized {
         id,
         rows: written.rows,
@@ -635,6 +794,44 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
     })
 }
 
+/// A session holding exactly what the unit reads, then the write.
+async fn prepare_and_write(
+    shared: &RunShared,
+    job: &Job,
+    path: &object_store::path::Path,
+) -> Result<Written, String> {
+    let ctx = new_session(&shared.storage).map_err(|e| e.strip_backtrace())?;
+    for table in &job.tables {
+        match table {
+            UpstreamTable::Source { name, keys } => {
+                let Some(source) = shared.project.sources.get(name) else {
+                    continue;
+                };
+                register_source_partitions(&ctx, source, keys)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            UpstreamTable::Asset {
+                name,
+                files,
+                schema_files,
+            } => {
+                let empty = files.is_empty();
+                let files = if empty { schema_files } else { files };
+                register_committed(&ctx, &shared.storage, name, files, empty)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "cannot read committed files of `{name}`: {}",
+                            e.strip_backtrace()
+                        )
+                    })?;
+            }
+        }
+    }
+    write_output(&ctx, shared, job, path).await
+}
+
 struct Written {
     schema: SchemaRef,
     rows: u64,
@@ -646,15 +843,15 @@ struct Written {
 }
 
 async fn write_output(
+    ctx: &SessionContext,
     shared: &RunShared,
     job: &Job,
     path: &object_store::path::Path,
 ) -> Result<Written, String> {
     let df_err = |e: datafusion::error::DataFusionError| e.strip_backtrace();
     let t = Instant::now();
-    let df = shared
-        .ctx
-        .sql_with_options(&job.asset.sql, read_only())
+    let df = ctx
+        .sql_with_options(&job.sql, read_only())
         .await
         .map_err(df_err)?;
     let plan = df.create_physical_plan().await.map_err(df_err)?;
@@ -672,6 +869,17 @@ async fn write_output(
         }
     }
 
+    if let Some(def) = &job.asset.partitions {
+        for dim in &def.dimensions {
+            if schema.fields().iter().any(|f| f.name() == dim.name()) {
+                return Err(format!(
+                    "the output has a column named `{0}`, which is also the partition dimension (the `{0}=...` folder); rename the column or set a different `name` in [partitions]",
+                    dim.name()
+                ));
+            }
+        }
+    }
+
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_created_by(format!("cairn {}", env!("CARGO_PKG_VERSION")))
@@ -680,7 +888,7 @@ async fn write_output(
     let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
         .map_err(|e| e.to_string())?;
     let mut hasher = DataHasher::new(&schema).map_err(df_err)?;
-    let mut stream = execute_stream(plan, shared.ctx.task_ctx()).map_err(df_err)?;
+    let mut stream = execute_stream(plan, ctx.task_ctx()).map_err(df_err)?;
     let (mut write, mut hashing, mut rows) = (Duration::ZERO, Duration::ZERO, 0u64);
     loop {
         let t = Instant::now();

@@ -2,7 +2,7 @@
 //! catalog under a cheap fingerprint (paths, sizes, modification times) so
 //! unchanged sources are not re-read on every command.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -13,17 +13,27 @@ use cairn_assets::{Project, Source};
 use cairn_catalog::{Catalog, SourceFingerprint};
 
 use crate::error::EngineError;
+use crate::partition_index::PartitionIndex;
+use crate::status::Unit;
 
 const SOURCE_DOMAIN: &[u8] = b"cairn/source/v1\0";
 
-/// The files of a source, sorted: the file itself, or every file with the
-/// source's extension under its directory.
-pub fn source_files(source: &Source) -> Result<Vec<PathBuf>, EngineError> {
+/// The files of one partition of a source (`""` when unpartitioned),
+/// sorted: the file itself, or every file with the source's extension under
+/// its directory (`<path>/<dimension>=<value>/...` for a partition). A
+/// partition whose folder does not exist has no files.
+pub fn source_files(source: &Source, key: &str) -> Result<Vec<PathBuf>, EngineError> {
     if source.path.is_file() {
         return Ok(vec![source.path.clone()]);
     }
+    let dir = match &source.partitions {
+        Some(def) if !key.is_empty() => source.path.join(def.hive_path(key)),
+        _ => source.path.clone(),
+    };
     let mut files = Vec::new();
-    collect(&source.path, source.format.extension(), &mut files)?;
+    if dir.is_dir() {
+        collect(&dir, source.format.extension(), &mut files)?;
+    }
     files.sort();
     Ok(files)
 }
@@ -48,36 +58,44 @@ fn collect(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<(), EngineEr
     Ok(())
 }
 
-/// The data version of every source, by name. Hashes content only for
-/// sources whose fingerprint changed since the last time, and records the
-/// new fingerprints.
+/// The data version of every source partition. Hashes content only where
+/// the fingerprint changed since the last time, and records the new
+/// fingerprints.
 pub fn source_versions(
     project: &Project,
+    index: &PartitionIndex,
     catalog: &dyn Catalog,
-) -> Result<BTreeMap<String, String>, EngineError> {
-    let cached: BTreeMap<String, SourceFingerprint> = catalog
+) -> Result<HashMap<Unit, String>, EngineError> {
+    let cached: HashMap<String, SourceFingerprint> = catalog
         .source_fingerprints()?
         .into_iter()
         .map(|f| (f.source.clone(), f))
         .collect();
-    let mut versions = BTreeMap::new();
+    let mut versions = HashMap::new();
     for source in project.sources.values() {
-        let files = source_files(source)?;
-        let fingerprint = fingerprint(source, &files)?;
-        let data_version = match cached.get(&source.name) {
-            Some(c) if c.fingerprint == fingerprint => c.data_version.clone(),
-            _ => {
-                let data_version = content_hash(source, &files)?;
-                catalog.put_source_fingerprint(&SourceFingerprint {
-                    source: source.name.clone(),
-                    fingerprint,
-                    data_version: data_version.clone(),
-                    observed_at: Utc::now(),
-                })?;
-                data_version
-            }
-        };
-        versions.insert(source.name.clone(), data_version);
+        for key in index.keys(&source.name) {
+            let cache_key = if key.is_empty() {
+                source.name.clone()
+            } else {
+                format!("{}@{key}", source.name)
+            };
+            let files = source_files(source, key)?;
+            let fingerprint = fingerprint(source, &files)?;
+            let data_version = match cached.get(&cache_key) {
+                Some(c) if c.fingerprint == fingerprint => c.data_version.clone(),
+                _ => {
+                    let data_version = content_hash(source, &files)?;
+                    catalog.put_source_fingerprint(&SourceFingerprint {
+                        source: cache_key,
+                        fingerprint,
+                        data_version: data_version.clone(),
+                        observed_at: Utc::now(),
+                    })?;
+                    data_version
+                }
+            };
+            versions.insert((source.name.clone(), key.clone()), data_version);
+        }
     }
     Ok(versions)
 }

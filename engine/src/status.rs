@@ -2,16 +2,18 @@
 //! inputs would produce now, and if not, why. A pure function of the graph,
 //! the current versions and the catalog's records.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
 
+use cairn_assets::{Project, SqlAsset};
 use cairn_catalog::{
-    AttemptOutcome, AttemptRecord, CurrentVersion, MaterializationId, UpstreamKind, UpstreamVersion,
+    AttemptOutcome, AttemptRecord, CurrentVersion, MaterializationId, UpstreamVersion,
 };
 
 use crate::graph::{AssetGraph, NodeKind};
+use crate::partition_index::PartitionIndex;
 use crate::version::{UpstreamInput, input_version};
 
 /// Why an asset is not fresh.
@@ -43,6 +45,9 @@ pub enum StaleCause {
         /// The upstream.
         name: String,
     },
+    /// The set of upstream partitions read changed (e.g. a new partition
+    /// inside a rolling window).
+    InputsChanged,
 }
 
 impl fmt::Display for StaleCause {
@@ -56,6 +61,7 @@ impl fmt::Display for StaleCause {
             StaleCause::UpstreamNeverMaterialized { name } => {
                 write!(f, "upstream {name} never materialized")
             }
+            StaleCause::InputsChanged => write!(f, "inputs changed"),
         }
     }
 }
@@ -86,109 +92,281 @@ impl AssetState {
     }
 }
 
-/// The assessment of one asset.
+/// The assessment of one partition (or of an unpartitioned asset).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AssetStatus {
-    /// Asset name.
-    pub name: String,
-    /// Overall state.
+pub struct PartitionStatus {
+    /// The partition key (`""` when unpartitioned).
+    pub key: String,
+    /// Its state.
     pub state: AssetState,
-    /// Why it is not fresh (empty when fresh).
+    /// Why it is not fresh.
     pub causes: Vec<StaleCause>,
-    /// Its code version now.
-    pub code_version: String,
     /// The input version it would have now, when every upstream has a version.
     pub input_version: Option<String>,
-    /// Its committed version, if any.
+    /// Its committed version.
     pub current: Option<CurrentVersion>,
     /// Its latest attempt, when that failed after the last commit.
     pub last_failure: Option<AttemptRecord>,
 }
 
-/// What the assessment reads.
-pub struct Inputs<'a> {
-    /// The graph.
-    pub graph: &'a AssetGraph,
-    /// Code version of every asset.
-    pub code_versions: &'a HashMap<String, String>,
-    /// Data version of every source.
-    pub source_versions: &'a BTreeMap<String, String>,
-    /// Current committed version of every asset.
-    pub current: &'a HashMap<String, CurrentVersion>,
-    /// Latest attempt of every asset.
-    pub attempts: &'a HashMap<String, AttemptRecord>,
-    /// The recorded inputs of a materialization (used only to explain why
-    /// a stale asset is stale).
-    pub recorded_inputs: &'a dyn Fn(MaterializationId) -> Option<Vec<UpstreamVersion>>,
+/// Counts over the partitions of a partitioned asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionSummary {
+    /// Partitions that exist now.
+    pub total: usize,
+    /// Fresh ones.
+    pub fresh: usize,
+    /// Stale ones (materialized, out of date).
+    pub stale: usize,
+    /// Never materialized.
+    pub missing: usize,
+    /// Latest attempt failed.
+    pub failed: usize,
+    /// Every partition, in key order.
+    pub list: Vec<PartitionStatus>,
 }
 
-/// The current data version of an upstream, if it has one.
-pub fn upstream_data_version<'a>(inputs: &'a Inputs<'_>, name: &str) -> Option<&'a str> {
-    match inputs.graph.kind(name)? {
-        NodeKind::Source => inputs.source_versions.get(name).map(String::as_str),
-        NodeKind::Asset => inputs.current.get(name).map(|c| c.data_version.as_str()),
+impl PartitionSummary {
+    /// "362 fresh, 3 stale: upstream orders changed, 2 missing".
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("{} fresh", self.fresh)];
+        if self.stale > 0 {
+            let mut causes: Vec<String> = Vec::new();
+            for p in self.list.iter().filter(|p| p.state == AssetState::Stale) {
+                for c in &p.causes {
+                    let text = c.to_string();
+                    if !causes.contains(&text) {
+                        causes.push(text);
+                    }
+                }
+            }
+            parts.push(format!("{} stale: {}", self.stale, causes.join(", ")));
+        }
+        if self.missing > 0 {
+            parts.push(format!("{} missing", self.missing));
+        }
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        parts.join(", ")
     }
 }
 
-/// Assesses every asset, in dependency order.
+/// The assessment of one asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AssetStatus {
+    /// Asset name.
+    pub name: String,
+    /// Overall state (the worst of its partitions).
+    pub state: AssetState,
+    /// Why it is not fresh (for a partitioned asset, every distinct cause).
+    pub causes: Vec<StaleCause>,
+    /// Its code version now.
+    pub code_version: String,
+    /// The input version it would have now (unpartitioned assets).
+    pub input_version: Option<String>,
+    /// Its committed version (unpartitioned assets).
+    pub current: Option<CurrentVersion>,
+    /// Its latest failed attempt after the last commit (unpartitioned assets).
+    pub last_failure: Option<AttemptRecord>,
+    /// Partition counts and states (partitioned assets).
+    pub partitions: Option<PartitionSummary>,
+}
+
+/// A unit of materialization: an asset and one of its partition keys.
+pub type Unit = (String, String);
+
+/// What the assessment reads.
+pub struct Inputs<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// The graph.
+    pub graph: &'a AssetGraph,
+    /// Partition keys and mappings.
+    pub index: &'a PartitionIndex,
+    /// Code version of every asset.
+    pub code_versions: &'a HashMap<String, String>,
+    /// Data version of every source partition.
+    pub source_versions: &'a HashMap<Unit, String>,
+    /// Current committed version of every asset partition.
+    pub current: &'a HashMap<Unit, CurrentVersion>,
+    /// Latest attempt of every asset partition.
+    pub attempts: &'a HashMap<Unit, AttemptRecord>,
+    /// The recorded inputs of a materialization (used only to explain why
+    /// a stale partition is stale).
+    pub recorded_inputs: &'a dyn Fn(MaterializationId) -> Option<Vec<UpstreamVersion>>,
+}
+
+/// The current data version of an upstream partition, if it has one.
+pub fn upstream_data_version<'a>(inputs: &'a Inputs<'_>, name: &str, key: &str) -> Option<&'a str> {
+    let unit = (name.to_owned(), key.to_owned());
+    match inputs.graph.kind(name)? {
+        NodeKind::Source => inputs.source_versions.get(&unit).map(String::as_str),
+        NodeKind::Asset => inputs.current.get(&unit).map(|c| c.data_version.as_str()),
+    }
+}
+
+/// Explaining a stale partition reads its recorded inputs from the catalog;
+/// past this many, causes are summarised without that read.
+const EXPLAIN_LIMIT: usize = 2_000;
+
+/// Assesses every asset and partition, in dependency order.
 pub fn assess(inputs: &Inputs<'_>) -> Vec<AssetStatus> {
     let mut out = Vec::new();
-    let mut not_fresh: HashSet<String> = HashSet::new();
+    let mut not_fresh: HashSet<Unit> = HashSet::new();
+    let mut explained = 0usize;
     for name in inputs.graph.assets_in_order() {
-        let status = assess_one(inputs, name, &not_fresh);
-        if status.state != AssetState::Fresh {
-            not_fresh.insert(name.to_owned());
+        let Some(asset) = inputs.project.assets.get(name) else {
+            continue;
+        };
+        let code_version = inputs.code_versions.get(name).cloned().unwrap_or_default();
+        let mut list = Vec::new();
+        for key in inputs.index.keys(name) {
+            let unit = assess_unit(
+                inputs,
+                asset,
+                key,
+                &code_version,
+                &not_fresh,
+                &mut explained,
+            );
+            if unit.state != AssetState::Fresh {
+                not_fresh.insert((name.to_owned(), key.clone()));
+            }
+            list.push(unit);
         }
-        out.push(status);
+        out.push(summarise(
+            name,
+            code_version,
+            asset.partitions.is_some(),
+            list,
+        ));
     }
     out
 }
 
-fn assess_one(inputs: &Inputs<'_>, name: &str, not_fresh: &HashSet<String>) -> AssetStatus {
-    let code_version = inputs.code_versions.get(name).cloned().unwrap_or_default();
-    let current = inputs.current.get(name).cloned();
-    let upstream = inputs.graph.upstream(name);
+fn summarise(
+    name: &str,
+    code_version: String,
+    partitioned: bool,
+    mut list: Vec<PartitionStatus>,
+) -> AssetStatus {
+    if !partitioned && let Some(unit) = list.pop() {
+        return AssetStatus {
+            name: name.to_owned(),
+            state: unit.state,
+            causes: unit.causes,
+            code_version,
+            input_version: unit.input_version,
+            current: unit.current,
+            last_failure: unit.last_failure,
+            partitions: None,
+        };
+    }
+    let count = |s: AssetState| list.iter().filter(|p| p.state == s).count();
+    let (fresh, stale, missing, failed) = (
+        count(AssetState::Fresh),
+        count(AssetState::Stale),
+        count(AssetState::NeverMaterialized),
+        count(AssetState::Failed),
+    );
+    let state = if failed > 0 {
+        AssetState::Failed
+    } else if !list.is_empty() && missing == list.len() {
+        AssetState::NeverMaterialized
+    } else if stale + missing > 0 {
+        AssetState::Stale
+    } else {
+        AssetState::Fresh
+    };
+    let mut causes: Vec<StaleCause> = Vec::new();
+    for p in &list {
+        for c in &p.causes {
+            if !causes.contains(c) {
+                causes.push(c.clone());
+            }
+        }
+    }
+    AssetStatus {
+        name: name.to_owned(),
+        state,
+        causes,
+        code_version,
+        input_version: None,
+        current: None,
+        last_failure: None,
+        partitions: Some(PartitionSummary {
+            total: list.len(),
+            fresh,
+            stale,
+            missing,
+            failed,
+            list,
+        }),
+    }
+}
+
+fn assess_unit(
+    inputs: &Inputs<'_>,
+    asset: &SqlAsset,
+    key: &str,
+    code_version: &str,
+    not_fresh: &HashSet<Unit>,
+    explained: &mut usize,
+) -> PartitionStatus {
+    let unit = (asset.name.clone(), key.to_owned());
+    let current = inputs.current.get(&unit).cloned();
+    let upstream = inputs.index.upstream_units(inputs.project, asset, key);
 
     let mut causes = Vec::new();
     let mut upstream_inputs = Vec::with_capacity(upstream.len());
-    for up in &upstream {
-        match upstream_data_version(inputs, up) {
+    for (up, up_key) in &upstream {
+        match upstream_data_version(inputs, up, up_key) {
             Some(v) => upstream_inputs.push(UpstreamInput {
                 name: up,
-                partition: "",
+                partition: up_key,
                 data_version: v,
             }),
-            None => causes.push(StaleCause::UpstreamNeverMaterialized {
-                name: (*up).to_owned(),
-            }),
+            None => {
+                let cause = StaleCause::UpstreamNeverMaterialized { name: up.clone() };
+                if !causes.contains(&cause) {
+                    causes.push(cause);
+                }
+            }
         }
     }
     let input_version = causes
         .is_empty()
-        .then(|| input_version(&code_version, "", &upstream_inputs));
+        .then(|| input_version(code_version, key, &upstream_inputs));
 
     match &current {
         None => causes.insert(0, StaleCause::NeverMaterialized),
         Some(cur) => {
-            if input_version.as_deref() != Some(cur.input_version.as_str())
-                && input_version.is_some()
+            if let Some(iv) = &input_version
+                && *iv != cur.input_version
             {
-                explain_change(inputs, name, cur, &code_version, &mut causes);
+                *explained += 1;
+                explain_change(
+                    inputs,
+                    &upstream,
+                    cur,
+                    code_version,
+                    *explained <= EXPLAIN_LIMIT,
+                    &mut causes,
+                );
             }
         }
     }
-    for up in &upstream {
+    for (up, up_key) in &upstream {
         let already = causes.iter().any(|c| {
-            matches!(c, StaleCause::UpstreamChanged { name } | StaleCause::UpstreamNeverMaterialized { name } if name == up)
+            matches!(c, StaleCause::UpstreamChanged { name } | StaleCause::UpstreamNeverMaterialized { name } | StaleCause::UpstreamStale { name } if name == up)
         });
-        if not_fresh.contains(*up) && !already {
-            causes.push(StaleCause::UpstreamStale {
-                name: (*up).to_owned(),
-            });
+        if !already && not_fresh.contains(&(up.clone(), up_key.clone())) {
+            causes.push(StaleCause::UpstreamStale { name: up.clone() });
         }
     }
 
-    let last_failure = inputs.attempts.get(name).filter(|a| {
+    let last_failure = inputs.attempts.get(&unit).filter(|a| {
         a.outcome == AttemptOutcome::Failed
             && current.as_ref().is_none_or(|c| a.at > c.committed_at)
     });
@@ -201,11 +379,10 @@ fn assess_one(inputs: &Inputs<'_>, name: &str, not_fresh: &HashSet<String>) -> A
     } else {
         AssetState::Stale
     };
-    AssetStatus {
-        name: name.to_owned(),
+    PartitionStatus {
+        key: key.to_owned(),
         state,
         causes,
-        code_version,
         input_version,
         current,
         last_failure: last_failure.cloned(),
@@ -215,36 +392,59 @@ fn assess_one(inputs: &Inputs<'_>, name: &str, not_fresh: &HashSet<String>) -> A
 /// Works out which of code and upstream data changed since `cur` was made.
 fn explain_change(
     inputs: &Inputs<'_>,
-    name: &str,
+    upstream: &[(String, String)],
     cur: &CurrentVersion,
     code_version: &str,
+    read_recorded: bool,
     causes: &mut Vec<StaleCause>,
 ) {
     if cur.code_version != code_version {
         causes.push(StaleCause::CodeChanged);
     }
-    let recorded = (inputs.recorded_inputs)(cur.id).unwrap_or_default();
-    let recorded: HashMap<&str, &UpstreamVersion> =
-        recorded.iter().map(|u| (u.name.as_str(), u)).collect();
-    for up in inputs.graph.upstream(name) {
-        let now = upstream_data_version(inputs, up);
-        let then = recorded.get(up).map(|u| u.data_version.as_str());
-        if now.is_some() && now != then {
-            let name = up.to_owned();
-            causes.push(match recorded.get(up).map(|u| u.kind) {
-                Some(UpstreamKind::Source) => StaleCause::SourceChanged { name },
-                Some(UpstreamKind::Asset) => StaleCause::UpstreamChanged { name },
-                // A new dependency: the code changed (already said) or a
-                // source was redeclared.
-                None if inputs.graph.kind(up) == Some(NodeKind::Source) => {
-                    StaleCause::SourceChanged { name }
-                }
-                None => StaleCause::UpstreamChanged { name },
-            });
+    let recorded = if read_recorded {
+        (inputs.recorded_inputs)(cur.id).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let recorded: HashMap<(&str, &str), &str> = recorded
+        .iter()
+        .map(|u| {
+            (
+                (u.name.as_str(), u.partition.as_str()),
+                u.data_version.as_str(),
+            )
+        })
+        .collect();
+    for (up, up_key) in upstream {
+        let now = upstream_data_version(inputs, up, up_key);
+        let then = recorded.get(&(up.as_str(), up_key.as_str())).copied();
+        // Without the recorded inputs, an upstream committed after this
+        // partition is the likely cause.
+        let changed = if read_recorded {
+            now.is_some() && now != then
+        } else {
+            inputs
+                .current
+                .get(&(up.clone(), up_key.clone()))
+                .is_some_and(|u| u.committed_at > cur.committed_at)
+        };
+        if changed {
+            let cause = match inputs.graph.kind(up) {
+                Some(NodeKind::Source) => StaleCause::SourceChanged { name: up.clone() },
+                _ => StaleCause::UpstreamChanged { name: up.clone() },
+            };
+            if !causes.contains(&cause) {
+                causes.push(cause);
+            }
         }
     }
     if causes.is_empty() {
-        // Inputs equal but version differs: only the code can explain it.
-        causes.push(StaleCause::CodeChanged);
+        // Same inputs by name but a different version: the set of upstream
+        // partitions read changed, or the code did.
+        causes.push(if read_recorded {
+            StaleCause::InputsChanged
+        } else {
+            StaleCause::CodeChanged
+        });
     }
 }

@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -14,6 +18,9 @@ use datafusion::prelude::{
 };
 
 use cairn_assets::{Source, SourceFormat};
+
+use crate::error::EngineError;
+use crate::sources::source_files;
 
 use crate::storage::Storage;
 
@@ -72,12 +79,14 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> DfResult<
 }
 
 /// Registers (or replaces) the table `name` as exactly the given committed
-/// Parquet files (paths relative to the storage root).
+/// Parquet files (paths relative to the storage root). With `empty`, the
+/// files only give the schema and the table has no rows.
 pub async fn register_committed(
     ctx: &SessionContext,
     storage: &Storage,
     name: &str,
     files: &[String],
+    empty: bool,
 ) -> DfResult<()> {
     let urls = files
         .iter()
@@ -89,8 +98,75 @@ pub async fn register_committed(
         .with_listing_options(options)
         .infer_schema(&ctx.state())
         .await?;
-    let table = ListingTable::try_new(config)?;
     ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(table))?;
+    if empty {
+        let schema = config.file_schema.clone().ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal(format!("no schema for `{name}`"))
+        })?;
+        ctx.register_table(name, Arc::new(EmptyTable::new(schema)))?;
+    } else {
+        ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    }
+    Ok(())
+}
+
+/// Registers a source as seen by one partition: all of it when it is not
+/// partitioned, otherwise exactly the files of the mapped partitions `keys`
+/// (an empty table with the source's schema when they hold no files).
+pub async fn register_source_partitions(
+    ctx: &SessionContext,
+    source: &Source,
+    keys: &[String],
+) -> Result<(), EngineError> {
+    let q = |e: datafusion::error::DataFusionError| {
+        EngineError::Query(format!(
+            "source `{}` ({}): {}",
+            source.name,
+            source.declared_path,
+            e.strip_backtrace()
+        ))
+    };
+    if source.partitions.is_none() {
+        return register_source(ctx, source).await.map_err(q);
+    }
+    let mut urls = Vec::new();
+    for key in keys {
+        for file in source_files(source, key)? {
+            urls.push(ListingTableUrl::parse(file.to_string_lossy()).map_err(q)?);
+        }
+    }
+    let format: Arc<dyn FileFormat> = match source.format {
+        SourceFormat::Csv => Arc::new(CsvFormat::default().with_has_header(true)),
+        SourceFormat::Parquet => Arc::new(ParquetFormat::default()),
+        SourceFormat::Json => Arc::new(JsonFormat::default()),
+    };
+    let ext = format!(".{}", source.format.extension());
+    let options = ListingOptions::new(format).with_file_extension(&ext);
+    ctx.deregister_table(&source.name).map_err(q)?;
+    if urls.is_empty() {
+        // No files in these partitions: an empty table with the schema the
+        // source has elsewhere, so the query still plans.
+        let mut root = source.path.to_string_lossy().into_owned();
+        if !root.ends_with('/') {
+            root.push('/');
+        }
+        let schema = options
+            .infer_schema(&ctx.state(), &ListingTableUrl::parse(&root).map_err(q)?)
+            .await
+            .map_err(q)?;
+        ctx.register_table(&source.name, Arc::new(EmptyTable::new(schema)))
+            .map_err(q)?;
+        return Ok(());
+    }
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .infer_schema(&ctx.state())
+        .await
+        .map_err(q)?;
+    ctx.register_table(
+        &source.name,
+        Arc::new(ListingTable::try_new(config).map_err(q)?),
+    )
+    .map_err(q)?;
     Ok(())
 }

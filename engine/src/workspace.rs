@@ -1,10 +1,11 @@
 //! A project opened for work: loaded definitions, graph, catalog, storage.
 //! The entry point the CLI (and later the API) calls.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use serde::Serialize;
@@ -16,8 +17,9 @@ use cairn_catalog::{
 
 use crate::error::EngineError;
 use crate::graph::AssetGraph;
+use crate::partition_index::PartitionIndex;
 use crate::run::{MaterializeOptions, Progress, RunReport};
-use crate::status::{AssetStatus, Inputs, assess};
+use crate::status::{AssetState, AssetStatus, Inputs, Unit, assess};
 use crate::storage::Storage;
 use crate::version::code_version;
 use crate::{query, run, selection, sources, whoami};
@@ -36,14 +38,51 @@ pub struct Workspace {
 
 /// Everything known about the project's versions right now.
 pub struct Snapshot {
+    /// Partition keys that exist now, and mappings.
+    pub index: PartitionIndex,
     /// Code version per asset.
     pub code_versions: HashMap<String, String>,
-    /// Data version per source.
-    pub source_versions: BTreeMap<String, String>,
-    /// Current committed version per asset.
-    pub current: HashMap<String, CurrentVersion>,
+    /// Data version per source partition.
+    pub source_versions: HashMap<Unit, String>,
+    /// Current committed version per asset partition.
+    pub current: HashMap<Unit, CurrentVersion>,
     /// Assessment of every asset, in dependency order.
     pub statuses: Vec<AssetStatus>,
+}
+
+impl Snapshot {
+    /// The state of every asset partition.
+    pub fn unit_states(&self) -> HashMap<Unit, AssetState> {
+        let mut out = HashMap::new();
+        for s in &self.statuses {
+            match &s.partitions {
+                None => {
+                    out.insert((s.name.clone(), String::new()), s.state);
+                }
+                Some(p) => {
+                    for u in &p.list {
+                        out.insert((s.name.clone(), u.key.clone()), u.state);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The instant partitions are enumerated for: now, or `CAIRN_NOW`
+/// (RFC 3339) when set, so runs can be reproduced as of a moment.
+pub fn now() -> Result<DateTime<Utc>, EngineError> {
+    match std::env::var("CAIRN_NOW") {
+        Ok(text) => DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                EngineError::Usage(format!(
+                    "CAIRN_NOW=`{text}` is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"
+                ))
+            }),
+        Err(_) => Ok(Utc::now()),
+    }
 }
 
 /// Everything `cairn show` prints about an asset.
@@ -102,19 +141,21 @@ impl Workspace {
             .values()
             .map(|a| (a.name.clone(), code_version(a)))
             .collect();
-        let source_versions = sources::source_versions(&self.project, self.catalog.as_ref())?;
-        let current: HashMap<String, CurrentVersion> = self
+        let index = PartitionIndex::build(&self.project, now()?);
+        let source_versions =
+            sources::source_versions(&self.project, &index, self.catalog.as_ref())?;
+        let current: HashMap<Unit, CurrentVersion> = self
             .catalog
             .current_versions()?
             .into_iter()
-            .filter(|c| c.partition.is_empty() && self.project.assets.contains_key(&c.asset))
-            .map(|c| (c.asset.clone(), c))
+            .filter(|c| self.project.assets.contains_key(&c.asset))
+            .map(|c| ((c.asset.clone(), c.partition.clone()), c))
             .collect();
-        let attempts: HashMap<String, AttemptRecord> = self
+        let attempts: HashMap<Unit, AttemptRecord> = self
             .catalog
             .latest_attempts()?
             .into_iter()
-            .map(|a| (a.asset.clone(), a))
+            .map(|a| ((a.asset.clone(), a.partition.clone()), a))
             .collect();
         let catalog = Arc::clone(&self.catalog);
         let recorded = move |id| {
@@ -125,6 +166,8 @@ impl Workspace {
                 .map(|m| m.body.inputs)
         };
         let statuses = assess(&Inputs {
+            project: &self.project,
+            index: &index,
             graph: &self.graph,
             code_versions: &code_versions,
             source_versions: &source_versions,
@@ -133,6 +176,7 @@ impl Workspace {
             recorded_inputs: &recorded,
         });
         Ok(Snapshot {
+            index,
             code_versions,
             source_versions,
             current,

@@ -1,0 +1,158 @@
+//! Which partitions exist for every asset and source right now, and which
+//! upstream partitions each partition reads (through its mappings).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use cairn_assets::partitions::{Dimension, KeySpace, PartitionsDef, upstream_keys};
+use cairn_assets::{Project, SqlAsset, bind_placeholders};
+
+/// Partition keys as of one instant.
+pub struct PartitionIndex {
+    now: DateTime<Utc>,
+    spaces: HashMap<String, KeySpace>,
+    keys: HashMap<String, Vec<String>>,
+}
+
+const UNPARTITIONED: &[String] = &[];
+
+impl PartitionIndex {
+    /// Enumerates the complete partitions of every asset and source at `now`.
+    pub fn build(project: &Project, now: DateTime<Utc>) -> PartitionIndex {
+        let mut spaces = HashMap::new();
+        let mut keys = HashMap::new();
+        let defs = project
+            .assets
+            .values()
+            .map(|a| (&a.name, a.partitions.as_ref()))
+            .chain(
+                project
+                    .sources
+                    .values()
+                    .map(|s| (&s.name, s.partitions.as_ref())),
+            );
+        for (name, def) in defs {
+            match def {
+                Some(def) => {
+                    let space = def.key_space(now);
+                    keys.insert(name.clone(), space.keys());
+                    spaces.insert(name.clone(), space);
+                }
+                None => {
+                    keys.insert(name.clone(), vec![String::new()]);
+                }
+            }
+        }
+        PartitionIndex { now, spaces, keys }
+    }
+
+    /// The instant the index was built for.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// The partition keys of `name` (`[""]` when unpartitioned).
+    pub fn keys(&self, name: &str) -> &[String] {
+        self.keys
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or(UNPARTITIONED)
+    }
+
+    /// Whether `key` exists for `name`.
+    pub fn contains(&self, name: &str, key: &str) -> bool {
+        match self.spaces.get(name) {
+            Some(space) => space.contains(key),
+            None => key.is_empty(),
+        }
+    }
+
+    /// The (upstream, upstream key) pairs partition `key` of `asset` reads,
+    /// sorted.
+    pub fn upstream_units(
+        &self,
+        project: &Project,
+        asset: &SqlAsset,
+        key: &str,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let down = asset.partitions.as_ref().map(|d| (d, key));
+        for up in &asset.upstream {
+            let up_def = partitions_of(project, up);
+            let up_space = up_def.and_then(|d| self.spaces.get(up).map(|s| (d, s)));
+            let mapping = asset.mapping(up);
+            let keys = match (up_def, up_space) {
+                (Some(_), None) => Vec::new(),
+                _ => upstream_keys(&mapping, down, up_space),
+            };
+            out.extend(keys.into_iter().map(|k| (up.clone(), k)));
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The partitioning of an asset or source.
+pub fn partitions_of<'a>(project: &'a Project, name: &str) -> Option<&'a PartitionsDef> {
+    project
+        .assets
+        .get(name)
+        .and_then(|a| a.partitions.as_ref())
+        .or_else(|| {
+            project
+                .sources
+                .get(name)
+                .and_then(|s| s.partitions.as_ref())
+        })
+}
+
+/// The SQL of one partition of an asset: placeholders replaced by the
+/// partition's bounds and values.
+pub fn bind_partition(asset: &SqlAsset, key: &str) -> Result<String, String> {
+    let Some(def) = &asset.partitions else {
+        return Ok(asset.sql.clone());
+    };
+    let parts = def.split_key(key).map_err(|e| e.to_string())?;
+    let mut values: HashMap<String, String> = HashMap::new();
+    values.insert("partition_key".to_owned(), sql_string(key));
+    for (dim, part) in def.dimensions.iter().zip(&parts) {
+        match dim {
+            Dimension::Time(t) => {
+                let w = t.window(part).map_err(|e| e.to_string())?;
+                let ts =
+                    |t: DateTime<Utc>| format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S"));
+                let date = |t: DateTime<Utc>| {
+                    format!(
+                        "DATE '{}'",
+                        t.with_timezone(&dim_tz(dim)).format("%Y-%m-%d")
+                    )
+                };
+                values.insert("start".to_owned(), ts(w.start));
+                values.insert("end".to_owned(), ts(w.end));
+                values.insert("start_date".to_owned(), date(w.start));
+                values.insert("end_date".to_owned(), date(w.end));
+            }
+            Dimension::Static(s) => {
+                values.insert(s.name.clone(), sql_string(part));
+            }
+        }
+    }
+    bind_placeholders(&asset.sql, |name| values.get(name).cloned()).map_err(|p| {
+        format!(
+            "line {}: placeholder {{{{{}}}}} has no value for partition {key}",
+            p.line, p.name
+        )
+    })
+}
+
+fn dim_tz(dim: &Dimension) -> chrono_tz::Tz {
+    match dim {
+        Dimension::Time(t) => t.timezone,
+        Dimension::Static(_) => chrono_tz::UTC,
+    }
+}
+
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
