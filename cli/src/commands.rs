@@ -15,7 +15,7 @@ use crate::args::{
     BackfillArgs, Cli, Command, Format, LineageArgs, MaterializeArgs, QueryArgs, QueryFormat,
     ShowArgs, StatusArgs,
 };
-use crate::output::{RunProgress, bytes, duration, print_json, result_line};
+use crate::output::{RunProgress, bytes, duration, print_json};
 
 /// Runs the parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8, Failure> {
@@ -158,17 +158,6 @@ async fn materialize(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Failur
     };
     let count =
         |f: fn(&AssetOutcome) -> bool| report.results.iter().filter(|r| f(&r.outcome)).count();
-    // Selected assets that were fresh from the start were not printed live.
-    for r in &report.results {
-        if matches!(
-            r.outcome,
-            AssetOutcome::Fresh {
-                early_cutoff: false
-            }
-        ) {
-            writeln!(out, "{}", result_line(r))?;
-        }
-    }
     writeln!(
         out,
         "run {run_id}: {} materialized, {} fresh, {} failed, {} skipped in {}",
@@ -210,12 +199,19 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
         return Ok(code);
     }
     let mut out = std::io::stdout().lock();
+    let key_width = statuses
+        .iter()
+        .filter_map(|s| s.partitions.as_ref())
+        .flat_map(|p| p.list.iter().map(|u| u.key.len() + 2))
+        .max()
+        .unwrap_or(0);
     let width = statuses
         .iter()
         .map(|s| s.name.len())
         .max()
         .unwrap_or(5)
-        .max(5);
+        .max(5)
+        .max(key_width);
     writeln!(
         out,
         "{:<width$}  {:<18}  {:<19}  {:>10}  DETAIL",
@@ -247,25 +243,14 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
                 (when, rows, detail.join("; "))
             }
             Some(p) => {
-                let latest = p
-                    .list
-                    .iter()
-                    .filter_map(|u| u.current.as_ref())
-                    .map(|c| c.committed_at)
-                    .max();
-                let when = latest
+                let when = p
+                    .last_committed_at
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_else(|| "-".to_owned());
-                let rows: u64 = p
-                    .list
-                    .iter()
-                    .filter_map(|u| u.current.as_ref())
-                    .map(|c| c.row_count)
-                    .sum();
-                let rows = if p.list.is_empty() {
+                let rows = if p.fresh + p.stale + p.failed == 0 {
                     "-".to_owned()
                 } else {
-                    rows.to_string()
+                    p.rows.to_string()
                 };
                 (
                     when,
@@ -307,8 +292,8 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
                     .unwrap_or_else(|| "-".to_owned());
                 writeln!(
                     out,
-                    "  {:<width$}{:<18}  {:<19}  {:>10}  {}",
-                    u.key,
+                    "{:<width$}  {:<18}  {:<19}  {:>10}  {}",
+                    format!("  {}", u.key),
                     u.state.as_str(),
                     when,
                     rows,

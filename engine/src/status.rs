@@ -122,6 +122,12 @@ pub struct PartitionSummary {
     pub missing: usize,
     /// Latest attempt failed.
     pub failed: usize,
+    /// Rows over the committed partitions.
+    pub rows: u64,
+    /// Newest commit of any partition.
+    pub last_committed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Distinct causes over the stale partitions.
+    pub stale_causes: Vec<String>,
     /// Every partition, in key order.
     pub list: Vec<PartitionStatus>,
 }
@@ -131,16 +137,11 @@ impl PartitionSummary {
     pub fn describe(&self) -> String {
         let mut parts = vec![format!("{} fresh", self.fresh)];
         if self.stale > 0 {
-            let mut causes: Vec<String> = Vec::new();
-            for p in self.list.iter().filter(|p| p.state == AssetState::Stale) {
-                for c in &p.causes {
-                    let text = c.to_string();
-                    if !causes.contains(&text) {
-                        causes.push(text);
-                    }
-                }
-            }
-            parts.push(format!("{} stale: {}", self.stale, causes.join(", ")));
+            parts.push(format!(
+                "{} stale: {}",
+                self.stale,
+                self.stale_causes.join(", ")
+            ));
         }
         if self.missing > 0 {
             parts.push(format!("{} missing", self.missing));
@@ -287,6 +288,18 @@ fn summarise(
             }
         }
     }
+    let mut stale_causes: Vec<String> = Vec::new();
+    for p in list.iter().filter(|p| p.state == AssetState::Stale) {
+        for c in &p.causes {
+            let text = c.to_string();
+            if !stale_causes.contains(&text) {
+                stale_causes.push(text);
+            }
+        }
+    }
+    let committed = list.iter().filter_map(|p| p.current.as_ref());
+    let rows = committed.clone().map(|c| c.row_count).sum();
+    let last_committed_at = committed.map(|c| c.committed_at).max();
     AssetStatus {
         name: name.to_owned(),
         state,
@@ -301,6 +314,9 @@ fn summarise(
             stale,
             missing,
             failed,
+            rows,
+            last_committed_at,
+            stale_causes,
             list,
         }),
     }
