@@ -6,5 +6,6 @@ mod bad_input;
 mod crash;
 mod external_reader;
 mod failures;
+mod partitions;
 mod spine;
 mod util;

@@ -1,0 +1,498 @@
+//! Partitions end to end: a daily source over a year, identity and rolling
+//! window mappings, hive storage read by pyarrow, timezones across DST,
+//! backfills killed and resumed, and partition input errors.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Project, states};
+
+const DAYS: usize = 366; // 2024 is a leap year
+
+fn day(i: usize) -> String {
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    (start + chrono::Duration::days(i as i64))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+fn source_partition(p: &Project, i: usize, extra: &str) {
+    let d = day(i);
+    let mut csv = String::from("event_date,amount\n");
+    for j in 0..3 {
+        csv.push_str(&format!("{d},{}\n", i * 10 + j));
+    }
+    csv.push_str(extra);
+    p.write(&format!("data/events/date={d}/part.csv"), &csv);
+}
+
+/// A year of daily source partitions, a daily identity asset, a 7-day
+/// rolling asset and an unpartitioned roll-up.
+fn year_project() -> Project {
+    let p = Project::with_files(&[
+        (
+            "cairn.toml",
+            "[sources.raw_events]\npath = \"data/events\"\nformat = \"csv\"\npartitions = { type = \"daily\", start = \"2024-01-01\", end = \"2024-12-31\" }\n",
+        ),
+        (
+            "assets/daily_sales.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-12-31\"\n\
+             select cast(event_date as date) as event_date, sum(amount) as total, count(*) as n\nfrom raw_events\ngroup by 1",
+        ),
+        (
+            "assets/rolling_7d.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-12-31\"\n\
+             --- [upstream.daily_sales]\n--- mapping = \"window\"\n--- lag = 6\n\
+             select {{start_date}} as day, sum(total) as total_7d, count(*) as days\nfrom daily_sales",
+        ),
+        (
+            "assets/all_time.sql",
+            "select sum(total) as total, count(*) as days from daily_sales",
+        ),
+    ]);
+    for i in 0..DAYS {
+        source_partition(&p, i, "");
+    }
+    p
+}
+
+fn catalog(p: &Project) -> rusqlite::Connection {
+    rusqlite::Connection::open(p.path(".cairn/catalog.db")).unwrap()
+}
+
+fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
+    db.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// (asset, partition) committed by a run.
+fn committed_by(db: &rusqlite::Connection, run_id: &str) -> Vec<(String, String)> {
+    let mut stmt = db
+        .prepare("select asset, \"partition\" from materializations where run_id = ?1 order by asset, \"partition\"")
+        .unwrap();
+    stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn partition_states(p: &Project, asset: &str) -> Vec<(String, String)> {
+    let status = p.json(&["status", asset, "--partitions", "--format", "json"], 0);
+    status["assets"][0]["partitions"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["key"].as_str().unwrap().to_owned(),
+                u["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn stale_keys(p: &Project, asset: &str) -> Vec<String> {
+    partition_states(p, asset)
+        .into_iter()
+        .filter(|(_, s)| s != "fresh")
+        .map(|(k, _)| k)
+        .collect()
+}
+
+#[test]
+fn a_year_of_daily_partitions_rebuilds_exactly_what_a_changed_day_maps_to() {
+    let p = year_project();
+    let first = p.json(
+        &[
+            "backfill",
+            "daily_sales+",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-12-31",
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    let db = catalog(&p);
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from current_versions where asset = 'daily_sales'"
+        ),
+        DAYS as i64
+    );
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from current_versions where asset = 'rolling_7d'"
+        ),
+        DAYS as i64
+    );
+    assert_eq!(first["planned"], 2 * DAYS + 1);
+    let status = p.json(&["status", "--check", "--format", "json"], 0);
+    assert_eq!(status["not_fresh"], 0);
+    let summary = &states(&status)["daily_sales"];
+    assert_eq!(summary.0, "fresh");
+
+    // The rolling window saw exactly its seven days.
+    let rolling = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select days, total_7d from rolling_7d where day = DATE '2024-03-10'",
+        ],
+        0,
+    );
+    assert_eq!(rolling[0]["days"], 7);
+    let expected: usize = (63..=69).map(|i| 3 * (i * 10) + 3).sum();
+    assert_eq!(rolling[0]["total_7d"], expected as i64);
+
+    // One day of source data changes: exactly that day of daily_sales and
+    // the seven rolling windows containing it become stale.
+    source_partition(&p, 69, "2024-03-10,1000\n");
+    assert_eq!(stale_keys(&p, "daily_sales"), vec!["2024-03-10".to_owned()]);
+    let rolling_stale = stale_keys(&p, "rolling_7d");
+    assert_eq!(rolling_stale, (69..76).map(day).collect::<Vec<_>>());
+    let text = p.run(&["status"]);
+    assert!(
+        text.stdout
+            .contains("365 fresh, 1 stale: source raw_events changed"),
+        "{}",
+        text.stdout
+    );
+
+    let rerun = p.json(&["materialize", "--format", "json"], 0);
+    let mut expected: Vec<(String, String)> = vec![
+        ("all_time".into(), String::new()),
+        ("daily_sales".into(), day(69)),
+    ];
+    expected.extend((69..76).map(|i| ("rolling_7d".to_owned(), day(i))));
+    expected.sort();
+    assert_eq!(
+        committed_by(&db, rerun["run_id"].as_str().unwrap()),
+        expected
+    );
+    assert_eq!(
+        p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
+        0
+    );
+    let rolling = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select total_7d from rolling_7d where day = DATE '2024-03-16'",
+        ],
+        0,
+    );
+    let expected: usize = (69..=75).map(|i| 3 * (i * 10) + 3).sum::<usize>() + 1000;
+    assert_eq!(rolling[0]["total_7d"], expected as i64);
+}
+
+#[test]
+fn partitioned_output_is_hive_layout_readable_by_pyarrow() {
+    let p = Project::with_files(&[
+        ("cairn.toml", "[sources.sales]\npath = \"data/sales.csv\"\n"),
+        (
+            "data/sales.csv",
+            "sold_on,region,amount\n2024-01-01,eu,1\n2024-01-01,us,2\n2024-01-02,eu,3\n2024-01-02,apac,4\n2024-01-03,us,5\n",
+        ),
+        (
+            "assets/regional.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-01-03\"\n\
+             --- [partitions.static]\n--- name = \"region\"\n--- values = [\"eu\", \"us\", \"apac\"]\n\
+             select cast(sold_on as date) as sold_on, amount from sales\n\
+             where cast(sold_on as date) >= {{start_date}} and cast(sold_on as date) < {{end_date}} and region = {{region}}",
+        ),
+    ]);
+    let (_, outcomes) = p.materialize(&[]);
+    assert_eq!(outcomes.len(), 9, "3 days x 3 regions: {outcomes:?}");
+    let files = p.warehouse_files();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("regional/date=2024-01-02/region=apac/")),
+        "{files:?}"
+    );
+    let script = r#"
+import sys, pyarrow.dataset as ds
+t = ds.dataset(sys.argv[1], format="parquet", partitioning="hive").to_table()
+rows = sorted((str(r["date"]), r["region"], r["amount"]) for r in t.to_pylist())
+print(rows)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(p.path("warehouse/regional"))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[('2024-01-01', 'eu', 1), ('2024-01-01', 'us', 2), ('2024-01-02', 'apac', 4), ('2024-01-02', 'eu', 3), ('2024-01-03', 'us', 5)]"
+    );
+}
+
+#[test]
+fn new_york_days_cover_23_and_25_hours_across_dst() {
+    // One event per UTC hour from 2024-03-09 to 2024-03-12 and around the
+    // November change; a daily America/New_York partition counts its hours.
+    let mut csv = String::from("ts\n");
+    for (from, hours) in [("2024-03-09T00:00:00Z", 96), ("2024-11-02T00:00:00Z", 96)] {
+        let start = chrono::DateTime::parse_from_rfc3339(from).unwrap();
+        for h in 0..hours {
+            csv.push_str(&format!(
+                "{}\n",
+                (start + chrono::Duration::hours(h)).format("%Y-%m-%dT%H:%M:%S")
+            ));
+        }
+    }
+    let p = Project::with_files(&[
+        (
+            "cairn.toml",
+            "[sources.events]\npath = \"data/events.csv\"\n",
+        ),
+        ("data/events.csv", &csv),
+        (
+            "assets/ny_daily.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-03-10\"\n--- end = \"2024-11-03\"\n--- timezone = \"America/New_York\"\n\
+             select count(*) as hours from events where cast(ts as timestamp) >= {{start}} and cast(ts as timestamp) < {{end}}",
+        ),
+    ]);
+    let run = p.run(&[
+        "backfill",
+        "ny_daily",
+        "--partitions",
+        "2024-03-10,2024-03-11,2024-11-03",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let hours = |d: &str| -> i64 {
+        let v = p.json(
+            &["status", "ny_daily", "--partitions", "--format", "json"],
+            0,
+        );
+        let unit = v["assets"][0]["partitions"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["key"] == d)
+            .cloned()
+            .unwrap();
+        let id = unit["current"]["id"].as_i64().unwrap();
+        let db = catalog(&p);
+        let path: String = db
+            .query_row(
+                "select path from materialization_files where materialization_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg("import sys, pyarrow.parquet as pq; print(pq.read_table(sys.argv[1]).column('hours')[0].as_py())")
+            .arg(p.path("warehouse").join(path))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    assert_eq!(hours("2024-03-10"), 23, "spring forward");
+    assert_eq!(hours("2024-03-11"), 24);
+    assert_eq!(hours("2024-11-03"), 25, "fall back");
+}
+
+#[test]
+fn killed_backfill_resumes_and_commits_every_partition_exactly_once() {
+    let p = year_project();
+    let mut child = p
+        .command(&[
+            "backfill",
+            "daily_sales",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-29",
+            "--jobs",
+            "1",
+        ])
+        .env("CAIRN_TEST_HANG_BEFORE_COMMIT", "daily_sales[2024-02-01]")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(Instant::now() < deadline, "never reached the hook");
+        match lines.next() {
+            Some(Ok(line)) if line.contains("hanging before commit") => break,
+            Some(Ok(_)) => {}
+            other => panic!("cairn ended before the hook: {other:?}"),
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let db = catalog(&p);
+    let backfill_id: String = db
+        .query_row("select id from backfills", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        count(&db, "select count(*) from current_versions"),
+        31,
+        "January committed before the kill"
+    );
+
+    let resumed = p.json(
+        &["backfill", "--resume", &backfill_id, "--format", "json"],
+        0,
+    );
+    assert_eq!(resumed["planned"], 60);
+    assert_eq!(resumed["already_done"], 31);
+    assert_eq!(
+        count(&db, "select count(*) from materializations"),
+        60,
+        "every partition committed exactly once"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from (select asset, \"partition\" from materializations group by 1, 2 having count(*) > 1)"
+        ),
+        0
+    );
+    // Resuming a finished backfill does nothing.
+    let again = p.json(
+        &["backfill", "--resume", &backfill_id, "--format", "json"],
+        0,
+    );
+    assert_eq!(again["already_done"], 60);
+    assert!(again["run"]["run_id"].is_null());
+
+    // Same data as an uninterrupted run.
+    let q = "select event_date, total, n from daily_sales order by event_date";
+    let resumed_rows = p.json(&["query", "--format", "json", q], 0);
+    let clean = year_project();
+    clean.json(
+        &[
+            "backfill",
+            "daily_sales",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-29",
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    assert_eq!(
+        resumed_rows,
+        clean.json(&["query", "--format", "json", q], 0)
+    );
+}
+
+fn expect_usage_error(p: &Project, args: &[&str], fragment: &str) {
+    let run = p.run(args);
+    assert_eq!(
+        run.code, 2,
+        "cairn {args:?}\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stderr.contains(fragment),
+        "cairn {args:?}: stderr lacks {fragment:?}:\n{}",
+        run.stderr
+    );
+    assert!(!p.path("warehouse").exists(), "nothing may be run");
+}
+
+#[test]
+fn partition_input_errors_are_clear_and_run_nothing() {
+    let p = Project::with_files(&[
+        ("cairn.toml", "[sources.raw]\npath = \"data/raw.csv\"\n"),
+        ("data/raw.csv", "d,amount\n2024-01-01,1\n"),
+        (
+            "assets/daily.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-01-31\"\nselect * from raw",
+        ),
+    ]);
+    expect_usage_error(
+        &p,
+        &["backfill", "daily", "--partitions", "2024-13-01"],
+        "unknown partition key `2024-13-01`",
+    );
+    expect_usage_error(
+        &p,
+        &["backfill", "daily", "--partitions", "2023-12-31"],
+        "outside the partitions",
+    );
+    expect_usage_error(
+        &p,
+        &[
+            "backfill",
+            "daily",
+            "--from",
+            "2024-01-20",
+            "--to",
+            "2024-01-10",
+        ],
+        "--from 2024-01-20 is after --to 2024-01-10",
+    );
+    expect_usage_error(&p, &["backfill", "--resume", "nope"], "no backfill `nope`");
+
+    // Load-time mistakes: file:line, exit 2, nothing written.
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "assets/bad.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- [upstream.raw]\n--- mapping = \"window\"\n--- lag = 6\nselect * from raw",
+            "assets/bad.sql:5: `raw` is not partitioned, so a partition mapping to it makes no sense",
+        ),
+        (
+            "assets/bad.sql",
+            "--- [partitions]\n--- type = \"static\"\n--- values = [\"eu\", \"us\", \"EU\"]\nselect * from raw",
+            "assets/bad.sql:3: static partition value `EU` is listed twice (values overlap)",
+        ),
+        (
+            "assets/bad.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- timezone = \"Mars/Olympus\"\nselect * from raw",
+            "assets/bad.sql:4: unknown timezone `Mars/Olympus`",
+        ),
+        (
+            "assets/bad.sql",
+            "--- [partitions]\n--- type = \"fortnightly\"\nselect * from raw",
+            "assets/bad.sql:2: unknown partition type `fortnightly`",
+        ),
+        (
+            "assets/bad.sql",
+            "select * from raw where d >= {{start}}",
+            "assets/bad.sql:1: `{{start}}` used, but this asset is not partitioned",
+        ),
+        (
+            "assets/bad.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\nselect * from raw\nwhere d >= {{stat}}",
+            "assets/bad.sql:5: unknown placeholder `{{stat}}`",
+        ),
+    ];
+    for (file, content, fragment) in cases {
+        let broken = Project::with_files(&[
+            ("cairn.toml", "[sources.raw]\npath = \"data/raw.csv\"\n"),
+            ("data/raw.csv", "d,amount\n2024-01-01,1\n"),
+            (file, content),
+        ]);
+        expect_usage_error(&broken, &["materialize"], fragment);
+        assert!(!broken.path(".cairn").exists());
+    }
+}
