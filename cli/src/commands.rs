@@ -395,7 +395,14 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
         )?;
     }
     match &d.current {
-        None => writeln!(out, "\nnot materialized yet")?,
+        None => match &d.status.partitions {
+            Some(p) => {
+                writeln!(out, "\npartitions  {} ({})", p.total, p.describe())?;
+                writeln!(out, "  rows      {}", p.rows)?;
+                writeln!(out, "  list them with `cairn status {} --partitions`", d.status.name)?;
+            }
+            None => writeln!(out, "\nnot materialized yet")?,
+        },
         Some(m) => {
             let b = &m.body;
             writeln!(
@@ -471,9 +478,10 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
         for h in &d.history {
             writeln!(
                 out,
-                "  {}  run {}  {:>8} rows  data {}  {} ms",
+                "  {}  run {}{}  {:>8} rows  data {}  {} ms",
                 h.committed_at.format("%Y-%m-%d %H:%M:%S"),
                 h.run_id,
+                if h.partition.is_empty() { String::new() } else { format!("  [{}]", h.partition) },
                 h.row_count,
                 short(&h.data_version),
                 h.wall_ms

@@ -256,6 +256,8 @@ async fn materialize(
         force,
         jobs,
         command: command.to_owned(),
+        partitions: cairn_engine::PartitionFilter::All,
+        backfill: None,
     };
     let t = Instant::now();
     let report = ws.materialize(&opts, &NoProgress).await?;
