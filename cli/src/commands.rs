@@ -399,7 +399,11 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
             Some(p) => {
                 writeln!(out, "\npartitions  {} ({})", p.total, p.describe())?;
                 writeln!(out, "  rows      {}", p.rows)?;
-                writeln!(out, "  list them with `cairn status {} --partitions`", d.status.name)?;
+                writeln!(
+                    out,
+                    "  list them with `cairn status {} --partitions`",
+                    d.status.name
+                )?;
             }
             None => writeln!(out, "\nnot materialized yet")?,
         },
@@ -481,7 +485,11 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
                 "  {}  run {}{}  {:>8} rows  data {}  {} ms",
                 h.committed_at.format("%Y-%m-%d %H:%M:%S"),
                 h.run_id,
-                if h.partition.is_empty() { String::new() } else { format!("  [{}]", h.partition) },
+                if h.partition.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", h.partition)
+                },
                 h.row_count,
                 short(&h.data_version),
                 h.wall_ms

@@ -46,7 +46,8 @@ pub use backfill::{BackfillOptions, BackfillReport};
 pub use error::EngineError;
 pub use graph::AssetGraph;
 pub use run::{
-    AssetOutcome, AssetResult, MaterializeOptions, PartitionFilter, Progress, RunEvent, RunReport,
+    AssetOutcome, AssetResult, MaterializeOptions, PartitionFilter, Plan, Progress, RunEvent,
+    RunReport,
 };
 pub use status::{AssetState, AssetStatus, PartitionStatus, PartitionSummary, StaleCause};
 pub use workspace::{AssetDetails, Snapshot, Workspace};

@@ -297,15 +297,29 @@ pub(crate) fn selected_units(
     Ok(out)
 }
 
-pub(crate) async fn materialize(
+/// What a materialization would do, decided from a snapshot alone (no
+/// DataFusion, no writes): the units asked for, and the ones to consider
+/// running in dependency and key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The selected asset partitions.
+    pub chosen: Vec<Unit>,
+    /// Units that are not fresh (or forced), including stale upstream
+    /// partitions the chosen ones read, in execution order.
+    pub run_set: Vec<Unit>,
+    /// Units to rebuild even when fresh.
+    pub forced: HashSet<Unit>,
+}
+
+/// Plans a materialization. Pure: reads only the workspace definitions and
+/// the snapshot.
+pub fn plan(
     ws: &Workspace,
+    snapshot: &Snapshot,
     opts: &MaterializeOptions,
-    progress: &dyn Progress,
-) -> Result<RunReport, EngineError> {
-    let started = Instant::now();
+) -> Result<Plan, EngineError> {
     let selected = selection::resolve(&ws.graph, &opts.selection)?;
-    let snapshot = ws.snapshot()?;
-    let chosen = selected_units(ws, &snapshot, &selected, &opts.partitions)?;
+    let chosen = selected_units(ws, snapshot, &selected, &opts.partitions)?;
     let forced: HashSet<Unit> = if opts.force {
         chosen.iter().cloned().collect()
     } else {
@@ -339,6 +353,26 @@ pub(crate) async fn materialize(
         let ob = order.get(b.0.as_str()).copied().unwrap_or(usize::MAX);
         (oa, &a.1).cmp(&(ob, &b.1))
     });
+    Ok(Plan {
+        chosen,
+        run_set,
+        forced,
+    })
+}
+
+pub(crate) async fn materialize(
+    ws: &Workspace,
+    opts: &MaterializeOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport, EngineError> {
+    let started = Instant::now();
+    let snapshot = ws.snapshot()?;
+    let Plan {
+        chosen,
+        run_set,
+        forced,
+    } = plan(ws, &snapshot, opts)?;
+    let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
 
     let fresh_results = |done: &HashSet<Unit>| -> Vec<AssetResult> {
         chosen
