@@ -11,7 +11,7 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, line_of_offset};
 
 /// Per-asset configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AssetConfig {
     /// Free text.
@@ -29,6 +29,9 @@ pub(crate) struct AssetConfig {
     /// Partition mappings per upstream name.
     #[serde(default)]
     pub upstream: BTreeMap<String, RawMapping>,
+    /// Checks: `"not_null(id)"` or `{ check = "...", severity = "warn" }`.
+    #[serde(default)]
+    pub checks: Vec<Spanned<toml::Value>>,
 }
 
 /// `[partitions]` as written: the primary dimension, optionally with a
@@ -122,7 +125,7 @@ pub(crate) fn parse_config(toml_text: &str, file: &Path) -> Result<AssetConfig, 
     toml::from_str::<AssetConfig>(toml_text).map_err(|e| {
         let line = e.span().map(|s| line_of_offset(toml_text, s.start));
         Diagnostic::new(file, line, format!("invalid asset config: {}", e.message())).with_hint(
-            "allowed keys are description, owner, tags, [partitions] and [upstream.NAME]; see README \"Partitions\"",
+            "allowed keys are description, owner, tags, checks, [partitions] and [upstream.NAME]; see the README",
         )
     })
 }

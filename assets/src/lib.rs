@@ -9,6 +9,7 @@
 //! hint where one helps.
 #![deny(missing_docs)]
 
+pub mod checks;
 mod config;
 mod diagnostic;
 mod header;

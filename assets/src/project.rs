@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::checks::{CheckDef, Severity, parse_check};
 use crate::config::{ProjectConfig, RawSource};
 use crate::diagnostic::{Diagnostic, ProjectError, line_of_offset};
 use crate::header::{AssetConfig, RawMapping, header_toml, parse_config};
@@ -109,6 +110,8 @@ pub struct SqlAsset {
     /// Explicit partition mappings per upstream name (the rest use the
     /// default: identity between partitioned assets, all otherwise).
     pub mappings: BTreeMap<String, PartitionMapping>,
+    /// Data quality checks, run before each commit.
+    pub checks: Vec<CheckDef>,
 }
 
 impl SqlAsset {
@@ -582,6 +585,7 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
         .map(|p| resolve_partitions(p, &cx))
         .transpose()?;
     check_placeholders(&parsed.placeholders, partitions.as_ref(), rel)?;
+    let checks = resolve_checks(&config.checks, &cx)?;
     let pending = (!config.upstream.is_empty()).then(|| PendingMappings {
         text: config_text.clone(),
         file: config_file.clone(),
@@ -601,9 +605,57 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
             config_file: sidecar_path.exists().then_some(sidecar_rel),
             partitions,
             mappings: BTreeMap::new(),
+            checks,
         },
         pending,
     ))
+}
+
+/// `checks = [...]`: each a string, or `{ check = "...", severity = "warn" }`.
+fn resolve_checks(
+    raw: &[toml::Spanned<toml::Value>],
+    cx: &ConfigText<'_>,
+) -> Result<Vec<CheckDef>, Diagnostic> {
+    let mut out: Vec<CheckDef> = Vec::new();
+    for item in raw {
+        let line = line_of_offset(cx.text, item.span().start);
+        let at = |m: String| Diagnostic::new(cx.file, Some(line), m);
+        let (text, severity) = match item.get_ref() {
+            toml::Value::String(s) => (s.clone(), Severity::Error),
+            toml::Value::Table(t) => {
+                for key in t.keys() {
+                    if key != "check" && key != "severity" {
+                        return Err(at(format!("unknown key `{key}` in a check"))
+                            .with_hint("a check table has `check` and `severity`"));
+                    }
+                }
+                let Some(toml::Value::String(text)) = t.get("check") else {
+                    return Err(at("a check table needs `check = \"...\"`".to_owned()));
+                };
+                let severity = match t.get("severity") {
+                    None => Severity::Error,
+                    Some(toml::Value::String(s)) if s == "error" => Severity::Error,
+                    Some(toml::Value::String(s)) if s == "warn" => Severity::Warn,
+                    Some(other) => {
+                        return Err(at(format!("unknown severity {other}"))
+                            .with_hint("use severity = \"warn\" or \"error\""));
+                    }
+                };
+                (text.clone(), severity)
+            }
+            other => {
+                return Err(at(format!("a check is a string or a table, found {}", other.type_str()))
+                    .with_hint("e.g. checks = [\"not_null(id)\", { check = \"row_count(1, 1000)\", severity = \"warn\" }]"));
+            }
+        };
+        let check = parse_check(&text, severity, line)
+            .map_err(|e| at(format!("invalid check `{text}`: {e}")))?;
+        if out.iter().any(|c| c.name == check.name) {
+            return Err(at(format!("check `{}` is declared twice", check.name)));
+        }
+        out.push(check);
+    }
+    Ok(out)
 }
 
 /// Placeholders must name something the asset's partitions provide.
