@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// The parsed `cairn.toml`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectConfig {
     /// Where outputs are written.
@@ -18,6 +18,36 @@ pub struct ProjectConfig {
     /// Declared sources by name.
     #[serde(default)]
     pub(crate) sources: BTreeMap<String, RawSource>,
+    /// Rates that turn measured usage into money.
+    #[serde(default)]
+    pub cost: CostConfig,
+}
+
+/// `[cost]`: rates in US dollars. Defaults are typical public-cloud list
+/// prices (one vCPU-hour of compute, a GB scanned as by a query service,
+/// a GB-month of object storage, a thousand object-store requests).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostConfig {
+    /// Per CPU-hour of compute.
+    pub cpu_hour: f64,
+    /// Per GB (10^9 bytes) scanned.
+    pub gb_scanned: f64,
+    /// Per GB stored for a month.
+    pub gb_stored_month: f64,
+    /// Per 1,000 object-store requests.
+    pub per_1k_requests: f64,
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        CostConfig {
+            cpu_hour: 0.048,
+            gb_scanned: 0.005,
+            gb_stored_month: 0.023,
+            per_1k_requests: 0.0004,
+        }
+    }
 }
 
 /// `[storage]`.

@@ -29,6 +29,10 @@ pub(crate) struct AssetConfig {
     /// Partition mappings per upstream name.
     #[serde(default)]
     pub upstream: BTreeMap<String, RawMapping>,
+    /// Count rows added/removed versus the previous version (default true;
+    /// turn off for huge tables).
+    #[serde(default)]
+    pub count_row_changes: Option<bool>,
     /// Checks: `"not_null(id)"` or `{ check = "...", severity = "warn" }`.
     #[serde(default)]
     pub checks: Vec<Spanned<toml::Value>>,
@@ -125,7 +129,7 @@ pub(crate) fn parse_config(toml_text: &str, file: &Path) -> Result<AssetConfig, 
     toml::from_str::<AssetConfig>(toml_text).map_err(|e| {
         let line = e.span().map(|s| line_of_offset(toml_text, s.start));
         Diagnostic::new(file, line, format!("invalid asset config: {}", e.message())).with_hint(
-            "allowed keys are description, owner, tags, checks, [partitions] and [upstream.NAME]; see the README",
+            "allowed keys are description, owner, tags, checks, count_row_changes, [partitions] and [upstream.NAME]; see the README",
         )
     })
 }

@@ -19,8 +19,10 @@ pub mod partitions;
 mod project;
 mod sql;
 
-pub use config::{CatalogConfig, ProjectConfig, StorageConfig};
+pub use config::{CatalogConfig, CostConfig, ProjectConfig, StorageConfig};
 pub use diagnostic::{Diagnostic, ProjectError};
 pub use names::{closest_name, is_valid_name};
 pub use project::{Project, Source, SourceFormat, SqlAsset};
-pub use sql::{ParsedQuery, UnboundPlaceholder, bind_placeholders, parse_asset_sql};
+pub use sql::{
+    ParsedQuery, UnboundPlaceholder, bind_placeholders, parse_asset_sql, with_stand_ins,
+};

@@ -112,6 +112,8 @@ pub struct SqlAsset {
     pub mappings: BTreeMap<String, PartitionMapping>,
     /// Data quality checks, run before each commit.
     pub checks: Vec<CheckDef>,
+    /// Whether rows added/removed versus the previous version are counted.
+    pub count_changes: bool,
 }
 
 impl SqlAsset {
@@ -180,7 +182,7 @@ impl Project {
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
             Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
-                .with_hint("known sections are [storage] url, [catalog] url and [sources.NAME] path/format/description/owner")
+                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates and [sources.NAME] path/format/partitions/description/owner")
         })?;
 
         let mut diagnostics = Vec::new();
@@ -606,6 +608,7 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
             partitions,
             mappings: BTreeMap::new(),
             checks,
+            count_changes: config.count_row_changes.unwrap_or(true),
         },
         pending,
     ))

@@ -67,6 +67,12 @@ pub fn bind_placeholders(
     Ok(out)
 }
 
+/// `sql` with every placeholder replaced by a stand-in value of the right
+/// type, for planning a query before any partition is known.
+pub fn with_stand_ins(sql: &str) -> Result<String, UnboundPlaceholder> {
+    bind_placeholders(sql, placeholder_stand_in)
+}
+
 /// Stand-in values of the right SQL type, used to parse a query before any
 /// partition is known.
 fn placeholder_stand_in(name: &str) -> Option<String> {

@@ -1,6 +1,7 @@
 //! `cairn-catalog` owns Cairn's metadata: runs, per-asset attempts, committed
 //! materializations (versions, exact upstream versions used, files, rows,
-//! schema, cost) and the cache of source fingerprints.
+//! schema, metrics and cost), data-quality check results and the cache of
+//! source fingerprints.
 //!
 //! Invariants:
 //! - Only the catalog decides what is committed: a materialization becomes
@@ -22,6 +23,8 @@ pub use error::CatalogError;
 pub use model::*;
 pub use sqlite::SqliteCatalog;
 pub use url::open_catalog;
+
+use chrono::{DateTime, Utc};
 
 /// Result type of every catalog operation.
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
@@ -46,15 +49,17 @@ pub trait Catalog: Send + Sync {
     /// [`Catalog::commit_materialization`].
     fn record_attempt(&self, attempt: &NewAttempt) -> Result<()>;
 
-    /// Commits a materialization in one transaction: the materialization row,
-    /// its inputs and files, a `Materialized` attempt, and the move of the
-    /// current-version pointer of `(asset, partition)`.
+    /// Commits a materialization in one transaction: the materialization row
+    /// with its metrics, its inputs and files, its check results, a
+    /// `Materialized` attempt, and the move of the current-version pointer of
+    /// `(asset, partition)`.
     fn commit_materialization(&self, m: &NewMaterialization) -> Result<MaterializationId>;
 
     /// The current committed version of every (asset, partition).
     fn current_versions(&self) -> Result<Vec<CurrentVersion>>;
 
-    /// One materialization with its inputs and files.
+    /// One materialization with its inputs, files, metrics and check results
+    /// (in the order they were recorded).
     fn materialization(&self, id: MaterializationId) -> Result<Option<MaterializationRecord>>;
 
     /// Committed materializations of an asset, newest first, at most `limit`.
@@ -62,6 +67,39 @@ pub trait Catalog: Send + Sync {
 
     /// The newest attempt of every asset (any outcome, committed ones included).
     fn latest_attempts(&self) -> Result<Vec<AttemptRecord>>;
+
+    /// Records the check results of an attempt that did *not* commit (so
+    /// they have no materialization), in one transaction. The results of
+    /// committed attempts are recorded by [`Catalog::commit_materialization`].
+    fn record_check_results(
+        &self,
+        run_id: &RunId,
+        asset: &str,
+        partition: &str,
+        results: &[NewCheckResult],
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The newest result of every check of every (asset, partition), committed
+    /// or not, sorted by asset, partition and check name. "Newest" is the
+    /// order of recording.
+    fn latest_check_results(&self) -> Result<Vec<CheckResultRecord>>;
+
+    /// The check results of an asset (all partitions), newest first, at most
+    /// `limit`.
+    fn check_results(&self, asset: &str, limit: usize) -> Result<Vec<CheckResultRecord>>;
+
+    /// Every committed materialization (current or since superseded)
+    /// committed at or after `since` (all of them when `None`), with its
+    /// metrics, oldest first.
+    fn metrics_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(CurrentVersion, MaterializationMetrics)>>;
+
+    /// The current version of every (asset, partition) with its metrics,
+    /// sorted like [`Catalog::current_versions`].
+    fn current_metrics(&self) -> Result<Vec<(CurrentVersion, MaterializationMetrics)>>;
 
     /// Runs, newest first, at most `limit`.
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;

@@ -275,9 +275,17 @@ pub struct NewMaterialization {
     pub files: Vec<FileRecord>,
     /// Commit time.
     pub committed_at: DateTime<Utc>,
+    /// What computing it measured and cost (all zero/empty when unknown).
+    #[serde(default)]
+    pub metrics: MaterializationMetrics,
+    /// Results of the data-quality checks run on this version, in the order
+    /// they are recorded (and read back).
+    #[serde(default)]
+    pub checks: Vec<NewCheckResult>,
 }
 
-/// A committed materialization with its inputs and files.
+/// A committed materialization with its inputs, files, metrics and check
+/// results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaterializationRecord {
     /// Its id.
@@ -424,4 +432,141 @@ pub struct BackfillRecord {
     /// The planned units in execution order (empty in listings, see
     /// [`crate::Catalog::backfills`]).
     pub units: Vec<PartitionRef>,
+}
+
+/// The result of one data-quality check on one attempt's output, to record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCheckResult {
+    /// The check's name, unique within its asset.
+    pub name: String,
+    /// `"warn"` (reported only) or `"error"` (a failure blocks the commit).
+    pub severity: String,
+    /// Whether the check passed.
+    pub passed: bool,
+    /// How many rows failed it (0 when it passed).
+    pub failing_rows: u64,
+    /// A JSON array of up to 10 failing rows (`[]` when none).
+    pub sample_json: String,
+    /// Why the check itself could not be evaluated, if it could not (the
+    /// check then counts as not passed).
+    pub error: Option<String>,
+}
+
+/// A recorded check result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResultRecord {
+    /// Its id (increasing in recording order).
+    pub id: i64,
+    /// The run that evaluated it.
+    pub run_id: RunId,
+    /// The asset checked.
+    pub asset: String,
+    /// The partition key (`""` when unpartitioned).
+    pub partition: String,
+    /// The materialization whose data was checked; `None` when the attempt
+    /// was not committed (e.g. an `error` check failed).
+    pub materialization: Option<MaterializationId>,
+    /// When it was recorded (the commit time for committed attempts).
+    pub at: DateTime<Utc>,
+    /// The result itself.
+    #[serde(flatten)]
+    pub result: NewCheckResult,
+}
+
+/// Statistics of one output column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    /// Column name.
+    pub name: String,
+    /// Null values in the column, if known.
+    pub null_count: Option<u64>,
+    /// Smallest value, rendered as text, if known.
+    pub min: Option<String>,
+    /// Largest value, rendered as text, if known.
+    pub max: Option<String>,
+}
+
+/// What one materialization measured and cost. Every field defaults to
+/// zero/empty, so a record stored without metrics reads back as
+/// [`MaterializationMetrics::default`]. Floating-point fields must be
+/// finite to be stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MaterializationMetrics {
+    /// Rows present in this version but not in the previous one, if known.
+    pub rows_added: Option<u64>,
+    /// Rows present in the previous version but not in this one, if known.
+    pub rows_removed: Option<u64>,
+    /// Per-column statistics of the output, in schema order.
+    pub columns: Vec<ColumnStats>,
+    /// CPU time spent, in seconds (all threads).
+    pub cpu_seconds: f64,
+    /// Wall time spent executing the DataFusion plan, in seconds.
+    pub datafusion_seconds: f64,
+    /// Rows produced by the plan.
+    pub output_rows: u64,
+    /// Bytes scanned from inputs by the plan.
+    pub bytes_scanned: u64,
+    /// Bytes spilled to disk by the plan.
+    pub spilled_bytes: u64,
+    /// Bytes read from object storage.
+    pub bytes_read: u64,
+    /// Read (GET) requests made to object storage.
+    pub read_requests: u64,
+    /// Bytes written to object storage.
+    pub bytes_written: u64,
+    /// Write (PUT, multipart part) requests made to object storage.
+    pub write_requests: u64,
+    /// Other object-storage requests (LIST, HEAD, DELETE, ...).
+    pub other_requests: u64,
+    /// Peak memory reserved by the plan, in bytes.
+    pub peak_memory_bytes: u64,
+    /// Estimated cost of compute and storage requests, in US dollars.
+    pub cost_usd: f64,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_default_when_absent() {
+        assert_eq!(
+            serde_json::from_str::<MaterializationMetrics>("{}").unwrap(),
+            MaterializationMetrics::default()
+        );
+        let partial: MaterializationMetrics =
+            serde_json::from_str(r#"{"cost_usd":0.5,"rows_added":3}"#).unwrap();
+        assert_eq!(partial.cost_usd, 0.5);
+        assert_eq!(partial.rows_added, Some(3));
+        assert_eq!(partial.rows_removed, None);
+        assert!(partial.columns.is_empty());
+    }
+
+    #[test]
+    fn check_record_flattens_its_result() {
+        let record = CheckResultRecord {
+            id: 7,
+            run_id: RunId("r1".to_owned()),
+            asset: "orders".to_owned(),
+            partition: String::new(),
+            materialization: None,
+            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            result: NewCheckResult {
+                name: "id_not_null".to_owned(),
+                severity: "error".to_owned(),
+                passed: false,
+                failing_rows: 2,
+                sample_json: "[{\"id\":null}]".to_owned(),
+                error: None,
+            },
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["name"], "id_not_null");
+        assert_eq!(json["failing_rows"], 2);
+        assert_eq!(json["materialization"], serde_json::Value::Null);
+        let back: CheckResultRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
+    }
 }

@@ -18,8 +18,9 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
     AttemptOutcome, AttemptRecord, BackfillId, BackfillRecord, BackfillStatus, Catalog,
-    CatalogError, CurrentVersion, FileRecord, MaterializationId, MaterializationRecord, NewAttempt,
-    NewBackfill, NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord, RunStatus,
+    CatalogError, CheckResultRecord, CurrentVersion, FileRecord, MaterializationId,
+    MaterializationMetrics, MaterializationRecord, NewAttempt, NewBackfill, NewCheckResult,
+    NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord, RunStatus,
     SourceFingerprint, UpstreamKind, UpstreamVersion,
 };
 
@@ -172,6 +173,48 @@ ALTER TABLE runs ADD COLUMN backfill_id TEXT NULL;
 -- committed_in_backfill: the runs of one backfill.
 CREATE INDEX runs_by_backfill ON runs (backfill_id) WHERE backfill_id IS NOT NULL;
 "#,
+    // 3: materialization metrics and data-quality check results.
+    r#"
+-- JSON of MaterializationMetrics; '{}' (all defaults) for older rows.
+ALTER TABLE materializations ADD COLUMN metrics_json TEXT NOT NULL DEFAULT '{}';
+-- metrics_since: oldest first from a time.
+CREATE INDEX materializations_by_commit ON materializations (committed_at, id);
+
+CREATE TABLE check_results (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id             TEXT    NOT NULL REFERENCES runs (id),
+    asset              TEXT    NOT NULL,
+    "partition"        TEXT    NOT NULL,
+    -- NULL when the attempt did not commit.
+    materialization_id INTEGER NULL REFERENCES materializations (id),
+    name               TEXT    NOT NULL,
+    severity           TEXT    NOT NULL CHECK (severity IN ('warn', 'error')),
+    passed             INTEGER NOT NULL CHECK (passed IN (0, 1)),
+    failing_rows       INTEGER NOT NULL CHECK (failing_rows >= 0),
+    -- JSON array of up to 10 failing rows.
+    sample_json        TEXT    NOT NULL,
+    error              TEXT    NULL,
+    at                 TEXT    NOT NULL
+);
+-- The history of one check.
+CREATE INDEX check_results_by_check ON check_results (asset, "partition", name, id);
+-- check_results(asset, limit): newest first.
+CREATE INDEX check_results_by_asset ON check_results (asset, id);
+-- materialization(id): its checks.
+CREATE INDEX check_results_by_materialization ON check_results (materialization_id)
+    WHERE materialization_id IS NOT NULL;
+
+-- The newest result of each (asset, partition, check), maintained on every
+-- insert into `check_results`, so that reading it costs O(checks), not
+-- O(history).
+CREATE TABLE latest_check_results (
+    asset           TEXT    NOT NULL,
+    "partition"     TEXT    NOT NULL,
+    name            TEXT    NOT NULL,
+    check_result_id INTEGER NOT NULL REFERENCES check_results (id),
+    PRIMARY KEY (asset, "partition", name)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this build writes (the number of migrations).
@@ -181,6 +224,10 @@ const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
 /// read by position in [`summary_from_row`].
 const SUMMARY_COLUMNS: &str = r#"m.id, m.run_id, m.asset, m."partition", m.code_version,
     m.input_version, m.data_version, m.row_count, m.bytes_written, m.wall_ms, m.committed_at"#;
+
+/// Columns of a check result, table alias `k`, for [`check_from_row`].
+const CHECK_COLUMNS: &str = r#"k.id, k.run_id, k.asset, k."partition", k.materialization_id,
+    k.name, k.severity, k.passed, k.failing_rows, k.sample_json, k.error, k.at"#;
 
 /// Columns of a run, for [`run_from_row`].
 const RUN_COLUMNS: &str = r#"id, user, host, pid, command, "trigger", started_at, finished_at,
@@ -453,6 +500,69 @@ fn summary_from_row(row: &Row<'_>) -> Fallible<CurrentVersion> {
     })
 }
 
+/// Reads a row selected with [`SUMMARY_COLUMNS`] followed by
+/// `m.metrics_json`.
+fn summary_with_metrics_from_row(
+    row: &Row<'_>,
+) -> Fallible<(CurrentVersion, MaterializationMetrics)> {
+    let summary = summary_from_row(row)?;
+    let metrics = row.get_ref(11)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, e.into())
+    })?;
+    let metrics = metrics_from_json(metrics, summary.id)?;
+    Ok((summary, metrics))
+}
+
+/// Encodes metrics for `metrics_json`. JSON has no NaN or infinity (they
+/// would be written as `null` and not read back), so they are refused.
+fn metrics_to_json(metrics: &MaterializationMetrics) -> Fallible<String> {
+    for (field, value) in [
+        ("cpu_seconds", metrics.cpu_seconds),
+        ("datafusion_seconds", metrics.datafusion_seconds),
+        ("cost_usd", metrics.cost_usd),
+    ] {
+        if !value.is_finite() {
+            return Err(Fault::Corrupt(format!(
+                "metrics {field} is {value}, which cannot be stored (not finite)"
+            )));
+        }
+    }
+    serde_json::to_string(metrics)
+        .map_err(|e| Fault::Corrupt(format!("cannot encode metrics: {e}")))
+}
+
+/// Decodes the `metrics_json` of materialization `id`.
+fn metrics_from_json(text: &str, id: MaterializationId) -> Fallible<MaterializationMetrics> {
+    serde_json::from_str(text).map_err(|e| {
+        Fault::Corrupt(format!(
+            "metrics of materialization {id} `{text}` are not valid metrics JSON: {e}"
+        ))
+    })
+}
+
+/// Reads a row selected with [`CHECK_COLUMNS`].
+fn check_from_row(row: &Row<'_>) -> Fallible<CheckResultRecord> {
+    let passed: i64 = row.get("passed")?;
+    Ok(CheckResultRecord {
+        id: row.get("id")?,
+        run_id: RunId(row.get("run_id")?),
+        asset: row.get("asset")?,
+        partition: row.get("partition")?,
+        materialization: row
+            .get::<_, Option<i64>>("materialization_id")?
+            .map(MaterializationId),
+        at: get_time(row, "at")?,
+        result: NewCheckResult {
+            name: row.get("name")?,
+            severity: row.get("severity")?,
+            passed: passed != 0,
+            failing_rows: get_u64(row, "failing_rows")?,
+            sample_json: row.get("sample_json")?,
+            error: row.get("error")?,
+        },
+    })
+}
+
 fn input_from_row(row: &Row<'_>) -> Fallible<UpstreamVersion> {
     let kind: String = row.get("kind")?;
     Ok(UpstreamVersion {
@@ -580,6 +690,56 @@ fn insert_attempt_parts(tx: &rusqlite::Transaction<'_>, a: &AttemptParts<'_>) ->
     Ok(())
 }
 
+/// Where a batch of check results belongs.
+struct CheckTarget<'a> {
+    run_id: &'a RunId,
+    asset: &'a str,
+    partition: &'a str,
+    materialization: Option<i64>,
+    at: &'a str,
+}
+
+/// Inserts check results, in order, and moves each check's latest-result
+/// pointer.
+fn insert_checks(
+    tx: &rusqlite::Transaction<'_>,
+    target: &CheckTarget<'_>,
+    results: &[NewCheckResult],
+) -> Fallible<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(
+        r#"INSERT INTO check_results (run_id, asset, "partition", materialization_id, name,
+               severity, passed, failing_rows, sample_json, error, at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"#,
+    )?;
+    let mut latest = tx.prepare_cached(
+        r#"INSERT INTO latest_check_results (asset, "partition", name, check_result_id)
+           VALUES (?1, ?2, ?3, ?4)
+           ON CONFLICT (asset, "partition", name)
+           DO UPDATE SET check_result_id = excluded.check_result_id"#,
+    )?;
+    for result in results {
+        insert.execute(params![
+            target.run_id.0,
+            target.asset,
+            target.partition,
+            target.materialization,
+            result.name,
+            result.severity,
+            result.passed,
+            to_i64(result.failing_rows, "failing_rows")?,
+            result.sample_json,
+            result.error,
+            target.at,
+        ])?;
+        let id = tx.last_insert_rowid();
+        latest.execute(params![target.asset, target.partition, result.name, id])?;
+    }
+    Ok(())
+}
+
 impl Catalog for SqliteCatalog {
     fn begin_run(&self, run: &NewRun) -> Result<()> {
         self.with(|conn| {
@@ -648,12 +808,13 @@ impl Catalog for SqliteCatalog {
 
     fn commit_materialization(&self, m: &NewMaterialization) -> Result<MaterializationId> {
         let committed_at = timestamp(m.committed_at);
+        let metrics_json = metrics_to_json(&m.metrics).map_err(|f| self.error(f))?;
         self.write(|tx| {
             tx.prepare_cached(
                 r#"INSERT INTO materializations (run_id, asset, "partition", code_version,
                        input_version, data_version, row_count, bytes_written, wall_ms,
-                       schema_json, committed_at)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"#,
+                       schema_json, committed_at, metrics_json)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"#,
             )?
             .execute(params![
                 m.run_id.0,
@@ -667,6 +828,7 @@ impl Catalog for SqliteCatalog {
                 to_i64(m.wall_ms, "wall_ms")?,
                 m.schema_json,
                 committed_at,
+                metrics_json,
             ])?;
             let id = tx.last_insert_rowid();
 
@@ -701,6 +863,18 @@ impl Catalog for SqliteCatalog {
                     to_i64(file.row_count, "row_count")?,
                 ])?;
             }
+
+            insert_checks(
+                tx,
+                &CheckTarget {
+                    run_id: &m.run_id,
+                    asset: &m.asset,
+                    partition: &m.partition,
+                    materialization: Some(id),
+                    at: &committed_at,
+                },
+                &m.checks,
+            )?;
 
             insert_attempt_parts(
                 tx,
@@ -739,21 +913,25 @@ impl Catalog for SqliteCatalog {
 
     fn materialization(&self, id: MaterializationId) -> Result<Option<MaterializationRecord>> {
         self.with(|conn| {
-            // One read transaction, so the three reads see one snapshot.
+            // One read transaction, so the four reads see one snapshot.
             let tx = conn.transaction()?;
             let row = tx
                 .prepare_cached(&format!(
-                    "SELECT {SUMMARY_COLUMNS}, m.schema_json FROM materializations AS m
+                    "SELECT {SUMMARY_COLUMNS}, m.metrics_json, m.schema_json
+                     FROM materializations AS m
                      WHERE m.id = ?1"
                 ))?
                 .query_row([id.0], |row| {
-                    Ok((summary_from_row(row), row.get::<_, String>("schema_json")?))
+                    Ok((
+                        summary_with_metrics_from_row(row),
+                        row.get::<_, String>("schema_json")?,
+                    ))
                 })
                 .optional()?;
             let Some((summary, schema_json)) = row else {
                 return Ok(None);
             };
-            let summary = summary?;
+            let (summary, metrics) = summary?;
             let inputs = tx
                 .prepare_cached(
                     r#"SELECT name, kind, "partition", data_version, upstream_materialization_id
@@ -769,6 +947,13 @@ impl Catalog for SqliteCatalog {
                      ORDER BY position",
                 )?
                 .query_and_then([id.0], file_from_row)?
+                .collect::<Fallible<Vec<_>>>()?;
+            let checks = tx
+                .prepare_cached(&format!(
+                    "SELECT {CHECK_COLUMNS} FROM check_results AS k
+                     WHERE k.materialization_id = ?1 ORDER BY k.id"
+                ))?
+                .query_and_then([id.0], |row| check_from_row(row).map(|k| k.result))?
                 .collect::<Fallible<Vec<_>>>()?;
             tx.finish()?;
             Ok(Some(MaterializationRecord {
@@ -787,6 +972,8 @@ impl Catalog for SqliteCatalog {
                     inputs,
                     files,
                     committed_at: summary.committed_at,
+                    metrics,
+                    checks,
                 },
             }))
         })
@@ -812,6 +999,96 @@ impl Catalog for SqliteCatalog {
                    ORDER BY l.asset, l."partition""#,
             )?;
             stmt.query_and_then([], attempt_from_row)?.collect()
+        })
+    }
+
+    fn record_check_results(
+        &self,
+        run_id: &RunId,
+        asset: &str,
+        partition: &str,
+        results: &[NewCheckResult],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let at = timestamp(at);
+        self.write(|tx| {
+            insert_checks(
+                tx,
+                &CheckTarget {
+                    run_id,
+                    asset,
+                    partition,
+                    materialization: None,
+                    at: &at,
+                },
+                results,
+            )
+        })
+    }
+
+    fn latest_check_results(&self) -> Result<Vec<CheckResultRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                r#"SELECT {CHECK_COLUMNS}
+                   FROM latest_check_results AS l
+                   JOIN check_results AS k ON k.id = l.check_result_id
+                   ORDER BY l.asset, l."partition", l.name"#
+            ))?;
+            stmt.query_and_then([], check_from_row)?.collect()
+        })
+    }
+
+    fn check_results(&self, asset: &str, limit_to: usize) -> Result<Vec<CheckResultRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {CHECK_COLUMNS} FROM check_results AS k
+                 WHERE k.asset = ?1 ORDER BY k.id DESC LIMIT ?2"
+            ))?;
+            stmt.query_and_then(params![asset, limit(limit_to)], check_from_row)?
+                .collect()
+        })
+    }
+
+    fn metrics_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(CurrentVersion, MaterializationMetrics)>> {
+        self.with(|conn| match since {
+            // Two statements rather than `?1 IS NULL OR ...`, so that both
+            // walk the (committed_at, id) index.
+            Some(since) => {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS}, m.metrics_json FROM materializations AS m
+                     WHERE m.committed_at >= ?1
+                     ORDER BY m.committed_at, m.id"
+                ))?;
+                stmt.query_and_then([timestamp(since)], summary_with_metrics_from_row)?
+                    .collect()
+            }
+            None => {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS}, m.metrics_json FROM materializations AS m
+                     ORDER BY m.committed_at, m.id"
+                ))?;
+                stmt.query_and_then([], summary_with_metrics_from_row)?
+                    .collect()
+            }
+        })
+    }
+
+    fn current_metrics(&self) -> Result<Vec<(CurrentVersion, MaterializationMetrics)>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                r#"SELECT {SUMMARY_COLUMNS}, m.metrics_json
+                   FROM current_versions AS c
+                   JOIN materializations AS m ON m.id = c.materialization_id
+                   ORDER BY c.asset, c."partition""#
+            ))?;
+            stmt.query_and_then([], summary_with_metrics_from_row)?
+                .collect()
         })
     }
 
@@ -962,6 +1239,7 @@ impl Catalog for SqliteCatalog {
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 mod tests {
     use super::*;
+    use crate::ColumnStats;
 
     fn at(seconds: i64) -> DateTime<Utc> {
         // Microsecond precision, like what the catalog stores.
@@ -1001,6 +1279,8 @@ mod tests {
                 row_count: 10,
             }],
             committed_at: at(100),
+            metrics: MaterializationMetrics::default(),
+            checks: Vec::new(),
         }
     }
 
@@ -1700,6 +1980,483 @@ mod tests {
         assert_eq!(catalog.backfills(10).unwrap().len(), 1);
     }
 
+    fn check(name: &str, severity: &str, passed: bool) -> NewCheckResult {
+        NewCheckResult {
+            name: name.to_owned(),
+            severity: severity.to_owned(),
+            passed,
+            failing_rows: if passed { 0 } else { 3 },
+            sample_json: if passed {
+                "[]".to_owned()
+            } else {
+                r#"[{"id":null},{"id":null}]"#.to_owned()
+            },
+            error: None,
+        }
+    }
+
+    fn some_metrics(seed: u64) -> MaterializationMetrics {
+        MaterializationMetrics {
+            rows_added: Some(seed),
+            rows_removed: None,
+            columns: vec![
+                ColumnStats {
+                    name: "id".to_owned(),
+                    null_count: Some(0),
+                    min: Some("1".to_owned()),
+                    max: Some(seed.to_string()),
+                },
+                ColumnStats {
+                    name: "note".to_owned(),
+                    null_count: None,
+                    min: None,
+                    max: None,
+                },
+            ],
+            cpu_seconds: 1.25,
+            datafusion_seconds: 0.5,
+            output_rows: seed,
+            bytes_scanned: 1 << 40,
+            spilled_bytes: 0,
+            bytes_read: 4096,
+            read_requests: 3,
+            bytes_written: 2048,
+            write_requests: 1,
+            other_requests: 2,
+            peak_memory_bytes: u64::try_from(i64::MAX).unwrap() + 1,
+            cost_usd: 0.000_123_4,
+        }
+    }
+
+    #[test]
+    fn metrics_and_checks_round_trip() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        let mut m = new_materialization("r1", "orders", "d1");
+        m.metrics = some_metrics(42);
+        // Not in name order: insertion order must survive.
+        m.checks = vec![
+            check("z_unique", "error", true),
+            NewCheckResult {
+                error: Some("column `x` not found".to_owned()),
+                ..check("a_expr", "warn", false)
+            },
+            check("m_not_null", "warn", false),
+        ];
+        let id = catalog.commit_materialization(&m).unwrap();
+        let record = catalog.materialization(id).unwrap().unwrap();
+        assert_eq!(record.body, m);
+
+        // Without metrics or checks.
+        let plain = new_materialization("r1", "plain", "d2");
+        let plain_id = catalog.commit_materialization(&plain).unwrap();
+        let record = catalog.materialization(plain_id).unwrap().unwrap();
+        assert_eq!(record.body.metrics, MaterializationMetrics::default());
+        assert!(record.body.checks.is_empty());
+
+        let current = catalog.current_metrics().unwrap();
+        assert_eq!(current.len(), 2);
+        assert_eq!(current[0].0.id, id);
+        assert_eq!(current[0].1, m.metrics);
+        assert_eq!(current[1].0.id, plain_id);
+        assert_eq!(current[1].1, MaterializationMetrics::default());
+
+        let latest = catalog.latest_check_results().unwrap();
+        let names: Vec<_> = latest.iter().map(|k| k.result.name.as_str()).collect();
+        assert_eq!(names, vec!["a_expr", "m_not_null", "z_unique"]);
+        assert!(latest.iter().all(|k| k.materialization == Some(id)
+            && k.run_id == RunId("r1".to_owned())
+            && k.at == at(100)));
+        assert_eq!(latest[0].result, m.checks[1]);
+
+        let history = catalog.check_results("orders", 10).unwrap();
+        let names: Vec<_> = history.iter().map(|k| k.result.name.as_str()).collect();
+        assert_eq!(names, vec!["m_not_null", "a_expr", "z_unique"]);
+        assert_eq!(catalog.check_results("orders", 1).unwrap().len(), 1);
+        assert!(catalog.check_results("plain", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_metrics_and_checks_leave_nothing_behind() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        let mut nan = new_materialization("r1", "orders", "d1");
+        nan.metrics.cost_usd = f64::NAN;
+        let error = catalog.commit_materialization(&nan).unwrap_err();
+        assert!(matches!(error, CatalogError::Corrupt { .. }), "{error}");
+
+        // A bad check fails the whole commit, after the row was inserted.
+        let mut bad = new_materialization("r1", "orders", "d1");
+        bad.checks = vec![check("fine", "warn", true), check("odd", "fatal", false)];
+        let error = catalog.commit_materialization(&bad).unwrap_err();
+        assert!(matches!(error, CatalogError::Database { .. }), "{error}");
+        assert!(catalog.current_versions().unwrap().is_empty());
+        assert!(catalog.metrics_since(None).unwrap().is_empty());
+        assert!(catalog.latest_attempts().unwrap().is_empty());
+        assert!(catalog.latest_check_results().unwrap().is_empty());
+
+        // record_check_results is one transaction too.
+        let error = catalog
+            .record_check_results(
+                &RunId("r1".to_owned()),
+                "orders",
+                "",
+                &[check("fine", "warn", true), check("odd", "fatal", false)],
+                at(5),
+            )
+            .unwrap_err();
+        assert!(matches!(error, CatalogError::Database { .. }), "{error}");
+        assert!(catalog.check_results("orders", 10).unwrap().is_empty());
+        assert!(catalog.latest_check_results().unwrap().is_empty());
+        // Unknown run.
+        let error = catalog
+            .record_check_results(
+                &RunId("nope".to_owned()),
+                "orders",
+                "",
+                &[check("fine", "warn", true)],
+                at(5),
+            )
+            .unwrap_err();
+        assert!(matches!(error, CatalogError::Database { .. }), "{error}");
+    }
+
+    #[test]
+    fn unparsable_metrics_are_corrupt() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        let id = catalog
+            .commit_materialization(&new_materialization("r1", "orders", "d1"))
+            .unwrap();
+        catalog
+            .lock()
+            .execute(
+                "UPDATE materializations SET metrics_json = '{\"cpu_seconds\":\"fast\"}'",
+                [],
+            )
+            .unwrap();
+        for error in [
+            catalog.materialization(id).unwrap_err(),
+            catalog.metrics_since(None).unwrap_err(),
+            catalog.current_metrics().unwrap_err(),
+        ] {
+            assert!(matches!(error, CatalogError::Corrupt { .. }), "{error}");
+        }
+        // Summaries without metrics are still readable.
+        assert_eq!(catalog.current_versions().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn failed_attempt_checks_are_superseded_by_later_ones() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        catalog.begin_run(&new_run("r2", 10)).unwrap();
+        // r1: orders fails its error check; nothing committed.
+        catalog
+            .record_check_results(
+                &RunId("r1".to_owned()),
+                "orders",
+                "",
+                &[
+                    check("id_not_null", "error", false),
+                    check("amount_positive", "warn", false),
+                ],
+                at(1),
+            )
+            .unwrap();
+        // Another partition of the same asset, and an empty batch.
+        catalog
+            .record_check_results(
+                &RunId("r1".to_owned()),
+                "orders",
+                "2024-01-01",
+                &[check("id_not_null", "error", false)],
+                at(2),
+            )
+            .unwrap();
+        catalog
+            .record_check_results(&RunId("r1".to_owned()), "orders", "", &[], at(3))
+            .unwrap();
+
+        let latest = catalog.latest_check_results().unwrap();
+        let summary: Vec<_> = latest
+            .iter()
+            .map(|k| {
+                (
+                    k.partition.as_str(),
+                    k.result.name.as_str(),
+                    k.result.passed,
+                    k.materialization,
+                    k.run_id.0.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("", "amount_positive", false, None, "r1"),
+                ("", "id_not_null", false, None, "r1"),
+                ("2024-01-01", "id_not_null", false, None, "r1"),
+            ]
+        );
+        assert_eq!(latest[1].at, at(1));
+        assert_eq!(latest[1].result.failing_rows, 3);
+        assert_eq!(latest[1].result.sample_json, r#"[{"id":null},{"id":null}]"#);
+
+        // r2 fixes the data and commits; only id_not_null runs this time.
+        let mut fixed = new_materialization("r2", "orders", "d1");
+        fixed.checks = vec![check("id_not_null", "error", true)];
+        let id = catalog.commit_materialization(&fixed).unwrap();
+        let latest = catalog.latest_check_results().unwrap();
+        let summary: Vec<_> = latest
+            .iter()
+            .map(|k| {
+                (
+                    k.partition.as_str(),
+                    k.result.name.as_str(),
+                    k.result.passed,
+                    k.materialization,
+                    k.run_id.0.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("", "amount_positive", false, None, "r1"),
+                ("", "id_not_null", true, Some(id), "r2"),
+                ("2024-01-01", "id_not_null", false, None, "r1"),
+            ]
+        );
+        assert_eq!(latest[1].at, at(100));
+
+        // The history keeps everything, newest first.
+        let history = catalog.check_results("orders", 10).unwrap();
+        let ids: Vec<_> = history.iter().map(|k| k.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(ids, sorted);
+        assert_eq!(history.len(), 4);
+        assert_eq!(history[0].materialization, Some(id));
+        assert!(history[1..].iter().all(|k| k.materialization.is_none()));
+        // Only the committed check belongs to the materialization.
+        let record = catalog.materialization(id).unwrap().unwrap();
+        assert_eq!(record.body.checks, fixed.checks);
+    }
+
+    #[test]
+    fn latest_check_results_of_many_partitions() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        catalog.begin_run(&new_run("r2", 10)).unwrap();
+        let checks = [
+            check("a", "error", true),
+            check("b", "warn", false),
+            check("c", "warn", true),
+        ];
+        for asset in 0..20 {
+            for day in 0..50 {
+                let asset = format!("asset_{asset:02}");
+                let partition = format!("2024-{day:03}");
+                let mut m = partition_materialization("r1", &asset, &partition);
+                m.checks = checks.to_vec();
+                catalog.commit_materialization(&m).unwrap();
+                // Every fifth partition failed in a later run.
+                if day % 5 == 0 {
+                    catalog
+                        .record_check_results(
+                            &RunId("r2".to_owned()),
+                            &asset,
+                            &partition,
+                            &[check("a", "error", false)],
+                            at(20),
+                        )
+                        .unwrap();
+                }
+            }
+        }
+        let latest = catalog.latest_check_results().unwrap();
+        assert_eq!(latest.len(), 20 * 50 * 3);
+        let failed_a = latest
+            .iter()
+            .filter(|k| k.result.name == "a" && !k.result.passed)
+            .count();
+        assert_eq!(failed_a, 20 * 10);
+        assert!(
+            latest
+                .iter()
+                .filter(|k| k.result.name == "a" && !k.result.passed)
+                .all(|k| k.materialization.is_none() && k.run_id.0 == "r2")
+        );
+        assert!(
+            latest
+                .iter()
+                .filter(|k| k.result.name != "a")
+                .all(|k| k.materialization.is_some())
+        );
+        let keys: Vec<_> = latest
+            .iter()
+            .map(|k| (&k.asset, &k.partition, &k.result.name))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn metrics_since_filters_by_time_and_keeps_old_versions() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        let mut ids = Vec::new();
+        // Committed out of time order: the result is in time order.
+        for (asset, data_version, when, seed) in [
+            ("orders", "d1", 100, 1),
+            ("orders", "d2", 200, 2),
+            ("orders", "d4", 300, 4),
+            ("customers", "d3", 250, 3),
+            ("events", "d0", 50, 0),
+        ] {
+            let mut m = new_materialization("r1", asset, data_version);
+            m.committed_at = at(when);
+            m.metrics = some_metrics(seed);
+            ids.push(catalog.commit_materialization(&m).unwrap());
+        }
+        let summary = |rows: Vec<(CurrentVersion, MaterializationMetrics)>| -> Vec<_> {
+            rows.into_iter()
+                .map(|(c, m)| (c.data_version, c.committed_at, m.output_rows))
+                .collect()
+        };
+        let version = |d: &str, when: i64, seed: u64| (d.to_owned(), at(when), seed);
+
+        assert_eq!(
+            summary(catalog.metrics_since(Some(at(200))).unwrap()),
+            vec![
+                version("d2", 200, 2),
+                version("d3", 250, 3),
+                version("d4", 300, 4)
+            ]
+        );
+        // `since` is inclusive to the microsecond.
+        let just_after = at(200) + chrono::Duration::microseconds(1);
+        assert_eq!(
+            summary(catalog.metrics_since(Some(just_after)).unwrap()).len(),
+            2
+        );
+        assert_eq!(
+            summary(catalog.metrics_since(None).unwrap()),
+            vec![
+                version("d0", 50, 0),
+                version("d1", 100, 1),
+                version("d2", 200, 2),
+                version("d3", 250, 3),
+                version("d4", 300, 4)
+            ]
+        );
+        assert!(catalog.metrics_since(Some(at(301))).unwrap().is_empty());
+        let (first, metrics) = &catalog.metrics_since(None).unwrap()[0];
+        assert_eq!(first.id, ids[4]);
+        assert_eq!(metrics, &some_metrics(0));
+
+        // Only the newest orders version is current.
+        assert_eq!(
+            summary(catalog.current_metrics().unwrap()),
+            vec![
+                version("d3", 250, 3),
+                version("d0", 50, 0),
+                version("d4", 300, 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn version_2_database_upgrades_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        {
+            // What the second release created, with a run and a commit in it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version    INTEGER PRIMARY KEY,
+                     applied_at TEXT NOT NULL
+                 )",
+            )
+            .unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO schema_migrations (version, applied_at)
+                 VALUES (1, 'then'), (2, 'later')",
+            )
+            .unwrap();
+            conn.execute(
+                r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at,
+                       status)
+                   VALUES ('old', 'ada', 'box', 1, 'cairn materialize', 'cli', ?1, 'succeeded')"#,
+                [timestamp(at(0))],
+            )
+            .unwrap();
+            conn.execute(
+                r#"INSERT INTO materializations (run_id, asset, "partition", code_version,
+                       input_version, data_version, row_count, bytes_written, wall_ms,
+                       schema_json, committed_at)
+                   VALUES ('old', 'orders', '', 'code', 'input', 'd1', 10, 2048, 15, '[]', ?1)"#,
+                [timestamp(at(1))],
+            )
+            .unwrap();
+            conn.execute(
+                r#"INSERT INTO current_versions (asset, "partition", materialization_id)
+                   VALUES ('orders', '', 1)"#,
+                [],
+            )
+            .unwrap();
+        }
+
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        let version: i64 = catalog
+            .lock()
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(version, SUPPORTED_VERSION);
+        // The old commit reads back with default metrics and no checks.
+        let old = catalog
+            .materialization(MaterializationId(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.body.data_version, "d1");
+        assert_eq!(old.body.metrics, MaterializationMetrics::default());
+        assert!(old.body.checks.is_empty());
+        let metrics = catalog.metrics_since(None).unwrap();
+        assert_eq!(metrics.len(), 1);
+        assert_eq!(metrics[0].1, MaterializationMetrics::default());
+        assert!(catalog.latest_check_results().unwrap().is_empty());
+
+        // The new column and tables work.
+        let mut m = new_materialization("old", "orders", "d2");
+        m.metrics = some_metrics(7);
+        m.checks = vec![check("id_not_null", "error", true)];
+        let id = catalog.commit_materialization(&m).unwrap();
+        catalog
+            .record_check_results(
+                &RunId("old".to_owned()),
+                "customers",
+                "",
+                &[check("id_not_null", "error", false)],
+                at(200),
+            )
+            .unwrap();
+        assert_eq!(catalog.materialization(id).unwrap().unwrap().body, m);
+        assert_eq!(catalog.latest_check_results().unwrap().len(), 2);
+        drop(catalog);
+        // And reopening does not migrate twice.
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        assert_eq!(catalog.metrics_since(None).unwrap().len(), 2);
+        assert_eq!(catalog.current_metrics().unwrap()[0].1, some_metrics(7));
+        assert_eq!(catalog.check_results("customers", 10).unwrap().len(), 1);
+    }
+
     #[test]
     fn current_versions_of_many_partitions() {
         let catalog = SqliteCatalog::open_in_memory().unwrap();
@@ -1751,59 +2508,6 @@ mod tests {
         assert_eq!(sample.input_version, "input");
         assert_eq!(sample.bytes_written, 2048);
         assert_eq!(sample.wall_ms, 15);
-    }
-
-    #[test]
-    #[ignore]
-    fn tmp_scale() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
-        catalog.begin_run(&new_run("r1", 0)).unwrap();
-        {
-            let mut conn = catalog.lock();
-            let tx = conn.transaction().unwrap();
-            {
-                let mut m = tx.prepare("INSERT INTO materializations (run_id, asset, \"partition\", code_version, input_version, data_version, row_count, bytes_written, wall_ms, schema_json, committed_at) VALUES ('r1', ?1, ?2, 'c', 'i', 'd', 1, 1, 1, '[]', ?3)").unwrap();
-                let mut c = tx
-                    .prepare("INSERT INTO current_versions VALUES (?1, ?2, ?3)")
-                    .unwrap();
-                let ts = timestamp(at(0));
-                for a in 0..1000 {
-                    for p in 0..365 {
-                        let asset = format!("asset_{a:04}");
-                        let part = format!("2024-{p:03}");
-                        m.execute(params![asset, part, ts]).unwrap();
-                        c.execute(params![asset, part, tx.last_insert_rowid()])
-                            .unwrap();
-                    }
-                }
-            }
-            tx.commit().unwrap();
-        }
-        let t = std::time::Instant::now();
-        let v = catalog.current_versions().unwrap();
-        eprintln!("current_versions {} rows in {:?}", v.len(), t.elapsed());
-        let units: Vec<_> = (0..36_500)
-            .map(|i| unit(&format!("asset_{:03}", i % 100), &format!("p{i}")))
-            .collect();
-        let t = std::time::Instant::now();
-        catalog
-            .create_backfill(&new_backfill("b", 0, units))
-            .unwrap();
-        eprintln!("create_backfill 36500 in {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let b = catalog
-            .backfill(&BackfillId("b".to_owned()))
-            .unwrap()
-            .unwrap();
-        eprintln!("backfill read {} in {:?}", b.units.len(), t.elapsed());
-        let t = std::time::Instant::now();
-        for i in 0..2000 {
-            catalog
-                .commit_materialization(&partition_materialization("r1", "x", &format!("{i}")))
-                .unwrap();
-        }
-        eprintln!("2000 commits in {:?}", t.elapsed());
     }
 
     #[test]

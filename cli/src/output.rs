@@ -67,7 +67,7 @@ pub fn result_line(result: &AssetResult) -> String {
         AssetOutcome::Fresh {
             early_cutoff: false,
         } => "fresh".to_owned(),
-        AssetOutcome::Failed { error } => format!("FAILED        {error}"),
+        AssetOutcome::Failed { error, .. } => format!("FAILED        {error}"),
         AssetOutcome::Skipped { upstream } => format!("skipped       upstream {upstream} failed"),
     };
     let name = if result.partition.is_empty() {

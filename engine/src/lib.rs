@@ -28,8 +28,11 @@
 #![deny(missing_docs)]
 
 pub mod backfill;
+pub mod checks;
+pub mod compile;
 mod error;
 pub mod graph;
+pub mod metering;
 pub mod partition_index;
 mod query;
 pub mod run;

@@ -22,18 +22,22 @@ use object_store::buffered::BufWriter;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use cairn_assets::SqlAsset;
+use cairn_assets::checks::CheckKind;
+use cairn_assets::{CostConfig, SqlAsset};
 use cairn_catalog::{
-    AttemptOutcome, BackfillId, Catalog, FileRecord, MaterializationId, NewAttempt,
-    NewMaterialization, NewRun, RunId, RunStatus, UpstreamKind, UpstreamVersion,
+    AttemptOutcome, BackfillId, Catalog, ColumnStats, FileRecord, MaterializationId,
+    MaterializationMetrics, NewAttempt, NewCheckResult, NewMaterialization, NewRun, RunId,
+    RunStatus, UpstreamKind, UpstreamVersion,
 };
 
+use crate::checks::{CheckOutcome, run_checks};
 use crate::error::EngineError;
 use crate::graph::NodeKind;
+use crate::metering::{CountingStore, PeakMemoryPool, PlanMetrics, column_stats, plan_metrics};
 use crate::selection;
 use crate::status::{AssetState, Unit};
 use crate::storage::Storage;
-use crate::tables::{new_session, register_committed, register_source_partitions};
+use crate::tables::{metered_session, register_committed, register_source_partitions};
 use crate::version::{DataHasher, UpstreamInput, input_version};
 use crate::workspace::{Snapshot, Workspace};
 
@@ -94,6 +98,9 @@ pub enum AssetOutcome {
     Failed {
         /// The error.
         error: String,
+        /// Check results, when checks ran (an `error` check failed).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        checks: Vec<CheckOutcome>,
     },
     /// Not attempted because an upstream failed.
     Skipped {
@@ -125,6 +132,27 @@ pub struct Materialized {
     pub write: Duration,
     /// Time hashing rows for the data version.
     pub hashing: Duration,
+    /// Rows not in the previous version of this partition (exact), when
+    /// there was one with the same columns.
+    pub rows_added: Option<u64>,
+    /// Rows of the previous version no longer present.
+    pub rows_removed: Option<u64>,
+    /// Results of the asset's checks (all passed or only warnings failed).
+    pub checks: Vec<CheckOutcome>,
+    /// Measured cost and column statistics.
+    pub metrics: MaterializationMetrics,
+}
+
+/// A check outcome as the catalog stores it.
+fn check_record(c: &CheckOutcome) -> NewCheckResult {
+    NewCheckResult {
+        name: c.name.clone(),
+        severity: c.severity.to_owned(),
+        passed: c.passed,
+        failing_rows: c.failing_rows,
+        sample_json: serde_json::Value::Array(c.sample.clone()).to_string(),
+        error: c.error.clone(),
+    }
 }
 
 /// One asset's result.
@@ -219,6 +247,7 @@ struct Live {
 
 /// Everything a build task needs, shared.
 struct RunShared {
+    cost: CostConfig,
     storage: Storage,
     catalog: Arc<dyn Catalog>,
     project: Arc<cairn_assets::Project>,
@@ -240,6 +269,10 @@ enum UpstreamTable {
 
 /// One asset partition to build.
 struct Job {
+    /// The instant partitions and freshness checks are judged at.
+    now: chrono::DateTime<Utc>,
+    /// Files of the version being replaced (for rows added/removed).
+    previous_files: Vec<String>,
     asset: SqlAsset,
     partition: String,
     sql: String,
@@ -395,6 +428,11 @@ pub(crate) async fn materialize(
         });
     }
 
+    // Checks name columns the assets must produce: find mistakes before
+    // anything runs.
+    let to_build: BTreeSet<String> = run_set.iter().map(|u| u.0.clone()).collect();
+    crate::compile::validate_checks(ws, &to_build).await?;
+
     let run_id = RunId(uuid::Uuid::now_v7().to_string());
     ws.catalog.begin_run(&NewRun {
         id: run_id.clone(),
@@ -515,6 +553,7 @@ async fn schedule(
     let mut ready: BTreeSet<usize> = (0..run_set.len()).filter(|i| waiting[*i] == 0).collect();
 
     let shared = Arc::new(RunShared {
+        cost: ws.project.config.cost.clone(),
         storage: ws.storage.clone(),
         catalog: Arc::clone(&ws.catalog),
         project: Arc::clone(&ws.project),
@@ -522,7 +561,7 @@ async fn schedule(
     });
     let mut broken: HashMap<Unit, String> = HashMap::new(); // unit -> failed root asset
     let mut results = Vec::with_capacity(run_set.len());
-    let mut tasks: JoinSet<(usize, Result<Materialized, String>)> = JoinSet::new();
+    let mut tasks: JoinSet<(usize, Result<Materialized, BuildFailure>)> = JoinSet::new();
     let jobs = opts.jobs.max(1);
 
     loop {
@@ -588,17 +627,26 @@ async fn schedule(
                         i,
                         result(AssetOutcome::Failed {
                             error: format!("{}: {e}", asset.file.display()),
+                            checks: Vec::new(),
                         }),
                     ));
                     continue;
                 }
             };
-            let tables = upstream_tables(ws, asset, &ups, &mut live)?;
+            let mut tables = upstream_tables(ws, asset, &ups, &mut live)?;
+            tables.extend(check_tables(ws, snapshot, asset, &mut live)?);
+            let previous_files = if current.is_some() {
+                unit_files(ws, unit, &mut live)?
+            } else {
+                Vec::new()
+            };
             progress.event(RunEvent::AssetStarted {
                 asset: name,
                 partition: key,
             });
             let job = Job {
+                now: snapshot.index.now(),
+                previous_files,
                 asset: asset.clone(),
                 partition: key.to_owned(),
                 sql,
@@ -632,9 +680,9 @@ async fn schedule(
                     );
                     AssetOutcome::Materialized(m)
                 }
-                Err(error) => {
+                Err(BuildFailure { error, checks }) => {
                     broken.insert(unit.clone(), unit.0.clone());
-                    AssetOutcome::Failed { error }
+                    AssetOutcome::Failed { error, checks }
                 }
             };
             finished.push((
@@ -651,13 +699,27 @@ async fn schedule(
             if !matches!(result.outcome, AssetOutcome::Materialized(_)) {
                 let (outcome, error) = match &result.outcome {
                     AssetOutcome::Fresh { .. } => (AttemptOutcome::Fresh, None),
-                    AssetOutcome::Failed { error } => (AttemptOutcome::Failed, Some(error.clone())),
+                    AssetOutcome::Failed { error, .. } => {
+                        (AttemptOutcome::Failed, Some(error.clone()))
+                    }
                     AssetOutcome::Skipped { upstream } => (
                         AttemptOutcome::Skipped,
                         Some(format!("upstream {upstream} failed")),
                     ),
                     AssetOutcome::Materialized(_) => (AttemptOutcome::Materialized, None),
                 };
+                if let AssetOutcome::Failed { checks, .. } = &result.outcome
+                    && !checks.is_empty()
+                {
+                    let records: Vec<NewCheckResult> = checks.iter().map(check_record).collect();
+                    ws.catalog.record_check_results(
+                        run_id,
+                        &result.asset,
+                        &result.partition,
+                        &records,
+                        Utc::now(),
+                    )?;
+                }
                 ws.catalog.record_attempt(&NewAttempt {
                     run_id: run_id.clone(),
                     asset: result.asset.clone(),
@@ -729,6 +791,44 @@ fn upstream_tables(
     Ok(tables)
 }
 
+/// Tables that checks read beyond the asset's upstreams (relationships
+/// targets), as their committed versions.
+fn check_tables(
+    ws: &Workspace,
+    snapshot: &Snapshot,
+    asset: &SqlAsset,
+    live: &mut HashMap<Unit, Live>,
+) -> Result<Vec<UpstreamTable>, EngineError> {
+    let mut out = Vec::new();
+    for check in &asset.checks {
+        let CheckKind::Relationships { to_asset, .. } = &check.kind else {
+            continue;
+        };
+        if asset.upstream.contains(to_asset) || to_asset == &asset.name {
+            continue;
+        }
+        match ws.graph.kind(to_asset) {
+            Some(NodeKind::Source) => out.push(UpstreamTable::Source {
+                name: to_asset.clone(),
+                keys: snapshot.index.keys(to_asset).to_vec(),
+            }),
+            Some(NodeKind::Asset) => {
+                let mut files = Vec::new();
+                for key in snapshot.index.keys(to_asset) {
+                    files.extend(unit_files(ws, &(to_asset.clone(), key.clone()), live)?);
+                }
+                out.push(UpstreamTable::Asset {
+                    name: to_asset.clone(),
+                    files,
+                    schema_files: Vec::new(),
+                });
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
 fn unit_files(
     ws: &Workspace,
     unit: &Unit,
@@ -752,10 +852,26 @@ fn unit_files(
     Ok(files)
 }
 
-/// Computes, writes and commits one asset partition. Errors are
+/// Why a build failed: the message, and check results when checks failed.
+#[derive(Debug)]
+struct BuildFailure {
+    error: String,
+    checks: Vec<CheckOutcome>,
+}
+
+impl From<String> for BuildFailure {
+    fn from(error: String) -> Self {
+        BuildFailure {
+            error,
+            checks: Vec::new(),
+        }
+    }
+}
+
+/// Computes, writes, checks and commits one asset partition. Errors are
 /// user-facing messages naming the asset's file and partition; on error
 /// nothing is committed and written files are removed.
-async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
+async fn build(shared: &RunShared, job: Job) -> Result<Materialized, BuildFailure> {
     let started = Instant::now();
     let name = job.asset.name.clone();
     let file = match job.partition.as_str() {
@@ -770,12 +886,18 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
         .unwrap_or_default();
     let rel = Storage::new_file_path(&name, &hive, &shared.run_id.0, 0);
     let path = shared.storage.object_path(&rel);
-    let written = match prepare_and_write(shared, &job, &path).await {
-        Ok(w) => w,
-        Err(e) => {
+    let meters = Meters {
+        store: Arc::new(CountingStore::new(Arc::clone(&shared.storage.store))),
+        pool: Arc::new(PeakMemoryPool::default()),
+    };
+    let outcome = write_and_check(shared, &meters, &job, &rel, &path).await;
+    let (written, checks, changes) = match outcome {
+        Ok(ok) => ok,
+        Err(mut failure) => {
             // Best effort: the file is uncommitted, so never read; gc would remove it later.
             let _ = shared.storage.store.delete(&path).await;
-            return Err(format!("{file}: {e}"));
+            failure.error = format!("{file}: {}", failure.error);
+            return Err(failure);
         }
     };
 
@@ -790,6 +912,7 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
     }
 
     let data_changed = job.previous_data_version.as_deref() != Some(written.data_version.as_str());
+    let metrics = meters.metrics(&written, changes, &shared.cost);
     let wall = started.elapsed();
     let id = shared
         .catalog
@@ -811,6 +934,8 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
                 row_count: written.rows,
             }],
             committed_at: Utc::now(),
+            metrics: metrics.clone(),
+            checks: checks.iter().map(check_record).collect(),
         })
         .map_err(|e| format!("{file}: commit failed: {e}"))?;
 
@@ -825,16 +950,78 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, String> {
         datafusion: written.datafusion,
         write: written.write,
         hashing: written.hashing,
+        rows_added: changes.map(|c| c.0),
+        rows_removed: changes.map(|c| c.1),
+        checks,
+        metrics,
     })
 }
 
-/// A session holding exactly what the unit reads, then the write.
-async fn prepare_and_write(
+/// Rows added and removed versus the previous version.
+type RowChanges = Option<(u64, u64)>;
+
+/// The meters of one materialization.
+struct Meters {
+    store: Arc<CountingStore>,
+    pool: Arc<PeakMemoryPool>,
+}
+
+impl Meters {
+    /// Everything measured, priced with `rates`.
+    fn metrics(
+        &self,
+        written: &Written,
+        changes: RowChanges,
+        rates: &CostConfig,
+    ) -> MaterializationMetrics {
+        let c = &self.store.counts;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let (bytes_read, read_requests) = (load(&c.bytes_read), load(&c.read_requests));
+        let (bytes_written, write_requests) = (load(&c.bytes_written), load(&c.write_requests));
+        let other_requests = load(&c.other_requests);
+        // CPU: DataFusion operators' compute time plus our own per-row work.
+        let cpu_seconds =
+            written.plan.elapsed_compute_ns as f64 / 1e9 + written.hashing.as_secs_f64();
+        let requests = (read_requests + write_requests + other_requests) as f64;
+        let cost_usd = cpu_seconds / 3600.0 * rates.cpu_hour
+            + bytes_read as f64 / 1e9 * rates.gb_scanned
+            + bytes_written as f64 / 1e9 * rates.gb_stored_month
+            + requests / 1000.0 * rates.per_1k_requests;
+        MaterializationMetrics {
+            rows_added: changes.map(|c| c.0),
+            rows_removed: changes.map(|c| c.1),
+            columns: written.columns.clone(),
+            cpu_seconds,
+            datafusion_seconds: written.datafusion.as_secs_f64(),
+            output_rows: written.plan.output_rows,
+            bytes_scanned: written.plan.bytes_scanned,
+            spilled_bytes: written.plan.spilled_bytes,
+            bytes_read,
+            read_requests,
+            bytes_written,
+            write_requests,
+            other_requests,
+            peak_memory_bytes: self.pool.peak() as u64,
+            cost_usd,
+        }
+    }
+}
+
+/// A session holding exactly what the unit reads; the write; then, on the
+/// written file, the checks and the comparison with the previous version.
+async fn write_and_check(
     shared: &RunShared,
+    meters: &Meters,
     job: &Job,
+    rel: &str,
     path: &object_store::path::Path,
-) -> Result<Written, String> {
-    let ctx = new_session(&shared.storage).map_err(|e| e.strip_backtrace())?;
+) -> Result<(Written, Vec<CheckOutcome>, RowChanges), BuildFailure> {
+    let store: Arc<dyn object_store::ObjectStore> =
+        Arc::clone(&meters.store) as Arc<dyn object_store::ObjectStore>;
+    let pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool> =
+        Arc::clone(&meters.pool) as _;
+    let ctx = metered_session(&shared.storage, Arc::clone(&store), pool)
+        .map_err(|e| e.strip_backtrace())?;
     for table in &job.tables {
         match table {
             UpstreamTable::Source { name, keys } => {
@@ -863,10 +1050,80 @@ async fn prepare_and_write(
             }
         }
     }
-    write_output(&ctx, shared, job, path).await
+    let written = write_output(&ctx, &store, job, path).await?;
+
+    // From here on the asset's own name means the new, uncommitted output.
+    let me = job.asset.name.as_str();
+    register_committed(&ctx, &shared.storage, me, &[rel.to_owned()], false)
+        .await
+        .map_err(|e| format!("cannot read back the written file: {}", e.strip_backtrace()))?;
+    let checks = run_checks(&ctx, &job.asset.checks, me, job.now).await;
+    if checks.iter().any(CheckOutcome::blocks) {
+        let failed: Vec<String> = checks
+            .iter()
+            .filter(|c| c.blocks())
+            .map(|c| match &c.error {
+                Some(e) => format!("{} could not run: {e}", c.name),
+                None => format!("{} ({} failing rows)", c.name, c.failing_rows),
+            })
+            .collect();
+        return Err(BuildFailure {
+            error: format!("check failed, previous version kept: {}", failed.join("; ")),
+            checks,
+        });
+    }
+    let changes = if job.previous_files.is_empty() || !job.asset.count_changes {
+        None
+    } else {
+        row_changes(&ctx, shared, me, &job.previous_files).await
+    };
+    Ok((written, checks, changes))
+}
+
+/// Exact rows added and removed (as multisets) between the new output,
+/// registered as `me`, and the previous version's files. `None` when the
+/// columns differ (a schema change makes the comparison meaningless).
+async fn row_changes(
+    ctx: &SessionContext,
+    shared: &RunShared,
+    me: &str,
+    previous: &[String],
+) -> RowChanges {
+    const PREVIOUS: &str = "__cairn_previous";
+    register_committed(ctx, &shared.storage, PREVIOUS, previous, false)
+        .await
+        .ok()?;
+    let count = |sql: String| async move {
+        let batches = ctx
+            .sql_with_options(&sql, read_only())
+            .await
+            .ok()?
+            .collect()
+            .await
+            .ok()?;
+        let a = batches
+            .first()?
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()?
+            .clone();
+        u64::try_from(a.value(0)).ok()
+    };
+    let me = format!("\"{}\"", me.replace('"', "\"\""));
+    let added = count(format!(
+        "SELECT COUNT(*) FROM (SELECT * FROM {me} EXCEPT ALL SELECT * FROM {PREVIOUS})"
+    ))
+    .await?;
+    let removed = count(format!(
+        "SELECT COUNT(*) FROM (SELECT * FROM {PREVIOUS} EXCEPT ALL SELECT * FROM {me})"
+    ))
+    .await?;
+    Some((added, removed))
 }
 
 struct Written {
+    plan: PlanMetrics,
+    columns: Vec<ColumnStats>,
     schema: SchemaRef,
     rows: u64,
     bytes: u64,
@@ -878,7 +1135,7 @@ struct Written {
 
 async fn write_output(
     ctx: &SessionContext,
-    shared: &RunShared,
+    store: &Arc<dyn object_store::ObjectStore>,
     job: &Job,
     path: &object_store::path::Path,
 ) -> Result<Written, String> {
@@ -918,11 +1175,11 @@ async fn write_output(
         .set_compression(Compression::SNAPPY)
         .set_created_by(format!("cairn {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let sink = BufWriter::new(Arc::clone(&shared.storage.store), path.clone());
+    let sink = BufWriter::new(Arc::clone(store), path.clone());
     let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
         .map_err(|e| e.to_string())?;
     let mut hasher = DataHasher::new(&schema).map_err(df_err)?;
-    let mut stream = execute_stream(plan, ctx.task_ctx()).map_err(df_err)?;
+    let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx()).map_err(df_err)?;
     let (mut write, mut hashing, mut rows) = (Duration::ZERO, Duration::ZERO, 0u64);
     loop {
         let t = Instant::now();
@@ -942,19 +1199,19 @@ async fn write_output(
         rows += batch.num_rows() as u64;
     }
     let t = Instant::now();
-    writer
+    let parquet_meta = writer
         .close()
         .await
         .map_err(|e| format!("writing Parquet: {e}"))?;
-    let bytes = shared
-        .storage
-        .store
+    let bytes = store
         .head(path)
         .await
         .map_err(|e| format!("reading back written file: {e}"))?
         .size;
     write += t.elapsed();
     Ok(Written {
+        columns: column_stats(&parquet_meta, &schema),
+        plan: plan_metrics(&plan),
         schema,
         rows,
         bytes,

@@ -35,6 +35,24 @@ pub fn new_session(storage: &Storage) -> DfResult<SessionContext> {
     Ok(ctx)
 }
 
+/// A session whose I/O goes through `store` and whose memory comes from
+/// `pool` (the meters of one materialization).
+pub fn metered_session(
+    storage: &Storage,
+    store: Arc<dyn object_store::ObjectStore>,
+    pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+) -> DfResult<SessionContext> {
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_pool(pool)
+        .build_arc()?;
+    let config = SessionConfig::new().with_information_schema(true);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let url = url::Url::parse(&storage.store_url)
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    ctx.register_object_store(&url, store);
+    Ok(ctx)
+}
+
 /// Registers a source under its name.
 pub async fn register_source(ctx: &SessionContext, source: &Source) -> DfResult<()> {
     let mut path = source.path.to_string_lossy().into_owned();

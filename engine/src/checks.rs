@@ -1,0 +1,194 @@
+//! Running an asset's checks on its freshly written output, before commit.
+//! The new output is registered under the asset's own name, so checks (and
+//! `sql(...)` queries) read it as they would read the committed table.
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use cairn_assets::checks::{CheckDef, CheckKind, Severity};
+
+use crate::run::read_only;
+
+/// How many failing rows are kept as a sample.
+pub const SAMPLE_ROWS: usize = 10;
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckOutcome {
+    /// The check as declared.
+    pub name: String,
+    /// `warn` or `error`.
+    pub severity: &'static str,
+    /// Whether no row failed (and the check could run).
+    pub passed: bool,
+    /// Number of failing rows.
+    pub failing_rows: u64,
+    /// Up to [`SAMPLE_ROWS`] failing rows, as JSON objects.
+    pub sample: Vec<serde_json::Value>,
+    /// Why the check could not run, if it could not (counts as failed).
+    pub error: Option<String>,
+}
+
+impl CheckOutcome {
+    /// Whether this outcome must block the commit.
+    pub fn blocks(&self) -> bool {
+        !self.passed && self.severity == Severity::Error.as_str()
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// The query returning the failing rows of `check` on table `table`.
+pub fn failing_rows_sql(check: &CheckDef, table: &str, now: DateTime<Utc>) -> String {
+    let t = quote(table);
+    match &check.kind {
+        CheckKind::NotNull { column } => {
+            format!("SELECT * FROM {t} WHERE {} IS NULL", quote(column))
+        }
+        CheckKind::Unique { columns } => {
+            let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+            let cols = cols.join(", ");
+            format!(
+                "SELECT {cols}, COUNT(*) AS duplicate_rows FROM {t} GROUP BY {cols} HAVING COUNT(*) > 1"
+            )
+        }
+        CheckKind::AcceptedValues { column, values } => {
+            let c = quote(column);
+            format!(
+                "SELECT * FROM {t} WHERE {c} IS NOT NULL AND {c} NOT IN ({})",
+                values.join(", ")
+            )
+        }
+        CheckKind::Relationships {
+            column,
+            to_asset,
+            to_column,
+        } => format!(
+            "SELECT * FROM {t} AS __child WHERE __child.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {o} AS __parent WHERE __parent.{oc} = __child.{c})",
+            c = quote(column),
+            o = quote(to_asset),
+            oc = quote(to_column)
+        ),
+        CheckKind::RowCount { min, max } => {
+            let mut conds = Vec::new();
+            if let Some(min) = min {
+                conds.push(format!("COUNT(*) < {min}"));
+            }
+            if let Some(max) = max {
+                conds.push(format!("COUNT(*) > {max}"));
+            }
+            if conds.is_empty() {
+                conds.push("FALSE".to_owned());
+            }
+            format!(
+                "SELECT COUNT(*) AS row_count FROM {t} HAVING {}",
+                conds.join(" OR ")
+            )
+        }
+        CheckKind::Freshness { column, max_age } => {
+            let limit = now - chrono::Duration::from_std(*max_age).unwrap_or(chrono::Duration::MAX);
+            format!(
+                "SELECT MAX({c}) AS latest FROM {t} HAVING MAX({c}) IS NULL OR CAST(MAX({c}) AS TIMESTAMP) < TIMESTAMP '{}'",
+                limit.format("%Y-%m-%d %H:%M:%S"),
+                c = quote(column)
+            )
+        }
+        CheckKind::Expression { predicate } => {
+            format!("SELECT * FROM {t} WHERE ({predicate}) IS NOT TRUE")
+        }
+        CheckKind::Sql { query } => query.clone(),
+    }
+}
+
+/// Runs every check; a check that cannot run fails with its error.
+pub async fn run_checks(
+    ctx: &SessionContext,
+    checks: &[CheckDef],
+    table: &str,
+    now: DateTime<Utc>,
+) -> Vec<CheckOutcome> {
+    let mut out = Vec::with_capacity(checks.len());
+    for check in checks {
+        let sql = failing_rows_sql(check, table, now);
+        let result = count_and_sample(ctx, &sql).await;
+        let severity = check.severity.as_str();
+        out.push(match result {
+            Ok((failing_rows, sample)) => CheckOutcome {
+                name: check.name.clone(),
+                severity,
+                passed: failing_rows == 0,
+                failing_rows,
+                sample,
+                error: None,
+            },
+            Err(error) => CheckOutcome {
+                name: check.name.clone(),
+                severity,
+                passed: false,
+                failing_rows: 0,
+                sample: Vec::new(),
+                error: Some(error),
+            },
+        });
+    }
+    out
+}
+
+async fn count_and_sample(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(u64, Vec<serde_json::Value>), String> {
+    let e = |e: datafusion::error::DataFusionError| e.strip_backtrace();
+    let count_sql = format!("SELECT COUNT(*) AS n FROM ({sql}) AS __failing");
+    let batches = ctx
+        .sql_with_options(&count_sql, read_only())
+        .await
+        .map_err(e)?
+        .collect()
+        .await
+        .map_err(e)?;
+    let n = batches
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        })
+        .map(|a| a.value(0))
+        .unwrap_or(0);
+    let failing = u64::try_from(n).unwrap_or(0);
+    if failing == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let sample_sql = format!("SELECT * FROM ({sql}) AS __failing LIMIT {SAMPLE_ROWS}");
+    let batches = ctx
+        .sql_with_options(&sample_sql, read_only())
+        .await
+        .map_err(e)?
+        .collect()
+        .await
+        .map_err(e)?;
+    Ok((failing, rows_as_json(&batches)?))
+}
+
+/// Batches as JSON objects (explicit nulls).
+pub fn rows_as_json(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, String> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = datafusion::arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut buf);
+        for b in batches {
+            writer.write(b).map_err(|e| e.to_string())?;
+        }
+        writer.finish().map_err(|e| e.to_string())?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice::<Vec<serde_json::Value>>(&buf).map_err(|e| e.to_string())
+}

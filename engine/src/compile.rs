@@ -1,0 +1,176 @@
+//! Planning asset SQL against schemas only (no data read beyond source
+//! headers, nothing executed): gives each asset's output schema, so that
+//! mistakes such as a check on a column the asset does not produce are
+//! reported with file and line before anything runs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::empty::EmptyTable;
+
+use cairn_assets::checks::CheckKind;
+use cairn_assets::{Diagnostic, ProjectError, closest_name, with_stand_ins};
+
+use crate::error::EngineError;
+use crate::graph::NodeKind;
+use crate::run::read_only;
+use crate::tables::{new_session, register_source};
+use crate::workspace::Workspace;
+
+/// The output schema of each of `assets` (and of their upstream assets,
+/// which planning needs).
+pub async fn output_schemas(
+    ws: &Workspace,
+    assets: &BTreeSet<String>,
+) -> Result<HashMap<String, SchemaRef>, EngineError> {
+    let mut needed: BTreeSet<String> = assets.clone();
+    for a in assets {
+        needed.extend(ws.graph.ancestors(a));
+    }
+    let ctx = new_session(&ws.storage).map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+    let mut schemas = HashMap::new();
+    for name in ws.graph.order().filter(|n| needed.contains(*n)) {
+        match ws.graph.kind(name) {
+            Some(NodeKind::Source) => {
+                if let Some(source) = ws.project.sources.get(name) {
+                    register_source(&ctx, source).await.map_err(|e| {
+                        EngineError::Query(format!(
+                            "source `{name}` ({}): {}",
+                            source.declared_path,
+                            e.strip_backtrace()
+                        ))
+                    })?;
+                }
+            }
+            Some(NodeKind::Asset) => {
+                let Some(asset) = ws.project.assets.get(name) else {
+                    continue;
+                };
+                let sql = with_stand_ins(&asset.sql).map_err(|p| {
+                    EngineError::Internal(format!("unbound placeholder {} in {name}", p.name))
+                })?;
+                let plan = ctx.sql_with_options(&sql, read_only()).await.map_err(|e| {
+                    EngineError::Project(ProjectError::one(
+                        Diagnostic::new(
+                            &asset.file,
+                            None,
+                            format!("cannot plan the query: {}", e.strip_backtrace()),
+                        )
+                        .with_hint("check column and table names against the upstream tables"),
+                    ))
+                })?;
+                let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+                ctx.register_table(name, Arc::new(EmptyTable::new(Arc::clone(&schema))))
+                    .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+                schemas.insert(name.to_owned(), schema);
+            }
+            None => {}
+        }
+    }
+    Ok(schemas)
+}
+
+/// Checks that every check of `assets` names columns that exist (in the
+/// asset, and for relationships in the referenced asset). Every problem is
+/// reported at the check's declaration line.
+pub async fn validate_checks(ws: &Workspace, assets: &BTreeSet<String>) -> Result<(), EngineError> {
+    let with_checks: BTreeSet<String> = assets
+        .iter()
+        .filter(|a| {
+            ws.project
+                .assets
+                .get(*a)
+                .is_some_and(|x| !x.checks.is_empty())
+        })
+        .cloned()
+        .collect();
+    if with_checks.is_empty() {
+        return Ok(());
+    }
+    let mut targets = with_checks.clone();
+    for a in &with_checks {
+        if let Some(asset) = ws.project.assets.get(a) {
+            for c in &asset.checks {
+                if let CheckKind::Relationships { to_asset, .. } = &c.kind
+                    && ws.project.assets.contains_key(to_asset)
+                {
+                    targets.insert(to_asset.clone());
+                }
+            }
+        }
+    }
+    let schemas = output_schemas(ws, &targets).await?;
+    let mut diagnostics = Vec::new();
+    for name in &with_checks {
+        let Some(asset) = ws.project.assets.get(name) else {
+            continue;
+        };
+        let file = asset
+            .config_file
+            .clone()
+            .unwrap_or_else(|| asset.file.clone());
+        let columns = |asset: &str| -> Vec<String> {
+            schemas
+                .get(asset)
+                .map(|s| s.fields().iter().map(|f| f.name().clone()).collect())
+                .unwrap_or_default()
+        };
+        let own = columns(name);
+        let unknown = |col: &str, cols: &[String], whose: &str| -> Option<Diagnostic> {
+            if cols.iter().any(|c| c == col) {
+                return None;
+            }
+            let hint = match closest_name(col, cols.iter().map(String::as_str)) {
+                Some(c) => format!(
+                    "did you mean `{c}`? {whose} columns are: {}",
+                    cols.join(", ")
+                ),
+                None => format!("{whose} columns are: {}", cols.join(", ")),
+            };
+            Some(Diagnostic::new(&file, None, format!("unknown column `{col}`")).with_hint(hint))
+        };
+        for check in &asset.checks {
+            for col in check.columns() {
+                if let Some(mut d) = unknown(col, &own, &format!("`{name}`'s")) {
+                    d.line = Some(check.line);
+                    d.message = format!("check `{check}`: {}", d.message);
+                    diagnostics.push(d);
+                }
+            }
+            if let CheckKind::Relationships {
+                to_asset,
+                to_column,
+                ..
+            } = &check.kind
+            {
+                if !ws.graph.contains(to_asset) {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            &file,
+                            Some(check.line),
+                            format!("check `{check}`: unknown asset `{to_asset}`"),
+                        )
+                        .with_hint(
+                            closest_name(to_asset, ws.graph.names())
+                                .map(|c| format!("did you mean `{c}`?"))
+                                .unwrap_or_default(),
+                        ),
+                    );
+                } else if ws.project.assets.contains_key(to_asset)
+                    && let Some(mut d) =
+                        unknown(to_column, &columns(to_asset), &format!("`{to_asset}`'s"))
+                {
+                    d.line = Some(check.line);
+                    d.message = format!("check `{check}`: {}", d.message);
+                    diagnostics.push(d);
+                }
+            }
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::Project(ProjectError { diagnostics }))
+    }
+}
