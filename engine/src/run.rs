@@ -548,6 +548,28 @@ async fn schedule(
                 dependents.entry(up.clone()).or_default().push(i);
             }
         }
+        // A relationships check reads another asset: when that asset is
+        // rebuilt in this run (and does not itself read this one), check
+        // against its new version.
+        let descendants = ws.graph.descendants(&unit.0);
+        for check in &asset.checks {
+            let CheckKind::Relationships { to_asset, .. } = &check.kind else {
+                continue;
+            };
+            if asset.upstream.contains(to_asset)
+                || descendants.contains(to_asset)
+                || to_asset == &unit.0
+            {
+                continue;
+            }
+            for key in snapshot.index.keys(to_asset) {
+                let target = (to_asset.clone(), key.clone());
+                if in_run.contains(&target) {
+                    waiting[i] += 1;
+                    dependents.entry(target).or_default().push(i);
+                }
+            }
+        }
         upstream_of.insert(unit, ups);
     }
     let mut ready: BTreeSet<usize> = (0..run_set.len()).filter(|i| waiting[*i] == 0).collect();
@@ -745,6 +767,12 @@ async fn schedule(
         if ready.is_empty() && tasks.is_empty() {
             break;
         }
+    }
+    if results.len() < run_set.len() {
+        return Err(EngineError::Internal(format!(
+            "{} asset partition(s) were never scheduled (a dependency cycle through checks?)",
+            run_set.len() - results.len()
+        )));
     }
     Ok(results)
 }

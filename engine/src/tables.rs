@@ -106,6 +106,11 @@ pub async fn register_committed(
     files: &[String],
     empty: bool,
 ) -> DfResult<()> {
+    if files.is_empty() {
+        return Err(datafusion::error::DataFusionError::Plan(format!(
+            "`{name}` has no committed version; materialize it first"
+        )));
+    }
     let urls = files
         .iter()
         .map(|f| ListingTableUrl::parse(storage.file_url(f)))

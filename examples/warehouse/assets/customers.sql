@@ -1,6 +1,12 @@
 --- description = "One row per customer with first and most recent order dates, order count and lifetime value."
 --- owner = "analytics"
 --- tags = ["mart", "customers"]
+--- checks = [
+---     "not_null(customer_id)",
+---     "unique(customer_id)",
+---     "expression(lifetime_value >= 0)",
+---     { check = "row_count(1, 1000000)", severity = "warn" },
+--- ]
 
 -- Lifetime value counts only revenue that has been kept: payments on orders
 -- that are shipped or completed (returns and unpaid orders contribute 0).

@@ -1,5 +1,6 @@
 --- description = "Cleaned orders: typed order date and a normalised status."
 --- tags = ["staging"]
+--- checks = ["accepted_values(status, ['placed', 'shipped', 'completed', 'return_pending', 'returned'])"]
 
 select
     id as order_id,
