@@ -52,6 +52,54 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Materialize a range of partitions, resumably (`--resume ID` after a crash or Ctrl-C).
     Backfill(BackfillArgs),
+    /// Rerun the checks of committed versions without rematerializing.
+    Check(CheckArgs),
+    /// What assets cost (measured), optionally rolled up along lineage.
+    Cost(CostArgs),
+}
+
+/// `cairn check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Assets whose checks to run (same syntax as materialize); none: all.
+    #[arg(value_name = "SELECTION")]
+    pub selection: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Sort order of `cairn cost`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CostSort {
+    /// Dependency order.
+    Name,
+    /// Most expensive first.
+    Cost,
+    /// Most CPU first.
+    Cpu,
+    /// Most bytes read first.
+    Read,
+}
+
+/// `cairn cost`.
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Assets (same syntax as materialize); none: all.
+    #[arg(value_name = "SELECTION")]
+    pub selection: Vec<String>,
+    /// Count every materialization in this window (e.g. 7d, 12h) instead of the current versions.
+    #[arg(long, value_name = "AGE")]
+    pub since: Option<String>,
+    /// Include everything upstream each asset needs (each upstream counted once).
+    #[arg(long)]
+    pub rollup: bool,
+    /// Sort order.
+    #[arg(long, value_enum, default_value_t = CostSort::Name)]
+    pub sort: CostSort,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `cairn backfill`.

@@ -12,8 +12,8 @@ use cairn_engine::{AssetOutcome, AssetState, BackfillOptions, MaterializeOptions
 
 use crate::Failure;
 use crate::args::{
-    BackfillArgs, Cli, Command, Format, LineageArgs, MaterializeArgs, QueryArgs, QueryFormat,
-    ShowArgs, StatusArgs,
+    BackfillArgs, CheckArgs, Cli, Command, CostArgs, CostSort, Format, LineageArgs,
+    MaterializeArgs, QueryArgs, QueryFormat, ShowArgs, StatusArgs,
 };
 use crate::output::{RunProgress, bytes, duration, print_json};
 
@@ -31,7 +31,156 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Show(args) => show(&ws, args),
         Command::Lineage(args) => lineage(&ws, args),
         Command::Backfill(args) => runtime.block_on(backfill(&ws, args)),
+        Command::Check(args) => runtime.block_on(check(&ws, args)),
+        Command::Cost(args) => cost(&ws, args),
     }
+}
+
+async fn check(ws: &Workspace, args: CheckArgs) -> Result<u8, Failure> {
+    let (run_id, reports) = ws.check(&args.selection, &command_line()).await?;
+    let failing = reports
+        .iter()
+        .flat_map(|r| r.checks.iter())
+        .filter(|c| !c.passed)
+        .count();
+    let code = u8::from(
+        reports
+            .iter()
+            .flat_map(|r| r.checks.iter())
+            .any(|c| c.blocks()),
+    );
+    if args.format == Format::Json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            run_id: Option<&'a cairn_catalog::RunId>,
+            failing: usize,
+            results: &'a [cairn_engine::recheck::CheckReport],
+        }
+        print_json(&Out {
+            run_id: run_id.as_ref(),
+            failing,
+            results: &reports,
+        })?;
+        return Ok(code);
+    }
+    let mut out = std::io::stdout().lock();
+    if reports.is_empty() {
+        writeln!(out, "No committed asset with checks selected.")?;
+        return Ok(0);
+    }
+    for r in &reports {
+        let name = if r.partition.is_empty() {
+            r.asset.clone()
+        } else {
+            format!("{} [{}]", r.asset, r.partition)
+        };
+        for c in &r.checks {
+            let verdict = match (&c.error, c.passed) {
+                (Some(e), _) => format!("ERROR  could not run: {e}"),
+                (None, true) => "pass".to_owned(),
+                (None, false) => format!(
+                    "{}  {} failing row(s)",
+                    if c.severity == "error" {
+                        "FAIL"
+                    } else {
+                        "WARN"
+                    },
+                    c.failing_rows
+                ),
+            };
+            writeln!(out, "  {name:<28} {:<48} {verdict}", c.name)?;
+            for row in c.sample.iter().take(3).filter(|_| !c.passed) {
+                writeln!(out, "      e.g. {row}")?;
+            }
+        }
+    }
+    writeln!(out, "{failing} failing check(s)")?;
+    Ok(code)
+}
+
+/// `7d`, `12h`, `30m`, `2w` as a duration.
+fn parse_age(text: &str) -> Option<chrono::Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let n: i64 = text[..split].parse().ok()?;
+    match &text[split..] {
+        "m" => Some(chrono::Duration::minutes(n)),
+        "h" => Some(chrono::Duration::hours(n)),
+        "d" => Some(chrono::Duration::days(n)),
+        "w" => Some(chrono::Duration::weeks(n)),
+        _ => None,
+    }
+}
+
+fn cost(ws: &Workspace, args: CostArgs) -> Result<u8, Failure> {
+    let since = match &args.since {
+        None => None,
+        Some(text) => {
+            let age = parse_age(text).ok_or_else(|| {
+                Failure::Usage(format!(
+                    "--since `{text}`: give an age such as 30m, 12h, 7d or 2w"
+                ))
+            })?;
+            Some(chrono::Utc::now() - age)
+        }
+    };
+    let mut costs = ws.cost(&args.selection, since, args.rollup)?;
+    let key = |c: &cairn_engine::cost::AssetCost| {
+        let f = c.rollup.as_ref().unwrap_or(&c.own);
+        match args.sort {
+            CostSort::Name => 0.0,
+            CostSort::Cost => f.cost_usd,
+            CostSort::Cpu => f.cpu_seconds,
+            CostSort::Read => f.bytes_read as f64,
+        }
+    };
+    if args.sort != CostSort::Name {
+        costs.sort_by(|a, b| key(b).total_cmp(&key(a)));
+    }
+    if args.format == Format::Json {
+        print_json(&costs)?;
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    let width = costs
+        .iter()
+        .map(|c| c.asset.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    writeln!(
+        out,
+        "{:<width$}  {:>5}  {:>9}  {:>9}  {:>10}  {:>10}  {:>8}  {:>12}{}",
+        "ASSET",
+        "MATS",
+        "WALL",
+        "CPU",
+        "READ",
+        "WRITTEN",
+        "REQUESTS",
+        "COST USD",
+        if args.rollup { "  ROLLUP USD" } else { "" }
+    )?;
+    for c in &costs {
+        let f = &c.own;
+        let rollup = c
+            .rollup
+            .as_ref()
+            .map(|r| format!("  {:>10.6}", r.cost_usd))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:<width$}  {:>5}  {:>8.2}s  {:>8.3}s  {:>10}  {:>10}  {:>8}  {:>12.6}{rollup}",
+            c.asset,
+            f.materializations,
+            f.wall_seconds,
+            f.cpu_seconds,
+            bytes(f.bytes_read),
+            bytes(f.bytes_written),
+            f.requests,
+            f.cost_usd
+        )?;
+    }
+    Ok(0)
 }
 
 fn default_jobs(jobs: Option<u16>) -> usize {
@@ -176,7 +325,8 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
         .iter()
         .filter(|s| s.state != AssetState::Fresh)
         .count();
-    let code = u8::from(args.check && not_fresh > 0);
+    let failing_checks: usize = statuses.iter().map(|s| s.failing_checks.len()).sum();
+    let code = u8::from(args.check && (not_fresh > 0 || failing_checks > 0));
     if !args.partitions {
         for s in &mut statuses {
             if let Some(p) = &mut s.partitions {
@@ -189,11 +339,13 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
         struct Out<'a> {
             fresh: usize,
             not_fresh: usize,
+            failing_checks: usize,
             assets: &'a [cairn_engine::AssetStatus],
         }
         print_json(&Out {
             fresh: statuses.len() - not_fresh,
             not_fresh,
+            failing_checks,
             assets: &statuses,
         })?;
         return Ok(code);
@@ -240,6 +392,9 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
                         ),
                     );
                 }
+                for c in &s.failing_checks {
+                    detail.push(format!("check failing: {c}"));
+                }
                 (when, rows, detail.join("; "))
             }
             Some(p) => {
@@ -252,11 +407,16 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
                 } else {
                     p.rows.to_string()
                 };
-                (
-                    when,
-                    rows,
-                    format!("{} partitions: {}", p.total, p.describe()),
-                )
+                (when, rows, {
+                    let mut d = format!("{} partitions: {}", p.total, p.describe());
+                    if !s.failing_checks.is_empty() {
+                        d.push_str(&format!(
+                            "; checks failing: {}",
+                            s.failing_checks.join(", ")
+                        ));
+                    }
+                    d
+                })
             }
         };
         writeln!(

@@ -2,7 +2,7 @@
 //! outside of DataFusion, and how fast a no-op `status` is on large projects.
 //!
 //! ```text
-//! cargo bench -p cairn-engine --bench orchestration -- [N ...] [--rows R]
+//! cargo bench -p cairn-engine --bench orchestration -- [N ...] [--rows R] [--no-row-changes]
 //! ```
 //!
 //! For each asset count N (default `100 1000`) it builds a temporary project
@@ -45,11 +45,15 @@ const STATUS_REPEATS: usize = 5;
 struct Args {
     counts: Vec<usize>,
     rows: usize,
+    /// `--no-row-changes`: assets declare `count_row_changes = false`, to
+    /// separate the rows-added/removed diff from the rest of a rebuild.
+    no_row_changes: bool,
 }
 
 fn parse_args() -> BoxResult<Args> {
     let mut counts = Vec::new();
     let mut rows = 1_000_000usize;
+    let mut no_row_changes = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--rows" {
@@ -59,6 +63,8 @@ fn parse_args() -> BoxResult<Args> {
             rows = parse_count(&v)?;
         } else if let Some(v) = arg.strip_prefix("--rows=") {
             rows = parse_count(v)?;
+        } else if arg == "--no-row-changes" {
+            no_row_changes = true;
         } else if arg.starts_with('-') {
             // `--bench` (added by cargo), `--profile-check` and anything else: ignored.
         } else {
@@ -71,7 +77,11 @@ fn parse_args() -> BoxResult<Args> {
     if counts.contains(&0) || rows == 0 {
         return Err("asset counts and --rows must be positive".into());
     }
-    Ok(Args { counts, rows })
+    Ok(Args {
+        counts,
+        rows,
+        no_row_changes,
+    })
 }
 
 fn parse_count(s: &str) -> BoxResult<usize> {
@@ -100,17 +110,18 @@ fn main() -> BoxResult<()> {
         }
     );
     for &n in &args.counts {
-        runtime.block_on(bench_one(n, args.rows, jobs))?;
+        runtime.block_on(bench_one(n, &args, jobs))?;
     }
     Ok(())
 }
 
-async fn bench_one(n: usize, rows: usize, jobs: usize) -> BoxResult<()> {
+async fn bench_one(n: usize, args: &Args, jobs: usize) -> BoxResult<()> {
+    let rows = args.rows;
     let dir = tempfile::tempdir()?;
     let root = dir.path();
 
     let t = Instant::now();
-    write_project(root, n, rows)?;
+    write_project(root, n, rows, args.no_row_changes)?;
     let setup = t.elapsed();
 
     let t = Instant::now();
@@ -118,7 +129,14 @@ async fn bench_one(n: usize, rows: usize, jobs: usize) -> BoxResult<()> {
     let first_open = t.elapsed();
 
     println!();
-    println!("== N = {n} assets ({rows} source rows) ==");
+    println!(
+        "== N = {n} assets ({rows} source rows, row-change counting {}) ==",
+        if args.no_row_changes {
+            "off"
+        } else {
+            "on (default)"
+        }
+    );
     println!(
         "  project setup (source parquet + {n} SQL files)   {}",
         ms(setup)
@@ -263,8 +281,8 @@ async fn materialize(
     let report = ws.materialize(&opts, &NoProgress).await?;
     let wall = t.elapsed();
     if let Some(failed) = report.results.iter().find_map(|r| match &r.outcome {
-        AssetOutcome::Failed { error } => Some(format!("{}: {error}", r.asset)),
-        AssetOutcome::Skipped { upstream } => {
+        AssetOutcome::Failed { error, .. } => Some(format!("{}: {error}", r.asset)),
+        AssetOutcome::Skipped { upstream, .. } => {
             Some(format!("{}: skipped, upstream {upstream} failed", r.asset))
         }
         _ => None,
@@ -435,7 +453,12 @@ fn asset_name(i: usize) -> String {
 }
 
 /// Writes `cairn.toml`, `data/events.parquet` and `assets/*.sql`.
-fn write_project(root: &Path, n: usize, rows: usize) -> BoxResult<()> {
+fn write_project(root: &Path, n: usize, rows: usize, no_row_changes: bool) -> BoxResult<()> {
+    let header = if no_row_changes {
+        "--- count_row_changes = false\n"
+    } else {
+        ""
+    };
     fs::create_dir_all(root.join("data"))?;
     fs::create_dir_all(root.join("assets"))?;
     fs::write(
@@ -446,7 +469,7 @@ fn write_project(root: &Path, n: usize, rows: usize) -> BoxResult<()> {
     for i in 1..=n {
         fs::write(
             root.join("assets").join(format!("{}.sql", asset_name(i))),
-            asset_sql(i),
+            format!("{header}{}", asset_sql(i)),
         )?;
     }
     Ok(())
@@ -467,7 +490,7 @@ fn asset_sql(i: usize) -> String {
     if p == q {
         return format!("select bucket, n, total from {p}\n");
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!(
             "select p.bucket, (p.n + q.n) / 2 as n, (p.total + q.total) / 2 as total\nfrom {p} as p\njoin {q} as q on p.bucket = q.bucket\n"
         )

@@ -30,11 +30,13 @@
 pub mod backfill;
 pub mod checks;
 pub mod compile;
+pub mod cost;
 mod error;
 pub mod graph;
 pub mod metering;
 pub mod partition_index;
 mod query;
+pub mod recheck;
 pub mod run;
 pub mod selection;
 pub mod sources;

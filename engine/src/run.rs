@@ -87,7 +87,7 @@ pub enum PartitionFilter {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AssetOutcome {
     /// A new version was committed.
-    Materialized(Materialized),
+    Materialized(Box<Materialized>),
     /// Already up to date: no DataFusion work.
     Fresh {
         /// True when it was scheduled because an upstream was stale, but
@@ -700,7 +700,7 @@ async fn schedule(
                             files: Some(m.files.clone()),
                         },
                     );
-                    AssetOutcome::Materialized(m)
+                    AssetOutcome::Materialized(Box::new(m))
                 }
                 Err(BuildFailure { error, checks }) => {
                     broken.insert(unit.clone(), unit.0.clone());
@@ -1102,6 +1102,9 @@ async fn write_and_check(
     }
     let changes = if job.previous_files.is_empty() || !job.asset.count_changes {
         None
+    } else if job.previous_data_version.as_deref() == Some(written.data_version.as_str()) {
+        // Same multiset of rows: nothing added or removed.
+        Some((0, 0))
     } else {
         row_changes(&ctx, shared, me, &job.previous_files).await
     };

@@ -172,6 +172,9 @@ pub struct AssetStatus {
     pub last_failure: Option<AttemptRecord>,
     /// Partition counts and states (partitioned assets).
     pub partitions: Option<PartitionSummary>,
+    /// `error` checks failing on the current version (from the latest
+    /// `cairn check` or materialization), as `name` or `name [partition]`.
+    pub failing_checks: Vec<String>,
 }
 
 /// A unit of materialization: an asset and one of its partition keys.
@@ -262,6 +265,7 @@ fn summarise(
             current: unit.current,
             last_failure: unit.last_failure,
             partitions: None,
+            failing_checks: Vec::new(),
         };
     }
     let count = |s: AssetState| list.iter().filter(|p| p.state == s).count();
@@ -308,6 +312,7 @@ fn summarise(
         input_version: None,
         current: None,
         last_failure: None,
+        failing_checks: Vec::new(),
         partitions: Some(PartitionSummary {
             total: list.len(),
             fresh,

@@ -188,10 +188,35 @@ impl Workspace {
     pub fn status(&self, selection: &[String]) -> Result<Vec<AssetStatus>, EngineError> {
         let selected = selection::resolve(&self.graph, selection)?;
         let snapshot = self.snapshot()?;
+        let mut failing: HashMap<String, Vec<String>> = HashMap::new();
+        for r in self.catalog.latest_check_results()? {
+            if r.result.passed || r.result.severity != "error" {
+                continue;
+            }
+            let unit = (r.asset.clone(), r.partition.clone());
+            // Results older than the current version are about a version
+            // that is no longer served.
+            if snapshot
+                .current
+                .get(&unit)
+                .is_some_and(|c| r.at >= c.committed_at)
+            {
+                let label = if r.partition.is_empty() {
+                    r.result.name.clone()
+                } else {
+                    format!("{} [{}]", r.result.name, r.partition)
+                };
+                failing.entry(r.asset).or_default().push(label);
+            }
+        }
         Ok(snapshot
             .statuses
             .into_iter()
             .filter(|s| selected.contains(&s.name))
+            .map(|mut s| {
+                s.failing_checks = failing.remove(&s.name).unwrap_or_default();
+                s
+            })
             .collect())
     }
 

@@ -1,0 +1,721 @@
+//! Partition-scale benchmark: `status` over hundreds of thousands of
+//! committed partition versions, and planning a large backfill.
+//!
+//! ```text
+//! cargo bench -p cairn-engine --bench partitions -- [--assets N] [--plan-assets M]
+//! ```
+//!
+//! Both measurements use a temporary project with one daily-partitioned CSV
+//! source `events` (365 tiny partition folders, 2024-01-01..2024-12-30) and
+//! daily-partitioned SQL assets `p0000`..: `p0000` reads `events`, `p<i>`
+//! reads `p<(i-1)/2>` (a binary tree: chains and fan-out), all with the
+//! default identity mapping.
+//!
+//! 1. Status (N assets, default 1,000: N x 365 partition versions). The
+//!    catalog is seeded so that every partition is fresh *without* running
+//!    DataFusion: for every asset partition the input version is computed
+//!    exactly as the engine does (upstream units from the partition index,
+//!    source data versions from the snapshot, fake data versions for
+//!    upstream assets) and committed through
+//!    `Catalog::commit_materialization`. The seeded state is checked (every
+//!    asset and every partition fresh) before anything is measured. Then:
+//!    `Workspace::open`, `Workspace::status(&[])`, `Workspace::snapshot()`
+//!    and a breakdown of the snapshot's stages.
+//! 2. Planning (M assets, default 100: M x 365 partitions, empty catalog):
+//!    `cairn_engine::run::plan` for every asset over the whole range, and
+//!    the snapshot it needs (cold: source content hashed; warm: cached).
+//!
+//! Targets: status of 1,000 x 365 < 1 s; planning 100 x 365 < 1 s.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn_catalog::{
+    AttemptRecord, CurrentVersion, FileRecord, MaterializationId, NewMaterialization, NewRun,
+    RunId, RunStatus, UpstreamKind, UpstreamVersion,
+};
+use cairn_engine::graph::NodeKind;
+use cairn_engine::partition_index::PartitionIndex;
+use cairn_engine::run::plan;
+use cairn_engine::status::{Inputs, Unit, assess};
+use cairn_engine::version::{UpstreamInput, code_version, input_version};
+use cairn_engine::{AssetState, AssetStatus, MaterializeOptions, PartitionFilter, Workspace};
+use chrono::{NaiveDate, Utc};
+
+type BoxResult<T> = Result<T, Box<dyn Error>>;
+
+const FIRST_DAY: &str = "2024-01-01";
+const LAST_DAY: &str = "2024-12-30";
+/// Days from `FIRST_DAY` to `LAST_DAY` inclusive (2024 is a leap year).
+const DAYS: usize = 365;
+/// Target: status of 1,000 assets x 365 partitions.
+const TARGET_STATUS: Duration = Duration::from_secs(1);
+/// Target: planning a backfill of 100 assets x 365 partitions.
+const TARGET_PLAN: Duration = Duration::from_secs(1);
+/// The asset counts the targets are stated for.
+const TARGET_STATUS_ASSETS: usize = 1000;
+const TARGET_PLAN_ASSETS: usize = 100;
+/// Repetitions of each timed measurement.
+const REPEATS: usize = 5;
+
+struct Args {
+    assets: usize,
+    plan_assets: usize,
+}
+
+const USAGE: &str = "usage: partitions [--assets N] [--plan-assets M]";
+
+fn parse_args() -> BoxResult<Args> {
+    let mut out = Args {
+        assets: TARGET_STATUS_ASSETS,
+        plan_assets: TARGET_PLAN_ASSETS,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let slot = match flag.as_str() {
+            // Added by `cargo bench`.
+            "--bench" => continue,
+            "--assets" => &mut out.assets,
+            "--plan-assets" => &mut out.plan_assets,
+            _ => return Err(format!("unknown argument `{arg}`\n{USAGE}").into()),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => args
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?,
+        };
+        *slot = parse_count(&value)?;
+    }
+    if out.assets == 0 || out.plan_assets == 0 {
+        return Err("--assets and --plan-assets must be positive".into());
+    }
+    Ok(out)
+}
+
+fn parse_count(s: &str) -> BoxResult<usize> {
+    s.replace('_', "")
+        .parse::<usize>()
+        .map_err(|e| format!("not a count: `{s}` ({e})").into())
+}
+
+fn main() -> BoxResult<()> {
+    let args = parse_args()?;
+    println!("cairn partitions benchmark");
+    println!(
+        "  status: {} assets x {DAYS} days; planning: {} assets x {DAYS} days; build: {}",
+        args.assets,
+        args.plan_assets,
+        if cfg!(debug_assertions) {
+            "debug assertions ON (unoptimized profile: numbers are pessimistic)"
+        } else {
+            "optimized"
+        }
+    );
+    let status = bench_status(args.assets)?;
+    let planning = bench_plan(args.plan_assets)?;
+
+    println!();
+    println!("== summary (min / median of {REPEATS}) ==");
+    println!(
+        "  {:<52} {:>12} {:>12}   target",
+        "measurement", "min", "median"
+    );
+    let row = |label: String, m: &MinMedian, verdict: String| {
+        println!("  {label:<52} {} {}   {verdict}", ms(m.min), ms(m.median));
+    };
+    let n = args.assets;
+    let versions = n * DAYS;
+    row(
+        format!("status, open workspace ({n} x {DAYS} = {versions})"),
+        &status.status,
+        verdict(n, TARGET_STATUS_ASSETS, status.status.median, TARGET_STATUS),
+    );
+    row(
+        "open + status (what `cairn status` does)".to_owned(),
+        &status.open_status,
+        verdict(
+            n,
+            TARGET_STATUS_ASSETS,
+            status.open_status.median,
+            TARGET_STATUS,
+        ),
+    );
+    row(
+        "  of which Workspace::open".to_owned(),
+        &status.open,
+        String::new(),
+    );
+    row(
+        "snapshot() alone".to_owned(),
+        &status.snapshot,
+        String::new(),
+    );
+    let m = args.plan_assets;
+    row(
+        format!("plan(), {m} x {DAYS} = {} missing units", m * DAYS),
+        &planning.plan,
+        verdict(m, TARGET_PLAN_ASSETS, planning.plan.median, TARGET_PLAN),
+    );
+    row(
+        "snapshot() (warm) + plan()".to_owned(),
+        &planning.snapshot_plan,
+        verdict(
+            m,
+            TARGET_PLAN_ASSETS,
+            planning.snapshot_plan.median,
+            TARGET_PLAN,
+        ),
+    );
+    println!(
+        "  {:<52} {}   (one-off: seeding, not a target)",
+        format!("seed {versions} commits"),
+        ms(status.seed)
+    );
+    Ok(())
+}
+
+struct StatusNumbers {
+    seed: Duration,
+    open: MinMedian,
+    status: MinMedian,
+    open_status: MinMedian,
+    snapshot: MinMedian,
+}
+
+fn bench_status(n: usize) -> BoxResult<StatusNumbers> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    println!();
+    println!("== status: {n} assets x {DAYS} daily partitions ==");
+
+    let t = Instant::now();
+    write_project(root, n)?;
+    println!(
+        "  project setup ({DAYS} source folders + {n} SQL files)  {}",
+        ms(t.elapsed())
+    );
+
+    let t = Instant::now();
+    let ws = Workspace::open(root)?;
+    println!(
+        "  first Workspace::open (empty catalog)                {}",
+        ms(t.elapsed())
+    );
+
+    let t = Instant::now();
+    let commits = seed(&ws)?;
+    let seed_time = t.elapsed();
+    println!(
+        "  seeding: {commits} commit_materialization calls       {}   ({:.0} commits/s)",
+        ms(seed_time),
+        commits as f64 / seed_time.as_secs_f64().max(1e-9)
+    );
+    if commits != n * DAYS {
+        return Err(format!("seeded {commits} partitions, expected {}", n * DAYS).into());
+    }
+    let t = Instant::now();
+    check_all_fresh(&ws.status(&[])?, n)?;
+    println!(
+        "  verified: every asset and partition fresh (first status after seeding: {})",
+        ms(t.elapsed()).trim()
+    );
+    drop(ws);
+
+    let mut open = Vec::with_capacity(REPEATS);
+    let mut open_status = Vec::with_capacity(REPEATS);
+    let mut status = Vec::with_capacity(REPEATS);
+    let mut snapshot = Vec::with_capacity(REPEATS);
+    let mut last = None;
+    for _ in 0..REPEATS {
+        drop(last.take());
+        let t = Instant::now();
+        let ws = Workspace::open(root)?;
+        let opened = t.elapsed();
+        let statuses = ws.status(&[])?;
+        open.push(opened);
+        open_status.push(t.elapsed());
+        check_all_fresh(&statuses, n)?;
+        drop(statuses);
+        last = Some(ws);
+    }
+    let ws = last.ok_or("no workspace")?;
+    for _ in 0..REPEATS {
+        let t = Instant::now();
+        let statuses = ws.status(&[])?;
+        status.push(t.elapsed());
+        check_all_fresh(&statuses, n)?;
+    }
+    for _ in 0..REPEATS {
+        let t = Instant::now();
+        let snap = ws.snapshot()?;
+        snapshot.push(t.elapsed());
+        std::hint::black_box(&snap);
+    }
+    let open = MinMedian::of(open);
+    let open_status = MinMedian::of(open_status);
+    let status = MinMedian::of(status);
+    let snapshot = MinMedian::of(snapshot);
+    println!();
+    println!("  measured                                        min / median of {REPEATS}");
+    println!(
+        "    Workspace::open                         {} / {}",
+        ms(open.min),
+        ms(open.median)
+    );
+    println!(
+        "    open + status                           {} / {}   {}",
+        ms(open_status.min),
+        ms(open_status.median),
+        verdict(n, TARGET_STATUS_ASSETS, open_status.median, TARGET_STATUS)
+    );
+    println!(
+        "    status (open workspace)                 {} / {}   {}",
+        ms(status.min),
+        ms(status.median),
+        verdict(n, TARGET_STATUS_ASSETS, status.median, TARGET_STATUS)
+    );
+    println!(
+        "    snapshot() alone                        {} / {}",
+        ms(snapshot.min),
+        ms(snapshot.median)
+    );
+    breakdown(&ws)?;
+    Ok(StatusNumbers {
+        seed: seed_time,
+        open,
+        status,
+        open_status,
+        snapshot,
+    })
+}
+
+/// Commits a fake materialization of every asset partition, with the input
+/// version the engine would compute, so that everything is fresh. Returns
+/// the number of commits.
+fn seed(ws: &Workspace) -> BoxResult<usize> {
+    let snapshot = ws.snapshot()?;
+    let run_id = RunId(uuid::Uuid::now_v7().to_string());
+    ws.catalog.begin_run(&NewRun {
+        id: run_id.clone(),
+        user: "bench".to_owned(),
+        host: "bench".to_owned(),
+        pid: std::process::id(),
+        command: "bench: seed partitions".to_owned(),
+        trigger: "bench".to_owned(),
+        started_at: Utc::now(),
+        backfill_id: None,
+    })?;
+    let total: usize = ws
+        .graph
+        .assets_in_order()
+        .map(|a| snapshot.index.keys(a).len())
+        .sum();
+    let mut committed: HashMap<Unit, (String, MaterializationId)> = HashMap::with_capacity(total);
+    let started = Instant::now();
+    let mut next_report = total / 10;
+    for name in ws.graph.assets_in_order() {
+        let asset = ws
+            .project
+            .assets
+            .get(name)
+            .ok_or_else(|| format!("asset `{name}` is in the graph but not the project"))?;
+        let code = snapshot
+            .code_versions
+            .get(name)
+            .ok_or_else(|| format!("no code version for `{name}`"))?;
+        for key in snapshot.index.keys(name) {
+            let mut inputs = Vec::new();
+            for (up, up_key) in snapshot.index.upstream_units(&ws.project, asset, key) {
+                let unit = (up, up_key);
+                let (kind, data_version, materialization) = match ws.graph.kind(&unit.0) {
+                    Some(NodeKind::Source) => {
+                        let v = snapshot.source_versions.get(&unit).ok_or_else(|| {
+                            format!("no data version for source {}@{}", unit.0, unit.1)
+                        })?;
+                        (UpstreamKind::Source, v.clone(), None)
+                    }
+                    Some(NodeKind::Asset) => {
+                        let (v, id) = committed.get(&unit).ok_or_else(|| {
+                            format!(
+                                "{name}@{key} reads {}@{}, which was not seeded before it",
+                                unit.0, unit.1
+                            )
+                        })?;
+                        (UpstreamKind::Asset, v.clone(), Some(*id))
+                    }
+                    None => return Err(format!("unknown upstream `{}`", unit.0).into()),
+                };
+                let (up_name, up_partition) = unit;
+                inputs.push(UpstreamVersion {
+                    name: up_name,
+                    kind,
+                    partition: up_partition,
+                    data_version,
+                    materialization,
+                });
+            }
+            let refs: Vec<UpstreamInput<'_>> = inputs
+                .iter()
+                .map(|u| UpstreamInput {
+                    name: &u.name,
+                    partition: &u.partition,
+                    data_version: &u.data_version,
+                })
+                .collect();
+            let input = input_version(code, key, &refs);
+            let data_version = blake3::hash(format!("{name}/{key}").as_bytes())
+                .to_hex()
+                .to_string();
+            let id = ws.catalog.commit_materialization(&NewMaterialization {
+                run_id: run_id.clone(),
+                asset: name.to_owned(),
+                partition: key.clone(),
+                code_version: code.clone(),
+                input_version: input,
+                data_version: data_version.clone(),
+                row_count: 1,
+                bytes_written: 512,
+                wall_ms: 1,
+                schema_json: r#"[{"name":"event_date","type":"Utf8","nullable":true},{"name":"amount","type":"Int64","nullable":true}]"#.to_owned(),
+                inputs,
+                files: vec![FileRecord {
+                    path: format!("{name}/date={key}/x.parquet"),
+                    size_bytes: 512,
+                    row_count: 1,
+                }],
+                committed_at: Utc::now(),
+                metrics: Default::default(),
+                checks: Vec::new(),
+            })?;
+            committed.insert((name.to_owned(), key.clone()), (data_version, id));
+            if committed.len() == next_report && next_report < total {
+                let done = committed.len();
+                let elapsed = started.elapsed();
+                eprintln!(
+                    "    seeding: {done}/{total} ({:.0}%), {:.1} s, ~{:.0} s left",
+                    100.0 * done as f64 / total as f64,
+                    elapsed.as_secs_f64(),
+                    elapsed.as_secs_f64() * (total - done) as f64 / done as f64
+                );
+                next_report += total / 10;
+            }
+        }
+    }
+    ws.catalog.finish_run(&run_id, RunStatus::Succeeded, None)?;
+    Ok(committed.len())
+}
+
+/// Every asset fresh, with every one of its `DAYS` partitions fresh.
+fn check_all_fresh(statuses: &[AssetStatus], n: usize) -> BoxResult<()> {
+    if statuses.len() != n {
+        return Err(format!("status: expected {n} assets, got {}", statuses.len()).into());
+    }
+    for s in statuses {
+        let Some(p) = &s.partitions else {
+            return Err(format!("status: `{}` is not partitioned", s.name).into());
+        };
+        if s.state != AssetState::Fresh || p.total != DAYS || p.fresh != DAYS {
+            let example = p
+                .list
+                .iter()
+                .find(|u| u.state != AssetState::Fresh)
+                .map(|u| {
+                    let causes: Vec<String> = u.causes.iter().map(ToString::to_string).collect();
+                    format!(
+                        "; e.g. {} is {} ({})",
+                        u.key,
+                        u.state.as_str(),
+                        causes.join(", ")
+                    )
+                })
+                .unwrap_or_default();
+            return Err(format!(
+                "status: `{}` is {} with {} of {} partitions fresh (expected {DAYS}){example}",
+                s.name,
+                s.state.as_str(),
+                p.fresh,
+                p.total
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Times the stages of `Workspace::snapshot` one by one, the way it runs
+/// them.
+fn breakdown(ws: &Workspace) -> BoxResult<()> {
+    let mut stages: Vec<(&str, Vec<Duration>)> = [
+        "code versions (normalized SQL hashes)",
+        "PartitionIndex::build",
+        "source versions (fingerprint 365 dirs + cache read)",
+        "catalog current_versions() query",
+        "  -> HashMap<Unit, CurrentVersion>",
+        "catalog latest_attempts() query",
+        "  -> HashMap<Unit, AttemptRecord>",
+        "assess() (all units)",
+        "drop of the snapshot's maps + statuses",
+    ]
+    .into_iter()
+    .map(|label| (label, Vec::with_capacity(REPEATS)))
+    .collect();
+    let mut rows = (0, 0);
+    for _ in 0..REPEATS {
+        let mut times = Vec::with_capacity(stages.len());
+        let mut lap = Instant::now();
+        let mut split = |times: &mut Vec<Duration>| {
+            times.push(lap.elapsed());
+            lap = Instant::now();
+        };
+        let code_versions: HashMap<String, String> = ws
+            .project
+            .assets
+            .values()
+            .map(|a| (a.name.clone(), code_version(a)))
+            .collect();
+        split(&mut times);
+        let index = PartitionIndex::build(&ws.project, Utc::now());
+        split(&mut times);
+        let source_versions =
+            cairn_engine::sources::source_versions(&ws.project, &index, ws.catalog.as_ref())?;
+        split(&mut times);
+        let current_rows = ws.catalog.current_versions()?;
+        split(&mut times);
+        rows.0 = current_rows.len();
+        let current: HashMap<Unit, CurrentVersion> = current_rows
+            .into_iter()
+            .filter(|c| ws.project.assets.contains_key(&c.asset))
+            .map(|c| ((c.asset.clone(), c.partition.clone()), c))
+            .collect();
+        split(&mut times);
+        let attempt_rows = ws.catalog.latest_attempts()?;
+        split(&mut times);
+        rows.1 = attempt_rows.len();
+        let attempts: HashMap<Unit, AttemptRecord> = attempt_rows
+            .into_iter()
+            .map(|a| ((a.asset.clone(), a.partition.clone()), a))
+            .collect();
+        split(&mut times);
+        let catalog = std::sync::Arc::clone(&ws.catalog);
+        let recorded = move |id| {
+            catalog
+                .materialization(id)
+                .ok()
+                .flatten()
+                .map(|m| m.body.inputs)
+        };
+        let statuses = assess(&Inputs {
+            project: &ws.project,
+            index: &index,
+            graph: &ws.graph,
+            code_versions: &code_versions,
+            source_versions: &source_versions,
+            current: &current,
+            attempts: &attempts,
+            recorded_inputs: &recorded,
+        });
+        split(&mut times);
+        std::hint::black_box(&statuses);
+        drop((statuses, attempts, current, source_versions, index));
+        split(&mut times);
+        for ((_, v), t) in stages.iter_mut().zip(times) {
+            v.push(t);
+        }
+    }
+    println!();
+    println!(
+        "  snapshot breakdown ({} current versions, {} latest attempts)   min / median of {REPEATS}",
+        rows.0, rows.1
+    );
+    let mut sum = Duration::ZERO;
+    for (label, times) in stages {
+        let m = MinMedian::of(times);
+        sum += m.median;
+        println!("    {label:<52} {} / {}", ms(m.min), ms(m.median));
+    }
+    println!("    {:<52} {:>13}   {}", "sum of medians", "", ms(sum));
+    Ok(())
+}
+
+struct PlanNumbers {
+    plan: MinMedian,
+    snapshot_plan: MinMedian,
+}
+
+fn bench_plan(m: usize) -> BoxResult<PlanNumbers> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    println!();
+    println!("== planning: backfill of {m} assets x {DAYS} daily partitions, empty catalog ==");
+    write_project(root, m)?;
+    let t = Instant::now();
+    let ws = Workspace::open(root)?;
+    println!(
+        "  Workspace::open                                      {}",
+        ms(t.elapsed())
+    );
+    let t = Instant::now();
+    let snapshot = ws.snapshot()?;
+    println!(
+        "  snapshot(), cold (hashes {DAYS} source partitions)      {}",
+        ms(t.elapsed())
+    );
+    drop(snapshot);
+
+    let opts = MaterializeOptions {
+        selection: Vec::new(),
+        force: false,
+        jobs: 1,
+        command: "bench: plan backfill".to_owned(),
+        partitions: PartitionFilter::Range {
+            from: FIRST_DAY.to_owned(),
+            to: LAST_DAY.to_owned(),
+        },
+        backfill: None,
+    };
+    let expected = m * DAYS;
+    let mut snapshots = Vec::with_capacity(REPEATS);
+    let mut plans = Vec::with_capacity(REPEATS);
+    let mut both = Vec::with_capacity(REPEATS);
+    for _ in 0..REPEATS {
+        let t = Instant::now();
+        let snapshot = ws.snapshot()?;
+        let snapped = t.elapsed();
+        let t = Instant::now();
+        let planned = plan(&ws, &snapshot, &opts)?;
+        let planning = t.elapsed();
+        snapshots.push(snapped);
+        plans.push(planning);
+        both.push(snapped + planning);
+        if planned.run_set.len() != expected || planned.chosen.len() != expected {
+            return Err(format!(
+                "plan: expected {expected} units to run, got run_set {} (chosen {})",
+                planned.run_set.len(),
+                planned.chosen.len()
+            )
+            .into());
+        }
+        let missing = snapshot
+            .statuses
+            .iter()
+            .filter(|s| s.state == AssetState::NeverMaterialized)
+            .count();
+        if missing != m {
+            return Err(
+                format!("plan: expected {m} never-materialized assets, got {missing}").into(),
+            );
+        }
+    }
+    let snapshots = MinMedian::of(snapshots);
+    let plans = MinMedian::of(plans);
+    let both = MinMedian::of(both);
+    println!("  measured (run_set = {expected} units, checked)          min / median of {REPEATS}");
+    println!(
+        "    snapshot(), warm                        {} / {}",
+        ms(snapshots.min),
+        ms(snapshots.median)
+    );
+    println!(
+        "    plan()                                  {} / {}   {}",
+        ms(plans.min),
+        ms(plans.median),
+        verdict(m, TARGET_PLAN_ASSETS, plans.median, TARGET_PLAN)
+    );
+    println!(
+        "    snapshot() + plan()                     {} / {}   {}",
+        ms(both.min),
+        ms(both.median),
+        verdict(m, TARGET_PLAN_ASSETS, both.median, TARGET_PLAN)
+    );
+    Ok(PlanNumbers {
+        plan: plans,
+        snapshot_plan: both,
+    })
+}
+
+struct MinMedian {
+    min: Duration,
+    median: Duration,
+}
+
+impl MinMedian {
+    fn of(mut v: Vec<Duration>) -> MinMedian {
+        v.sort();
+        MinMedian {
+            min: v.first().copied().unwrap_or_default(),
+            median: v.get(v.len() / 2).copied().unwrap_or_default(),
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:>10.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The verdict against a target stated for `target_n` assets.
+fn verdict(n: usize, target_n: usize, value: Duration, limit: Duration) -> String {
+    let limit_ms = limit.as_millis();
+    if n != target_n {
+        return format!("(target < {limit_ms} ms is for {target_n} assets)");
+    }
+    let verdict = if value < limit { "ok" } else { "MISSED" };
+    format!("target < {limit_ms} ms: {verdict}")
+}
+
+fn asset_name(i: usize) -> String {
+    format!("p{i:04}")
+}
+
+const PARTITIONS: &str = "{ type = \"daily\", start = \"2024-01-01\", end = \"2024-12-30\" }";
+
+/// Writes `cairn.toml`, `data/events/date=*/part.csv` and `assets/*.sql`.
+fn write_project(root: &Path, n: usize) -> BoxResult<()> {
+    fs::create_dir_all(root.join("assets"))?;
+    fs::write(
+        root.join("cairn.toml"),
+        format!(
+            "[sources.events]\npath = \"data/events\"\nformat = \"csv\"\npartitions = {PARTITIONS}\n"
+        ),
+    )?;
+    let first = NaiveDate::parse_from_str(FIRST_DAY, "%Y-%m-%d")?;
+    for (i, day) in first.iter_days().take(DAYS).enumerate() {
+        let day = day.format("%Y-%m-%d").to_string();
+        let dir = root.join("data/events").join(format!("date={day}"));
+        fs::create_dir_all(&dir)?;
+        fs::write(
+            dir.join("part.csv"),
+            format!("event_date,amount\n{day},{i}\n{day},{}\n", i + 1),
+        )?;
+    }
+    if first
+        .iter_days()
+        .nth(DAYS - 1)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        != Some(LAST_DAY.to_owned())
+    {
+        return Err(format!("{DAYS} days from {FIRST_DAY} do not end on {LAST_DAY}").into());
+    }
+    let header = format!(
+        "--- [partitions]\n--- type = \"daily\"\n--- start = \"{FIRST_DAY}\"\n--- end = \"{LAST_DAY}\"\n"
+    );
+    for i in 0..n {
+        let sql = if i == 0 {
+            "select event_date, amount from events\n".to_owned()
+        } else {
+            format!("select * from {}\n", asset_name((i - 1) / 2))
+        };
+        fs::write(
+            root.join("assets").join(format!("{}.sql", asset_name(i))),
+            format!("{header}{sql}"),
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! `cairn check`: rerun the checks of committed versions without
+//! rematerializing (a referenced asset may have changed since).
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use cairn_assets::checks::CheckKind;
+use cairn_catalog::{NewCheckResult, NewRun, RunId, RunStatus};
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::resolve::resolve_table_references;
+
+use crate::checks::{CheckOutcome, run_checks};
+use crate::error::EngineError;
+use crate::selection;
+use crate::tables::{new_session, register_committed, register_source};
+use crate::workspace::Workspace;
+
+/// The checks of one committed asset partition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// The asset.
+    pub asset: String,
+    /// The partition key.
+    pub partition: String,
+    /// Each check's outcome.
+    pub checks: Vec<CheckOutcome>,
+}
+
+impl Workspace {
+    /// Reruns the checks of the current versions of the selected assets and
+    /// records the results under a run of their own. `None` run when no
+    /// selected asset has checks and a committed version.
+    pub async fn check(
+        &self,
+        selection: &[String],
+        command: &str,
+    ) -> Result<(Option<RunId>, Vec<CheckReport>), EngineError> {
+        let selected = selection::resolve(&self.graph, selection)?;
+        let with_checks: BTreeSet<String> = selected
+            .iter()
+            .filter(|a| {
+                self.project
+                    .assets
+                    .get(*a)
+                    .is_some_and(|x| !x.checks.is_empty())
+            })
+            .cloned()
+            .collect();
+        crate::compile::validate_checks(self, &with_checks).await?;
+        let current = self.catalog.current_versions()?;
+        let files_of = |asset: &str, partition: Option<&str>| -> Result<Vec<String>, EngineError> {
+            let mut files = Vec::new();
+            for c in current
+                .iter()
+                .filter(|c| c.asset == asset && partition.is_none_or(|p| p == c.partition))
+            {
+                if let Some(m) = self.catalog.materialization(c.id)? {
+                    files.extend(m.body.files.into_iter().map(|f| f.path));
+                }
+            }
+            Ok(files)
+        };
+        let units: Vec<(String, String)> = current
+            .iter()
+            .filter(|c| with_checks.contains(&c.asset))
+            .map(|c| (c.asset.clone(), c.partition.clone()))
+            .collect();
+        if units.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let run_id = RunId(uuid::Uuid::now_v7().to_string());
+        self.catalog.begin_run(&NewRun {
+            id: run_id.clone(),
+            user: crate::whoami::user(),
+            host: crate::whoami::host(),
+            pid: std::process::id(),
+            command: command.to_owned(),
+            trigger: "check".to_owned(),
+            started_at: Utc::now(),
+            backfill_id: None,
+        })?;
+        let now = crate::workspace::now()?;
+        let mut reports = Vec::new();
+        let mut any_failed = false;
+        for (asset_name, partition) in units {
+            let Some(asset) = self.project.assets.get(&asset_name) else {
+                continue;
+            };
+            let ctx = new_session(&self.storage)
+                .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+            // The tables checks may read: the asset's upstreams, relationship
+            // targets and whatever `sql(...)` checks name.
+            let mut tables: BTreeSet<String> = asset.upstream.iter().cloned().collect();
+            for c in &asset.checks {
+                match &c.kind {
+                    CheckKind::Relationships { to_asset, .. } => {
+                        tables.insert(to_asset.clone());
+                    }
+                    CheckKind::Sql { query } => {
+                        if let Ok(statements) = DFParser::parse_sql(query) {
+                            for s in &statements {
+                                if let Ok((refs, _)) = resolve_table_references(s, true) {
+                                    tables.extend(refs.into_iter().map(|r| r.table().to_owned()));
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            tables.remove(&asset_name);
+            let q = |e: datafusion::error::DataFusionError| EngineError::Query(e.strip_backtrace());
+            for t in &tables {
+                if let Some(source) = self.project.sources.get(t) {
+                    register_source(&ctx, source).await.map_err(q)?;
+                } else if self.project.assets.contains_key(t) {
+                    let files = files_of(t, None)?;
+                    if !files.is_empty() {
+                        register_committed(&ctx, &self.storage, t, &files, false)
+                            .await
+                            .map_err(q)?;
+                    }
+                }
+            }
+            let own = files_of(&asset_name, Some(&partition))?;
+            register_committed(&ctx, &self.storage, &asset_name, &own, false)
+                .await
+                .map_err(q)?;
+            let checks = run_checks(&ctx, &asset.checks, &asset_name, now).await;
+            any_failed |= checks.iter().any(|c| !c.passed);
+            let records: Vec<NewCheckResult> = checks
+                .iter()
+                .map(|c| NewCheckResult {
+                    name: c.name.clone(),
+                    severity: c.severity.to_owned(),
+                    passed: c.passed,
+                    failing_rows: c.failing_rows,
+                    sample_json: serde_json::Value::Array(c.sample.clone()).to_string(),
+                    error: c.error.clone(),
+                })
+                .collect();
+            self.catalog.record_check_results(
+                &run_id,
+                &asset_name,
+                &partition,
+                &records,
+                Utc::now(),
+            )?;
+            reports.push(CheckReport {
+                asset: asset_name,
+                partition,
+                checks,
+            });
+        }
+        let status = if any_failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        self.catalog
+            .finish_run(&run_id, status, any_failed.then_some("checks failed"))?;
+        Ok((Some(run_id), reports))
+    }
+}
