@@ -7,5 +7,6 @@ mod crash;
 mod external_reader;
 mod failures;
 mod partitions;
+mod quality;
 mod spine;
 mod util;
