@@ -374,6 +374,23 @@ pub fn plan(
                 stack.push((up, up_key));
             }
         }
+        // A relationships check reads its target: keep the target up to
+        // date too (unless the target reads this asset, which would loop).
+        for check in &asset.checks {
+            let CheckKind::Relationships { to_asset, .. } = &check.kind else {
+                continue;
+            };
+            if ws.graph.kind(to_asset) != Some(NodeKind::Asset)
+                || ws.graph.ancestors(to_asset).contains(&name)
+            {
+                continue;
+            }
+            for k in snapshot.index.keys(to_asset) {
+                if candidates.insert((to_asset.clone(), k.clone())) {
+                    stack.push((to_asset.clone(), k.clone()));
+                }
+            }
+        }
     }
     let states: HashMap<Unit, AssetState> = snapshot.unit_states();
     let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();

@@ -1,5 +1,6 @@
 --- description = "Payments rolled up to one row per paid order, split by payment method."
 --- tags = ["intermediate"]
+--- checks = ["unique(order_id)", "relationships(order_id, stg_orders.order_id)"]
 
 -- Unpaid orders have no row here; the marts keep them with an outer join.
 select
