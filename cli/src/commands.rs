@@ -607,6 +607,45 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
                     short(&i.data_version)
                 )?;
             }
+            let m = &b.metrics;
+            if let (Some(added), Some(removed)) = (m.rows_added, m.rows_removed) {
+                writeln!(out, "  changed   +{added} / -{removed} rows versus the previous version")?;
+            }
+            writeln!(
+                out,
+                "  cost      ${:.6}  cpu {:.3}s  read {} in {} requests  written {} in {} requests  peak memory {}",
+                m.cost_usd,
+                m.cpu_seconds,
+                bytes(m.bytes_read),
+                m.read_requests,
+                bytes(m.bytes_written),
+                m.write_requests,
+                bytes(m.peak_memory_bytes)
+            )?;
+            if !b.checks.is_empty() {
+                writeln!(out, "  checks")?;
+                for c in &b.checks {
+                    let verdict = if c.passed {
+                        "pass".to_owned()
+                    } else {
+                        format!("{} ({} failing rows)", c.severity.to_uppercase(), c.failing_rows)
+                    };
+                    writeln!(out, "    {:<48} {verdict}", c.name)?;
+                }
+            }
+            if !m.columns.is_empty() {
+                writeln!(out, "  columns (nulls, min .. max)")?;
+                for c in &m.columns {
+                    writeln!(
+                        out,
+                        "    {:<24} {:>8}  {} .. {}",
+                        c.name,
+                        c.null_count.map(|n| n.to_string()).unwrap_or_else(|| "?".to_owned()),
+                        c.min.as_deref().unwrap_or("-"),
+                        c.max.as_deref().unwrap_or("-")
+                    )?;
+                }
+            }
             writeln!(out, "  files")?;
             for f in &b.files {
                 writeln!(
