@@ -609,7 +609,10 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
             }
             let m = &b.metrics;
             if let (Some(added), Some(removed)) = (m.rows_added, m.rows_removed) {
-                writeln!(out, "  changed   +{added} / -{removed} rows versus the previous version")?;
+                writeln!(
+                    out,
+                    "  changed   +{added} / -{removed} rows versus the previous version"
+                )?;
             }
             writeln!(
                 out,
@@ -628,7 +631,11 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
                     let verdict = if c.passed {
                         "pass".to_owned()
                     } else {
-                        format!("{} ({} failing rows)", c.severity.to_uppercase(), c.failing_rows)
+                        format!(
+                            "{} ({} failing rows)",
+                            c.severity.to_uppercase(),
+                            c.failing_rows
+                        )
                     };
                     writeln!(out, "    {:<48} {verdict}", c.name)?;
                 }
@@ -640,7 +647,9 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
                         out,
                         "    {:<24} {:>8}  {} .. {}",
                         c.name,
-                        c.null_count.map(|n| n.to_string()).unwrap_or_else(|| "?".to_owned()),
+                        c.null_count
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "?".to_owned()),
                         c.min.as_deref().unwrap_or("-"),
                         c.max.as_deref().unwrap_or("-")
                     )?;
