@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p cairn-engine --bench orchestration -- [N ...] [--rows R] [--no-row-changes]
+//! cargo bench -p cairn-engine --bench orchestration -- --checks-overhead [N ...] [--rows R]
 //! ```
 //!
 //! For each asset count N (default `100 1000`) it builds a temporary project
@@ -18,7 +19,17 @@
 //! materialize (`jobs = 1`, where "wall minus DataFusion time" is
 //! meaningful: the headline overhead), a no-op materialize and no-op
 //! `status` / `Workspace::open`.
+//!
+//! With `--checks-overhead` (default N = 100) it instead builds the same
+//! project twice, once without checks and once with three checks per asset
+//! ([`CHECKS`]: every asset outputs `bucket, n, total`, one row per bucket),
+//! and compares a cold first materialize and [`CHECK_REPEATS`] forced serial
+//! materializes (`jobs = 1`, interleaved) of the two, against the target
+//! "checks add < 20% to materialization time". It then splits the check
+//! cost: `validate_checks` before the run, and the check queries replayed
+//! on every asset's committed output (plan / physical plan / execute).
 
+use std::collections::BTreeSet;
 use std::error::Error;
 use std::fs;
 use std::path::Path;
@@ -29,7 +40,13 @@ use cairn_engine::run::NoProgress;
 use cairn_engine::{AssetOutcome, MaterializeOptions, RunReport, Workspace};
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::context::SQLOptions;
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
@@ -41,6 +58,20 @@ const TARGET_OVERHEAD: Duration = Duration::from_millis(5);
 const TARGET_STATUS_1000: Duration = Duration::from_millis(200);
 /// Repetitions of the no-op status measurements.
 const STATUS_REPEATS: usize = 5;
+/// `--checks-overhead`: the checks declared on every asset. Every generated
+/// asset outputs [`OUTPUT_COLUMNS`] with one row per `bucket`, and `total`
+/// sums / averages non-negative amounts, so all three pass.
+const CHECKS: [&str; 3] = [
+    "not_null(bucket)",
+    "unique(bucket)",
+    "expression(total >= 0)",
+];
+/// The output columns of every generated asset.
+const OUTPUT_COLUMNS: [&str; 3] = ["bucket", "n", "total"];
+/// Target: checks add less than this fraction to materialization time.
+const TARGET_CHECKS_OVERHEAD: f64 = 0.20;
+/// Forced serial materializes per project in `--checks-overhead`.
+const CHECK_REPEATS: usize = 3;
 
 struct Args {
     counts: Vec<usize>,
@@ -48,12 +79,15 @@ struct Args {
     /// `--no-row-changes`: assets declare `count_row_changes = false`, to
     /// separate the rows-added/removed diff from the rest of a rebuild.
     no_row_changes: bool,
+    /// `--checks-overhead`: compare materializing with and without checks.
+    checks_overhead: bool,
 }
 
 fn parse_args() -> BoxResult<Args> {
     let mut counts = Vec::new();
     let mut rows = 1_000_000usize;
     let mut no_row_changes = false;
+    let mut checks_overhead = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--rows" {
@@ -65,6 +99,8 @@ fn parse_args() -> BoxResult<Args> {
             rows = parse_count(v)?;
         } else if arg == "--no-row-changes" {
             no_row_changes = true;
+        } else if arg == "--checks-overhead" {
+            checks_overhead = true;
         } else if arg.starts_with('-') {
             // `--bench` (added by cargo), `--profile-check` and anything else: ignored.
         } else {
@@ -72,7 +108,11 @@ fn parse_args() -> BoxResult<Args> {
         }
     }
     if counts.is_empty() {
-        counts = vec![100, 1000];
+        counts = if checks_overhead {
+            vec![100]
+        } else {
+            vec![100, 1000]
+        };
     }
     if counts.contains(&0) || rows == 0 {
         return Err("asset counts and --rows must be positive".into());
@@ -81,6 +121,7 @@ fn parse_args() -> BoxResult<Args> {
         counts,
         rows,
         no_row_changes,
+        checks_overhead,
     })
 }
 
@@ -98,16 +139,25 @@ fn main() -> BoxResult<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.checks_overhead {
+        println!("cairn checks-overhead benchmark");
+        println!(
+            "  source rows: {}, asset counts: {:?}, checks per asset: {CHECKS:?}, jobs: 1, build: {}",
+            args.rows,
+            args.counts,
+            build_kind()
+        );
+        for &n in &args.counts {
+            runtime.block_on(bench_checks_overhead(n, &args))?;
+        }
+        return Ok(());
+    }
     println!("cairn orchestration benchmark");
     println!(
         "  source rows: {}, asset counts: {:?}, concurrent jobs: {jobs}, build: {}",
         args.rows,
         args.counts,
-        if cfg!(debug_assertions) {
-            "debug assertions ON (unoptimized profile: numbers are pessimistic)"
-        } else {
-            "optimized"
-        }
+        build_kind()
     );
     for &n in &args.counts {
         runtime.block_on(bench_one(n, &args, jobs))?;
@@ -121,7 +171,7 @@ async fn bench_one(n: usize, args: &Args, jobs: usize) -> BoxResult<()> {
     let root = dir.path();
 
     let t = Instant::now();
-    write_project(root, n, rows, args.no_row_changes)?;
+    write_project(root, n, rows, args.no_row_changes, false)?;
     let setup = t.elapsed();
 
     let t = Instant::now();
@@ -423,6 +473,14 @@ impl MinMedian {
     }
 }
 
+fn build_kind() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug assertions ON (unoptimized profile: numbers are pessimistic)"
+    } else {
+        "optimized"
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:>10.2} ms", d.as_secs_f64() * 1e3)
 }
@@ -452,13 +510,23 @@ fn asset_name(i: usize) -> String {
     format!("a{i:04}")
 }
 
-/// Writes `cairn.toml`, `data/events.parquet` and `assets/*.sql`.
-fn write_project(root: &Path, n: usize, rows: usize, no_row_changes: bool) -> BoxResult<()> {
-    let header = if no_row_changes {
-        "--- count_row_changes = false\n"
-    } else {
-        ""
-    };
+/// Writes `cairn.toml`, `data/events.parquet` and `assets/*.sql`; with
+/// `checks`, every asset declares [`CHECKS`].
+fn write_project(
+    root: &Path,
+    n: usize,
+    rows: usize,
+    no_row_changes: bool,
+    checks: bool,
+) -> BoxResult<()> {
+    let mut header = String::new();
+    if no_row_changes {
+        header.push_str("--- count_row_changes = false\n");
+    }
+    if checks {
+        let list: Vec<String> = CHECKS.iter().map(|c| format!("\"{c}\"")).collect();
+        header.push_str(&format!("--- checks = [{}]\n", list.join(", ")));
+    }
     fs::create_dir_all(root.join("data"))?;
     fs::create_dir_all(root.join("assets"))?;
     fs::write(

@@ -33,6 +33,7 @@ pub mod compile;
 pub mod cost;
 mod error;
 pub mod graph;
+pub mod metadata_tables;
 pub mod metering;
 pub mod partition_index;
 mod query;

@@ -19,14 +19,28 @@ pub(crate) async fn run_query(
     // asset that has no committed version yet.
     let statements = DFParser::parse_sql(sql).map_err(q)?;
     let mut tables = Vec::new();
+    let mut metadata = std::collections::BTreeSet::new();
     for statement in &statements {
         let (relations, _) = resolve_table_references(statement, true).map_err(q)?;
-        tables.extend(relations.into_iter().map(|r| r.table().to_owned()));
+        for r in relations {
+            if r.schema() == Some(crate::metadata_tables::SCHEMA) {
+                if !crate::metadata_tables::TABLES.contains(&r.table()) {
+                    return Err(EngineError::Usage(format!(
+                        "unknown metadata table `{r}`; there are cairn.{}",
+                        crate::metadata_tables::TABLES.join(", cairn.")
+                    )));
+                }
+                metadata.insert(r.table().to_owned());
+            } else {
+                tables.push(r.table().to_owned());
+            }
+        }
     }
     tables.sort();
     tables.dedup();
 
     let ctx = new_session(&ws.storage).map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+    crate::metadata_tables::register(&ctx, ws, &metadata)?;
     let current = ws.catalog.current_versions()?;
     for name in &tables {
         if let Some(source) = ws.project.sources.get(name) {

@@ -6,6 +6,7 @@ mod bad_input;
 mod crash;
 mod external_reader;
 mod failures;
+mod metadata;
 mod partitions;
 mod quality;
 mod spine;

@@ -1,0 +1,78 @@
+//! The catalog as read-only SQL tables in `cairn query`.
+
+use crate::util::Project;
+
+#[test]
+fn metadata_tables_agree_with_show_and_join_with_data() {
+    let p = Project::example();
+    p.materialize(&[]);
+    let rows = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select asset, sum(rows) as rows from cairn.materializations group by 1 order by 1",
+        ],
+        0,
+    );
+    assert_eq!(rows.as_array().unwrap().len(), 7);
+    for r in rows.as_array().unwrap() {
+        let asset = r["asset"].as_str().unwrap();
+        let show = p.json(&["show", asset, "--format", "json"], 0);
+        assert_eq!(r["rows"], show["current"]["row_count"], "{asset}");
+    }
+    let runs = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select status, trigger, count(*) as n from cairn.runs group by 1, 2",
+        ],
+        0,
+    );
+    assert_eq!(
+        runs,
+        serde_json::json!([{"status": "succeeded", "trigger": "cli", "n": 1}])
+    );
+    let joined = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select count(*) as n from customers c join cairn.lineage l on l.asset = 'customers' and l.upstream = 'stg_customers'",
+        ],
+        0,
+    );
+    assert_eq!(joined[0]["n"], 100);
+    let checks = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select count(*) as n from cairn.checks where not passed",
+        ],
+        0,
+    );
+    assert_eq!(checks[0]["n"], 0);
+    let cost = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select count(*) as n from cairn.cost where cost_usd > 0 and is_current",
+        ],
+        0,
+    );
+    assert_eq!(cost[0]["n"], 7);
+
+    // Read-only: statements are refused, and the catalog is unchanged.
+    let refused = p.run(&["query", "delete from cairn.runs"]);
+    assert_ne!(refused.code, 0);
+    let unknown = p.run(&["query", "select * from cairn.nope"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("cairn.materializations"),
+        "{}",
+        unknown.stderr
+    );
+}
