@@ -21,6 +21,24 @@ pub struct ProjectConfig {
     /// Rates that turn measured usage into money.
     #[serde(default)]
     pub cost: CostConfig,
+    /// How long replaced versions stay readable.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: replaced (non-current) versions stay readable for time
+/// travel and audits this long; `cairn gc` removes them afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days a replaced version is kept.
+    pub days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { days: 30 }
+    }
 }
 
 /// `[cost]`: rates in US dollars. Defaults are typical public-cloud list

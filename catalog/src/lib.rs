@@ -134,4 +134,25 @@ pub trait Catalog: Send + Sync {
     /// Backfills, newest first, at most `limit`. A listing: `units` is left
     /// empty (use [`Catalog::backfill`] for one backfill's units).
     fn backfills(&self, limit: usize) -> Result<Vec<BackfillRecord>>;
+
+    /// Appends to the audit log (which nothing can update or delete).
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<()>;
+
+    /// Audit entries at or after `since`, by `principal` when given, oldest first.
+    fn audit_log(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        principal: Option<&str>,
+    ) -> Result<Vec<AuditEntry>>;
+
+    /// Every file of every committed materialization, with whether it is
+    /// current and whether retention already expired it.
+    fn all_files(&self) -> Result<Vec<StoredFile>>;
+
+    /// Records that retention removed these materializations' files.
+    fn mark_expired(
+        &self,
+        ids: &[MaterializationId],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()>;
 }

@@ -570,3 +570,47 @@ mod tests {
         assert_eq!(back, record);
     }
 }
+
+/// An audit log entry to append.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAuditEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who: the OS user or API principal.
+    pub principal: String,
+    /// From which host.
+    pub host: String,
+    /// The project's git commit, when the project is a git repository.
+    pub git_commit: Option<String>,
+    /// What: `materialize`, `backfill`, `check`, `gc`, `config_changed` ...
+    pub action: String,
+    /// On what: a selection, a backfill id, a list of assets.
+    pub target: String,
+    /// Details as JSON.
+    pub details: String,
+}
+
+/// A recorded audit log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Its position in the log.
+    pub id: i64,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: NewAuditEntry,
+}
+
+/// A file of a committed materialization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    /// The materialization.
+    pub materialization: MaterializationId,
+    /// Path relative to the storage root.
+    pub path: String,
+    /// When the materialization was committed.
+    pub committed_at: DateTime<Utc>,
+    /// Whether it is the current version of its partition.
+    pub is_current: bool,
+    /// Whether retention already removed it.
+    pub expired: bool,
+}

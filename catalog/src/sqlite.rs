@@ -17,11 +17,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    AttemptOutcome, AttemptRecord, BackfillId, BackfillRecord, BackfillStatus, Catalog,
+    AttemptOutcome, AttemptRecord, AuditEntry, BackfillId, BackfillRecord, BackfillStatus, Catalog,
     CatalogError, CheckResultRecord, CurrentVersion, FileRecord, MaterializationId,
-    MaterializationMetrics, MaterializationRecord, NewAttempt, NewBackfill, NewCheckResult,
-    NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord, RunStatus,
-    SourceFingerprint, UpstreamKind, UpstreamVersion,
+    MaterializationMetrics, MaterializationRecord, NewAttempt, NewAuditEntry, NewBackfill,
+    NewCheckResult, NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord, RunStatus,
+    SourceFingerprint, StoredFile, UpstreamKind, UpstreamVersion,
 };
 
 /// How long a statement waits for another process's write lock.
@@ -214,6 +214,27 @@ CREATE TABLE latest_check_results (
     check_result_id INTEGER NOT NULL REFERENCES check_results (id),
     PRIMARY KEY (asset, "partition", name)
 ) WITHOUT ROWID;
+"#,
+    // 4: the append-only audit log, and expiry of old versions by retention.
+    r#"
+CREATE TABLE audit_log (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          TEXT    NOT NULL,
+    principal   TEXT    NOT NULL,
+    host        TEXT    NOT NULL,
+    git_commit  TEXT,
+    action      TEXT    NOT NULL,
+    target      TEXT    NOT NULL,
+    details     TEXT    NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log (at, id);
+CREATE INDEX audit_log_by_principal ON audit_log (principal, id);
+-- Append-only, enforced by the database itself.
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+ALTER TABLE materializations ADD COLUMN expired_at TEXT;
 "#,
 ];
 
@@ -1089,6 +1110,90 @@ impl Catalog for SqliteCatalog {
             ))?;
             stmt.query_and_then([], summary_with_metrics_from_row)?
                 .collect()
+        })
+    }
+
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<()> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO audit_log (at, principal, host, git_commit, action, target, details)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                timestamp(entry.at),
+                entry.principal,
+                entry.host,
+                entry.git_commit,
+                entry.action,
+                entry.target,
+                entry.details,
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn audit_log(
+        &self,
+        since: Option<DateTime<Utc>>,
+        principal: Option<&str>,
+    ) -> Result<Vec<AuditEntry>> {
+        let since = since.map(timestamp).unwrap_or_default();
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, at, principal, host, git_commit, action, target, details FROM audit_log
+                 WHERE at >= ?1 AND (?2 IS NULL OR principal = ?2) ORDER BY id",
+            )?;
+            stmt.query_and_then(params![since, principal], |row| {
+                Ok(AuditEntry {
+                    id: row.get(0)?,
+                    entry: NewAuditEntry {
+                        at: get_time(row, "at")?,
+                        principal: row.get(2)?,
+                        host: row.get(3)?,
+                        git_commit: row.get(4)?,
+                        action: row.get(5)?,
+                        target: row.get(6)?,
+                        details: row.get(7)?,
+                    },
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn all_files(&self) -> Result<Vec<StoredFile>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT f.materialization_id, f.path, m.committed_at, m.expired_at,
+                          (c.materialization_id IS NOT NULL) AS is_current
+                   FROM materialization_files f
+                   JOIN materializations m ON m.id = f.materialization_id
+                   LEFT JOIN current_versions c ON c.materialization_id = m.id
+                   ORDER BY f.materialization_id, f.position"#,
+            )?;
+            stmt.query_and_then([], |row| {
+                Ok(StoredFile {
+                    materialization: MaterializationId(row.get(0)?),
+                    path: row.get(1)?,
+                    committed_at: get_time(row, "committed_at")?,
+                    expired: row.get::<_, Option<String>>(3)?.is_some(),
+                    is_current: row.get(4)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn mark_expired(&self, ids: &[MaterializationId], at: DateTime<Utc>) -> Result<()> {
+        let at = timestamp(at);
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE materializations SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL",
+            )?;
+            for id in ids {
+                stmt.execute(params![id.0, at])?;
+            }
+            Ok(())
         })
     }
 
@@ -2523,5 +2628,37 @@ mod tests {
         assert!(catalog.conn.is_poisoned());
         catalog.begin_run(&new_run("r1", 0)).unwrap();
         assert_eq!(catalog.runs(1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn audit_log_is_append_only() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        let entry = |who: &str, t: i64| NewAuditEntry {
+            at: at(t),
+            principal: who.to_owned(),
+            host: "h".to_owned(),
+            git_commit: None,
+            action: "materialize".to_owned(),
+            target: "*".to_owned(),
+            details: "{}".to_owned(),
+        };
+        catalog.append_audit(&entry("ann", 1)).unwrap();
+        catalog.append_audit(&entry("bob", 2)).unwrap();
+        assert_eq!(catalog.audit_log(None, None).unwrap().len(), 2);
+        assert_eq!(
+            catalog.audit_log(None, Some("bob")).unwrap()[0]
+                .entry
+                .principal,
+            "bob"
+        );
+        assert_eq!(catalog.audit_log(Some(at(2)), None).unwrap().len(), 1);
+        let conn = catalog.lock();
+        assert!(
+            conn.execute("UPDATE audit_log SET principal = 'x'", [])
+                .is_err()
+        );
+        assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+        drop(conn);
+        assert_eq!(catalog.audit_log(None, Some("ann")).unwrap().len(), 1);
     }
 }

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Cairn: declare tables, let Cairn work out what is stale, materialize it.
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about, propagate_version = true)]
+#[command(name = "cairn", version, about)]
 pub struct Cli {
     /// The project folder (the one holding cairn.toml).
     #[arg(long, global = true, default_value = ".", value_name = "DIR")]
@@ -56,6 +56,47 @@ pub enum Command {
     Check(CheckArgs),
     /// What assets cost (measured), optionally rolled up along lineage.
     Cost(CostArgs),
+    /// Provenance of a version (run, code, exact upstream versions, back to the sources), or the audit log.
+    Audit(AuditArgs),
+    /// Remove files no committed version needs (uncommitted, or replaced and past retention).
+    Gc(GcArgs),
+}
+
+/// `cairn audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The asset whose provenance to show.
+    #[arg(required_unless_present = "log")]
+    pub asset: Option<String>,
+    /// The partition key (partitioned assets).
+    #[arg(long, value_name = "KEY", default_value = "")]
+    pub partition: String,
+    /// A materialization id (from `cairn show`) instead of the current version.
+    #[arg(long, value_name = "ID")]
+    pub version: Option<i64>,
+    /// Show the audit log instead: every state-changing action.
+    #[arg(long, conflicts_with_all = ["asset", "version"])]
+    pub log: bool,
+    /// With --log: only entries in this window (e.g. 7d, 12h).
+    #[arg(long, value_name = "AGE", requires = "log")]
+    pub since: Option<String>,
+    /// With --log: only entries by this user or principal.
+    #[arg(long, value_name = "WHO", requires = "log")]
+    pub who: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `cairn gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only print what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `cairn check`.
@@ -169,8 +210,11 @@ pub struct StatusArgs {
 /// `cairn query`.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// The SQL (a SELECT over asset and source names).
+    /// The SQL (a SELECT over asset and source names, and `cairn.*` metadata tables).
     pub sql: String,
+    /// Read the versions current after this run id, or at this time (RFC 3339 or `YYYY-MM-DD HH:MM:SS`, UTC).
+    #[arg(long, value_name = "RUN|TIME")]
+    pub as_of: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
     pub format: QueryFormat,
@@ -200,4 +244,16 @@ pub struct LineageArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

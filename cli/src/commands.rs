@@ -12,8 +12,8 @@ use cairn_engine::{AssetOutcome, AssetState, BackfillOptions, MaterializeOptions
 
 use crate::Failure;
 use crate::args::{
-    BackfillArgs, CheckArgs, Cli, Command, CostArgs, CostSort, Format, LineageArgs,
-    MaterializeArgs, QueryArgs, QueryFormat, ShowArgs, StatusArgs,
+    AuditArgs, BackfillArgs, CheckArgs, Cli, Command, CostArgs, CostSort, Format, GcArgs,
+    LineageArgs, MaterializeArgs, QueryArgs, QueryFormat, ShowArgs, StatusArgs,
 };
 use crate::output::{RunProgress, bytes, duration, print_json};
 
@@ -33,7 +33,173 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Backfill(args) => runtime.block_on(backfill(&ws, args)),
         Command::Check(args) => runtime.block_on(check(&ws, args)),
         Command::Cost(args) => cost(&ws, args),
+        Command::Audit(args) => audit(&ws, args),
+        Command::Gc(args) => runtime.block_on(gc(&ws, args)),
     }
+}
+
+fn parse_as_of(text: &str) -> cairn_engine::provenance::AsOf {
+    use cairn_engine::provenance::AsOf;
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return AsOf::Time(t.with_timezone(&chrono::Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return AsOf::Time(t.and_utc());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return AsOf::Time(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    AsOf::Run(cairn_catalog::RunId(text.to_owned()))
+}
+
+fn audit(ws: &Workspace, args: AuditArgs) -> Result<u8, Failure> {
+    let mut out = std::io::stdout().lock();
+    if args.log {
+        let since = match &args.since {
+            None => None,
+            Some(text) => Some(
+                chrono::Utc::now()
+                    - parse_age(text).ok_or_else(|| {
+                        Failure::Usage(format!(
+                            "--since `{text}`: give an age such as 30m, 12h, 7d or 2w"
+                        ))
+                    })?,
+            ),
+        };
+        let entries = ws
+            .catalog
+            .audit_log(since, args.who.as_deref())
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        if args.format == Format::Json {
+            print_json(&entries)?;
+            return Ok(0);
+        }
+        for e in &entries {
+            let e2 = &e.entry;
+            // The full definition state is in the JSON output; text shows the change.
+            let details = match serde_json::from_str::<serde_json::Value>(&e2.details) {
+                Ok(serde_json::Value::Object(mut map)) => {
+                    map.remove("state");
+                    serde_json::Value::Object(map).to_string()
+                }
+                _ => e2.details.clone(),
+            };
+            writeln!(
+                out,
+                "{:>5}  {}  {:<10} {:<12} {:<16} {}  (host {}{})",
+                e.id,
+                e2.at.format("%Y-%m-%d %H:%M:%S"),
+                e2.principal,
+                e2.action,
+                e2.target,
+                details,
+                e2.host,
+                e2.git_commit
+                    .as_deref()
+                    .map(|c| format!(", git {c}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        return Ok(0);
+    }
+    let asset = args.asset.unwrap_or_default();
+    let node = ws.provenance(&asset, &args.partition, args.version)?;
+    if args.format == Format::Json {
+        print_json(&node)?;
+        return Ok(0);
+    }
+    fn print(
+        out: &mut impl Write,
+        n: &cairn_engine::provenance::Provenance,
+        indent: &str,
+    ) -> std::io::Result<()> {
+        let part = if n.partition.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", n.partition)
+        };
+        match n
+            .materialization
+            .filter(|_| n.run.is_some() || n.code_version.is_some())
+        {
+            Some(id) => {
+                writeln!(
+                    out,
+                    "{indent}{} {}{part}: materialization {id}, data {}, {} rows{}",
+                    n.kind,
+                    n.name,
+                    short(&n.data_version),
+                    n.rows.unwrap_or(0),
+                    if n.expired {
+                        " (files removed by retention)"
+                    } else {
+                        ""
+                    }
+                )?;
+                if let Some(r) = &n.run {
+                    writeln!(
+                        out,
+                        "{indent}    run {} by {} on {} at {} ({}): {}",
+                        r.id,
+                        r.user,
+                        r.host,
+                        r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                        r.trigger,
+                        r.command
+                    )?;
+                }
+                if let (Some(c), Some(i)) = (&n.code_version, &n.input_version) {
+                    writeln!(out, "{indent}    code {}  input {}", short(c), short(i))?;
+                }
+                for f in &n.files {
+                    writeln!(out, "{indent}    file {f}")?;
+                }
+            }
+            None => writeln!(
+                out,
+                "{indent}{} {}{part}: data {}",
+                n.kind,
+                n.name,
+                short(&n.data_version)
+            )?,
+        }
+        for i in &n.inputs {
+            print(out, i, &format!("{indent}  "))?;
+        }
+        Ok(())
+    }
+    print(&mut out, &node, "")?;
+    Ok(0)
+}
+
+async fn gc(ws: &Workspace, args: GcArgs) -> Result<u8, Failure> {
+    let report = ws.gc(args.dry_run).await?;
+    if args.format == Format::Json {
+        print_json(&report)?;
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for f in &report.uncommitted {
+        writeln!(out, "{verb} {f} (never committed)")?;
+    }
+    for f in &report.expired {
+        writeln!(out, "{verb} {f} (replaced, past retention)")?;
+    }
+    writeln!(
+        out,
+        "{} {} file(s), {}",
+        verb,
+        report.uncommitted.len() + report.expired.len(),
+        bytes(report.bytes)
+    )?;
+    Ok(0)
 }
 
 async fn check(ws: &Workspace, args: CheckArgs) -> Result<u8, Failure> {
@@ -472,7 +638,10 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
 }
 
 async fn query(ws: &Workspace, args: QueryArgs) -> Result<u8, Failure> {
-    let (schema, batches) = ws.query(&args.sql).await?;
+    let (schema, batches) = match &args.as_of {
+        Some(text) => ws.query_as_of(&args.sql, &parse_as_of(text)).await?,
+        None => ws.query(&args.sql).await?,
+    };
     let mut out = std::io::stdout().lock();
     let fail = |e: datafusion::arrow::error::ArrowError| {
         Failure::Runtime(format!("formatting results: {e}"))

@@ -313,6 +313,479 @@ async fn bench_one(n: usize, args: &Args, jobs: usize) -> BoxResult<()> {
     Ok(())
 }
 
+/// One materialize of a project: its wall time and per-asset sums.
+struct Timed {
+    wall: Duration,
+    sums: Sums,
+}
+
+/// One number taken from a timed materialize.
+type Component = fn(&Timed) -> Duration;
+
+/// Wall-clock splits of one check query, summed over assets.
+#[derive(Clone, Copy, Default)]
+struct Phases {
+    /// `SessionContext::sql`: parse and logical plan.
+    logical: Duration,
+    /// `SessionState::optimize`: analyzer and logical optimizer rules.
+    optimize: Duration,
+    /// `QueryPlanner::create_physical_plan`: physical plan and physical
+    /// optimizer rules.
+    physical: Duration,
+    /// `collect`: execute (read the output back, filter / aggregate).
+    execute: Duration,
+}
+
+impl Phases {
+    fn total(&self) -> Duration {
+        self.logical + self.optimize + self.physical + self.execute
+    }
+
+    fn add(&mut self, other: &Phases) {
+        self.logical += other.logical;
+        self.optimize += other.optimize;
+        self.physical += other.physical;
+        self.execute += other.execute;
+    }
+}
+
+/// `--checks-overhead`: the same project without and with [`CHECKS`] on
+/// every asset, cold and forced serial materializes of both.
+async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
+    let rows = args.rows;
+    let plain_dir = tempfile::tempdir()?;
+    let checked_dir = tempfile::tempdir()?;
+    let t = Instant::now();
+    write_project(plain_dir.path(), n, rows, args.no_row_changes, false)?;
+    write_project(checked_dir.path(), n, rows, args.no_row_changes, true)?;
+    let setup = t.elapsed();
+    let plain = Workspace::open(plain_dir.path())?;
+    let checked = Workspace::open(checked_dir.path())?;
+
+    println!();
+    println!(
+        "== N = {n} assets ({rows} source rows): no checks vs {} checks per asset, jobs = 1 ==",
+        CHECKS.len()
+    );
+    println!(
+        "  project setup (2 x source parquet + {n} SQL files)  {}",
+        ms(setup)
+    );
+
+    // The projects declare what we think, and the checks name real columns.
+    let names: BTreeSet<String> = checked.project.assets.keys().cloned().collect();
+    for (name, asset) in &checked.project.assets {
+        let declared: Vec<&str> = asset.checks.iter().map(|c| c.name.as_str()).collect();
+        if declared != CHECKS {
+            return Err(
+                format!("{name}: declared checks {declared:?}, expected {CHECKS:?}").into(),
+            );
+        }
+    }
+    if let Some((name, _)) = plain
+        .project
+        .assets
+        .iter()
+        .find(|(_, a)| !a.checks.is_empty())
+    {
+        return Err(format!("{name}: the project without checks declares checks").into());
+    }
+    let schemas = cairn_engine::compile::output_schemas(&checked, &names).await?;
+    for name in &names {
+        let columns: Vec<String> = schemas
+            .get(name)
+            .map(|s| s.fields().iter().map(|f| f.name().clone()).collect())
+            .unwrap_or_default();
+        if columns != OUTPUT_COLUMNS {
+            return Err(format!(
+                "{name}: output columns {columns:?}, the checks expect {OUTPUT_COLUMNS:?}"
+            )
+            .into());
+        }
+    }
+    println!(
+        "  every asset outputs ({}); checks: {}",
+        OUTPUT_COLUMNS.join(", "),
+        CHECKS.join(", ")
+    );
+
+    // 1. Cold first materialize of each (nothing committed yet).
+    let (wall, report) = materialize(&plain, false, 1, "bench: cold, no checks").await?;
+    expect_checks(&report, 0)?;
+    let cold_plain = Timed {
+        wall,
+        sums: Sums::of(&report, n)?,
+    };
+    let (wall, report) = materialize(&checked, false, 1, "bench: cold, checks").await?;
+    expect_checks(&report, CHECKS.len())?;
+    let output_rows: u64 = report
+        .results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            AssetOutcome::Materialized(m) => Some(m.rows),
+            _ => None,
+        })
+        .sum();
+    let cold_checked = Timed {
+        wall,
+        sums: Sums::of(&report, n)?,
+    };
+
+    // 2. Forced serial rebuilds, interleaved (alternating which goes first)
+    //    so that drift from other load on the machine hits both alike.
+    let mut plain_runs = Vec::with_capacity(CHECK_REPEATS);
+    let mut checked_runs = Vec::with_capacity(CHECK_REPEATS);
+    let mut last_checked = None;
+    for rep in 0..CHECK_REPEATS {
+        for with_checks in [rep % 2 == 1, rep % 2 == 0] {
+            if with_checks {
+                let (wall, report) =
+                    materialize(&checked, true, 1, "bench: forced, checks").await?;
+                expect_checks(&report, CHECKS.len())?;
+                checked_runs.push(Timed {
+                    wall,
+                    sums: Sums::of(&report, n)?,
+                });
+                last_checked = Some(report);
+            } else {
+                let (wall, report) =
+                    materialize(&plain, true, 1, "bench: forced, no checks").await?;
+                expect_checks(&report, 0)?;
+                plain_runs.push(Timed {
+                    wall,
+                    sums: Sums::of(&report, n)?,
+                });
+            }
+        }
+    }
+    let Some(last_checked) = last_checked else {
+        return Err("no forced materialize with checks ran".into());
+    };
+
+    let plain_wall = MinMedian::of(plain_runs.iter().map(|r| r.wall).collect());
+    let checked_wall = MinMedian::of(checked_runs.iter().map(|r| r.wall).collect());
+    println!();
+    println!(
+        "  materialize (jobs = 1)                      without checks      with checks   overhead"
+    );
+    println!(
+        "    cold first materialize                   {}    {}   {:>+7.1} %",
+        ms(cold_plain.wall),
+        ms(cold_checked.wall),
+        ratio(cold_checked.wall, cold_plain.wall) * 100.0
+    );
+    let verdict = |r: f64| {
+        format!(
+            "target < {:.0} %: {}",
+            TARGET_CHECKS_OVERHEAD * 100.0,
+            if r < TARGET_CHECKS_OVERHEAD {
+                "ok"
+            } else {
+                "MISSED"
+            }
+        )
+    };
+    let min_ratio = ratio(checked_wall.min, plain_wall.min);
+    let median_ratio = ratio(checked_wall.median, plain_wall.median);
+    println!(
+        "    forced, min of {CHECK_REPEATS}                          {}    {}   {:>+7.1} %   {}",
+        ms(plain_wall.min),
+        ms(checked_wall.min),
+        min_ratio * 100.0,
+        verdict(min_ratio)
+    );
+    println!(
+        "    forced, median of {CHECK_REPEATS}  <- headline          {}    {}   {:>+7.1} %   {}",
+        ms(plain_wall.median),
+        ms(checked_wall.median),
+        median_ratio * 100.0,
+        verdict(median_ratio)
+    );
+    let all = |runs: &[Timed]| {
+        runs.iter()
+            .map(|r| format!("{:.0}", r.wall.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "    (forced walls in ms, run order: without [{}], with [{}])",
+        all(&plain_runs),
+        all(&checked_runs)
+    );
+
+    // Per-component medians of the forced runs, and the cold runs.
+    let median_of =
+        |runs: &[Timed], f: Component| MinMedian::of(runs.iter().map(f).collect()).median;
+    let components: [(&str, Component); 6] = [
+        ("sum DataFusion (asset query)", |r| r.sums.datafusion),
+        ("sum Parquet write", |r| r.sums.write),
+        ("sum hashing", |r| r.sums.hashing),
+        ("sum per-asset wall (before commit)", |r| r.sums.asset_wall),
+        ("  of which not DF/write/hash", |r| {
+            r.sums
+                .asset_wall
+                .saturating_sub(r.sums.datafusion + r.sums.write + r.sums.hashing)
+        }),
+        ("outside per-asset wall", |r| {
+            r.wall.saturating_sub(r.sums.asset_wall)
+        }),
+    ];
+    println!();
+    println!(
+        "  components                                  without checks      with checks   difference"
+    );
+    for &(label, f) in &components {
+        let without = median_of(&plain_runs, f);
+        let with = median_of(&checked_runs, f);
+        println!(
+            "    forced (median): {label:<34}{}    {}   {}",
+            ms(without),
+            ms(with),
+            ms_signed(with, without)
+        );
+    }
+    for &(label, f) in &components {
+        let without = f(&cold_plain);
+        let with = f(&cold_checked);
+        println!(
+            "    cold:            {label:<34}{}    {}   {}",
+            ms(without),
+            ms(with),
+            ms_signed(with, without)
+        );
+    }
+
+    // 3. Where the check time goes.
+    // 3a. Before anything runs: validate_checks plans every asset's query.
+    let mut validate = Vec::with_capacity(CHECK_REPEATS);
+    for _ in 0..CHECK_REPEATS {
+        let t = Instant::now();
+        cairn_engine::compile::validate_checks(&checked, &names).await?;
+        validate.push(t.elapsed());
+    }
+    let validate = MinMedian::of(validate);
+
+    // 3b. The check queries on every asset's output, as `write_and_check`
+    //     runs them: a fresh session, the output registered under the
+    //     asset's name, `run_checks`. Then the same queries in another fresh
+    //     session, split by phase.
+    let now = chrono::Utc::now();
+    let mut register = Duration::ZERO;
+    let mut run_checks = Duration::ZERO;
+    let mut phases = [Phases::default(); CHECKS.len()];
+    let mut queries = 0usize;
+    for result in &last_checked.results {
+        let AssetOutcome::Materialized(m) = &result.outcome else {
+            continue;
+        };
+        let name = result.asset.as_str();
+        let Some(asset) = checked.project.assets.get(name) else {
+            return Err(format!("{name}: not in the project").into());
+        };
+
+        let ctx = session(&checked)?;
+        let t = Instant::now();
+        register_output(&ctx, &checked, name, &m.files).await?;
+        register += t.elapsed();
+        let t = Instant::now();
+        let outcomes = cairn_engine::checks::run_checks(&ctx, &asset.checks, name, now).await;
+        run_checks += t.elapsed();
+        if let Some(bad) = outcomes.iter().find(|c| !c.passed) {
+            return Err(format!(
+                "{name}: check {} did not pass on replay ({} failing rows, {:?})",
+                bad.name, bad.failing_rows, bad.error
+            )
+            .into());
+        }
+
+        let ctx = session(&checked)?;
+        register_output(&ctx, &checked, name, &m.files).await?;
+        for (check, phase) in asset.checks.iter().zip(phases.iter_mut()) {
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM ({}) AS __failing",
+                cairn_engine::checks::failing_rows_sql(check, name, now)
+            );
+            let t = Instant::now();
+            let df = ctx.sql_with_options(&sql, read_only()).await?;
+            let planned = Instant::now();
+            let (state, logical) = df.into_parts();
+            let optimized = state.optimize(&logical)?;
+            let optimized_at = Instant::now();
+            let plan = state
+                .query_planner()
+                .create_physical_plan(&optimized, &state)
+                .await?;
+            let physical = Instant::now();
+            let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await?;
+            let done = Instant::now();
+            std::hint::black_box(batches);
+            phase.logical += planned - t;
+            phase.optimize += optimized_at - planned;
+            phase.physical += physical - optimized_at;
+            phase.execute += done - physical;
+            queries += 1;
+        }
+    }
+    let mut phase_total = Phases::default();
+    for p in &phases {
+        phase_total.add(p);
+    }
+
+    let per_query = |d: Duration| d / u32::try_from(queries.max(1)).unwrap_or(u32::MAX);
+    println!();
+    println!(
+        "  where the check time goes ({n} assets x {} checks = {queries} queries; outputs hold {} rows per asset on average)",
+        CHECKS.len(),
+        output_rows / u64::try_from(n).unwrap_or(1).max(1)
+    );
+    println!(
+        "    validate_checks before the run (plans all {n} asset queries)  min / median {} / {}",
+        ms(validate.min),
+        ms(validate.median)
+    );
+    println!(
+        "    read back the written output (engine does it with or without checks)   {}",
+        ms(register)
+    );
+    println!(
+        "    run_checks on every asset's output (replayed)                  {}   ({} / query)",
+        ms(run_checks),
+        ms(per_query(run_checks))
+    );
+    println!(
+        "    split by phase, fresh session   parse + logical    logical optimize   physical plan          execute            total"
+    );
+    for (label, p) in CHECKS
+        .iter()
+        .zip(phases.iter())
+        .chain(std::iter::once((&"all checks", &phase_total)))
+    {
+        println!(
+            "      {label:<24}{}    {}    {}    {}    {}",
+            ms(p.logical),
+            ms(p.optimize),
+            ms(p.physical),
+            ms(p.execute),
+            ms(p.total())
+        );
+    }
+    // The same overhead from the components checks can touch (per-asset
+    // time outside DataFusion / write / hashing, and time outside the
+    // per-asset walls), which leaves out run-to-run noise in the asset
+    // queries themselves.
+    let extra = |runs: &[Timed]| {
+        MinMedian::of(
+            runs.iter()
+                .map(|r| {
+                    let s = &r.sums;
+                    s.asset_wall
+                        .saturating_sub(s.datafusion + s.write + s.hashing)
+                        + r.wall.saturating_sub(s.asset_wall)
+                })
+                .collect(),
+        )
+        .median
+    };
+    let extra_delta = extra(&checked_runs).saturating_sub(extra(&plain_runs));
+    let extra_ratio = extra_delta.as_secs_f64() / plain_wall.median.as_secs_f64().max(1e-9);
+    println!(
+        "    overhead from components: (median non-DF/write/hash time with - without) / median wall without = {} / {} = {:+.1} %   {}",
+        ms(extra_delta).trim_start(),
+        ms(plain_wall.median).trim_start(),
+        extra_ratio * 100.0,
+        verdict(extra_ratio)
+    );
+    let delta = checked_wall.median.as_secs_f64() - plain_wall.median.as_secs_f64();
+    let rest = delta - validate.median.as_secs_f64() - run_checks.as_secs_f64();
+    println!(
+        "    forced median difference {:.2} ms = validate_checks {:.2} ms + check queries {:.2} ms + rest {:.2} ms (recording results, noise)",
+        delta * 1e3,
+        validate.median.as_secs_f64() * 1e3,
+        run_checks.as_secs_f64() * 1e3,
+        rest * 1e3
+    );
+    Ok(())
+}
+
+/// Every materialized asset ran `expected` checks and all passed.
+fn expect_checks(report: &RunReport, expected: usize) -> BoxResult<()> {
+    for r in &report.results {
+        let AssetOutcome::Materialized(m) = &r.outcome else {
+            return Err(format!("{}: not materialized", r.asset).into());
+        };
+        if m.checks.len() != expected {
+            return Err(format!(
+                "{}: {} check results, expected {expected}",
+                r.asset,
+                m.checks.len()
+            )
+            .into());
+        }
+        if let Some(bad) = m.checks.iter().find(|c| !c.passed) {
+            return Err(format!(
+                "{}: check {} failed ({} rows)",
+                r.asset, bad.name, bad.failing_rows
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A session like the engine's: the storage's object store registered.
+fn session(ws: &Workspace) -> BoxResult<SessionContext> {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+    let url = url::Url::parse(&ws.storage.store_url)?;
+    ctx.register_object_store(&url, Arc::clone(&ws.storage.store));
+    Ok(ctx)
+}
+
+/// Registers an asset's committed files under its name, as the engine does.
+async fn register_output(
+    ctx: &SessionContext,
+    ws: &Workspace,
+    name: &str,
+    files: &[String],
+) -> BoxResult<()> {
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(ws.storage.file_url(f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .infer_schema(&ctx.state())
+        .await?;
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+/// The engine's options for user SQL: queries only.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// `(with - without) / without`.
+fn ratio(with: Duration, without: Duration) -> f64 {
+    let base = without.as_secs_f64();
+    if base > 0.0 {
+        (with.as_secs_f64() - base) / base
+    } else {
+        0.0
+    }
+}
+
+fn ms_signed(with: Duration, without: Duration) -> String {
+    format!(
+        "{:>+10.2} ms",
+        (with.as_secs_f64() - without.as_secs_f64()) * 1e3
+    )
+}
+
 async fn materialize(
     ws: &Workspace,
     force: bool,

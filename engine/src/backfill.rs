@@ -176,6 +176,14 @@ impl Workspace {
                 })
                 .collect(),
         })?;
+        self.audit(
+            "backfill",
+            &id.0,
+            serde_json::json!({
+                "command": opts.command, "selection": opts.selection, "from": opts.from, "to": opts.to,
+                "partitions": opts.partitions, "force": opts.force, "planned": units.len(),
+            }),
+        )?;
         self.run_backfill(id, units, 0, opts.force, opts.jobs, &opts.command, progress)
             .await
     }
@@ -219,6 +227,11 @@ impl Workspace {
             .collect();
         let already = record.units.len() - remaining.len();
         self.catalog.reopen_backfill(id)?;
+        self.audit(
+            "backfill_resume",
+            &id.0,
+            serde_json::json!({ "command": command, "remaining": remaining.len(), "already_done": already }),
+        )?;
         self.run_backfill(
             id.clone(),
             remaining,

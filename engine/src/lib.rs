@@ -27,6 +27,7 @@
 //! the catalog.
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod backfill;
 pub mod checks;
 pub mod compile;
@@ -36,6 +37,7 @@ pub mod graph;
 pub mod metadata_tables;
 pub mod metering;
 pub mod partition_index;
+pub mod provenance;
 mod query;
 pub mod recheck;
 pub mod run;

@@ -13,6 +13,7 @@ use crate::workspace::Workspace;
 pub(crate) async fn run_query(
     ws: &Workspace,
     sql: &str,
+    as_of: Option<&crate::provenance::AsOf>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
     let q = |e: datafusion::error::DataFusionError| EngineError::Query(e.strip_backtrace());
     // Register only what the query reads, and say clearly when it reads an
@@ -42,20 +43,33 @@ pub(crate) async fn run_query(
     let ctx = new_session(&ws.storage).map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
     crate::metadata_tables::register(&ctx, ws, &metadata)?;
     let current = ws.catalog.current_versions()?;
+    let past = match as_of {
+        Some(a) => Some(ws.files_as_of(a)?),
+        None => None,
+    };
     for name in &tables {
         if let Some(source) = ws.project.sources.get(name) {
             register_source(&ctx, source).await.map_err(q)?;
         } else if ws.project.assets.contains_key(name) {
             let mut files: Vec<String> = Vec::new();
-            for cur in current.iter().filter(|c| &c.asset == name) {
-                if let Some(m) = ws.catalog.materialization(cur.id)? {
-                    files.extend(m.body.files.into_iter().map(|f| f.path));
+            match &past {
+                Some(past) => files.extend(past.get(name).cloned().unwrap_or_default()),
+                None => {
+                    for cur in current.iter().filter(|c| &c.asset == name) {
+                        if let Some(m) = ws.catalog.materialization(cur.id)? {
+                            files.extend(m.body.files.into_iter().map(|f| f.path));
+                        }
+                    }
                 }
             }
             if files.is_empty() {
-                return Err(EngineError::Usage(format!(
-                    "asset `{name}` has not been materialized yet; run `cairn materialize {name}` first"
-                )));
+                return Err(EngineError::Usage(if past.is_some() {
+                    format!("asset `{name}` had no committed version at that point")
+                } else {
+                    format!(
+                        "asset `{name}` has not been materialized yet; run `cairn materialize {name}` first"
+                    )
+                }));
             }
             register_committed(&ctx, &ws.storage, name, &files, false)
                 .await

@@ -70,6 +70,7 @@ impl Workspace {
         if units.is_empty() {
             return Ok((None, Vec::new()));
         }
+        self.audit_config_changes()?;
         let run_id = RunId(uuid::Uuid::now_v7().to_string());
         self.catalog.begin_run(&NewRun {
             id: run_id.clone(),
@@ -161,6 +162,16 @@ impl Workspace {
         };
         self.catalog
             .finish_run(&run_id, status, any_failed.then_some("checks failed"))?;
+        let target = if selection.is_empty() {
+            "*".to_owned()
+        } else {
+            selection.join(" ")
+        };
+        self.audit(
+            "check",
+            &target,
+            serde_json::json!({ "run_id": run_id, "command": command, "failed": any_failed }),
+        )?;
         Ok((Some(run_id), reports))
     }
 }

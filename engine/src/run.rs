@@ -450,6 +450,7 @@ pub(crate) async fn materialize(
     let to_build: BTreeSet<String> = run_set.iter().map(|u| u.0.clone()).collect();
     crate::compile::validate_checks(ws, &to_build).await?;
 
+    ws.audit_config_changes()?;
     let run_id = RunId(uuid::Uuid::now_v7().to_string());
     ws.catalog.begin_run(&NewRun {
         id: run_id.clone(),
@@ -495,6 +496,27 @@ pub(crate) async fn materialize(
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
     };
     ws.catalog.finish_run(&run_id, status, error.as_deref())?;
+    if let Ok(results) = &outcome {
+        let count = |f: fn(&AssetOutcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
+        let action = if opts.force { "force" } else { "materialize" };
+        let target = if opts.selection.is_empty() {
+            "*".to_owned()
+        } else {
+            opts.selection.join(" ")
+        };
+        ws.audit(
+            action,
+            &target,
+            serde_json::json!({
+                "run_id": run_id,
+                "command": opts.command,
+                "backfill_id": opts.backfill,
+                "materialized": count(|o| matches!(o, AssetOutcome::Materialized(_))),
+                "failed": count(|o| matches!(o, AssetOutcome::Failed { .. })),
+                "skipped": count(|o| matches!(o, AssetOutcome::Skipped { .. })),
+            }),
+        )?;
+    }
     let mut results = outcome?;
     let done: HashSet<Unit> = results
         .iter()

@@ -232,7 +232,16 @@ impl Workspace {
     /// Runs ad-hoc read-only SQL over the committed versions of all assets
     /// and all sources.
     pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
-        query::run_query(self, sql).await
+        query::run_query(self, sql, None).await
+    }
+
+    /// Like [`Workspace::query`], over the versions current at `as_of`.
+    pub async fn query_as_of(
+        &self,
+        sql: &str,
+        as_of: &crate::provenance::AsOf,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+        query::run_query(self, sql, Some(as_of)).await
     }
 
     /// Details of one asset.
