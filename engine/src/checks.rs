@@ -3,7 +3,7 @@
 //! `sql(...)` queries) read it as they would read the committed table.
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
@@ -104,17 +104,61 @@ pub fn failing_rows_sql(check: &CheckDef, table: &str, now: DateTime<Utc>) -> St
     }
 }
 
+/// The condition under which one row fails, for checks judged row by row.
+fn row_failure(check: &CheckDef) -> Option<String> {
+    match &check.kind {
+        CheckKind::NotNull { column } => Some(format!("{} IS NULL", quote(column))),
+        CheckKind::AcceptedValues { column, values } => {
+            let c = quote(column);
+            Some(format!(
+                "{c} IS NOT NULL AND {c} NOT IN ({})",
+                values.join(", ")
+            ))
+        }
+        CheckKind::Expression { predicate } => Some(format!("({predicate}) IS NOT TRUE")),
+        _ => None,
+    }
+}
+
 /// Runs every check; a check that cannot run fails with its error.
+///
+/// Row-by-row checks (not_null, accepted_values, expression) are counted
+/// together in one scan, so adding one costs a CASE expression rather than
+/// a planned query; samples are fetched only for checks that failed.
 pub async fn run_checks(
     ctx: &SessionContext,
     checks: &[CheckDef],
     table: &str,
     now: DateTime<Utc>,
 ) -> Vec<CheckOutcome> {
+    let row_checks: Vec<(usize, String)> = checks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| row_failure(c).map(|cond| (i, cond)))
+        .collect();
+    let mut counted: std::collections::HashMap<usize, u64> = std::collections::HashMap::new();
+    if row_checks.len() > 1 {
+        let sums: Vec<String> = row_checks
+            .iter()
+            .enumerate()
+            .map(|(j, (_, cond))| format!("SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS f{j}"))
+            .collect();
+        let sql = format!("SELECT {} FROM {}", sums.join(", "), quote(table));
+        if let Ok(counts) = counts(ctx, &sql, row_checks.len()).await {
+            for ((i, _), n) in row_checks.iter().zip(counts) {
+                counted.insert(*i, n);
+            }
+        }
+        // On error, fall through: each check runs alone and reports its own error.
+    }
     let mut out = Vec::with_capacity(checks.len());
-    for check in checks {
+    for (i, check) in checks.iter().enumerate() {
         let sql = failing_rows_sql(check, table, now);
-        let result = count_and_sample(ctx, &sql).await;
+        let result = match counted.get(&i) {
+            Some(0) => Ok((0, Vec::new())),
+            Some(n) => sample(ctx, &sql).await.map(|s| (*n, s)),
+            None => count_and_sample(ctx, &sql).await,
+        };
         let severity = check.severity.as_str();
         out.push(match result {
             Ok((failing_rows, sample)) => CheckOutcome {
@@ -136,6 +180,50 @@ pub async fn run_checks(
         });
     }
     out
+}
+
+/// The first row of a query whose columns are integer counts (NULL = 0).
+async fn counts(ctx: &SessionContext, sql: &str, n: usize) -> Result<Vec<u64>, String> {
+    let e = |e: datafusion::error::DataFusionError| e.strip_backtrace();
+    let batches = ctx
+        .sql_with_options(sql, read_only())
+        .await
+        .map_err(e)?
+        .collect()
+        .await
+        .map_err(e)?;
+    let batch = batches.first().ok_or("no result")?;
+    (0..n)
+        .map(|j| {
+            let col = datafusion::arrow::compute::cast(
+                batch.column(j),
+                &datafusion::arrow::datatypes::DataType::Int64,
+            )
+            .map_err(|e| e.to_string())?;
+            let a = col
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .ok_or("count is not an integer")?;
+            Ok(if a.is_null(0) {
+                0
+            } else {
+                u64::try_from(a.value(0)).unwrap_or(0)
+            })
+        })
+        .collect()
+}
+
+async fn sample(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json::Value>, String> {
+    let e = |e: datafusion::error::DataFusionError| e.strip_backtrace();
+    let sample_sql = format!("SELECT * FROM ({sql}) AS __failing LIMIT {SAMPLE_ROWS}");
+    let batches = ctx
+        .sql_with_options(&sample_sql, read_only())
+        .await
+        .map_err(e)?
+        .collect()
+        .await
+        .map_err(e)?;
+    rows_as_json(&batches)
 }
 
 async fn count_and_sample(

@@ -30,6 +30,7 @@
 pub mod audit;
 pub mod backfill;
 pub mod checks;
+pub mod column_lineage;
 pub mod compile;
 pub mod cost;
 mod error;
