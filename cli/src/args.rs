@@ -241,6 +241,12 @@ pub struct LineageArgs {
     /// Only what reads from it.
     #[arg(long)]
     pub downstream: bool,
+    /// Column-level lineage of this output column, walked to the source columns.
+    #[arg(long, value_name = "COLUMN", conflicts_with = "downstream")]
+    pub column: Option<String>,
+    /// With --column: how many assets deep to walk (default: to the sources).
+    #[arg(long, value_name = "N", requires = "column")]
+    pub depth: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

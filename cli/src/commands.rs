@@ -29,6 +29,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Status(args) => status(&ws, args),
         Command::Query(args) => runtime.block_on(query(&ws, args)),
         Command::Show(args) => show(&ws, args),
+        Command::Lineage(args) if args.column.is_some() => {
+            runtime.block_on(column_lineage(&ws, args))
+        }
         Command::Lineage(args) => lineage(&ws, args),
         Command::Backfill(args) => runtime.block_on(backfill(&ws, args)),
         Command::Check(args) => runtime.block_on(check(&ws, args)),
@@ -883,6 +886,42 @@ fn list_or_dash(items: &[String]) -> String {
     } else {
         items.join(", ")
     }
+}
+
+async fn column_lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
+    let column = args.column.unwrap_or_default();
+    let tree = ws.column_lineage(&args.asset, &column, args.depth).await?;
+    if args.format == Format::Json {
+        print_json(&tree)?;
+        return Ok(0);
+    }
+    fn print(
+        out: &mut impl Write,
+        n: &cairn_engine::column_lineage::ColumnNode,
+        indent: &str,
+    ) -> std::io::Result<()> {
+        let kind = n
+            .kind
+            .map(|k| {
+                format!(
+                    "  ({})",
+                    serde_json::to_value(k)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        let source = if n.is_source { " [source]" } else { "" };
+        writeln!(out, "{indent}{}.{}{source}{kind}", n.table, n.column)?;
+        for u in &n.upstream {
+            print(out, u, &format!("{indent}  "))?;
+        }
+        Ok(())
+    }
+    let mut out = std::io::stdout().lock();
+    print(&mut out, &tree, "")?;
+    Ok(0)
 }
 
 fn lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {

@@ -1543,3 +1543,97 @@ mod tests {
         assert!(column_lineage(df.logical_plan()).is_err());
     }
 }
+
+/// One column in a lineage walk, with the columns it is computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnNode {
+    /// Asset or source name.
+    pub table: String,
+    /// Column name.
+    pub column: String,
+    /// How the downstream column uses it (`None` for the column asked about).
+    pub kind: Option<LineageKind>,
+    /// Whether `table` is a source (the walk ends there).
+    pub is_source: bool,
+    /// Upstream columns, when `table` is an asset and the depth allows.
+    pub upstream: Vec<ColumnNode>,
+}
+
+impl crate::workspace::Workspace {
+    /// Walks the column lineage of `asset.column` upstream through the
+    /// graph, at most `depth` assets deep (to the sources by default).
+    pub async fn column_lineage(
+        &self,
+        asset: &str,
+        column: &str,
+        depth: Option<usize>,
+    ) -> Result<ColumnNode, crate::error::EngineError> {
+        use crate::error::EngineError;
+        if !self.project.assets.contains_key(asset) {
+            let hint = cairn_assets::closest_name(asset, self.graph.names())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(EngineError::Usage(format!("unknown asset `{asset}`{hint}")));
+        }
+        let wanted: std::collections::BTreeSet<String> =
+            std::iter::once(asset.to_owned()).collect();
+        let plans = crate::compile::logical_plans(self, &wanted).await?;
+        let mut lineages: std::collections::HashMap<String, Vec<ColumnLineage>> =
+            std::collections::HashMap::new();
+        for (name, plan) in &plans {
+            lineages.insert(
+                name.clone(),
+                column_lineage(plan).map_err(|e| EngineError::Internal(e.strip_backtrace()))?,
+            );
+        }
+        let columns: Vec<&str> = lineages
+            .get(asset)
+            .map(|l| l.iter().map(|c| c.column.as_str()).collect())
+            .unwrap_or_default();
+        if !columns.contains(&column) {
+            let hint = cairn_assets::closest_name(column, columns.iter().copied())
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            return Err(EngineError::Usage(format!(
+                "`{asset}` has no column `{column}`; {hint}its columns are: {}",
+                columns.join(", ")
+            )));
+        }
+        Ok(self.walk_column(asset, column, None, depth.unwrap_or(usize::MAX), &lineages))
+    }
+
+    fn walk_column(
+        &self,
+        table: &str,
+        column: &str,
+        kind: Option<LineageKind>,
+        depth: usize,
+        lineages: &std::collections::HashMap<String, Vec<ColumnLineage>>,
+    ) -> ColumnNode {
+        let is_source = self.project.sources.contains_key(table);
+        let mut upstream = Vec::new();
+        if !is_source && depth > 0 {
+            if let Some(col) = lineages
+                .get(table)
+                .and_then(|l| l.iter().find(|c| c.column == column))
+            {
+                for s in &col.sources {
+                    upstream.push(self.walk_column(
+                        &s.table,
+                        &s.column,
+                        Some(s.kind),
+                        depth - 1,
+                        lineages,
+                    ));
+                }
+            }
+        }
+        ColumnNode {
+            table: table.to_owned(),
+            column: column.to_owned(),
+            kind,
+            is_source,
+            upstream,
+        }
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::empty::EmptyTable;
+use datafusion::logical_expr::LogicalPlan;
 
 use cairn_assets::checks::CheckKind;
 use cairn_assets::{Diagnostic, ProjectError, closest_name, with_stand_ins};
@@ -24,6 +25,22 @@ pub async fn output_schemas(
     ws: &Workspace,
     assets: &BTreeSet<String>,
 ) -> Result<HashMap<String, SchemaRef>, EngineError> {
+    Ok(logical_plans(ws, assets)
+        .await?
+        .into_iter()
+        .map(|(name, plan)| {
+            let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+            (name, schema)
+        })
+        .collect())
+}
+
+/// The unoptimized logical plan of each of `assets` and of their upstream
+/// assets, planned against schemas only.
+pub async fn logical_plans(
+    ws: &Workspace,
+    assets: &BTreeSet<String>,
+) -> Result<HashMap<String, LogicalPlan>, EngineError> {
     let mut needed: BTreeSet<String> = assets.clone();
     for a in assets {
         needed.extend(ws.graph.ancestors(a));
@@ -63,7 +80,7 @@ pub async fn output_schemas(
                 let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
                 ctx.register_table(name, Arc::new(EmptyTable::new(Arc::clone(&schema))))
                     .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
-                schemas.insert(name.to_owned(), schema);
+                schemas.insert(name.to_owned(), plan.logical_plan().clone());
             }
             None => {}
         }

@@ -76,3 +76,68 @@ fn metadata_tables_agree_with_show_and_join_with_data() {
         unknown.stderr
     );
 }
+
+#[test]
+fn column_lineage_walks_to_source_columns() {
+    let p = Project::example();
+    let tree = p.json(
+        &[
+            "lineage",
+            "customers",
+            "--column",
+            "lifetime_value",
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    fn leaves(n: &serde_json::Value, out: &mut Vec<(String, String, String)>) {
+        let ups = n["upstream"].as_array().unwrap();
+        if ups.is_empty() {
+            out.push((
+                n["table"].as_str().unwrap().to_owned(),
+                n["column"].as_str().unwrap().to_owned(),
+                n["kind"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        for u in ups {
+            leaves(u, out);
+        }
+    }
+    let mut found = Vec::new();
+    leaves(&tree, &mut found);
+    assert!(
+        found
+            .iter()
+            .any(|(t, c, _)| t == "raw_payments" && c == "amount_cents"),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().all(|(t, _, _)| t.starts_with("raw_")),
+        "every walk ends at a source: {found:?}"
+    );
+    // One level only.
+    let shallow = p.json(
+        &[
+            "lineage",
+            "customers",
+            "--column",
+            "lifetime_value",
+            "--depth",
+            "1",
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    for u in shallow["upstream"].as_array().unwrap() {
+        assert!(u["upstream"].as_array().unwrap().is_empty());
+    }
+    let wrong = p.run(&["lineage", "customers", "--column", "lifetime_valu"]);
+    assert_eq!(wrong.code, 2);
+    assert!(
+        wrong.stderr.contains("did you mean `lifetime_value`?"),
+        "{}",
+        wrong.stderr
+    );
+}
