@@ -1612,20 +1612,20 @@ impl crate::workspace::Workspace {
     ) -> ColumnNode {
         let is_source = self.project.sources.contains_key(table);
         let mut upstream = Vec::new();
-        if !is_source && depth > 0 {
-            if let Some(col) = lineages
+        if !is_source
+            && depth > 0
+            && let Some(col) = lineages
                 .get(table)
                 .and_then(|l| l.iter().find(|c| c.column == column))
-            {
-                for s in &col.sources {
-                    upstream.push(self.walk_column(
-                        &s.table,
-                        &s.column,
-                        Some(s.kind),
-                        depth - 1,
-                        lineages,
-                    ));
-                }
+        {
+            for s in &col.sources {
+                upstream.push(self.walk_column(
+                    &s.table,
+                    &s.column,
+                    Some(s.kind),
+                    depth - 1,
+                    lineages,
+                ));
             }
         }
         ColumnNode {
