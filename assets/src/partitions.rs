@@ -367,6 +367,8 @@ pub enum PartitionMapping {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySpace {
     dims: Vec<DimKeys>,
+    /// Every key's part per dimension, for O(1) membership.
+    members: Vec<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,12 +394,12 @@ impl KeySpace {
 
     /// Whether `key` exists.
     pub fn contains(&self, key: &str) -> bool {
-        let parts: Vec<&str> = key.split('|').collect();
-        parts.len() == self.dims.len()
-            && self.dims.iter().zip(&parts).all(|(d, p)| match d {
-                DimKeys::Time(t) => t.iter().any(|(k, _)| k == p),
-                DimKeys::Static(s) => s.iter().any(|v| v == p),
-            })
+        let mut parts = key.split('|');
+        let all = self
+            .members
+            .iter()
+            .all(|m| parts.next().is_some_and(|p| m.contains(p)));
+        all && parts.next().is_none()
     }
 }
 
@@ -423,16 +425,22 @@ fn product(per_dim: &[Vec<&str>]) -> Vec<String> {
 impl PartitionsDef {
     /// The keys that exist as of `now` (complete time windows only).
     pub fn key_space(&self, now: DateTime<Utc>) -> KeySpace {
-        KeySpace {
-            dims: self
-                .dimensions
-                .iter()
-                .map(|d| match d {
-                    Dimension::Time(t) => DimKeys::Time(t.keys_until(now)),
-                    Dimension::Static(s) => DimKeys::Static(s.values.clone()),
-                })
-                .collect(),
-        }
+        let dims: Vec<DimKeys> = self
+            .dimensions
+            .iter()
+            .map(|d| match d {
+                Dimension::Time(t) => DimKeys::Time(t.keys_until(now)),
+                Dimension::Static(s) => DimKeys::Static(s.values.clone()),
+            })
+            .collect();
+        let members = dims
+            .iter()
+            .map(|d| match d {
+                DimKeys::Time(t) => t.iter().map(|(k, _)| k.clone()).collect(),
+                DimKeys::Static(s) => s.iter().cloned().collect(),
+            })
+            .collect();
+        KeySpace { dims, members }
     }
 }
 
@@ -453,6 +461,14 @@ pub fn upstream_keys(
     };
     if *mapping == PartitionMapping::All {
         return space.keys();
+    }
+    // The common case: identity between identical partitionings.
+    if *mapping == PartitionMapping::Identity && up == down {
+        return if space.contains(key) {
+            vec![key.to_owned()]
+        } else {
+            Vec::new()
+        };
     }
     let Ok(parts) = down.split_key(key) else {
         return Vec::new();
