@@ -37,6 +37,7 @@ mod error;
 pub mod graph;
 pub mod metadata_tables;
 pub mod metering;
+pub mod openlineage;
 pub mod partition_index;
 pub mod provenance;
 mod query;

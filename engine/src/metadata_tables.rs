@@ -24,7 +24,15 @@ use crate::workspace::Workspace;
 pub const SCHEMA: &str = "cairn";
 
 /// The names of the metadata tables.
-pub const TABLES: [&str; 5] = ["runs", "materializations", "checks", "lineage", "cost"];
+pub const TABLES: [&str; 7] = [
+    "runs",
+    "materializations",
+    "checks",
+    "lineage",
+    "column_lineage",
+    "audit_log",
+    "cost",
+];
 
 fn ts(v: impl IntoIterator<Item = Option<DateTime<Utc>>>) -> ArrayRef {
     Arc::new(
@@ -71,7 +79,7 @@ fn table(
 }
 
 /// Registers the metadata tables among `wanted` into `ctx`.
-pub fn register(
+pub async fn register(
     ctx: &SessionContext,
     ws: &Workspace,
     wanted: &BTreeSet<String>,
@@ -258,6 +266,78 @@ pub fn register(
                 strs(all.iter().map(|r| Some(r.result.sample_json.as_str()))),
                 strs(all.iter().map(|r| r.result.error.as_deref())),
                 ts(all.iter().map(|r| Some(r.at))),
+            ],
+        )?;
+    }
+    if wanted.contains("audit_log") {
+        let log = ws.catalog.audit_log(None, None)?;
+        table(
+            ctx,
+            "audit_log",
+            vec![
+                ("id", DataType::Int64),
+                ("at", time.clone()),
+                ("principal", DataType::Utf8),
+                ("host", DataType::Utf8),
+                ("git_commit", DataType::Utf8),
+                ("action", DataType::Utf8),
+                ("target", DataType::Utf8),
+                ("details", DataType::Utf8),
+            ],
+            vec![
+                ints(log.iter().map(|e| Some(e.id))),
+                ts(log.iter().map(|e| Some(e.entry.at))),
+                strs(log.iter().map(|e| Some(e.entry.principal.as_str()))),
+                strs(log.iter().map(|e| Some(e.entry.host.as_str()))),
+                strs(log.iter().map(|e| e.entry.git_commit.as_deref())),
+                strs(log.iter().map(|e| Some(e.entry.action.as_str()))),
+                strs(log.iter().map(|e| Some(e.entry.target.as_str()))),
+                strs(log.iter().map(|e| Some(e.entry.details.as_str()))),
+            ],
+        )?;
+    }
+    if wanted.contains("column_lineage") {
+        let assets: BTreeSet<String> = ws.project.assets.keys().cloned().collect();
+        let plans = crate::compile::logical_plans(ws, &assets).await?;
+        let mut rows: Vec<(String, String, String, String, String)> = Vec::new();
+        for name in ws.graph.assets_in_order() {
+            let Some(plan) = plans.get(name) else {
+                continue;
+            };
+            let lineage = crate::column_lineage::column_lineage(plan)
+                .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+            for col in lineage {
+                for src in col.sources {
+                    let kind = serde_json::to_value(src.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    rows.push((
+                        name.to_owned(),
+                        col.column.clone(),
+                        src.table,
+                        src.column,
+                        kind,
+                    ));
+                }
+            }
+        }
+        table(
+            ctx,
+            "column_lineage",
+            vec![
+                ("asset", DataType::Utf8),
+                ("column", DataType::Utf8),
+                ("upstream", DataType::Utf8),
+                ("upstream_column", DataType::Utf8),
+                ("kind", DataType::Utf8),
+            ],
+            vec![
+                strs(rows.iter().map(|r| Some(r.0.as_str()))),
+                strs(rows.iter().map(|r| Some(r.1.as_str()))),
+                strs(rows.iter().map(|r| Some(r.2.as_str()))),
+                strs(rows.iter().map(|r| Some(r.3.as_str()))),
+                strs(rows.iter().map(|r| Some(r.4.as_str()))),
             ],
         )?;
     }

@@ -74,8 +74,7 @@ pub const PARENT_JOB_NAME: &str = "cairn.run";
 const PARENT_RUN_FACET: &str =
     "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet";
 const PROCESSING_ENGINE_FACET: &str = "https://openlineage.io/spec/facets/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet";
-const ERROR_MESSAGE_FACET: &str =
-    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet";
+const ERROR_MESSAGE_FACET: &str = "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet";
 const SCHEMA_FACET: &str =
     "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet";
 const COLUMN_LINEAGE_FACET: &str = "https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet";
@@ -158,10 +157,7 @@ impl LineageField {
             DataType::Struct(children) => Self {
                 name: field.name().clone(),
                 data_type: "struct".to_owned(),
-                fields: children
-                    .iter()
-                    .map(|f| Self::from_arrow_field(f))
-                    .collect(),
+                fields: children.iter().map(|f| Self::from_arrow_field(f)).collect(),
             },
             other => Self::new(field.name().clone(), other.to_string()),
         }
@@ -794,11 +790,7 @@ mod tests {
         f.column_lineage = Some(vec![
             (
                 "order_id".to_owned(),
-                vec![(
-                    "orders".to_owned(),
-                    "id".to_owned(),
-                    "IDENTITY".to_owned(),
-                )],
+                vec![("orders".to_owned(), "id".to_owned(), "IDENTITY".to_owned())],
             ),
             (
                 "customer".to_owned(),
@@ -831,7 +823,10 @@ mod tests {
                 &outcome("not_null(order_id)", "error", true),
                 Some(&not_null),
             ),
-            LineageAssertion::from_outcome(&outcome("row_count(1, 1000)", "warn", false), Some(&rows)),
+            LineageAssertion::from_outcome(
+                &outcome("row_count(1, 1000)", "warn", false),
+                Some(&rows),
+            ),
         ];
         f.rows = Some(42);
         f.bytes = Some(4096);
@@ -876,7 +871,10 @@ mod tests {
         assert_ne!(a, lineage_run_id("r2", "orders", "2024-05-01"));
         assert_ne!(a, lineage_run_id("r1", "orders2", "024-05-01"));
         assert_eq!(a.get_version_num(), 8);
-        let ids: Vec<_> = events().iter().map(|e| e.run_id().map(str::to_owned)).collect();
+        let ids: Vec<_> = events()
+            .iter()
+            .map(|e| e.run_id().map(str::to_owned))
+            .collect();
         assert!(ids.iter().all(|id| id.is_some() && *id == ids[0]));
     }
 
@@ -884,7 +882,10 @@ mod tests {
     fn parent_is_the_cairn_run() {
         let e = start_event(&opts(), &facts(), at(0));
         let parent = &e.0["run"]["facets"]["parent"];
-        assert_eq!(parent["run"]["runId"], "0192f0c4-5b7e-7a31-9d2e-3f4a5b6c7d8e");
+        assert_eq!(
+            parent["run"]["runId"],
+            "0192f0c4-5b7e-7a31-9d2e-3f4a5b6c7d8e"
+        );
         assert_eq!(parent["job"]["namespace"], "shop");
         assert_eq!(parent["job"]["name"], PARENT_JOB_NAME);
         assert_eq!(e.0["job"]["namespace"], DEFAULT_JOB_NAMESPACE);
@@ -893,7 +894,9 @@ mod tests {
         let mut f = facts();
         f.run_id = "not-a-uuid".to_owned();
         let e = start_event(&opts(), &f, at(0));
-        let id = e.0["run"]["facets"]["parent"]["run"]["runId"].as_str().unwrap();
+        let id = e.0["run"]["facets"]["parent"]["run"]["runId"]
+            .as_str()
+            .unwrap();
         assert!(Uuid::parse_str(id).is_ok());
     }
 
@@ -912,7 +915,10 @@ mod tests {
         assert_eq!(f["schema"]["fields"][2]["fields"][1]["name"], "currency");
         let customer = &f["columnLineage"]["fields"]["customer"]["inputFields"];
         assert_eq!(customer[0]["namespace"], "file:///srv/warehouse");
-        assert_eq!(customer[0]["transformations"][0]["subtype"], "TRANSFORMATION");
+        assert_eq!(
+            customer[0]["transformations"][0]["subtype"],
+            "TRANSFORMATION"
+        );
         assert_eq!(customer[1]["transformations"][0]["type"], "INDIRECT");
         let a = &f["dataQualityAssertions"]["assertions"];
         assert_eq!(a[0]["assertion"], "not_null");
@@ -993,7 +999,9 @@ mod tests {
             ),
             (
                 "rowCount as text",
-                Box::new(|v| v["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] = json!("42")),
+                Box::new(|v| {
+                    v["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] = json!("42")
+                }),
             ),
             (
                 "assertion without success",

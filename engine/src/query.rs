@@ -41,7 +41,7 @@ pub(crate) async fn run_query(
     tables.dedup();
 
     let ctx = new_session(&ws.storage).map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
-    crate::metadata_tables::register(&ctx, ws, &metadata)?;
+    crate::metadata_tables::register(&ctx, ws, &metadata).await?;
     let current = ws.catalog.current_versions()?;
     let past = match as_of {
         Some(a) => Some(ws.files_as_of(a)?),

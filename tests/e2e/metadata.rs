@@ -65,6 +65,33 @@ fn metadata_tables_agree_with_show_and_join_with_data() {
     );
     assert_eq!(cost[0]["n"], 7);
 
+    let audit = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select action from cairn.audit_log order by id",
+        ],
+        0,
+    );
+    assert_eq!(
+        audit,
+        serde_json::json!([{"action": "config_changed"}, {"action": "materialize"}])
+    );
+    let col = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select upstream, upstream_column, kind from cairn.column_lineage where asset = 'stg_customers' and \"column\" = 'customer_id'",
+        ],
+        0,
+    );
+    assert_eq!(
+        col,
+        serde_json::json!([{"upstream": "raw_customers", "upstream_column": "id", "kind": "direct"}])
+    );
+
     // Read-only: statements are refused, and the catalog is unchanged.
     let refused = p.run(&["query", "delete from cairn.runs"]);
     assert_ne!(refused.code, 0);
