@@ -10,6 +10,31 @@ if ! python3 -c "import pyarrow" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pyarrow
 fi
 
+# tests/openlineage/validate.py (run by the engine's openlineage tests)
+# checks events with jsonschema and the official Python client's models.
+if ! python3 -c "import importlib.metadata as m, jsonschema, referencing, rfc3339_validator, rfc3986_validator; assert m.version('openlineage-python') == '1.54.0'" 2>/dev/null; then
+    echo "tests/run.sh: installing jsonschema and openlineage-python (OpenLineage event validation)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        jsonschema rfc3339-validator rfc3986-validator openlineage-python==1.54.0
+fi
+
+# No Python package ships the OpenLineage JSON Schemas; the crates.io
+# package datafusion-openlineage carries a verbatim copy of them
+# (tests/schemas/openlineage), so cargo fetches it into its registry cache,
+# where validate.py finds it.
+if ! python3 tests/openlineage/validate.py --print-spec-dir >/dev/null 2>&1; then
+    echo "tests/run.sh: fetching the OpenLineage JSON Schemas (crate datafusion-openlineage)"
+    spec_fetch=$(mktemp -d)
+    printf '%s\n' '[package]' 'name = "openlineage-spec-fetch"' 'version = "0.0.0"' \
+        'edition = "2021"' 'publish = false' '[lib]' 'path = "lib.rs"' \
+        '[dependencies]' 'datafusion-openlineage = "=0.0.7"' >"$spec_fetch/Cargo.toml"
+    touch "$spec_fetch/lib.rs"
+    cargo fetch --quiet --manifest-path "$spec_fetch/Cargo.toml" \
+        --target "$(rustc -vV | sed -n 's/^host: //p')"
+    rm -rf "$spec_fetch"
+    python3 tests/openlineage/validate.py --print-spec-dir >/dev/null
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else

@@ -24,6 +24,21 @@ pub struct ProjectConfig {
     /// How long replaced versions stay readable.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Where OpenLineage events go, if anywhere.
+    #[serde(default)]
+    pub openlineage: Option<OpenLineageConfig>,
+}
+
+/// `[openlineage]`: emit a RunEvent (START, COMPLETE, FAIL) per asset
+/// partition materialization, as JSON lines.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenLineageConfig {
+    /// The JSON-lines file, relative to the project.
+    pub path: String,
+    /// Job namespace (default `cairn`).
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 /// `[retention]`: replaced (non-current) versions stay readable for time

@@ -19,7 +19,9 @@ pub mod partitions;
 mod project;
 mod sql;
 
-pub use config::{CatalogConfig, CostConfig, ProjectConfig, RetentionConfig, StorageConfig};
+pub use config::{
+    CatalogConfig, CostConfig, OpenLineageConfig, ProjectConfig, RetentionConfig, StorageConfig,
+};
 pub use diagnostic::{Diagnostic, ProjectError};
 pub use names::{closest_name, is_valid_name};
 pub use project::{Project, Source, SourceFormat, SqlAsset};

@@ -35,6 +35,7 @@ pub mod compile;
 pub mod cost;
 mod error;
 pub mod graph;
+mod lineage_events;
 pub mod metadata_tables;
 pub mod metering;
 pub mod openlineage;

@@ -986,7 +986,8 @@ mod tests {
     fn validator_rejects_invalid_events() {
         let dir = tempfile::tempdir().unwrap();
         let good = complete_event(&opts(), &facts(), at(5));
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Breaker = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Breaker)> = vec![
             (
                 "no eventTime",
                 Box::new(|v| {

@@ -141,6 +141,9 @@ pub struct Materialized {
     pub checks: Vec<CheckOutcome>,
     /// Measured cost and column statistics.
     pub metrics: MaterializationMetrics,
+    /// The output schema.
+    #[serde(skip)]
+    pub schema: Option<SchemaRef>,
 }
 
 /// A check outcome as the catalog stores it.
@@ -620,6 +623,8 @@ async fn schedule(
         project: Arc::clone(&ws.project),
         run_id: run_id.clone(),
     });
+    let to_build: BTreeSet<String> = run_set.iter().map(|u| u.0.clone()).collect();
+    let lineage = crate::lineage_events::LineageSink::new(ws, &to_build, &run_id.0).await?;
     let mut broken: HashMap<Unit, String> = HashMap::new(); // unit -> failed root asset
     let mut results = Vec::with_capacity(run_set.len());
     let mut tasks: JoinSet<(usize, Result<Materialized, BuildFailure>)> = JoinSet::new();
@@ -701,6 +706,9 @@ async fn schedule(
             } else {
                 Vec::new()
             };
+            if let Some(l) = &lineage {
+                l.start(ws, unit, &inputs);
+            }
             progress.event(RunEvent::AssetStarted {
                 asset: name,
                 partition: key,
@@ -799,6 +807,9 @@ async fn schedule(
                 if waiting[d] == 0 {
                     ready.insert(d);
                 }
+            }
+            if let Some(l) = &lineage {
+                l.finish(&result);
             }
             progress.event(RunEvent::AssetFinished { result: &result });
             results.push(result);
@@ -1021,6 +1032,7 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, BuildFailur
         rows_removed: changes.map(|c| c.1),
         checks,
         metrics,
+        schema: Some(written.schema),
     })
 }
 

@@ -8,6 +8,7 @@ mod crash;
 mod external_reader;
 mod failures;
 mod metadata;
+mod openlineage;
 mod partitions;
 mod quality;
 mod spine;

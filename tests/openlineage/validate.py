@@ -288,8 +288,14 @@ def _facets(event: dict):
 
 
 def _error_text(error) -> str:
+    from jsonschema.exceptions import best_match
+
+    # anyOf/allOf failures carry the real cause among their sub-errors.
+    while error.context:
+        error = best_match(error.context)
     where = "/".join(str(p) for p in error.absolute_path) or "(event)"
-    return f"{where}: {error.message}"
+    message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
+    return f"{where}: {message}"
 
 
 def validate_event(event, spec: Spec, models: Models, notes: dict[str, set]) -> list[str]:
