@@ -230,37 +230,19 @@ async fn count_and_sample(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<(u64, Vec<serde_json::Value>), String> {
-    let e = |e: datafusion::error::DataFusionError| e.strip_backtrace();
-    let count_sql = format!("SELECT COUNT(*) AS n FROM ({sql}) AS __failing");
-    let batches = ctx
-        .sql_with_options(&count_sql, read_only())
-        .await
-        .map_err(e)?
-        .collect()
-        .await
-        .map_err(e)?;
-    let n = batches
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-        })
-        .map(|a| a.value(0))
-        .unwrap_or(0);
-    let failing = u64::try_from(n).unwrap_or(0);
+    let failing = counts(
+        ctx,
+        &format!("SELECT COUNT(*) AS n FROM ({sql}) AS __failing"),
+        1,
+    )
+    .await?
+    .first()
+    .copied()
+    .unwrap_or(0);
     if failing == 0 {
         return Ok((0, Vec::new()));
     }
-    let sample_sql = format!("SELECT * FROM ({sql}) AS __failing LIMIT {SAMPLE_ROWS}");
-    let batches = ctx
-        .sql_with_options(&sample_sql, read_only())
-        .await
-        .map_err(e)?
-        .collect()
-        .await
-        .map_err(e)?;
-    Ok((failing, rows_as_json(&batches)?))
+    Ok((failing, sample(ctx, sql).await?))
 }
 
 /// Batches as JSON objects (explicit nulls).

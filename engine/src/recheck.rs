@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use cairn_assets::checks::CheckKind;
-use cairn_catalog::{NewCheckResult, NewRun, RunId, RunStatus};
+use cairn_catalog::{NewCheckResult, RunId, RunStatus};
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::resolve::resolve_table_references;
 
@@ -71,17 +71,7 @@ impl Workspace {
             return Ok((None, Vec::new()));
         }
         self.audit_config_changes()?;
-        let run_id = RunId(uuid::Uuid::now_v7().to_string());
-        self.catalog.begin_run(&NewRun {
-            id: run_id.clone(),
-            user: crate::whoami::user(),
-            host: crate::whoami::host(),
-            pid: std::process::id(),
-            command: command.to_owned(),
-            trigger: "check".to_owned(),
-            started_at: Utc::now(),
-            backfill_id: None,
-        })?;
+        let run_id = crate::run::begin_run(self, command, "check", None)?;
         let now = crate::workspace::now()?;
         let mut reports = Vec::new();
         let mut any_failed = false;
@@ -131,17 +121,8 @@ impl Workspace {
                 .map_err(q)?;
             let checks = run_checks(&ctx, &asset.checks, &asset_name, now).await;
             any_failed |= checks.iter().any(|c| !c.passed);
-            let records: Vec<NewCheckResult> = checks
-                .iter()
-                .map(|c| NewCheckResult {
-                    name: c.name.clone(),
-                    severity: c.severity.to_owned(),
-                    passed: c.passed,
-                    failing_rows: c.failing_rows,
-                    sample_json: serde_json::Value::Array(c.sample.clone()).to_string(),
-                    error: c.error.clone(),
-                })
-                .collect();
+            let records: Vec<NewCheckResult> =
+                checks.iter().map(crate::run::check_record).collect();
             self.catalog.record_check_results(
                 &run_id,
                 &asset_name,

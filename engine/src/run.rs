@@ -146,8 +146,29 @@ pub struct Materialized {
     pub schema: Option<SchemaRef>,
 }
 
+/// Records the start of a run by this process, triggered by `trigger`.
+pub(crate) fn begin_run(
+    ws: &Workspace,
+    command: &str,
+    trigger: &str,
+    backfill: Option<BackfillId>,
+) -> Result<RunId, EngineError> {
+    let run_id = RunId(uuid::Uuid::now_v7().to_string());
+    ws.catalog.begin_run(&NewRun {
+        id: run_id.clone(),
+        user: crate::whoami::user(),
+        host: crate::whoami::host(),
+        pid: std::process::id(),
+        command: command.to_owned(),
+        trigger: trigger.to_owned(),
+        started_at: Utc::now(),
+        backfill_id: backfill,
+    })?;
+    Ok(run_id)
+}
+
 /// A check outcome as the catalog stores it.
-fn check_record(c: &CheckOutcome) -> NewCheckResult {
+pub(crate) fn check_record(c: &CheckOutcome) -> NewCheckResult {
     NewCheckResult {
         name: c.name.clone(),
         severity: c.severity.to_owned(),
@@ -454,22 +475,12 @@ pub(crate) async fn materialize(
     crate::compile::validate_checks(ws, &to_build).await?;
 
     ws.audit_config_changes()?;
-    let run_id = RunId(uuid::Uuid::now_v7().to_string());
-    ws.catalog.begin_run(&NewRun {
-        id: run_id.clone(),
-        user: crate::whoami::user(),
-        host: crate::whoami::host(),
-        pid: std::process::id(),
-        command: opts.command.clone(),
-        trigger: if opts.backfill.is_some() {
-            "backfill"
-        } else {
-            "cli"
-        }
-        .to_owned(),
-        started_at: Utc::now(),
-        backfill_id: opts.backfill.clone(),
-    })?;
+    let trigger = if opts.backfill.is_some() {
+        "backfill"
+    } else {
+        "cli"
+    };
+    let run_id = begin_run(ws, &opts.command, trigger, opts.backfill.clone())?;
     progress.event(RunEvent::RunStarted {
         run_id: &run_id,
         planned: &run_set,

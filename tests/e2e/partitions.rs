@@ -374,8 +374,16 @@ fn killed_backfill_resumes_and_commits_every_partition_exactly_once() {
         0
     );
     let log = p.json(&["audit", "--log", "--format", "json"], 0);
-    let actions: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert!(actions.contains(&"backfill") && actions.contains(&"backfill_resume"), "{actions:?}");
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"backfill") && actions.contains(&"backfill_resume"),
+        "{actions:?}"
+    );
     // Resuming a finished backfill does nothing.
     let again = p.json(
         &["backfill", "--resume", &backfill_id, "--format", "json"],
