@@ -588,7 +588,14 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
         register_output(&ctx, &checked, name, &m.files).await?;
         register += t.elapsed();
         let t = Instant::now();
-        let outcomes = cairn_engine::checks::run_checks(&ctx, &asset.checks, name, now).await;
+        let outcomes = cairn_engine::checks::run_checks(
+            &ctx,
+            &asset.checks,
+            name,
+            now,
+            &std::collections::HashMap::new(),
+        )
+        .await;
         run_checks += t.elapsed();
         if let Some(bad) = outcomes.iter().find(|c| !c.passed) {
             return Err(format!(

@@ -3,7 +3,14 @@
 //! `sql(...)` queries) read it as they would read the committed table.
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{Array, RecordBatch};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
@@ -104,6 +111,109 @@ pub fn failing_rows_sql(check: &CheckDef, table: &str, now: DateTime<Utc>) -> St
     }
 }
 
+/// Row-by-row checks (and `unique`) counted while the output streams by
+/// to the Parquet writer, so they cost no extra query; a check that cannot
+/// be evaluated this way (e.g. a predicate with a subquery) is left to SQL.
+pub struct StreamChecks {
+    conditions: Vec<(usize, Arc<dyn PhysicalExpr>, u64)>,
+    unique: Vec<UniqueCounter>,
+}
+
+struct UniqueCounter {
+    check: usize,
+    columns: Vec<usize>,
+    converter: RowConverter,
+    seen: HashMap<Vec<u8>, u32>,
+}
+
+impl StreamChecks {
+    /// Prepares the checks that can be counted on batches of `schema`.
+    pub fn new(ctx: &SessionContext, checks: &[CheckDef], schema: &SchemaRef) -> Self {
+        let mut out = StreamChecks {
+            conditions: Vec::new(),
+            unique: Vec::new(),
+        };
+        let Ok(df_schema) = DFSchema::try_from(schema.as_ref().clone()) else {
+            return out;
+        };
+        for (i, check) in checks.iter().enumerate() {
+            if let CheckKind::Unique { columns } = &check.kind {
+                let idx: Option<Vec<usize>> =
+                    columns.iter().map(|c| schema.index_of(c).ok()).collect();
+                let Some(idx) = idx else { continue };
+                let fields = idx
+                    .iter()
+                    .map(|j| SortField::new(schema.field(*j).data_type().clone()))
+                    .collect();
+                if let Ok(converter) = RowConverter::new(fields) {
+                    out.unique.push(UniqueCounter {
+                        check: i,
+                        columns: idx,
+                        converter,
+                        seen: HashMap::new(),
+                    });
+                }
+                continue;
+            }
+            let Some(cond) = row_failure(check) else {
+                continue;
+            };
+            let expr = ctx
+                .parse_sql_expr(&cond, &df_schema)
+                .and_then(|e| ctx.create_physical_expr(e, &df_schema));
+            if let Ok(expr) = expr {
+                out.conditions.push((i, expr, 0));
+            }
+        }
+        out
+    }
+
+    /// Counts a batch; a check whose evaluation fails is dropped (SQL then
+    /// runs it and reports the error).
+    pub fn update(&mut self, batch: &RecordBatch) {
+        self.conditions.retain_mut(|(_, expr, failing)| {
+            let Ok(value) = expr
+                .evaluate(batch)
+                .and_then(|v| v.into_array(batch.num_rows()))
+            else {
+                return false;
+            };
+            let Some(bools) = value.as_any().downcast_ref::<BooleanArray>() else {
+                return false;
+            };
+            *failing += bools.true_count() as u64;
+            true
+        });
+        self.unique.retain_mut(|u| {
+            let columns: Vec<_> = u
+                .columns
+                .iter()
+                .map(|j| Arc::clone(batch.column(*j)))
+                .collect();
+            let Ok(rows) = u.converter.convert_columns(&columns) else {
+                return false;
+            };
+            for row in rows.iter() {
+                *u.seen.entry(row.as_ref().to_vec()).or_insert(0) += 1;
+            }
+            true
+        });
+    }
+
+    /// Failing counts per check index (for `unique`: keys seen more than once).
+    pub fn counts(self) -> HashMap<usize, u64> {
+        let mut out: HashMap<usize, u64> = self
+            .conditions
+            .into_iter()
+            .map(|(i, _, n)| (i, n))
+            .collect();
+        for u in self.unique {
+            out.insert(u.check, u.seen.values().filter(|n| **n > 1).count() as u64);
+        }
+        out
+    }
+}
+
 /// The condition under which one row fails, for checks judged row by row.
 fn row_failure(check: &CheckDef) -> Option<String> {
     match &check.kind {
@@ -130,13 +240,15 @@ pub async fn run_checks(
     checks: &[CheckDef],
     table: &str,
     now: DateTime<Utc>,
+    precounted: &HashMap<usize, u64>,
 ) -> Vec<CheckOutcome> {
     let row_checks: Vec<(usize, String)> = checks
         .iter()
         .enumerate()
+        .filter(|(i, _)| !precounted.contains_key(i))
         .filter_map(|(i, c)| row_failure(c).map(|cond| (i, cond)))
         .collect();
-    let mut counted: std::collections::HashMap<usize, u64> = std::collections::HashMap::new();
+    let mut counted: HashMap<usize, u64> = precounted.clone();
     if row_checks.len() > 1 {
         let sums: Vec<String> = row_checks
             .iter()

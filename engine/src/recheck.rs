@@ -119,7 +119,14 @@ impl Workspace {
             register_committed(&ctx, &self.storage, &asset_name, &own, false)
                 .await
                 .map_err(q)?;
-            let checks = run_checks(&ctx, &asset.checks, &asset_name, now).await;
+            let checks = run_checks(
+                &ctx,
+                &asset.checks,
+                &asset_name,
+                now,
+                &std::collections::HashMap::new(),
+            )
+            .await;
             any_failed |= checks.iter().any(|c| !c.passed);
             let records: Vec<NewCheckResult> =
                 checks.iter().map(crate::run::check_record).collect();

@@ -30,7 +30,7 @@ use cairn_catalog::{
     RunStatus, UpstreamKind, UpstreamVersion,
 };
 
-use crate::checks::{CheckOutcome, run_checks};
+use crate::checks::{CheckOutcome, StreamChecks, run_checks};
 use crate::error::EngineError;
 use crate::graph::NodeKind;
 use crate::metering::{CountingStore, PeakMemoryPool, PlanMetrics, column_stats, plan_metrics};
@@ -1147,7 +1147,7 @@ async fn write_and_check(
     register_committed(&ctx, &shared.storage, me, &[rel.to_owned()], false)
         .await
         .map_err(|e| format!("cannot read back the written file: {}", e.strip_backtrace()))?;
-    let checks = run_checks(&ctx, &job.asset.checks, me, job.now).await;
+    let checks = run_checks(&ctx, &job.asset.checks, me, job.now, &written.check_counts).await;
     if checks.iter().any(CheckOutcome::blocks) {
         let failed: Vec<String> = checks
             .iter()
@@ -1215,6 +1215,8 @@ async fn row_changes(
 }
 
 struct Written {
+    /// Failing-row counts of checks evaluated on the stream, by check index.
+    check_counts: std::collections::HashMap<usize, u64>,
     plan: PlanMetrics,
     columns: Vec<ColumnStats>,
     schema: SchemaRef,
@@ -1272,6 +1274,7 @@ async fn write_output(
     let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
         .map_err(|e| e.to_string())?;
     let mut hasher = DataHasher::new(&schema).map_err(df_err)?;
+    let mut stream_checks = StreamChecks::new(ctx, &job.asset.checks, &schema);
     let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx()).map_err(df_err)?;
     let (mut write, mut hashing, mut rows) = (Duration::ZERO, Duration::ZERO, 0u64);
     loop {
@@ -1282,6 +1285,7 @@ async fn write_output(
         let batch = batch.map_err(df_err)?;
         let t = Instant::now();
         hasher.update(&batch).map_err(df_err)?;
+        stream_checks.update(&batch);
         hashing += t.elapsed();
         let t = Instant::now();
         writer
@@ -1303,6 +1307,7 @@ async fn write_output(
         .size;
     write += t.elapsed();
     Ok(Written {
+        check_counts: stream_checks.counts(),
         columns: column_stats(&parquet_meta, &schema),
         plan: plan_metrics(&plan),
         schema,
