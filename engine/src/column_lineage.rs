@@ -1569,12 +1569,7 @@ impl crate::workspace::Workspace {
         depth: Option<usize>,
     ) -> Result<ColumnNode, crate::error::EngineError> {
         use crate::error::EngineError;
-        if !self.project.assets.contains_key(asset) {
-            let hint = cairn_assets::closest_name(asset, self.graph.names())
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            return Err(EngineError::Usage(format!("unknown asset `{asset}`{hint}")));
-        }
+        self.require_asset(asset)?;
         let wanted: std::collections::BTreeSet<String> =
             std::iter::once(asset.to_owned()).collect();
         let plans = crate::compile::logical_plans(self, &wanted).await?;

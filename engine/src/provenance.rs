@@ -79,12 +79,7 @@ impl Workspace {
         partition: &str,
         version: Option<i64>,
     ) -> Result<Provenance, EngineError> {
-        if !self.project.assets.contains_key(asset) {
-            let hint = cairn_assets::closest_name(asset, self.graph.names())
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            return Err(EngineError::Usage(format!("unknown asset `{asset}`{hint}")));
-        }
+        self.require_asset(asset)?;
         let id = match version {
             Some(v) => MaterializationId(v),
             None => self

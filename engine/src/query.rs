@@ -54,13 +54,7 @@ pub(crate) async fn run_query(
             let mut files: Vec<String> = Vec::new();
             match &past {
                 Some(past) => files.extend(past.get(name).cloned().unwrap_or_default()),
-                None => {
-                    for cur in current.iter().filter(|c| &c.asset == name) {
-                        if let Some(m) = ws.catalog.materialization(cur.id)? {
-                            files.extend(m.body.files.into_iter().map(|f| f.path));
-                        }
-                    }
-                }
+                None => files.extend(ws.current_files(&current, name, None)?),
             }
             if files.is_empty() {
                 return Err(EngineError::Usage(if past.is_some() {

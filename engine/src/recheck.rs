@@ -50,18 +50,8 @@ impl Workspace {
             .collect();
         crate::compile::validate_checks(self, &with_checks).await?;
         let current = self.catalog.current_versions()?;
-        let files_of = |asset: &str, partition: Option<&str>| -> Result<Vec<String>, EngineError> {
-            let mut files = Vec::new();
-            for c in current
-                .iter()
-                .filter(|c| c.asset == asset && partition.is_none_or(|p| p == c.partition))
-            {
-                if let Some(m) = self.catalog.materialization(c.id)? {
-                    files.extend(m.body.files.into_iter().map(|f| f.path));
-                }
-            }
-            Ok(files)
-        };
+        let files_of =
+            |asset: &str, partition: Option<&str>| self.current_files(&current, asset, partition);
         let units: Vec<(String, String)> = current
             .iter()
             .filter(|c| with_checks.contains(&c.asset))

@@ -10,7 +10,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use serde::Serialize;
 
-use cairn_assets::Project;
+use cairn_assets::{Project, SqlAsset};
 use cairn_catalog::{
     AttemptRecord, Catalog, CurrentVersion, MaterializationRecord, RunRecord, open_catalog,
 };
@@ -244,19 +244,47 @@ impl Workspace {
         query::run_query(self, sql, Some(as_of)).await
     }
 
-    /// Details of one asset.
-    pub fn details(&self, name: &str) -> Result<AssetDetails, EngineError> {
-        let Some(asset) = self.project.assets.get(name) else {
-            let hint = cairn_assets::closest_name(name, self.graph.names())
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            let what = if self.project.sources.contains_key(name) {
+    /// The asset called `name`, or a usage error saying it is a source or
+    /// suggesting the closest name.
+    pub fn require_asset(&self, name: &str) -> Result<&SqlAsset, EngineError> {
+        if let Some(asset) = self.project.assets.get(name) {
+            return Ok(asset);
+        }
+        let hint = cairn_assets::closest_name(name, self.graph.names())
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        Err(EngineError::Usage(
+            if self.project.sources.contains_key(name) {
                 format!("`{name}` is a source, not an asset; its declaration is in cairn.toml")
             } else {
                 format!("unknown asset `{name}`{hint}")
-            };
-            return Err(EngineError::Usage(what));
-        };
+            },
+        ))
+    }
+
+    /// The files of the current committed versions of `asset`: of one
+    /// partition, or of all of them.
+    pub fn current_files(
+        &self,
+        current: &[CurrentVersion],
+        asset: &str,
+        partition: Option<&str>,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut files = Vec::new();
+        for c in current
+            .iter()
+            .filter(|c| c.asset == asset && partition.is_none_or(|p| p == c.partition))
+        {
+            if let Some(m) = self.catalog.materialization(c.id)? {
+                files.extend(m.body.files.into_iter().map(|f| f.path));
+            }
+        }
+        Ok(files)
+    }
+
+    /// Details of one asset.
+    pub fn details(&self, name: &str) -> Result<AssetDetails, EngineError> {
+        let asset = self.require_asset(name)?;
         let snapshot = self.snapshot()?;
         let Some(status) = snapshot.statuses.into_iter().find(|s| s.name == name) else {
             return Err(EngineError::Internal(format!("no status for `{name}`")));
