@@ -36,6 +36,9 @@ pub(crate) struct AssetConfig {
     /// Checks: `"not_null(id)"` or `{ check = "...", severity = "warn" }`.
     #[serde(default)]
     pub checks: Vec<Spanned<toml::Value>>,
+    /// Declared output columns, `name = "SQL TYPE"`.
+    #[serde(default)]
+    pub columns: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 /// `[partitions]` as written: the primary dimension, optionally with a
@@ -129,7 +132,7 @@ pub(crate) fn parse_config(toml_text: &str, file: &Path) -> Result<AssetConfig, 
     toml::from_str::<AssetConfig>(toml_text).map_err(|e| {
         let line = e.span().map(|s| line_of_offset(toml_text, s.start));
         Diagnostic::new(file, line, format!("invalid asset config: {}", e.message())).with_hint(
-            "allowed keys are description, owner, tags, checks, count_row_changes, [partitions] and [upstream.NAME]; see the README",
+            "allowed keys are description, owner, tags, checks, count_row_changes, [partitions], [upstream.NAME] and [columns]; see the README",
         )
     })
 }

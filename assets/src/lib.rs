@@ -24,7 +24,7 @@ pub use config::{
 };
 pub use diagnostic::{Diagnostic, ProjectError};
 pub use names::{closest_name, is_valid_name};
-pub use project::{Project, Source, SourceFormat, SqlAsset};
+pub use project::{DeclaredColumn, DeclaredColumns, Project, Source, SourceFormat, SqlAsset};
 pub use sql::{
     ParsedQuery, UnboundPlaceholder, bind_placeholders, parse_asset_sql, with_stand_ins,
 };

@@ -22,7 +22,7 @@ pub(crate) struct ConfigText<'a> {
 }
 
 impl ConfigText<'_> {
-    fn at<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn at<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(
             self.file,
             Some(line_of_offset(self.text, spanned.span().start)),

@@ -114,9 +114,39 @@ pub struct SqlAsset {
     pub checks: Vec<CheckDef>,
     /// Whether rows added/removed versus the previous version are counted.
     pub count_changes: bool,
+    /// Output columns declared in `[columns]`, if any.
+    pub columns: Option<DeclaredColumns>,
+}
+
+/// Output columns declared in an asset's `[columns]` table: the query must
+/// produce exactly these, in this order. An asset that reads its own
+/// earlier partitions uses them as the table it reads before any of its
+/// partitions exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredColumns {
+    /// The file declaring them.
+    pub file: PathBuf,
+    /// The columns in declaration order.
+    pub columns: Vec<DeclaredColumn>,
+}
+
+/// One `name = "SQL TYPE"` line of `[columns]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredColumn {
+    /// Column name.
+    pub name: String,
+    /// Its SQL type as written (e.g. `BIGINT`, `DECIMAL(12, 2)`).
+    pub sql_type: String,
+    /// The line declaring it.
+    pub line: usize,
 }
 
 impl SqlAsset {
+    /// Whether its SQL reads its own table (earlier partitions of itself).
+    pub fn reads_itself(&self) -> bool {
+        self.upstream.contains(&self.name)
+    }
+
     /// The mapping used to read `upstream`.
     pub fn mapping(&self, upstream: &str) -> PartitionMapping {
         match self.mappings.get(upstream) {
@@ -146,6 +176,15 @@ impl SqlAsset {
         }
         for (up, m) in &self.mappings {
             out.push_str(&format!("map:{up}:{m:?};"));
+        }
+        if let Some(declared) = &self.columns {
+            for c in &declared.columns {
+                out.push_str(&format!(
+                    "column:{}:{};",
+                    c.name,
+                    c.sql_type.to_ascii_uppercase()
+                ));
+            }
         }
         out
     }
@@ -422,9 +461,14 @@ fn resolve_all_mappings(
                 }
             }
         }
+        if asset.reads_itself()
+            && let Some(problem) = self_read_problem(asset, mine.get(name))
+        {
+            diagnostics.push(problem);
+        }
         if let Some(down) = down {
             for up in &asset.upstream {
-                if mine.contains_key(up) {
+                if mine.contains_key(up) || up == name {
                     continue;
                 }
                 if let Some(up_def) = partitions_of(up, assets, sources)
@@ -444,6 +488,47 @@ fn resolve_all_mappings(
         if let Some(a) = assets.get_mut(&name) {
             a.mappings = mappings;
         }
+    }
+}
+
+/// An asset may read only its own *earlier* partitions: it must be time
+/// partitioned and map itself with a window that ends before the partition
+/// being built. Anything else is a cycle.
+fn self_read_problem(asset: &SqlAsset, mapping: Option<&PartitionMapping>) -> Option<Diagnostic> {
+    let name = &asset.name;
+    let line = asset.reference_lines.get(name).copied();
+    let fix = format!(
+        "declare [upstream.{name}] with mapping = \"window\" and offset = -1 (the previous partition; add lag = N to read N more before it)"
+    );
+    let at = |message: String| Diagnostic::new(&asset.file, line, message);
+    let time_partitioned = asset
+        .partitions
+        .as_ref()
+        .is_some_and(|p| p.time().is_some());
+    if !time_partitioned {
+        return Some(
+            at(format!(
+                "`{name}` reads its own table; only a time-partitioned asset may read itself, each partition reading earlier ones"
+            ))
+            .with_hint(format!(
+                "remove the reference to `{name}`, or partition the asset by time and {fix}"
+            )),
+        );
+    }
+    match mapping {
+        Some(PartitionMapping::Window { offset, .. }) if *offset < 0 => None,
+        Some(PartitionMapping::Window { offset, .. }) => Some(
+            at(format!(
+                "`{name}` reads its own partitions with offset = {offset}, so a partition would read itself or a later one (a cycle)"
+            ))
+            .with_hint(format!("use a negative offset: {fix}")),
+        ),
+        _ => Some(
+            at(format!(
+                "`{name}` reads its own table without saying which earlier partitions (reading the same partition would be a cycle)"
+            ))
+            .with_hint(fix),
+        ),
     }
 }
 
@@ -609,9 +694,58 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
             mappings: BTreeMap::new(),
             checks,
             count_changes: config.count_row_changes.unwrap_or(true),
+            columns: declared_columns(config.columns.as_ref(), &cx)?,
         },
         pending,
     ))
+}
+
+/// `[columns]`: `name = "SQL TYPE"` pairs, kept in the order written.
+/// Types are checked by the engine (it owns the SQL type system).
+fn declared_columns(
+    raw: Option<&toml::Spanned<BTreeMap<String, toml::Spanned<String>>>>,
+    cx: &ConfigText<'_>,
+) -> Result<Option<DeclaredColumns>, Diagnostic> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let mut columns: Vec<(usize, String, String)> = Vec::new();
+    for (name, ty) in raw.get_ref() {
+        if !is_valid_name(name) {
+            return Err(cx
+                .at(ty, format!("invalid column name `{name}` in [columns]"))
+                .with_hint(
+                    "column names are lowercase SQL identifiers, as the query's output names them",
+                ));
+        }
+        if ty.get_ref().trim().is_empty() {
+            return Err(cx
+                .at(ty, format!("column `{name}` has no type"))
+                .with_hint("write a SQL type, e.g. `total = \"BIGINT\"` or `day = \"DATE\"`"));
+        }
+        columns.push((
+            ty.span().start,
+            name.clone(),
+            ty.get_ref().trim().to_owned(),
+        ));
+    }
+    if columns.is_empty() {
+        return Err(cx
+            .at(raw, "[columns] is empty")
+            .with_hint("list every output column as `name = \"SQL TYPE\"`, or remove [columns]"));
+    }
+    columns.sort_by_key(|c| c.0);
+    Ok(Some(DeclaredColumns {
+        file: cx.file.to_path_buf(),
+        columns: columns
+            .into_iter()
+            .map(|(offset, name, sql_type)| DeclaredColumn {
+                name,
+                sql_type,
+                line: line_of_offset(cx.text, offset),
+            })
+            .collect(),
+    }))
 }
 
 /// `checks = [...]`: each a string, or `{ check = "...", severity = "warn" }`.

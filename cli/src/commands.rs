@@ -912,7 +912,13 @@ async fn column_lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure
                 )
             })
             .unwrap_or_default();
-        let source = if n.is_source { " [source]" } else { "" };
+        let source = if n.is_source {
+            " [source]"
+        } else if n.earlier_partitions {
+            " [earlier partitions]"
+        } else {
+            ""
+        };
         writeln!(out, "{indent}{}.{}{source}{kind}", n.table, n.column)?;
         for u in &n.upstream {
             print(out, u, &format!("{indent}  "))?;

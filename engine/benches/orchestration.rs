@@ -26,7 +26,7 @@
 //! and compares a cold first materialize and [`CHECK_REPEATS`] forced serial
 //! materializes (`jobs = 1`, interleaved) of the two, against the target
 //! "checks add < 20% to materialization time". It then splits the check
-//! cost: `validate_checks` before the run, and the check queries replayed
+//! cost: `validate_before_run` before the run, and the check queries replayed
 //! on every asset's committed output (plan / physical plan / execute).
 
 use std::collections::BTreeSet;
@@ -556,11 +556,11 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
     }
 
     // 3. Where the check time goes.
-    // 3a. Before anything runs: validate_checks plans every asset's query.
+    // 3a. Before anything runs: validate_before_run plans every asset's query.
     let mut validate = Vec::with_capacity(CHECK_REPEATS);
     for _ in 0..CHECK_REPEATS {
         let t = Instant::now();
-        cairn_engine::compile::validate_checks(&checked, &names).await?;
+        cairn_engine::compile::validate_before_run(&checked, &names).await?;
         validate.push(t.elapsed());
     }
     let validate = MinMedian::of(validate);
@@ -646,7 +646,7 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
         output_rows / u64::try_from(n).unwrap_or(1).max(1)
     );
     println!(
-        "    validate_checks before the run (plans all {n} asset queries)  min / median {} / {}",
+        "    validate_before_run before the run (plans all {n} asset queries)  min / median {} / {}",
         ms(validate.min),
         ms(validate.median)
     );
@@ -705,7 +705,7 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
     let delta = checked_wall.median.as_secs_f64() - plain_wall.median.as_secs_f64();
     let rest = delta - validate.median.as_secs_f64() - run_checks.as_secs_f64();
     println!(
-        "    forced median difference {:.2} ms = validate_checks {:.2} ms + check queries {:.2} ms + rest {:.2} ms (recording results, noise)",
+        "    forced median difference {:.2} ms = validate_before_run {:.2} ms + check queries {:.2} ms + rest {:.2} ms (recording results, noise)",
         delta * 1e3,
         validate.median.as_secs_f64() * 1e3,
         run_checks.as_secs_f64() * 1e3,

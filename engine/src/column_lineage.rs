@@ -1555,6 +1555,10 @@ pub struct ColumnNode {
     pub kind: Option<LineageKind>,
     /// Whether `table` is a source (the walk ends there).
     pub is_source: bool,
+    /// Whether this is the downstream asset's own column, read from its
+    /// earlier partitions (the walk does not repeat a column already on
+    /// its path).
+    pub earlier_partitions: bool,
     /// Upstream columns, when `table` is an asset and the depth allows.
     pub upstream: Vec<ColumnNode>,
 }
@@ -1594,40 +1598,58 @@ impl crate::workspace::Workspace {
                 columns.join(", ")
             )));
         }
-        Ok(self.walk_column(asset, column, None, depth.unwrap_or(usize::MAX), &lineages))
+        let mut path = Vec::new();
+        Ok(self.walk_column(
+            (asset, column),
+            None,
+            false,
+            depth.unwrap_or(usize::MAX),
+            &lineages,
+            &mut path,
+        ))
     }
 
+    /// One node of the walk; `path` holds the columns above it, so a
+    /// column an asset computes from its own earlier partitions is shown
+    /// once, not followed forever.
     fn walk_column(
         &self,
-        table: &str,
-        column: &str,
+        (table, column): (&str, &str),
         kind: Option<LineageKind>,
+        earlier_partitions: bool,
         depth: usize,
         lineages: &std::collections::HashMap<String, Vec<ColumnLineage>>,
+        path: &mut Vec<(String, String)>,
     ) -> ColumnNode {
         let is_source = self.project.sources.contains_key(table);
         let mut upstream = Vec::new();
+        let seen = path.iter().any(|(t, c)| t == table && c == column);
         if !is_source
+            && !seen
             && depth > 0
             && let Some(col) = lineages
                 .get(table)
                 .and_then(|l| l.iter().find(|c| c.column == column))
         {
+            path.push((table.to_owned(), column.to_owned()));
             for s in &col.sources {
                 upstream.push(self.walk_column(
-                    &s.table,
-                    &s.column,
+                    (&s.table, &s.column),
                     Some(s.kind),
+                    s.table == table,
                     depth - 1,
                     lineages,
+                    path,
                 ));
             }
+            path.pop();
         }
         ColumnNode {
             table: table.to_owned(),
             column: column.to_owned(),
             kind,
             is_source,
+            earlier_partitions,
             upstream,
         }
     }

@@ -13,10 +13,11 @@ use datafusion::logical_expr::LogicalPlan;
 use cairn_assets::checks::CheckKind;
 use cairn_assets::{Diagnostic, ProjectError, closest_name, with_stand_ins};
 
+use crate::declared::{check_output, declared_schema};
 use crate::error::EngineError;
 use crate::graph::NodeKind;
 use crate::run::read_only;
-use crate::tables::{new_session, register_source};
+use crate::tables::{new_session, register_committed, register_source};
 use crate::workspace::Workspace;
 
 /// The output schema of each of `assets` (and of their upstream assets,
@@ -64,6 +65,21 @@ pub async fn logical_plans(
                 let Some(asset) = ws.project.assets.get(name) else {
                     continue;
                 };
+                let declared = declared_schema(&ctx, asset)
+                    .await
+                    .map_err(|d| EngineError::Project(ProjectError::one(d)))?;
+                if asset.reads_itself() {
+                    let own = match &declared {
+                        Some(schema) => Arc::clone(schema),
+                        None => committed_schema(ws, &ctx, name)
+                            .await?
+                            .ok_or_else(|| needs_declared_columns(asset))?,
+                    };
+                    ctx.deregister_table(name)
+                        .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+                    ctx.register_table(name, Arc::new(EmptyTable::new(own)))
+                        .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+                }
                 let sql = with_stand_ins(&asset.sql).map_err(|p| {
                     EngineError::Internal(format!("unbound placeholder {} in {name}", p.name))
                 })?;
@@ -78,6 +94,12 @@ pub async fn logical_plans(
                     ))
                 })?;
                 let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+                if let Some(declared) = &declared {
+                    check_output(asset, declared, &schema)
+                        .map_err(|d| EngineError::Project(ProjectError::one(d)))?;
+                }
+                ctx.deregister_table(name)
+                    .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
                 ctx.register_table(name, Arc::new(EmptyTable::new(Arc::clone(&schema))))
                     .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
                 schemas.insert(name.to_owned(), plan.logical_plan().clone());
@@ -88,10 +110,75 @@ pub async fn logical_plans(
     Ok(schemas)
 }
 
-/// Checks that every check of `assets` names columns that exist (in the
-/// asset, and for relationships in the referenced asset). Every problem is
-/// reported at the check's declaration line.
-pub async fn validate_checks(ws: &Workspace, assets: &BTreeSet<String>) -> Result<(), EngineError> {
+/// The schema of the newest committed version of `name` (any partition),
+/// registered nowhere; `None` when nothing is committed.
+async fn committed_schema(
+    ws: &Workspace,
+    ctx: &datafusion::prelude::SessionContext,
+    name: &str,
+) -> Result<Option<SchemaRef>, EngineError> {
+    let Some(latest) = ws.catalog.history(name, 1)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let files = ws.current_files(std::slice::from_ref(&latest), name, None)?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let probe = format!("__cairn_schema_of_{name}");
+    register_committed(ctx, &ws.storage, &probe, &files, true)
+        .await
+        .map_err(|e| {
+            EngineError::Query(format!(
+                "cannot read committed files of `{name}`: {}",
+                e.strip_backtrace()
+            ))
+        })?;
+    let table = ctx
+        .table_provider(probe.as_str())
+        .await
+        .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+    ctx.deregister_table(probe.as_str())
+        .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+    Ok(Some(table.schema()))
+}
+
+/// The error for an asset reading its own earlier partitions when neither
+/// a committed version nor `[columns]` says what that table looks like.
+pub(crate) fn needs_declared_columns(asset: &cairn_assets::SqlAsset) -> EngineError {
+    let name = &asset.name;
+    EngineError::Project(ProjectError::one(
+        Diagnostic::new(
+            &asset.file,
+            asset.reference_lines.get(name).copied(),
+            format!(
+                "`{name}` reads its own earlier partitions, but none is committed yet, so the columns of `{name}` are unknown before its first partition"
+            ),
+        )
+        .with_hint(
+            "declare its output columns in the header, one line each, e.g.\n    --- [columns]\n    --- day = \"DATE\"\n    --- total = \"BIGINT\"\n  (its first partition then reads an empty table of these columns)",
+        ),
+    ))
+}
+
+/// Before a run or a recheck: every check of `assets` names columns that
+/// exist (in the asset, and for relationships in the referenced asset),
+/// and every asset declaring `[columns]` or reading itself plans and
+/// returns its declared columns. Every problem is reported at its
+/// declaration line.
+pub async fn validate_before_run(
+    ws: &Workspace,
+    assets: &BTreeSet<String>,
+) -> Result<(), EngineError> {
+    let declaring: BTreeSet<String> = assets
+        .iter()
+        .filter(|a| {
+            ws.project
+                .assets
+                .get(*a)
+                .is_some_and(|x| x.columns.is_some() || x.reads_itself())
+        })
+        .cloned()
+        .collect();
     let with_checks: BTreeSet<String> = assets
         .iter()
         .filter(|a| {
@@ -102,10 +189,10 @@ pub async fn validate_checks(ws: &Workspace, assets: &BTreeSet<String>) -> Resul
         })
         .cloned()
         .collect();
-    if with_checks.is_empty() {
+    if with_checks.is_empty() && declaring.is_empty() {
         return Ok(());
     }
-    let mut targets = with_checks.clone();
+    let mut targets: BTreeSet<String> = with_checks.union(&declaring).cloned().collect();
     for a in &with_checks {
         if let Some(asset) = ws.project.assets.get(a) {
             for c in &asset.checks {

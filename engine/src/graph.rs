@@ -47,7 +47,9 @@ impl AssetGraph {
             );
         }
         for asset in project.assets.values() {
-            for up in &asset.upstream {
+            // Reading its own earlier partitions (validated by the loader)
+            // orders partitions in time, not assets: no edge.
+            for up in asset.upstream.iter().filter(|u| **u != asset.name) {
                 if let (Some(&from), Some(&to)) = (index.get(up), index.get(&asset.name)) {
                     graph.add_edge(from, to, ());
                 }

@@ -33,6 +33,7 @@ pub mod checks;
 pub mod column_lineage;
 pub mod compile;
 pub mod cost;
+pub mod declared;
 mod error;
 pub mod graph;
 mod lineage_events;

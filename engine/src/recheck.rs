@@ -48,7 +48,7 @@ impl Workspace {
             })
             .cloned()
             .collect();
-        crate::compile::validate_checks(self, &with_checks).await?;
+        crate::compile::validate_before_run(self, &with_checks).await?;
         let current = self.catalog.current_versions()?;
         let files_of =
             |asset: &str, partition: Option<&str>| self.current_files(&current, asset, partition);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::empty::EmptyTable;
 use datafusion::execution::context::SQLOptions;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::Compression;
@@ -31,6 +32,7 @@ use cairn_catalog::{
 };
 
 use crate::checks::{CheckOutcome, StreamChecks, run_checks};
+use crate::declared::{check_output, declared_schema};
 use crate::error::EngineError;
 use crate::graph::NodeKind;
 use crate::metering::{CountingStore, PeakMemoryPool, PlanMetrics, column_stats, plan_metrics};
@@ -289,6 +291,9 @@ enum UpstreamTable {
         files: Vec<String>,
         schema_files: Vec<String>,
     },
+    /// The asset's own earlier partitions when none is mapped: an empty
+    /// table of its declared `[columns]`.
+    DeclaredEmpty { name: String },
 }
 
 /// One asset partition to build.
@@ -472,7 +477,7 @@ pub(crate) async fn materialize(
     // Checks name columns the assets must produce: find mistakes before
     // anything runs.
     let to_build: BTreeSet<String> = run_set.iter().map(|u| u.0.clone()).collect();
-    crate::compile::validate_checks(ws, &to_build).await?;
+    crate::compile::validate_before_run(ws, &to_build).await?;
 
     ws.audit_config_changes()?;
     let trigger = if opts.backfill.is_some() {
@@ -861,6 +866,10 @@ fn upstream_tables(
         for u in &units {
             files.extend(unit_files(ws, u, live)?);
         }
+        if files.is_empty() && *name == asset.name && asset.columns.is_some() {
+            tables.push(UpstreamTable::DeclaredEmpty { name: name.clone() });
+            continue;
+        }
         let mut schema_files = Vec::new();
         if files.is_empty() {
             let any = live
@@ -1112,8 +1121,16 @@ async fn write_and_check(
         Arc::clone(&meters.pool) as _;
     let ctx = metered_session(&shared.storage, Arc::clone(&store), pool)
         .map_err(|e| e.strip_backtrace())?;
+    let declared = declared_schema(&ctx, &job.asset)
+        .await
+        .map_err(|d| d.to_string())?;
     for table in &job.tables {
         match table {
+            UpstreamTable::DeclaredEmpty { name } => {
+                let Some(schema) = &declared else { continue };
+                ctx.register_table(name, Arc::new(EmptyTable::new(Arc::clone(schema))))
+                    .map_err(|e| e.strip_backtrace())?;
+            }
             UpstreamTable::Source { name, keys } => {
                 let Some(source) = shared.project.sources.get(name) else {
                     continue;
@@ -1127,6 +1144,11 @@ async fn write_and_check(
                 files,
                 schema_files,
             } => {
+                if files.is_empty() && schema_files.is_empty() && *name == job.asset.name {
+                    return Err(crate::compile::needs_declared_columns(&job.asset)
+                        .to_string()
+                        .into());
+                }
                 let empty = files.is_empty();
                 let files = if empty { schema_files } else { files };
                 register_committed(&ctx, &shared.storage, name, files, empty)
@@ -1141,6 +1163,9 @@ async fn write_and_check(
         }
     }
     let written = write_output(&ctx, &store, job, path).await?;
+    if let Some(declared) = &declared {
+        check_output(&job.asset, declared, &written.schema).map_err(|d| d.to_string())?;
+    }
 
     // From here on the asset's own name means the new, uncommitted output.
     let me = job.asset.name.as_str();

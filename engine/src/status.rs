@@ -48,6 +48,51 @@ pub enum StaleCause {
     /// The set of upstream partitions read changed (e.g. a new partition
     /// inside a rolling window).
     InputsChanged,
+    /// An earlier partition of the same asset, which this one reads,
+    /// committed different data.
+    EarlierPartitionChanged,
+    /// An earlier partition of the same asset, which this one reads, is
+    /// not fresh.
+    EarlierPartitionStale,
+    /// An earlier partition of the same asset, which this one reads, was
+    /// never materialized.
+    EarlierPartitionMissing,
+}
+
+impl StaleCause {
+    /// The cause for upstream `up` of `asset`: reads of the asset's own
+    /// earlier partitions are named as such.
+    fn upstream(asset: &str, up: &str, kind: UpstreamProblem) -> StaleCause {
+        let name = up.to_owned();
+        match (up == asset, kind) {
+            (true, UpstreamProblem::Changed) => StaleCause::EarlierPartitionChanged,
+            (true, UpstreamProblem::Stale) => StaleCause::EarlierPartitionStale,
+            (true, UpstreamProblem::Missing) => StaleCause::EarlierPartitionMissing,
+            (false, UpstreamProblem::Changed) => StaleCause::UpstreamChanged { name },
+            (false, UpstreamProblem::Stale) => StaleCause::UpstreamStale { name },
+            (false, UpstreamProblem::Missing) => StaleCause::UpstreamNeverMaterialized { name },
+        }
+    }
+
+    /// Whether this cause is about upstream `up` of `asset`.
+    fn concerns(&self, asset: &str, up: &str) -> bool {
+        match self {
+            StaleCause::UpstreamChanged { name }
+            | StaleCause::UpstreamNeverMaterialized { name }
+            | StaleCause::UpstreamStale { name } => name == up,
+            StaleCause::EarlierPartitionChanged
+            | StaleCause::EarlierPartitionStale
+            | StaleCause::EarlierPartitionMissing => up == asset,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum UpstreamProblem {
+    Changed,
+    Stale,
+    Missing,
 }
 
 impl fmt::Display for StaleCause {
@@ -62,6 +107,9 @@ impl fmt::Display for StaleCause {
                 write!(f, "upstream {name} never materialized")
             }
             StaleCause::InputsChanged => write!(f, "inputs changed"),
+            StaleCause::EarlierPartitionChanged => write!(f, "an earlier partition changed"),
+            StaleCause::EarlierPartitionStale => write!(f, "an earlier partition is stale"),
+            StaleCause::EarlierPartitionMissing => write!(f, "an earlier partition is missing"),
         }
     }
 }
@@ -349,7 +397,7 @@ fn assess_unit(
                 data_version: v,
             }),
             None => {
-                let cause = StaleCause::UpstreamNeverMaterialized { name: up.clone() };
+                let cause = StaleCause::upstream(&asset.name, up, UpstreamProblem::Missing);
                 if !causes.contains(&cause) {
                     causes.push(cause);
                 }
@@ -369,6 +417,7 @@ fn assess_unit(
                 *explained += 1;
                 explain_change(
                     inputs,
+                    &asset.name,
                     &upstream,
                     cur,
                     code_version,
@@ -379,11 +428,13 @@ fn assess_unit(
         }
     }
     for (up, up_key) in &upstream {
-        let already = causes.iter().any(|c| {
-            matches!(c, StaleCause::UpstreamChanged { name } | StaleCause::UpstreamNeverMaterialized { name } | StaleCause::UpstreamStale { name } if name == up)
-        });
+        let already = causes.iter().any(|c| c.concerns(&asset.name, up));
         if !already && not_fresh.contains(&(up.clone(), up_key.clone())) {
-            causes.push(StaleCause::UpstreamStale { name: up.clone() });
+            causes.push(StaleCause::upstream(
+                &asset.name,
+                up,
+                UpstreamProblem::Stale,
+            ));
         }
     }
 
@@ -413,6 +464,7 @@ fn assess_unit(
 /// Works out which of code and upstream data changed since `cur` was made.
 fn explain_change(
     inputs: &Inputs<'_>,
+    asset: &str,
     upstream: &[(String, String)],
     cur: &CurrentVersion,
     code_version: &str,
@@ -452,7 +504,7 @@ fn explain_change(
         if changed {
             let cause = match inputs.graph.kind(up) {
                 Some(NodeKind::Source) => StaleCause::SourceChanged { name: up.clone() },
-                _ => StaleCause::UpstreamChanged { name: up.clone() },
+                _ => StaleCause::upstream(asset, up, UpstreamProblem::Changed),
             };
             if !causes.contains(&cause) {
                 causes.push(cause);

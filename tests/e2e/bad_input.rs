@@ -67,13 +67,16 @@ fn cycle_names_the_chain_and_the_line() {
 }
 
 #[test]
-fn self_reference_is_a_cycle() {
+fn self_reference_of_an_unpartitioned_asset_is_refused() {
     check(
         &[
             ("cairn.toml", ""),
             ("assets/loop.sql", "select 1 as x from loop"),
         ],
-        &["assets/loop.sql:1: dependency cycle: loop -> loop"],
+        &[
+            "assets/loop.sql:1: `loop` reads its own table; only a time-partitioned asset may read itself",
+            "offset = -1",
+        ],
     );
 }
 

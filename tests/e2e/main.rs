@@ -11,5 +11,6 @@ mod metadata;
 mod openlineage;
 mod partitions;
 mod quality;
+mod self_dependent;
 mod spine;
 mod util;

@@ -57,16 +57,16 @@ fn year_project() -> Project {
     p
 }
 
-fn catalog(p: &Project) -> rusqlite::Connection {
+pub(crate) fn catalog(p: &Project) -> rusqlite::Connection {
     rusqlite::Connection::open(p.path(".cairn/catalog.db")).unwrap()
 }
 
-fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
+pub(crate) fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
     db.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 /// (asset, partition) committed by a run.
-fn committed_by(db: &rusqlite::Connection, run_id: &str) -> Vec<(String, String)> {
+pub(crate) fn committed_by(db: &rusqlite::Connection, run_id: &str) -> Vec<(String, String)> {
     let mut stmt = db
         .prepare("select asset, \"partition\" from materializations where run_id = ?1 order by asset, \"partition\"")
         .unwrap();
@@ -76,7 +76,7 @@ fn committed_by(db: &rusqlite::Connection, run_id: &str) -> Vec<(String, String)
         .collect()
 }
 
-fn partition_states(p: &Project, asset: &str) -> Vec<(String, String)> {
+pub(crate) fn partition_states(p: &Project, asset: &str) -> Vec<(String, String)> {
     let status = p.json(&["status", asset, "--partitions", "--format", "json"], 0);
     status["assets"][0]["partitions"]["list"]
         .as_array()
@@ -91,7 +91,7 @@ fn partition_states(p: &Project, asset: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn stale_keys(p: &Project, asset: &str) -> Vec<String> {
+pub(crate) fn stale_keys(p: &Project, asset: &str) -> Vec<String> {
     partition_states(p, asset)
         .into_iter()
         .filter(|(_, s)| s != "fresh")
