@@ -997,6 +997,23 @@ fn lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
         _ => n.to_owned(),
     };
     writeln!(out, "{}", label(&args.asset))?;
+    if let Some(asset) = ws.project.assets.get(&args.asset)
+        && asset.reads_itself()
+        && let cairn_assets::partitions::PartitionMapping::Window { offset, lag } =
+            asset.mapping(&asset.name)
+    {
+        let last = -offset;
+        let first = last + i64::from(lag);
+        let periods = if first == last {
+            format!("{last}")
+        } else {
+            format!("{last} to {first}")
+        };
+        writeln!(
+            out,
+            "reads its own earlier partitions ({periods} period(s) back)"
+        )?;
+    }
     if up {
         writeln!(out, "upstream (reads from):")?;
         tree(&mut out, &args.asset, &|n| graph.upstream(n), &label, "  ")?;

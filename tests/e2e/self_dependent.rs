@@ -221,8 +221,15 @@ fn a_late_partition_brings_its_missing_earlier_days_along() {
 }
 
 #[test]
-fn column_lineage_shows_the_self_read_once() {
+fn lineage_shows_the_self_read_once() {
     let p = balance_project();
+    let run = p.run(&["lineage", "balance"]);
+    assert!(
+        run.stdout
+            .contains("reads its own earlier partitions (1 period(s) back)"),
+        "{}",
+        run.stdout
+    );
     let run = p.run(&["lineage", "balance", "--column", "total"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
