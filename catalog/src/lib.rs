@@ -68,6 +68,10 @@ pub trait Catalog: Send + Sync {
     /// The newest attempt of every asset (any outcome, committed ones included).
     fn latest_attempts(&self) -> Result<Vec<AttemptRecord>>;
 
+    /// The newest attempt of every (asset, partition) whose newest attempt
+    /// failed: what status needs, read without visiting healthy units.
+    fn latest_failed_attempts(&self) -> Result<Vec<AttemptRecord>>;
+
     /// Records the check results of an attempt that did *not* commit (so
     /// they have no materialization), in one transaction. The results of
     /// committed attempts are recorded by [`Catalog::commit_materialization`].

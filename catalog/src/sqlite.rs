@@ -236,6 +236,10 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 ALTER TABLE materializations ADD COLUMN expired_at TEXT;
 "#,
+    // 5: status reads only the units whose latest attempt failed.
+    r#"
+CREATE INDEX attempts_failed ON attempts (asset, "partition", id) WHERE outcome = 'failed';
+"#,
 ];
 
 /// The schema version this build writes (the number of migrations).
@@ -1023,6 +1027,23 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn latest_failed_attempts(&self) -> Result<Vec<AttemptRecord>> {
+        self.with(|conn| {
+            // Walks the failed attempts only (a partial index), keeping
+            // those that are still their unit's latest.
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT a.run_id, a.asset, a."partition", a.outcome, a.error, a.at
+                   FROM attempts AS a INDEXED BY attempts_failed
+                   JOIN latest_attempts AS l
+                     ON l.asset = a.asset AND l."partition" = a."partition"
+                    AND l.attempt_id = a.id
+                   WHERE a.outcome = 'failed'
+                   ORDER BY a.asset, a."partition""#,
+            )?;
+            stmt.query_and_then([], attempt_from_row)?.collect()
+        })
+    }
+
     fn record_check_results(
         &self,
         run_id: &RunId,
@@ -1584,6 +1605,44 @@ mod tests {
             .commit_materialization(&new_materialization("nope", "orders", "d1"))
             .unwrap_err();
         assert!(matches!(error, CatalogError::Database { .. }), "{error}");
+    }
+
+    #[test]
+    fn latest_failed_attempts_are_the_latest_attempts_that_failed() {
+        let catalog = SqliteCatalog::open_in_memory().unwrap();
+        catalog.begin_run(&new_run("r1", 0)).unwrap();
+        catalog.begin_run(&new_run("r2", 10)).unwrap();
+        // a: failed, then materialized -> not failing any more.
+        catalog
+            .record_attempt(&attempt("r1", "a", AttemptOutcome::Failed, 1))
+            .unwrap();
+        catalog
+            .commit_materialization(&new_materialization("r2", "a", "d1"))
+            .unwrap();
+        // b: fresh, then failed twice -> failing, the newest failure.
+        catalog
+            .record_attempt(&attempt("r1", "b", AttemptOutcome::Fresh, 1))
+            .unwrap();
+        catalog
+            .record_attempt(&attempt("r1", "b", AttemptOutcome::Failed, 2))
+            .unwrap();
+        catalog
+            .record_attempt(&attempt("r2", "b", AttemptOutcome::Failed, 11))
+            .unwrap();
+        // c: skipped only.
+        catalog
+            .record_attempt(&attempt("r2", "c", AttemptOutcome::Skipped, 12))
+            .unwrap();
+        let failed = catalog.latest_failed_attempts().unwrap();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].asset, "b");
+        assert_eq!(failed[0].run_id, RunId("r2".to_owned()));
+        let all = catalog.latest_attempts().unwrap();
+        let expected: Vec<&AttemptRecord> = all
+            .iter()
+            .filter(|a| a.outcome == AttemptOutcome::Failed)
+            .collect();
+        assert_eq!(failed.iter().collect::<Vec<_>>(), expected);
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! committed partition versions, and planning a large backfill.
 //!
 //! ```text
-//! cargo bench -p cairn-engine --bench partitions -- [--assets N] [--plan-assets M]
+//! cargo bench -p cairn-engine --bench partitions -- [--assets N] [--plan-assets M] [--keep DIR]
 //! ```
+//!
+//! `--keep DIR` seeds the status project in DIR once and reuses it on later
+//! runs (seeding 365,000 commits takes a minute and a half).
 //!
 //! Both measurements use a temporary project with one daily-partitioned CSV
 //! source `events` (365 tiny partition folders, 2024-01-01..2024-12-30) and
@@ -34,14 +37,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn_catalog::{
-    AttemptRecord, CurrentVersion, FileRecord, MaterializationId, NewMaterialization, NewRun,
-    RunId, RunStatus, UpstreamKind, UpstreamVersion,
+    FileRecord, MaterializationId, NewMaterialization, NewRun, RunId, RunStatus, UpstreamKind,
+    UpstreamVersion,
 };
 use cairn_engine::graph::NodeKind;
-use cairn_engine::partition_index::PartitionIndex;
 use cairn_engine::run::plan;
-use cairn_engine::status::{Inputs, Unit, assess};
-use cairn_engine::version::{UpstreamInput, code_version, input_version};
+use cairn_engine::status::Unit;
+use cairn_engine::version::{UpstreamInput, input_version};
 use cairn_engine::{AssetState, AssetStatus, MaterializeOptions, PartitionFilter, Workspace};
 use chrono::{NaiveDate, Utc};
 
@@ -64,14 +66,16 @@ const REPEATS: usize = 5;
 struct Args {
     assets: usize,
     plan_assets: usize,
+    keep: Option<std::path::PathBuf>,
 }
 
-const USAGE: &str = "usage: partitions [--assets N] [--plan-assets M]";
+const USAGE: &str = "usage: partitions [--assets N] [--plan-assets M] [--keep DIR]";
 
 fn parse_args() -> BoxResult<Args> {
     let mut out = Args {
         assets: TARGET_STATUS_ASSETS,
         plan_assets: TARGET_PLAN_ASSETS,
+        keep: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -79,6 +83,16 @@ fn parse_args() -> BoxResult<Args> {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
             None => (arg.clone(), None),
         };
+        if flag == "--keep" {
+            let dir = match inline {
+                Some(v) => v,
+                None => args
+                    .next()
+                    .ok_or_else(|| format!("--keep needs a directory\n{USAGE}"))?,
+            };
+            out.keep = Some(dir.into());
+            continue;
+        }
         let slot = match flag.as_str() {
             // Added by `cargo bench`.
             "--bench" => continue,
@@ -119,7 +133,7 @@ fn main() -> BoxResult<()> {
             "optimized"
         }
     );
-    let status = bench_status(args.assets)?;
+    let status = bench_status(args.assets, args.keep.as_deref())?;
     let planning = bench_plan(args.plan_assets)?;
 
     println!();
@@ -190,11 +204,20 @@ struct StatusNumbers {
     snapshot: MinMedian,
 }
 
-fn bench_status(n: usize) -> BoxResult<StatusNumbers> {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path();
+fn bench_status(n: usize, keep: Option<&Path>) -> BoxResult<StatusNumbers> {
+    let temp = tempfile::tempdir()?;
+    let root = keep.unwrap_or(temp.path());
     println!();
     println!("== status: {n} assets x {DAYS} daily partitions ==");
+    let marker = root.join(format!(".seeded-{n}"));
+    if marker.exists() {
+        println!("  reusing the project seeded in {}", root.display());
+        let ws = Workspace::open(root)?;
+        check_all_fresh(&ws.status(&[])?, n)?;
+        drop(ws);
+        return measure_status(root, n, Duration::ZERO);
+    }
+    fs::create_dir_all(root)?;
 
     let t = Instant::now();
     write_project(root, n)?;
@@ -228,7 +251,11 @@ fn bench_status(n: usize) -> BoxResult<StatusNumbers> {
         ms(t.elapsed()).trim()
     );
     drop(ws);
+    fs::write(&marker, "")?;
+    measure_status(root, n, seed_time)
+}
 
+fn measure_status(root: &Path, n: usize, seed_time: Duration) -> BoxResult<StatusNumbers> {
     let mut open = Vec::with_capacity(REPEATS);
     let mut open_status = Vec::with_capacity(REPEATS);
     let mut status = Vec::with_capacity(REPEATS);
@@ -337,7 +364,7 @@ fn seed(ws: &Workspace) -> BoxResult<usize> {
                 let unit = (up, up_key);
                 let (kind, data_version, materialization) = match ws.graph.kind(&unit.0) {
                     Some(NodeKind::Source) => {
-                        let v = snapshot.source_versions.get(&unit).ok_or_else(|| {
+                        let v = snapshot.source_versions.get_unit(&unit).ok_or_else(|| {
                             format!("no data version for source {}@{}", unit.0, unit.1)
                         })?;
                         (UpstreamKind::Source, v.clone(), None)
@@ -450,91 +477,33 @@ fn check_all_fresh(statuses: &[AssetStatus], n: usize) -> BoxResult<()> {
     Ok(())
 }
 
-/// Times the stages of `Workspace::snapshot` one by one, the way it runs
-/// them.
+/// The stages of `Workspace::snapshot`, as it times them itself, and the
+/// drop of what it built.
 fn breakdown(ws: &Workspace) -> BoxResult<()> {
-    let mut stages: Vec<(&str, Vec<Duration>)> = [
-        "code versions (normalized SQL hashes)",
-        "PartitionIndex::build",
-        "source versions (fingerprint 365 dirs + cache read)",
-        "catalog current_versions() query",
-        "  -> HashMap<Unit, CurrentVersion>",
-        "catalog latest_attempts() query",
-        "  -> HashMap<Unit, AttemptRecord>",
-        "assess() (all units)",
-        "drop of the snapshot's maps + statuses",
-    ]
-    .into_iter()
-    .map(|label| (label, Vec::with_capacity(REPEATS)))
-    .collect();
-    let mut rows = (0, 0);
+    let mut stages: Vec<(&'static str, Vec<Duration>)> = Vec::new();
+    let mut counts = (0, 0);
     for _ in 0..REPEATS {
-        let mut times = Vec::with_capacity(stages.len());
-        let mut lap = Instant::now();
-        let mut split = |times: &mut Vec<Duration>| {
-            times.push(lap.elapsed());
-            lap = Instant::now();
-        };
-        let code_versions: HashMap<String, String> = ws
-            .project
-            .assets
-            .values()
-            .map(|a| (a.name.clone(), code_version(a)))
-            .collect();
-        split(&mut times);
-        // The engine uses `CAIRN_NOW` when set; every 2024 key is complete either way.
-        let index = PartitionIndex::build(&ws.project, Utc::now());
-        split(&mut times);
-        let source_versions =
-            cairn_engine::sources::source_versions(&ws.project, &index, ws.catalog.as_ref())?;
-        split(&mut times);
-        let current_rows = ws.catalog.current_versions()?;
-        split(&mut times);
-        rows.0 = current_rows.len();
-        let current: HashMap<Unit, CurrentVersion> = current_rows
+        let (snapshot, timings) = ws.snapshot_timed()?;
+        let t = Instant::now();
+        drop(snapshot);
+        let dropped = t.elapsed();
+        counts = (timings.current_versions, timings.failures);
+        for (i, (label, d)) in timings
+            .stages
             .into_iter()
-            .filter(|c| ws.project.assets.contains_key(&c.asset))
-            .map(|c| ((c.asset.clone(), c.partition.clone()), c))
-            .collect();
-        split(&mut times);
-        let attempt_rows = ws.catalog.latest_attempts()?;
-        split(&mut times);
-        rows.1 = attempt_rows.len();
-        let attempts: HashMap<Unit, AttemptRecord> = attempt_rows
-            .into_iter()
-            .map(|a| ((a.asset.clone(), a.partition.clone()), a))
-            .collect();
-        split(&mut times);
-        let catalog = std::sync::Arc::clone(&ws.catalog);
-        let recorded = move |id| {
-            catalog
-                .materialization(id)
-                .ok()
-                .flatten()
-                .map(|m| m.body.inputs)
-        };
-        let statuses = assess(&Inputs {
-            project: &ws.project,
-            index: &index,
-            graph: &ws.graph,
-            code_versions: &code_versions,
-            source_versions: &source_versions,
-            current: &current,
-            attempts: &attempts,
-            recorded_inputs: &recorded,
-        });
-        split(&mut times);
-        std::hint::black_box(&statuses);
-        drop((statuses, attempts, current, source_versions, index));
-        split(&mut times);
-        for ((_, v), t) in stages.iter_mut().zip(times) {
-            v.push(t);
+            .chain(std::iter::once(("drop of the snapshot", dropped)))
+            .enumerate()
+        {
+            if stages.len() <= i {
+                stages.push((label, Vec::with_capacity(REPEATS)));
+            }
+            stages[i].1.push(d);
         }
     }
     println!();
     println!(
-        "  snapshot breakdown ({} current versions, {} latest attempts)   min / median of {REPEATS}",
-        rows.0, rows.1
+        "  snapshot breakdown ({} current versions, {} failed units)   min / median of {REPEATS}",
+        counts.0, counts.1
     );
     let mut sum = Duration::ZERO;
     for (label, times) in stages {

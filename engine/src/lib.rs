@@ -50,6 +50,7 @@ pub mod sources;
 pub mod status;
 pub mod storage;
 mod tables;
+pub mod units;
 pub mod version;
 mod whoami;
 mod workspace;

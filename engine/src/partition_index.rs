@@ -77,19 +77,32 @@ impl PartitionIndex {
         key: &str,
     ) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        let down = asset.partitions.as_ref().map(|d| (d, key));
         for up in &asset.upstream {
-            let up_def = partitions_of(project, up);
-            let up_space = up_def.and_then(|d| self.spaces.get(up).map(|s| (d, s)));
-            let mapping = asset.mapping(up);
-            let keys = match (up_def, up_space) {
-                (Some(_), None) => Vec::new(),
-                _ => upstream_keys(&mapping, down, up_space),
-            };
-            out.extend(keys.into_iter().map(|k| (up.clone(), k)));
+            out.extend(
+                self.upstream_keys_of(project, asset, up, key)
+                    .into_iter()
+                    .map(|k| (up.clone(), k)),
+            );
         }
         out.sort();
         out
+    }
+
+    /// The keys of upstream `up` that partition `key` of `asset` reads.
+    pub fn upstream_keys_of(
+        &self,
+        project: &Project,
+        asset: &SqlAsset,
+        up: &str,
+        key: &str,
+    ) -> Vec<String> {
+        let down = asset.partitions.as_ref().map(|d| (d, key));
+        let up_def = partitions_of(project, up);
+        let up_space = up_def.and_then(|d| self.spaces.get(up).map(|s| (d, s)));
+        match (up_def, up_space) {
+            (Some(_), None) => Vec::new(),
+            _ => upstream_keys(&asset.mapping(up), down, up_space),
+        }
     }
 }
 

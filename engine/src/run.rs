@@ -421,11 +421,11 @@ pub fn plan(
             }
         }
     }
-    let states: HashMap<Unit, AssetState> = snapshot.unit_states();
+    let states = snapshot.unit_states();
     let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
     let mut run_set: Vec<Unit> = candidates
         .into_iter()
-        .filter(|u| forced.contains(u) || states.get(u) != Some(&AssetState::Fresh))
+        .filter(|u| forced.contains(u) || states.get_unit(u) != Some(&AssetState::Fresh))
         .collect();
     run_set.sort_by(|a, b| {
         let oa = order.get(a.0.as_str()).copied().unwrap_or(usize::MAX);
@@ -565,9 +565,9 @@ async fn schedule(
 ) -> Result<Vec<AssetResult>, EngineError> {
     let in_run: HashSet<&Unit> = run_set.iter().collect();
     let mut live: HashMap<Unit, Live> = HashMap::new();
-    for (unit, v) in &snapshot.source_versions {
+    for (name, key, v) in snapshot.source_versions.iter() {
         live.insert(
-            unit.clone(),
+            (name.to_owned(), key.to_owned()),
             Live {
                 kind: UpstreamKind::Source,
                 data_version: v.clone(),
@@ -576,9 +576,9 @@ async fn schedule(
             },
         );
     }
-    for (unit, cur) in &snapshot.current {
+    for (name, key, cur) in snapshot.current.iter() {
         live.insert(
-            unit.clone(),
+            (name.to_owned(), key.to_owned()),
             Live {
                 kind: UpstreamKind::Asset,
                 data_version: cur.data_version.clone(),
@@ -696,7 +696,7 @@ async fn schedule(
                 })
                 .collect();
             let iv = input_version(&code_version, key, &keyed);
-            let current = snapshot.current.get(unit);
+            let current = snapshot.current.get_unit(unit);
             if !forced.contains(unit) && current.is_some_and(|c| c.input_version == iv) {
                 finished.push((i, result(AssetOutcome::Fresh { early_cutoff: true })));
                 continue;

@@ -14,7 +14,7 @@ use cairn_catalog::{Catalog, SourceFingerprint};
 
 use crate::error::EngineError;
 use crate::partition_index::PartitionIndex;
-use crate::status::Unit;
+use crate::units::UnitMap;
 
 const SOURCE_DOMAIN: &[u8] = b"cairn/source/v1\0";
 
@@ -65,13 +65,13 @@ pub fn source_versions(
     project: &Project,
     index: &PartitionIndex,
     catalog: &dyn Catalog,
-) -> Result<HashMap<Unit, String>, EngineError> {
+) -> Result<UnitMap<String>, EngineError> {
     let cached: HashMap<String, SourceFingerprint> = catalog
         .source_fingerprints()?
         .into_iter()
         .map(|f| (f.source.clone(), f))
         .collect();
-    let mut versions = HashMap::new();
+    let mut versions = UnitMap::new();
     for source in project.sources.values() {
         for key in index.keys(&source.name) {
             let cache_key = if key.is_empty() {
@@ -94,7 +94,7 @@ pub fn source_versions(
                     data_version
                 }
             };
-            versions.insert((source.name.clone(), key.clone()), data_version);
+            versions.insert(&source.name, key.clone(), data_version);
         }
     }
     Ok(versions)

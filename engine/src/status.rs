@@ -2,19 +2,21 @@
 //! inputs would produce now, and if not, why. A pure function of the graph,
 //! the current versions and the catalog's records.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
+use cairn_assets::partitions::PartitionMapping;
 use cairn_assets::{Project, SqlAsset};
-use cairn_catalog::{
-    AttemptOutcome, AttemptRecord, CurrentVersion, MaterializationId, UpstreamVersion,
-};
+use cairn_catalog::{AttemptRecord, CurrentVersion, MaterializationId, UpstreamVersion};
 
 use crate::graph::{AssetGraph, NodeKind};
-use crate::partition_index::PartitionIndex;
-use crate::version::{UpstreamInput, input_version};
+use crate::partition_index::{PartitionIndex, partitions_of};
+use crate::units::UnitMap;
+use crate::version::{UpstreamInput, input_hash};
 
 /// Why an asset is not fresh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -151,10 +153,16 @@ pub struct PartitionStatus {
     pub causes: Vec<StaleCause>,
     /// The input version it would have now, when every upstream has a version.
     pub input_version: Option<String>,
-    /// Its committed version.
-    pub current: Option<CurrentVersion>,
+    /// Its committed version (shared with the snapshot it was assessed
+    /// from: hundreds of thousands of partitions must not copy theirs).
+    #[serde(serialize_with = "shared_version")]
+    pub current: Option<Arc<CurrentVersion>>,
     /// Its latest attempt, when that failed after the last commit.
     pub last_failure: Option<AttemptRecord>,
+}
+
+fn shared_version<S: Serializer>(v: &Option<Arc<CurrentVersion>>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_deref().serialize(s)
 }
 
 /// Counts over the partitions of a partitioned asset.
@@ -239,11 +247,12 @@ pub struct Inputs<'a> {
     /// Code version of every asset.
     pub code_versions: &'a HashMap<String, String>,
     /// Data version of every source partition.
-    pub source_versions: &'a HashMap<Unit, String>,
+    pub source_versions: &'a UnitMap<String>,
     /// Current committed version of every asset partition.
-    pub current: &'a HashMap<Unit, CurrentVersion>,
-    /// Latest attempt of every asset partition.
-    pub attempts: &'a HashMap<Unit, AttemptRecord>,
+    pub current: &'a UnitMap<Arc<CurrentVersion>>,
+    /// The latest attempt of every asset partition whose latest attempt
+    /// failed (the others do not change a status).
+    pub failures: &'a UnitMap<AttemptRecord>,
     /// The recorded inputs of a materialization (used only to explain why
     /// a stale partition is stale).
     pub recorded_inputs: &'a dyn Fn(MaterializationId) -> Option<Vec<UpstreamVersion>>,
@@ -251,10 +260,12 @@ pub struct Inputs<'a> {
 
 /// The current data version of an upstream partition, if it has one.
 pub fn upstream_data_version<'a>(inputs: &'a Inputs<'_>, name: &str, key: &str) -> Option<&'a str> {
-    let unit = (name.to_owned(), key.to_owned());
     match inputs.graph.kind(name)? {
-        NodeKind::Source => inputs.source_versions.get(&unit).map(String::as_str),
-        NodeKind::Asset => inputs.current.get(&unit).map(|c| c.data_version.as_str()),
+        NodeKind::Source => inputs.source_versions.get(name, key).map(String::as_str),
+        NodeKind::Asset => inputs
+            .current
+            .get(name, key)
+            .map(|c| c.data_version.as_str()),
     }
 }
 
@@ -262,28 +273,86 @@ pub fn upstream_data_version<'a>(inputs: &'a Inputs<'_>, name: &str, key: &str) 
 /// past this many, causes are summarised without that read.
 const EXPLAIN_LIMIT: usize = 2_000;
 
+/// How one asset reads one of its upstreams, resolved once per asset so
+/// that each partition costs only key lookups.
+struct UpstreamReader<'a> {
+    name: &'a str,
+    /// Same partitioning and identity mapping (or both unpartitioned): a
+    /// partition reads the upstream partition with its own key.
+    same_key: bool,
+    versions: Versions<'a>,
+}
+
+/// The data versions of one upstream's partitions.
+enum Versions<'a> {
+    Source(Option<&'a HashMap<String, String>>),
+    Asset(Option<&'a HashMap<String, Arc<CurrentVersion>>>),
+}
+
+impl<'a> Versions<'a> {
+    fn get(&self, key: &str) -> Option<&'a str> {
+        match self {
+            Versions::Source(m) => m.and_then(|m| m.get(key)).map(String::as_str),
+            Versions::Asset(m) => m.and_then(|m| m.get(key)).map(|c| c.data_version.as_str()),
+        }
+    }
+}
+
+impl<'a> UpstreamReader<'a> {
+    fn new(inputs: &Inputs<'a>, asset: &SqlAsset, name: &'a str) -> UpstreamReader<'a> {
+        let down = asset.partitions.as_ref();
+        let up = partitions_of(inputs.project, name);
+        // Identical definitions at the same instant have identical keys.
+        let same_key = match (down, up) {
+            (None, None) => true,
+            (Some(d), Some(u)) => d == u && asset.mapping(name) == PartitionMapping::Identity,
+            _ => false,
+        };
+        let versions = match inputs.graph.kind(name) {
+            Some(NodeKind::Source) => Versions::Source(inputs.source_versions.of(name)),
+            _ => Versions::Asset(inputs.current.of(name)),
+        };
+        UpstreamReader {
+            name,
+            same_key,
+            versions,
+        }
+    }
+}
+
 /// Assesses every asset and partition, in dependency order.
 pub fn assess(inputs: &Inputs<'_>) -> Vec<AssetStatus> {
     let mut out = Vec::new();
-    let mut not_fresh: HashSet<Unit> = HashSet::new();
+    let mut not_fresh: UnitMap<()> = UnitMap::new();
     let mut explained = 0usize;
     for name in inputs.graph.assets_in_order() {
         let Some(asset) = inputs.project.assets.get(name) else {
             continue;
         };
         let code_version = inputs.code_versions.get(name).cloned().unwrap_or_default();
-        let mut list = Vec::new();
-        for key in inputs.index.keys(name) {
+        let readers: Vec<UpstreamReader<'_>> = asset
+            .upstream
+            .iter()
+            .map(|up| UpstreamReader::new(inputs, asset, up))
+            .collect();
+        let own = Own {
+            current: inputs.current.of(name),
+            failures: inputs.failures.of(name),
+        };
+        let keys = inputs.index.keys(name);
+        let mut list = Vec::with_capacity(keys.len());
+        for key in keys {
             let unit = assess_unit(
                 inputs,
                 asset,
                 key,
                 &code_version,
+                (&readers, &own),
                 &not_fresh,
                 &mut explained,
             );
             if unit.state != AssetState::Fresh {
-                not_fresh.insert((name.to_owned(), key.clone()));
+                not_fresh.insert(name, key.clone(), ());
             }
             list.push(unit);
         }
@@ -295,6 +364,12 @@ pub fn assess(inputs: &Inputs<'_>) -> Vec<AssetStatus> {
         ));
     }
     out
+}
+
+/// An asset's own committed versions and failures, by key.
+struct Own<'a> {
+    current: Option<&'a HashMap<String, Arc<CurrentVersion>>>,
+    failures: Option<&'a HashMap<String, AttemptRecord>>,
 }
 
 fn summarise(
@@ -310,7 +385,7 @@ fn summarise(
             causes: unit.causes,
             code_version,
             input_version: unit.input_version,
-            current: unit.current,
+            current: unit.current.map(|c| CurrentVersion::clone(&c)),
             last_failure: unit.last_failure,
             partitions: None,
             failing_checks: Vec::new(),
@@ -380,24 +455,41 @@ fn assess_unit(
     asset: &SqlAsset,
     key: &str,
     code_version: &str,
-    not_fresh: &HashSet<Unit>,
+    (readers, own): (&[UpstreamReader<'_>], &Own<'_>),
+    not_fresh: &UnitMap<()>,
     explained: &mut usize,
 ) -> PartitionStatus {
-    let unit = (asset.name.clone(), key.to_owned());
-    let current = inputs.current.get(&unit).cloned();
-    let upstream = inputs.index.upstream_units(inputs.project, asset, key);
+    let current = own.current.and_then(|m| m.get(key)).cloned();
+
+    // (reader, upstream key) pairs this partition reads, sorted.
+    let mut upstream: Vec<(usize, Cow<'_, str>)> = Vec::with_capacity(readers.len());
+    for (i, r) in readers.iter().enumerate() {
+        if r.same_key {
+            upstream.push((i, Cow::Borrowed(key)));
+        } else {
+            upstream.extend(
+                inputs
+                    .index
+                    .upstream_keys_of(inputs.project, asset, r.name, key)
+                    .into_iter()
+                    .map(|k| (i, Cow::Owned(k))),
+            );
+        }
+    }
+    upstream.sort_by(|a, b| (readers[a.0].name, &a.1).cmp(&(readers[b.0].name, &b.1)));
 
     let mut causes = Vec::new();
     let mut upstream_inputs = Vec::with_capacity(upstream.len());
-    for (up, up_key) in &upstream {
-        match upstream_data_version(inputs, up, up_key) {
+    for (i, up_key) in &upstream {
+        let r = &readers[*i];
+        match r.versions.get(up_key) {
             Some(v) => upstream_inputs.push(UpstreamInput {
-                name: up,
+                name: r.name,
                 partition: up_key,
                 data_version: v,
             }),
             None => {
-                let cause = StaleCause::upstream(&asset.name, up, UpstreamProblem::Missing);
+                let cause = StaleCause::upstream(&asset.name, r.name, UpstreamProblem::Missing);
                 if !causes.contains(&cause) {
                     causes.push(cause);
                 }
@@ -406,19 +498,23 @@ fn assess_unit(
     }
     let input_version = causes
         .is_empty()
-        .then(|| input_version(code_version, key, &upstream_inputs));
+        .then(|| input_hash(code_version, key, &upstream_inputs).to_hex());
 
     match &current {
         None => causes.insert(0, StaleCause::NeverMaterialized),
         Some(cur) => {
             if let Some(iv) = &input_version
-                && *iv != cur.input_version
+                && iv.as_str() != cur.input_version
             {
                 *explained += 1;
+                let pairs: Vec<(&str, &str)> = upstream
+                    .iter()
+                    .map(|(i, k)| (readers[*i].name, k.as_ref()))
+                    .collect();
                 explain_change(
                     inputs,
                     &asset.name,
-                    &upstream,
+                    &pairs,
                     cur,
                     code_version,
                     *explained <= EXPLAIN_LIMIT,
@@ -427,9 +523,10 @@ fn assess_unit(
             }
         }
     }
-    for (up, up_key) in &upstream {
+    for (i, up_key) in &upstream {
+        let up = readers[*i].name;
         let already = causes.iter().any(|c| c.concerns(&asset.name, up));
-        if !already && not_fresh.contains(&(up.clone(), up_key.clone())) {
+        if !already && not_fresh.contains(up, up_key) {
             causes.push(StaleCause::upstream(
                 &asset.name,
                 up,
@@ -438,10 +535,10 @@ fn assess_unit(
         }
     }
 
-    let last_failure = inputs.attempts.get(&unit).filter(|a| {
-        a.outcome == AttemptOutcome::Failed
-            && current.as_ref().is_none_or(|c| a.at > c.committed_at)
-    });
+    let last_failure = own
+        .failures
+        .and_then(|m| m.get(key))
+        .filter(|a| current.as_ref().is_none_or(|c| a.at > c.committed_at));
     let state = if last_failure.is_some() {
         AssetState::Failed
     } else if current.is_none() {
@@ -455,7 +552,7 @@ fn assess_unit(
         key: key.to_owned(),
         state,
         causes,
-        input_version,
+        input_version: input_version.map(|iv| iv.as_str().to_owned()),
         current,
         last_failure: last_failure.cloned(),
     }
@@ -465,7 +562,7 @@ fn assess_unit(
 fn explain_change(
     inputs: &Inputs<'_>,
     asset: &str,
-    upstream: &[(String, String)],
+    upstream: &[(&str, &str)],
     cur: &CurrentVersion,
     code_version: &str,
     read_recorded: bool,
@@ -488,9 +585,9 @@ fn explain_change(
             )
         })
         .collect();
-    for (up, up_key) in upstream {
+    for &(up, up_key) in upstream {
         let now = upstream_data_version(inputs, up, up_key);
-        let then = recorded.get(&(up.as_str(), up_key.as_str())).copied();
+        let then = recorded.get(&(up, up_key)).copied();
         // Without the recorded inputs, an upstream committed after this
         // partition is the likely cause.
         let changed = if read_recorded {
@@ -498,12 +595,14 @@ fn explain_change(
         } else {
             inputs
                 .current
-                .get(&(up.clone(), up_key.clone()))
+                .get(up, up_key)
                 .is_some_and(|u| u.committed_at > cur.committed_at)
         };
         if changed {
             let cause = match inputs.graph.kind(up) {
-                Some(NodeKind::Source) => StaleCause::SourceChanged { name: up.clone() },
+                Some(NodeKind::Source) => StaleCause::SourceChanged {
+                    name: up.to_owned(),
+                },
                 _ => StaleCause::upstream(asset, up, UpstreamProblem::Changed),
             };
             if !causes.contains(&cause) {

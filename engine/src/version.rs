@@ -45,6 +45,18 @@ pub struct UpstreamInput<'a> {
 /// The input version of one partition of an asset. `inputs` may come in any
 /// order; they are sorted here so the version is stable.
 pub fn input_version(code_version: &str, partition: &str, inputs: &[UpstreamInput<'_>]) -> String {
+    input_hash(code_version, partition, inputs)
+        .to_hex()
+        .to_string()
+}
+
+/// [`input_version`] as a hash, before it is written out as hex (status
+/// compares it with the committed one without allocating).
+pub fn input_hash(
+    code_version: &str,
+    partition: &str,
+    inputs: &[UpstreamInput<'_>],
+) -> blake3::Hash {
     let mut sorted: Vec<&UpstreamInput<'_>> = inputs.iter().collect();
     sorted.sort();
     let mut h = blake3::Hasher::new();
@@ -56,7 +68,7 @@ pub fn input_version(code_version: &str, partition: &str, inputs: &[UpstreamInpu
         write_field(&mut h, input.partition.as_bytes());
         write_field(&mut h, input.data_version.as_bytes());
     }
-    h.finalize().to_hex().to_string()
+    h.finalize()
 }
 
 /// Length-prefixed so that ("ab","c") and ("a","bc") hash differently.

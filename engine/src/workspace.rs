@@ -19,8 +19,9 @@ use crate::error::EngineError;
 use crate::graph::AssetGraph;
 use crate::partition_index::PartitionIndex;
 use crate::run::{MaterializeOptions, Progress, RunReport};
-use crate::status::{AssetState, AssetStatus, Inputs, Unit, assess};
+use crate::status::{AssetState, AssetStatus, Inputs, assess};
 use crate::storage::Storage;
+use crate::units::UnitMap;
 use crate::version::code_version;
 use crate::{query, run, selection, sources, whoami};
 
@@ -43,31 +44,42 @@ pub struct Snapshot {
     /// Code version per asset.
     pub code_versions: HashMap<String, String>,
     /// Data version per source partition.
-    pub source_versions: HashMap<Unit, String>,
+    pub source_versions: UnitMap<String>,
     /// Current committed version per asset partition.
-    pub current: HashMap<Unit, CurrentVersion>,
+    pub current: UnitMap<Arc<CurrentVersion>>,
     /// Assessment of every asset, in dependency order.
     pub statuses: Vec<AssetStatus>,
 }
 
 impl Snapshot {
     /// The state of every asset partition.
-    pub fn unit_states(&self) -> HashMap<Unit, AssetState> {
-        let mut out = HashMap::new();
+    pub fn unit_states(&self) -> UnitMap<AssetState> {
+        let mut out = UnitMap::new();
         for s in &self.statuses {
             match &s.partitions {
                 None => {
-                    out.insert((s.name.clone(), String::new()), s.state);
+                    out.insert(&s.name, String::new(), s.state);
                 }
                 Some(p) => {
                     for u in &p.list {
-                        out.insert((s.name.clone(), u.key.clone()), u.state);
+                        out.insert(&s.name, u.key.clone(), u.state);
                     }
                 }
             }
         }
         out
     }
+}
+
+/// How long each stage of [`Workspace::snapshot`] took.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotTimings {
+    /// Stage name and duration, in the order they ran.
+    pub stages: Vec<(&'static str, std::time::Duration)>,
+    /// Current versions read from the catalog.
+    pub current_versions: usize,
+    /// Units whose latest attempt failed.
+    pub failures: usize,
 }
 
 /// The instant partitions are enumerated for: now, or `CAIRN_NOW`
@@ -135,28 +147,49 @@ impl Workspace {
 
     /// Reads versions and assesses every asset.
     pub fn snapshot(&self) -> Result<Snapshot, EngineError> {
+        Ok(self.snapshot_timed()?.0)
+    }
+
+    /// [`Workspace::snapshot`], timing each stage (for benchmarks).
+    pub fn snapshot_timed(&self) -> Result<(Snapshot, SnapshotTimings), EngineError> {
+        let mut timings = SnapshotTimings::default();
+        let mut lap = std::time::Instant::now();
+        let mut stage = |timings: &mut SnapshotTimings, name: &'static str| {
+            timings.stages.push((name, lap.elapsed()));
+            lap = std::time::Instant::now();
+        };
         let code_versions: HashMap<String, String> = self
             .project
             .assets
             .values()
             .map(|a| (a.name.clone(), code_version(a)))
             .collect();
+        stage(&mut timings, "code versions");
         let index = PartitionIndex::build(&self.project, now()?);
+        stage(&mut timings, "partition index");
         let source_versions =
             sources::source_versions(&self.project, &index, self.catalog.as_ref())?;
-        let current: HashMap<Unit, CurrentVersion> = self
+        stage(&mut timings, "source versions");
+        let mut current: UnitMap<Arc<CurrentVersion>> = UnitMap::new();
+        let rows = self.catalog.current_versions()?;
+        timings.current_versions = rows.len();
+        stage(&mut timings, "catalog: current versions");
+        for c in rows {
+            if self.project.assets.contains_key(&c.asset) {
+                let c = Arc::new(c);
+                let held = Arc::clone(&c);
+                current.insert(&held.asset, held.partition.clone(), c);
+            }
+        }
+        stage(&mut timings, "current versions by unit");
+        let failures: UnitMap<AttemptRecord> = self
             .catalog
-            .current_versions()?
-            .into_iter()
-            .filter(|c| self.project.assets.contains_key(&c.asset))
-            .map(|c| ((c.asset.clone(), c.partition.clone()), c))
-            .collect();
-        let attempts: HashMap<Unit, AttemptRecord> = self
-            .catalog
-            .latest_attempts()?
+            .latest_failed_attempts()?
             .into_iter()
             .map(|a| ((a.asset.clone(), a.partition.clone()), a))
             .collect();
+        timings.failures = failures.len();
+        stage(&mut timings, "catalog: failed attempts");
         let catalog = Arc::clone(&self.catalog);
         let recorded = move |id| {
             catalog
@@ -172,16 +205,20 @@ impl Workspace {
             code_versions: &code_versions,
             source_versions: &source_versions,
             current: &current,
-            attempts: &attempts,
+            failures: &failures,
             recorded_inputs: &recorded,
         });
-        Ok(Snapshot {
-            index,
-            code_versions,
-            source_versions,
-            current,
-            statuses,
-        })
+        stage(&mut timings, "assess");
+        Ok((
+            Snapshot {
+                index,
+                code_versions,
+                source_versions,
+                current,
+                statuses,
+            },
+            timings,
+        ))
     }
 
     /// The status of the selected assets (all when `selection` is empty).
@@ -193,12 +230,11 @@ impl Workspace {
             if r.result.passed || r.result.severity != "error" {
                 continue;
             }
-            let unit = (r.asset.clone(), r.partition.clone());
             // Results older than the current version are about a version
             // that is no longer served.
             if snapshot
                 .current
-                .get(&unit)
+                .get(&r.asset, &r.partition)
                 .is_some_and(|c| r.at >= c.committed_at)
             {
                 let label = if r.partition.is_empty() {

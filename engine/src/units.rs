@@ -1,0 +1,130 @@
+//! [`UnitMap`]: values per unit (asset, partition key), stored per asset so
+//! that a lookup takes two `&str`s and allocates nothing, and an asset's
+//! partitions can be fetched once and then looked up by key alone. Status
+//! over hundreds of thousands of partitions is mostly such lookups.
+
+use std::collections::HashMap;
+
+use crate::status::Unit;
+
+/// A map from (asset, partition key) to `V`.
+#[derive(Debug, Clone)]
+pub struct UnitMap<V> {
+    by_asset: HashMap<String, HashMap<String, V>>,
+    len: usize,
+}
+
+impl<V> Default for UnitMap<V> {
+    fn default() -> Self {
+        UnitMap {
+            by_asset: HashMap::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<V> UnitMap<V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value of one unit.
+    pub fn get(&self, asset: &str, key: &str) -> Option<&V> {
+        self.by_asset.get(asset)?.get(key)
+    }
+
+    /// The value of one unit given as a pair.
+    pub fn get_unit(&self, unit: &Unit) -> Option<&V> {
+        self.get(&unit.0, &unit.1)
+    }
+
+    /// Whether the unit has a value.
+    pub fn contains(&self, asset: &str, key: &str) -> bool {
+        self.get(asset, key).is_some()
+    }
+
+    /// Every partition of one asset that has a value, by key.
+    pub fn of(&self, asset: &str) -> Option<&HashMap<String, V>> {
+        self.by_asset.get(asset)
+    }
+
+    /// Sets the value of a unit, returning the previous one.
+    pub fn insert(&mut self, asset: &str, key: String, value: V) -> Option<V> {
+        let inner = match self.by_asset.get_mut(asset) {
+            Some(inner) => inner,
+            None => self.by_asset.entry(asset.to_owned()).or_default(),
+        };
+        let previous = inner.insert(key, value);
+        if previous.is_none() {
+            self.len += 1;
+        }
+        previous
+    }
+
+    /// Number of units.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no units.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every (asset, key, value), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &V)> {
+        self.by_asset.iter().flat_map(|(asset, inner)| {
+            inner
+                .iter()
+                .map(move |(key, v)| (asset.as_str(), key.as_str(), v))
+        })
+    }
+}
+
+impl<V> FromIterator<(Unit, V)> for UnitMap<V> {
+    fn from_iter<I: IntoIterator<Item = (Unit, V)>>(iter: I) -> Self {
+        let mut map = UnitMap::new();
+        for ((asset, key), v) in iter {
+            map.insert(&asset, key, v);
+        }
+        map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_up_by_asset_and_key_and_counts_distinct_units() {
+        let mut m: UnitMap<u32> = [
+            (("a".to_owned(), "2024-01-01".to_owned()), 1),
+            (("a".to_owned(), "2024-01-02".to_owned()), 2),
+            (("b".to_owned(), String::new()), 3),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.get("a", "2024-01-02"), Some(&2));
+        assert_eq!(m.get("b", ""), Some(&3));
+        assert_eq!(m.get("b", "2024-01-01"), None);
+        assert_eq!(m.get("c", ""), None);
+        assert_eq!(m.insert("a", "2024-01-01".to_owned(), 10), Some(1));
+        assert_eq!(m.len(), 3);
+        m.insert("c", String::new(), 4);
+        assert_eq!(m.len(), 4);
+        assert_eq!(m.of("a").map(HashMap::len), Some(2));
+        let mut all: Vec<(&str, &str, &u32)> = m.iter().collect();
+        all.sort();
+        assert_eq!(
+            all,
+            vec![
+                ("a", "2024-01-01", &10),
+                ("a", "2024-01-02", &2),
+                ("b", "", &3),
+                ("c", "", &4)
+            ]
+        );
+    }
+}
