@@ -65,6 +65,11 @@ pub trait Catalog: Send + Sync {
     /// Committed materializations of an asset, newest first, at most `limit`.
     fn history(&self, asset: &str, limit: usize) -> Result<Vec<CurrentVersion>>;
 
+    /// Calls `visit` with the current version of every (asset, partition),
+    /// sorted by asset and partition, borrowed from the read (what status
+    /// over hundreds of thousands of partitions reads).
+    fn visit_current_versions(&self, visit: &mut dyn FnMut(&CurrentVersionRef<'_>)) -> Result<()>;
+
     /// The newest attempt of every asset (any outcome, committed ones included).
     fn latest_attempts(&self) -> Result<Vec<AttemptRecord>>;
 

@@ -323,6 +323,54 @@ pub struct CurrentVersion {
     pub committed_at: DateTime<Utc>,
 }
 
+/// A [`CurrentVersion`] borrowed from the catalog while it is read (see
+/// [`crate::Catalog::visit_current_versions`]): nothing is copied, so
+/// reading hundreds of thousands of them allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrentVersionRef<'a> {
+    /// The materialization.
+    pub id: MaterializationId,
+    /// The run that produced it.
+    pub run_id: &'a str,
+    /// The asset.
+    pub asset: &'a str,
+    /// The partition key.
+    pub partition: &'a str,
+    /// Code version.
+    pub code_version: &'a str,
+    /// Input version.
+    pub input_version: &'a str,
+    /// Data version.
+    pub data_version: &'a str,
+    /// Rows.
+    pub row_count: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Wall time in milliseconds.
+    pub wall_ms: u64,
+    /// Commit time.
+    pub committed_at: DateTime<Utc>,
+}
+
+impl CurrentVersionRef<'_> {
+    /// An owned copy.
+    pub fn to_owned_version(&self) -> CurrentVersion {
+        CurrentVersion {
+            id: self.id,
+            run_id: RunId(self.run_id.to_owned()),
+            asset: self.asset.to_owned(),
+            partition: self.partition.to_owned(),
+            code_version: self.code_version.to_owned(),
+            input_version: self.input_version.to_owned(),
+            data_version: self.data_version.to_owned(),
+            row_count: self.row_count,
+            bytes_written: self.bytes_written,
+            wall_ms: self.wall_ms,
+            committed_at: self.committed_at,
+        }
+    }
+}
+
 /// A cached source fingerprint: the content hash of a source, valid while
 /// its cheap fingerprint (sizes and modification times) is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

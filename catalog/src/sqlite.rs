@@ -18,10 +18,10 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
     AttemptOutcome, AttemptRecord, AuditEntry, BackfillId, BackfillRecord, BackfillStatus, Catalog,
-    CatalogError, CheckResultRecord, CurrentVersion, FileRecord, MaterializationId,
-    MaterializationMetrics, MaterializationRecord, NewAttempt, NewAuditEntry, NewBackfill,
-    NewCheckResult, NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord, RunStatus,
-    SourceFingerprint, StoredFile, UpstreamKind, UpstreamVersion,
+    CatalogError, CheckResultRecord, CurrentVersion, CurrentVersionRef, FileRecord,
+    MaterializationId, MaterializationMetrics, MaterializationRecord, NewAttempt, NewAuditEntry,
+    NewBackfill, NewCheckResult, NewMaterialization, NewRun, PartitionRef, Result, RunId,
+    RunRecord, RunStatus, SourceFingerprint, StoredFile, UpstreamKind, UpstreamVersion,
 };
 
 /// How long a statement waits for another process's write lock.
@@ -435,9 +435,44 @@ fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 fn parse_timestamp(text: &str, column: &str) -> Fallible<DateTime<Utc>> {
+    if let Some(at) = parse_own_timestamp(text) {
+        return Ok(at);
+    }
     DateTime::parse_from_rfc3339(text)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|e| Fault::Corrupt(format!("{column} `{text}` is not an RFC 3339 time: {e}")))
+}
+
+/// The exact form [`timestamp`] writes (`2024-05-01T12:34:56.123456Z`),
+/// parsed without the general RFC 3339 machinery: status reads one per
+/// committed partition. `None` for any other form.
+fn parse_own_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    if b.len() != 27
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[26] != b'Z'
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    };
+    let date =
+        chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+        num(20..26)?,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 fn get_time(row: &Row<'_>, column: &str) -> Fallible<DateTime<Utc>> {
@@ -499,29 +534,37 @@ fn attempt_from_row(row: &Row<'_>) -> Fallible<AttemptRecord> {
     })
 }
 
-/// Reads a row selected with [`SUMMARY_COLUMNS`] (first), by position: this
-/// runs once per (asset, partition) in [`Catalog::current_versions`], so it
-/// skips column-name lookups and parses the time without copying it.
+/// Reads a row selected with [`SUMMARY_COLUMNS`] (first), as an owned copy.
 fn summary_from_row(row: &Row<'_>) -> Fallible<CurrentVersion> {
+    summary_ref_from_row(row).map(|r| r.to_owned_version())
+}
+
+/// Reads a row selected with [`SUMMARY_COLUMNS`] (first) by position,
+/// borrowing the text columns from the row: this runs once per (asset,
+/// partition) in [`Catalog::visit_current_versions`].
+fn summary_ref_from_row<'r>(row: &'r Row<'_>) -> Fallible<CurrentVersionRef<'r>> {
+    let text = |index: usize| -> Fallible<&'r str> {
+        row.get_ref(index)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.into())
+                .into()
+        })
+    };
     let u64_at = |index: usize, column: &str| -> Fallible<u64> {
         let value: i64 = row.get(index)?;
         u64::try_from(value).map_err(|_| Fault::Corrupt(format!("{column} is negative ({value})")))
     };
-    let committed_at = row.get_ref(10)?.as_str().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, e.into())
-    })?;
-    Ok(CurrentVersion {
+    Ok(CurrentVersionRef {
         id: MaterializationId(row.get(0)?),
-        run_id: RunId(row.get(1)?),
-        asset: row.get(2)?,
-        partition: row.get(3)?,
-        code_version: row.get(4)?,
-        input_version: row.get(5)?,
-        data_version: row.get(6)?,
+        run_id: text(1)?,
+        asset: text(2)?,
+        partition: text(3)?,
+        code_version: text(4)?,
+        input_version: text(5)?,
+        data_version: text(6)?,
         row_count: u64_at(7, "row_count")?,
         bytes_written: u64_at(8, "bytes_written")?,
         wall_ms: u64_at(9, "wall_ms")?,
-        committed_at: parse_timestamp(committed_at, "committed_at")?,
+        committed_at: parse_timestamp(text(10)?, "committed_at")?,
     })
 }
 
@@ -925,6 +968,12 @@ impl Catalog for SqliteCatalog {
     }
 
     fn current_versions(&self) -> Result<Vec<CurrentVersion>> {
+        let mut out = Vec::new();
+        self.visit_current_versions(&mut |c| out.push(c.to_owned_version()))?;
+        Ok(out)
+    }
+
+    fn visit_current_versions(&self, visit: &mut dyn FnMut(&CurrentVersionRef<'_>)) -> Result<()> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 r#"SELECT {SUMMARY_COLUMNS}
@@ -932,7 +981,11 @@ impl Catalog for SqliteCatalog {
                    JOIN materializations AS m ON m.id = c.materialization_id
                    ORDER BY c.asset, c."partition""#
             ))?;
-            stmt.query_and_then([], summary_from_row)?.collect()
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                visit(&summary_ref_from_row(row)?);
+            }
+            Ok(())
         })
     }
 
@@ -1366,6 +1419,7 @@ impl Catalog for SqliteCatalog {
 mod tests {
     use super::*;
     use crate::ColumnStats;
+    use chrono::{TimeZone, Timelike};
 
     fn at(seconds: i64) -> DateTime<Utc> {
         // Microsecond precision, like what the catalog stores.
@@ -1605,6 +1659,30 @@ mod tests {
             .commit_materialization(&new_materialization("nope", "orders", "d1"))
             .unwrap_err();
         assert!(matches!(error, CatalogError::Database { .. }), "{error}");
+    }
+
+    #[test]
+    fn own_timestamps_parse_fast_and_exactly() {
+        for at in [
+            Utc.with_ymd_and_hms(2024, 2, 29, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::microseconds(7),
+            Utc::now(),
+        ] {
+            let text = timestamp(at);
+            let at = at
+                .with_nanosecond(at.timestamp_subsec_micros() * 1000)
+                .unwrap();
+            assert_eq!(parse_own_timestamp(&text), Some(at), "{text}");
+            assert_eq!(parse_timestamp(&text, "t").unwrap(), at);
+        }
+        // Other forms go through the general parser.
+        assert_eq!(parse_own_timestamp("2024-05-01T12:00:00+02:00"), None);
+        assert_eq!(
+            parse_timestamp("2024-05-01T12:00:00+02:00", "t").unwrap(),
+            Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
+        );
+        assert_eq!(parse_own_timestamp("2024-13-01T12:00:00.000000Z"), None);
+        assert_eq!(parse_own_timestamp("2024-05-01T12:00:0x.000000Z"), None);
     }
 
     #[test]

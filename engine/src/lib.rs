@@ -31,6 +31,7 @@ pub mod audit;
 pub mod backfill;
 pub mod checks;
 pub mod column_lineage;
+pub mod committed;
 pub mod compile;
 pub mod cost;
 pub mod declared;

@@ -2,6 +2,7 @@
 //! upstream partitions each partition reads (through its mappings).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -11,8 +12,8 @@ use cairn_assets::{Project, SqlAsset, bind_placeholders};
 /// Partition keys as of one instant.
 pub struct PartitionIndex {
     now: DateTime<Utc>,
-    spaces: HashMap<String, KeySpace>,
-    keys: HashMap<String, Vec<String>>,
+    spaces: HashMap<String, Arc<KeySpace>>,
+    keys: HashMap<String, Arc<Vec<String>>>,
 }
 
 const UNPARTITIONED: &[String] = &[];
@@ -32,15 +33,26 @@ impl PartitionIndex {
                     .values()
                     .map(|s| (&s.name, s.partitions.as_ref())),
             );
+        // Assets usually share a handful of partitionings: enumerate each
+        // distinct one once.
+        let mut distinct: HashMap<String, (Arc<KeySpace>, Arc<Vec<String>>)> = HashMap::new();
+        let unpartitioned = Arc::new(vec![String::new()]);
         for (name, def) in defs {
             match def {
                 Some(def) => {
-                    let space = def.key_space(now);
-                    keys.insert(name.clone(), space.keys());
+                    let (space, list) = distinct
+                        .entry(format!("{def:?}"))
+                        .or_insert_with(|| {
+                            let space = def.key_space(now);
+                            let list = Arc::new(space.keys());
+                            (Arc::new(space), list)
+                        })
+                        .clone();
+                    keys.insert(name.clone(), list);
                     spaces.insert(name.clone(), space);
                 }
                 None => {
-                    keys.insert(name.clone(), vec![String::new()]);
+                    keys.insert(name.clone(), Arc::clone(&unpartitioned));
                 }
             }
         }
@@ -56,7 +68,7 @@ impl PartitionIndex {
     pub fn keys(&self, name: &str) -> &[String] {
         self.keys
             .get(name)
-            .map(Vec::as_slice)
+            .map(|k| k.as_slice())
             .unwrap_or(UNPARTITIONED)
     }
 
@@ -98,7 +110,7 @@ impl PartitionIndex {
     ) -> Vec<String> {
         let down = asset.partitions.as_ref().map(|d| (d, key));
         let up_def = partitions_of(project, up);
-        let up_space = up_def.and_then(|d| self.spaces.get(up).map(|s| (d, s)));
+        let up_space = up_def.and_then(|d| self.spaces.get(up).map(|s| (d, s.as_ref())));
         match (up_def, up_space) {
             (Some(_), None) => Vec::new(),
             _ => upstream_keys(&asset.mapping(up), down, up_space),

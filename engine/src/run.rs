@@ -581,7 +581,7 @@ async fn schedule(
             (name.to_owned(), key.to_owned()),
             Live {
                 kind: UpstreamKind::Asset,
-                data_version: cur.data_version.clone(),
+                data_version: cur.data_version.to_string(),
                 materialization: Some(cur.id),
                 files: None,
             },
@@ -697,7 +697,7 @@ async fn schedule(
                 .collect();
             let iv = input_version(&code_version, key, &keyed);
             let current = snapshot.current.get_unit(unit);
-            if !forced.contains(unit) && current.is_some_and(|c| c.input_version == iv) {
+            if !forced.contains(unit) && current.is_some_and(|c| c.input_version.as_str() == iv) {
                 finished.push((i, result(AssetOutcome::Fresh { early_cutoff: true })));
                 continue;
             }
@@ -739,7 +739,7 @@ async fn schedule(
                 input_version: iv,
                 inputs,
                 tables,
-                previous_data_version: current.map(|c| c.data_version.clone()),
+                previous_data_version: current.map(|c| c.data_version.to_string()),
             };
             let shared = Arc::clone(&shared);
             tasks.spawn(async move { (i, build(&shared, job).await) });

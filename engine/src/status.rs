@@ -13,9 +13,10 @@ use cairn_assets::partitions::PartitionMapping;
 use cairn_assets::{Project, SqlAsset};
 use cairn_catalog::{AttemptRecord, CurrentVersion, MaterializationId, UpstreamVersion};
 
+use crate::committed::Committed;
 use crate::graph::{AssetGraph, NodeKind};
 use crate::partition_index::{PartitionIndex, partitions_of};
-use crate::units::UnitMap;
+use crate::units::{KeyMap, UnitMap};
 use crate::version::{UpstreamInput, input_hash};
 
 /// Why an asset is not fresh.
@@ -151,17 +152,19 @@ pub struct PartitionStatus {
     pub state: AssetState,
     /// Why it is not fresh.
     pub causes: Vec<StaleCause>,
-    /// The input version it would have now, when every upstream has a version.
+    /// The input version it would have now, when every upstream has a
+    /// version and it differs from the committed one's (a fresh partition's
+    /// is its committed `input_version`).
     pub input_version: Option<String>,
     /// Its committed version (shared with the snapshot it was assessed
     /// from: hundreds of thousands of partitions must not copy theirs).
     #[serde(serialize_with = "shared_version")]
-    pub current: Option<Arc<CurrentVersion>>,
+    pub current: Option<Arc<Committed>>,
     /// Its latest attempt, when that failed after the last commit.
     pub last_failure: Option<AttemptRecord>,
 }
 
-fn shared_version<S: Serializer>(v: &Option<Arc<CurrentVersion>>, s: S) -> Result<S::Ok, S::Error> {
+fn shared_version<S: Serializer>(v: &Option<Arc<Committed>>, s: S) -> Result<S::Ok, S::Error> {
     v.as_deref().serialize(s)
 }
 
@@ -249,7 +252,7 @@ pub struct Inputs<'a> {
     /// Data version of every source partition.
     pub source_versions: &'a UnitMap<String>,
     /// Current committed version of every asset partition.
-    pub current: &'a UnitMap<Arc<CurrentVersion>>,
+    pub current: &'a UnitMap<Arc<Committed>>,
     /// The latest attempt of every asset partition whose latest attempt
     /// failed (the others do not change a status).
     pub failures: &'a UnitMap<AttemptRecord>,
@@ -285,8 +288,8 @@ struct UpstreamReader<'a> {
 
 /// The data versions of one upstream's partitions.
 enum Versions<'a> {
-    Source(Option<&'a HashMap<String, String>>),
-    Asset(Option<&'a HashMap<String, Arc<CurrentVersion>>>),
+    Source(Option<&'a KeyMap<String>>),
+    Asset(Option<&'a KeyMap<Arc<Committed>>>),
 }
 
 impl<'a> Versions<'a> {
@@ -368,8 +371,8 @@ pub fn assess(inputs: &Inputs<'_>) -> Vec<AssetStatus> {
 
 /// An asset's own committed versions and failures, by key.
 struct Own<'a> {
-    current: Option<&'a HashMap<String, Arc<CurrentVersion>>>,
-    failures: Option<&'a HashMap<String, AttemptRecord>>,
+    current: Option<&'a KeyMap<Arc<Committed>>>,
+    failures: Option<&'a KeyMap<AttemptRecord>>,
 }
 
 fn summarise(
@@ -384,8 +387,10 @@ fn summarise(
             state: unit.state,
             causes: unit.causes,
             code_version,
-            input_version: unit.input_version,
-            current: unit.current.map(|c| CurrentVersion::clone(&c)),
+            input_version: unit
+                .input_version
+                .or_else(|| unit.current.as_ref().map(|c| c.input_version.to_string())),
+            current: unit.current.map(|c| c.to_current_version(name, "")),
             last_failure: unit.last_failure,
             partitions: None,
             failing_checks: Vec::new(),
@@ -504,7 +509,7 @@ fn assess_unit(
         None => causes.insert(0, StaleCause::NeverMaterialized),
         Some(cur) => {
             if let Some(iv) = &input_version
-                && iv.as_str() != cur.input_version
+                && iv.as_str() != cur.input_version.as_str()
             {
                 *explained += 1;
                 let pairs: Vec<(&str, &str)> = upstream
@@ -552,7 +557,13 @@ fn assess_unit(
         key: key.to_owned(),
         state,
         causes,
-        input_version: input_version.map(|iv| iv.as_str().to_owned()),
+        input_version: input_version
+            .filter(|iv| {
+                current
+                    .as_ref()
+                    .is_none_or(|c| iv.as_str() != c.input_version.as_str())
+            })
+            .map(|iv| iv.as_str().to_owned()),
         current,
         last_failure: last_failure.cloned(),
     }
@@ -563,12 +574,12 @@ fn explain_change(
     inputs: &Inputs<'_>,
     asset: &str,
     upstream: &[(&str, &str)],
-    cur: &CurrentVersion,
+    cur: &Committed,
     code_version: &str,
     read_recorded: bool,
     causes: &mut Vec<StaleCause>,
 ) {
-    if cur.code_version != code_version {
+    if *cur.code_version != *code_version {
         causes.push(StaleCause::CodeChanged);
     }
     let recorded = if read_recorded {

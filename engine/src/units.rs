@@ -7,17 +7,24 @@ use std::collections::HashMap;
 
 use crate::status::Unit;
 
+/// The hasher of unit maps: keys are short trusted strings (asset names,
+/// partition keys), hashed hundreds of thousands of times per status.
+type Fast = foldhash::fast::RandomState;
+
+/// One asset's values by partition key.
+pub type KeyMap<V> = HashMap<String, V, Fast>;
+
 /// A map from (asset, partition key) to `V`.
 #[derive(Debug, Clone)]
 pub struct UnitMap<V> {
-    by_asset: HashMap<String, HashMap<String, V>>,
+    by_asset: HashMap<String, KeyMap<V>, Fast>,
     len: usize,
 }
 
 impl<V> Default for UnitMap<V> {
     fn default() -> Self {
         UnitMap {
-            by_asset: HashMap::new(),
+            by_asset: HashMap::default(),
             len: 0,
         }
     }
@@ -45,7 +52,7 @@ impl<V> UnitMap<V> {
     }
 
     /// Every partition of one asset that has a value, by key.
-    pub fn of(&self, asset: &str) -> Option<&HashMap<String, V>> {
+    pub fn of(&self, asset: &str) -> Option<&KeyMap<V>> {
         self.by_asset.get(asset)
     }
 
@@ -114,7 +121,7 @@ mod tests {
         assert_eq!(m.len(), 3);
         m.insert("c", String::new(), 4);
         assert_eq!(m.len(), 4);
-        assert_eq!(m.of("a").map(HashMap::len), Some(2));
+        assert_eq!(m.of("a").map(KeyMap::len), Some(2));
         let mut all: Vec<(&str, &str, &u32)> = m.iter().collect();
         all.sort();
         assert_eq!(

@@ -15,6 +15,7 @@ use cairn_catalog::{
     AttemptRecord, Catalog, CurrentVersion, MaterializationRecord, RunRecord, open_catalog,
 };
 
+use crate::committed::{Committed, CommittedReader};
 use crate::error::EngineError;
 use crate::graph::AssetGraph;
 use crate::partition_index::PartitionIndex;
@@ -46,7 +47,7 @@ pub struct Snapshot {
     /// Data version per source partition.
     pub source_versions: UnitMap<String>,
     /// Current committed version per asset partition.
-    pub current: UnitMap<Arc<CurrentVersion>>,
+    pub current: UnitMap<Arc<Committed>>,
     /// Assessment of every asset, in dependency order.
     pub statuses: Vec<AssetStatus>,
 }
@@ -170,18 +171,25 @@ impl Workspace {
         let source_versions =
             sources::source_versions(&self.project, &index, self.catalog.as_ref())?;
         stage(&mut timings, "source versions");
-        let mut current: UnitMap<Arc<CurrentVersion>> = UnitMap::new();
-        let rows = self.catalog.current_versions()?;
-        timings.current_versions = rows.len();
-        stage(&mut timings, "catalog: current versions");
-        for c in rows {
-            if self.project.assets.contains_key(&c.asset) {
-                let c = Arc::new(c);
-                let held = Arc::clone(&c);
-                current.insert(&held.asset, held.partition.clone(), c);
+        let mut current: UnitMap<Arc<Committed>> = UnitMap::new();
+        let mut reader = CommittedReader::default();
+        // Rows come sorted by asset: ask the project once per asset.
+        let mut known: Option<(String, bool)> = None;
+        self.catalog.visit_current_versions(&mut |c| {
+            let is_asset = match &known {
+                Some((name, is_asset)) if name == c.asset => *is_asset,
+                _ => {
+                    let is_asset = self.project.assets.contains_key(c.asset);
+                    known = Some((c.asset.to_owned(), is_asset));
+                    is_asset
+                }
+            };
+            if is_asset {
+                current.insert(c.asset, c.partition.to_owned(), Arc::new(reader.read(c)));
             }
-        }
-        stage(&mut timings, "current versions by unit");
+        })?;
+        timings.current_versions = current.len();
+        stage(&mut timings, "catalog: current versions (compact)");
         let failures: UnitMap<AttemptRecord> = self
             .catalog
             .latest_failed_attempts()?
