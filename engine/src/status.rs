@@ -3,9 +3,10 @@
 //! the current versions and the catalog's records.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Serialize, Serializer};
 
@@ -258,7 +259,7 @@ pub struct Inputs<'a> {
     pub failures: &'a UnitMap<AttemptRecord>,
     /// The recorded inputs of a materialization (used only to explain why
     /// a stale partition is stale).
-    pub recorded_inputs: &'a dyn Fn(MaterializationId) -> Option<Vec<UpstreamVersion>>,
+    pub recorded_inputs: &'a (dyn Fn(MaterializationId) -> Option<Vec<UpstreamVersion>> + Sync),
 }
 
 /// The current data version of an upstream partition, if it has one.
@@ -323,50 +324,177 @@ impl<'a> UpstreamReader<'a> {
     }
 }
 
-/// Assesses every asset and partition, in dependency order.
+/// Below this many partitions in one level of the graph, assessing it on
+/// one thread is cheaper than starting others.
+const PARALLEL_MIN_UNITS: usize = 20_000;
+
+/// Assesses every asset and partition, in dependency order. Assets whose
+/// upstreams are all assessed (one level of the graph) are assessed in
+/// parallel when they are many.
 pub fn assess(inputs: &Inputs<'_>) -> Vec<AssetStatus> {
-    let mut out = Vec::new();
+    assess_with(inputs, PARALLEL_MIN_UNITS)
+}
+
+/// [`assess`], going parallel for levels of at least `parallel_min` units.
+fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
+    let order: Vec<&str> = inputs.graph.assets_in_order().collect();
+    let mut results: Vec<Option<AssetStatus>> = Vec::new();
+    results.resize_with(order.len(), || None);
     let mut not_fresh: UnitMap<()> = UnitMap::new();
-    let mut explained = 0usize;
-    for name in inputs.graph.assets_in_order() {
-        let Some(asset) = inputs.project.assets.get(name) else {
-            continue;
-        };
-        let code_version = inputs.code_versions.get(name).cloned().unwrap_or_default();
-        let readers: Vec<UpstreamReader<'_>> = asset
-            .upstream
+    let explained = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 8);
+    for level in levels(inputs, &order) {
+        let units: usize = level
             .iter()
-            .map(|up| UpstreamReader::new(inputs, asset, up))
-            .collect();
-        let own = Own {
-            current: inputs.current.of(name),
-            failures: inputs.failures.of(name),
-        };
-        let keys = inputs.index.keys(name);
-        let mut list = Vec::with_capacity(keys.len());
-        for key in keys {
-            let unit = assess_unit(
-                inputs,
-                asset,
-                key,
-                &code_version,
-                (&readers, &own),
-                &not_fresh,
-                &mut explained,
-            );
-            if unit.state != AssetState::Fresh {
-                not_fresh.insert(name, key.clone(), ());
+            .map(|&i| inputs.index.keys(order[i]).len())
+            .sum();
+        let assessed: Vec<(usize, AssetStatus, Vec<String>)> =
+            if threads > 1 && level.len() > 1 && units >= parallel_min {
+                let chunks = balanced(&level, threads, |i| inputs.index.keys(order[i]).len());
+                let not_fresh = &not_fresh;
+                let explained = &explained;
+                let order = &order;
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = chunks
+                        .into_iter()
+                        .map(|chunk| {
+                            scope.spawn(move || {
+                                chunk
+                                    .into_iter()
+                                    .filter_map(|i| {
+                                        assess_asset(inputs, order[i], not_fresh, explained)
+                                            .map(|(s, stale)| (i, s, stale))
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .flat_map(|h| match h.join() {
+                            Ok(assessed) => assessed,
+                            // A bug, not bad input: keep its message.
+                            Err(panic) => std::panic::resume_unwind(panic),
+                        })
+                        .collect()
+                })
+            } else {
+                level
+                    .iter()
+                    .filter_map(|&i| {
+                        assess_asset(inputs, order[i], &not_fresh, &explained)
+                            .map(|(s, stale)| (i, s, stale))
+                    })
+                    .collect()
+            };
+        for (i, status, stale) in assessed {
+            for key in stale {
+                not_fresh.insert(order[i], key, ());
             }
-            list.push(unit);
+            results[i] = Some(status);
         }
-        out.push(summarise(
-            name,
-            code_version,
-            asset.partitions.is_some(),
-            list,
-        ));
+    }
+    results.into_iter().flatten().collect()
+}
+
+/// Positions in `order` grouped by depth: every asset's upstream assets
+/// (other than itself) are in earlier groups.
+fn levels(inputs: &Inputs<'_>, order: &[&str]) -> Vec<Vec<usize>> {
+    let position: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut depth = vec![0usize; order.len()];
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for (i, name) in order.iter().enumerate() {
+        let d = inputs
+            .project
+            .assets
+            .get(*name)
+            .map(|a| {
+                a.upstream
+                    .iter()
+                    .filter(|u| *u != name)
+                    .filter_map(|u| position.get(u.as_str()))
+                    .map(|&p| depth[p] + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        depth[i] = d;
+        if out.len() <= d {
+            out.resize_with(d + 1, Vec::new);
+        }
+        out[d].push(i);
     }
     out
+}
+
+/// Splits `items` into at most `n` groups of about equal total `weight`.
+fn balanced(items: &[usize], n: usize, weight: impl Fn(usize) -> usize) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(usize, Vec<usize>)> = vec![(0, Vec::new()); n.min(items.len()).max(1)];
+    let mut sorted: Vec<usize> = items.to_vec();
+    sorted.sort_by_key(|&i| std::cmp::Reverse(weight(i)));
+    for i in sorted {
+        if let Some(lightest) = groups.iter_mut().min_by_key(|g| g.0) {
+            lightest.0 += weight(i);
+            lightest.1.push(i);
+        }
+    }
+    groups.into_iter().map(|g| g.1).collect()
+}
+
+/// Assesses every partition of one asset; also returns the keys that are
+/// not fresh. `not_fresh` holds the units of earlier levels that are not.
+fn assess_asset(
+    inputs: &Inputs<'_>,
+    name: &str,
+    not_fresh: &UnitMap<()>,
+    explained: &AtomicUsize,
+) -> Option<(AssetStatus, Vec<String>)> {
+    let asset = inputs.project.assets.get(name)?;
+    let code_version = inputs.code_versions.get(name).cloned().unwrap_or_default();
+    let readers: Vec<UpstreamReader<'_>> = asset
+        .upstream
+        .iter()
+        .map(|up| UpstreamReader::new(inputs, asset, up))
+        .collect();
+    let own = Own {
+        current: inputs.current.of(name),
+        failures: inputs.failures.of(name),
+    };
+    let keys = inputs.index.keys(name);
+    let mut list = Vec::with_capacity(keys.len());
+    // Its own keys that are not fresh (it may read its earlier partitions).
+    let mut stale: Vec<String> = Vec::new();
+    let mut own_stale: HashSet<&str> = HashSet::new();
+    for key in keys {
+        let is_not_fresh = |up: &str, up_key: &str| {
+            if up == name {
+                own_stale.contains(up_key)
+            } else {
+                not_fresh.contains(up, up_key)
+            }
+        };
+        let unit = assess_unit(
+            inputs,
+            asset,
+            key,
+            &code_version,
+            (&readers, &own),
+            &is_not_fresh,
+            explained,
+        );
+        if unit.state != AssetState::Fresh {
+            stale.push(key.clone());
+            own_stale.insert(key);
+        }
+        list.push(unit);
+    }
+    Some((
+        summarise(name, code_version, asset.partitions.is_some(), list),
+        stale,
+    ))
 }
 
 /// An asset's own committed versions and failures, by key.
@@ -461,8 +589,8 @@ fn assess_unit(
     key: &str,
     code_version: &str,
     (readers, own): (&[UpstreamReader<'_>], &Own<'_>),
-    not_fresh: &UnitMap<()>,
-    explained: &mut usize,
+    is_not_fresh: &dyn Fn(&str, &str) -> bool,
+    explained: &AtomicUsize,
 ) -> PartitionStatus {
     let current = own.current.and_then(|m| m.get(key)).cloned();
 
@@ -511,7 +639,7 @@ fn assess_unit(
             if let Some(iv) = &input_version
                 && iv.as_str() != cur.input_version.as_str()
             {
-                *explained += 1;
+                let nth = explained.fetch_add(1, Ordering::Relaxed) + 1;
                 let pairs: Vec<(&str, &str)> = upstream
                     .iter()
                     .map(|(i, k)| (readers[*i].name, k.as_ref()))
@@ -522,7 +650,7 @@ fn assess_unit(
                     &pairs,
                     cur,
                     code_version,
-                    *explained <= EXPLAIN_LIMIT,
+                    nth <= EXPLAIN_LIMIT,
                     &mut causes,
                 );
             }
@@ -531,7 +659,7 @@ fn assess_unit(
     for (i, up_key) in &upstream {
         let up = readers[*i].name;
         let already = causes.iter().any(|c| c.concerns(&asset.name, up));
-        if !already && not_fresh.contains(up, up_key) {
+        if !already && is_not_fresh(up, up_key) {
             causes.push(StaleCause::upstream(
                 &asset.name,
                 up,
@@ -629,5 +757,220 @@ fn explain_change(
         } else {
             StaleCause::CodeChanged
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+    use crate::workspace::Workspace;
+    use cairn_catalog::{
+        AttemptOutcome, NewAttempt, NewMaterialization, NewRun, RunId, UpstreamKind,
+    };
+    use chrono::Utc;
+
+    const DAILY: &str = "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-02-09\"\n";
+
+    /// A source over 40 days, `a` reading it, and four assets reading `a`
+    /// (one level of the graph): identity, a 3-day window, and one also
+    /// reading its own previous day.
+    fn project(dir: &std::path::Path) {
+        let write = |rel: &str, text: &str| {
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "cairn.toml",
+            "[sources.events]\npath = \"data\"\nformat = \"csv\"\npartitions = { type = \"daily\", start = \"2024-01-01\", end = \"2024-02-09\" }\n",
+        );
+        for day in 0..40 {
+            let d = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Days::new(day);
+            write(&format!("data/date={d}/part.csv"), &format!("x\n{day}\n"));
+        }
+        write("assets/a.sql", &format!("{DAILY}select x from events"));
+        write("assets/b.sql", &format!("{DAILY}select x from a"));
+        write("assets/c.sql", &format!("{DAILY}select x from a"));
+        write(
+            "assets/d.sql",
+            &format!(
+                "{DAILY}--- [upstream.a]\n--- mapping = \"window\"\n--- lag = 2\nselect sum(x) as x from a"
+            ),
+        );
+        write(
+            "assets/e.sql",
+            &format!(
+                "{DAILY}--- [upstream.e]\n--- mapping = \"window\"\n--- offset = -1\n--- [columns]\n--- x = \"BIGINT\"\nselect x from a union all select x from e"
+            ),
+        );
+    }
+
+    /// Commits every unit as the engine would (fresh), except: `b` day 7
+    /// missing, `c` day 5 with a wrong input version, `e` day 20 with other
+    /// data (so days 21.. read a changed earlier partition), and a failed
+    /// attempt of `d` day 3 after its commit.
+    fn seed(ws: &Workspace) {
+        let snapshot = ws.snapshot().unwrap();
+        let run = RunId("seed".to_owned());
+        ws.catalog
+            .begin_run(&NewRun {
+                id: run.clone(),
+                user: "t".into(),
+                host: "t".into(),
+                pid: 1,
+                command: "seed".into(),
+                trigger: "test".into(),
+                started_at: Utc::now(),
+                backfill_id: None,
+            })
+            .unwrap();
+        let mut data: HashMap<(String, String), String> = HashMap::new();
+        for name in ws.graph.assets_in_order() {
+            let asset = &ws.project.assets[name];
+            let code = &snapshot.code_versions[name];
+            for key in snapshot.index.keys(name) {
+                let inputs: Vec<UpstreamVersion> = snapshot
+                    .index
+                    .upstream_units(&ws.project, asset, key)
+                    .into_iter()
+                    .map(|(up, up_key)| {
+                        let version = match snapshot.source_versions.get(&up, &up_key) {
+                            Some(v) => v.clone(),
+                            None => data[&(up.clone(), up_key.clone())].clone(),
+                        };
+                        UpstreamVersion {
+                            name: up,
+                            kind: UpstreamKind::Asset,
+                            partition: up_key,
+                            data_version: version,
+                            materialization: None,
+                        }
+                    })
+                    .collect();
+                let refs: Vec<UpstreamInput<'_>> = inputs
+                    .iter()
+                    .map(|u| UpstreamInput {
+                        name: &u.name,
+                        partition: &u.partition,
+                        data_version: &u.data_version,
+                    })
+                    .collect();
+                let day = key.as_str();
+                if name == "b" && day == "2024-01-08" {
+                    continue;
+                }
+                let mut input = crate::version::input_version(code, key, &refs);
+                if name == "c" && day == "2024-01-06" {
+                    input = "not what it would be".into();
+                }
+                let mut data_version = format!("{name}/{key}");
+                if name == "e" && day == "2024-01-21" {
+                    data_version.push_str("/v2");
+                }
+                data.insert((name.to_owned(), key.clone()), format!("{name}/{key}"));
+                ws.catalog
+                    .commit_materialization(&NewMaterialization {
+                        run_id: run.clone(),
+                        asset: name.to_owned(),
+                        partition: key.clone(),
+                        code_version: code.clone(),
+                        input_version: input,
+                        data_version,
+                        row_count: 1,
+                        bytes_written: 1,
+                        wall_ms: 1,
+                        schema_json: "[]".into(),
+                        inputs,
+                        files: Vec::new(),
+                        committed_at: Utc::now(),
+                        metrics: Default::default(),
+                        checks: Vec::new(),
+                    })
+                    .unwrap();
+            }
+        }
+        ws.catalog
+            .record_attempt(&NewAttempt {
+                run_id: run,
+                asset: "d".into(),
+                partition: "2024-01-04".into(),
+                outcome: AttemptOutcome::Failed,
+                error: Some("boom".into()),
+                at: Utc::now() + chrono::Duration::seconds(1),
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn parallel_levels_assess_exactly_like_one_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        project(dir.path());
+        let ws = Workspace::open(dir.path()).unwrap();
+        seed(&ws);
+        let snapshot = ws.snapshot().unwrap();
+        let failures: UnitMap<AttemptRecord> = ws
+            .catalog
+            .latest_failed_attempts()
+            .unwrap()
+            .into_iter()
+            .map(|a| ((a.asset.clone(), a.partition.clone()), a))
+            .collect();
+        let no_inputs = |_| None;
+        let inputs = Inputs {
+            project: &ws.project,
+            graph: &ws.graph,
+            index: &snapshot.index,
+            code_versions: &snapshot.code_versions,
+            source_versions: &snapshot.source_versions,
+            current: &snapshot.current,
+            failures: &failures,
+            recorded_inputs: &no_inputs,
+        };
+        let serial = assess_with(&inputs, usize::MAX);
+        let parallel = assess_with(&inputs, 0);
+        assert_eq!(serial, parallel);
+
+        let summary = |name: &str| {
+            let s = serial.iter().find(|s| s.name == name).unwrap();
+            let p = s.partitions.as_ref().unwrap();
+            (p.fresh, p.stale, p.missing, p.failed)
+        };
+        let not_fresh = |name: &str| -> Vec<String> {
+            let s = serial.iter().find(|s| s.name == name).unwrap();
+            s.partitions
+                .as_ref()
+                .unwrap()
+                .list
+                .iter()
+                .filter(|u| u.state != AssetState::Fresh)
+                .map(|u| u.key.clone())
+                .collect()
+        };
+        assert_eq!(summary("a"), (40, 0, 0, 0));
+        assert_eq!(summary("b"), (39, 0, 1, 0));
+        assert_eq!(not_fresh("c"), vec!["2024-01-06".to_owned()]);
+        assert_eq!(summary("d"), (39, 0, 0, 1));
+        // e day 20 changed its data: day 21 reads it, so it is stale; the
+        // days after only wait on an earlier stale partition.
+        let e = not_fresh("e");
+        assert_eq!(e.first().map(String::as_str), Some("2024-01-22"));
+        assert_eq!(e.len(), 40 - 21);
+        assert_eq!(
+            serial.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            vec!["a", "b", "c", "d", "e"]
+        );
+    }
+
+    #[test]
+    fn balanced_groups_spread_weight() {
+        let weights = [10, 1, 1, 8, 3, 3];
+        let groups = balanced(&[0, 1, 2, 3, 4, 5], 2, |i| weights[i]);
+        let totals: Vec<usize> = groups
+            .iter()
+            .map(|g| g.iter().map(|&i| weights[i]).sum())
+            .collect();
+        assert_eq!(totals.iter().sum::<usize>(), 26);
+        assert!(totals.iter().all(|&t| t == 13), "{totals:?}");
     }
 }
