@@ -240,6 +240,33 @@ ALTER TABLE materializations ADD COLUMN expired_at TEXT;
     r#"
 CREATE INDEX attempts_failed ON attempts (asset, "partition", id) WHERE outcome = 'failed';
 "#,
+    // 6: the current version's summary lives beside its pointer, so status
+    // reads one table in key order instead of joining every partition.
+    r#"
+CREATE TABLE current_versions_summary (
+    asset              TEXT    NOT NULL,
+    "partition"        TEXT    NOT NULL,
+    materialization_id INTEGER NOT NULL REFERENCES materializations (id),
+    run_id             TEXT    NOT NULL,
+    code_version       TEXT    NOT NULL,
+    input_version      TEXT    NOT NULL,
+    data_version       TEXT    NOT NULL,
+    row_count          INTEGER NOT NULL,
+    bytes_written      INTEGER NOT NULL,
+    wall_ms            INTEGER NOT NULL,
+    committed_at       TEXT    NOT NULL,
+    PRIMARY KEY (asset, "partition")
+) WITHOUT ROWID;
+INSERT INTO current_versions_summary
+SELECT c.asset, c."partition", m.id, m.run_id, m.code_version, m.input_version,
+       m.data_version, m.row_count, m.bytes_written, m.wall_ms, m.committed_at
+FROM current_versions AS c
+JOIN materializations AS m ON m.id = c.materialization_id;
+DROP INDEX current_versions_by_materialization;
+DROP TABLE current_versions;
+ALTER TABLE current_versions_summary RENAME TO current_versions;
+CREATE INDEX current_versions_by_materialization ON current_versions (materialization_id);
+"#,
 ];
 
 /// The schema version this build writes (the number of migrations).
@@ -957,12 +984,24 @@ impl Catalog for SqliteCatalog {
             )?;
 
             tx.prepare_cached(
-                r#"INSERT INTO current_versions (asset, "partition", materialization_id)
-                   VALUES (?1, ?2, ?3)
-                   ON CONFLICT (asset, "partition")
-                   DO UPDATE SET materialization_id = excluded.materialization_id"#,
+                r#"INSERT INTO current_versions (asset, "partition", materialization_id,
+                       run_id, code_version, input_version, data_version, row_count,
+                       bytes_written, wall_ms, committed_at)
+                   SELECT asset, "partition", id, run_id, code_version, input_version,
+                          data_version, row_count, bytes_written, wall_ms, committed_at
+                   FROM materializations WHERE id = ?1
+                   ON CONFLICT (asset, "partition") DO UPDATE SET
+                       materialization_id = excluded.materialization_id,
+                       run_id = excluded.run_id,
+                       code_version = excluded.code_version,
+                       input_version = excluded.input_version,
+                       data_version = excluded.data_version,
+                       row_count = excluded.row_count,
+                       bytes_written = excluded.bytes_written,
+                       wall_ms = excluded.wall_ms,
+                       committed_at = excluded.committed_at"#,
             )?
-            .execute(params![m.asset, m.partition, id])?;
+            .execute(params![id])?;
             Ok(MaterializationId(id))
         })
     }
@@ -975,12 +1014,15 @@ impl Catalog for SqliteCatalog {
 
     fn visit_current_versions(&self, visit: &mut dyn FnMut(&CurrentVersionRef<'_>)) -> Result<()> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                r#"SELECT {SUMMARY_COLUMNS}
-                   FROM current_versions AS c
-                   JOIN materializations AS m ON m.id = c.materialization_id
-                   ORDER BY c.asset, c."partition""#
-            ))?;
+            // The columns of SUMMARY_COLUMNS, from the summary kept beside
+            // each pointer: one scan in key order, no join.
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT materialization_id, run_id, asset, "partition", code_version,
+                          input_version, data_version, row_count, bytes_written, wall_ms,
+                          committed_at
+                   FROM current_versions
+                   ORDER BY asset, "partition""#,
+            )?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 visit(&summary_ref_from_row(row)?);
@@ -2668,6 +2710,18 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(old.body.data_version, "d1");
+        // Its pointer kept the current version's summary through migration 6.
+        let current = catalog.current_versions().unwrap();
+        assert_eq!(current.len(), 1);
+        assert_eq!(
+            (
+                current[0].id,
+                current[0].asset.as_str(),
+                current[0].data_version.as_str()
+            ),
+            (MaterializationId(1), "orders", "d1")
+        );
+        assert_eq!((current[0].row_count, current[0].wall_ms), (10, 15));
         assert_eq!(old.body.metrics, MaterializationMetrics::default());
         assert!(old.body.checks.is_empty());
         let metrics = catalog.metrics_since(None).unwrap();
