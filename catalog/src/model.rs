@@ -561,6 +561,9 @@ pub struct MaterializationMetrics {
     pub bytes_read: u64,
     /// Read (GET) requests made to object storage.
     pub read_requests: u64,
+    /// Distinct objects (source files and committed upstream files) read
+    /// to compute the output: what partition pruning left to read.
+    pub objects_read: u64,
     /// Bytes written to object storage.
     pub bytes_written: u64,
     /// Write (PUT, multipart part) requests made to object storage.

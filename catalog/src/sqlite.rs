@@ -2304,6 +2304,7 @@ mod tests {
             spilled_bytes: 0,
             bytes_read: 4096,
             read_requests: 3,
+            objects_read: 2,
             bytes_written: 2048,
             write_requests: 1,
             other_requests: 2,

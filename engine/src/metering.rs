@@ -38,6 +38,32 @@ pub struct StoreCounts {
     pub bytes_written: AtomicU64,
     /// LIST, DELETE and COPY requests.
     pub other_requests: AtomicU64,
+    /// Distinct objects read (GET or ranged GET), by path.
+    objects_read: std::sync::Mutex<std::collections::HashSet<Path>>,
+}
+
+impl StoreCounts {
+    fn read_object(&self, location: &Path) {
+        // A poisoned lock only means another reader panicked mid-insert;
+        // the set itself is still usable.
+        let mut set = self
+            .objects_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !set.contains(location) {
+            set.insert(location.clone());
+        }
+    }
+
+    /// How many distinct objects other than `own` (a materialization's
+    /// output, which it reads back) have been read so far.
+    pub fn objects_read_except(&self, own: &Path) -> u64 {
+        let set = self
+            .objects_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (set.len() - usize::from(set.contains(own))) as u64
+    }
 }
 
 /// An object store that counts what passes through it.
@@ -100,6 +126,7 @@ impl ObjectStore for CountingStore {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         add(&self.counts.read_requests, 1);
+        self.counts.read_object(location);
         let result = self.inner.get_opts(location, options).await?;
         add(
             &self.counts.bytes_read,
@@ -114,6 +141,7 @@ impl ObjectStore for CountingStore {
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<bytes::Bytes>> {
         add(&self.counts.read_requests, ranges.len() as u64);
+        self.counts.read_object(location);
         let result = self.inner.get_ranges(location, ranges).await?;
         add(
             &self.counts.bytes_read,

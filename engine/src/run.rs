@@ -1097,6 +1097,7 @@ impl Meters {
             spilled_bytes: written.plan.spilled_bytes,
             bytes_read,
             read_requests,
+            objects_read: written.objects_read,
             bytes_written,
             write_requests,
             other_requests,
@@ -1162,7 +1163,8 @@ async fn write_and_check(
             }
         }
     }
-    let written = write_output(&ctx, &store, job, path).await?;
+    let mut written = write_output(&ctx, &store, job, path).await?;
+    written.objects_read = meters.store.counts.objects_read_except(path);
     if let Some(declared) = &declared {
         check_output(&job.asset, declared, &written.schema).map_err(|d| d.to_string())?;
     }
@@ -1251,6 +1253,8 @@ struct Written {
     datafusion: Duration,
     write: Duration,
     hashing: Duration,
+    /// Distinct objects read to compute it, its own output aside.
+    objects_read: u64,
 }
 
 async fn write_output(
@@ -1333,6 +1337,7 @@ async fn write_output(
     write += t.elapsed();
     Ok(Written {
         check_counts: stream_checks.counts(),
+        objects_read: 0,
         columns: column_stats(&parquet_meta, &schema),
         plan: plan_metrics(&plan),
         schema,

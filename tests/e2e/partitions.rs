@@ -150,6 +150,43 @@ fn a_year_of_daily_partitions_rebuilds_exactly_what_a_changed_day_maps_to() {
     let expected: usize = (63..=69).map(|i| 3 * (i * 10) + 3).sum();
     assert_eq!(rolling[0]["total_7d"], expected as i64);
 
+    // Pruning, measured at the object store: each partition read exactly
+    // the files of the partitions its mapping names (one per day).
+    let reads = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select asset, \"partition\", objects_read from cairn.cost \
+             where (asset = 'rolling_7d' and \"partition\" in ('2024-01-01', '2024-01-03', '2024-03-10')) \
+                or (asset = 'daily_sales' and \"partition\" = '2024-03-10') or asset = 'all_time' \
+             order by asset, \"partition\"",
+        ],
+        0,
+    );
+    let reads: Vec<(String, String, i64)> = reads
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["asset"].as_str().unwrap().to_owned(),
+                r["partition"].as_str().unwrap().to_owned(),
+                r["objects_read"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reads,
+        vec![
+            ("all_time".to_owned(), String::new(), DAYS as i64),
+            ("daily_sales".to_owned(), "2024-03-10".to_owned(), 1),
+            ("rolling_7d".to_owned(), "2024-01-01".to_owned(), 1),
+            ("rolling_7d".to_owned(), "2024-01-03".to_owned(), 3),
+            ("rolling_7d".to_owned(), "2024-03-10".to_owned(), 7),
+        ]
+    );
+
     // One day of source data changes: exactly that day of daily_sales and
     // the seven rolling windows containing it become stale.
     source_partition(&p, 69, "2024-03-10,1000\n");
