@@ -389,14 +389,7 @@ fn seed(ws: &Workspace) -> BoxResult<usize> {
                     materialization,
                 });
             }
-            let refs: Vec<UpstreamInput<'_>> = inputs
-                .iter()
-                .map(|u| UpstreamInput {
-                    name: &u.name,
-                    partition: &u.partition,
-                    data_version: &u.data_version,
-                })
-                .collect();
+            let refs: Vec<UpstreamInput<'_>> = inputs.iter().map(UpstreamInput::from).collect();
             let input = input_version(code, key, &refs);
             let data_version = blake3::hash(format!("{name}/{key}").as_bytes())
                 .to_hex()

@@ -592,6 +592,8 @@ async fn schedule(
     let mut upstream_of: HashMap<&Unit, Vec<Unit>> = HashMap::new();
     let mut dependents: HashMap<Unit, Vec<usize>> = HashMap::new();
     let mut waiting: Vec<usize> = vec![0; run_set.len()];
+    // Per asset, not per partition: a backfill has hundreds per asset.
+    let mut descendants_of: HashMap<&str, BTreeSet<String>> = HashMap::new();
     for (i, unit) in run_set.iter().enumerate() {
         let Some(asset) = ws.project.assets.get(&unit.0) else {
             return Err(EngineError::Internal(format!(
@@ -609,11 +611,13 @@ async fn schedule(
         // A relationships check reads another asset: when that asset is
         // rebuilt in this run (and does not itself read this one), check
         // against its new version.
-        let descendants = ws.graph.descendants(&unit.0);
         for check in &asset.checks {
             let CheckKind::Relationships { to_asset, .. } = &check.kind else {
                 continue;
             };
+            let descendants = descendants_of
+                .entry(unit.0.as_str())
+                .or_insert_with(|| ws.graph.descendants(&unit.0));
             if asset.upstream.contains(to_asset)
                 || descendants.contains(to_asset)
                 || to_asset == &unit.0
@@ -687,14 +691,7 @@ async fn schedule(
                 .get(name)
                 .cloned()
                 .unwrap_or_default();
-            let keyed: Vec<UpstreamInput<'_>> = inputs
-                .iter()
-                .map(|i| UpstreamInput {
-                    name: &i.name,
-                    partition: &i.partition,
-                    data_version: &i.data_version,
-                })
-                .collect();
+            let keyed: Vec<UpstreamInput<'_>> = inputs.iter().map(UpstreamInput::from).collect();
             let iv = input_version(&code_version, key, &keyed);
             let current = snapshot.current.get_unit(unit);
             if !forced.contains(unit) && current.is_some_and(|c| c.input_version.as_str() == iv) {

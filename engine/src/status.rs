@@ -848,14 +848,7 @@ mod tests {
                         }
                     })
                     .collect();
-                let refs: Vec<UpstreamInput<'_>> = inputs
-                    .iter()
-                    .map(|u| UpstreamInput {
-                        name: &u.name,
-                        partition: &u.partition,
-                        data_version: &u.data_version,
-                    })
-                    .collect();
+                let refs: Vec<UpstreamInput<'_>> = inputs.iter().map(UpstreamInput::from).collect();
                 let day = key.as_str();
                 if name == "b" && day == "2024-01-08" {
                     continue;

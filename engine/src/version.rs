@@ -42,6 +42,16 @@ pub struct UpstreamInput<'a> {
     pub data_version: &'a str,
 }
 
+impl<'a> From<&'a cairn_catalog::UpstreamVersion> for UpstreamInput<'a> {
+    fn from(u: &'a cairn_catalog::UpstreamVersion) -> Self {
+        UpstreamInput {
+            name: &u.name,
+            partition: &u.partition,
+            data_version: &u.data_version,
+        }
+    }
+}
+
 /// The input version of one partition of an asset. `inputs` may come in any
 /// order; they are sorted here so the version is stable.
 pub fn input_version(code_version: &str, partition: &str, inputs: &[UpstreamInput<'_>]) -> String {

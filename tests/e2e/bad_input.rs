@@ -1,7 +1,7 @@
 //! Every user mistake in a project: one clear error naming file and line
 //! with a hint, exit code 2, and nothing written (no outputs, no catalog).
 
-use crate::util::Project;
+use crate::util::{Project, assert_refused};
 
 const TOML: &str = "[sources.raw_orders]\npath = \"data/raw_orders.csv\"\n";
 const CSV: &str = "id,customer_id,amount\n1,1,10\n2,1,20\n";
@@ -11,20 +11,7 @@ const CSV: &str = "id,customer_id,amount\n1,1,10\n2,1,20\n";
 fn check(files: &[(&str, &str)], expected: &[&str]) {
     let p = Project::with_files(files);
     for args in [&["materialize"][..], &["status"][..]] {
-        let run = p.run(args);
-        assert_eq!(
-            run.code, 2,
-            "cairn {args:?}: exit code\nstdout:\n{}\nstderr:\n{}",
-            run.stdout, run.stderr
-        );
-        for fragment in expected {
-            assert!(
-                run.stderr.contains(fragment),
-                "stderr lacks {fragment:?}:\n{}",
-                run.stderr
-            );
-        }
-        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert_refused(&p, args, expected);
         assert!(!p.path("warehouse").exists(), "nothing may be written");
         assert!(!p.path(".cairn").exists(), "no catalog may be created");
     }

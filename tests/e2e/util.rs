@@ -196,3 +196,23 @@ impl From<Output> for Run {
         }
     }
 }
+
+/// Runs `args`, which must be refused: exit code 2, every fragment on
+/// stderr, no panic. Returns the run for further checks.
+pub fn assert_refused(p: &Project, args: &[&str], fragments: &[&str]) -> Run {
+    let run = p.run(args);
+    assert_eq!(
+        run.code, 2,
+        "cairn {args:?}: exit code\nstdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    for fragment in fragments {
+        assert!(
+            run.stderr.contains(fragment),
+            "stderr lacks {fragment:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run
+}
