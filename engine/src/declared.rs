@@ -79,7 +79,7 @@ pub fn check_output(
         };
         match output.fields().get(i) {
             Some(got) if got.name() == &column.name => {
-                if got.data_type() != want.data_type() {
+                if !same_type(got.data_type(), want.data_type()) {
                     return Err(at(
                         asset,
                         column,
@@ -154,6 +154,21 @@ fn at(asset: &SqlAsset, column: &DeclaredColumn, message: String) -> Diagnostic 
     Diagnostic::new(file, Some(column.line), message)
 }
 
+/// Whether two Arrow types are the same SQL type: the string and binary
+/// encodings (plain, large, view) are one type each — DataFusion plans
+/// `VARCHAR` as a view and literals as plain strings, and reads Parquet
+/// strings back as views.
+fn same_type(a: &DataType, b: &DataType) -> bool {
+    fn family(t: &DataType) -> &DataType {
+        match t {
+            DataType::LargeUtf8 | DataType::Utf8View => &DataType::Utf8,
+            DataType::LargeBinary | DataType::BinaryView => &DataType::Binary,
+            other => other,
+        }
+    }
+    family(a) == family(b)
+}
+
 /// The SQL spelling of an Arrow type, for hints (Arrow's own name when
 /// there is no common SQL one).
 fn sql_type_name(t: &DataType) -> String {
@@ -175,4 +190,19 @@ fn sql_type_name(t: &DataType) -> String {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_encodings_are_one_type_others_are_not() {
+        assert!(same_type(&DataType::Utf8, &DataType::Utf8View));
+        assert!(same_type(&DataType::LargeUtf8, &DataType::Utf8));
+        assert!(same_type(&DataType::BinaryView, &DataType::Binary));
+        assert!(!same_type(&DataType::Int32, &DataType::Int64));
+        assert!(!same_type(&DataType::Utf8, &DataType::Binary));
+        assert!(!same_type(&DataType::Date32, &DataType::Utf8));
+    }
 }

@@ -340,3 +340,62 @@ fn self_reads_that_cannot_work_are_refused_before_anything_runs() {
         &["assets/balance.sql:10: column `total`: `BIGNUM` is not a SQL type"],
     );
 }
+
+#[test]
+fn date_by_region_reads_its_own_earlier_days_of_the_same_region() {
+    let p = Project::with_files(&[
+        (
+            "cairn.toml",
+            "[sources.orders]\npath = \"data/orders\"\nformat = \"csv\"\npartitions = { type = \"daily\", start = \"2024-01-01\", end = \"2024-01-05\" }\n",
+        ),
+        (
+            "assets/balance.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-01-05\"\n\
+             --- [partitions.static]\n--- name = \"region\"\n--- values = [\"eu\", \"us\"]\n\
+             --- [upstream.balance]\n--- mapping = \"window\"\n--- offset = -1\n--- lag = 1\n\
+             --- [columns]\n--- day = \"DATE\"\n--- reg = \"VARCHAR\"\n--- total = \"BIGINT\"\n\
+             select {{start_date}} as day, {{region}} as reg,\n\
+             (select sum(amount) from orders where region = {{region}}) + coalesce((select max(total) from balance), 0) as total",
+        ),
+    ]);
+    for d in 1..=5 {
+        p.write(
+            &format!("data/orders/date=2024-01-0{d}/part.csv"),
+            &format!("region,amount\neu,{d}\nus,100\n"),
+        );
+    }
+    p.json(&["materialize", "--jobs", "3", "--format", "json"], 0);
+    let rows = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select reg, total from balance order by reg, day",
+        ],
+        0,
+    );
+    let got: Vec<(String, i64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["reg"].as_str().unwrap().to_owned(),
+                r["total"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // Each region accumulates only its own orders (the static dimension
+    // maps by identity), and the window of two earlier days includes the
+    // running total of the day before.
+    let expected: Vec<(String, i64)> = [1, 3, 6, 10, 15]
+        .iter()
+        .map(|t| ("eu".to_owned(), *t))
+        .chain(
+            [100, 200, 300, 400, 500]
+                .iter()
+                .map(|t| ("us".to_owned(), *t)),
+        )
+        .collect();
+    assert_eq!(got, expected);
+}
