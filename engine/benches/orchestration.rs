@@ -29,6 +29,8 @@
 //! cost: `validate_before_run` before the run, and the check queries replayed
 //! on every asset's committed output (plan / physical plan / execute).
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::error::Error;
 use std::fs;
@@ -38,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use cairn_engine::run::NoProgress;
 use cairn_engine::{AssetOutcome, MaterializeOptions, RunReport, Workspace};
+use common::{MinMedian, build_kind, ms, target};
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -936,38 +939,6 @@ impl Sums {
             );
         }
     }
-}
-
-struct MinMedian {
-    min: Duration,
-    median: Duration,
-}
-
-impl MinMedian {
-    fn of(mut v: Vec<Duration>) -> MinMedian {
-        v.sort();
-        MinMedian {
-            min: v.first().copied().unwrap_or_default(),
-            median: v.get(v.len() / 2).copied().unwrap_or_default(),
-        }
-    }
-}
-
-fn build_kind() -> &'static str {
-    if cfg!(debug_assertions) {
-        "debug assertions ON (unoptimized profile: numbers are pessimistic)"
-    } else {
-        "optimized"
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:>10.2} ms", d.as_secs_f64() * 1e3)
-}
-
-fn target(value: Duration, limit: Duration) -> String {
-    let verdict = if value < limit { "ok" } else { "MISSED" };
-    format!("target < {} ms: {verdict}", limit.as_millis())
 }
 
 fn status_target(n: usize, value: Duration) -> String {

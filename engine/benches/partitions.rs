@@ -30,6 +30,8 @@
 //!
 //! Targets: status of 1,000 x 365 < 1 s; planning 100 x 365 < 1 s.
 
+mod common;
+
 use std::collections::HashMap;
 use std::error::Error;
 use std::fs;
@@ -46,6 +48,8 @@ use cairn_engine::status::Unit;
 use cairn_engine::version::{UpstreamInput, input_version};
 use cairn_engine::{AssetState, AssetStatus, MaterializeOptions, PartitionFilter, Workspace};
 use chrono::{NaiveDate, Utc};
+
+use common::{MinMedian, build_kind, ms, target};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
@@ -127,11 +131,7 @@ fn main() -> BoxResult<()> {
         "  status: {} assets x {DAYS} days; planning: {} assets x {DAYS} days; build: {}",
         args.assets,
         args.plan_assets,
-        if cfg!(debug_assertions) {
-            "debug assertions ON (unoptimized profile: numbers are pessimistic)"
-        } else {
-            "optimized"
-        }
+        build_kind()
     );
     let status = bench_status(args.assets, args.keep.as_deref())?;
     let planning = bench_plan(args.plan_assets)?;
@@ -604,33 +604,15 @@ fn bench_plan(m: usize) -> BoxResult<PlanNumbers> {
     })
 }
 
-struct MinMedian {
-    min: Duration,
-    median: Duration,
-}
-
-impl MinMedian {
-    fn of(mut v: Vec<Duration>) -> MinMedian {
-        v.sort();
-        MinMedian {
-            min: v.first().copied().unwrap_or_default(),
-            median: v.get(v.len() / 2).copied().unwrap_or_default(),
-        }
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:>10.2} ms", d.as_secs_f64() * 1e3)
-}
-
 /// The verdict against a target stated for `target_n` assets.
 fn verdict(n: usize, target_n: usize, value: Duration, limit: Duration) -> String {
-    let limit_ms = limit.as_millis();
     if n != target_n {
-        return format!("(target < {limit_ms} ms is for {target_n} assets)");
+        return format!(
+            "(target < {} ms is for {target_n} assets)",
+            limit.as_millis()
+        );
     }
-    let verdict = if value < limit { "ok" } else { "MISSED" };
-    format!("target < {limit_ms} ms: {verdict}")
+    target(value, limit)
 }
 
 fn asset_name(i: usize) -> String {
