@@ -267,6 +267,11 @@ DROP TABLE current_versions;
 ALTER TABLE current_versions_summary RENAME TO current_versions;
 CREATE INDEX current_versions_by_materialization ON current_versions (materialization_id);
 "#,
+    // 7: status reads only the latest check results that are failing errors.
+    r#"
+CREATE INDEX check_results_failing_errors ON check_results (asset, "partition", name, id)
+    WHERE passed = 0 AND severity = 'error';
+"#,
 ];
 
 /// The schema version this build writes (the number of migrations).
@@ -1173,6 +1178,23 @@ impl Catalog for SqliteCatalog {
                    FROM latest_check_results AS l
                    JOIN check_results AS k ON k.id = l.check_result_id
                    ORDER BY l.asset, l."partition", l.name"#
+            ))?;
+            stmt.query_and_then([], check_from_row)?.collect()
+        })
+    }
+
+    fn latest_failing_error_checks(&self) -> Result<Vec<CheckResultRecord>> {
+        self.with(|conn| {
+            // Walks the failing error results only (a partial index),
+            // keeping those that are still their check's latest.
+            let mut stmt = conn.prepare_cached(&format!(
+                r#"SELECT {CHECK_COLUMNS}
+                   FROM check_results AS k INDEXED BY check_results_failing_errors
+                   JOIN latest_check_results AS l
+                     ON l.asset = k.asset AND l."partition" = k."partition"
+                    AND l.name = k.name AND l.check_result_id = k.id
+                   WHERE k.passed = 0 AND k.severity = 'error'
+                   ORDER BY k.asset, k."partition", k.name"#
             ))?;
             stmt.query_and_then([], check_from_row)?.collect()
         })
@@ -2586,6 +2608,26 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
+
+        // The failing error results alone, exactly those of the full read.
+        let failing = catalog.latest_failing_error_checks().unwrap();
+        let expected: Vec<&CheckResultRecord> = latest
+            .iter()
+            .filter(|k| !k.result.passed && k.result.severity == "error")
+            .collect();
+        assert_eq!(failing.len(), 20 * 10);
+        assert_eq!(failing.iter().collect::<Vec<_>>(), expected);
+        // A newer commit whose checks pass clears that partition.
+        let mut fixed = partition_materialization("r2", "asset_00", "2024-000");
+        fixed.checks = checks.to_vec();
+        catalog.commit_materialization(&fixed).unwrap();
+        let failing = catalog.latest_failing_error_checks().unwrap();
+        assert_eq!(failing.len(), 20 * 10 - 1);
+        assert!(
+            !failing
+                .iter()
+                .any(|k| k.asset == "asset_00" && k.partition == "2024-000")
+        );
     }
 
     #[test]

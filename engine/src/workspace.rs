@@ -234,10 +234,7 @@ impl Workspace {
         let selected = selection::resolve(&self.graph, selection)?;
         let snapshot = self.snapshot()?;
         let mut failing: HashMap<String, Vec<String>> = HashMap::new();
-        for r in self.catalog.latest_check_results()? {
-            if r.result.passed || r.result.severity != "error" {
-                continue;
-            }
+        for r in self.catalog.latest_failing_error_checks()? {
             // Results older than the current version are about a version
             // that is no longer served.
             if snapshot
