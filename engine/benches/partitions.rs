@@ -280,12 +280,32 @@ fn measure_status(root: &Path, n: usize, seed_time: Duration) -> BoxResult<Statu
         status.push(t.elapsed());
         check_all_fresh(&statuses, n)?;
     }
+    // What a no-op `cairn materialize` decides: nothing to run.
+    let mut noop_plan = Vec::with_capacity(REPEATS);
+    let opts = MaterializeOptions {
+        selection: Vec::new(),
+        force: false,
+        jobs: 1,
+        command: "bench: no-op materialize".to_owned(),
+        partitions: PartitionFilter::All,
+        backfill: None,
+    };
     for _ in 0..REPEATS {
         let t = Instant::now();
         let snap = ws.snapshot()?;
         snapshot.push(t.elapsed());
-        std::hint::black_box(&snap);
+        let t = Instant::now();
+        let planned = plan(&ws, &snap, &opts)?;
+        noop_plan.push(t.elapsed());
+        if !planned.run_set.is_empty() {
+            return Err(format!(
+                "no-op plan: {} units would run, expected none",
+                planned.run_set.len()
+            )
+            .into());
+        }
     }
+    let noop_plan = MinMedian::of(noop_plan);
     let open = MinMedian::of(open);
     let open_status = MinMedian::of(open_status);
     let status = MinMedian::of(status);
@@ -313,6 +333,11 @@ fn measure_status(root: &Path, n: usize, seed_time: Duration) -> BoxResult<Statu
         "    snapshot() alone                        {} / {}",
         ms(snapshot.min),
         ms(snapshot.median)
+    );
+    println!(
+        "    plan() of a no-op materialize           {} / {}   (after the snapshot; nothing to run, checked)",
+        ms(noop_plan.min),
+        ms(noop_plan.median)
     );
     breakdown(&ws)?;
     Ok(StatusNumbers {

@@ -37,7 +37,7 @@ use crate::error::EngineError;
 use crate::graph::NodeKind;
 use crate::metering::{CountingStore, PeakMemoryPool, PlanMetrics, column_stats, plan_metrics};
 use crate::selection;
-use crate::status::{AssetState, Unit};
+use crate::status::Unit;
 use crate::storage::Storage;
 use crate::tables::{metered_session, register_committed, register_source_partitions};
 use crate::version::{DataHasher, UpstreamInput, input_version};
@@ -388,16 +388,30 @@ pub fn plan(
         HashSet::new()
     };
 
-    // Everything the chosen units read, transitively: stale upstream
+    // Units that are not fresh, borrowed from the assessment. A fresh unit
+    // only reads fresh units (a stale upstream makes it stale), so only
+    // units that will run need their inputs visited.
+    let not_fresh: HashSet<(&str, &str)> = snapshot.not_fresh_units().collect();
+
+    // Everything the running units read, transitively: stale upstream
     // partitions are refreshed on the way.
-    let mut candidates: HashSet<Unit> = chosen.iter().cloned().collect();
-    let mut stack: Vec<Unit> = chosen.clone();
+    let mut candidates: HashSet<Unit> = HashSet::new();
+    let mut stack: Vec<Unit> = Vec::new();
+    for unit in &chosen {
+        // Forced: every chosen unit runs.
+        let runs = opts.force || not_fresh.contains(&(unit.0.as_str(), unit.1.as_str()));
+        if runs && candidates.insert(unit.clone()) {
+            stack.push(unit.clone());
+        }
+    }
+    let mut ancestors_of: HashMap<String, BTreeSet<String>> = HashMap::new();
     while let Some((name, key)) = stack.pop() {
         let Some(asset) = ws.project.assets.get(&name) else {
             continue;
         };
         for (up, up_key) in snapshot.index.upstream_units(&ws.project, asset, &key) {
             if ws.graph.kind(&up) == Some(NodeKind::Asset)
+                && not_fresh.contains(&(up.as_str(), up_key.as_str()))
                 && candidates.insert((up.clone(), up_key.clone()))
             {
                 stack.push((up, up_key));
@@ -410,23 +424,24 @@ pub fn plan(
                 continue;
             };
             if ws.graph.kind(to_asset) != Some(NodeKind::Asset)
-                || ws.graph.ancestors(to_asset).contains(&name)
+                || ancestors_of
+                    .entry(to_asset.clone())
+                    .or_insert_with(|| ws.graph.ancestors(to_asset))
+                    .contains(&name)
             {
                 continue;
             }
             for k in snapshot.index.keys(to_asset) {
-                if candidates.insert((to_asset.clone(), k.clone())) {
+                if not_fresh.contains(&(to_asset.as_str(), k.as_str()))
+                    && candidates.insert((to_asset.clone(), k.clone()))
+                {
                     stack.push((to_asset.clone(), k.clone()));
                 }
             }
         }
     }
-    let states = snapshot.unit_states();
     let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
-    let mut run_set: Vec<Unit> = candidates
-        .into_iter()
-        .filter(|u| forced.contains(u) || states.get_unit(u) != Some(&AssetState::Fresh))
-        .collect();
+    let mut run_set: Vec<Unit> = candidates.into_iter().collect();
     run_set.sort_by(|a, b| {
         let oa = order.get(a.0.as_str()).copied().unwrap_or(usize::MAX);
         let ob = order.get(b.0.as_str()).copied().unwrap_or(usize::MAX);

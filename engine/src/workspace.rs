@@ -53,22 +53,24 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The state of every asset partition.
-    pub fn unit_states(&self) -> UnitMap<AssetState> {
-        let mut out = UnitMap::new();
-        for s in &self.statuses {
-            match &s.partitions {
-                None => {
-                    out.insert(&s.name, String::new(), s.state);
-                }
-                Some(p) => {
-                    for u in &p.list {
-                        out.insert(&s.name, u.key.clone(), u.state);
-                    }
-                }
-            }
-        }
-        out
+    /// Every (asset, partition key) whose state is not fresh.
+    pub fn not_fresh_units(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.statuses.iter().flat_map(|s| {
+            let units: Box<dyn Iterator<Item = (&str, &str)>> = match &s.partitions {
+                None => Box::new(
+                    (s.state != AssetState::Fresh)
+                        .then_some((s.name.as_str(), ""))
+                        .into_iter(),
+                ),
+                Some(p) => Box::new(
+                    p.list
+                        .iter()
+                        .filter(|u| u.state != AssetState::Fresh)
+                        .map(|u| (s.name.as_str(), u.key.as_str())),
+                ),
+            };
+            units
+        })
     }
 }
 
