@@ -467,10 +467,19 @@ async fn materialize(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Failur
     }
     let mut out = std::io::stdout().lock();
     let Some(run_id) = &report.run_id else {
+        let assets: BTreeSet<&str> = report.results.iter().map(|r| r.asset.as_str()).collect();
+        let what = if assets.len() == report.results.len() {
+            format!("{} asset(s) fresh", assets.len())
+        } else {
+            format!(
+                "{} asset(s), {} partition(s), all fresh",
+                assets.len(),
+                report.results.len()
+            )
+        };
         writeln!(
             out,
-            "Everything is up to date ({} asset(s) fresh): no DataFusion work done.",
-            report.results.len()
+            "Everything is up to date ({what}): no DataFusion work done."
         )?;
         return Ok(code);
     };

@@ -122,10 +122,18 @@ impl Progress for RunProgress {
         match event {
             RunEvent::RunStarted { run_id, planned } => {
                 state.1 = planned.len();
-                self.println(&format!(
-                    "run {run_id}: {} asset(s) to check",
-                    planned.len()
-                ));
+                let assets: std::collections::BTreeSet<&str> =
+                    planned.iter().map(|u| u.0.as_str()).collect();
+                let partitioned = planned.iter().any(|u| !u.1.is_empty());
+                self.println(&if partitioned {
+                    format!(
+                        "run {run_id}: {} partition(s) of {} asset(s) to check",
+                        planned.len(),
+                        assets.len()
+                    )
+                } else {
+                    format!("run {run_id}: {} asset(s) to check", planned.len())
+                });
                 if std::io::stderr().is_terminal() {
                     let bar = ProgressBar::new(planned.len() as u64);
                     if let Ok(style) = ProgressStyle::with_template(
