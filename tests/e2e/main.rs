@@ -5,6 +5,7 @@
 mod audit;
 mod bad_input;
 mod crash;
+mod examples;
 mod external_reader;
 mod failures;
 mod metadata;

@@ -20,9 +20,19 @@ pub fn example_dir() -> PathBuf {
 impl Project {
     /// A fresh copy of the bundled example warehouse (without outputs).
     pub fn example() -> Project {
+        Project::example_named("warehouse")
+    }
+
+    /// A fresh copy of `examples/NAME` (without outputs).
+    pub fn example_named(name: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("warehouse-project");
-        copy_dir(&example_dir(), &root);
+        let root = dir.path().join(format!("{name}-project"));
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples")
+                .join(name),
+            &root,
+        );
         let _ = fs::remove_dir_all(root.join("warehouse"));
         let _ = fs::remove_dir_all(root.join(".cairn"));
         Project { _dir: dir, root }
