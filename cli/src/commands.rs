@@ -923,6 +923,8 @@ async fn column_lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure
             .unwrap_or_default();
         let source = if n.is_source {
             " [source]"
+        } else if n.is_dimension {
+            " [partition dimension]"
         } else if n.earlier_partitions {
             " [earlier partitions]"
         } else {

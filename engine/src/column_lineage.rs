@@ -1555,6 +1555,9 @@ pub struct ColumnNode {
     pub kind: Option<LineageKind>,
     /// Whether `table` is a source (the walk ends there).
     pub is_source: bool,
+    /// Whether the column is a partition dimension of `table` (its value
+    /// comes from the partition's hive folder, not from a query).
+    pub is_dimension: bool,
     /// Whether this is the downstream asset's own column, read from its
     /// earlier partitions (the walk does not repeat a column already on
     /// its path).
@@ -1649,6 +1652,9 @@ impl crate::workspace::Workspace {
             column: column.to_owned(),
             kind,
             is_source,
+            is_dimension: crate::partition_index::dimension_names(&self.project, table)
+                .iter()
+                .any(|d| d == column),
             earlier_partitions,
             upstream,
         }

@@ -13,9 +13,11 @@ use datafusion::logical_expr::LogicalPlan;
 use cairn_assets::checks::CheckKind;
 use cairn_assets::{Diagnostic, ProjectError, closest_name, with_stand_ins};
 
+use crate::committed_table::with_dimensions;
 use crate::declared::{check_output, declared_schema};
 use crate::error::EngineError;
 use crate::graph::NodeKind;
+use crate::partition_index::dimension_names;
 use crate::run::read_only;
 use crate::tables::{new_session, register_committed, register_source};
 use crate::workspace::Workspace;
@@ -70,7 +72,9 @@ pub async fn logical_plans(
                     .map_err(|d| EngineError::Project(ProjectError::one(d)))?;
                 if asset.reads_itself() {
                     let own = match &declared {
-                        Some(schema) => Arc::clone(schema),
+                        Some(schema) => {
+                            with_dimensions(schema, &dimension_names(&ws.project, name))
+                        }
                         None => committed_schema(ws, &ctx, name)
                             .await?
                             .ok_or_else(|| needs_declared_columns(asset))?,
@@ -100,7 +104,9 @@ pub async fn logical_plans(
                 }
                 ctx.deregister_table(name)
                     .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
-                ctx.register_table(name, Arc::new(EmptyTable::new(Arc::clone(&schema))))
+                // Readers of a partitioned asset also see its dimensions.
+                let as_read = with_dimensions(&schema, &dimension_names(&ws.project, name));
+                ctx.register_table(name, Arc::new(EmptyTable::new(as_read)))
                     .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
                 schemas.insert(name.to_owned(), plan.logical_plan().clone());
             }
@@ -125,14 +131,21 @@ async fn committed_schema(
         return Ok(None);
     }
     let probe = format!("__cairn_schema_of_{name}");
-    register_committed(ctx, &ws.storage, &probe, &files, true)
-        .await
-        .map_err(|e| {
-            EngineError::Query(format!(
-                "cannot read committed files of `{name}`: {}",
-                e.strip_backtrace()
-            ))
-        })?;
+    register_committed(
+        ctx,
+        &ws.storage,
+        &probe,
+        &files,
+        &dimension_names(&ws.project, name),
+        true,
+    )
+    .await
+    .map_err(|e| {
+        EngineError::Query(format!(
+            "cannot read committed files of `{name}`: {}",
+            e.strip_backtrace()
+        ))
+    })?;
     let table = ctx
         .table_provider(probe.as_str())
         .await

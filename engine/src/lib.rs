@@ -32,6 +32,7 @@ pub mod backfill;
 pub mod checks;
 pub mod column_lineage;
 pub mod committed;
+pub mod committed_table;
 pub mod compile;
 pub mod cost;
 pub mod declared;

@@ -132,6 +132,17 @@ pub fn partitions_of<'a>(project: &'a Project, name: &str) -> Option<&'a Partiti
         })
 }
 
+/// The partition dimension names of asset `name` (empty when it is not
+/// partitioned, or is a source): the columns its committed table adds.
+pub fn dimension_names(project: &Project, name: &str) -> Vec<String> {
+    project
+        .assets
+        .get(name)
+        .and_then(|a| a.partitions.as_ref())
+        .map(|p| p.dimensions.iter().map(|d| d.name().to_owned()).collect())
+        .unwrap_or_default()
+}
+
 /// The SQL of one partition of an asset: placeholders replaced by the
 /// partition's bounds and values.
 pub fn bind_partition(asset: &SqlAsset, key: &str) -> Result<String, String> {

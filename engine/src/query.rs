@@ -6,6 +6,7 @@ use datafusion::sql::parser::DFParser;
 use datafusion::sql::resolve::resolve_table_references;
 
 use crate::error::EngineError;
+use crate::partition_index::dimension_names;
 use crate::run::read_only;
 use crate::tables::{new_session, register_committed, register_source};
 use crate::workspace::Workspace;
@@ -65,9 +66,16 @@ pub(crate) async fn run_query(
                     )
                 }));
             }
-            register_committed(&ctx, &ws.storage, name, &files, false)
-                .await
-                .map_err(q)?;
+            register_committed(
+                &ctx,
+                &ws.storage,
+                name,
+                &files,
+                &dimension_names(&ws.project, name),
+                false,
+            )
+            .await
+            .map_err(q)?;
         }
     }
     let df = ctx.sql_with_options(sql, read_only()).await.map_err(q)?;

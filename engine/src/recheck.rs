@@ -13,6 +13,7 @@ use datafusion::sql::resolve::resolve_table_references;
 
 use crate::checks::{CheckOutcome, run_checks};
 use crate::error::EngineError;
+use crate::partition_index::dimension_names;
 use crate::selection;
 use crate::tables::{new_session, register_committed, register_source};
 use crate::workspace::Workspace;
@@ -99,16 +100,30 @@ impl Workspace {
                 } else if self.project.assets.contains_key(t) {
                     let files = files_of(t, None)?;
                     if !files.is_empty() {
-                        register_committed(&ctx, &self.storage, t, &files, false)
-                            .await
-                            .map_err(q)?;
+                        register_committed(
+                            &ctx,
+                            &self.storage,
+                            t,
+                            &files,
+                            &dimension_names(&self.project, t),
+                            false,
+                        )
+                        .await
+                        .map_err(q)?;
                     }
                 }
             }
             let own = files_of(&asset_name, Some(&partition))?;
-            register_committed(&ctx, &self.storage, &asset_name, &own, false)
-                .await
-                .map_err(q)?;
+            register_committed(
+                &ctx,
+                &self.storage,
+                &asset_name,
+                &own,
+                &dimension_names(&self.project, &asset_name),
+                false,
+            )
+            .await
+            .map_err(q)?;
             let checks = run_checks(
                 &ctx,
                 &asset.checks,

@@ -32,10 +32,12 @@ use cairn_catalog::{
 };
 
 use crate::checks::{CheckOutcome, StreamChecks, run_checks};
+use crate::committed_table::with_dimensions;
 use crate::declared::{check_output, declared_schema};
 use crate::error::EngineError;
 use crate::graph::NodeKind;
 use crate::metering::{CountingStore, PeakMemoryPool, PlanMetrics, column_stats, plan_metrics};
+use crate::partition_index::dimension_names;
 use crate::selection;
 use crate::status::Unit;
 use crate::storage::Storage;
@@ -1141,8 +1143,12 @@ async fn write_and_check(
         match table {
             UpstreamTable::DeclaredEmpty { name } => {
                 let Some(schema) = &declared else { continue };
-                ctx.register_table(name, Arc::new(EmptyTable::new(Arc::clone(schema))))
-                    .map_err(|e| e.strip_backtrace())?;
+                let dims = dimension_names(&shared.project, name);
+                ctx.register_table(
+                    name,
+                    Arc::new(EmptyTable::new(with_dimensions(schema, &dims))),
+                )
+                .map_err(|e| e.strip_backtrace())?;
             }
             UpstreamTable::Source { name, keys } => {
                 let Some(source) = shared.project.sources.get(name) else {
@@ -1164,14 +1170,21 @@ async fn write_and_check(
                 }
                 let empty = files.is_empty();
                 let files = if empty { schema_files } else { files };
-                register_committed(&ctx, &shared.storage, name, files, empty)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "cannot read committed files of `{name}`: {}",
-                            e.strip_backtrace()
-                        )
-                    })?;
+                register_committed(
+                    &ctx,
+                    &shared.storage,
+                    name,
+                    files,
+                    &dimension_names(&shared.project, name),
+                    empty,
+                )
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot read committed files of `{name}`: {}",
+                        e.strip_backtrace()
+                    )
+                })?;
             }
         }
     }
@@ -1183,9 +1196,17 @@ async fn write_and_check(
 
     // From here on the asset's own name means the new, uncommitted output.
     let me = job.asset.name.as_str();
-    register_committed(&ctx, &shared.storage, me, &[rel.to_owned()], false)
-        .await
-        .map_err(|e| format!("cannot read back the written file: {}", e.strip_backtrace()))?;
+    let my_dims = dimension_names(&shared.project, me);
+    register_committed(
+        &ctx,
+        &shared.storage,
+        me,
+        &[rel.to_owned()],
+        &my_dims,
+        false,
+    )
+    .await
+    .map_err(|e| format!("cannot read back the written file: {}", e.strip_backtrace()))?;
     let checks = run_checks(&ctx, &job.asset.checks, me, job.now, &written.check_counts).await;
     if checks.iter().any(CheckOutcome::blocks) {
         let failed: Vec<String> = checks
@@ -1222,7 +1243,8 @@ async fn row_changes(
     previous: &[String],
 ) -> RowChanges {
     const PREVIOUS: &str = "__cairn_previous";
-    register_committed(ctx, &shared.storage, PREVIOUS, previous, false)
+    let dims = dimension_names(&shared.project, me);
+    register_committed(ctx, &shared.storage, PREVIOUS, previous, &dims, false)
         .await
         .ok()?;
     let count = |sql: String| async move {
@@ -1300,7 +1322,7 @@ async fn write_output(
         for dim in &def.dimensions {
             if schema.fields().iter().any(|f| f.name() == dim.name()) {
                 return Err(format!(
-                    "the output has a column named `{0}`, which is also the partition dimension (the `{0}=...` folder); rename the column or set a different `name` in [partitions]",
+                    "the output has a column named `{0}`, which is also the partition dimension (the `{0}=...` folder, which readers already see as a column); leave it out (`select * exclude ({0}) ...` when it comes from a partitioned upstream), rename it, or set a different `name` in [partitions]",
                     dim.name()
                 ));
             }

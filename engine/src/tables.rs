@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use datafusion::datasource::TableProvider;
 use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
@@ -19,6 +20,7 @@ use datafusion::prelude::{
 
 use cairn_assets::{Source, SourceFormat};
 
+use crate::committed_table::CommittedTable;
 use crate::error::EngineError;
 use crate::sources::source_files;
 
@@ -97,19 +99,31 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> DfResult<
 }
 
 /// Registers (or replaces) the table `name` as exactly the given committed
-/// Parquet files (paths relative to the storage root). With `empty`, the
-/// files only give the schema and the table has no rows.
+/// Parquet files (paths relative to the storage root); a partitioned
+/// asset's `dims` become columns valued from each file's hive folders. With
+/// `empty`, the files only give the schema and the table has no rows.
 pub async fn register_committed(
     ctx: &SessionContext,
     storage: &Storage,
     name: &str,
     files: &[String],
+    dims: &[String],
     empty: bool,
 ) -> DfResult<()> {
     if files.is_empty() {
         return Err(datafusion::error::DataFusionError::Plan(format!(
             "`{name}` has no committed version; materialize it first"
         )));
+    }
+    if !dims.is_empty() {
+        let table = CommittedTable::try_new(&ctx.state(), storage, files, dims).await?;
+        ctx.deregister_table(name)?;
+        if empty {
+            ctx.register_table(name, Arc::new(EmptyTable::new(table.schema())))?;
+        } else {
+            ctx.register_table(name, Arc::new(table))?;
+        }
+        return Ok(());
     }
     let urls = files
         .iter()

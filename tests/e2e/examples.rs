@@ -39,8 +39,8 @@ fn daily_sales_example_runs_and_adds_up() {
     let p = Project::example_named("daily_sales");
     let (_, outcomes) = p.materialize(&["--jobs", "2"]);
     // 31 days x (daily_sales, rolling_7d, revenue_to_date) + 93 region
-    // days + the month summary.
-    assert_eq!(outcomes.len(), 31 * 3 + 93 + 1);
+    // days + the month summary + the region totals.
+    assert_eq!(outcomes.len(), 31 * 3 + 93 + 2);
     assert!(
         outcomes.iter().all(|(_, o)| o == "materialized"),
         "{outcomes:?}"
@@ -75,6 +75,54 @@ fn daily_sales_example_runs_and_adds_up() {
         "{rolling} vs {week}"
     );
 
+    // The region is a column of the date x region table (from its
+    // `region=` folders), so an unpartitioned asset can group by it.
+    let by_region = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select region, revenue from region_totals order by region",
+        ],
+        0,
+    );
+    let mut expected_regions: BTreeMap<String, i64> = BTreeMap::new();
+    for entry in std::fs::read_dir(p.path("data/sales")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path().join("sales.csv")).unwrap();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split(',').collect();
+            *expected_regions.entry(fields[1].to_owned()).or_default() +=
+                fields[2].parse::<i64>().unwrap();
+        }
+    }
+    let got: Vec<(String, f64)> = by_region
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["region"].as_str().unwrap().to_owned(),
+                r["revenue"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 3, "{by_region}");
+    for (region, revenue) in &got {
+        let cents = expected_regions[region];
+        assert!(
+            (revenue - cents as f64 / 100.0).abs() < 0.005,
+            "{region}: {revenue} vs {cents}"
+        );
+    }
+    let lineage = p.run(&["lineage", "region_totals", "--column", "region"]);
+    assert!(
+        lineage
+            .stdout
+            .contains("daily_sales_by_region.region [partition dimension]"),
+        "{}",
+        lineage.stdout
+    );
+
     // A late sale on the 20th: that day, the seven windows holding it, the
     // running total from the 20th on, the month and the 20th's region.
     let path = "data/sales/date=2024-01-20/sales.csv";
@@ -90,6 +138,7 @@ fn daily_sales_example_runs_and_adds_up() {
     assert_eq!(count("revenue_to_date"), 12);
     assert_eq!(count("month_summary"), 1);
     assert_eq!(count("daily_sales_by_region"), 3);
+    assert_eq!(count("region_totals"), 1);
     let to_date = query_f64(
         &p,
         "select revenue_to_date from revenue_to_date where day = DATE '2024-01-31'",

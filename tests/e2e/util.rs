@@ -12,11 +12,6 @@ pub struct Project {
     pub root: PathBuf,
 }
 
-/// Path of the bundled example warehouse.
-pub fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/warehouse")
-}
-
 impl Project {
     /// A fresh copy of the bundled example warehouse (without outputs).
     pub fn example() -> Project {
