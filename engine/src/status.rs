@@ -351,45 +351,17 @@ fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
             .iter()
             .map(|&i| inputs.index.keys(order[i]).len())
             .sum();
-        let assessed: Vec<(usize, AssetStatus, Vec<String>)> =
-            if threads > 1 && level.len() > 1 && units >= parallel_min {
-                let chunks = balanced(&level, threads, |i| inputs.index.keys(order[i]).len());
-                let not_fresh = &not_fresh;
-                let explained = &explained;
-                let order = &order;
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = chunks
-                        .into_iter()
-                        .map(|chunk| {
-                            scope.spawn(move || {
-                                chunk
-                                    .into_iter()
-                                    .filter_map(|i| {
-                                        assess_asset(inputs, order[i], not_fresh, explained)
-                                            .map(|(s, stale)| (i, s, stale))
-                                    })
-                                    .collect::<Vec<_>>()
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .flat_map(|h| match h.join() {
-                            Ok(assessed) => assessed,
-                            // A bug, not bad input: keep its message.
-                            Err(panic) => std::panic::resume_unwind(panic),
-                        })
-                        .collect()
+        let assessed: Vec<Assessed> = if threads > 1 && level.len() > 1 && units >= parallel_min {
+            assess_in_parallel(inputs, &order, &level, threads, &not_fresh, &explained)
+        } else {
+            level
+                .iter()
+                .filter_map(|&i| {
+                    assess_asset(inputs, order[i], &not_fresh, &explained)
+                        .map(|(s, stale)| (i, s, stale))
                 })
-            } else {
-                level
-                    .iter()
-                    .filter_map(|&i| {
-                        assess_asset(inputs, order[i], &not_fresh, &explained)
-                            .map(|(s, stale)| (i, s, stale))
-                    })
-                    .collect()
-            };
+                .collect()
+        };
         for (i, status, stale) in assessed {
             for key in stale {
                 not_fresh.insert(order[i], key, ());
@@ -398,6 +370,47 @@ fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
         }
     }
     results.into_iter().flatten().collect()
+}
+
+/// One assessed asset: its position in the order, its status, and its
+/// keys that are not fresh.
+type Assessed = (usize, AssetStatus, Vec<String>);
+
+/// Assesses the assets of one level on up to `threads` threads, balanced
+/// by partition count.
+fn assess_in_parallel(
+    inputs: &Inputs<'_>,
+    order: &[&str],
+    level: &[usize],
+    threads: usize,
+    not_fresh: &UnitMap<()>,
+    explained: &AtomicUsize,
+) -> Vec<Assessed> {
+    let chunks = balanced(level, threads, |i| inputs.index.keys(order[i]).len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .filter_map(|i| {
+                            assess_asset(inputs, order[i], not_fresh, explained)
+                                .map(|(s, stale)| (i, s, stale))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(assessed) => assessed,
+                // A bug, not bad input: keep its message.
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 /// Positions in `order` grouped by depth: every asset's upstream assets
