@@ -41,6 +41,14 @@ impl VersionText {
         }
     }
 
+    /// The text's bytes (no UTF-8 check: comparisons need none).
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(text) => text.as_bytes(),
+        }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -130,7 +138,7 @@ impl Committed {
 /// and code version.
 #[derive(Default)]
 pub struct CommittedReader {
-    texts: HashSet<Arc<str>>,
+    texts: HashSet<Arc<str>, foldhash::fast::RandomState>,
 }
 
 impl CommittedReader {

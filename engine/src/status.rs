@@ -650,7 +650,7 @@ fn assess_unit(
         None => causes.insert(0, StaleCause::NeverMaterialized),
         Some(cur) => {
             if let Some(iv) = &input_version
-                && iv.as_str() != cur.input_version.as_str()
+                && iv.as_bytes() != cur.input_version.as_bytes()
             {
                 let nth = explained.fetch_add(1, Ordering::Relaxed) + 1;
                 let pairs: Vec<(&str, &str)> = upstream
@@ -702,7 +702,7 @@ fn assess_unit(
             .filter(|iv| {
                 current
                     .as_ref()
-                    .is_none_or(|c| iv.as_str() != c.input_version.as_str())
+                    .is_none_or(|c| iv.as_bytes() != c.input_version.as_bytes())
             })
             .map(|iv| iv.as_str().to_owned()),
         current,
