@@ -284,6 +284,41 @@ impl TimeDimension {
 }
 
 impl PartitionsDef {
+    /// For people: "daily `date` from 2024-01-01 to 2024-01-31 (UTC) x
+    /// `region` in eu, us, apac".
+    pub fn describe(&self) -> String {
+        self.dimensions
+            .iter()
+            .map(|d| match d {
+                Dimension::Time(t) => {
+                    let kind = match t.granularity {
+                        Granularity::Hourly => "hourly",
+                        Granularity::Daily => "daily",
+                        Granularity::Weekly => "weekly",
+                        Granularity::Monthly => "monthly",
+                    };
+                    let format = if t.granularity == Granularity::Hourly {
+                        "%Y-%m-%d %H:00"
+                    } else {
+                        "%Y-%m-%d"
+                    };
+                    let end = t
+                        .end
+                        .map(|e| format!("to {}", e.format(format)))
+                        .unwrap_or_else(|| "on".to_owned());
+                    format!(
+                        "{kind} `{}` from {} {end} ({})",
+                        t.name,
+                        t.start.format(format),
+                        t.timezone
+                    )
+                }
+                Dimension::Static(s) => format!("`{}` in {}", s.name, s.values.join(", ")),
+            })
+            .collect::<Vec<_>>()
+            .join(" x ")
+    }
+
     /// The time dimension, if any.
     pub fn time(&self) -> Option<&TimeDimension> {
         self.dimensions.iter().find_map(|d| match d {
@@ -360,6 +395,38 @@ pub enum PartitionMapping {
     },
     /// Static values mapped by name: downstream value -> upstream values.
     Static(Vec<(String, Vec<String>)>),
+}
+
+impl PartitionMapping {
+    /// For people, as the downstream reads the upstream: "the same
+    /// partition", "the 7 periods ending with this one", "the previous
+    /// period".
+    pub fn describe(&self) -> String {
+        match self {
+            PartitionMapping::Identity => "the same partition".to_owned(),
+            PartitionMapping::All => "every partition".to_owned(),
+            PartitionMapping::Window { offset, lag } => {
+                let count = i64::from(*lag) + 1;
+                let periods = if count == 1 {
+                    "period".to_owned()
+                } else {
+                    format!("{count} periods")
+                };
+                match offset {
+                    0 if count == 1 => "the same period".to_owned(),
+                    0 => format!("the {periods} ending with this one"),
+                    -1 if count == 1 => "the previous period".to_owned(),
+                    o if *o < 0 => format!("the {periods} ending {} before this one", -o),
+                    o => format!("the {periods} ending {o} after this one"),
+                }
+            }
+            PartitionMapping::Static(pairs) => pairs
+                .iter()
+                .map(|(down, ups)| format!("{down} <- {}", ups.join("|")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
 }
 
 /// The partition keys of one partitioning that exist at some moment, per
@@ -547,6 +614,35 @@ mod tests {
         DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn partitionings_and_mappings_describe_themselves() {
+        let def = PartitionsDef {
+            dimensions: vec![
+                Dimension::Time(daily(chrono_tz::America::New_York, "2024-01-01")),
+                Dimension::Static(StaticDimension {
+                    name: "region".into(),
+                    values: vec!["eu".into(), "us".into()],
+                    column: None,
+                }),
+            ],
+        };
+        assert_eq!(
+            def.describe(),
+            "daily `date` from 2024-01-01 on (America/New_York) x `region` in eu, us"
+        );
+        let window = |offset, lag| PartitionMapping::Window { offset, lag }.describe();
+        assert_eq!(window(0, 6), "the 7 periods ending with this one");
+        assert_eq!(window(-1, 0), "the previous period");
+        assert_eq!(window(-1, 2), "the 3 periods ending 1 before this one");
+        assert_eq!(window(0, 0), "the same period");
+        assert_eq!(PartitionMapping::Identity.describe(), "the same partition");
+        assert_eq!(
+            PartitionMapping::Static(vec![("emea".into(), vec!["eu".into(), "uk".into()])])
+                .describe(),
+            "emea <- eu|uk"
+        );
     }
 
     #[test]

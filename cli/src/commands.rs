@@ -726,6 +726,25 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
     writeln!(out, "code        {}", short(&d.status.code_version))?;
     writeln!(out, "upstream    {}", list_or_dash(&d.upstream))?;
     writeln!(out, "downstream  {}", list_or_dash(&d.downstream))?;
+    if let Some(p) = &d.partitioning {
+        writeln!(out, "partitioned {p}")?;
+    }
+    for (i, (up, reading)) in d.reads.iter().enumerate() {
+        let label = if i == 0 { "reads" } else { "" };
+        let whom = if *up == d.status.name {
+            format!("{up} (itself)")
+        } else {
+            up.clone()
+        };
+        writeln!(out, "{label:<11} {whom}: {reading}")?;
+    }
+    if !d.declared_columns.is_empty() {
+        writeln!(
+            out,
+            "columns     {} (declared)",
+            d.declared_columns.join(", ")
+        )?;
+    }
     if let Some(f) = &d.status.last_failure {
         writeln!(
             out,
@@ -868,16 +887,26 @@ fn show(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
     }
     if !d.history.is_empty() {
         writeln!(out, "\nhistory (newest first)")?;
+        let key_width = d
+            .history
+            .iter()
+            .map(|h| h.partition.len())
+            .max()
+            .unwrap_or(0);
         for h in &d.history {
             writeln!(
                 out,
                 "  {}  run {}{}  {:>8} rows  data {}  {} ms",
                 h.committed_at.format("%Y-%m-%d %H:%M:%S"),
                 h.run_id,
-                if h.partition.is_empty() {
+                if key_width == 0 {
                     String::new()
                 } else {
-                    format!("  [{}]", h.partition)
+                    format!(
+                        "  {:<width$}",
+                        format!("[{}]", h.partition),
+                        width = key_width + 2
+                    )
                 },
                 h.row_count,
                 short(&h.data_version),

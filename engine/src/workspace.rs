@@ -119,6 +119,13 @@ pub struct AssetDetails {
     pub upstream: Vec<String>,
     /// Direct downstreams.
     pub downstream: Vec<String>,
+    /// How it is partitioned, for people (`None` when it is not).
+    pub partitioning: Option<String>,
+    /// How each partitioned upstream (itself included, when it reads its
+    /// earlier partitions) is read, for people: `(upstream, reading)`.
+    pub reads: Vec<(String, String)>,
+    /// Its declared `[columns]`, as `name TYPE`.
+    pub declared_columns: Vec<String>,
     /// The current version with its inputs and files.
     pub current: Option<MaterializationRecord>,
     /// Committed versions, newest first.
@@ -358,6 +365,19 @@ impl Workspace {
                 .downstream(name)
                 .into_iter()
                 .map(str::to_owned)
+                .collect(),
+            partitioning: asset.partitions.as_ref().map(|p| p.describe()),
+            reads: asset
+                .upstream
+                .iter()
+                .filter(|up| crate::partition_index::partitions_of(&self.project, up).is_some())
+                .map(|up| (up.clone(), asset.mapping(up).describe()))
+                .collect(),
+            declared_columns: asset
+                .columns
+                .iter()
+                .flat_map(|d| d.columns.iter())
+                .map(|c| format!("{} {}", c.name, c.sql_type))
                 .collect(),
             history: self.catalog.history(name, 20)?,
             current,

@@ -123,6 +123,28 @@ fn daily_sales_example_runs_and_adds_up() {
         lineage.stdout
     );
 
+    // `show` says how each asset is partitioned and reads its upstreams.
+    let show = p.run(&["show", "revenue_to_date"]);
+    for line in [
+        "partitioned daily `date` from 2024-01-01 to 2024-01-31 (UTC)",
+        "reads       daily_sales: the same partition",
+        "            revenue_to_date (itself): the previous period",
+        "columns     day DATE, revenue DOUBLE, revenue_to_date DOUBLE (declared)",
+    ] {
+        assert!(
+            show.stdout.contains(line),
+            "{line:?} not in\n{}",
+            show.stdout
+        );
+    }
+    let show = p.run(&["show", "rolling_7d"]);
+    assert!(
+        show.stdout
+            .contains("reads       daily_sales: the 7 periods ending with this one"),
+        "{}",
+        show.stdout
+    );
+
     // A late sale on the 20th: that day, the seven windows holding it, the
     // running total from the 20th on, the month and the 20th's region.
     let path = "data/sales/date=2024-01-20/sales.csv";
