@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Serialize, Serializer};
 
@@ -341,7 +340,10 @@ fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
     let mut results: Vec<Option<AssetStatus>> = Vec::new();
     results.resize_with(order.len(), || None);
     let mut not_fresh: UnitMap<()> = UnitMap::new();
-    let explained = AtomicUsize::new(0);
+    // Reading recorded inputs to explain staleness is budgeted; each asset
+    // of a level gets an equal share of what is left, so the explanations
+    // do not depend on thread timing or on how many cores there are.
+    let mut explain_left = EXPLAIN_LIMIT;
     let threads = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1)
@@ -351,30 +353,37 @@ fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
             .iter()
             .map(|&i| inputs.index.keys(order[i]).len())
             .sum();
+        let budget = explain_left.div_ceil(level.len().max(1));
         let assessed: Vec<Assessed> = if threads > 1 && level.len() > 1 && units >= parallel_min {
-            assess_in_parallel(inputs, &order, &level, threads, &not_fresh, &explained)
+            assess_in_parallel(inputs, &order, &level, threads, &not_fresh, budget)
         } else {
             level
                 .iter()
-                .filter_map(|&i| {
-                    assess_asset(inputs, order[i], &not_fresh, &explained)
-                        .map(|(s, stale)| (i, s, stale))
-                })
+                .filter_map(|&i| assess_asset(inputs, order[i], &not_fresh, budget).map(|a| (i, a)))
                 .collect()
         };
-        for (i, status, stale) in assessed {
-            for key in stale {
+        for (i, asset) in assessed {
+            for key in asset.stale {
                 not_fresh.insert(order[i], key, ());
             }
-            results[i] = Some(status);
+            explain_left = explain_left.saturating_sub(asset.explained);
+            results[i] = Some(asset.status);
         }
     }
     results.into_iter().flatten().collect()
 }
 
-/// One assessed asset: its position in the order, its status, and its
-/// keys that are not fresh.
-type Assessed = (usize, AssetStatus, Vec<String>);
+/// One assessed asset: its position in the order and its assessment.
+type Assessed = (usize, AssetAssessment);
+
+/// What assessing one asset yields.
+struct AssetAssessment {
+    status: AssetStatus,
+    /// Its keys that are not fresh.
+    stale: Vec<String>,
+    /// Stale partitions explained from their recorded inputs.
+    explained: usize,
+}
 
 /// Assesses the assets of one level on up to `threads` threads, balanced
 /// by partition count.
@@ -384,7 +393,7 @@ fn assess_in_parallel(
     level: &[usize],
     threads: usize,
     not_fresh: &UnitMap<()>,
-    explained: &AtomicUsize,
+    explain_budget: usize,
 ) -> Vec<Assessed> {
     let chunks = balanced(level, threads, |i| inputs.index.keys(order[i]).len());
     std::thread::scope(|scope| {
@@ -395,8 +404,8 @@ fn assess_in_parallel(
                     chunk
                         .into_iter()
                         .filter_map(|i| {
-                            assess_asset(inputs, order[i], not_fresh, explained)
-                                .map(|(s, stale)| (i, s, stale))
+                            assess_asset(inputs, order[i], not_fresh, explain_budget)
+                                .map(|a| (i, a))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -463,8 +472,8 @@ fn assess_asset(
     inputs: &Inputs<'_>,
     name: &str,
     not_fresh: &UnitMap<()>,
-    explained: &AtomicUsize,
-) -> Option<(AssetStatus, Vec<String>)> {
+    explain_budget: usize,
+) -> Option<AssetAssessment> {
     let asset = inputs.project.assets.get(name)?;
     let code_version = inputs.code_versions.get(name).cloned().unwrap_or_default();
     let readers: Vec<UpstreamReader<'_>> = asset
@@ -481,6 +490,7 @@ fn assess_asset(
     // Its own keys that are not fresh (it may read its earlier partitions).
     let mut stale: Vec<String> = Vec::new();
     let mut own_stale: HashSet<&str> = HashSet::new();
+    let mut explained = 0usize;
     for key in keys {
         let is_not_fresh = |up: &str, up_key: &str| {
             if up == name {
@@ -496,7 +506,7 @@ fn assess_asset(
             &code_version,
             (&readers, &own),
             &is_not_fresh,
-            explained,
+            (&mut explained, explain_budget),
         );
         if unit.state != AssetState::Fresh {
             stale.push(key.clone());
@@ -504,10 +514,11 @@ fn assess_asset(
         }
         list.push(unit);
     }
-    Some((
-        summarise(name, code_version, asset.partitions.is_some(), list),
+    Some(AssetAssessment {
+        status: summarise(name, code_version, asset.partitions.is_some(), list),
         stale,
-    ))
+        explained,
+    })
 }
 
 /// An asset's own committed versions and failures, by key.
@@ -603,7 +614,7 @@ fn assess_unit(
     code_version: &str,
     (readers, own): (&[UpstreamReader<'_>], &Own<'_>),
     is_not_fresh: &dyn Fn(&str, &str) -> bool,
-    explained: &AtomicUsize,
+    (explained, explain_budget): (&mut usize, usize),
 ) -> PartitionStatus {
     let current = own.current.and_then(|m| m.get(key)).cloned();
 
@@ -652,7 +663,10 @@ fn assess_unit(
             if let Some(iv) = &input_version
                 && iv.as_bytes() != cur.input_version.as_bytes()
             {
-                let nth = explained.fetch_add(1, Ordering::Relaxed) + 1;
+                let read_recorded = *explained < explain_budget;
+                if read_recorded {
+                    *explained += 1;
+                }
                 let pairs: Vec<(&str, &str)> = upstream
                     .iter()
                     .map(|(i, k)| (readers[*i].name, k.as_ref()))
@@ -663,7 +677,7 @@ fn assess_unit(
                     &pairs,
                     cur,
                     code_version,
-                    nth <= EXPLAIN_LIMIT,
+                    read_recorded,
                     &mut causes,
                 );
             }
