@@ -3,7 +3,6 @@
 //! thousands), so it is compact: version digests inline, run and code ids
 //! shared between the partitions that have the same.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,6 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use cairn_catalog::{CurrentVersion, CurrentVersionRef, MaterializationId, RunId};
+
+use crate::units::SharedTexts;
 
 /// Inline capacity of [`VersionText`]: a blake3 digest in hex.
 const INLINE: usize = 64;
@@ -138,7 +139,7 @@ impl Committed {
 /// and code version.
 #[derive(Default)]
 pub struct CommittedReader {
-    texts: HashSet<Arc<str>, foldhash::fast::RandomState>,
+    texts: SharedTexts,
 }
 
 impl CommittedReader {
@@ -146,8 +147,8 @@ impl CommittedReader {
     pub fn read(&mut self, c: &CurrentVersionRef<'_>) -> Committed {
         Committed {
             id: c.id,
-            run_id: self.shared(c.run_id),
-            code_version: self.shared(c.code_version),
+            run_id: self.texts.get(c.run_id),
+            code_version: self.texts.get(c.code_version),
             input_version: VersionText::new(c.input_version),
             data_version: VersionText::new(c.data_version),
             row_count: c.row_count,
@@ -157,13 +158,9 @@ impl CommittedReader {
         }
     }
 
-    fn shared(&mut self, text: &str) -> Arc<str> {
-        if let Some(held) = self.texts.get(text) {
-            return Arc::clone(held);
-        }
-        let held: Arc<str> = Arc::from(text);
-        self.texts.insert(Arc::clone(&held));
-        held
+    /// The shared copy of a partition key.
+    pub fn key(&mut self, key: &str) -> Arc<str> {
+        self.texts.get(key)
     }
 }
 

@@ -364,7 +364,7 @@ fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
         };
         for (i, asset) in assessed {
             for key in asset.stale {
-                not_fresh.insert(order[i], key, ());
+                not_fresh.insert(order[i], key.as_str(), ());
             }
             explain_left = explain_left.saturating_sub(asset.explained);
             results[i] = Some(asset.status);

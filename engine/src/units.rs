@@ -3,7 +3,8 @@
 //! partitions can be fetched once and then looked up by key alone. Status
 //! over hundreds of thousands of partitions is mostly such lookups.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::status::Unit;
 
@@ -11,8 +12,28 @@ use crate::status::Unit;
 /// partition keys), hashed hundreds of thousands of times per status.
 type Fast = foldhash::fast::RandomState;
 
-/// One asset's values by partition key.
-pub type KeyMap<V> = HashMap<String, V, Fast>;
+/// One asset's values by partition key. Keys are shared (see
+/// [`SharedTexts`]): hundreds of assets have the same 365 keys.
+pub type KeyMap<V> = HashMap<Arc<str>, V, Fast>;
+
+/// One shared copy of each distinct text (partition keys, run ids, code
+/// versions) among hundreds of thousands of records.
+#[derive(Debug, Default)]
+pub struct SharedTexts {
+    texts: HashSet<Arc<str>, Fast>,
+}
+
+impl SharedTexts {
+    /// The shared copy of `text`.
+    pub fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(held) = self.texts.get(text) {
+            return Arc::clone(held);
+        }
+        let held: Arc<str> = Arc::from(text);
+        self.texts.insert(Arc::clone(&held));
+        held
+    }
+}
 
 /// A map from (asset, partition key) to `V`.
 #[derive(Debug, Clone)]
@@ -57,12 +78,12 @@ impl<V> UnitMap<V> {
     }
 
     /// Sets the value of a unit, returning the previous one.
-    pub fn insert(&mut self, asset: &str, key: String, value: V) -> Option<V> {
+    pub fn insert(&mut self, asset: &str, key: impl Into<Arc<str>>, value: V) -> Option<V> {
         let inner = match self.by_asset.get_mut(asset) {
             Some(inner) => inner,
             None => self.by_asset.entry(asset.to_owned()).or_default(),
         };
-        let previous = inner.insert(key, value);
+        let previous = inner.insert(key.into(), value);
         if previous.is_none() {
             self.len += 1;
         }
@@ -84,7 +105,7 @@ impl<V> UnitMap<V> {
         self.by_asset.iter().flat_map(|(asset, inner)| {
             inner
                 .iter()
-                .map(move |(key, v)| (asset.as_str(), key.as_str(), v))
+                .map(move |(key, v)| (asset.as_str(), key.as_ref(), v))
         })
     }
 }
@@ -122,6 +143,10 @@ mod tests {
         m.insert("c", String::new(), 4);
         assert_eq!(m.len(), 4);
         assert_eq!(m.of("a").map(KeyMap::len), Some(2));
+        let mut shared = SharedTexts::default();
+        let (x, y) = (shared.get("2024-01-01"), shared.get("2024-01-01"));
+        assert!(Arc::ptr_eq(&x, &y));
+        assert!(!Arc::ptr_eq(&x, &shared.get("2024-01-02")));
         let mut all: Vec<(&str, &str, &u32)> = m.iter().collect();
         all.sort();
         assert_eq!(

@@ -194,7 +194,8 @@ impl Workspace {
                 }
             };
             if is_asset {
-                current.insert(c.asset, c.partition.to_owned(), Arc::new(reader.read(c)));
+                let key = reader.key(c.partition);
+                current.insert(c.asset, key, Arc::new(reader.read(c)));
             }
         })?;
         timings.current_versions = current.len();
