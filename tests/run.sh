@@ -40,3 +40,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast "$@"
 fi
+
+# The benchmarks hold the speed targets: keep them running (tiny sizes,
+# debug build; their own checks verify what they measure).
+cargo bench --quiet -p cairn-engine --profile dev --bench partitions -- \
+    --assets 3 --plan-assets 2 >/dev/null
+cargo bench --quiet -p cairn-engine --profile dev --bench orchestration -- \
+    5 --rows 2000 >/dev/null
