@@ -73,6 +73,9 @@ pub trait Catalog: Send + Sync {
     /// The newest attempt of every asset (any outcome, committed ones included).
     fn latest_attempts(&self) -> Result<Vec<AttemptRecord>>;
 
+    /// The newest attempt at any partition of `asset`.
+    fn latest_attempt_of(&self, asset: &str) -> Result<Option<AttemptRecord>>;
+
     /// The newest attempt of every (asset, partition) whose newest attempt
     /// failed: what status needs, read without visiting healthy units.
     fn latest_failed_attempts(&self) -> Result<Vec<AttemptRecord>>;

@@ -1127,6 +1127,18 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn latest_attempt_of(&self, asset: &str) -> Result<Option<AttemptRecord>> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                r#"SELECT run_id, asset, "partition", outcome, error, at
+                   FROM attempts WHERE asset = ?1 ORDER BY id DESC LIMIT 1"#,
+            )?
+            .query_and_then([asset], attempt_from_row)?
+            .next()
+            .transpose()
+        })
+    }
+
     fn latest_failed_attempts(&self) -> Result<Vec<AttemptRecord>> {
         self.with(|conn| {
             // Walks the failed attempts only (a partial index), keeping
@@ -1777,6 +1789,15 @@ mod tests {
             .unwrap();
         let failed = catalog.latest_failed_attempts().unwrap();
         assert_eq!(failed.len(), 1, "{failed:?}");
+        // The newest attempt of one asset, whatever its outcome.
+        let b = catalog.latest_attempt_of("b").unwrap().unwrap();
+        assert_eq!(
+            (b.run_id.0.as_str(), b.outcome),
+            ("r2", AttemptOutcome::Failed)
+        );
+        let a = catalog.latest_attempt_of("a").unwrap().unwrap();
+        assert_eq!(a.outcome, AttemptOutcome::Materialized);
+        assert!(catalog.latest_attempt_of("nope").unwrap().is_none());
         assert_eq!(failed[0].asset, "b");
         assert_eq!(failed[0].run_id, RunId("r2".to_owned()));
         let all = catalog.latest_attempts().unwrap();

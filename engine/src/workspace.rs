@@ -344,11 +344,7 @@ impl Workspace {
             Some(c) => self.catalog.materialization(c.id)?,
             None => None,
         };
-        let last_attempt = self
-            .catalog
-            .latest_attempts()?
-            .into_iter()
-            .find(|a| a.asset == name);
+        let last_attempt = self.catalog.latest_attempt_of(name)?;
         Ok(AssetDetails {
             file: asset.file.display().to_string(),
             description: asset.description.clone(),
