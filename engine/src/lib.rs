@@ -42,6 +42,7 @@ mod lineage_events;
 pub mod metadata_tables;
 pub mod metering;
 pub mod openlineage;
+pub mod partition_guard;
 pub mod partition_index;
 pub mod provenance;
 mod query;

@@ -1207,6 +1207,14 @@ async fn write_and_check(
     )
     .await
     .map_err(|e| format!("cannot read back the written file: {}", e.strip_backtrace()))?;
+    crate::partition_guard::check_rows_in_partition(
+        &ctx,
+        me,
+        &job.asset,
+        &job.partition,
+        &written.schema,
+    )
+    .await?;
     let checks = run_checks(&ctx, &job.asset.checks, me, job.now, &written.check_counts).await;
     if checks.iter().any(CheckOutcome::blocks) {
         let failed: Vec<String> = checks

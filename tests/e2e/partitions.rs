@@ -544,3 +544,86 @@ fn partition_input_errors_are_clear_and_run_nothing() {
         assert!(!broken.path(".cairn").exists());
     }
 }
+
+#[test]
+fn rows_outside_their_partition_are_refused_before_commit() {
+    let orders = "order_day,region,amount\n2024-01-01,eu,10\n2024-01-01,us,20\n2024-01-02,eu,30\n2024-01-03,us,40\n";
+    let header = "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-01-03\"\n--- column = \"day\"\n\
+                  --- [partitions.static]\n--- name = \"region\"\n--- values = [\"eu\", \"us\"]\n--- column = \"reg\"\n";
+    // Forgot to filter by day: every partition holds other days' rows.
+    let p = Project::with_files(&[
+        (
+            "cairn.toml",
+            "[sources.orders]\npath = \"data/orders.csv\"\n",
+        ),
+        ("data/orders.csv", orders),
+        (
+            "assets/daily.sql",
+            &format!(
+                "{header}select cast(order_day as date) as day, region as reg, amount from orders where region = {{{{region}}}}"
+            ),
+        ),
+    ]);
+    let run = p.run(&["materialize"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("row(s) do not belong to partition 2024-01-01|eu: [partitions] requires `day` in [DATE '2024-01-01', DATE '2024-01-02')"),
+        "{all}"
+    );
+    assert!(
+        all.contains("where day >= {{start_date}} and day < {{end_date}}"),
+        "{all}"
+    );
+    let db = catalog(&p);
+    assert_eq!(count(&db, "select count(*) from materializations"), 0);
+
+    // Filtered by day but with the region swapped: the static column is
+    // checked too.
+    p.write(
+        "assets/daily.sql",
+        &format!(
+            "{header}select cast(order_day as date) as day, case when region = 'eu' then 'us' else 'eu' end as reg, amount from orders \
+             where region = {{{{region}}}} and cast(order_day as date) >= {{{{start_date}}}} and cast(order_day as date) < {{{{end_date}}}}"
+        ),
+    );
+    let run = p.run(&["materialize"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("requires `day` in"), "{all}");
+    assert!(
+        all.contains("and `reg` = 'eu' (e.g. 2024-01-01, us)"),
+        "{all}"
+    );
+    // Only the two partitions with no rows at all (nothing to misplace)
+    // committed.
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from materializations where row_count = 0"
+        ),
+        2
+    );
+    assert_eq!(count(&db, "select count(*) from materializations"), 2);
+
+    // Right: every partition commits, with exactly its rows.
+    p.write(
+        "assets/daily.sql",
+        &format!(
+            "{header}select cast(order_day as date) as day, region as reg, amount from orders \
+             where region = {{{{region}}}} and cast(order_day as date) >= {{{{start_date}}}} and cast(order_day as date) < {{{{end_date}}}}"
+        ),
+    );
+    p.json(&["materialize", "--format", "json"], 0);
+    assert_eq!(count(&db, "select count(*) from current_versions"), 6);
+    let rows = p.json(
+        &[
+            "query",
+            "--format",
+            "json",
+            "select sum(amount) as total from daily",
+        ],
+        0,
+    );
+    assert_eq!(rows[0]["total"], 100);
+}
