@@ -5,6 +5,7 @@
 --- type = "daily"
 --- start = "2024-01-01"
 --- end = "2024-01-31"
+--- column = "day"            # every row must fall on its partition's day (checked before commit)
 
 select
     {{start_date}} as day,
