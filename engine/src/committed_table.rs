@@ -20,6 +20,7 @@ use datafusion::datasource::table_schema::TableSchemaBuilder;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_datasource::compute_all_files_statistics;
 
 use object_store::ObjectStoreExt;
 
@@ -90,9 +91,18 @@ impl CommittedTable {
             metas.push(meta);
             partitioned.push(pf);
         }
-        let file_schema = ParquetFormat::default()
-            .infer_schema(state, &store, &metas)
-            .await?;
+        let format = ParquetFormat::default();
+        let file_schema = format.infer_schema(state, &store, &metas).await?;
+        // Footer statistics (row counts, min/max): `count(*)` and join
+        // planning need not scan. The footers were just read for the schema.
+        let mut with_stats = Vec::with_capacity(partitioned.len());
+        for (pf, meta) in partitioned.into_iter().zip(&metas) {
+            let stats = format
+                .infer_stats(state, &store, Arc::clone(&file_schema), meta)
+                .await?;
+            with_stats.push(pf.with_statistics(Arc::new(stats)));
+        }
+        let partitioned = with_stats;
         Ok(CommittedTable {
             store_url,
             schema: with_dimensions(&file_schema, dims),
@@ -126,9 +136,12 @@ impl TableProvider for CommittedTable {
             .build();
         let groups = FileGroup::new(self.files.clone())
             .split_files(state.config().target_partitions().max(1));
+        let (groups, statistics) =
+            compute_all_files_statistics(groups, self.schema(), true, false)?;
         let config =
             FileScanConfigBuilder::new(self.store_url.clone(), format.file_source(table_schema))
                 .with_file_groups(groups)
+                .with_statistics(statistics)
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)
                 .build();
