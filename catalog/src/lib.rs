@@ -70,6 +70,14 @@ pub trait Catalog: Send + Sync {
     /// over hundreds of thousands of partitions reads).
     fn visit_current_versions(&self, visit: &mut dyn FnMut(&CurrentVersionRef<'_>)) -> Result<()>;
 
+    /// [`Catalog::visit_current_versions`] restricted to `assets` (each
+    /// asset's partitions in key order, assets in the order given).
+    fn visit_current_versions_of(
+        &self,
+        assets: &[String],
+        visit: &mut dyn FnMut(&CurrentVersionRef<'_>),
+    ) -> Result<()>;
+
     /// The newest attempt of every asset (any outcome, committed ones included).
     fn latest_attempts(&self) -> Result<Vec<AttemptRecord>>;
 

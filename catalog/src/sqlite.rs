@@ -1127,6 +1127,34 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn visit_current_versions_of(
+        &self,
+        assets: &[String],
+        visit: &mut dyn FnMut(&CurrentVersionRef<'_>),
+    ) -> Result<()> {
+        self.with(|conn| {
+            // One read transaction: every asset from the same snapshot.
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    r#"SELECT materialization_id, run_id, asset, "partition", code_version,
+                              input_version, data_version, row_count, bytes_written, wall_ms,
+                              committed_at
+                       FROM current_versions WHERE asset = ?1
+                       ORDER BY "partition""#,
+                )?;
+                for asset in assets {
+                    let mut rows = stmt.query([asset])?;
+                    while let Some(row) = rows.next()? {
+                        visit(&summary_ref_from_row(row)?);
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     fn latest_attempt_of(&self, asset: &str) -> Result<Option<AttemptRecord>> {
         self.with(|conn| {
             conn.prepare_cached(
@@ -1789,6 +1817,14 @@ mod tests {
             .unwrap();
         let failed = catalog.latest_failed_attempts().unwrap();
         assert_eq!(failed.len(), 1, "{failed:?}");
+        // Current versions of some assets only.
+        let mut seen = Vec::new();
+        catalog
+            .visit_current_versions_of(&["zzz".to_owned(), "a".to_owned()], &mut |c| {
+                seen.push((c.asset.to_owned(), c.data_version.to_owned()));
+            })
+            .unwrap();
+        assert_eq!(seen, vec![("a".to_owned(), "d1".to_owned())]);
         // The newest attempt of one asset, whatever its outcome.
         let b = catalog.latest_attempt_of("b").unwrap().unwrap();
         assert_eq!(

@@ -256,6 +256,9 @@ pub struct Inputs<'a> {
     /// The latest attempt of every asset partition whose latest attempt
     /// failed (the others do not change a status).
     pub failures: &'a UnitMap<AttemptRecord>,
+    /// Assess only these assets (they must include their ancestors: a
+    /// status depends on its upstreams'); every asset when `None`.
+    pub only: Option<&'a std::collections::BTreeSet<String>>,
     /// The recorded inputs of a materialization (used only to explain why
     /// a stale partition is stale).
     pub recorded_inputs: &'a (dyn Fn(MaterializationId) -> Option<Vec<UpstreamVersion>> + Sync),
@@ -336,7 +339,11 @@ pub fn assess(inputs: &Inputs<'_>) -> Vec<AssetStatus> {
 
 /// [`assess`], going parallel for levels of at least `parallel_min` units.
 fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
-    let order: Vec<&str> = inputs.graph.assets_in_order().collect();
+    let order: Vec<&str> = inputs
+        .graph
+        .assets_in_order()
+        .filter(|a| inputs.only.is_none_or(|only| only.contains(*a)))
+        .collect();
     let mut results: Vec<Option<AssetStatus>> = Vec::new();
     results.resize_with(order.len(), || None);
     let mut not_fresh: UnitMap<()> = UnitMap::new();
@@ -945,6 +952,7 @@ mod tests {
             source_versions: &snapshot.source_versions,
             current: &snapshot.current,
             failures: &failures,
+            only: None,
             recorded_inputs: &no_inputs,
         };
         let serial = assess_with(&inputs, usize::MAX);
@@ -980,6 +988,19 @@ mod tests {
             serial.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             vec!["a", "b", "c", "d", "e"]
         );
+
+        // The status of some assets, read and assessed alone, is exactly
+        // their part of the whole.
+        let whole = ws.status(&[]).unwrap();
+        for selection in [vec!["e"], vec!["c", "d"], vec!["a"]] {
+            let selection: Vec<String> = selection.into_iter().map(str::to_owned).collect();
+            let part = ws.status(&selection).unwrap();
+            let expected: Vec<&AssetStatus> = whole
+                .iter()
+                .filter(|s| selection.contains(&s.name))
+                .collect();
+            assert_eq!(part.iter().collect::<Vec<_>>(), expected, "{selection:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A project opened for work: loaded definitions, graph, catalog, storage.
 //! The entry point the CLI (and later the API) calls.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -162,6 +162,28 @@ impl Workspace {
 
     /// [`Workspace::snapshot`], timing each stage (for benchmarks).
     pub fn snapshot_timed(&self) -> Result<(Snapshot, SnapshotTimings), EngineError> {
+        self.snapshot_of(None)
+    }
+
+    /// A snapshot of `assets` and everything upstream of them only (all
+    /// assets when `None`): reads and assesses just those, so the status of
+    /// one asset does not cost the status of the whole project.
+    pub fn snapshot_of(
+        &self,
+        assets: Option<&BTreeSet<String>>,
+    ) -> Result<(Snapshot, SnapshotTimings), EngineError> {
+        let scope: Option<BTreeSet<String>> = assets.map(|selected| {
+            let mut scope = selected.clone();
+            for a in selected {
+                scope.extend(
+                    self.graph
+                        .ancestors(a)
+                        .into_iter()
+                        .filter(|n| self.project.assets.contains_key(n)),
+                );
+            }
+            scope
+        });
         let mut timings = SnapshotTimings::default();
         let mut lap = std::time::Instant::now();
         let mut stage = |timings: &mut SnapshotTimings, name: &'static str| {
@@ -184,7 +206,7 @@ impl Workspace {
         let mut reader = CommittedReader::default();
         // Rows come sorted by asset: ask the project once per asset.
         let mut known: Option<(String, bool)> = None;
-        self.catalog.visit_current_versions(&mut |c| {
+        let mut visit = |c: &cairn_catalog::CurrentVersionRef<'_>| {
             let is_asset = match &known {
                 Some((name, is_asset)) if name == c.asset => *is_asset,
                 _ => {
@@ -197,7 +219,14 @@ impl Workspace {
                 let key = reader.key(c.partition);
                 current.insert(c.asset, key, Arc::new(reader.read(c)));
             }
-        })?;
+        };
+        match &scope {
+            None => self.catalog.visit_current_versions(&mut visit)?,
+            Some(scope) => {
+                let list: Vec<String> = scope.iter().cloned().collect();
+                self.catalog.visit_current_versions_of(&list, &mut visit)?;
+            }
+        }
         timings.current_versions = current.len();
         stage(&mut timings, "catalog: current versions (compact)");
         let failures: UnitMap<AttemptRecord> = self
@@ -224,6 +253,7 @@ impl Workspace {
             source_versions: &source_versions,
             current: &current,
             failures: &failures,
+            only: scope.as_ref(),
             recorded_inputs: &recorded,
         });
         stage(&mut timings, "assess");
@@ -242,7 +272,11 @@ impl Workspace {
     /// The status of the selected assets (all when `selection` is empty).
     pub fn status(&self, selection: &[String]) -> Result<Vec<AssetStatus>, EngineError> {
         let selected = selection::resolve(&self.graph, selection)?;
-        let snapshot = self.snapshot()?;
+        let snapshot = if selection.is_empty() {
+            self.snapshot()?
+        } else {
+            self.snapshot_of(Some(&selected))?.0
+        };
         let mut failing: HashMap<String, Vec<String>> = HashMap::new();
         for r in self.catalog.latest_failing_error_checks()? {
             // Results older than the current version are about a version
@@ -336,7 +370,8 @@ impl Workspace {
     /// Details of one asset.
     pub fn details(&self, name: &str) -> Result<AssetDetails, EngineError> {
         let asset = self.require_asset(name)?;
-        let snapshot = self.snapshot()?;
+        let only: BTreeSet<String> = std::iter::once(name.to_owned()).collect();
+        let (snapshot, _) = self.snapshot_of(Some(&only))?;
         let Some(status) = snapshot.statuses.into_iter().find(|s| s.name == name) else {
             return Err(EngineError::Internal(format!("no status for `{name}`")));
         };
