@@ -456,13 +456,56 @@ pub fn plan(
     })
 }
 
+/// The assets a materialization of the selection can read or rebuild: the
+/// selected ones, everything upstream of them, and the targets of their
+/// relationships checks (with their upstreams), transitively. `None` when
+/// everything is selected.
+fn scope_of(
+    ws: &Workspace,
+    opts: &MaterializeOptions,
+) -> Result<Option<BTreeSet<String>>, EngineError> {
+    if opts.selection.is_empty() {
+        return Ok(None);
+    }
+    let mut scope = BTreeSet::new();
+    let mut stack: Vec<String> = selection::resolve(&ws.graph, &opts.selection)?
+        .into_iter()
+        .collect();
+    while let Some(name) = stack.pop() {
+        let Some(asset) = ws.project.assets.get(&name) else {
+            continue;
+        };
+        if !scope.insert(name.clone()) {
+            continue;
+        }
+        stack.extend(
+            asset
+                .upstream
+                .iter()
+                .filter(|up| ws.project.assets.contains_key(*up))
+                .cloned(),
+        );
+        for check in &asset.checks {
+            if let CheckKind::Relationships { to_asset, .. } = &check.kind
+                && ws.project.assets.contains_key(to_asset)
+            {
+                stack.push(to_asset.clone());
+            }
+        }
+    }
+    Ok(Some(scope))
+}
+
 pub(crate) async fn materialize(
     ws: &Workspace,
     opts: &MaterializeOptions,
     progress: &dyn Progress,
 ) -> Result<RunReport, EngineError> {
     let started = Instant::now();
-    let snapshot = ws.snapshot()?;
+    let snapshot = match scope_of(ws, opts)? {
+        None => ws.snapshot()?,
+        Some(scope) => ws.snapshot_of(Some(&scope))?.0,
+    };
     let Plan {
         chosen,
         run_set,

@@ -347,3 +347,26 @@ fn check_mistakes_are_load_errors_with_file_and_line() {
         assert!(!p.path("warehouse").exists(), "{check}: nothing run");
     }
 }
+
+#[test]
+fn a_selected_asset_refreshes_the_target_of_its_relationships_check() {
+    let p = project("\"relationships(parent_id, parents.id)\"", GOOD);
+    assert_eq!(run_json(&p, &["materialize", "--format", "json"]).0, 0);
+    // A new item points at a new parent: both sources change. Materializing
+    // only `items` brings `parents` (not an upstream: the target of its
+    // check) up to date first, so the check passes against the new parents.
+    p.write("data/parents.csv", "id\n10\n20\n30\n");
+    let mut data = GOOD.to_owned();
+    data.push_str("4,a,30,9,2024-06-01T13:00:00\n");
+    p.write("data/raw.csv", &data);
+    let (code, report) = run_json(&p, &["materialize", "items", "--format", "json"]);
+    assert_eq!(code, 0, "{report}");
+    let outcomes = outcomes(&report);
+    assert_eq!(
+        with_outcome(&outcomes, "materialized"),
+        vec!["items".to_owned(), "parents".to_owned()]
+    );
+    // item_count is downstream, not selected: it stays stale.
+    let status = p.json(&["status", "item_count", "--format", "json"], 0);
+    assert_eq!(states(&status)["item_count"].0, "stale");
+}
