@@ -32,26 +32,18 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::error::Error;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_engine::run::NoProgress;
+use cairn_engine::run::{NoProgress, read_only};
+use cairn_engine::tables::{new_session, register_committed};
 use cairn_engine::{AssetOutcome, MaterializeOptions, RunReport, Workspace};
-use common::{MinMedian, build_kind, ms, target};
+use common::{BoxResult, MinMedian, build_kind, ms, parse_count, target};
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
-use datafusion::execution::context::SQLOptions;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::prelude::{SessionConfig, SessionContext};
-
-type BoxResult<T> = Result<T, Box<dyn Error>>;
 
 /// Level-1 assets: the ones that read the big source.
 const LEVEL1: usize = 8;
@@ -126,12 +118,6 @@ fn parse_args() -> BoxResult<Args> {
         no_row_changes,
         checks_overhead,
     })
-}
-
-fn parse_count(s: &str) -> BoxResult<usize> {
-    s.replace('_', "")
-        .parse::<usize>()
-        .map_err(|e| format!("not a count: `{s}` ({e})").into())
 }
 
 fn main() -> BoxResult<()> {
@@ -586,9 +572,9 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
             return Err(format!("{name}: not in the project").into());
         };
 
-        let ctx = session(&checked)?;
+        let ctx = new_session(&checked.storage)?;
         let t = Instant::now();
-        register_output(&ctx, &checked, name, &m.files).await?;
+        register_committed(&ctx, &checked.storage, name, &m.files, &[], false).await?;
         register += t.elapsed();
         let t = Instant::now();
         let outcomes = cairn_engine::checks::run_checks(
@@ -608,8 +594,8 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
             .into());
         }
 
-        let ctx = session(&checked)?;
-        register_output(&ctx, &checked, name, &m.files).await?;
+        let ctx = new_session(&checked.storage)?;
+        register_committed(&ctx, &checked.storage, name, &m.files, &[], false).await?;
         for (check, phase) in asset.checks.iter().zip(phases.iter_mut()) {
             let sql = format!(
                 "SELECT COUNT(*) AS n FROM ({}) AS __failing",
@@ -740,43 +726,6 @@ fn expect_checks(report: &RunReport, expected: usize) -> BoxResult<()> {
         }
     }
     Ok(())
-}
-
-/// A session like the engine's: the storage's object store registered.
-fn session(ws: &Workspace) -> BoxResult<SessionContext> {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
-    let url = url::Url::parse(&ws.storage.store_url)?;
-    ctx.register_object_store(&url, Arc::clone(&ws.storage.store));
-    Ok(ctx)
-}
-
-/// Registers an asset's committed files under its name, as the engine does.
-async fn register_output(
-    ctx: &SessionContext,
-    ws: &Workspace,
-    name: &str,
-    files: &[String],
-) -> BoxResult<()> {
-    let urls = files
-        .iter()
-        .map(|f| ListingTableUrl::parse(ws.storage.file_url(f)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .infer_schema(&ctx.state())
-        .await?;
-    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
-    Ok(())
-}
-
-/// The engine's options for user SQL: queries only.
-fn read_only() -> SQLOptions {
-    SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false)
 }
 
 /// `(with - without) / without`.

@@ -33,7 +33,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::error::Error;
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -49,9 +48,7 @@ use cairn_engine::version::{UpstreamInput, input_version};
 use cairn_engine::{AssetState, AssetStatus, MaterializeOptions, PartitionFilter, Workspace};
 use chrono::{NaiveDate, Utc};
 
-use common::{MinMedian, build_kind, ms, target};
-
-type BoxResult<T> = Result<T, Box<dyn Error>>;
+use common::{BoxResult, MinMedian, build_kind, ms, parse_count, target};
 
 const FIRST_DAY: &str = "2024-01-01";
 const LAST_DAY: &str = "2024-12-30";
@@ -116,12 +113,6 @@ fn parse_args() -> BoxResult<Args> {
         return Err("--assets and --plan-assets must be positive".into());
     }
     Ok(out)
-}
-
-fn parse_count(s: &str) -> BoxResult<usize> {
-    s.replace('_', "")
-        .parse::<usize>()
-        .map_err(|e| format!("not a count: `{s}` ({e})").into())
 }
 
 fn main() -> BoxResult<()> {

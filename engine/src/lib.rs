@@ -52,7 +52,7 @@ pub mod selection;
 pub mod sources;
 pub mod status;
 pub mod storage;
-mod tables;
+pub mod tables;
 pub mod units;
 pub mod version;
 mod whoami;

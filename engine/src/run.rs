@@ -256,7 +256,7 @@ impl Progress for NoProgress {
 }
 
 /// Read-only SQL: assets are queries, never statements.
-pub(crate) fn read_only() -> SQLOptions {
+pub fn read_only() -> SQLOptions {
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

@@ -1,7 +1,18 @@
-//! What the benchmark binaries share: summarising repeated timings and
-//! printing them against their targets.
+//! What the benchmark binaries share: argument and error types,
+//! summarising repeated timings and printing them against their targets.
 
+use std::error::Error;
 use std::time::Duration;
+
+/// Errors of a benchmark binary: reported, never panicked.
+pub type BoxResult<T> = Result<T, Box<dyn Error>>;
+
+/// A count argument (`1_000` allowed).
+pub fn parse_count(s: &str) -> BoxResult<usize> {
+    s.replace('_', "")
+        .parse::<usize>()
+        .map_err(|e| format!("not a count: `{s}` ({e})").into())
+}
 
 /// The minimum and median of repeated timings.
 pub struct MinMedian {
