@@ -282,6 +282,11 @@ const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
 const SUMMARY_COLUMNS: &str = r#"m.id, m.run_id, m.asset, m."partition", m.code_version,
     m.input_version, m.data_version, m.row_count, m.bytes_written, m.wall_ms, m.committed_at"#;
 
+/// The same columns from the summary `current_versions` keeps beside each
+/// pointer (migration 6), for [`summary_ref_from_row`].
+const CURRENT_SUMMARY_COLUMNS: &str = r#"materialization_id, run_id, asset, "partition",
+    code_version, input_version, data_version, row_count, bytes_written, wall_ms, committed_at"#;
+
 /// Columns of a check result, table alias `k`, for [`check_from_row`].
 const CHECK_COLUMNS: &str = r#"k.id, k.run_id, k.asset, k."partition", k.materialization_id,
     k.name, k.severity, k.passed, k.failing_rows, k.sample_json, k.error, k.at"#;
@@ -1021,13 +1026,10 @@ impl Catalog for SqliteCatalog {
         self.with(|conn| {
             // The columns of SUMMARY_COLUMNS, from the summary kept beside
             // each pointer: one scan in key order, no join.
-            let mut stmt = conn.prepare_cached(
-                r#"SELECT materialization_id, run_id, asset, "partition", code_version,
-                          input_version, data_version, row_count, bytes_written, wall_ms,
-                          committed_at
-                   FROM current_versions
-                   ORDER BY asset, "partition""#,
-            )?;
+            let mut stmt = conn.prepare_cached(&format!(
+                r#"SELECT {CURRENT_SUMMARY_COLUMNS} FROM current_versions
+                   ORDER BY asset, "partition""#
+            ))?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 visit(&summary_ref_from_row(row)?);
@@ -1136,13 +1138,10 @@ impl Catalog for SqliteCatalog {
             // One read transaction: every asset from the same snapshot.
             let tx = conn.transaction()?;
             {
-                let mut stmt = tx.prepare_cached(
-                    r#"SELECT materialization_id, run_id, asset, "partition", code_version,
-                              input_version, data_version, row_count, bytes_written, wall_ms,
-                              committed_at
-                       FROM current_versions WHERE asset = ?1
-                       ORDER BY "partition""#,
-                )?;
+                let mut stmt = tx.prepare_cached(&format!(
+                    r#"SELECT {CURRENT_SUMMARY_COLUMNS} FROM current_versions
+                       WHERE asset = ?1 ORDER BY "partition""#
+                ))?;
                 for asset in assets {
                     let mut rows = stmt.query([asset])?;
                     while let Some(row) = rows.next()? {

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use crate::partitions::{catalog, committed_by, stale_keys};
 use crate::util::Project;
 
-/// Revenue in cents per day, read from the example's CSV files.
-fn cents_per_day(p: &Project) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
+/// Every sale of the example's CSV files: (day, region, cents).
+fn sales(p: &Project) -> Vec<(String, String, i64)> {
+    let mut out = Vec::new();
     for entry in std::fs::read_dir(p.path("data/sales")).unwrap() {
         let dir = entry.unwrap().path();
         let day = dir
@@ -19,14 +19,36 @@ fn cents_per_day(p: &Project) -> BTreeMap<String, i64> {
             .trim_start_matches("date=")
             .to_owned();
         let text = std::fs::read_to_string(dir.join("sales.csv")).unwrap();
-        let cents: i64 = text
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(2).unwrap().parse::<i64>().unwrap())
-            .sum();
-        out.insert(day, cents);
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split(',').collect();
+            out.push((
+                day.clone(),
+                fields[1].to_owned(),
+                fields[2].parse::<i64>().unwrap(),
+            ));
+        }
     }
     out
+}
+
+/// Total cents by `key` of a sale.
+fn cents_by(
+    sales: &[(String, String, i64)],
+    key: fn(&(String, String, i64)) -> &str,
+) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for sale in sales {
+        *out.entry(key(sale).to_owned()).or_default() += sale.2;
+    }
+    out
+}
+
+/// Dollars as the assets round them equal these cents.
+fn assert_dollars(dollars: f64, cents: i64, what: &str) {
+    assert!(
+        (dollars - cents as f64 / 100.0).abs() < 0.005,
+        "{what}: {dollars} vs {cents} cents"
+    );
 }
 
 fn query_f64(p: &Project, sql: &str, column: &str) -> f64 {
@@ -46,7 +68,8 @@ fn daily_sales_example_runs_and_adds_up() {
         "{outcomes:?}"
     );
 
-    let cents = cents_per_day(&p);
+    let sales = sales(&p);
+    let cents = cents_by(&sales, |s| &s.0);
     assert_eq!(cents.len(), 31);
     let month: i64 = cents.values().sum();
     let to_date = query_f64(
@@ -54,12 +77,9 @@ fn daily_sales_example_runs_and_adds_up() {
         "select revenue_to_date from revenue_to_date where day = DATE '2024-01-31'",
         "revenue_to_date",
     );
-    assert!(
-        (to_date - month as f64 / 100.0).abs() < 0.005,
-        "{to_date} vs {month}"
-    );
+    assert_dollars(to_date, month, "revenue to date");
     let summary = query_f64(&p, "select revenue from month_summary", "revenue");
-    assert!((summary - month as f64 / 100.0).abs() < 0.005);
+    assert_dollars(summary, month, "month summary");
     let week: i64 = cents
         .iter()
         .filter(|(d, _)| d.as_str() >= "2024-01-09" && d.as_str() <= "2024-01-15")
@@ -70,10 +90,7 @@ fn daily_sales_example_runs_and_adds_up() {
         "select revenue_7d from rolling_7d where day = DATE '2024-01-15'",
         "revenue_7d",
     );
-    assert!(
-        (rolling - week as f64 / 100.0).abs() < 0.005,
-        "{rolling} vs {week}"
-    );
+    assert_dollars(rolling, week, "7 days to 2024-01-15");
 
     // The region is a column of the date x region table (from its
     // `region=` folders), so an unpartitioned asset can group by it.
@@ -86,15 +103,7 @@ fn daily_sales_example_runs_and_adds_up() {
         ],
         0,
     );
-    let mut expected_regions: BTreeMap<String, i64> = BTreeMap::new();
-    for entry in std::fs::read_dir(p.path("data/sales")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path().join("sales.csv")).unwrap();
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split(',').collect();
-            *expected_regions.entry(fields[1].to_owned()).or_default() +=
-                fields[2].parse::<i64>().unwrap();
-        }
-    }
+    let expected_regions = cents_by(&sales, |s| &s.1);
     let got: Vec<(String, f64)> = by_region
         .as_array()
         .unwrap()
@@ -108,11 +117,7 @@ fn daily_sales_example_runs_and_adds_up() {
         .collect();
     assert_eq!(got.len(), 3, "{by_region}");
     for (region, revenue) in &got {
-        let cents = expected_regions[region];
-        assert!(
-            (revenue - cents as f64 / 100.0).abs() < 0.005,
-            "{region}: {revenue} vs {cents}"
-        );
+        assert_dollars(*revenue, expected_regions[region], region);
     }
     let lineage = p.run(&["lineage", "region_totals", "--column", "region"]);
     assert!(
@@ -177,5 +182,9 @@ fn daily_sales_example_runs_and_adds_up() {
         "select revenue_to_date from revenue_to_date where day = DATE '2024-01-31'",
         "revenue_to_date",
     );
-    assert!((to_date - (month + 100_000) as f64 / 100.0).abs() < 0.005);
+    assert_dollars(
+        to_date,
+        month + 100_000,
+        "revenue to date after the late sale",
+    );
 }
