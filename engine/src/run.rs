@@ -280,6 +280,9 @@ struct RunShared {
     catalog: Arc<dyn Catalog>,
     project: Arc<cairn_assets::Project>,
     run_id: RunId,
+    /// The schema of each built asset's declared `[columns]`, typed once
+    /// per run rather than once per partition.
+    declared: HashMap<String, SchemaRef>,
 }
 
 /// A table one build reads.
@@ -696,14 +699,26 @@ async fn schedule(
     }
     let mut ready: BTreeSet<usize> = (0..run_set.len()).filter(|i| waiting[*i] == 0).collect();
 
+    let to_build: BTreeSet<String> = run_set.iter().map(|u| u.0.clone()).collect();
+    let mut declared = HashMap::new();
+    let typing = crate::tables::new_session(&ws.storage)
+        .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+    for asset in to_build.iter().filter_map(|a| ws.project.assets.get(a)) {
+        if let Some(schema) = declared_schema(&typing, asset)
+            .await
+            .map_err(|d| EngineError::Project(cairn_assets::ProjectError::one(d)))?
+        {
+            declared.insert(asset.name.clone(), schema);
+        }
+    }
     let shared = Arc::new(RunShared {
         cost: ws.project.config.cost.clone(),
         storage: ws.storage.clone(),
         catalog: Arc::clone(&ws.catalog),
         project: Arc::clone(&ws.project),
         run_id: run_id.clone(),
+        declared,
     });
-    let to_build: BTreeSet<String> = run_set.iter().map(|u| u.0.clone()).collect();
     let lineage = crate::lineage_events::LineageSink::new(ws, &to_build, &run_id.0).await?;
     let mut broken: HashMap<Unit, String> = HashMap::new(); // unit -> failed root asset
     let mut results = Vec::with_capacity(run_set.len());
@@ -1179,13 +1194,11 @@ async fn write_and_check(
         Arc::clone(&meters.pool) as _;
     let ctx = metered_session(&shared.storage, Arc::clone(&store), pool)
         .map_err(|e| e.strip_backtrace())?;
-    let declared = declared_schema(&ctx, &job.asset)
-        .await
-        .map_err(|d| d.to_string())?;
+    let declared = shared.declared.get(&job.asset.name);
     for table in &job.tables {
         match table {
             UpstreamTable::DeclaredEmpty { name } => {
-                let Some(schema) = &declared else { continue };
+                let Some(schema) = declared else { continue };
                 let dims = dimension_names(&shared.project, name);
                 ctx.register_table(
                     name,
@@ -1233,7 +1246,7 @@ async fn write_and_check(
     }
     let mut written = write_output(&ctx, &store, job, path).await?;
     written.objects_read = meters.store.counts.objects_read_except(path);
-    if let Some(declared) = &declared {
+    if let Some(declared) = declared {
         check_output(&job.asset, declared, &written.schema).map_err(|d| d.to_string())?;
     }
 
