@@ -56,20 +56,16 @@ impl Snapshot {
     /// Every (asset, partition key) whose state is not fresh.
     pub fn not_fresh_units(&self) -> impl Iterator<Item = (&str, &str)> {
         self.statuses.iter().flat_map(|s| {
-            let units: Box<dyn Iterator<Item = (&str, &str)>> = match &s.partitions {
-                None => Box::new(
-                    (s.state != AssetState::Fresh)
-                        .then_some((s.name.as_str(), ""))
-                        .into_iter(),
-                ),
-                Some(p) => Box::new(
-                    p.list
-                        .iter()
-                        .filter(|u| u.state != AssetState::Fresh)
-                        .map(|u| (s.name.as_str(), u.key.as_str())),
-                ),
-            };
-            units
+            // An unpartitioned asset is one unit with key "".
+            let whole = (s.partitions.is_none() && s.state != AssetState::Fresh)
+                .then_some((s.name.as_str(), ""));
+            let partitions = s.partitions.iter().flat_map(|p| {
+                p.list
+                    .iter()
+                    .filter(|u| u.state != AssetState::Fresh)
+                    .map(|u| (s.name.as_str(), u.key.as_str()))
+            });
+            whole.into_iter().chain(partitions)
         })
     }
 }
