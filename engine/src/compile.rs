@@ -71,18 +71,20 @@ pub async fn logical_plans(
                     .await
                     .map_err(|d| EngineError::Project(ProjectError::one(d)))?;
                 if asset.reads_itself() {
-                    let own = match &declared {
+                    match &declared {
                         Some(schema) => {
-                            with_dimensions(schema, &dimension_names(&ws.project, name))
+                            let own = with_dimensions(schema, &dimension_names(&ws.project, name));
+                            ctx.deregister_table(name)
+                                .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+                            ctx.register_table(name, Arc::new(EmptyTable::new(own)))
+                                .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
                         }
-                        None => committed_schema(ws, &ctx, name)
-                            .await?
-                            .ok_or_else(|| needs_declared_columns(asset))?,
-                    };
-                    ctx.deregister_table(name)
-                        .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
-                    ctx.register_table(name, Arc::new(EmptyTable::new(own)))
-                        .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
+                        None => {
+                            if !register_committed_schema(ws, &ctx, name).await? {
+                                return Err(needs_declared_columns(asset));
+                            }
+                        }
+                    }
                 }
                 let sql = with_stand_ins(&asset.sql).map_err(|p| {
                     EngineError::Internal(format!("unbound placeholder {} in {name}", p.name))
@@ -116,25 +118,24 @@ pub async fn logical_plans(
     Ok(schemas)
 }
 
-/// The schema of the newest committed version of `name` (any partition),
-/// registered nowhere; `None` when nothing is committed.
-async fn committed_schema(
+/// Registers `name` as an empty table with the schema of its newest
+/// committed version (any partition); `false` when nothing is committed.
+async fn register_committed_schema(
     ws: &Workspace,
     ctx: &datafusion::prelude::SessionContext,
     name: &str,
-) -> Result<Option<SchemaRef>, EngineError> {
+) -> Result<bool, EngineError> {
     let Some(latest) = ws.catalog.history(name, 1)?.into_iter().next() else {
-        return Ok(None);
+        return Ok(false);
     };
     let files = ws.current_files(std::slice::from_ref(&latest), name, None)?;
     if files.is_empty() {
-        return Ok(None);
+        return Ok(false);
     }
-    let probe = format!("__cairn_schema_of_{name}");
     register_committed(
         ctx,
         &ws.storage,
-        &probe,
+        name,
         &files,
         &dimension_names(&ws.project, name),
         true,
@@ -146,13 +147,7 @@ async fn committed_schema(
             e.strip_backtrace()
         ))
     })?;
-    let table = ctx
-        .table_provider(probe.as_str())
-        .await
-        .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
-    ctx.deregister_table(probe.as_str())
-        .map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
-    Ok(Some(table.schema()))
+    Ok(true)
 }
 
 /// The error for an asset reading its own earlier partitions when neither

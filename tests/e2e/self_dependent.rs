@@ -399,3 +399,24 @@ fn date_by_region_reads_its_own_earlier_days_of_the_same_region() {
         .collect();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn once_committed_the_columns_need_not_be_declared() {
+    let p = balance_project();
+    p.json(&["materialize", "--format", "json"], 0);
+    // Without [columns], the table it reads takes the committed schema.
+    p.write(
+        "assets/balance.sql",
+        &BALANCE.replace(
+            "--- [columns]\n--- day = \"DATE\"\n--- total = \"BIGINT\"\n--- days = \"BIGINT\"\n",
+            "",
+        ),
+    );
+    let rerun = p.json(&["materialize", "--format", "json"], 0);
+    assert_eq!(
+        committed_by(&catalog(&p), rerun["run_id"].as_str().unwrap()).len(),
+        DAYS,
+        "the code changed: every day is rebuilt"
+    );
+    assert_eq!(balances(&p), expected(&base_sums()));
+}
