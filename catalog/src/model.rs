@@ -452,34 +452,17 @@ pub struct NewBackfill {
     pub units: Vec<PartitionRef>,
 }
 
-/// A recorded backfill.
+/// A recorded backfill: the request as recorded, and how it stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackfillRecord {
-    /// Its id.
-    pub id: BackfillId,
-    /// Who started it.
-    pub user: String,
-    /// Command line.
-    pub command: String,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
+    /// What was recorded (its `units` are empty in listings, see
+    /// [`crate::Catalog::backfills`]).
+    #[serde(flatten)]
+    pub backfill: NewBackfill,
     /// When it last finished, if it is not running.
     pub finished_at: Option<DateTime<Utc>>,
     /// Status.
     pub status: BackfillStatus,
-    /// The asset selection as given.
-    pub selection: Vec<String>,
-    /// First partition of the requested range, if given.
-    pub from: Option<String>,
-    /// Last partition of the requested range, if given.
-    pub to: Option<String>,
-    /// Explicitly listed partitions, if given.
-    pub partitions: Option<Vec<String>>,
-    /// Whether fresh partitions are recomputed anyway.
-    pub force: bool,
-    /// The planned units in execution order (empty in listings, see
-    /// [`crate::Catalog::backfills`]).
-    pub units: Vec<PartitionRef>,
 }
 
 /// The result of one data-quality check on one attempt's output, to record.

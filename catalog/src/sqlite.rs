@@ -697,21 +697,23 @@ fn backfill_from_row(row: &Row<'_>) -> Fallible<BackfillRecord> {
     let partitions: Option<String> = row.get("partitions")?;
     let force: i64 = row.get("force")?;
     Ok(BackfillRecord {
-        id: BackfillId(row.get("id")?),
-        user: row.get("user")?,
-        command: row.get("command")?,
-        created_at: get_time(row, "created_at")?,
+        backfill: NewBackfill {
+            id: BackfillId(row.get("id")?),
+            user: row.get("user")?,
+            command: row.get("command")?,
+            created_at: get_time(row, "created_at")?,
+            selection: from_json(&selection, "backfill selection")?,
+            from: row.get("partition_from")?,
+            to: row.get("partition_to")?,
+            partitions: partitions
+                .map(|text| from_json(&text, "backfill partitions"))
+                .transpose()?,
+            force: force != 0,
+            units: Vec::new(),
+        },
         finished_at: get_opt_time(row, "finished_at")?,
         status: BackfillStatus::parse(&status)
             .ok_or_else(|| Fault::Corrupt(format!("unknown backfill status `{status}`")))?,
-        selection: from_json(&selection, "backfill selection")?,
-        from: row.get("partition_from")?,
-        to: row.get("partition_to")?,
-        partitions: partitions
-            .map(|text| from_json(&text, "backfill partitions"))
-            .transpose()?,
-        force: force != 0,
-        units: Vec::new(),
     })
 }
 
@@ -1465,7 +1467,7 @@ impl Catalog for SqliteCatalog {
             let Some(mut record) = record else {
                 return Ok(None);
             };
-            record.units = tx
+            record.backfill.units = tx
                 .prepare_cached(
                     r#"SELECT asset, "partition" FROM backfill_units
                        WHERE backfill_id = ?1 ORDER BY position"#,
@@ -2056,28 +2058,25 @@ mod tests {
         assert_eq!(
             record,
             BackfillRecord {
-                id: first.id.clone(),
-                user: first.user.clone(),
-                command: first.command.clone(),
-                created_at: at(0),
+                backfill: NewBackfill {
+                    created_at: at(0),
+                    partitions: None,
+                    force: false,
+                    units,
+                    ..first.clone()
+                },
                 finished_at: None,
                 status: BackfillStatus::Running,
-                selection: first.selection.clone(),
-                from: first.from.clone(),
-                to: first.to.clone(),
-                partitions: None,
-                force: false,
-                units,
             }
         );
         let record = catalog
             .backfill(&BackfillId("b2".to_owned()))
             .unwrap()
             .unwrap();
-        assert_eq!(record.partitions, second.partitions);
-        assert_eq!(record.from, None);
-        assert!(record.force);
-        assert_eq!(record.units, second.units);
+        assert_eq!(record.backfill.partitions, second.partitions);
+        assert_eq!(record.backfill.from, None);
+        assert!(record.backfill.force);
+        assert_eq!(record.backfill.units, second.units);
         assert!(
             catalog
                 .backfill(&BackfillId("nope".to_owned()))
@@ -2087,10 +2086,10 @@ mod tests {
 
         // The listing: newest first, without units.
         let listed = catalog.backfills(10).unwrap();
-        let ids: Vec<_> = listed.iter().map(|b| b.id.0.as_str()).collect();
+        let ids: Vec<_> = listed.iter().map(|b| b.backfill.id.0.as_str()).collect();
         assert_eq!(ids, vec!["b2", "b1"]);
-        assert!(listed.iter().all(|b| b.units.is_empty()));
-        assert_eq!(listed[1].selection, first.selection);
+        assert!(listed.iter().all(|b| b.backfill.units.is_empty()));
+        assert_eq!(listed[1].backfill.selection, first.selection);
         assert_eq!(catalog.backfills(1).unwrap().len(), 1);
 
         // A duplicate id is refused, and leaves no stray units behind.
@@ -2238,7 +2237,7 @@ mod tests {
         let reopened = read();
         assert_eq!(reopened.status, BackfillStatus::Running);
         assert_eq!(reopened.finished_at, None);
-        assert_eq!(reopened.units, vec![unit("a", "1")]);
+        assert_eq!(reopened.backfill.units, vec![unit("a", "1")]);
 
         catalog
             .finish_backfill(&id, BackfillStatus::Succeeded)

@@ -202,7 +202,7 @@ impl Workspace {
                 .catalog
                 .backfills(5)?
                 .into_iter()
-                .map(|b| b.id.0)
+                .map(|b| b.backfill.id.0)
                 .collect();
             return Err(EngineError::Usage(format!(
                 "no backfill `{id}`; recent ones: {}",
@@ -219,13 +219,14 @@ impl Workspace {
             .into_iter()
             .collect();
         let remaining: Vec<(String, String)> = record
+            .backfill
             .units
             .iter()
             .filter(|u| !done.contains(*u))
             .filter(|u| self.project.assets.contains_key(&u.asset))
             .map(|u| (u.asset.clone(), u.partition.clone()))
             .collect();
-        let already = record.units.len() - remaining.len();
+        let already = record.backfill.units.len() - remaining.len();
         self.catalog.reopen_backfill(id)?;
         self.audit(
             "backfill_resume",
@@ -236,7 +237,7 @@ impl Workspace {
             id.clone(),
             remaining,
             already,
-            record.force,
+            record.backfill.force,
             jobs,
             command,
             progress,
