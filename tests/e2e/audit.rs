@@ -18,15 +18,7 @@ fn provenance_and_as_of_show_old_and_new_versions() {
     let first = p.json(&["materialize", "--format", "json"], 0);
     let first_run = first["run_id"].as_str().unwrap().to_owned();
     let old = p.json(&["audit", "stg_customers", "--format", "json"], 0);
-    let before = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select count(*) as n from customers",
-        ],
-        0,
-    );
+    let before = p.query_json("select count(*) as n from customers");
 
     let original = p.read("data/raw_customers.csv");
     p.write(
@@ -77,15 +69,7 @@ fn provenance_and_as_of_show_old_and_new_versions() {
         0,
     );
     assert_eq!(as_of, before);
-    let now = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select count(*) as n from customers",
-        ],
-        0,
-    );
+    let now = p.query_json("select count(*) as n from customers");
     assert_eq!(now[0]["n"], 101);
 }
 
@@ -192,10 +176,7 @@ fn gc_removes_only_uncommitted_and_expired_files() {
     assert_eq!(p.warehouse_files(), committed, "current versions untouched");
 
     // With zero-day retention, replaced versions expire; time travel to them says so.
-    let first = p.json(
-        &["query", "--format", "json", "select run_id from cairn.runs"],
-        0,
-    )[0]["run_id"]
+    let first = p.query_json("select run_id from cairn.runs")[0]["run_id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -12,15 +12,7 @@ use crate::util::{Project, states, with_outcome};
 fn killed_mid_materialization_leaves_previous_version_and_rerun_completes() {
     let p = Project::example();
     p.materialize(&[]);
-    let before = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select first_name from customers order by customer_id limit 3",
-        ],
-        0,
-    );
+    let before = p.query_json("select first_name from customers order by customer_id limit 3");
     let files_before = p.warehouse_files();
 
     p.edit(
@@ -59,15 +51,7 @@ fn killed_mid_materialization_leaves_previous_version_and_rerun_completes() {
         .filter(|f| f.starts_with("customers/") && !files_before.contains(f))
         .collect();
     assert_eq!(orphans.len(), 1, "{orphans:?}");
-    let during = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select first_name from customers order by customer_id limit 3",
-        ],
-        0,
-    );
+    let during = p.query_json("select first_name from customers order by customer_id limit 3");
     assert_eq!(
         during, before,
         "readers still get the previous committed version"
@@ -107,15 +91,7 @@ fn killed_mid_materialization_leaves_previous_version_and_rerun_completes() {
         with_outcome(&outcomes, "materialized"),
         vec!["customers".to_owned()]
     );
-    let after = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select first_name from customers order by customer_id limit 3",
-        ],
-        0,
-    );
+    let after = p.query_json("select first_name from customers order by customer_id limit 3");
     let names: Vec<&str> = after
         .as_array()
         .unwrap()

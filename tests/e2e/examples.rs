@@ -52,7 +52,7 @@ fn assert_dollars(dollars: f64, cents: i64, what: &str) {
 }
 
 fn query_f64(p: &Project, sql: &str, column: &str) -> f64 {
-    let rows = p.json(&["query", "--format", "json", sql], 0);
+    let rows = p.query_json(sql);
     rows[0][column].as_f64().unwrap()
 }
 
@@ -94,15 +94,7 @@ fn daily_sales_example_runs_and_adds_up() {
 
     // The region is a column of the date x region table (from its
     // `region=` folders), so an unpartitioned asset can group by it.
-    let by_region = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select region, revenue from region_totals order by region",
-        ],
-        0,
-    );
+    let by_region = p.query_json("select region, revenue from region_totals order by region");
     let expected_regions = cents_by(&sales, |s| &s.1);
     let got: Vec<(String, f64)> = by_region
         .as_array()

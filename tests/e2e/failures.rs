@@ -27,15 +27,7 @@ fn project() -> Project {
 fn failing_asset_skips_downstream_and_keeps_previous_version() {
     let p = project();
     p.materialize(&[]);
-    let before = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select * from fragile order by id",
-        ],
-        0,
-    );
+    let before = p.query_json("select * from fragile order by id");
 
     // The new definition fails at run time (a column that does not exist).
     p.write(
@@ -78,15 +70,7 @@ fn failing_asset_skips_downstream_and_keeps_previous_version() {
     );
 
     // The previous version is still what readers get.
-    let after = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select * from fragile order by id",
-        ],
-        0,
-    );
+    let after = p.query_json("select * from fragile order by id");
     assert_eq!(before, after);
     // Only committed files exist besides the failed attempt's, which was removed.
     assert!(
@@ -112,10 +96,7 @@ fn failing_asset_skips_downstream_and_keeps_previous_version() {
         with_outcome(&outcomes, "materialized"),
         vec!["after_fragile".to_owned(), "fragile".to_owned()]
     );
-    let n = p.json(
-        &["query", "--format", "json", "select n from after_fragile"],
-        0,
-    );
+    let n = p.query_json("select n from after_fragile");
     assert_eq!(n[0]["n"], 3);
 }
 

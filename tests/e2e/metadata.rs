@@ -6,14 +6,8 @@ use crate::util::Project;
 fn metadata_tables_agree_with_show_and_join_with_data() {
     let p = Project::example();
     p.materialize(&[]);
-    let rows = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select asset, sum(rows) as rows from cairn.materializations group by 1 order by 1",
-        ],
-        0,
+    let rows = p.query_json(
+        "select asset, sum(rows) as rows from cairn.materializations group by 1 order by 1",
     );
     assert_eq!(rows.as_array().unwrap().len(), 7);
     for r in rows.as_array().unwrap() {
@@ -21,72 +15,25 @@ fn metadata_tables_agree_with_show_and_join_with_data() {
         let show = p.json(&["show", asset, "--format", "json"], 0);
         assert_eq!(r["rows"], show["current"]["row_count"], "{asset}");
     }
-    let runs = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select status, trigger, count(*) as n from cairn.runs group by 1, 2",
-        ],
-        0,
-    );
+    let runs = p.query_json("select status, trigger, count(*) as n from cairn.runs group by 1, 2");
     assert_eq!(
         runs,
         serde_json::json!([{"status": "succeeded", "trigger": "cli", "n": 1}])
     );
-    let joined = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select count(*) as n from customers c join cairn.lineage l on l.asset = 'customers' and l.upstream = 'stg_customers'",
-        ],
-        0,
-    );
+    let joined = p.query_json("select count(*) as n from customers c join cairn.lineage l on l.asset = 'customers' and l.upstream = 'stg_customers'");
     assert_eq!(joined[0]["n"], 100);
-    let checks = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select count(*) as n from cairn.checks where not passed",
-        ],
-        0,
-    );
+    let checks = p.query_json("select count(*) as n from cairn.checks where not passed");
     assert_eq!(checks[0]["n"], 0);
-    let cost = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select count(*) as n from cairn.cost where cost_usd > 0 and is_current",
-        ],
-        0,
-    );
+    let cost =
+        p.query_json("select count(*) as n from cairn.cost where cost_usd > 0 and is_current");
     assert_eq!(cost[0]["n"], 7);
 
-    let audit = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select action from cairn.audit_log order by id",
-        ],
-        0,
-    );
+    let audit = p.query_json("select action from cairn.audit_log order by id");
     assert_eq!(
         audit,
         serde_json::json!([{"action": "config_changed"}, {"action": "materialize"}])
     );
-    let col = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select upstream, upstream_column, kind from cairn.column_lineage where asset = 'stg_customers' and \"column\" = 'customer_id'",
-        ],
-        0,
-    );
+    let col = p.query_json("select upstream, upstream_column, kind from cairn.column_lineage where asset = 'stg_customers' and \"column\" = 'customer_id'");
     assert_eq!(
         col,
         serde_json::json!([{"upstream": "raw_customers", "upstream_column": "id", "kind": "direct"}])

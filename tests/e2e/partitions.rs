@@ -137,33 +137,18 @@ fn a_year_of_daily_partitions_rebuilds_exactly_what_a_changed_day_maps_to() {
     assert_eq!(summary.0, "fresh");
 
     // The rolling window saw exactly its seven days.
-    let rolling = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select days, total_7d from rolling_7d where day = DATE '2024-03-10'",
-        ],
-        0,
-    );
+    let rolling =
+        p.query_json("select days, total_7d from rolling_7d where day = DATE '2024-03-10'");
     assert_eq!(rolling[0]["days"], 7);
     let expected: usize = (63..=69).map(|i| 3 * (i * 10) + 3).sum();
     assert_eq!(rolling[0]["total_7d"], expected as i64);
 
     // Pruning, measured at the object store: each partition read exactly
     // the files of the partitions its mapping names (one per day).
-    let reads = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select asset, \"partition\", objects_read from cairn.cost \
+    let reads = p.query_json("select asset, \"partition\", objects_read from cairn.cost \
              where (asset = 'rolling_7d' and \"partition\" in ('2024-01-01', '2024-01-03', '2024-03-10')) \
                 or (asset = 'daily_sales' and \"partition\" = '2024-03-10') or asset = 'all_time' \
-             order by asset, \"partition\"",
-        ],
-        0,
-    );
+             order by asset, \"partition\"");
     let reads: Vec<(String, String, i64)> = reads
         .as_array()
         .unwrap()
@@ -216,15 +201,7 @@ fn a_year_of_daily_partitions_rebuilds_exactly_what_a_changed_day_maps_to() {
         p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
         0
     );
-    let rolling = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select total_7d from rolling_7d where day = DATE '2024-03-16'",
-        ],
-        0,
-    );
+    let rolling = p.query_json("select total_7d from rolling_7d where day = DATE '2024-03-16'");
     let expected: usize = (69..=75).map(|i| 3 * (i * 10) + 3).sum::<usize>() + 1000;
     assert_eq!(rolling[0]["total_7d"], expected as i64);
 }
@@ -431,7 +408,7 @@ fn killed_backfill_resumes_and_commits_every_partition_exactly_once() {
 
     // Same data as an uninterrupted run.
     let q = "select event_date, total, n from daily_sales order by event_date";
-    let resumed_rows = p.json(&["query", "--format", "json", q], 0);
+    let resumed_rows = p.query_json(q);
     let clean = year_project();
     clean.json(
         &[
@@ -446,10 +423,7 @@ fn killed_backfill_resumes_and_commits_every_partition_exactly_once() {
         ],
         0,
     );
-    assert_eq!(
-        resumed_rows,
-        clean.json(&["query", "--format", "json", q], 0)
-    );
+    assert_eq!(resumed_rows, clean.query_json(q));
 }
 
 fn expect_usage_error(p: &Project, args: &[&str], fragment: &str) {
@@ -616,14 +590,6 @@ fn rows_outside_their_partition_are_refused_before_commit() {
     );
     p.json(&["materialize", "--format", "json"], 0);
     assert_eq!(count(&db, "select count(*) from current_versions"), 6);
-    let rows = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select sum(amount) as total from daily",
-        ],
-        0,
-    );
+    let rows = p.query_json("select sum(amount) as total from daily");
     assert_eq!(rows[0]["total"], 100);
 }

@@ -57,15 +57,8 @@ fn balance_project() -> Project {
 
 /// `(day, total, days)` of every committed partition, in day order.
 fn balances(p: &Project) -> Vec<(String, i64, i64)> {
-    let rows = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select cast(day as varchar) as day, total, days from balance order by day",
-        ],
-        0,
-    );
+    let rows =
+        p.query_json("select cast(day as varchar) as day, total, days from balance order by day");
     rows.as_array()
         .unwrap()
         .iter()
@@ -365,15 +358,7 @@ fn date_by_region_reads_its_own_earlier_days_of_the_same_region() {
         );
     }
     p.json(&["materialize", "--jobs", "3", "--format", "json"], 0);
-    let rows = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select reg, total from balance order by reg, day",
-        ],
-        0,
-    );
+    let rows = p.query_json("select reg, total from balance order by reg, day");
     let got: Vec<(String, i64)> = rows
         .as_array()
         .unwrap()

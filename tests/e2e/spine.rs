@@ -51,15 +51,7 @@ fn first_run_builds_everything_and_second_does_no_datafusion_work() {
 
     let status = p.json(&["status", "--check", "--format", "json"], 0);
     assert_eq!(status["not_fresh"], 0);
-    let rows = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select count(*) as n from customers",
-        ],
-        0,
-    );
+    let rows = p.query_json("select count(*) as n from customers");
     assert_eq!(rows[0]["n"], 100);
 }
 
@@ -111,15 +103,8 @@ fn editing_a_staging_model_makes_exactly_it_and_its_downstream_stale() {
         with_outcome(&outcomes, "fresh"),
         sorted(&["stg_customers", "stg_orders"])
     );
-    let gift = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select count(*) as n from stg_payments where payment_method = 'gift_card'",
-        ],
-        0,
-    );
+    let gift =
+        p.query_json("select count(*) as n from stg_payments where payment_method = 'gift_card'");
     assert_eq!(gift[0]["n"], 0);
     assert_eq!(
         p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
@@ -213,15 +198,7 @@ fn editing_a_source_file_makes_its_downstream_stale_by_content() {
         with_outcome(&outcomes, "materialized"),
         sorted(&["stg_customers", "customers"])
     );
-    let n = p.json(
-        &[
-            "query",
-            "--format",
-            "json",
-            "select count(*) as n from customers",
-        ],
-        0,
-    );
+    let n = p.query_json("select count(*) as n from customers");
     assert_eq!(n[0]["n"], 101);
 }
 

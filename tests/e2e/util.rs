@@ -90,6 +90,11 @@ impl Project {
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
     }
 
+    /// `cairn query --format json SQL`, which must succeed: its rows.
+    pub fn query_json(&self, sql: &str) -> Value {
+        self.json(&["query", "--format", "json", sql], 0)
+    }
+
     /// Files under the storage root (relative, sorted).
     pub fn warehouse_files(&self) -> Vec<String> {
         let mut out = Vec::new();
