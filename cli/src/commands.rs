@@ -562,13 +562,8 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
                     .unwrap_or_else(|| "-".to_owned());
                 let mut detail: Vec<String> = s.causes.iter().map(ToString::to_string).collect();
                 if let Some(f) = &s.last_failure {
-                    detail.insert(
-                        0,
-                        format!(
-                            "last run failed: {}",
-                            f.error.as_deref().unwrap_or("unknown error")
-                        ),
-                    );
+                    let current = s.current.as_ref().map(|c| c.committed_at);
+                    detail.insert(0, failure_text(f, current));
                 }
                 for c in &s.failing_checks {
                     detail.push(format!("check failing: {c}"));
@@ -610,13 +605,8 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
             for u in &p.list {
                 let mut detail: Vec<String> = u.causes.iter().map(ToString::to_string).collect();
                 if let Some(f) = &u.last_failure {
-                    detail.insert(
-                        0,
-                        format!(
-                            "last run failed: {}",
-                            f.error.as_deref().unwrap_or("unknown error")
-                        ),
-                    );
+                    let current = u.current.as_ref().map(|c| c.committed_at);
+                    detail.insert(0, failure_text(f, current));
                 }
                 let when = u
                     .current
@@ -647,6 +637,32 @@ fn status(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
         not_fresh
     )?;
     Ok(code)
+}
+
+/// What a failed latest attempt means for the version being served: when
+/// it failed its checks, its output was never committed and the current
+/// version (if any) is the one that passed them.
+fn failure_text(
+    f: &cairn_catalog::AttemptRecord,
+    current: Option<chrono::DateTime<chrono::Utc>>,
+) -> String {
+    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let error = f.error.as_deref().unwrap_or("unknown error");
+    let attempt = when(f.at);
+    match (cairn_engine::run::failed_checks(error), current) {
+        (Some(checks), Some(t)) => format!(
+            "the last attempt ({attempt}) failed its checks and was not committed: {checks}; the current version (committed {}) passed its checks and stays current",
+            when(t)
+        ),
+        (Some(checks), None) => format!(
+            "the last attempt ({attempt}) failed its checks and was not committed: {checks}; no version is committed yet"
+        ),
+        (None, Some(t)) => format!(
+            "the last attempt ({attempt}) failed: {error}; the current version (committed {}) stays current",
+            when(t)
+        ),
+        (None, None) => format!("the last attempt ({attempt}) failed: {error}"),
+    }
 }
 
 async fn query(ws: &Workspace, args: QueryArgs) -> Result<u8, Failure> {

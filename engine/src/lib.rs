@@ -47,6 +47,7 @@ pub mod partition_index;
 pub mod provenance;
 mod query;
 pub mod recheck;
+mod row_changes;
 pub mod run;
 pub mod selection;
 pub mod sources;

@@ -301,6 +301,20 @@ pub fn plan_metrics(plan: &Arc<dyn ExecutionPlan>) -> PlanMetrics {
     m
 }
 
+/// A footer statistic as text. Parquet writers store a float column's
+/// zero minimum as `-0.0` (the format asks them to, since `-0.0` and `0.0`
+/// compare equal), which does not say the column holds a negative zero:
+/// a float zero prints `0`.
+fn stat_text(v: &ScalarValue) -> String {
+    let zero = match v {
+        ScalarValue::Float64(Some(x)) => *x == 0.0,
+        ScalarValue::Float32(Some(x)) => *x == 0.0,
+        ScalarValue::Float16(Some(x)) => f32::from(*x) == 0.0,
+        _ => false,
+    };
+    if zero { "0".to_owned() } else { v.to_string() }
+}
+
 /// Per-column null counts and min/max from a written file's Parquet
 /// statistics (rendered as text), in schema order.
 pub fn column_stats(meta: &ParquetMetaData, schema: &Schema) -> Vec<cairn_catalog::ColumnStats> {
@@ -340,7 +354,7 @@ pub fn column_stats(meta: &ParquetMetaData, schema: &Schema) -> Vec<cairn_catalo
                         }
                     };
                 }
-                best.map(|v| v.to_string())
+                best.map(|v| stat_text(&v))
             };
             let min = extreme(
                 conv.row_group_mins(groups.clone()).map_err(Into::into),
@@ -355,4 +369,17 @@ pub fn column_stats(meta: &ParquetMetaData, schema: &Schema) -> Vec<cairn_catalo
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_float_zero_prints_without_its_sign() {
+        assert_eq!(stat_text(&ScalarValue::Float64(Some(-0.0))), "0");
+        assert_eq!(stat_text(&ScalarValue::Float32(Some(-0.0))), "0");
+        assert_eq!(stat_text(&ScalarValue::Float64(Some(-1.5))), "-1.5");
+        assert_eq!(stat_text(&ScalarValue::Int64(Some(0))), "0");
+    }
 }

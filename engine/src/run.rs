@@ -150,6 +150,16 @@ pub struct Materialized {
     pub schema: Option<SchemaRef>,
 }
 
+/// What a failed attempt's error says, before the list of failed checks,
+/// when the output was written but failed its `error` checks.
+const CHECKS_FAILED: &str = "check failed, previous version kept: ";
+
+/// The failed checks named by a failed attempt's error, when that attempt
+/// failed its checks (rather than its query, write or commit).
+pub fn failed_checks(error: &str) -> Option<&str> {
+    error.split_once(CHECKS_FAILED).map(|(_, checks)| checks)
+}
+
 /// Records the start of a run by this process, triggered by `trigger`.
 pub(crate) fn begin_run(
     ws: &Workspace,
@@ -1282,61 +1292,71 @@ async fn write_and_check(
             })
             .collect();
         return Err(BuildFailure {
-            error: format!("check failed, previous version kept: {}", failed.join("; ")),
+            error: format!("{CHECKS_FAILED}{}", failed.join("; ")),
             checks,
         });
     }
-    let changes = if job.previous_files.is_empty() || !job.asset.count_changes {
+    let changes = if !counts_changes(job) {
         None
     } else if job.previous_data_version.as_deref() == Some(written.data_version.as_str()) {
         // Same multiset of rows: nothing added or removed.
         Some((0, 0))
     } else {
-        row_changes(&ctx, shared, me, &job.previous_files).await
+        row_changes(&ctx, shared, &meters.store, me, job, &mut written).await
     };
     Ok((written, checks, changes))
 }
 
-/// Exact rows added and removed (as multisets) between the new output,
-/// registered as `me`, and the previous version's files. `None` when the
-/// columns differ (a schema change makes the comparison meaningless).
+/// Whether rows added and removed are counted: there is a previous
+/// version and the asset did not opt out.
+fn counts_changes(job: &Job) -> bool {
+    !job.previous_files.is_empty() && job.asset.count_changes
+}
+
+/// Exact rows added and removed (as multisets, see [`crate::row_changes`])
+/// between the new output, registered as `me`, and the previous version's
+/// files. `None` when the columns differ (a schema change makes the
+/// comparison meaningless) or the previous version cannot be read.
 async fn row_changes(
     ctx: &SessionContext,
     shared: &RunShared,
+    store: &Arc<CountingStore>,
     me: &str,
-    previous: &[String],
+    job: &Job,
+    written: &mut Written,
 ) -> RowChanges {
+    use crate::row_changes::{MAX_HELD_ROWS, Previous, by_sql, difference, previous_row_hashes};
+    if let Some(new) = written.row_hashes.take() {
+        let files: Vec<_> = job
+            .previous_files
+            .iter()
+            .map(|f| shared.storage.object_path(f))
+            .collect();
+        let store = Arc::clone(store) as Arc<dyn object_store::ObjectStore>;
+        match previous_row_hashes(store, &files, &written.schema, MAX_HELD_ROWS).await {
+            Ok(Previous::Hashes(previous)) => {
+                let c = difference(new, previous);
+                return Some((c.added, c.removed));
+            }
+            Ok(Previous::OtherColumns) | Err(_) => return None,
+            Ok(Previous::TooLarge) => {}
+        }
+    }
+    // Too many rows to hold their hashes: the same counts in SQL.
     const PREVIOUS: &str = "__cairn_previous";
     let dims = dimension_names(&shared.project, me);
-    register_committed(ctx, &shared.storage, PREVIOUS, previous, &dims, false)
-        .await
-        .ok()?;
-    let count = |sql: String| async move {
-        let batches = ctx
-            .sql_with_options(&sql, read_only())
-            .await
-            .ok()?
-            .collect()
-            .await
-            .ok()?;
-        let a = batches
-            .first()?
-            .column(0)
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::Int64Array>()?
-            .clone();
-        u64::try_from(a.value(0)).ok()
-    };
-    let me = format!("\"{}\"", me.replace('"', "\"\""));
-    let added = count(format!(
-        "SELECT COUNT(*) FROM (SELECT * FROM {me} EXCEPT ALL SELECT * FROM {PREVIOUS})"
-    ))
-    .await?;
-    let removed = count(format!(
-        "SELECT COUNT(*) FROM (SELECT * FROM {PREVIOUS} EXCEPT ALL SELECT * FROM {me})"
-    ))
-    .await?;
-    Some((added, removed))
+    register_committed(
+        ctx,
+        &shared.storage,
+        PREVIOUS,
+        &job.previous_files,
+        &dims,
+        false,
+    )
+    .await
+    .ok()?;
+    let c = by_sql(ctx, me, PREVIOUS).await.ok()?;
+    Some((c.added, c.removed))
 }
 
 struct Written {
@@ -1353,6 +1373,9 @@ struct Written {
     hashing: Duration,
     /// Distinct objects read to compute it, its own output aside.
     objects_read: u64,
+    /// Each row's hash, when rows added and removed are to be counted
+    /// (`None` past [`crate::row_changes::MAX_HELD_ROWS`]).
+    row_hashes: Option<Vec<crate::version::RowHash>>,
 }
 
 async fn write_output(
@@ -1401,6 +1424,9 @@ async fn write_output(
     let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
         .map_err(|e| e.to_string())?;
     let mut hasher = DataHasher::new(&schema).map_err(df_err)?;
+    if counts_changes(job) {
+        hasher = hasher.keeping_row_hashes(crate::row_changes::MAX_HELD_ROWS);
+    }
     let mut stream_checks = StreamChecks::new(ctx, &job.asset.checks, &schema);
     let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx()).map_err(df_err)?;
     let (mut write, mut hashing, mut rows) = (Duration::ZERO, Duration::ZERO, 0u64);
@@ -1436,6 +1462,7 @@ async fn write_output(
     Ok(Written {
         check_counts: stream_checks.counts(),
         objects_read: 0,
+        row_hashes: hasher.take_row_hashes(),
         columns: column_stats(&parquet_meta, &schema),
         plan: plan_metrics(&plan),
         schema,

@@ -37,8 +37,30 @@ pub fn new_session(storage: &Storage) -> DfResult<SessionContext> {
     Ok(ctx)
 }
 
+/// The configuration every materialization runs with: one partition per
+/// query, so that identical inputs and code give identical output bits
+/// (and data versions) whatever the core count, `--jobs` or thread timing.
+///
+/// With several partitions, DataFusion's final aggregation folds partial
+/// results (or, once partial aggregation is skipped for high-cardinality
+/// groups, the raw rows) in the order `RepartitionExec` happens to deliver
+/// them, and a float `SUM` or `AVG` depends on that order in its low bits;
+/// a `CollectLeft` join builds from coalesced partitions in arrival order,
+/// which reorders its output for the operators above it. The default
+/// partition count is also the core count, which changes how files are
+/// split. One partition removes all of it at the root, for every operator
+/// and function, rather than masking differences in the hash. Parallelism
+/// comes from building independent units side by side (`--jobs`, default
+/// the core count); measured on the peers' 100-model DAG, see README.
+pub fn reproducible_config() -> SessionConfig {
+    SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(1)
+}
+
 /// A session whose I/O goes through `store` and whose memory comes from
-/// `pool` (the meters of one materialization).
+/// `pool` (the meters of one materialization), configured to be
+/// reproducible ([`reproducible_config`]).
 pub fn metered_session(
     storage: &Storage,
     store: Arc<dyn object_store::ObjectStore>,
@@ -47,8 +69,7 @@ pub fn metered_session(
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_pool(pool)
         .build_arc()?;
-    let config = SessionConfig::new().with_information_schema(true);
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let ctx = SessionContext::new_with_config_rt(reproducible_config(), runtime);
     let url = url::Url::parse(&storage.store_url)
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
     ctx.register_object_store(&url, store);

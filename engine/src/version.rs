@@ -5,8 +5,12 @@
 //!   every upstream partition read, in a stable order;
 //! - data version: the content of the written output.
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::Schema;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Float16Type, Float32Type, Float64Type, Schema,
+};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result as DfResult;
 
@@ -100,6 +104,56 @@ pub struct DataHasher {
     schema_fingerprint: String,
     rows: u64,
     sum: [u64; 4],
+    /// Each row's [`RowHash`], kept when asked for (to count row changes).
+    kept: Option<RowHashes>,
+}
+
+/// A row's identity when counting rows added and removed: the first 128
+/// bits of the blake3 hash of its Arrow row encoding with float zeros and
+/// NaNs made canonical (`-0.0` as `0.0`, every NaN as one NaN), so rows
+/// compare as SQL's grouping and set operations compare them. Unless a
+/// float column holds a `-0.0` or a NaN, that is the very hash the data
+/// version sums, which sees exact bits.
+pub type RowHash = u128;
+
+/// Row hashes kept while batches stream by, up to a bound on memory
+/// (16 bytes a row); past it they are dropped and the caller falls back
+/// to a method that does not hold them.
+#[derive(Debug)]
+pub struct RowHashes {
+    hashes: Vec<RowHash>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl RowHashes {
+    /// Keeps at most `limit` hashes.
+    pub fn new(limit: usize) -> Self {
+        RowHashes {
+            hashes: Vec::new(),
+            limit,
+            overflowed: false,
+        }
+    }
+
+    fn push(&mut self, digest: &blake3::Hash) {
+        if self.overflowed {
+            return;
+        }
+        if self.hashes.len() >= self.limit {
+            self.overflowed = true;
+            self.hashes = Vec::new();
+            return;
+        }
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&digest.as_bytes()[..16]);
+        self.hashes.push(RowHash::from_le_bytes(prefix));
+    }
+
+    /// Every row's hash, or `None` when there were more than the limit.
+    pub fn into_hashes(self) -> Option<Vec<RowHash>> {
+        (!self.overflowed).then_some(self.hashes)
+    }
 }
 
 impl DataHasher {
@@ -115,14 +169,42 @@ impl DataHasher {
             schema_fingerprint: schema_fingerprint(schema),
             rows: 0,
             sum: [0; 4],
+            kept: None,
         })
+    }
+
+    /// Also keeps each row's [`RowHash`] (at most `limit` of them), for
+    /// [`DataHasher::take_row_hashes`].
+    pub fn keeping_row_hashes(mut self, limit: usize) -> Self {
+        self.kept = Some(RowHashes::new(limit));
+        self
+    }
+
+    /// The kept row hashes: `None` when not asked for or past the limit.
+    pub fn take_row_hashes(&mut self) -> Option<Vec<RowHash>> {
+        self.kept.take().and_then(RowHashes::into_hashes)
     }
 
     /// Adds a batch.
     pub fn update(&mut self, batch: &RecordBatch) -> DfResult<()> {
         let rows = self.converter.convert_columns(batch.columns())?;
-        for row in rows.iter() {
+        // Row identities differ from the exact encoding only where a float
+        // column holds a -0.0 or a NaN (rare: checked per batch).
+        let canonical = match &self.kept {
+            Some(_) => match canonical_floats(batch.columns()) {
+                Some(columns) => Some(self.converter.convert_columns(&columns)?),
+                None => None,
+            },
+            None => None,
+        };
+        for (i, row) in rows.iter().enumerate() {
             let digest = blake3::hash(row.as_ref());
+            if let Some(kept) = &mut self.kept {
+                match &canonical {
+                    Some(c) => kept.push(&blake3::hash(c.row(i).as_ref())),
+                    None => kept.push(&digest),
+                }
+            }
             for (lane, chunk) in self.sum.iter_mut().zip(digest.as_bytes().chunks_exact(8)) {
                 let mut word = [0u8; 8];
                 word.copy_from_slice(chunk);
@@ -146,6 +228,53 @@ impl DataHasher {
     }
 }
 
+/// The columns with every float `-0.0` made `0.0` and every NaN the
+/// canonical NaN, or `None` when no top-level float column holds either
+/// (floats nested in lists or structs keep their bits).
+fn canonical_floats(columns: &[ArrayRef]) -> Option<Vec<ArrayRef>> {
+    fn odd<T: num_traits::Float>(v: T) -> bool {
+        v.is_nan() || (v.is_zero() && v.is_sign_negative())
+    }
+    fn canonical<T: num_traits::Float>(v: T) -> T {
+        if v.is_nan() {
+            T::nan()
+        } else if v.is_zero() {
+            T::zero()
+        } else {
+            v
+        }
+    }
+    fn fix<P: ArrowPrimitiveType>(a: &ArrayRef) -> Option<ArrayRef>
+    where
+        P::Native: num_traits::Float,
+    {
+        let a = a.as_primitive_opt::<P>()?;
+        if !a.values().iter().any(|v| odd(*v)) {
+            return None;
+        }
+        Some(Arc::new(a.unary::<_, P>(canonical)))
+    }
+    let fixed: Vec<Option<ArrayRef>> = columns
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Float16 => fix::<Float16Type>(c),
+            DataType::Float32 => fix::<Float32Type>(c),
+            DataType::Float64 => fix::<Float64Type>(c),
+            _ => None,
+        })
+        .collect();
+    if fixed.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(
+        fixed
+            .into_iter()
+            .zip(columns)
+            .map(|(f, c)| f.unwrap_or_else(|| Arc::clone(c)))
+            .collect(),
+    )
+}
+
 /// Column names and types (not nullability, which DataFusion may infer
 /// differently for the same data).
 fn schema_fingerprint(schema: &Schema) -> String {
@@ -164,8 +293,6 @@ pub fn short(version: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field};
 
@@ -206,6 +333,37 @@ mod tests {
         let a = version(&[batch(&[1, 2], &["a", "b"])]);
         assert_ne!(a, version(&[batch(&[1, 2], &["a", "x"])]));
         assert_ne!(a, version(&[batch(&[1, 2, 2], &["a", "b", "b"])]));
+    }
+
+    #[test]
+    fn row_hashes_see_zeros_and_nans_as_sql_does_but_the_data_version_sees_bits() {
+        use datafusion::arrow::array::Float64Array;
+        let floats = |xs: &[f64]| {
+            let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
+            RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(xs.to_vec()))])
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let hashed = |b: &RecordBatch| {
+            let mut h = DataHasher::new(&b.schema())
+                .unwrap_or_else(|e| panic!("{e}"))
+                .keeping_row_hashes(10);
+            h.update(b).unwrap_or_else(|e| panic!("{e}"));
+            (h.finish(), h.take_row_hashes())
+        };
+        let (v1, r1) = hashed(&floats(&[0.0, f64::NAN, 2.5]));
+        let (v2, r2) = hashed(&floats(&[-0.0, -f64::NAN, 2.5]));
+        assert_ne!(v1, v2);
+        assert_eq!(r1, r2);
+        // Without odd floats the kept hashes are the data version's own.
+        let (_, r3) = hashed(&floats(&[2.5]));
+        assert_eq!(r3.as_ref().map(|r| r[0]), r1.as_ref().map(|r| r[2]));
+        // Past the limit nothing is kept.
+        let mut h = DataHasher::new(&floats(&[1.0]).schema())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .keeping_row_hashes(2);
+        h.update(&floats(&[1.0, 2.0, 3.0]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.take_row_hashes(), None);
     }
 
     #[test]
