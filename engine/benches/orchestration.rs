@@ -214,7 +214,37 @@ async fn bench_one(n: usize, args: &Args, jobs: usize) -> BoxResult<()> {
         .into());
     }
 
-    // 4. No-op status, on the open workspace and with a fresh open.
+    // 4. A source change reaching every asset, rebuilt serially: what
+    // counting rows added and removed costs on real changes.
+    write_source(&root.join("data/events.parquet"), rows, 1)?;
+    let (wall, report) = materialize(&ws, false, 1, "bench: source changed").await?;
+    let changed = Sums::collect(&report);
+    let (mut counted, mut added, mut removed) = (0usize, 0u64, 0u64);
+    for r in &report.results {
+        if let AssetOutcome::Materialized(m) = &r.outcome
+            && let (Some(a), Some(d)) = (m.rows_added, m.rows_removed)
+        {
+            counted += 1;
+            added += a;
+            removed += d;
+        }
+    }
+    println!();
+    println!(
+        "  after a source change ({} of {n} assets rebuilt, jobs = 1)",
+        changed.materialized
+    );
+    changed.print(wall, n);
+    println!(
+        "    row changes counted                              {counted} assets, {added} rows added, {removed} removed"
+    );
+    println!(
+        "    sum counting rows added / removed                {}   ({} / asset)",
+        ms(changed.row_changes),
+        ms(changed.row_changes / u32::try_from(n.max(1)).unwrap_or(u32::MAX))
+    );
+
+    // 5. No-op status, on the open workspace and with a fresh open.
     let mut status = Vec::with_capacity(STATUS_REPEATS);
     let mut open = Vec::with_capacity(STATUS_REPEATS);
     let mut open_status = Vec::with_capacity(STATUS_REPEATS);
@@ -796,18 +826,29 @@ struct Sums {
     datafusion: Duration,
     write: Duration,
     hashing: Duration,
+    row_changes: Duration,
     level1_datafusion: Duration,
     slowest: Option<(String, Duration)>,
 }
 
 impl Sums {
     fn of(report: &RunReport, n: usize) -> BoxResult<Sums> {
+        let s = Sums::collect(report);
+        if s.materialized != n {
+            return Err(format!("expected {n} materialized assets, got {}", s.materialized).into());
+        }
+        Ok(s)
+    }
+
+    /// Sums over the materialized assets, however many.
+    fn collect(report: &RunReport) -> Sums {
         let mut s = Sums {
             materialized: 0,
             asset_wall: Duration::ZERO,
             datafusion: Duration::ZERO,
             write: Duration::ZERO,
             hashing: Duration::ZERO,
+            row_changes: Duration::ZERO,
             level1_datafusion: Duration::ZERO,
             slowest: None,
         };
@@ -818,6 +859,7 @@ impl Sums {
                 s.datafusion += m.datafusion;
                 s.write += m.write;
                 s.hashing += m.hashing;
+                s.row_changes += m.row_changes;
                 if level(&r.asset) <= LEVEL1 {
                     s.level1_datafusion += m.datafusion;
                 }
@@ -826,10 +868,7 @@ impl Sums {
                 }
             }
         }
-        if s.materialized != n {
-            return Err(format!("expected {n} materialized assets, got {}", s.materialized).into());
-        }
-        Ok(s)
+        s
     }
 
     fn print(&self, wall: Duration, n: usize) {
@@ -933,7 +972,7 @@ fn write_project(
         root.join("cairn.toml"),
         "[sources.events]\npath = \"data/events.parquet\"\n",
     )?;
-    write_source(&root.join("data/events.parquet"), rows)?;
+    write_source(&root.join("data/events.parquet"), rows, 0)?;
     for i in 1..=n {
         fs::write(
             root.join("assets").join(format!("{}.sql", asset_name(i))),
@@ -969,8 +1008,10 @@ fn asset_sql(i: usize) -> String {
     }
 }
 
-/// `id Int64`, `bucket Int64 = id % 1000`, `amount Float64`.
-fn write_source(path: &Path, rows: usize) -> BoxResult<()> {
+/// `id Int64`, `bucket Int64 = id % 1000`, `amount Float64`; a non-zero
+/// `variant` adds it to every 97th amount (a change that reaches every
+/// asset).
+fn write_source(path: &Path, rows: usize, variant: u32) -> BoxResult<()> {
     const BATCH: usize = 65_536;
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
@@ -988,7 +1029,14 @@ fn write_source(path: &Path, rows: usize) -> BoxResult<()> {
         let buckets: Vec<i64> = ids.iter().map(|id| id % 1000).collect();
         let amounts: Vec<f64> = ids
             .iter()
-            .map(|id| ((id * 7919) % 10_000) as f64 / 100.0)
+            .map(|id| {
+                let bump = if id % 97 == 0 {
+                    f64::from(variant)
+                } else {
+                    0.0
+                };
+                ((id * 7919) % 10_000) as f64 / 100.0 + bump
+            })
             .collect();
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),

@@ -136,6 +136,8 @@ pub struct Materialized {
     pub write: Duration,
     /// Time hashing rows for the data version.
     pub hashing: Duration,
+    /// Time counting rows added and removed (reading the previous version).
+    pub row_changes: Duration,
     /// Rows not in the previous version of this partition (exact), when
     /// there was one with the same columns.
     pub rows_added: Option<u64>,
@@ -1130,6 +1132,7 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, BuildFailur
         datafusion: written.datafusion,
         write: written.write,
         hashing: written.hashing,
+        row_changes: written.row_changes,
         rows_added: changes.map(|c| c.0),
         rows_removed: changes.map(|c| c.1),
         checks,
@@ -1296,6 +1299,7 @@ async fn write_and_check(
             checks,
         });
     }
+    let t = Instant::now();
     let changes = if !counts_changes(job) {
         None
     } else if job.previous_data_version.as_deref() == Some(written.data_version.as_str()) {
@@ -1304,6 +1308,7 @@ async fn write_and_check(
     } else {
         row_changes(&ctx, shared, &meters.store, me, job, &mut written).await
     };
+    written.row_changes = t.elapsed();
     Ok((written, checks, changes))
 }
 
@@ -1373,6 +1378,8 @@ struct Written {
     hashing: Duration,
     /// Distinct objects read to compute it, its own output aside.
     objects_read: u64,
+    /// Time counting rows added and removed.
+    row_changes: Duration,
     /// Each row's hash, when rows added and removed are to be counted
     /// (`None` past [`crate::row_changes::MAX_HELD_ROWS`]).
     row_hashes: Option<Vec<crate::version::RowHash>>,
@@ -1462,6 +1469,7 @@ async fn write_output(
     Ok(Written {
         check_counts: stream_checks.counts(),
         objects_read: 0,
+        row_changes: Duration::ZERO,
         row_hashes: hasher.take_row_hashes(),
         columns: column_stats(&parquet_meta, &schema),
         plan: plan_metrics(&plan),

@@ -12,6 +12,8 @@ mod metadata;
 mod openlineage;
 mod partitions;
 mod quality;
+mod reproducible;
+mod row_changes;
 mod self_dependent;
 mod spine;
 mod util;
