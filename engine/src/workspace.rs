@@ -1,7 +1,7 @@
 //! A project opened for work: loaded definitions, graph, catalog, storage.
 //! The entry point the CLI (and later the API) calls.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -273,6 +273,18 @@ impl Workspace {
         } else {
             self.snapshot_of(Some(&selected))?.0
         };
+        // A failed attempt's check results are about output that was never
+        // committed, not about the version served.
+        let mut failed_attempts: HashSet<(&str, &str, &str)> = HashSet::new();
+        for s in &snapshot.statuses {
+            let units = s
+                .partitions
+                .iter()
+                .flat_map(|p| p.list.iter().filter_map(|u| u.last_failure.as_ref()));
+            for f in s.last_failure.iter().chain(units) {
+                failed_attempts.insert((&f.asset, &f.partition, &f.run_id.0));
+            }
+        }
         let mut failing: HashMap<String, Vec<String>> = HashMap::new();
         for r in self.catalog.latest_failing_error_checks()? {
             // Results older than the current version are about a version
@@ -281,6 +293,11 @@ impl Workspace {
                 .current
                 .get(&r.asset, &r.partition)
                 .is_some_and(|c| r.at >= c.committed_at)
+                && !failed_attempts.contains(&(
+                    r.asset.as_str(),
+                    r.partition.as_str(),
+                    r.run_id.0.as_str(),
+                ))
             {
                 let label = if r.partition.is_empty() {
                     r.result.name.clone()

@@ -370,3 +370,60 @@ fn a_selected_asset_refreshes_the_target_of_its_relationships_check() {
     let status = p.json(&["status", "item_count", "--format", "json"], 0);
     assert_eq!(states(&status)["item_count"].0, "stale");
 }
+
+/// A rebuild failing an `error` check keeps the previous version: status
+/// says the failure belongs to the attempt, not to the version served.
+#[test]
+fn status_says_a_failed_check_belongs_to_the_attempt_not_the_current_version() {
+    let p = project("\"not_null(status)\"", GOOD);
+    assert_eq!(run_json(&p, &["materialize", "--format", "json"]).0, 0);
+    p.write(
+        "data/raw.csv",
+        "id,status,parent_id,amount,ts\n1,,10,5,2024-06-01T10:00:00\n",
+    );
+    assert_eq!(run_json(&p, &["materialize", "--format", "json"]).0, 1);
+    let status = p.run(&["status", "items"]);
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("items "))
+        .unwrap_or_else(|| panic!("{}", status.stdout));
+    let masked: String = line
+        .split("  ")
+        .filter(|s| !s.is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" | ");
+    // Times vary: mask them.
+    let masked = mask_times(&masked);
+    assert_eq!(
+        masked,
+        "items | failed | <time> | 3 | the last attempt (<time>) failed its checks and was not committed: not_null(status) (1 failing rows); the current version (committed <time>) passed its checks and stays current; source raw changed"
+    );
+}
+
+/// Replaces every `YYYY-MM-DD HH:MM:SS` by `<time>`.
+fn mask_times(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let candidate = text.get(i..i + 19).unwrap_or("");
+        let is_time = candidate.len() == 19
+            && candidate.char_indices().all(|(j, c)| match j {
+                4 | 7 => c == '-',
+                10 => c == ' ',
+                13 | 16 => c == ':',
+                _ => c.is_ascii_digit(),
+            });
+        if is_time {
+            out.push_str("<time>");
+            i += 19;
+        } else {
+            let c = text[i..].chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
