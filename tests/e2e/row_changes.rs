@@ -20,10 +20,21 @@ fn two_versions(sql: &str, before: &str, after: &str) -> Project {
     p
 }
 
-/// `(rows_added, rows_removed)` recorded for the latest version of each
-/// partition of `asset` that has a previous one, and the reference: the
-/// rows of the two versions' files subtracted as multisets in Python.
-fn recorded_and_reference(p: &Project, asset: &str) -> Vec<(String, (i64, i64), (i64, i64))> {
+/// `(added, removed)`.
+type Counts = (i64, i64);
+
+/// The counts of one version: its partition, as recorded, as the
+/// reference computes them.
+struct Compared {
+    partition: String,
+    recorded: Counts,
+    reference: Counts,
+}
+
+/// `(rows_added, rows_removed)` recorded for every version of `asset` that
+/// has a previous one in its partition, and the reference: the rows of the
+/// two versions' files subtracted as multisets in Python.
+fn recorded_and_reference(p: &Project, asset: &str) -> Vec<Compared> {
     let rows = p.query_json(&format!(
         "select partition, run_id, rows_added, rows_removed from cairn.materializations \
          where asset = '{asset}' order by partition, id"
@@ -55,11 +66,11 @@ fn recorded_and_reference(p: &Project, asset: &str) -> Vec<(String, (i64, i64), 
             assert!(!found.is_empty(), "no files of run {run}");
             found.join(",")
         };
-        out.push((
-            cur["partition"].as_str().unwrap().to_owned(),
+        out.push(Compared {
+            partition: cur["partition"].as_str().unwrap().to_owned(),
             recorded,
-            python_reference(&files(&prev["run_id"]), &files(&cur["run_id"])),
-        ));
+            reference: python_reference(&files(&prev["run_id"]), &files(&cur["run_id"])),
+        });
     }
     assert!(!out.is_empty(), "no version of {asset} has a previous one");
     out
@@ -68,7 +79,7 @@ fn recorded_and_reference(p: &Project, asset: &str) -> Vec<(String, (i64, i64), 
 /// `(added, removed)` between the rows of two comma-separated file lists.
 /// Rows compare as SQL groups them: `-0.0` equals `0.0` (Python already
 /// agrees), NaN equals NaN (Python does not: made one value here).
-fn python_reference(previous: &str, current: &str) -> (i64, i64) {
+fn python_reference(previous: &str, current: &str) -> Counts {
     let script = r#"
 import sys, math
 from collections import Counter
@@ -102,15 +113,19 @@ print(sum((after - before).values()), sum((before - after).values()))
 }
 
 /// Every version's recorded counts equal the reference and `expected`.
-fn check(p: &Project, asset: &str, expected: &[(&str, (i64, i64))]) {
+fn check(p: &Project, asset: &str, expected: &[(&str, Counts)]) {
     let got = recorded_and_reference(p, asset);
-    for (key, recorded, reference) in &got {
+    for c in &got {
         assert_eq!(
-            recorded, reference,
-            "{asset} [{key}]: recorded vs pyarrow reference"
+            c.recorded, c.reference,
+            "{asset} [{}]: recorded vs pyarrow reference",
+            c.partition
         );
     }
-    let got: Vec<(&str, (i64, i64))> = got.iter().map(|(k, r, _)| (k.as_str(), *r)).collect();
+    let got: Vec<(&str, Counts)> = got
+        .iter()
+        .map(|c| (c.partition.as_str(), c.recorded))
+        .collect();
     assert_eq!(got, expected);
 }
 
