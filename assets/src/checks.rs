@@ -366,8 +366,14 @@ fn parse_age(s: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Ok(Duration::from_secs(n * secs))
+    n.checked_mul(secs)
+        .filter(|s| *s <= MAX_AGE_SECS)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("a maximum age is at most 100 years (5218w), found `{raw}`"))
 }
+
+/// The longest maximum age a check accepts: 100 years (of 366 days).
+const MAX_AGE_SECS: u64 = 100 * 366 * 86_400;
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,17 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
+/// One hour and one minute, built without the panicking constructors
+/// (clippy.toml bans them).
+const ONE_HOUR: Duration = match Duration::try_hours(1) {
+    Some(d) => d,
+    None => Duration::zero(),
+};
+const ONE_MINUTE: Duration = match Duration::try_minutes(1) {
+    Some(d) => d,
+    None => Duration::zero(),
+};
+
 /// How long each time partition is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Granularity {
@@ -139,10 +150,18 @@ impl TimeDimension {
 
     /// The local start `n` windows after (or before, for negative `n`) `local`.
     pub fn shift(&self, local: NaiveDateTime, n: i64) -> NaiveDateTime {
+        let by = |step: Option<Duration>| {
+            step.and_then(|d| local.checked_add_signed(d))
+                .unwrap_or(if n < 0 {
+                    NaiveDateTime::MIN
+                } else {
+                    NaiveDateTime::MAX
+                })
+        };
         match self.granularity {
-            Granularity::Hourly => local + Duration::hours(n),
-            Granularity::Daily => local + Duration::days(n),
-            Granularity::Weekly => local + Duration::weeks(n),
+            Granularity::Hourly => by(Duration::try_hours(n)),
+            Granularity::Daily => by(Duration::try_days(n)),
+            Granularity::Weekly => by(Duration::try_weeks(n)),
             Granularity::Monthly => {
                 let months = i64::from(local.year()) * 12 + i64::from(local.month0()) + n;
                 let (y, m) = (months.div_euclid(12), months.rem_euclid(12));
@@ -165,7 +184,7 @@ impl TimeDimension {
                 // Walk forward to the end of the gap (at most a few hours).
                 let mut probe = local;
                 for _ in 0..(6 * 60) {
-                    probe += Duration::minutes(1);
+                    probe += ONE_MINUTE;
                     if let Some(t) = self.timezone.from_local_datetime(&probe).earliest() {
                         return t.with_timezone(&Utc);
                     }
@@ -184,7 +203,7 @@ impl TimeDimension {
             // Walk instants, not wall-clock hours: DST adds or removes one.
             let mut start = self.instant(self.start);
             loop {
-                let end = start + Duration::hours(1);
+                let end = start + ONE_HOUR;
                 let local = start.with_timezone(&self.timezone);
                 if end > now || self.end.is_some_and(|e| local.naive_local() > e) {
                     break;
@@ -273,7 +292,7 @@ impl TimeDimension {
                 .unwrap_or(start);
             return Ok(Window {
                 start,
-                end: start + Duration::hours(1),
+                end: start + ONE_HOUR,
             });
         }
         Ok(Window {
@@ -694,7 +713,7 @@ mod tests {
             .collect();
         assert_eq!(keys, vec!["2024-01", "2024-02", "2024-03"]);
         let w = m.window("2024-02").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(w.end - w.start, Duration::days(29));
+        assert_eq!(w.end - w.start, Duration::try_days(29).unwrap_or_default());
         let mut wk = daily(chrono_tz::UTC, "2024-01-01");
         wk.granularity = Granularity::Weekly;
         assert!(wk.parse_key("2024-01-08").is_ok());

@@ -60,17 +60,7 @@ fn parse_as_of(text: &str) -> cairn_engine::provenance::AsOf {
 fn audit(ws: &Workspace, args: AuditArgs) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     if args.log {
-        let since = match &args.since {
-            None => None,
-            Some(text) => Some(
-                chrono::Utc::now()
-                    - parse_age(text).ok_or_else(|| {
-                        Failure::Usage(format!(
-                            "--since `{text}`: give an age such as 30m, 12h, 7d or 2w"
-                        ))
-                    })?,
-            ),
-        };
+        let since = since(args.since.as_deref())?;
         let entries = ws
             .catalog
             .audit_log(since, args.who.as_deref())
@@ -267,31 +257,47 @@ async fn check(ws: &Workspace, args: CheckArgs) -> Result<u8, Failure> {
     Ok(code)
 }
 
-/// `7d`, `12h`, `30m`, `2w` as a duration.
-fn parse_age(text: &str) -> Option<chrono::Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let n: i64 = text[..split].parse().ok()?;
-    match &text[split..] {
-        "m" => Some(chrono::Duration::minutes(n)),
-        "h" => Some(chrono::Duration::hours(n)),
-        "d" => Some(chrono::Duration::days(n)),
-        "w" => Some(chrono::Duration::weeks(n)),
-        _ => None,
-    }
+/// `7d`, `12h`, `30m`, `2w` as a duration: `Ok(None)` when malformed,
+/// `Err` when larger than a time can hold.
+fn parse_age(text: &str) -> Result<Option<chrono::TimeDelta>, ()> {
+    let Some(split) = text.find(|c: char| !c.is_ascii_digit()) else {
+        return Ok(None);
+    };
+    let Ok(n) = text[..split].parse::<i64>() else {
+        // Digits that do not fit an i64 are a number, just too large.
+        return if split > 0 { Err(()) } else { Ok(None) };
+    };
+    let age = match &text[split..] {
+        "m" => chrono::TimeDelta::try_minutes(n),
+        "h" => chrono::TimeDelta::try_hours(n),
+        "d" => chrono::TimeDelta::try_days(n),
+        "w" => chrono::TimeDelta::try_weeks(n),
+        _ => return Ok(None),
+    };
+    age.map(Some).ok_or(())
+}
+
+/// `--since AGE` as the instant that long ago.
+fn since(text: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Failure> {
+    let Some(text) = text else { return Ok(None) };
+    let too_large = || {
+        Failure::Usage(format!(
+            "--since `{text}` reaches before the earliest time Cairn can represent; give a smaller age such as 52w"
+        ))
+    };
+    let age = parse_age(text).map_err(|()| too_large())?.ok_or_else(|| {
+        Failure::Usage(format!(
+            "--since `{text}`: give an age such as 30m, 12h, 7d or 2w"
+        ))
+    })?;
+    chrono::Utc::now()
+        .checked_sub_signed(age)
+        .map(Some)
+        .ok_or_else(too_large)
 }
 
 fn cost(ws: &Workspace, args: CostArgs) -> Result<u8, Failure> {
-    let since = match &args.since {
-        None => None,
-        Some(text) => {
-            let age = parse_age(text).ok_or_else(|| {
-                Failure::Usage(format!(
-                    "--since `{text}`: give an age such as 30m, 12h, 7d or 2w"
-                ))
-            })?;
-            Some(chrono::Utc::now() - age)
-        }
-    };
+    let since = since(args.since.as_deref())?;
     let mut costs = ws.cost(&args.selection, since, args.rollup)?;
     let key = |c: &cairn_engine::cost::AssetCost| {
         let f = c.rollup.as_ref().unwrap_or(&c.own);

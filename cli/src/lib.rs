@@ -58,6 +58,7 @@ pub fn main_exit_code() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    install_panic_hook();
     init_tracing();
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -71,6 +72,40 @@ pub fn main_exit_code() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Exit code of an internal error (a bug): a panic anywhere, including in
+/// a build task.
+pub const INTERNAL_ERROR_EXIT: i32 = 101;
+
+/// A panic is a bug, not something the user did: say so in one line, where
+/// it happened, and how to report it, then exit with
+/// [`INTERNAL_ERROR_EXIT`] — no backtrace dump (`CAIRN_BACKTRACE=1` keeps
+/// Rust's default report for debugging). Nothing half-done is committed:
+/// commits are single catalog transactions.
+fn install_panic_hook() {
+    if std::env::var_os("CAIRN_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_owned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "error: internal error in cairn {}: {what}{at}\n  this is a bug, please report it with the command you ran (CAIRN_BACKTRACE=1 shows Rust's full report)",
+            env!("CARGO_PKG_VERSION")
+        );
+        std::process::exit(INTERNAL_ERROR_EXIT);
+    }));
 }
 
 fn report(message: &str) {

@@ -97,7 +97,10 @@ pub fn failing_rows_sql(check: &CheckDef, table: &str, now: DateTime<Utc>) -> St
             )
         }
         CheckKind::Freshness { column, max_age } => {
-            let limit = now - chrono::Duration::from_std(*max_age).unwrap_or(chrono::Duration::MAX);
+            let limit = chrono::TimeDelta::from_std(*max_age)
+                .ok()
+                .and_then(|age| now.checked_sub_signed(age))
+                .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
             format!(
                 "SELECT MAX({c}) AS latest FROM {t} HAVING MAX({c}) IS NULL OR CAST(MAX({c}) AS TIMESTAMP) < TIMESTAMP '{}'",
                 limit.format("%Y-%m-%d %H:%M:%S"),

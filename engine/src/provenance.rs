@@ -280,8 +280,9 @@ impl Workspace {
             report.bytes += meta.size;
             report.uncommitted.push(rel.to_owned());
         }
-        let cutoff =
-            Utc::now() - chrono::Duration::days(i64::from(self.project.config.retention.days));
+        let cutoff = chrono::TimeDelta::try_days(i64::from(self.project.config.retention.days))
+            .and_then(|d| Utc::now().checked_sub_signed(d))
+            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
         let mut expired_ids = Vec::new();
         for f in files
             .iter()

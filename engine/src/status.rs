@@ -924,7 +924,7 @@ mod tests {
                 partition: "2024-01-04".into(),
                 outcome: AttemptOutcome::Failed,
                 error: Some("boom".into()),
-                at: Utc::now() + chrono::Duration::seconds(1),
+                at: Utc::now() + chrono::TimeDelta::try_seconds(1).unwrap_or_default(),
             })
             .unwrap();
     }

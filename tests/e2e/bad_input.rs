@@ -229,3 +229,54 @@ fn unknown_selection_is_a_usage_error() {
     let run = p.run(&["materialize", "--jobs", "0"]);
     assert_eq!(run.code, 2, "clap usage errors exit 2");
 }
+
+/// Ages beyond what a time can hold were chrono panics; each is now a
+/// usage or project error naming the value.
+#[test]
+fn ages_too_large_for_a_time_are_refused_not_panics() {
+    let p = Project::example();
+    p.materialize(&["--jobs", "1"]);
+    for args in [
+        &["cost", "--since", "99999999999w"][..],
+        &["cost", "--since", "100000000d"],
+        &["audit", "--log", "--since", "99999999999w"],
+        &["audit", "--log", "--since", "100000000d"],
+    ] {
+        assert_refused(&p, args, &["--since", "give a smaller age"]);
+    }
+    // A parseable but absurd maximum age in a check: refused at load.
+    p.edit(
+        "assets/customers.sql",
+        "---     \"not_null(customer_id)\",",
+        "---     \"freshness(signup_date, 20000000w)\",",
+    );
+    assert_refused(
+        &p,
+        &["materialize"],
+        &["assets/customers.sql:5", "at most 100 years", "20000000w"],
+    );
+    // A number of seconds that overflows: also refused, not wrapped.
+    p.edit("assets/customers.sql", "20000000w", "99999999999999999w");
+    assert_refused(&p, &["status"], &["at most 100 years"]);
+}
+
+/// Partition offsets far outside any calendar do not overflow.
+#[test]
+fn huge_partition_offsets_do_not_overflow() {
+    let p = Project::with_files(&[
+        ("cairn.toml", "[sources.raw]\npath = \"data/raw.csv\"\n"),
+        ("data/raw.csv", "d,v\n2024-01-01,1\n"),
+        (
+            "assets/daily.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-01-03\"\nselect v from raw",
+        ),
+        (
+            "assets/far.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-01-03\"\n\
+             --- [upstream.daily]\n--- mapping = \"window\"\n--- offset = -9223372036854775807\nselect v from daily",
+        ),
+    ]);
+    let run = p.run(&["materialize"]);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_ne!(run.code, 101, "{}", run.stderr);
+}

@@ -12,7 +12,7 @@ const DAYS: usize = 366; // 2024 is a leap year
 
 fn day(i: usize) -> String {
     let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
-    (start + chrono::Duration::days(i as i64))
+    (start + chrono::TimeDelta::try_days(i as i64).unwrap())
         .format("%Y-%m-%d")
         .to_string()
 }
@@ -264,7 +264,7 @@ fn new_york_days_cover_23_and_25_hours_across_dst() {
         for h in 0..hours {
             csv.push_str(&format!(
                 "{}\n",
-                (start + chrono::Duration::hours(h)).format("%Y-%m-%dT%H:%M:%S")
+                (start + chrono::TimeDelta::try_hours(h).unwrap()).format("%Y-%m-%dT%H:%M:%S")
             ));
         }
     }

@@ -10,7 +10,7 @@ const DAYS: usize = 30;
 
 fn day(i: usize) -> String {
     let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
-    (start + chrono::Duration::days(i as i64))
+    (start + chrono::TimeDelta::try_days(i as i64).unwrap())
         .format("%Y-%m-%d")
         .to_string()
 }
