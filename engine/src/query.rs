@@ -8,7 +8,7 @@ use datafusion::sql::resolve::resolve_table_references;
 use crate::error::EngineError;
 use crate::partition_index::dimension_names;
 use crate::run::read_only;
-use crate::tables::{new_session, register_committed, register_source};
+use crate::tables::{new_session, register_committed, register_source, source_error};
 use crate::workspace::Workspace;
 
 pub(crate) async fn run_query(
@@ -16,7 +16,7 @@ pub(crate) async fn run_query(
     sql: &str,
     as_of: Option<&crate::provenance::AsOf>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
-    let q = |e: datafusion::error::DataFusionError| EngineError::Query(e.strip_backtrace());
+    let q = |e: datafusion::error::DataFusionError| EngineError::from_datafusion("", e);
     // Register only what the query reads, and say clearly when it reads an
     // asset that has no committed version yet.
     let statements = DFParser::parse_sql(sql).map_err(q)?;
@@ -50,7 +50,9 @@ pub(crate) async fn run_query(
     };
     for name in &tables {
         if let Some(source) = ws.project.sources.get(name) {
-            register_source(&ctx, source).await.map_err(q)?;
+            register_source(&ctx, source)
+                .await
+                .map_err(|e| source_error(source, e))?;
         } else if ws.project.assets.contains_key(name) {
             let mut files: Vec<String> = Vec::new();
             match &past {

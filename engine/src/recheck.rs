@@ -15,7 +15,7 @@ use crate::checks::{CheckOutcome, run_checks};
 use crate::error::EngineError;
 use crate::partition_index::dimension_names;
 use crate::selection;
-use crate::tables::{new_session, register_committed, register_source};
+use crate::tables::{new_session, register_committed, register_source, source_error};
 use crate::workspace::Workspace;
 
 /// The checks of one committed asset partition.
@@ -93,10 +93,12 @@ impl Workspace {
                 }
             }
             tables.remove(&asset_name);
-            let q = |e: datafusion::error::DataFusionError| EngineError::Query(e.strip_backtrace());
+            let q = |e: datafusion::error::DataFusionError| EngineError::from_datafusion("", e);
             for t in &tables {
                 if let Some(source) = self.project.sources.get(t) {
-                    register_source(&ctx, source).await.map_err(q)?;
+                    register_source(&ctx, source)
+                        .await
+                        .map_err(|e| source_error(source, e))?;
                 } else if self.project.assets.contains_key(t) {
                     let files = files_of(t, None)?;
                     if !files.is_empty() {

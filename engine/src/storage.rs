@@ -32,7 +32,7 @@ impl Storage {
     pub fn open(url: &str, project_root: &Path) -> Result<Storage, EngineError> {
         let Some(path) = url.strip_prefix("file://") else {
             let scheme = url.split("://").next().unwrap_or(url);
-            return Err(EngineError::Storage {
+            return Err(EngineError::BadStorageUrl {
                 url: url.to_owned(),
                 reason: format!(
                     "unsupported storage scheme `{scheme}`; this build writes to local storage only: use url = \"file://./warehouse\" (relative to the project) or \"file:///absolute/path\""
@@ -45,10 +45,11 @@ impl Storage {
             project_root.join(path.strip_prefix("./").unwrap_or(path))
         };
         let dir = normalize(&dir);
-        let root = ObjectPath::from_absolute_path(&dir).map_err(|e| EngineError::Storage {
-            url: url.to_owned(),
-            reason: format!("unsupported path {}: {e}", dir.display()),
-        })?;
+        let root =
+            ObjectPath::from_absolute_path(&dir).map_err(|e| EngineError::BadStorageUrl {
+                url: url.to_owned(),
+                reason: format!("unsupported path {}: {e}", dir.display()),
+            })?;
         Ok(Storage {
             store: Arc::new(LocalFileSystem::new()),
             configured_url: url.to_owned(),

@@ -168,6 +168,14 @@ pub async fn register_committed(
     Ok(())
 }
 
+/// A failure reading `source`, naming it and its declared path.
+pub fn source_error(source: &Source, e: datafusion::error::DataFusionError) -> EngineError {
+    EngineError::from_datafusion(
+        &format!("source `{}` ({})", source.name, source.declared_path),
+        e,
+    )
+}
+
 /// Registers a source as seen by one partition: all of it when it is not
 /// partitioned, otherwise exactly the files of the mapped partitions `keys`
 /// (an empty table with the source's schema when they hold no files).
@@ -176,14 +184,7 @@ pub async fn register_source_partitions(
     source: &Source,
     keys: &[String],
 ) -> Result<(), EngineError> {
-    let q = |e: datafusion::error::DataFusionError| {
-        EngineError::Query(format!(
-            "source `{}` ({}): {}",
-            source.name,
-            source.declared_path,
-            e.strip_backtrace()
-        ))
-    };
+    let q = |e| source_error(source, e);
     if source.partitions.is_none() {
         return register_source(ctx, source).await.map_err(q);
     }

@@ -118,3 +118,27 @@ fn duplicate_output_column_names_are_a_clear_failure() {
         run.stdout
     );
 }
+
+/// Exit codes follow whose fault an error is, by DataFusion's error kind:
+/// a bad query is the user's (2), an unreadable file the environment's (1).
+#[test]
+fn query_errors_exit_by_fault() {
+    let p = Project::with_files(&[
+        ("cairn.toml", "[sources.raw]\npath = \"data/raw.parquet\"\n"),
+        ("data/raw.parquet", "this is not a Parquet file"),
+    ]);
+    let bad_sql = p.run(&["query", "select nope from"]);
+    assert_eq!(bad_sql.code, 2, "{}", bad_sql.stderr);
+    let unreadable = p.run(&["query", "select * from raw"]);
+    assert_eq!(unreadable.code, 1, "{}", unreadable.stderr);
+    assert!(
+        unreadable.stderr.contains("source `raw`"),
+        "{}",
+        unreadable.stderr
+    );
+    assert!(
+        !unreadable.stderr.contains("panicked"),
+        "{}",
+        unreadable.stderr
+    );
+}
