@@ -1,0 +1,794 @@
+//! `impl Catalog for SqliteCatalog`: every read and write the catalog runs,
+//! with the insert helpers its writes share.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::rows::{
+    BACKFILL_COLUMNS, CHECK_COLUMNS, CURRENT_SUMMARY_COLUMNS, RUN_COLUMNS, SUMMARY_COLUMNS,
+    attempt_from_row, backfill_from_row, check_from_row, file_from_row, fingerprint_from_row,
+    get_time, input_from_row, limit, metrics_to_json, run_from_row, summary_from_row,
+    summary_ref_from_row, summary_with_metrics_from_row, timestamp, to_i64, to_json, unit_from_row,
+};
+use super::{Fallible, SqliteCatalog};
+use crate::{
+    AttemptOutcome, AttemptRecord, AuditEntry, BackfillId, BackfillRecord, BackfillStatus, Catalog,
+    CheckResultRecord, CurrentVersion, CurrentVersionRef, MaterializationId,
+    MaterializationMetrics, MaterializationRecord, NewAttempt, NewAuditEntry, NewBackfill,
+    NewCheckResult, NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord, RunStatus,
+    SourceFingerprint, StoredFile,
+};
+
+/// The error recorded on runs found dead by [`Catalog::mark_crashed_runs`].
+pub(super) const CRASHED_ERROR: &str = "process ended before the run finished (killed or crashed)";
+
+/// Inserts an attempt and moves the (asset, partition)'s latest-attempt pointer.
+fn insert_attempt(tx: &rusqlite::Transaction<'_>, attempt: &NewAttempt) -> Fallible<()> {
+    insert_attempt_parts(
+        tx,
+        &AttemptParts {
+            run_id: &attempt.run_id,
+            asset: &attempt.asset,
+            partition: &attempt.partition,
+            outcome: attempt.outcome,
+            error: attempt.error.as_deref(),
+            at: &timestamp(attempt.at),
+        },
+    )
+}
+
+/// A borrowed [`NewAttempt`] with its time already formatted (a commit
+/// records one without cloning its strings).
+struct AttemptParts<'a> {
+    run_id: &'a RunId,
+    asset: &'a str,
+    partition: &'a str,
+    outcome: AttemptOutcome,
+    error: Option<&'a str>,
+    at: &'a str,
+}
+
+/// [`insert_attempt`] from borrowed parts.
+fn insert_attempt_parts(tx: &rusqlite::Transaction<'_>, a: &AttemptParts<'_>) -> Fallible<()> {
+    tx.prepare_cached(
+        r#"INSERT INTO attempts (run_id, asset, "partition", outcome, error, at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6)"#,
+    )?
+    .execute(params![
+        a.run_id.0,
+        a.asset,
+        a.partition,
+        a.outcome.as_str(),
+        a.error,
+        a.at
+    ])?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached(
+        r#"INSERT INTO latest_attempts (asset, "partition", attempt_id) VALUES (?1, ?2, ?3)
+           ON CONFLICT (asset, "partition") DO UPDATE SET attempt_id = excluded.attempt_id"#,
+    )?
+    .execute(params![a.asset, a.partition, id])?;
+    Ok(())
+}
+
+/// Where a batch of check results belongs.
+struct CheckTarget<'a> {
+    run_id: &'a RunId,
+    asset: &'a str,
+    partition: &'a str,
+    materialization: Option<i64>,
+    at: &'a str,
+}
+
+/// Inserts check results, in order, and moves each check's latest-result
+/// pointer.
+fn insert_checks(
+    tx: &rusqlite::Transaction<'_>,
+    target: &CheckTarget<'_>,
+    results: &[NewCheckResult],
+) -> Fallible<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(
+        r#"INSERT INTO check_results (run_id, asset, "partition", materialization_id, name,
+               severity, passed, failing_rows, sample_json, error, at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"#,
+    )?;
+    let mut latest = tx.prepare_cached(
+        r#"INSERT INTO latest_check_results (asset, "partition", name, check_result_id)
+           VALUES (?1, ?2, ?3, ?4)
+           ON CONFLICT (asset, "partition", name)
+           DO UPDATE SET check_result_id = excluded.check_result_id"#,
+    )?;
+    for result in results {
+        insert.execute(params![
+            target.run_id.0,
+            target.asset,
+            target.partition,
+            target.materialization,
+            result.name,
+            result.severity,
+            result.passed,
+            to_i64(result.failing_rows, "failing_rows")?,
+            result.sample_json,
+            result.error,
+            target.at,
+        ])?;
+        let id = tx.last_insert_rowid();
+        latest.execute(params![target.asset, target.partition, result.name, id])?;
+    }
+    Ok(())
+}
+
+impl Catalog for SqliteCatalog {
+    fn begin_run(&self, run: &NewRun) -> Result<()> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at, status,
+                       backfill_id)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)"#,
+            )?
+            .execute(params![
+                run.id.0,
+                run.user,
+                run.host,
+                i64::from(run.pid),
+                run.command,
+                run.trigger,
+                timestamp(run.started_at),
+                run.backfill_id.as_ref().map(|id| id.0.as_str()),
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn finish_run(&self, id: &RunId, status: RunStatus, error: Option<&str>) -> Result<()> {
+        let finished_at = (status != RunStatus::Running).then(|| timestamp(Utc::now()));
+        self.with(|conn| {
+            conn.prepare_cached(
+                "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id.0, status.as_str(), error, finished_at])?;
+            Ok(())
+        })
+    }
+
+    fn mark_crashed_runs(&self, is_alive: &dyn Fn(&RunRecord) -> bool) -> Result<Vec<RunId>> {
+        let running = self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"
+            ))?;
+            stmt.query_and_then([], run_from_row)?
+                .collect::<Fallible<Vec<_>>>()
+        })?;
+        // Ask outside the lock: the callback may be slow or use the catalog.
+        let dead: Vec<RunRecord> = running.into_iter().filter(|run| !is_alive(run)).collect();
+        if dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE runs SET status = 'crashed', error = ?2
+                 WHERE id = ?1 AND status = 'running'",
+            )?;
+            let mut marked = Vec::with_capacity(dead.len());
+            for run in dead {
+                // A run that finished meanwhile is left alone.
+                if stmt.execute(params![run.id.0, CRASHED_ERROR])? == 1 {
+                    marked.push(run.id);
+                }
+            }
+            Ok(marked)
+        })
+    }
+
+    fn record_attempt(&self, attempt: &NewAttempt) -> Result<()> {
+        self.write(|tx| insert_attempt(tx, attempt))
+    }
+
+    fn commit_materialization(&self, m: &NewMaterialization) -> Result<MaterializationId> {
+        let committed_at = timestamp(m.committed_at);
+        let metrics_json = metrics_to_json(&m.metrics).map_err(|f| self.error(f))?;
+        self.write(|tx| {
+            tx.prepare_cached(
+                r#"INSERT INTO materializations (run_id, asset, "partition", code_version,
+                       input_version, data_version, row_count, bytes_written, wall_ms,
+                       schema_json, committed_at, metrics_json)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"#,
+            )?
+            .execute(params![
+                m.run_id.0,
+                m.asset,
+                m.partition,
+                m.code_version,
+                m.input_version,
+                m.data_version,
+                to_i64(m.row_count, "row_count")?,
+                to_i64(m.bytes_written, "bytes_written")?,
+                to_i64(m.wall_ms, "wall_ms")?,
+                m.schema_json,
+                committed_at,
+                metrics_json,
+            ])?;
+            let id = tx.last_insert_rowid();
+
+            let mut inputs = tx.prepare_cached(
+                r#"INSERT INTO materialization_inputs (materialization_id, position, name, kind,
+                       "partition", data_version, upstream_materialization_id)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
+            )?;
+            for (position, input) in (0_i64..).zip(&m.inputs) {
+                inputs.execute(params![
+                    id,
+                    position,
+                    input.name,
+                    input.kind.as_str(),
+                    input.partition,
+                    input.data_version,
+                    input.materialization.map(|upstream| upstream.0),
+                ])?;
+            }
+
+            let mut files = tx.prepare_cached(
+                "INSERT INTO materialization_files (materialization_id, position, path,
+                     size_bytes, row_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (position, file) in (0_i64..).zip(&m.files) {
+                files.execute(params![
+                    id,
+                    position,
+                    file.path,
+                    to_i64(file.size_bytes, "size_bytes")?,
+                    to_i64(file.row_count, "row_count")?,
+                ])?;
+            }
+
+            insert_checks(
+                tx,
+                &CheckTarget {
+                    run_id: &m.run_id,
+                    asset: &m.asset,
+                    partition: &m.partition,
+                    materialization: Some(id),
+                    at: &committed_at,
+                },
+                &m.checks,
+            )?;
+
+            insert_attempt_parts(
+                tx,
+                &AttemptParts {
+                    run_id: &m.run_id,
+                    asset: &m.asset,
+                    partition: &m.partition,
+                    outcome: AttemptOutcome::Materialized,
+                    error: None,
+                    at: &committed_at,
+                },
+            )?;
+
+            tx.prepare_cached(
+                r#"INSERT INTO current_versions (asset, "partition", materialization_id,
+                       run_id, code_version, input_version, data_version, row_count,
+                       bytes_written, wall_ms, committed_at)
+                   SELECT asset, "partition", id, run_id, code_version, input_version,
+                          data_version, row_count, bytes_written, wall_ms, committed_at
+                   FROM materializations WHERE id = ?1
+                   ON CONFLICT (asset, "partition") DO UPDATE SET
+                       materialization_id = excluded.materialization_id,
+                       run_id = excluded.run_id,
+                       code_version = excluded.code_version,
+                       input_version = excluded.input_version,
+                       data_version = excluded.data_version,
+                       row_count = excluded.row_count,
+                       bytes_written = excluded.bytes_written,
+                       wall_ms = excluded.wall_ms,
+                       committed_at = excluded.committed_at"#,
+            )?
+            .execute(params![id])?;
+            Ok(MaterializationId(id))
+        })
+    }
+
+    fn current_versions(&self) -> Result<Vec<CurrentVersion>> {
+        let mut out = Vec::new();
+        self.visit_current_versions(&mut |c| out.push(c.to_owned_version()))?;
+        Ok(out)
+    }
+
+    fn visit_current_versions(&self, visit: &mut dyn FnMut(&CurrentVersionRef<'_>)) -> Result<()> {
+        self.with(|conn| {
+            // The columns of SUMMARY_COLUMNS, from the summary kept beside
+            // each pointer: one scan in key order, no join.
+            let mut stmt = conn.prepare_cached(&format!(
+                r#"SELECT {CURRENT_SUMMARY_COLUMNS} FROM current_versions
+                   ORDER BY asset, "partition""#
+            ))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                visit(&summary_ref_from_row(row)?);
+            }
+            Ok(())
+        })
+    }
+
+    fn materialization(&self, id: MaterializationId) -> Result<Option<MaterializationRecord>> {
+        self.with(|conn| {
+            // One read transaction, so the four reads see one snapshot.
+            let tx = conn.transaction()?;
+            let row = tx
+                .prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS}, m.metrics_json, m.schema_json
+                     FROM materializations AS m
+                     WHERE m.id = ?1"
+                ))?
+                .query_row([id.0], |row| {
+                    Ok((
+                        summary_with_metrics_from_row(row),
+                        row.get::<_, String>("schema_json")?,
+                    ))
+                })
+                .optional()?;
+            let Some((summary, schema_json)) = row else {
+                return Ok(None);
+            };
+            let (summary, metrics) = summary?;
+            let inputs = tx
+                .prepare_cached(
+                    r#"SELECT name, kind, "partition", data_version, upstream_materialization_id
+                       FROM materialization_inputs WHERE materialization_id = ?1
+                       ORDER BY position"#,
+                )?
+                .query_and_then([id.0], input_from_row)?
+                .collect::<Fallible<Vec<_>>>()?;
+            let files = tx
+                .prepare_cached(
+                    "SELECT path, size_bytes, row_count
+                     FROM materialization_files WHERE materialization_id = ?1
+                     ORDER BY position",
+                )?
+                .query_and_then([id.0], file_from_row)?
+                .collect::<Fallible<Vec<_>>>()?;
+            let checks = tx
+                .prepare_cached(&format!(
+                    "SELECT {CHECK_COLUMNS} FROM check_results AS k
+                     WHERE k.materialization_id = ?1 ORDER BY k.id"
+                ))?
+                .query_and_then([id.0], |row| check_from_row(row).map(|k| k.result))?
+                .collect::<Fallible<Vec<_>>>()?;
+            tx.finish()?;
+            Ok(Some(MaterializationRecord {
+                id: summary.id,
+                body: NewMaterialization {
+                    run_id: summary.run_id,
+                    asset: summary.asset,
+                    partition: summary.partition,
+                    code_version: summary.code_version,
+                    input_version: summary.input_version,
+                    data_version: summary.data_version,
+                    row_count: summary.row_count,
+                    bytes_written: summary.bytes_written,
+                    wall_ms: summary.wall_ms,
+                    schema_json,
+                    inputs,
+                    files,
+                    committed_at: summary.committed_at,
+                    metrics,
+                    checks,
+                },
+            }))
+        })
+    }
+
+    fn history(&self, asset: &str, limit_to: usize) -> Result<Vec<CurrentVersion>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM materializations AS m
+                 WHERE m.asset = ?1 ORDER BY m.id DESC LIMIT ?2"
+            ))?;
+            stmt.query_and_then(params![asset, limit(limit_to)], summary_from_row)?
+                .collect()
+        })
+    }
+
+    fn latest_attempts(&self) -> Result<Vec<AttemptRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT a.run_id, a.asset, a."partition", a.outcome, a.error, a.at
+                   FROM latest_attempts AS l
+                   JOIN attempts AS a ON a.id = l.attempt_id
+                   ORDER BY l.asset, l."partition""#,
+            )?;
+            stmt.query_and_then([], attempt_from_row)?.collect()
+        })
+    }
+
+    fn visit_current_versions_of(
+        &self,
+        assets: &[String],
+        visit: &mut dyn FnMut(&CurrentVersionRef<'_>),
+    ) -> Result<()> {
+        self.with(|conn| {
+            // One read transaction: every asset from the same snapshot.
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(&format!(
+                    r#"SELECT {CURRENT_SUMMARY_COLUMNS} FROM current_versions
+                       WHERE asset = ?1 ORDER BY "partition""#
+                ))?;
+                for asset in assets {
+                    let mut rows = stmt.query([asset])?;
+                    while let Some(row) = rows.next()? {
+                        visit(&summary_ref_from_row(row)?);
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn latest_attempt_of(&self, asset: &str) -> Result<Option<AttemptRecord>> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                r#"SELECT run_id, asset, "partition", outcome, error, at
+                   FROM attempts WHERE asset = ?1 ORDER BY id DESC LIMIT 1"#,
+            )?
+            .query_and_then([asset], attempt_from_row)?
+            .next()
+            .transpose()
+        })
+    }
+
+    fn latest_failed_attempts(&self) -> Result<Vec<AttemptRecord>> {
+        self.with(|conn| {
+            // Walks the failed attempts only (a partial index), keeping
+            // those that are still their unit's latest.
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT a.run_id, a.asset, a."partition", a.outcome, a.error, a.at
+                   FROM attempts AS a INDEXED BY attempts_failed
+                   JOIN latest_attempts AS l
+                     ON l.asset = a.asset AND l."partition" = a."partition"
+                    AND l.attempt_id = a.id
+                   WHERE a.outcome = 'failed'
+                   ORDER BY a.asset, a."partition""#,
+            )?;
+            stmt.query_and_then([], attempt_from_row)?.collect()
+        })
+    }
+
+    fn record_check_results(
+        &self,
+        run_id: &RunId,
+        asset: &str,
+        partition: &str,
+        results: &[NewCheckResult],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let at = timestamp(at);
+        self.write(|tx| {
+            insert_checks(
+                tx,
+                &CheckTarget {
+                    run_id,
+                    asset,
+                    partition,
+                    materialization: None,
+                    at: &at,
+                },
+                results,
+            )
+        })
+    }
+
+    fn latest_check_results(&self) -> Result<Vec<CheckResultRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                r#"SELECT {CHECK_COLUMNS}
+                   FROM latest_check_results AS l
+                   JOIN check_results AS k ON k.id = l.check_result_id
+                   ORDER BY l.asset, l."partition", l.name"#
+            ))?;
+            stmt.query_and_then([], check_from_row)?.collect()
+        })
+    }
+
+    fn latest_failing_error_checks(&self) -> Result<Vec<CheckResultRecord>> {
+        self.with(|conn| {
+            // Walks the failing error results only (a partial index),
+            // keeping those that are still their check's latest.
+            let mut stmt = conn.prepare_cached(&format!(
+                r#"SELECT {CHECK_COLUMNS}
+                   FROM check_results AS k INDEXED BY check_results_failing_errors
+                   JOIN latest_check_results AS l
+                     ON l.asset = k.asset AND l."partition" = k."partition"
+                    AND l.name = k.name AND l.check_result_id = k.id
+                   WHERE k.passed = 0 AND k.severity = 'error'
+                   ORDER BY k.asset, k."partition", k.name"#
+            ))?;
+            stmt.query_and_then([], check_from_row)?.collect()
+        })
+    }
+
+    fn check_results(&self, asset: &str, limit_to: usize) -> Result<Vec<CheckResultRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {CHECK_COLUMNS} FROM check_results AS k
+                 WHERE k.asset = ?1 ORDER BY k.id DESC LIMIT ?2"
+            ))?;
+            stmt.query_and_then(params![asset, limit(limit_to)], check_from_row)?
+                .collect()
+        })
+    }
+
+    fn metrics_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(CurrentVersion, MaterializationMetrics)>> {
+        self.with(|conn| match since {
+            // Two statements rather than `?1 IS NULL OR ...`, so that both
+            // walk the (committed_at, id) index.
+            Some(since) => {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS}, m.metrics_json FROM materializations AS m
+                     WHERE m.committed_at >= ?1
+                     ORDER BY m.committed_at, m.id"
+                ))?;
+                stmt.query_and_then([timestamp(since)], summary_with_metrics_from_row)?
+                    .collect()
+            }
+            None => {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS}, m.metrics_json FROM materializations AS m
+                     ORDER BY m.committed_at, m.id"
+                ))?;
+                stmt.query_and_then([], summary_with_metrics_from_row)?
+                    .collect()
+            }
+        })
+    }
+
+    fn current_metrics(&self) -> Result<Vec<(CurrentVersion, MaterializationMetrics)>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                r#"SELECT {SUMMARY_COLUMNS}, m.metrics_json
+                   FROM current_versions AS c
+                   JOIN materializations AS m ON m.id = c.materialization_id
+                   ORDER BY c.asset, c."partition""#
+            ))?;
+            stmt.query_and_then([], summary_with_metrics_from_row)?
+                .collect()
+        })
+    }
+
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<()> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO audit_log (at, principal, host, git_commit, action, target, details)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                timestamp(entry.at),
+                entry.principal,
+                entry.host,
+                entry.git_commit,
+                entry.action,
+                entry.target,
+                entry.details,
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn audit_log(
+        &self,
+        since: Option<DateTime<Utc>>,
+        principal: Option<&str>,
+    ) -> Result<Vec<AuditEntry>> {
+        let since = since.map(timestamp).unwrap_or_default();
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, at, principal, host, git_commit, action, target, details FROM audit_log
+                 WHERE at >= ?1 AND (?2 IS NULL OR principal = ?2) ORDER BY id",
+            )?;
+            stmt.query_and_then(params![since, principal], |row| {
+                Ok(AuditEntry {
+                    id: row.get(0)?,
+                    entry: NewAuditEntry {
+                        at: get_time(row, "at")?,
+                        principal: row.get(2)?,
+                        host: row.get(3)?,
+                        git_commit: row.get(4)?,
+                        action: row.get(5)?,
+                        target: row.get(6)?,
+                        details: row.get(7)?,
+                    },
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn all_files(&self) -> Result<Vec<StoredFile>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT f.materialization_id, f.path, m.committed_at, m.expired_at,
+                          (c.materialization_id IS NOT NULL) AS is_current
+                   FROM materialization_files f
+                   JOIN materializations m ON m.id = f.materialization_id
+                   LEFT JOIN current_versions c ON c.materialization_id = m.id
+                   ORDER BY f.materialization_id, f.position"#,
+            )?;
+            stmt.query_and_then([], |row| {
+                Ok(StoredFile {
+                    materialization: MaterializationId(row.get(0)?),
+                    path: row.get(1)?,
+                    committed_at: get_time(row, "committed_at")?,
+                    expired: row.get::<_, Option<String>>(3)?.is_some(),
+                    is_current: row.get(4)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn mark_expired(&self, ids: &[MaterializationId], at: DateTime<Utc>) -> Result<()> {
+        let at = timestamp(at);
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE materializations SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL",
+            )?;
+            for id in ids {
+                stmt.execute(params![id.0, at])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn runs(&self, limit_to: usize) -> Result<Vec<RunRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1"
+            ))?;
+            stmt.query_and_then([limit(limit_to)], run_from_row)?
+                .collect()
+        })
+    }
+
+    fn source_fingerprints(&self) -> Result<Vec<SourceFingerprint>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT source, fingerprint, data_version, observed_at
+                 FROM source_fingerprints ORDER BY source",
+            )?;
+            stmt.query_and_then([], fingerprint_from_row)?.collect()
+        })
+    }
+
+    fn put_source_fingerprint(&self, fingerprint: &SourceFingerprint) -> Result<()> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO source_fingerprints (source, fingerprint, data_version, observed_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source) DO UPDATE SET
+                     fingerprint = excluded.fingerprint,
+                     data_version = excluded.data_version,
+                     observed_at = excluded.observed_at",
+            )?
+            .execute(params![
+                fingerprint.source,
+                fingerprint.fingerprint,
+                fingerprint.data_version,
+                timestamp(fingerprint.observed_at),
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn create_backfill(&self, b: &NewBackfill) -> Result<()> {
+        let selection = to_json(&b.selection, "backfill selection").map_err(|f| self.error(f))?;
+        let partitions = b
+            .partitions
+            .as_deref()
+            .map(|partitions| to_json(partitions, "backfill partitions"))
+            .transpose()
+            .map_err(|f| self.error(f))?;
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO backfills (id, user, command, created_at, status, selection,
+                     partition_from, partition_to, partitions, force)
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                b.id.0,
+                b.user,
+                b.command,
+                timestamp(b.created_at),
+                selection,
+                b.from,
+                b.to,
+                partitions,
+                b.force,
+            ])?;
+            // One prepared statement for every unit, in the same transaction.
+            let mut units = tx.prepare_cached(
+                r#"INSERT INTO backfill_units (backfill_id, position, asset, "partition")
+                   VALUES (?1, ?2, ?3, ?4)"#,
+            )?;
+            for (position, unit) in (0_i64..).zip(&b.units) {
+                units.execute(params![b.id.0, position, unit.asset, unit.partition])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn backfill(&self, id: &BackfillId) -> Result<Option<BackfillRecord>> {
+        self.with(|conn| {
+            // One read transaction, so the backfill and its units agree.
+            let tx = conn.transaction()?;
+            let record = tx
+                .prepare_cached(&format!(
+                    "SELECT {BACKFILL_COLUMNS} FROM backfills WHERE id = ?1"
+                ))?
+                .query_and_then([&id.0], backfill_from_row)?
+                .next()
+                .transpose()?;
+            let Some(mut record) = record else {
+                return Ok(None);
+            };
+            record.backfill.units = tx
+                .prepare_cached(
+                    r#"SELECT asset, "partition" FROM backfill_units
+                       WHERE backfill_id = ?1 ORDER BY position"#,
+                )?
+                .query_and_then([&id.0], unit_from_row)?
+                .collect::<Fallible<Vec<_>>>()?;
+            tx.finish()?;
+            Ok(Some(record))
+        })
+    }
+
+    fn finish_backfill(&self, id: &BackfillId, status: BackfillStatus) -> Result<()> {
+        let finished_at = (status != BackfillStatus::Running).then(|| timestamp(Utc::now()));
+        self.with(|conn| {
+            conn.prepare_cached(
+                "UPDATE backfills SET status = ?2, finished_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id.0, status.as_str(), finished_at])?;
+            Ok(())
+        })
+    }
+
+    fn reopen_backfill(&self, id: &BackfillId) -> Result<()> {
+        self.finish_backfill(id, BackfillStatus::Running)
+    }
+
+    fn committed_in_backfill(&self, id: &BackfillId) -> Result<Vec<PartitionRef>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT DISTINCT m.asset, m."partition"
+                   FROM runs AS r
+                   JOIN materializations AS m ON m.run_id = r.id
+                   WHERE r.backfill_id = ?1
+                   ORDER BY m.asset, m."partition""#,
+            )?;
+            stmt.query_and_then([&id.0], unit_from_row)?.collect()
+        })
+    }
+
+    fn backfills(&self, limit_to: usize) -> Result<Vec<BackfillRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {BACKFILL_COLUMNS} FROM backfills
+                 ORDER BY created_at DESC, id DESC LIMIT ?1"
+            ))?;
+            stmt.query_and_then([limit(limit_to)], backfill_from_row)?
+                .collect()
+        })
+    }
+}
