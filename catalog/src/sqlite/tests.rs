@@ -719,7 +719,7 @@ fn finish_and_reopen_backfill() {
     let failed = read();
     assert_eq!(failed.status, BackfillStatus::Failed);
     let first_finish = failed.finished_at.unwrap();
-    assert!(first_finish >= before - chrono::Duration::seconds(1));
+    assert!(first_finish >= before - chrono::TimeDelta::try_seconds(1).unwrap());
 
     catalog.reopen_backfill(&id).unwrap();
     let reopened = read();
