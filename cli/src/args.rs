@@ -182,6 +182,9 @@ pub struct MaterializeArgs {
     /// Rebuild the selected assets even when fresh.
     #[arg(long)]
     pub force: bool,
+    /// Print what would be built and why, unit by unit; run and write nothing.
+    #[arg(long, visible_alias = "dry-run")]
+    pub explain: bool,
     /// How many assets to compute at once (default: number of cores).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,

@@ -462,6 +462,15 @@ async fn materialize(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Failur
         partitions: cairn_engine::PartitionFilter::All,
         backfill: None,
     };
+    if args.explain {
+        let units = ws.explain(&opts)?;
+        let mut out = std::io::stdout().lock();
+        match args.format {
+            Format::Json => crate::explain::render_json(&units, &mut out)?,
+            Format::Text => crate::explain::render_text(&units, &mut out)?,
+        }
+        return Ok(0);
+    }
     let progress = RunProgress::new(args.format == Format::Json);
     let report = ws.materialize(&opts, &progress).await;
     progress.finish();

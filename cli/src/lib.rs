@@ -9,6 +9,7 @@
 
 mod args;
 mod commands;
+mod explain;
 mod output;
 
 use std::io::Write;

@@ -12,7 +12,8 @@ use cairn_assets::partitions::Dimension;
 use cairn_catalog::{BackfillId, BackfillStatus, NewBackfill, PartitionRef};
 
 use crate::error::EngineError;
-use crate::run::{MaterializeOptions, PartitionFilter, Progress, RunReport, selected_units};
+use crate::plan::selected_units;
+use crate::run::{MaterializeOptions, PartitionFilter, Progress, RunReport};
 use crate::selection;
 use crate::workspace::Workspace;
 

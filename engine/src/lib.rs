@@ -44,6 +44,7 @@ pub mod metering;
 pub mod openlineage;
 pub mod partition_guard;
 pub mod partition_index;
+pub mod plan;
 pub mod provenance;
 mod query;
 pub mod recheck;
@@ -62,9 +63,9 @@ mod workspace;
 pub use backfill::{BackfillOptions, BackfillReport};
 pub use error::EngineError;
 pub use graph::AssetGraph;
+pub use plan::{Decision, Plan, PlannedUnit};
 pub use run::{
-    AssetOutcome, AssetResult, MaterializeOptions, PartitionFilter, Plan, Progress, RunEvent,
-    RunReport,
+    AssetOutcome, AssetResult, MaterializeOptions, PartitionFilter, Progress, RunEvent, RunReport,
 };
 pub use status::{AssetState, AssetStatus, PartitionStatus, PartitionSummary, StaleCause};
 pub use workspace::{AssetDetails, Snapshot, Workspace};

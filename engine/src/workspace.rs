@@ -19,6 +19,7 @@ use crate::committed::{Committed, CommittedReader};
 use crate::error::EngineError;
 use crate::graph::AssetGraph;
 use crate::partition_index::PartitionIndex;
+use crate::plan::PlannedUnit;
 use crate::run::{MaterializeOptions, Progress, RunReport};
 use crate::status::{AssetState, AssetStatus, Inputs, assess};
 use crate::storage::Storage;
@@ -325,6 +326,16 @@ impl Workspace {
         progress: &dyn Progress,
     ) -> Result<RunReport, EngineError> {
         run::materialize(self, opts, progress).await
+    }
+
+    /// What [`Workspace::materialize`] would do with `opts`, unit by unit,
+    /// with the causes `status` reports; nothing is run or written.
+    pub fn explain(&self, opts: &MaterializeOptions) -> Result<Vec<PlannedUnit>, EngineError> {
+        let snapshot = match crate::plan::scope_of(self, opts)? {
+            None => self.snapshot()?,
+            Some(scope) => self.snapshot_of(Some(&scope))?.0,
+        };
+        Ok(crate::plan::plan(self, &snapshot, opts)?.decisions(self, &snapshot))
     }
 
     /// Runs ad-hoc read-only SQL over the committed versions of all assets

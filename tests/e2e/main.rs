@@ -6,6 +6,7 @@ mod audit;
 mod bad_input;
 mod crash;
 mod examples;
+mod explain;
 mod external_reader;
 mod failures;
 mod metadata;

@@ -1,0 +1,328 @@
+//! The plan: what a materialization would do, decided from the
+//! definitions and a [`Snapshot`] alone — no DataFusion, no I/O, no writes.
+//! [`plan`] picks the units to run; [`Plan::decisions`] says for every unit
+//! considered what will happen to it and why, which `cairn materialize
+//! --explain` shows and the run then does.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use cairn_assets::checks::CheckKind;
+
+use crate::error::EngineError;
+use crate::graph::NodeKind;
+use crate::run::{MaterializeOptions, PartitionFilter};
+use crate::selection;
+use crate::status::{AssetState, StaleCause, Unit};
+use crate::workspace::{Snapshot, Workspace};
+
+/// The units of the selected assets that the filter keeps.
+pub(crate) fn selected_units(
+    ws: &Workspace,
+    snapshot: &Snapshot,
+    selected: &BTreeSet<String>,
+    filter: &PartitionFilter,
+) -> Result<Vec<Unit>, EngineError> {
+    if let PartitionFilter::Units(units) = filter {
+        return Ok(units.clone());
+    }
+    let mut out = Vec::new();
+    for name in ws.graph.assets_in_order().filter(|a| selected.contains(*a)) {
+        let keys = snapshot.index.keys(name);
+        let partitioned = ws
+            .project
+            .assets
+            .get(name)
+            .is_some_and(|a| a.partitions.is_some());
+        match filter {
+            PartitionFilter::All | PartitionFilter::Units(_) => {
+                out.extend(keys.iter().map(|k| (name.to_owned(), k.clone())));
+            }
+            _ if !partitioned => out.push((name.to_owned(), String::new())),
+            PartitionFilter::Range { from, to } => {
+                let time_part = |k: &str| k.split('|').next().unwrap_or_default().to_owned();
+                out.extend(
+                    keys.iter()
+                        .filter(|k| {
+                            let t = time_part(k);
+                            t.as_str() >= from.as_str() && t.as_str() <= to.as_str()
+                        })
+                        .map(|k| (name.to_owned(), k.clone())),
+                );
+            }
+            PartitionFilter::Keys(wanted) => {
+                out.extend(
+                    wanted
+                        .iter()
+                        .filter(|k| snapshot.index.contains(name, k))
+                        .map(|k| (name.to_owned(), k.clone())),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a materialization would do, decided from a snapshot alone (no
+/// DataFusion, no writes): the units asked for, and the ones to consider
+/// running in dependency and key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The selected asset partitions.
+    pub chosen: Vec<Unit>,
+    /// Units that are not fresh (or forced), including stale upstream
+    /// partitions the chosen ones read, in execution order.
+    pub run_set: Vec<Unit>,
+    /// Units to rebuild even when fresh.
+    pub forced: HashSet<Unit>,
+}
+
+/// Plans a materialization. Pure: reads only the workspace definitions and
+/// the snapshot.
+pub fn plan(
+    ws: &Workspace,
+    snapshot: &Snapshot,
+    opts: &MaterializeOptions,
+) -> Result<Plan, EngineError> {
+    let selected = selection::resolve(&ws.graph, &opts.selection)?;
+    let chosen = selected_units(ws, snapshot, &selected, &opts.partitions)?;
+    let forced: HashSet<Unit> = if opts.force {
+        chosen.iter().cloned().collect()
+    } else {
+        HashSet::new()
+    };
+
+    // Units that are not fresh, borrowed from the assessment. A fresh unit
+    // only reads fresh units (a stale upstream makes it stale), so only
+    // units that will run need their inputs visited.
+    let not_fresh: HashSet<(&str, &str)> = snapshot.not_fresh_units().collect();
+
+    // Everything the running units read, transitively: stale upstream
+    // partitions are refreshed on the way.
+    let mut candidates: HashSet<Unit> = HashSet::new();
+    let mut stack: Vec<Unit> = Vec::new();
+    for unit in &chosen {
+        // Forced: every chosen unit runs.
+        let runs = opts.force || not_fresh.contains(&(unit.0.as_str(), unit.1.as_str()));
+        if runs && candidates.insert(unit.clone()) {
+            stack.push(unit.clone());
+        }
+    }
+    let mut ancestors_of: HashMap<String, BTreeSet<String>> = HashMap::new();
+    while let Some((name, key)) = stack.pop() {
+        let Some(asset) = ws.project.assets.get(&name) else {
+            continue;
+        };
+        for (up, up_key) in snapshot.index.upstream_units(&ws.project, asset, &key) {
+            if ws.graph.kind(&up) == Some(NodeKind::Asset)
+                && not_fresh.contains(&(up.as_str(), up_key.as_str()))
+                && candidates.insert((up.clone(), up_key.clone()))
+            {
+                stack.push((up, up_key));
+            }
+        }
+        // A relationships check reads its target: keep the target up to
+        // date too (unless the target reads this asset, which would loop).
+        for check in &asset.checks {
+            let CheckKind::Relationships { to_asset, .. } = &check.kind else {
+                continue;
+            };
+            if ws.graph.kind(to_asset) != Some(NodeKind::Asset)
+                || ancestors_of
+                    .entry(to_asset.clone())
+                    .or_insert_with(|| ws.graph.ancestors(to_asset))
+                    .contains(&name)
+            {
+                continue;
+            }
+            for k in snapshot.index.keys(to_asset) {
+                if not_fresh.contains(&(to_asset.as_str(), k.as_str()))
+                    && candidates.insert((to_asset.clone(), k.clone()))
+                {
+                    stack.push((to_asset.clone(), k.clone()));
+                }
+            }
+        }
+    }
+    let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
+    let mut run_set: Vec<Unit> = candidates.into_iter().collect();
+    run_set.sort_by(|a, b| {
+        let oa = order.get(a.0.as_str()).copied().unwrap_or(usize::MAX);
+        let ob = order.get(b.0.as_str()).copied().unwrap_or(usize::MAX);
+        (oa, &a.1).cmp(&(ob, &b.1))
+    });
+    Ok(Plan {
+        chosen,
+        run_set,
+        forced,
+    })
+}
+
+/// The assets a materialization of the selection can read or rebuild: the
+/// selected ones, everything upstream of them, and the targets of their
+/// relationships checks (with their upstreams), transitively. `None` when
+/// everything is selected.
+pub(crate) fn scope_of(
+    ws: &Workspace,
+    opts: &MaterializeOptions,
+) -> Result<Option<BTreeSet<String>>, EngineError> {
+    if opts.selection.is_empty() {
+        return Ok(None);
+    }
+    let mut scope = BTreeSet::new();
+    let mut stack: Vec<String> = selection::resolve(&ws.graph, &opts.selection)?
+        .into_iter()
+        .collect();
+    while let Some(name) = stack.pop() {
+        let Some(asset) = ws.project.assets.get(&name) else {
+            continue;
+        };
+        if !scope.insert(name.clone()) {
+            continue;
+        }
+        stack.extend(
+            asset
+                .upstream
+                .iter()
+                .filter(|up| ws.project.assets.contains_key(*up))
+                .cloned(),
+        );
+        for check in &asset.checks {
+            if let CheckKind::Relationships { to_asset, .. } = &check.kind
+                && ws.project.assets.contains_key(to_asset)
+            {
+                stack.push(to_asset.clone());
+            }
+        }
+    }
+    Ok(Some(scope))
+}
+
+/// What the plan decides for one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Not fresh for a reason known now (code, source or upstream data
+    /// changed, never built, last attempt failed): it is built.
+    Build,
+    /// Stale only because upstream units it reads are rebuilt in this run:
+    /// built unless they all come out identical (early cutoff).
+    BuildUnlessUpstreamUnchanged,
+    /// Fresh, rebuilt because `--force` asked for it.
+    Forced,
+    /// Fresh: nothing to do.
+    Fresh,
+}
+
+impl Decision {
+    /// How the decision reads in text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Build => "build",
+            Decision::BuildUnlessUpstreamUnchanged => "build unless upstream unchanged",
+            Decision::Forced => "build (forced)",
+            Decision::Fresh => "fresh",
+        }
+    }
+}
+
+/// One unit the plan considered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedUnit {
+    /// The asset.
+    pub asset: String,
+    /// The partition key (`""` when unpartitioned).
+    pub partition: String,
+    /// What happens to it.
+    pub decision: Decision,
+    /// Why it is not fresh, exactly as `cairn status` reports it.
+    pub causes: Vec<StaleCause>,
+    /// The error of its latest attempt, when that failed after the last
+    /// commit (it is retried).
+    pub last_failure: Option<String>,
+}
+
+impl Plan {
+    /// Every unit considered — the chosen ones and the upstream units
+    /// refreshed on the way — in execution order (dependency order, then
+    /// key), with its decision and causes. Pure: the snapshot's assessment
+    /// is the only input, so the causes are those `cairn status` prints.
+    pub fn decisions(&self, ws: &Workspace, snapshot: &Snapshot) -> Vec<PlannedUnit> {
+        // Causes of every unit considered, borrowed from the assessment.
+        type Assessed<'a> = (AssetState, &'a [StaleCause], Option<&'a str>);
+        let considered: HashSet<(&str, &str)> = self
+            .run_set
+            .iter()
+            .chain(&self.chosen)
+            .map(|(a, k)| (a.as_str(), k.as_str()))
+            .collect();
+        let mut assessed: HashMap<(&str, &str), Assessed<'_>> = HashMap::new();
+        for s in &snapshot.statuses {
+            match &s.partitions {
+                None => {
+                    if considered.contains(&(s.name.as_str(), "")) {
+                        let failure = s.last_failure.as_ref().and_then(|f| f.error.as_deref());
+                        assessed.insert((s.name.as_str(), ""), (s.state, &s.causes, failure));
+                    }
+                }
+                Some(p) => {
+                    for u in &p.list {
+                        if considered.contains(&(s.name.as_str(), u.key.as_str())) {
+                            let failure = u.last_failure.as_ref().and_then(|f| f.error.as_deref());
+                            assessed.insert(
+                                (s.name.as_str(), u.key.as_str()),
+                                (u.state, &u.causes, failure),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let running: HashSet<&Unit> = self.run_set.iter().collect();
+        let order: HashMap<&str, usize> =
+            ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
+        let mut units: Vec<&Unit> = self
+            .run_set
+            .iter()
+            .chain(self.chosen.iter().filter(|u| !running.contains(u)))
+            .collect();
+        units.sort_by(|a, b| {
+            let oa = order.get(a.0.as_str()).copied().unwrap_or(usize::MAX);
+            let ob = order.get(b.0.as_str()).copied().unwrap_or(usize::MAX);
+            (oa, &a.1).cmp(&(ob, &b.1))
+        });
+        units
+            .into_iter()
+            .map(|unit| {
+                let (state, causes, failure) = assessed
+                    .get(&(unit.0.as_str(), unit.1.as_str()))
+                    .copied()
+                    .unwrap_or((AssetState::Fresh, &[], None));
+                let waits_on_upstream = !causes.is_empty()
+                    && causes.iter().all(|c| {
+                        matches!(
+                            c,
+                            StaleCause::UpstreamStale { .. } | StaleCause::EarlierPartitionStale
+                        )
+                    });
+                let decision = if !running.contains(unit) {
+                    Decision::Fresh
+                } else if state == AssetState::Fresh {
+                    Decision::Forced
+                } else if waits_on_upstream && state == AssetState::Stale {
+                    Decision::BuildUnlessUpstreamUnchanged
+                } else {
+                    Decision::Build
+                };
+                PlannedUnit {
+                    asset: unit.0.clone(),
+                    partition: unit.1.clone(),
+                    decision,
+                    causes: causes.to_vec(),
+                    last_failure: failure.map(str::to_owned),
+                }
+            })
+            .collect()
+    }
+}
