@@ -31,9 +31,12 @@ fn catalog_and_storage(p: &Project) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// `(asset, decision)` of the units that are not fresh, and each one's
-/// causes as text.
-fn planned(plan: &Value) -> (Vec<(String, String)>, BTreeMap<String, Vec<String>>) {
+/// `(asset, decision)` of the units that are not fresh.
+type Decisions = Vec<(String, String)>;
+/// Each unit's causes as text.
+type Causes = BTreeMap<String, Vec<String>>;
+
+fn planned(plan: &Value) -> (Decisions, Causes) {
     let mut decisions = Vec::new();
     let mut causes = BTreeMap::new();
     for u in plan["units"].as_array().unwrap() {

@@ -326,3 +326,6 @@ impl Plan {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod fixtures;
