@@ -6,8 +6,8 @@ use std::io::Write;
 use datafusion::arrow::array::RecordBatch;
 use serde::Serialize;
 
-use cairn_engine::graph::NodeKind;
-use cairn_engine::version::short;
+use cairn_engine::NodeKind;
+use cairn_engine::short_version as short;
 use cairn_engine::{AssetOutcome, AssetState, BackfillOptions, MaterializeOptions, Workspace};
 
 use crate::Failure;
@@ -41,8 +41,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-fn parse_as_of(text: &str) -> cairn_engine::provenance::AsOf {
-    use cairn_engine::provenance::AsOf;
+fn parse_as_of(text: &str) -> cairn_engine::AsOf {
+    use cairn_engine::AsOf;
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return AsOf::Time(t.with_timezone(&chrono::Utc));
     }
@@ -105,7 +105,7 @@ fn audit(ws: &Workspace, args: AuditArgs) -> Result<u8, Failure> {
     }
     fn print(
         out: &mut impl Write,
-        n: &cairn_engine::provenance::Provenance,
+        n: &cairn_engine::Provenance,
         indent: &str,
     ) -> std::io::Result<()> {
         let part = if n.partition.is_empty() {
@@ -213,7 +213,7 @@ async fn check(ws: &Workspace, args: CheckArgs) -> Result<u8, Failure> {
         struct Out<'a> {
             run_id: Option<&'a cairn_catalog::RunId>,
             failing: usize,
-            results: &'a [cairn_engine::recheck::CheckReport],
+            results: &'a [cairn_engine::CheckReport],
         }
         print_json(&Out {
             run_id: run_id.as_ref(),
@@ -299,7 +299,7 @@ fn since(text: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Fa
 fn cost(ws: &Workspace, args: CostArgs) -> Result<u8, Failure> {
     let since = since(args.since.as_deref())?;
     let mut costs = ws.cost(&args.selection, since, args.rollup)?;
-    let key = |c: &cairn_engine::cost::AssetCost| {
+    let key = |c: &cairn_engine::AssetCost| {
         let f = c.rollup.as_ref().unwrap_or(&c.own);
         match args.sort {
             CostSort::Name => 0.0,
@@ -664,7 +664,7 @@ fn failure_text(
     let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
     let error = f.error.as_deref().unwrap_or("unknown error");
     let attempt = when(f.at);
-    match (cairn_engine::run::failed_checks(error), current) {
+    match (cairn_engine::failed_checks(error), current) {
         (Some(checks), Some(t)) => format!(
             "the last attempt ({attempt}) failed its checks and was not committed: {checks}; the current version (committed {}) passed its checks and stays current",
             when(t)
@@ -966,7 +966,7 @@ async fn column_lineage(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure
     }
     fn print(
         out: &mut impl Write,
-        n: &cairn_engine::column_lineage::ColumnNode,
+        n: &cairn_engine::ColumnNode,
         indent: &str,
     ) -> std::io::Result<()> {
         let kind = n

@@ -61,11 +61,18 @@ mod whoami;
 mod workspace;
 
 pub use backfill::{BackfillOptions, BackfillReport};
+pub use column_lineage::ColumnNode;
+pub use cost::AssetCost;
 pub use error::EngineError;
 pub use graph::AssetGraph;
+pub use graph::NodeKind;
 pub use plan::{Decision, Plan, PlannedUnit};
+pub use provenance::{AsOf, Provenance};
+pub use recheck::CheckReport;
+pub use run::failed_checks;
 pub use run::{
     AssetOutcome, AssetResult, MaterializeOptions, PartitionFilter, Progress, RunEvent, RunReport,
 };
 pub use status::{AssetState, AssetStatus, PartitionStatus, PartitionSummary, StaleCause};
+pub use version::short as short_version;
 pub use workspace::{AssetDetails, Snapshot, Workspace};
