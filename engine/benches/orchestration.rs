@@ -37,8 +37,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_engine::run::{NoProgress, read_only};
-use cairn_engine::tables::{new_session, register_committed};
+use cairn_engine::NoProgress;
+use cairn_engine::bench::read_only;
+use cairn_engine::bench::{new_session, register_committed};
 use cairn_engine::{AssetOutcome, MaterializeOptions, RunReport, Workspace};
 use common::{BoxResult, MinMedian, build_kind, ms, parse_count, target};
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
@@ -409,7 +410,7 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
     {
         return Err(format!("{name}: the project without checks declares checks").into());
     }
-    let schemas = cairn_engine::compile::output_schemas(&checked, &names).await?;
+    let schemas = cairn_engine::bench::output_schemas(&checked, &names).await?;
     for name in &names {
         let columns: Vec<String> = schemas
             .get(name)
@@ -579,7 +580,7 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
     let mut validate = Vec::with_capacity(CHECK_REPEATS);
     for _ in 0..CHECK_REPEATS {
         let t = Instant::now();
-        cairn_engine::compile::validate_before_run(&checked, &names).await?;
+        cairn_engine::bench::validate_before_run(&checked, &names).await?;
         validate.push(t.elapsed());
     }
     let validate = MinMedian::of(validate);
@@ -607,7 +608,7 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
         register_committed(&ctx, &checked.storage, name, &m.files, &[], false).await?;
         register += t.elapsed();
         let t = Instant::now();
-        let outcomes = cairn_engine::checks::run_checks(
+        let outcomes = cairn_engine::bench::run_checks(
             &ctx,
             &asset.checks,
             name,
@@ -629,7 +630,7 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
         for (check, phase) in asset.checks.iter().zip(phases.iter_mut()) {
             let sql = format!(
                 "SELECT COUNT(*) AS n FROM ({}) AS __failing",
-                cairn_engine::checks::failing_rows_sql(check, name, now)
+                cairn_engine::bench::failing_rows_sql(check, name, now)
             );
             let t = Instant::now();
             let df = ctx.sql_with_options(&sql, read_only()).await?;

@@ -25,7 +25,7 @@
 //!    `Workspace::open`, `Workspace::status(&[])`, `Workspace::snapshot()`
 //!    and a breakdown of the snapshot's stages.
 //! 2. Planning (M assets, default 100: M x 365 partitions, empty catalog):
-//!    `cairn_engine::plan::plan` for every asset over the whole range, and
+//!    `cairn_engine::bench::plan` for every asset over the whole range, and
 //!    the snapshot it needs (cold: source content hashed; warm: cached).
 //!
 //! Targets: status of 1,000 x 365 < 1 s; planning 100 x 365 < 1 s.
@@ -41,10 +41,10 @@ use cairn_catalog::{
     FileRecord, MaterializationId, NewMaterialization, NewRun, RunId, RunStatus, UpstreamKind,
     UpstreamVersion,
 };
-use cairn_engine::graph::NodeKind;
-use cairn_engine::plan::plan;
-use cairn_engine::status::Unit;
-use cairn_engine::version::{UpstreamInput, input_version};
+use cairn_engine::NodeKind;
+use cairn_engine::bench::Unit;
+use cairn_engine::bench::plan;
+use cairn_engine::bench::{UpstreamInput, input_version};
 use cairn_engine::{AssetState, AssetStatus, MaterializeOptions, PartitionFilter, Workspace};
 use chrono::{NaiveDate, Utc};
 

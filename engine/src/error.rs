@@ -4,7 +4,7 @@ use cairn_assets::ProjectError;
 use cairn_catalog::CatalogError;
 use datafusion::error::DataFusionError;
 
-use crate::selection::SelectionError;
+use crate::model::selection::SelectionError;
 
 /// What went wrong in the engine.
 #[derive(Debug, thiserror::Error)]

@@ -13,9 +13,10 @@ use std::path::Path;
 
 use expect_test::{Expect, expect};
 
-use crate::run::{MaterializeOptions, NoProgress, PartitionFilter};
-use crate::status::AssetState;
-use crate::workspace::Workspace;
+use crate::execute::report::NoProgress;
+use crate::model::workspace::Workspace;
+use crate::plan::{MaterializeOptions, PartitionFilter};
+use crate::state::status::AssetState;
 
 /// Runs the fixture and compares the rendered status and plan.
 fn check(fixture: &str, expected: Expect) {

@@ -11,11 +11,50 @@ use serde::Serialize;
 use cairn_assets::checks::CheckKind;
 
 use crate::error::EngineError;
-use crate::graph::NodeKind;
-use crate::run::{MaterializeOptions, PartitionFilter};
-use crate::selection;
-use crate::status::{AssetState, StaleCause, Unit};
-use crate::workspace::{Snapshot, Workspace};
+use crate::model::graph::NodeKind;
+use crate::model::selection;
+use crate::model::units::Unit;
+use crate::model::workspace::Workspace;
+use crate::state::snapshot::Snapshot;
+use crate::state::status::{AssetState, StaleCause};
+use cairn_catalog::BackfillId;
+
+/// What to materialize and how.
+#[derive(Debug, Clone)]
+pub struct MaterializeOptions {
+    /// Selectors; empty means every asset.
+    pub selection: Vec<String>,
+    /// Rebuild the selected assets even when fresh.
+    pub force: bool,
+    /// Assets computed at the same time (at least 1).
+    pub jobs: usize,
+    /// The command line, for the run record.
+    pub command: String,
+    /// Which partitions of the selected partitioned assets.
+    pub partitions: PartitionFilter,
+    /// The backfill the run belongs to.
+    pub backfill: Option<BackfillId>,
+}
+
+/// Which partitions of the selected assets to consider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PartitionFilter {
+    /// Every complete partition up to now.
+    #[default]
+    All,
+    /// Keys whose time part lies between `from` and `to` (inclusive, in
+    /// key order); static parts unrestricted.
+    Range {
+        /// First time key.
+        from: String,
+        /// Last time key.
+        to: String,
+    },
+    /// Exactly these keys (validated).
+    Keys(Vec<String>),
+    /// Exactly these units (a resumed backfill).
+    Units(Vec<Unit>),
+}
 
 /// The units of the selected assets that the filter keeps.
 pub(crate) fn selected_units(
@@ -197,6 +236,19 @@ pub(crate) fn scope_of(
         }
     }
     Ok(Some(scope))
+}
+
+/// What a materialization of `opts` would do, unit by unit (see
+/// [`Plan::decisions`]); reads the catalog, writes nothing.
+pub(crate) fn explain(
+    ws: &Workspace,
+    opts: &MaterializeOptions,
+) -> Result<Vec<PlannedUnit>, EngineError> {
+    let snapshot = match scope_of(ws, opts)? {
+        None => crate::state::snapshot::snapshot(ws)?,
+        Some(scope) => crate::state::snapshot::snapshot_of(ws, Some(&scope))?.0,
+    };
+    Ok(plan(ws, &snapshot, opts)?.decisions(ws, &snapshot))
 }
 
 /// What the plan decides for one unit.

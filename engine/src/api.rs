@@ -1,0 +1,174 @@
+//! The engine's one API boundary: every operation a front end (the CLI,
+//! the coming server, the benchmarks) may ask of a project, as
+//! [`Workspace`] methods of one line each. The modules behind them are
+//! private; the types these methods take and return are re-exported from
+//! the crate root.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+
+use cairn_catalog::{BackfillId, RunId};
+
+use crate::error::EngineError;
+use crate::execute::backfill::{BackfillOptions, BackfillReport};
+use crate::execute::recheck::CheckReport;
+use crate::execute::report::{Progress, RunReport};
+use crate::lineage::column_lineage::ColumnNode;
+use crate::model::workspace::Workspace;
+use crate::plan::{MaterializeOptions, PlannedUnit};
+use crate::records::cost::AssetCost;
+use crate::records::details::AssetDetails;
+use crate::records::provenance::{AsOf, GcReport, Provenance};
+use crate::state::snapshot::{Snapshot, SnapshotTimings};
+use crate::state::status::AssetStatus;
+use crate::{execute, lineage, model, plan, records, state};
+
+impl Workspace {
+    /// Loads the project in `dir` and opens its catalog and storage; the
+    /// project is validated before anything is created on disk.
+    pub fn open(dir: &Path) -> Result<Workspace, EngineError> {
+        model::workspace::open(dir)
+    }
+
+    /// Reads versions and assesses every asset.
+    pub fn snapshot(&self) -> Result<Snapshot, EngineError> {
+        state::snapshot::snapshot(self)
+    }
+
+    /// [`Workspace::snapshot`], timing each stage (for benchmarks).
+    pub fn snapshot_timed(&self) -> Result<(Snapshot, SnapshotTimings), EngineError> {
+        state::snapshot::snapshot_of(self, None)
+    }
+
+    /// A snapshot of `assets` and everything upstream of them only.
+    pub fn snapshot_of(
+        &self,
+        assets: Option<&BTreeSet<String>>,
+    ) -> Result<(Snapshot, SnapshotTimings), EngineError> {
+        state::snapshot::snapshot_of(self, assets)
+    }
+
+    /// The status of the selected assets (all when `selection` is empty).
+    pub fn status(&self, selection: &[String]) -> Result<Vec<AssetStatus>, EngineError> {
+        state::snapshot::status(self, selection)
+    }
+
+    /// What [`Workspace::materialize`] would do with `opts`, unit by unit,
+    /// with the causes `status` reports; nothing is run or written.
+    pub fn explain(&self, opts: &MaterializeOptions) -> Result<Vec<PlannedUnit>, EngineError> {
+        plan::explain(self, opts)
+    }
+
+    /// Brings the selected assets up to date.
+    pub async fn materialize(
+        &self,
+        opts: &MaterializeOptions,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, EngineError> {
+        execute::run::materialize(self, opts, progress).await
+    }
+
+    /// Plans, records and runs a backfill of a range of partitions.
+    pub async fn backfill(
+        &self,
+        opts: &BackfillOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackfillReport, EngineError> {
+        execute::backfill::backfill(self, opts, progress).await
+    }
+
+    /// Resumes a recorded backfill: only what is not committed yet.
+    pub async fn resume_backfill(
+        &self,
+        id: &BackfillId,
+        jobs: usize,
+        command: &str,
+        progress: &dyn Progress,
+    ) -> Result<BackfillReport, EngineError> {
+        execute::backfill::resume_backfill(self, id, jobs, command, progress).await
+    }
+
+    /// Reruns the checks of the selected assets on their committed versions.
+    pub async fn check(
+        &self,
+        selection: &[String],
+        command: &str,
+    ) -> Result<(Option<RunId>, Vec<CheckReport>), EngineError> {
+        execute::recheck::check(self, selection, command).await
+    }
+
+    /// Runs ad-hoc read-only SQL over committed assets, sources and the
+    /// `cairn.*` metadata tables.
+    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+        records::query::run_query(self, sql, None).await
+    }
+
+    /// Like [`Workspace::query`], over the versions current at `as_of`.
+    pub async fn query_as_of(
+        &self,
+        sql: &str,
+        as_of: &AsOf,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+        records::query::run_query(self, sql, Some(as_of)).await
+    }
+
+    /// Everything `cairn show` prints about an asset.
+    pub fn details(&self, name: &str) -> Result<AssetDetails, EngineError> {
+        records::details::details(self, name)
+    }
+
+    /// The run, code and exact upstream versions behind a version of a
+    /// partition, back to the sources.
+    pub fn provenance(
+        &self,
+        asset: &str,
+        partition: &str,
+        version: Option<i64>,
+    ) -> Result<Provenance, EngineError> {
+        records::provenance::provenance(self, asset, partition, version)
+    }
+
+    /// The committed files of every asset as of a run or time.
+    pub fn files_as_of(&self, as_of: &AsOf) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
+        records::provenance::files_as_of(self, as_of)
+    }
+
+    /// Removes uncommitted files and versions past retention.
+    pub async fn gc(&self, dry_run: bool) -> Result<GcReport, EngineError> {
+        records::provenance::gc(self, dry_run).await
+    }
+
+    /// Measured cost per asset, optionally rolled up along lineage.
+    pub fn cost(
+        &self,
+        selection: &[String],
+        since: Option<DateTime<Utc>>,
+        rollup: bool,
+    ) -> Result<Vec<AssetCost>, EngineError> {
+        records::cost::cost(self, selection, since, rollup)
+    }
+
+    /// Appends an entry to the audit log.
+    pub fn audit(
+        &self,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> Result<(), EngineError> {
+        records::audit::audit(self, action, target, details)
+    }
+
+    /// The column lineage of `asset.column`, `depth` assets deep.
+    pub async fn column_lineage(
+        &self,
+        asset: &str,
+        column: &str,
+        depth: Option<usize>,
+    ) -> Result<ColumnNode, EngineError> {
+        lineage::column_lineage::asset_column_lineage(self, asset, column, depth).await
+    }
+}

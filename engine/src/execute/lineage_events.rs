@@ -1,0 +1,195 @@
+//! Emitting OpenLineage events for a run, when `[openlineage]` is
+//! configured: START when an asset partition starts computing, COMPLETE
+//! after its commit, FAIL when it fails. Emission problems are logged and
+//! never fail a run whose data is already committed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use chrono::Utc;
+
+use cairn_catalog::{UpstreamKind, UpstreamVersion};
+
+use crate::error::EngineError;
+use crate::execute::report::{AssetOutcome, AssetResult, Materialized};
+use crate::lineage::openlineage::{
+    ColumnLineage, JsonLinesEmitter, LineageAssertion, LineageEvent, LineageField, LineageInput,
+    LineageOptions, MaterializationFacts, complete_event, fail_event, start_event,
+};
+use crate::model::units::Unit;
+use crate::model::workspace::Workspace;
+
+/// The events of one run.
+pub(crate) struct LineageSink {
+    emitter: JsonLinesEmitter,
+    opts: LineageOptions,
+    columns: HashMap<String, ColumnLineage>,
+    run_id: String,
+    open: Mutex<HashMap<Unit, MaterializationFacts>>,
+}
+
+impl LineageSink {
+    /// A sink when the project configures OpenLineage; column lineage is
+    /// computed once for the assets the run may build.
+    pub(crate) async fn new(
+        ws: &Workspace,
+        assets: &BTreeSet<String>,
+        run_id: &str,
+    ) -> Result<Option<Self>, EngineError> {
+        let Some(config) = &ws.project.config.openlineage else {
+            return Ok(None);
+        };
+        let project = ws
+            .project
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "cairn".to_owned());
+        let mut opts = LineageOptions::new(
+            project,
+            format!("{}{}", ws.storage.store_url, ws.storage.root),
+        );
+        if let Some(ns) = &config.namespace {
+            opts.job_namespace = ns.clone();
+        }
+        let mut columns = HashMap::new();
+        if let Ok(plans) = crate::compile::logical_plans(ws, assets).await {
+            for (name, plan) in plans.iter().filter(|(n, _)| assets.contains(*n)) {
+                let Ok(lineage) = crate::lineage::column_lineage::column_lineage(plan) else {
+                    continue;
+                };
+                let facet: ColumnLineage = lineage
+                    .into_iter()
+                    .map(|c| {
+                        let sources = c
+                            .sources
+                            .into_iter()
+                            .map(|s| {
+                                let kind = match s.kind {
+                                    crate::lineage::column_lineage::LineageKind::Direct => {
+                                        "IDENTITY".to_owned()
+                                    }
+                                    other => serde_json::to_value(other)
+                                        .ok()
+                                        .and_then(|v| v.as_str().map(str::to_uppercase))
+                                        .unwrap_or_default(),
+                                };
+                                (s.table, s.column, kind)
+                            })
+                            .collect();
+                        (c.column, sources)
+                    })
+                    .collect();
+                columns.insert(name.clone(), facet);
+            }
+        }
+        Ok(Some(LineageSink {
+            emitter: JsonLinesEmitter::new(ws.project.root.join(&config.path)),
+            opts,
+            columns,
+            run_id: run_id.to_owned(),
+            open: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn emit(&self, event: &LineageEvent) {
+        if let Err(e) = self.emitter.emit(event) {
+            tracing::warn!(
+                "OpenLineage event not written to {}: {e}",
+                self.emitter.path().display()
+            );
+        }
+    }
+
+    /// An asset partition started computing with these inputs.
+    pub(crate) fn start(&self, ws: &Workspace, unit: &Unit, inputs: &[UpstreamVersion]) {
+        let mut facts = MaterializationFacts::new(&self.run_id, &unit.0, &unit.1);
+        if let Some(def) = ws
+            .project
+            .assets
+            .get(&unit.0)
+            .and_then(|a| a.partitions.as_ref())
+            && !unit.1.is_empty()
+        {
+            facts.partition_dimensions = def
+                .dimensions
+                .iter()
+                .map(|d| d.name().to_owned())
+                .zip(unit.1.split('|').map(str::to_owned))
+                .collect();
+        }
+        let mut seen = BTreeSet::new();
+        for i in inputs {
+            if !seen.insert(i.name.clone()) {
+                continue;
+            }
+            let namespace = match i.kind {
+                UpstreamKind::Asset => self.opts.storage_namespace.clone(),
+                UpstreamKind::Source => ws
+                    .project
+                    .sources
+                    .get(&i.name)
+                    .map(|s| format!("file://{}", s.path.display()))
+                    .unwrap_or_else(|| self.opts.storage_namespace.clone()),
+            };
+            let single = inputs.iter().filter(|x| x.name == i.name).count() == 1;
+            facts.inputs.push(LineageInput {
+                namespace,
+                name: i.name.clone(),
+                version: single.then(|| i.data_version.clone()),
+            });
+        }
+        facts.column_lineage = self.columns.get(&unit.0).cloned();
+        self.emit(&start_event(&self.opts, &facts, Utc::now()));
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(unit.clone(), facts);
+    }
+
+    /// An asset partition finished (only started ones have events).
+    pub(crate) fn finish(&self, result: &AssetResult) {
+        let unit = (result.asset.clone(), result.partition.clone());
+        let Some(facts) = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&unit)
+        else {
+            return;
+        };
+        match &result.outcome {
+            AssetOutcome::Materialized(m) => {
+                let mut facts = with_materialized(facts, m);
+                if let Some(schema) = &m.schema {
+                    facts.schema = LineageField::from_arrow(schema);
+                }
+                self.emit(&complete_event(&self.opts, &facts, Utc::now()));
+            }
+            AssetOutcome::Failed { error, checks } => {
+                let mut facts = facts;
+                facts.checks = checks
+                    .iter()
+                    .map(|c| crate::lineage::openlineage::LineageAssertion::from_outcome(c, None))
+                    .collect();
+                self.emit(&fail_event(&self.opts, &facts, Utc::now(), error));
+            }
+            AssetOutcome::Fresh { .. } | AssetOutcome::Skipped { .. } => {}
+        }
+    }
+}
+
+/// Takes rows, bytes, files, data version and check results from a
+/// committed materialization.
+fn with_materialized(mut facts: MaterializationFacts, m: &Materialized) -> MaterializationFacts {
+    facts.rows = Some(m.rows);
+    facts.bytes = Some(m.bytes_written);
+    facts.files = Some(m.files.len() as u64);
+    facts.data_version = Some(m.data_version.clone());
+    facts.checks = m
+        .checks
+        .iter()
+        .map(|c| LineageAssertion::from_outcome(c, None))
+        .collect();
+    facts
+}

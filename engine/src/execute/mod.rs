@@ -1,0 +1,9 @@
+//! Operations that compute: materialize (schedule, build, write, commit),
+//! backfills, rechecks, row changes, OpenLineage emission.
+
+pub(crate) mod backfill;
+pub(crate) mod lineage_events;
+pub(crate) mod recheck;
+pub(crate) mod report;
+pub(crate) mod row_changes;
+pub(crate) mod run;

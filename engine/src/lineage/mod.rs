@@ -1,0 +1,5 @@
+//! Lineage as pure algorithms and models: column lineage from logical
+//! plans, OpenLineage events.
+
+pub(crate) mod column_lineage;
+pub(crate) mod openlineage;
