@@ -1,14 +1,12 @@
-//! Rendering helpers: sizes, durations, JSON, live progress.
+//! Rendering helpers: sizes, durations, live progress.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use cairn_engine::{AssetOutcome, AssetResult, Progress, RunEvent};
-
-use crate::Failure;
 
 /// `1.5 KiB`, `3.2 MiB`.
 pub fn bytes(n: u64) -> String {
@@ -34,15 +32,6 @@ pub fn duration(d: Duration) -> String {
     } else {
         format!("{:.1} s", ms / 1000.0)
     }
-}
-
-/// Prints `value` as pretty JSON on stdout.
-pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::Runtime(format!("JSON output: {e}")))?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
-    Ok(())
 }
 
 /// One line describing an asset's result.
