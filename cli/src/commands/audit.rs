@@ -140,3 +140,109 @@ pub(crate) fn render_log_text(entries: &[AuditEntry], out: &mut impl Write) -> s
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use expect_test::expect;
+
+    use cairn_engine::Provenance;
+
+    use super::{render_log_text, render_text};
+    use crate::commands::testing::{open, redact, rendered, shop};
+
+    /// Who ran it, and where, depend on the machine: fixed here.
+    fn machine_fixed(n: &mut Provenance) {
+        if let Some(r) = &mut n.run {
+            r.user = "ana".to_owned();
+            r.host = "build-7".to_owned();
+        }
+        n.inputs.iter_mut().for_each(machine_fixed);
+    }
+
+    /// `total`, back through `regions` to the partitions of source `sales`.
+    #[test]
+    fn provenance_back_to_the_sources() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let mut node = ws
+            .provenance("total", "", None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        machine_fixed(&mut node);
+        expect![[r#"
+            asset total: materialization 7, data b305e8d09572, 1 rows
+                run <run> by ana on build-7 at <time> (cli): cairn materialize
+                code ba1ae3a29c1b  input ee0a40fa16bf
+                file total/<run>-00000.parquet
+              asset regions: materialization 4, data 1983f30541e5, 2 rows
+                  run <run> by ana on build-7 at <time> (cli): cairn materialize
+                  code 0c071de92d3f  input 9cc44c0bfbd8
+                  file regions/<run>-00000.parquet
+                source sales [2024-01-01]: data c331be908186
+                source sales [2024-01-02]: data 9d3629ed1901
+                source sales [2024-01-03]: data ac4fffc566f0
+        "#]]
+        .assert_eq(&redact(
+            &rendered(|out| render_text(&node, out)),
+            dir.path(),
+        ));
+    }
+
+    /// One partition of an asset reading its own earlier partitions.
+    #[test]
+    fn provenance_of_a_partition() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let mut node = ws
+            .provenance("running", "2024-01-02", None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        machine_fixed(&mut node);
+        expect![[r#"
+            asset running [2024-01-02]: materialization 6, data 4a7e16e7d86a, 1 rows
+                run <run> by ana on build-7 at <time> (cli): cairn materialize
+                code 528923e557fd  input 0da77eeb5b07
+                file running/date=2024-01-02/<run>-00000.parquet
+              asset daily [2024-01-02]: materialization 3, data 54b60990b7d4, 1 rows
+                  run <run> by ana on build-7 at <time> (cli): cairn materialize
+                  code 1dbf9b27a8a8  input 70c9981f5249
+                  file daily/date=2024-01-02/<run>-00000.parquet
+                source sales [2024-01-02]: data 9d3629ed1901
+              asset running [2024-01-01]: materialization 5, data 1ad84fe80e4d, 1 rows
+                  run <run> by ana on build-7 at <time> (cli): cairn materialize
+                  code 528923e557fd  input aec9a59d208e
+                  file running/date=2024-01-01/<run>-00000.parquet
+                asset daily [2024-01-01]: materialization 2, data cd8ffc50e749, 1 rows
+                    run <run> by ana on build-7 at <time> (cli): cairn materialize
+                    code 1dbf9b27a8a8  input 74d2c28b6737
+                    file daily/date=2024-01-01/<run>-00000.parquet
+                  source sales [2024-01-01]: data c331be908186
+        "#]]
+        .assert_eq(&redact(
+            &rendered(|out| render_text(&node, out)),
+            dir.path(),
+        ));
+    }
+
+    #[test]
+    fn the_log() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let mut entries = ws
+            .catalog
+            .audit_log(None, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for e in &mut entries {
+            e.entry.principal = "ana".to_owned();
+            e.entry.host = "build-7".to_owned();
+            e.entry.git_commit = Some("4f608c9".to_owned());
+        }
+        // The ids are right-aligned: a first line of its own keeps
+        // expect-test from trimming their indentation.
+        let text = redact(&rendered(|out| render_log_text(&entries, out)), dir.path());
+        expect![[r#"
+            stdout:
+                1  <time>  ana        config_changed asset:big_regions, asset:daily, asset:named, asset:regions, asset:running, asset:total, cairn.toml {"added":["asset:big_regions","asset:daily","asset:named","asset:regions","asset:running","asset:total","cairn.toml"],"changed":[],"removed":[]}  (host build-7, git 4f608c9)
+                2  <time>  ana        materialize  *                {"backfill_id":null,"command":"cairn materialize","failed":1,"materialized":7,"run_id":"<run>","skipped":0}  (host build-7, git 4f608c9)
+        "#]]
+        .assert_eq(&format!("stdout:\n{text}"));
+    }
+}

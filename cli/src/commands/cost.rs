@@ -93,3 +93,102 @@ pub(crate) fn render_text(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use expect_test::expect;
+
+    use cairn_engine::AssetCost;
+
+    use super::{render_text, sort};
+    use crate::args::CostSort;
+    use crate::commands::testing::rendered;
+
+    /// The warehouse's shape: two staging assets, a mart reading both.
+    fn costs(rollup: bool) -> Vec<AssetCost> {
+        let asset = |name: &str, mats, wall, cpu, read, written, requests, usd| {
+            let mut c = AssetCost {
+                asset: name.to_owned(),
+                own: Default::default(),
+                rollup: None,
+                rollup_assets: Vec::new(),
+            };
+            c.own.materializations = mats;
+            c.own.wall_seconds = wall;
+            c.own.cpu_seconds = cpu;
+            c.own.bytes_read = read;
+            c.own.bytes_written = written;
+            c.own.requests = requests;
+            c.own.peak_memory_bytes = 11_223_040;
+            c.own.cost_usd = usd;
+            c
+        };
+        let mut costs = vec![
+            asset(
+                "stg_orders",
+                3,
+                0.094,
+                0.0121,
+                90_828,
+                7_577,
+                8,
+                0.000_004_2,
+            ),
+            asset(
+                "stg_payments",
+                3,
+                0.061,
+                0.0093,
+                120_211,
+                6_034,
+                9,
+                0.000_003_9,
+            ),
+            asset("orders", 1, 1.25, 0.9876, 13_611, 9_807, 25, 0.000_131),
+        ];
+        if rollup {
+            let own: Vec<_> = costs.iter().map(|c| c.own.clone()).collect();
+            costs[0].rollup = Some(own[0].clone());
+            costs[1].rollup = Some(own[1].clone());
+            let mut all = own[2].clone();
+            all.materializations += own[0].materializations + own[1].materializations;
+            all.cost_usd += own[0].cost_usd + own[1].cost_usd;
+            costs[2].rollup = Some(all);
+            costs[2].rollup_assets = vec!["stg_orders".to_owned(), "stg_payments".to_owned()];
+        }
+        costs
+    }
+
+    #[test]
+    fn in_dependency_order() {
+        expect![[r#"
+            ASSET          MATS       WALL        CPU        READ     WRITTEN  REQUESTS      COST USD
+            stg_orders        3      0.09s     0.012s    88.7 KiB     7.4 KiB         8      0.000004
+            stg_payments      3      0.06s     0.009s   117.4 KiB     5.9 KiB         9      0.000004
+            orders            1      1.25s     0.988s    13.3 KiB     9.6 KiB        25      0.000131
+        "#]]
+        .assert_eq(&rendered(|out| render_text(&costs(false), false, out)));
+    }
+
+    /// With `--rollup --sort cost`: the most expensive roll-up first.
+    #[test]
+    fn rolled_up_most_expensive_first() {
+        let mut costs = costs(true);
+        sort(&mut costs, CostSort::Cost);
+        expect![[r#"
+            ASSET          MATS       WALL        CPU        READ     WRITTEN  REQUESTS      COST USD  ROLLUP USD
+            orders            1      1.25s     0.988s    13.3 KiB     9.6 KiB        25      0.000131    0.000139
+            stg_orders        3      0.09s     0.012s    88.7 KiB     7.4 KiB         8      0.000004    0.000004
+            stg_payments      3      0.06s     0.009s   117.4 KiB     5.9 KiB         9      0.000004    0.000004
+        "#]]
+        .assert_eq(&rendered(|out| render_text(&costs, true, out)));
+    }
+
+    #[test]
+    fn nothing_selected() {
+        expect![[r#"
+            ASSET   MATS       WALL        CPU        READ     WRITTEN  REQUESTS      COST USD  ROLLUP USD
+        "#]]
+        .assert_eq(&rendered(|out| render_text(&[], true, out)));
+    }
+}

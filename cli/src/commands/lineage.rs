@@ -230,3 +230,90 @@ fn column_node(n: &ColumnNode, indent: &str, out: &mut impl Write) -> std::io::R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use expect_test::expect;
+
+    use super::{around, render_columns_text, render_text};
+    use crate::args::{Format, LineageArgs};
+    use crate::commands::testing::{open, rendered, runtime, shop};
+
+    /// `cairn lineage ASSET [--upstream | --downstream]` on the shop.
+    fn lineage(asset: &str, upstream: bool, downstream: bool) -> String {
+        let dir = shop();
+        let ws = open(dir.path());
+        let args = LineageArgs {
+            asset: asset.to_owned(),
+            upstream,
+            downstream,
+            column: None,
+            depth: None,
+            format: Format::Text,
+        };
+        let around = around(&ws, &args).unwrap_or_else(|_| panic!("no lineage of {asset}"));
+        rendered(|out| render_text(&around, out))
+    }
+
+    /// Both directions, around an asset in the middle.
+    #[test]
+    fn both_ways() {
+        expect![[r#"
+            regions
+            upstream (reads from):
+              └── sales (source)
+            downstream (read by):
+              ├── big_regions
+              ├── top
+              └── total
+        "#]]
+        .assert_eq(&lineage("regions", false, false));
+    }
+
+    /// An asset reading its own earlier partitions says so.
+    #[test]
+    fn reading_its_own_earlier_partitions() {
+        expect![[r#"
+            running
+            reads its own earlier partitions (1 period(s) back)
+            upstream (reads from):
+              └── daily
+                  └── sales (source)
+        "#]]
+        .assert_eq(&lineage("running", true, false));
+    }
+
+    /// Everything reading a source, as a tree.
+    #[test]
+    fn downstream_of_a_source() {
+        expect![[r#"
+            sales (source)
+            downstream (read by):
+              ├── daily
+              │   └── running
+              └── regions
+                  ├── big_regions
+                  ├── top
+                  └── total
+        "#]]
+        .assert_eq(&lineage("sales", false, true));
+    }
+
+    /// A column walked to the source columns, through the asset's own
+    /// earlier partitions.
+    #[test]
+    fn a_column() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let tree = runtime()
+            .block_on(ws.column_lineage("running", "total", None))
+            .unwrap_or_else(|e| panic!("{e}"));
+        expect![[r#"
+            running.total
+              daily.amount  (expression)
+                sales.amount [source]  (aggregate)
+              running.total [earlier partitions]  (aggregate)
+        "#]]
+        .assert_eq(&rendered(|out| render_columns_text(&tree, out)));
+    }
+}

@@ -115,3 +115,257 @@ pub(crate) fn since(text: Option<&str>) -> Result<Option<chrono::DateTime<chrono
         .map(Some)
         .ok_or_else(too_large)
 }
+
+/// What the command tests share: a small project materialized for real in
+/// a temporary folder, and [`testing::redact`] for what varies between runs.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    use cairn_engine::{MaterializeOptions, PartitionFilter, Workspace};
+
+    /// Reports nothing.
+    struct Quiet;
+
+    impl cairn_engine::Progress for Quiet {
+        fn event(&self, _: cairn_engine::RunEvent<'_>) {}
+    }
+
+    /// `text` with what varies between runs replaced: UUID-shaped ids
+    /// (run ids) by `<run>`, `YYYY-MM-DD HH:MM:SS` by `<time>` and the
+    /// temporary folder `dir` by `<dir>`.
+    pub(crate) fn redact(text: &str, dir: &Path) -> String {
+        // The folder as the engine may resolve it (e.g. through a symlink) first.
+        let mut text = text.to_owned();
+        if let Ok(real) = dir.canonicalize() {
+            text = text.replace(&real.display().to_string(), "<dir>");
+        }
+        let text = text.replace(&dir.display().to_string(), "<dir>");
+        let uuid = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+        let time = "0000-00-00 00:00:00";
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(c) = rest.chars().next() {
+            if shaped(rest, uuid) {
+                out.push_str("<run>");
+                rest = &rest[uuid.len()..];
+            } else if shaped(rest, time) {
+                out.push_str("<time>");
+                rest = &rest[time.len()..];
+            } else {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        out
+    }
+
+    /// Whether `text` starts with something shaped like `pattern`: `x` a
+    /// hex digit, `0` a decimal digit, anything else itself.
+    fn shaped(text: &str, pattern: &str) -> bool {
+        let text = text.as_bytes();
+        text.len() >= pattern.len()
+            && pattern.bytes().zip(text).all(|(p, &t)| match p {
+                b'x' => t.is_ascii_hexdigit(),
+                b'0' => t.is_ascii_digit(),
+                p => p == t,
+            })
+    }
+
+    /// A shop's sales, three days of them, as a project:
+    ///
+    /// - `sales`, a source partitioned by day; `region_names`, a source;
+    /// - `daily` (partitioned by day) and `running` (by day, each day
+    ///   reading the day before of itself): totals per day;
+    /// - `regions` (with checks) and `total` below it; `named` reads
+    ///   `region_names` only; `big_regions` fails its error check.
+    ///
+    /// Materialized for the first two days, then day two's sales and
+    /// `regions`' SQL are edited and `top` is added: every state at once.
+    pub(crate) fn shop() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        write(
+            root,
+            "cairn.toml",
+            "[sources.sales]\n\
+             path = \"data/sales\"\n\
+             format = \"csv\"\n\
+             description = \"Point-of-sale exports, one folder per day.\"\n\
+             partitions = { type = \"daily\", start = \"2024-01-01\", end = \"2024-01-03\" }\n\
+             \n\
+             [sources.region_names]\n\
+             path = \"data/region_names.csv\"\n",
+        );
+        write(
+            root,
+            "data/sales/date=2024-01-01/part.csv",
+            "region,amount\neu,120\nus,80\n",
+        );
+        write(
+            root,
+            "data/sales/date=2024-01-02/part.csv",
+            "region,amount\neu,45\n",
+        );
+        write(
+            root,
+            "data/sales/date=2024-01-03/part.csv",
+            "region,amount\nus,300\n",
+        );
+        write(
+            root,
+            "data/region_names.csv",
+            "region,name\neu,Europe\nus,United States\n",
+        );
+        write(
+            root,
+            "assets/daily.sql",
+            "--- description = \"Sales and amount per day.\"\n\
+             --- owner = \"analytics\"\n\
+             --- tags = [\"daily\"]\n\
+             --- checks = [\"not_null(day)\"]\n\
+             --- [partitions]\n\
+             --- type = \"daily\"\n\
+             --- start = \"2024-01-01\"\n\
+             --- end = \"2024-01-03\"\n\
+             \n\
+             select {{start_date}} as day, count(*) as sales, coalesce(sum(amount), 0) as amount\n\
+             from sales\n",
+        );
+        write(
+            root,
+            "assets/running.sql",
+            "--- description = \"Running total: each day adds its amount to the day before's.\"\n\
+             --- [partitions]\n\
+             --- type = \"daily\"\n\
+             --- start = \"2024-01-01\"\n\
+             --- end = \"2024-01-03\"\n\
+             --- [upstream.running]\n\
+             --- mapping = \"window\"\n\
+             --- offset = -1\n\
+             --- [columns]\n\
+             --- day = \"DATE\"\n\
+             --- total = \"BIGINT\"\n\
+             \n\
+             select d.day, d.amount + coalesce((select max(total) from running), 0) as total\n\
+             from daily as d\n",
+        );
+        write(
+            root,
+            "assets/regions.sql",
+            "--- description = \"Amount per region over all days.\"\n\
+             --- owner = \"finance\"\n\
+             --- checks = [\"unique(region)\", { check = \"row_count(3, 10)\", severity = \"warn\" }]\n\
+             \n\
+             select region, sum(amount) as amount, count(*) as sales\n\
+             from sales\n\
+             group by region\n\
+             order by region\n",
+        );
+        write(
+            root,
+            "assets/total.sql",
+            "select sum(amount) as amount from regions\n",
+        );
+        write(
+            root,
+            "assets/named.sql",
+            "select region, upper(name) as name from region_names\n",
+        );
+        write(
+            root,
+            "assets/big_regions.sql",
+            "--- checks = [\"expression(amount < 100)\"]\n\
+             select region, amount from regions where amount > 50\n",
+        );
+        materialize(
+            root,
+            PartitionFilter::Range {
+                from: "2024-01-01".to_owned(),
+                to: "2024-01-02".to_owned(),
+            },
+        );
+        write(
+            root,
+            "data/sales/date=2024-01-02/part.csv",
+            "region,amount\neu,45\nus,5\n",
+        );
+        write(
+            root,
+            "assets/regions.sql",
+            "--- description = \"Amount per region over all days.\"\n\
+             --- owner = \"finance\"\n\
+             --- checks = [\"unique(region)\", { check = \"row_count(3, 10)\", severity = \"warn\" }]\n\
+             \n\
+             select region, sum(amount) as amount, count(*) as sales\n\
+             from sales\n\
+             where amount > 0\n\
+             group by region\n\
+             order by region\n",
+        );
+        write(
+            root,
+            "assets/top.sql",
+            "select region from regions order by amount desc limit 1\n",
+        );
+        dir
+    }
+
+    /// The workspace of the project in `dir`.
+    pub(crate) fn open(dir: &Path) -> Workspace {
+        Workspace::open(dir).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A multi-threaded runtime for the engine's async calls.
+    pub(crate) fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Materializes everything in `root` (of the partitions in `partitions`).
+    fn materialize(root: &Path, partitions: PartitionFilter) {
+        let ws = open(root);
+        let options = MaterializeOptions {
+            selection: Vec::new(),
+            force: false,
+            // One at a time: materialization ids in commit order, the same every run.
+            jobs: 1,
+            command: "cairn materialize".to_owned(),
+            partitions,
+            backfill: None,
+        };
+        runtime()
+            .block_on(ws.materialize(&options, &Quiet))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn write(root: &Path, path: &str, text: &str) {
+        let p = root.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(p, text).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// What `render` wrote, as text.
+    pub(crate) fn rendered(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+        let mut out = Vec::new();
+        render(&mut out).unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn redact_replaces_run_ids_times_and_the_folder() {
+        let dir = Path::new("/tmp/.tmpAbC");
+        assert_eq!(
+            redact(
+                "run 019a7c1e-4f2b-7d3e-9a1b-0c2d3e4f5a6b at 2024-05-01 12:34:56 UTC: /tmp/.tmpAbC/p — 2024-05-01",
+                dir
+            ),
+            "run <run> at <time> UTC: <dir>/p — 2024-05-01"
+        );
+    }
+}

@@ -253,3 +253,155 @@ fn list_or_dash(items: &[String]) -> String {
         items.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use expect_test::expect;
+
+    use cairn_engine::AssetDetails;
+
+    use super::render_text;
+    use crate::commands::testing::{open, redact, rendered, shop};
+
+    /// What a run measures varies from run to run (wall and CPU time,
+    /// memory, the cost computed from them): fixed here.
+    fn measured_fixed(d: &mut AssetDetails) {
+        if let Some(m) = &mut d.current {
+            m.body.wall_ms = 35;
+            m.body.metrics.cpu_seconds = 0.012;
+            m.body.metrics.datafusion_seconds = 0.01;
+            m.body.metrics.peak_memory_bytes = 1_048_576;
+            m.body.metrics.cost_usd = 0.000_004;
+        }
+        for h in &mut d.history {
+            h.wall_ms = 35;
+        }
+    }
+
+    fn show(asset: &str) -> String {
+        let dir = shop();
+        let ws = open(dir.path());
+        let mut d = ws.details(asset).unwrap_or_else(|e| panic!("{e}"));
+        measured_fixed(&mut d);
+        let text = rendered(|out| render_text(&d, &|path| ws.storage.file_url(path), out));
+        redact(&text, dir.path())
+    }
+
+    /// A stale unpartitioned asset with checks: its current version with
+    /// inputs, cost, checks, column statistics, files and schema.
+    #[test]
+    fn an_asset_with_a_current_version() {
+        expect![[r#"
+            asset       regions
+            file        assets/regions.sql
+            description Amount per region over all days.
+            owner       finance
+            state       stale (code changed; source sales changed)
+            code        dd5ee57c5d17
+            upstream    sales
+            downstream  big_regions, top, total
+            reads       sales: every partition
+
+            current version (materialization 4, run <run>)
+              committed <time> UTC
+              versions  code 0c071de92d3f  input 9cc44c0bfbd8  data 1983f30541e5
+              rows      2
+              written   1.0 KiB in 35 ms
+              read
+                source sales data c331be908186
+                source sales data 9d3629ed1901
+                source sales data ac4fffc566f0
+              cost      $0.000004  cpu 0.012s  read 5.3 KiB in 13 requests  written 1.0 KiB in 1 requests  peak memory 1.0 MiB
+              checks
+                unique(region)                                   pass
+                row_count(3, 10)                                 WARN (1 failing rows)
+              columns (nulls, min .. max)
+                region                          0  eu .. us
+                amount                          0  165 .. 380
+                sales                           0  2 .. 2
+              files
+                file://<dir>/warehouse/regions/<run>-00000.parquet  2 rows  1.0 KiB
+              schema
+                region Utf8
+                amount Int64
+                sales Int64 not null
+
+            history (newest first)
+              <time>  run <run>         2 rows  data 1983f30541e5  35 ms
+
+            sql (assets/regions.sql)
+            --- description = "Amount per region over all days."
+            --- owner = "finance"
+            --- checks = ["unique(region)", { check = "row_count(3, 10)", severity = "warn" }]
+
+            select region, sum(amount) as amount, count(*) as sales
+            from sales
+            where amount > 0
+            group by region
+            order by region
+        "#]]
+        .assert_eq(&show("regions"));
+    }
+
+    /// A partitioned asset: partition counts instead of one current
+    /// version, history by partition.
+    #[test]
+    fn a_partitioned_asset() {
+        expect![[r#"
+            asset       daily
+            file        assets/daily.sql
+            description Sales and amount per day.
+            owner       analytics
+            tags        daily
+            state       stale (source sales changed; never materialized)
+            code        1dbf9b27a8a8
+            upstream    sales
+            downstream  running
+            partitioned daily `date` from 2024-01-01 to 2024-01-03 (UTC)
+            reads       sales: the same partition
+
+            partitions  3 (1 fresh, 1 stale: source sales changed, 1 missing)
+              rows      2
+              list them with `cairn status daily --partitions`
+
+            history (newest first)
+              <time>  run <run>  [2024-01-02]         1 rows  data 54b60990b7d4  35 ms
+              <time>  run <run>  [2024-01-01]         1 rows  data cd8ffc50e749  35 ms
+
+            sql (assets/daily.sql)
+            --- description = "Sales and amount per day."
+            --- owner = "analytics"
+            --- tags = ["daily"]
+            --- checks = ["not_null(day)"]
+            --- [partitions]
+            --- type = "daily"
+            --- start = "2024-01-01"
+            --- end = "2024-01-03"
+
+            select {{start_date}} as day, count(*) as sales, coalesce(sum(amount), 0) as amount
+            from sales
+        "#]]
+        .assert_eq(&show("daily"));
+    }
+
+    /// An asset whose only attempt failed its checks.
+    #[test]
+    fn an_asset_never_committed() {
+        expect![[r#"
+            asset       big_regions
+            file        assets/big_regions.sql
+            state       failed (never materialized; upstream regions is stale)
+            code        d73e9399cee3
+            upstream    regions
+            downstream  -
+            last failure <time> (run <run>): assets/big_regions.sql: check failed, previous version kept: expression(amount < 100) (2 failing rows)
+
+            not materialized yet
+
+            sql (assets/big_regions.sql)
+            --- checks = ["expression(amount < 100)"]
+            select region, amount from regions where amount > 50
+        "#]]
+        .assert_eq(&show("big_regions"));
+    }
+}

@@ -19,11 +19,7 @@ pub(crate) fn run(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
     let failing_checks: usize = statuses.iter().map(|s| s.failing_checks.len()).sum();
     let code = u8::from(args.check && (not_fresh > 0 || failing_checks > 0));
     if !args.partitions {
-        for s in &mut statuses {
-            if let Some(p) = &mut s.partitions {
-                p.list.clear();
-            }
-        }
+        summaries_only(&mut statuses);
     }
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -31,6 +27,16 @@ pub(crate) fn run(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
         Format::Text => render_text(&statuses, &mut out)?,
     }
     Ok(code)
+}
+
+/// Drops the partition lists (the default without `--partitions`): the
+/// counts stay.
+fn summaries_only(statuses: &mut [AssetStatus]) {
+    for s in statuses {
+        if let Some(p) = &mut s.partitions {
+            p.list.clear();
+        }
+    }
 }
 
 /// The statuses as JSON: counts, then the engine's [`AssetStatus`]es as
@@ -199,5 +205,258 @@ fn failure_text(
             when(t)
         ),
         (None, None) => format!("the last attempt ({attempt}) failed: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+    use expect_test::expect;
+
+    use cairn_catalog::{AttemptOutcome, AttemptRecord, CurrentVersion, MaterializationId, RunId};
+    use cairn_engine::{AssetState, AssetStatus, PartitionSummary, StaleCause};
+
+    use super::{render_text, summaries_only};
+    use crate::commands::testing::{open, redact, rendered, shop};
+
+    const RUN: &str = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_utc()
+    }
+
+    fn status(name: &str, state: AssetState, causes: Vec<StaleCause>) -> AssetStatus {
+        AssetStatus {
+            name: name.to_owned(),
+            state,
+            causes,
+            code_version: "c0de".repeat(16),
+            input_version: None,
+            current: None,
+            last_failure: None,
+            partitions: None,
+            failing_checks: Vec::new(),
+        }
+    }
+
+    fn committed(asset: &str, id: i64, rows: u64, time: &str) -> Option<CurrentVersion> {
+        Some(CurrentVersion {
+            id: MaterializationId(id),
+            run_id: RunId(RUN.to_owned()),
+            asset: asset.to_owned(),
+            partition: String::new(),
+            code_version: "c0de".repeat(16),
+            input_version: "1a2b".repeat(16),
+            data_version: "da7a".repeat(16),
+            row_count: rows,
+            bytes_written: 7_680,
+            wall_ms: 35,
+            committed_at: at(time),
+        })
+    }
+
+    fn failure(asset: &str, error: &str, time: &str) -> Option<AttemptRecord> {
+        Some(AttemptRecord {
+            run_id: RunId(RUN.to_owned()),
+            asset: asset.to_owned(),
+            partition: String::new(),
+            outcome: AttemptOutcome::Failed,
+            error: Some(error.to_owned()),
+            at: at(time),
+        })
+    }
+
+    /// Every state an asset can be in, built by hand (exact times keep the
+    /// columns aligned in the snapshot).
+    #[test]
+    fn table_of_every_state() {
+        let customers = AssetStatus {
+            current: committed("customers", 12, 100, "2024-05-01T09:30:00Z"),
+            ..status("customers", AssetState::Fresh, vec![])
+        };
+        let stg_customers = AssetStatus {
+            current: committed("stg_customers", 3, 100, "2024-05-01T09:29:58Z"),
+            failing_checks: vec!["not_null(email)".to_owned()],
+            ..status("stg_customers", AssetState::Fresh, vec![])
+        };
+        let orders = AssetStatus {
+            current: committed("orders", 13, 99, "2024-05-01T09:30:01Z"),
+            ..status(
+                "orders",
+                AssetState::Stale,
+                vec![
+                    StaleCause::CodeChanged,
+                    StaleCause::SourceChanged {
+                        name: "raw_orders".to_owned(),
+                    },
+                ],
+            )
+        };
+        let monthly_revenue = AssetStatus {
+            current: committed("monthly_revenue", 14, 4, "2024-05-01T09:30:02Z"),
+            ..status(
+                "monthly_revenue",
+                AssetState::Stale,
+                vec![StaleCause::UpstreamStale {
+                    name: "orders".to_owned(),
+                }],
+            )
+        };
+        let payments = AssetStatus {
+            current: committed("payments", 9, 113, "2024-04-30T18:00:00Z"),
+            last_failure: failure(
+                "payments",
+                "check failed, previous version kept: unique(payment_id) (2 failing rows)",
+                "2024-05-01T09:30:03Z",
+            ),
+            ..status("payments", AssetState::Failed, vec![])
+        };
+        let refunds = AssetStatus {
+            last_failure: failure(
+                "refunds",
+                "Arrow error: Divide by zero error",
+                "2024-05-01T09:30:04Z",
+            ),
+            ..status(
+                "refunds",
+                AssetState::Failed,
+                vec![StaleCause::NeverMaterialized],
+            )
+        };
+        let churn = status(
+            "churn",
+            AssetState::NeverMaterialized,
+            vec![
+                StaleCause::NeverMaterialized,
+                StaleCause::UpstreamNeverMaterialized {
+                    name: "refunds".to_owned(),
+                },
+            ],
+        );
+        let daily_sales = AssetStatus {
+            partitions: Some(PartitionSummary {
+                total: 31,
+                fresh: 28,
+                stale: 1,
+                missing: 2,
+                failed: 0,
+                rows: 28,
+                last_committed_at: Some(at("2024-05-01T09:31:00Z")),
+                stale_causes: vec!["source sales changed".to_owned()],
+                list: Vec::new(),
+            }),
+            failing_checks: vec!["not_null(day) [2024-01-03]".to_owned()],
+            ..status(
+                "daily_sales",
+                AssetState::Stale,
+                vec![
+                    StaleCause::SourceChanged {
+                        name: "sales".to_owned(),
+                    },
+                    StaleCause::NeverMaterialized,
+                ],
+            )
+        };
+        let rolling_7d = AssetStatus {
+            partitions: Some(PartitionSummary {
+                total: 31,
+                fresh: 0,
+                stale: 0,
+                missing: 31,
+                failed: 0,
+                rows: 0,
+                last_committed_at: None,
+                stale_causes: Vec::new(),
+                list: Vec::new(),
+            }),
+            ..status(
+                "rolling_7d",
+                AssetState::NeverMaterialized,
+                vec![StaleCause::NeverMaterialized],
+            )
+        };
+        let statuses = [
+            customers,
+            stg_customers,
+            orders,
+            monthly_revenue,
+            payments,
+            refunds,
+            churn,
+            daily_sales,
+            rolling_7d,
+        ];
+        expect![[r#"
+            ASSET            STATE               LAST MATERIALIZED          ROWS  DETAIL
+            customers        fresh               2024-05-01 09:30:00         100  
+            stg_customers    fresh               2024-05-01 09:29:58         100  check failing: not_null(email)
+            orders           stale               2024-05-01 09:30:01          99  code changed; source raw_orders changed
+            monthly_revenue  stale               2024-05-01 09:30:02           4  upstream orders is stale
+            payments         failed              2024-04-30 18:00:00         113  the last attempt (2024-05-01 09:30:03) failed its checks and was not committed: unique(payment_id) (2 failing rows); the current version (committed 2024-04-30 18:00:00) passed its checks and stays current
+            refunds          failed              -                             -  the last attempt (2024-05-01 09:30:04) failed: Arrow error: Divide by zero error; never materialized
+            churn            never materialized  -                             -  never materialized; upstream refunds never materialized
+            daily_sales      stale               2024-05-01 09:31:00          28  31 partitions: 28 fresh, 1 stale: source sales changed, 2 missing; checks failing: not_null(day) [2024-01-03]
+            rolling_7d       never materialized  -                             -  31 partitions: 0 fresh, 31 missing
+            2 fresh, 7 not fresh
+        "#]]
+        .assert_eq(&rendered(|out| render_text(&statuses, out)));
+    }
+
+    #[test]
+    fn nothing_selected() {
+        expect![[r#"
+            ASSET  STATE               LAST MATERIALIZED          ROWS  DETAIL
+            0 fresh, 0 not fresh
+        "#]]
+        .assert_eq(&rendered(|out| render_text(&[], out)));
+    }
+
+    /// A real project after a partial run and edits: fresh, stale with
+    /// causes, failed, never materialized, partitioned (summaries, then
+    /// every partition as `--partitions` lists them).
+    #[test]
+    fn a_real_project_after_edits() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let mut statuses = ws.status(&[]).unwrap_or_else(|e| panic!("{e}"));
+        expect![[r#"
+            ASSET         STATE               LAST MATERIALIZED          ROWS  DETAIL
+            named         fresh               <time>           2  
+            daily         stale               <time>           2  3 partitions: 1 fresh, 1 stale: source sales changed, 1 missing
+              2024-01-01  fresh               <time>           1  
+              2024-01-02  stale               <time>           1  source sales changed
+              2024-01-03  never materialized  -                             -  never materialized
+            regions       stale               <time>           2  code changed; source sales changed
+            big_regions   failed              -                             -  the last attempt (<time>) failed its checks and was not committed: expression(amount < 100) (2 failing rows); no version is committed yet; never materialized; upstream regions is stale
+            running       stale               <time>           2  3 partitions: 1 fresh, 1 stale: upstream daily is stale, 1 missing
+              2024-01-01  fresh               <time>           1  
+              2024-01-02  stale               <time>           1  upstream daily is stale
+              2024-01-03  never materialized  -                             -  never materialized; upstream daily never materialized; an earlier partition is stale
+            top           never materialized  -                             -  never materialized; upstream regions is stale
+            total         stale               <time>           1  upstream regions is stale
+            1 fresh, 6 not fresh
+        "#]]
+        .assert_eq(&redact(
+            &rendered(|out| render_text(&statuses, out)),
+            dir.path(),
+        ));
+        summaries_only(&mut statuses);
+        expect![[r#"
+            ASSET        STATE               LAST MATERIALIZED          ROWS  DETAIL
+            named        fresh               <time>           2  
+            daily        stale               <time>           2  3 partitions: 1 fresh, 1 stale: source sales changed, 1 missing
+            regions      stale               <time>           2  code changed; source sales changed
+            big_regions  failed              -                             -  the last attempt (<time>) failed its checks and was not committed: expression(amount < 100) (2 failing rows); no version is committed yet; never materialized; upstream regions is stale
+            running      stale               <time>           2  3 partitions: 1 fresh, 1 stale: upstream daily is stale, 1 missing
+            top          never materialized  -                             -  never materialized; upstream regions is stale
+            total        stale               <time>           1  upstream regions is stale
+            1 fresh, 6 not fresh
+        "#]]
+        .assert_eq(&redact(
+            &rendered(|out| render_text(&statuses, out)),
+            dir.path(),
+        ));
     }
 }
