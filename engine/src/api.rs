@@ -18,7 +18,7 @@ use crate::execute::backfill::{BackfillOptions, BackfillReport};
 use crate::execute::recheck::CheckReport;
 use crate::execute::report::{Progress, RunReport};
 use crate::lineage::column_lineage::ColumnNode;
-use crate::model::workspace::Workspace;
+use crate::model::workspace::{Clock, Failpoints, Workspace};
 use crate::plan::{MaterializeOptions, PlannedUnit};
 use crate::records::cost::AssetCost;
 use crate::records::details::AssetDetails;
@@ -32,6 +32,16 @@ impl Workspace {
     /// project is validated before anything is created on disk.
     pub fn open(dir: &Path) -> Result<Workspace, EngineError> {
         model::workspace::open(dir)
+    }
+
+    /// Judges time (complete partitions, freshness) at `clock`'s instant.
+    pub fn with_clock(self, clock: Clock) -> Workspace {
+        Workspace { clock, ..self }
+    }
+
+    /// Installs a test harness's failpoints.
+    pub fn with_failpoints(self, failpoints: Failpoints) -> Workspace {
+        Workspace { failpoints, ..self }
     }
 
     /// Reads versions and assesses every asset.

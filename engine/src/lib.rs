@@ -1,30 +1,41 @@
 //! `cairn-engine` turns a project into committed data. It owns the asset
 //! graph, versions and staleness, planning, execution through DataFusion
-//! and object-store I/O.
+//! and object-store I/O. Front ends go through one boundary: the
+//! [`Workspace`] methods of `api.rs`.
 //!
 //! ```text
-//!  Project (cairn-assets) ──► AssetGraph ──► Snapshot: code / source / input
-//!                                            versions + catalog's current
+//!  Project (cairn-assets) ──► Workspace::open ──► Snapshot: code / source /
+//!                                                input versions + catalog's
+//!                                                current versions
 //!                                                   │ assess()  (pure)
 //!                                                   ▼
-//!                      per-asset AssetStatus (fresh | stale: causes)
-//!                                                   │ materialize()
+//!                      per-asset AssetStatus (fresh | stale: StaleCause)
+//!                                                   │ plan()  (pure)
 //!                                                   ▼
-//!   schedule (topological, --jobs) ─► just before each asset: recompute its
+//!            Plan: per unit a Decision (build | build unless upstream
+//!            unchanged | forced | fresh) — what `--explain` shows
+//!                                                   │ Workspace::materialize
+//!                                                   ▼
+//!   schedule (topological, --jobs) ─► just before each unit: recompute its
 //!   input version from upstream *data* versions; unchanged ⇒ early cutoff
 //!                                                   │ else
 //!                                                   ▼
-//!   DataFusion plan ─► execute stream ─► hash rows (data version)
-//!                                    └─► new immutable Parquet file(s)
+//!   DataFusion (one partition: reproducible) ─► hash rows (data version,
+//!   row changes) ─► checks on the written file ─► new immutable Parquet
 //!                                                   │
 //!                                                   ▼
 //!           Catalog::commit_materialization (one transaction) ─► visible
 //! ```
 //!
+//! The nouns: [`Workspace`], [`Snapshot`], [`AssetStatus`], [`StaleCause`],
+//! [`Plan`], [`Decision`], [`RunReport`], [`Materialized`].
+//!
 //! Invariants: readers resolve files only through the catalog, so a file
 //! is visible only once its commit succeeded; nothing stale means no
 //! DataFusion session is created at all; the engine never writes SQL for
-//! the catalog.
+//! the catalog; time comes from the injected [`Clock`]. The modules are
+//! layered (see ARCHITECTURE.md), each importing only from the layers
+//! before it, as `layering.rs` checks.
 #![deny(missing_docs)]
 
 // Layers: each imports only from the ones listed before it (checked by
@@ -54,7 +65,7 @@ pub use execute::run::failed_checks;
 pub use lineage::column_lineage::{ColumnNode, LineageKind};
 pub use model::graph::{AssetGraph, NodeKind};
 pub use model::version::short as short_version;
-pub use model::workspace::Workspace;
+pub use model::workspace::{Clock, Failpoints, PauseHook, Workspace};
 pub use plan::{Decision, MaterializeOptions, PartitionFilter, Plan, PlannedUnit};
 pub use quality::checks::CheckOutcome;
 pub use records::cost::{AssetCost, CostFigures};

@@ -15,10 +15,12 @@ mod show;
 mod status;
 
 use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
-use cairn_engine::Workspace;
+use cairn_engine::{Clock, Failpoints, PauseHook, Workspace};
 
 use crate::Failure;
 use crate::args::{Cli, Command};
@@ -29,7 +31,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
-    let ws = Workspace::open(&cli.project)?;
+    let ws = from_environment(Workspace::open(&cli.project)?)?;
     match cli.command {
         Command::Materialize(args) => runtime.block_on(materialize::run(&ws, args)),
         Command::Status(args) => status::run(&ws, args),
@@ -45,6 +47,41 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Audit(args) => audit::run(&ws, args),
         Command::Gc(args) => runtime.block_on(gc::run(&ws, args)),
     }
+}
+
+/// Variable that fixes the instant Cairn judges time at (RFC 3339).
+const NOW_ENV: &str = "CAIRN_NOW";
+/// Variable naming `asset` or `asset[partition]` whose build pauses for an
+/// hour once its files are written, before its commit: the crash tests kill
+/// the process there.
+const HANG_BEFORE_COMMIT_ENV: &str = "CAIRN_TEST_HANG_BEFORE_COMMIT";
+
+/// The engine's clock and failpoints from the environment — read here, at
+/// the edge, and nowhere in the engine.
+fn from_environment(ws: Workspace) -> Result<Workspace, Failure> {
+    let ws = match std::env::var(NOW_ENV) {
+        Ok(text) => {
+            let at = chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| {
+                Failure::Usage(format!(
+                    "{NOW_ENV}=`{text}` is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"
+                ))
+            })?;
+            ws.with_clock(Clock::Fixed(at.with_timezone(&chrono::Utc)))
+        }
+        Err(_) => ws,
+    };
+    let Ok(target) = std::env::var(HANG_BEFORE_COMMIT_ENV) else {
+        return Ok(ws);
+    };
+    let hook: PauseHook = Arc::new(move |asset: &str, partition: &str| {
+        (target == asset || target == format!("{asset}[{partition}]")).then(|| {
+            eprintln!("cairn: test hook: {asset} [{partition}] written, hanging before commit");
+            Duration::from_secs(3600)
+        })
+    });
+    Ok(ws.with_failpoints(Failpoints {
+        before_commit: Some(hook),
+    }))
 }
 
 /// `value` as pretty JSON and a newline on `out`. Every `--format json`

@@ -62,7 +62,7 @@ pub(crate) async fn check(
     }
     crate::records::audit::audit_config_changes(ws)?;
     let run_id = crate::records::runs::begin_run(ws, command, "check", None)?;
-    let now = crate::model::workspace::now()?;
+    let now = ws.clock.now();
     let mut reports = Vec::new();
     let mut any_failed = false;
     for (asset_name, partition) in units {

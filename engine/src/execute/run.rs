@@ -52,10 +52,6 @@ use crate::session::tables::{
 };
 use crate::state::snapshot::Snapshot;
 
-/// Environment variable naming an asset after whose files are written the
-/// process stops before committing (used by crash tests).
-pub const HANG_BEFORE_COMMIT_ENV: &str = "CAIRN_TEST_HANG_BEFORE_COMMIT";
-
 /// What a failed attempt's error says, before the list of failed checks,
 /// when the output was written but failed its `error` checks.
 const CHECKS_FAILED: &str = "check failed, previous version kept: ";
@@ -86,6 +82,7 @@ struct RunShared {
     /// The schema of each built asset's declared `[columns]`, typed once
     /// per run rather than once per partition.
     declared: HashMap<String, SchemaRef>,
+    failpoints: crate::model::workspace::Failpoints,
 }
 
 /// A table one build reads.
@@ -336,6 +333,7 @@ async fn schedule(
     let shared = Arc::new(RunShared {
         cost: ws.project.config.cost.clone(),
         storage: ws.storage.clone(),
+        failpoints: ws.failpoints.clone(),
         catalog: Arc::clone(&ws.catalog),
         project: Arc::clone(&ws.project),
         run_id: run_id.clone(),
@@ -694,14 +692,13 @@ async fn build(shared: &RunShared, job: Job) -> Result<Materialized, BuildFailur
         }
     };
 
-    if std::env::var(HANG_BEFORE_COMMIT_ENV)
-        .is_ok_and(|v| v == name || v == format!("{name}[{}]", job.partition))
+    if let Some(pause) = shared
+        .failpoints
+        .before_commit
+        .as_ref()
+        .and_then(|hook| hook(&name, &job.partition))
     {
-        eprintln!(
-            "cairn: test hook: {name} [{}] written, hanging before commit",
-            job.partition
-        );
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+        tokio::time::sleep(pause).await;
     }
 
     let data_changed = job.previous_data_version.as_deref() != Some(written.data_version.as_str());

@@ -25,20 +25,51 @@ pub struct Workspace {
     pub catalog: Arc<dyn Catalog>,
     /// Output storage.
     pub storage: Storage,
+    /// What "now" is when judging time: which partitions exist, freshness.
+    pub clock: Clock,
+    /// Pauses a crash test installs; none in normal use.
+    pub failpoints: Failpoints,
 }
 
-/// The instant partitions are enumerated for: now, or `CAIRN_NOW`
-/// (RFC 3339) when set, so runs can be reproduced as of a moment.
-pub fn now() -> Result<DateTime<Utc>, EngineError> {
-    match std::env::var("CAIRN_NOW") {
-        Ok(text) => DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                EngineError::Usage(format!(
-                    "CAIRN_NOW=`{text}` is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"
-                ))
-            }),
-        Err(_) => Ok(Utc::now()),
+/// The time source, injected rather than read deep inside: which time
+/// windows are complete and whether data is fresh are judged at
+/// [`Clock::now`]. (Commit and run timestamps are always the real clock.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    System,
+    /// A fixed instant (the CLI's `CAIRN_NOW`, tests).
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    /// The instant time is judged at.
+    pub fn now(self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+/// Decides, for a unit (asset, partition key) whose files are written but
+/// not committed, how long to pause before committing.
+pub type PauseHook = Arc<dyn Fn(&str, &str) -> Option<std::time::Duration> + Send + Sync>;
+
+/// Points where a test harness may stop the engine (crash tests kill the
+/// process there); empty in normal use.
+#[derive(Clone, Default)]
+pub struct Failpoints {
+    /// Called after a unit's files are written, before its commit.
+    pub before_commit: Option<PauseHook>,
+}
+
+impl std::fmt::Debug for Failpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Failpoints")
+            .field("before_commit", &self.before_commit.is_some())
+            .finish()
     }
 }
 
@@ -59,6 +90,8 @@ pub(crate) fn open(dir: &Path) -> Result<Workspace, EngineError> {
         graph,
         catalog,
         storage,
+        clock: Clock::System,
+        failpoints: Failpoints::default(),
     })
 }
 

@@ -13,7 +13,7 @@ use crate::model::partition_index::PartitionIndex;
 use crate::model::selection;
 use crate::model::units::UnitMap;
 use crate::model::version::code_version;
-use crate::model::workspace::{Workspace, now};
+use crate::model::workspace::Workspace;
 use crate::state::committed::{Committed, CommittedReader};
 use crate::state::sources;
 use crate::state::status::{AssetState, AssetStatus, Inputs, assess};
@@ -98,7 +98,7 @@ pub(crate) fn snapshot_of(
         .map(|a| (a.name.clone(), code_version(a)))
         .collect();
     stage(&mut timings, "code versions");
-    let index = PartitionIndex::build(&ws.project, now()?);
+    let index = PartitionIndex::build(&ws.project, ws.clock.now());
     stage(&mut timings, "partition index");
     let source_versions = sources::source_versions(&ws.project, &index, ws.catalog.as_ref())?;
     stage(&mut timings, "source versions");
