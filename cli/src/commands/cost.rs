@@ -98,65 +98,75 @@ pub(crate) fn render_text(
 mod tests {
     use expect_test::expect;
 
-    use cairn_engine::AssetCost;
+    use cairn_engine::{AssetCost, CostFigures};
 
     use super::{render_text, sort};
     use crate::args::CostSort;
     use crate::commands::testing::rendered;
 
-    /// The warehouse's shape: two staging assets, a mart reading both.
-    fn costs(rollup: bool) -> Vec<AssetCost> {
-        let asset = |name: &str, mats, wall, cpu, read, written, requests, usd| {
-            let mut c = AssetCost {
-                asset: name.to_owned(),
-                own: Default::default(),
-                rollup: None,
-                rollup_assets: Vec::new(),
-            };
-            c.own.materializations = mats;
-            c.own.wall_seconds = wall;
-            c.own.cpu_seconds = cpu;
-            c.own.bytes_read = read;
-            c.own.bytes_written = written;
-            c.own.requests = requests;
-            c.own.peak_memory_bytes = 11_223_040;
-            c.own.cost_usd = usd;
-            c
-        };
-        let mut costs = vec![
-            asset(
-                "stg_orders",
-                3,
-                0.094,
-                0.0121,
-                90_828,
-                7_577,
-                8,
-                0.000_004_2,
-            ),
-            asset(
-                "stg_payments",
-                3,
-                0.061,
-                0.0093,
-                120_211,
-                6_034,
-                9,
-                0.000_003_9,
-            ),
-            asset("orders", 1, 1.25, 0.9876, 13_611, 9_807, 25, 0.000_131),
-        ];
-        if rollup {
-            let own: Vec<_> = costs.iter().map(|c| c.own.clone()).collect();
-            costs[0].rollup = Some(own[0].clone());
-            costs[1].rollup = Some(own[1].clone());
-            let mut all = own[2].clone();
-            all.materializations += own[0].materializations + own[1].materializations;
-            all.cost_usd += own[0].cost_usd + own[1].cost_usd;
-            costs[2].rollup = Some(all);
-            costs[2].rollup_assets = vec!["stg_orders".to_owned(), "stg_payments".to_owned()];
+    fn figures(
+        materializations: u64,
+        wall_seconds: f64,
+        cpu_seconds: f64,
+        bytes_read: u64,
+        bytes_written: u64,
+        requests: u64,
+        cost_usd: f64,
+    ) -> CostFigures {
+        CostFigures {
+            materializations,
+            wall_seconds,
+            cpu_seconds,
+            bytes_read,
+            bytes_written,
+            requests,
+            peak_memory_bytes: 11_223_040,
+            cost_usd,
         }
-        costs
+    }
+
+    /// The warehouse's shape: two staging assets, a mart reading both;
+    /// with `rollup`, each with everything upstream of it.
+    fn costs(rollup: bool) -> Vec<AssetCost> {
+        let stg_orders = figures(3, 0.094, 0.0121, 90_828, 7_577, 8, 0.000_004_2);
+        let stg_payments = figures(3, 0.061, 0.0093, 120_211, 6_034, 9, 0.000_003_9);
+        let orders = figures(1, 1.25, 0.9876, 13_611, 9_807, 25, 0.000_131);
+        let orders_rollup = CostFigures {
+            materializations: 7,
+            wall_seconds: 1.405,
+            cpu_seconds: 1.009,
+            bytes_read: 224_650,
+            bytes_written: 23_418,
+            requests: 42,
+            peak_memory_bytes: 11_223_040,
+            cost_usd: 0.000_139_1,
+        };
+        let cost =
+            |asset: &str, own: &CostFigures, up: Option<CostFigures>, of: &[&str]| AssetCost {
+                asset: asset.to_owned(),
+                own: own.clone(),
+                rollup: if rollup { up } else { None },
+                rollup_assets: if rollup {
+                    of.iter().map(|a| (*a).to_owned()).collect()
+                } else {
+                    Vec::new()
+                },
+            };
+        vec![
+            cost("stg_orders", &stg_orders, Some(stg_orders.clone()), &[]),
+            cost(
+                "stg_payments",
+                &stg_payments,
+                Some(stg_payments.clone()),
+                &[],
+            ),
+            cost(
+                "orders",
+                &orders,
+                Some(orders_rollup),
+                &["stg_orders", "stg_payments"],
+            ),
+        ]
     }
 
     #[test]
