@@ -394,7 +394,7 @@ mod tests {
             code        d73e9399cee3
             upstream    regions
             downstream  -
-            last failure <time> (run <run>): assets/big_regions.sql: check failed, previous version kept: expression(amount < 100) (2 failing rows)
+            last failure <time> (run <run>): assets/big_regions.sql: checks failed, output not committed: expression(amount < 100) (2 failing rows)
 
             not materialized yet
 

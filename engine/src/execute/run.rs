@@ -53,13 +53,19 @@ use crate::session::tables::{
 use crate::state::snapshot::Snapshot;
 
 /// What a failed attempt's error says, before the list of failed checks,
-/// when the output was written but failed its `error` checks.
-const CHECKS_FAILED: &str = "check failed, previous version kept: ";
+/// when the output was written but failed its `error` checks (true whether
+/// or not a previous version exists).
+const CHECKS_FAILED: &str = "checks failed, output not committed: ";
+
+/// How catalogs written before 2026-11 said the same.
+const CHECKS_FAILED_BEFORE: &str = "check failed, previous version kept: ";
 
 /// The failed checks named by a failed attempt's error, when that attempt
 /// failed its checks (rather than its query, write or commit).
 pub fn failed_checks(error: &str) -> Option<&str> {
-    error.split_once(CHECKS_FAILED).map(|(_, checks)| checks)
+    [CHECKS_FAILED, CHECKS_FAILED_BEFORE]
+        .iter()
+        .find_map(|prefix| error.split_once(prefix).map(|(_, checks)| checks))
 }
 
 /// The version of an upstream partition as the run currently sees it.
