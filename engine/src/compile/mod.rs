@@ -205,13 +205,13 @@ pub async fn validate_before_run(
     let mut targets: BTreeSet<String> = with_checks.union(&declaring).cloned().collect();
     for a in &with_checks {
         if let Some(asset) = ws.project.assets.get(a) {
-            for c in &asset.checks {
-                if let CheckKind::Relationships { to_asset, .. } = &c.kind
-                    && ws.project.assets.contains_key(to_asset)
-                {
-                    targets.insert(to_asset.clone());
-                }
-            }
+            targets.extend(
+                ws.graph
+                    .relationship_targets(asset)
+                    .into_iter()
+                    .filter(|t| t.kind == crate::model::graph::NodeKind::Asset)
+                    .map(|t| t.name),
+            );
         }
     }
     let schemas = output_schemas(ws, &targets).await?;

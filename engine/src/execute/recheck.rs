@@ -74,11 +74,14 @@ pub(crate) async fn check(
         // The tables checks may read: the asset's upstreams, relationship
         // targets and whatever `sql(...)` checks name.
         let mut tables: BTreeSet<String> = asset.upstream.iter().cloned().collect();
+        tables.extend(
+            ws.graph
+                .relationship_targets(asset)
+                .into_iter()
+                .map(|t| t.name),
+        );
         for c in &asset.checks {
             match &c.kind {
-                CheckKind::Relationships { to_asset, .. } => {
-                    tables.insert(to_asset.clone());
-                }
                 CheckKind::Sql { query } => {
                     if let Ok(statements) = DFParser::parse_sql(query) {
                         for s in &statements {

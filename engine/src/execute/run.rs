@@ -21,7 +21,6 @@ use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use tokio::task::JoinSet;
 
-use cairn_assets::checks::CheckKind;
 use cairn_assets::{CostConfig, SqlAsset};
 use cairn_catalog::{
     AttemptOutcome, Catalog, ColumnStats, FileRecord, MaterializationId, MaterializationMetrics,
@@ -34,7 +33,7 @@ use crate::error::EngineError;
 use crate::execute::report::{
     AssetOutcome, AssetResult, Materialized, Progress, RunEvent, RunReport,
 };
-use crate::model::graph::NodeKind;
+use crate::model::graph::{NodeKind, RelationshipTarget};
 use crate::model::partition_index::dimension_names;
 use crate::model::storage::Storage;
 use crate::model::units::Unit;
@@ -281,7 +280,7 @@ async fn schedule(
     let mut dependents: HashMap<Unit, Vec<usize>> = HashMap::new();
     let mut waiting: Vec<usize> = vec![0; run_set.len()];
     // Per asset, not per partition: a backfill has hundreds per asset.
-    let mut descendants_of: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    let mut targets_of: HashMap<&str, Vec<RelationshipTarget>> = HashMap::new();
     for (i, unit) in run_set.iter().enumerate() {
         let Some(asset) = ws.project.assets.get(&unit.0) else {
             return Err(EngineError::Internal(format!(
@@ -296,24 +295,16 @@ async fn schedule(
                 dependents.entry(up.clone()).or_default().push(i);
             }
         }
-        // A relationships check reads another asset: when that asset is
-        // rebuilt in this run (and does not itself read this one), check
-        // against its new version.
-        for check in &asset.checks {
-            let CheckKind::Relationships { to_asset, .. } = &check.kind else {
-                continue;
-            };
-            let descendants = descendants_of
-                .entry(unit.0.as_str())
-                .or_insert_with(|| ws.graph.descendants(&unit.0));
-            if asset.upstream.contains(to_asset)
-                || descendants.contains(to_asset)
-                || to_asset == &unit.0
-            {
-                continue;
-            }
-            for key in snapshot.index.keys(to_asset) {
-                let target = (to_asset.clone(), key.clone());
+        // A relationships target rebuilt in this run is checked against
+        // its new version (see `AssetGraph::relationship_targets`).
+        for target in targets_of
+            .entry(unit.0.as_str())
+            .or_insert_with(|| ws.graph.relationship_targets(asset))
+            .iter()
+            .filter(|t| t.refresh_first)
+        {
+            for key in snapshot.index.keys(&target.name) {
+                let target = (target.name.clone(), key.clone());
                 if in_run.contains(&target) {
                     waiting[i] += 1;
                     dependents.entry(target).or_default().push(i);
@@ -597,19 +588,17 @@ fn check_tables(
     live: &mut HashMap<Unit, Live>,
 ) -> Result<Vec<UpstreamTable>, EngineError> {
     let mut out = Vec::new();
-    for check in &asset.checks {
-        let CheckKind::Relationships { to_asset, .. } = &check.kind else {
-            continue;
-        };
-        if asset.upstream.contains(to_asset) || to_asset == &asset.name {
+    for target in ws.graph.relationship_targets(asset) {
+        if target.upstream {
             continue;
         }
-        match ws.graph.kind(to_asset) {
-            Some(NodeKind::Source) => out.push(UpstreamTable::Source {
+        let to_asset = &target.name;
+        match target.kind {
+            NodeKind::Source => out.push(UpstreamTable::Source {
                 name: to_asset.clone(),
                 keys: snapshot.index.keys(to_asset).to_vec(),
             }),
-            Some(NodeKind::Asset) => {
+            NodeKind::Asset => {
                 let mut files = Vec::new();
                 for key in snapshot.index.keys(to_asset) {
                     files.extend(unit_files(ws, &(to_asset.clone(), key.clone()), live)?);
@@ -620,7 +609,6 @@ fn check_tables(
                     schema_files: Vec::new(),
                 });
             }
-            None => {}
         }
     }
     Ok(out)

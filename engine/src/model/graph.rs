@@ -8,7 +8,8 @@ use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Bfs, Reversed, Walker};
 
-use cairn_assets::{Diagnostic, Project, ProjectError};
+use cairn_assets::checks::CheckKind;
+use cairn_assets::{Diagnostic, Project, ProjectError, SqlAsset};
 
 /// Whether a node is a source or an asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,20 @@ pub struct AssetGraph {
     index: HashMap<String, NodeIndex>,
     /// Every node in dependency order (upstream first; ties by name).
     order: Vec<NodeIndex>,
+}
+
+/// An asset or source a `relationships` check reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationshipTarget {
+    /// Its name.
+    pub name: String,
+    /// Asset or source.
+    pub kind: NodeKind,
+    /// Whether it is also an upstream of the checked asset (already read).
+    pub upstream: bool,
+    /// Whether it is kept up to date before the check runs: an asset that
+    /// is not an upstream and does not read the checked asset.
+    pub refresh_first: bool,
 }
 
 impl AssetGraph {
@@ -161,6 +176,39 @@ impl AssetGraph {
             .filter(|m| *m != n)
             .map(|m| self.graph[m].0.clone())
             .collect()
+    }
+
+    /// What the `relationships` checks of `asset` read besides its own
+    /// output — the one rule every stage follows (planning, snapshot scope,
+    /// scheduling, the tables a build registers).
+    pub fn relationship_targets(&self, asset: &SqlAsset) -> Vec<RelationshipTarget> {
+        let mut descendants: Option<BTreeSet<String>> = None;
+        let mut out: Vec<RelationshipTarget> = Vec::new();
+        for check in &asset.checks {
+            let CheckKind::Relationships { to_asset, .. } = &check.kind else {
+                continue;
+            };
+            if to_asset == &asset.name || out.iter().any(|t| &t.name == to_asset) {
+                continue;
+            }
+            let Some(kind) = self.kind(to_asset) else {
+                continue;
+            };
+            let upstream = asset.upstream.contains(to_asset);
+            // A target that reads this asset cannot be refreshed first:
+            // it is checked against its current version.
+            let reads_this = kind == NodeKind::Asset
+                && descendants
+                    .get_or_insert_with(|| self.descendants(&asset.name))
+                    .contains(to_asset);
+            out.push(RelationshipTarget {
+                name: to_asset.clone(),
+                kind,
+                upstream,
+                refresh_first: kind == NodeKind::Asset && !upstream && !reads_this,
+            });
+        }
+        out
     }
 }
 

@@ -8,8 +8,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
-use cairn_assets::checks::CheckKind;
-
 use crate::error::EngineError;
 use crate::model::graph::NodeKind;
 use crate::model::selection;
@@ -148,7 +146,6 @@ pub fn plan(
             stack.push(unit.clone());
         }
     }
-    let mut ancestors_of: HashMap<String, BTreeSet<String>> = HashMap::new();
     while let Some((name, key)) = stack.pop() {
         let Some(asset) = ws.project.assets.get(&name) else {
             continue;
@@ -162,24 +159,16 @@ pub fn plan(
             }
         }
         // A relationships check reads its target: keep the target up to
-        // date too (unless the target reads this asset, which would loop).
-        for check in &asset.checks {
-            let CheckKind::Relationships { to_asset, .. } = &check.kind else {
-                continue;
-            };
-            if ws.graph.kind(to_asset) != Some(NodeKind::Asset)
-                || ancestors_of
-                    .entry(to_asset.clone())
-                    .or_insert_with(|| ws.graph.ancestors(to_asset))
-                    .contains(&name)
-            {
+        // date too (see `AssetGraph::relationship_targets`).
+        for target in ws.graph.relationship_targets(asset) {
+            if !target.refresh_first {
                 continue;
             }
-            for k in snapshot.index.keys(to_asset) {
-                if not_fresh.contains(&(to_asset.as_str(), k.as_str()))
-                    && candidates.insert((to_asset.clone(), k.clone()))
+            for k in snapshot.index.keys(&target.name) {
+                if not_fresh.contains(&(target.name.as_str(), k.as_str()))
+                    && candidates.insert((target.name.clone(), k.clone()))
                 {
-                    stack.push((to_asset.clone(), k.clone()));
+                    stack.push((target.name.clone(), k.clone()));
                 }
             }
         }
@@ -227,13 +216,15 @@ pub(crate) fn scope_of(
                 .filter(|up| ws.project.assets.contains_key(*up))
                 .cloned(),
         );
-        for check in &asset.checks {
-            if let CheckKind::Relationships { to_asset, .. } = &check.kind
-                && ws.project.assets.contains_key(to_asset)
-            {
-                stack.push(to_asset.clone());
-            }
-        }
+        // Every asset a relationships check reads: refreshed first or
+        // read as committed, its versions are needed.
+        stack.extend(
+            ws.graph
+                .relationship_targets(asset)
+                .into_iter()
+                .filter(|t| t.kind == NodeKind::Asset)
+                .map(|t| t.name),
+        );
     }
     Ok(Some(scope))
 }
