@@ -81,17 +81,13 @@ pub(crate) async fn check(
                 .map(|t| t.name),
         );
         for c in &asset.checks {
-            match &c.kind {
-                CheckKind::Sql { query } => {
-                    if let Ok(statements) = DFParser::parse_sql(query) {
-                        for s in &statements {
-                            if let Ok((refs, _)) = resolve_table_references(s, true) {
-                                tables.extend(refs.into_iter().map(|r| r.table().to_owned()));
-                            }
-                        }
-                    }
+            let CheckKind::Sql { query } = &c.kind else {
+                continue;
+            };
+            for s in DFParser::parse_sql(query).into_iter().flatten() {
+                if let Ok((refs, _)) = resolve_table_references(&s, true) {
+                    tables.extend(refs.into_iter().map(|r| r.table().to_owned()));
                 }
-                _ => {}
             }
         }
         tables.remove(&asset_name);
