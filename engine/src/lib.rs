@@ -57,11 +57,11 @@ mod state;
 pub use cairn_catalog::{BackfillId, RunId};
 pub use error::EngineError;
 pub use execute::backfill::{BackfillOptions, BackfillReport};
+pub use execute::build::failed_checks;
 pub use execute::recheck::CheckReport;
 pub use execute::report::{
     AssetOutcome, AssetResult, Materialized, NoProgress, Progress, RunEvent, RunReport,
 };
-pub use execute::run::failed_checks;
 pub use lineage::column_lineage::{ColumnNode, LineageKind};
 pub use model::graph::{AssetGraph, NodeKind};
 pub use model::version::short as short_version;

@@ -2,8 +2,11 @@
 //! backfills, rechecks, row changes, OpenLineage emission.
 
 pub(crate) mod backfill;
+pub(crate) mod build;
+pub(crate) mod inputs;
 pub(crate) mod lineage_events;
 pub(crate) mod recheck;
 pub(crate) mod report;
 pub(crate) mod row_changes;
 pub(crate) mod run;
+pub(crate) mod write;

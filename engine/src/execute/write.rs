@@ -1,0 +1,159 @@
+//! Writing a unit's output: DataFusion's stream to a new immutable Parquet
+//! file, hashing every row on the way (data version, row identities) and
+//! counting streamed checks.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+
+use cairn_catalog::ColumnStats;
+
+use crate::execute::inputs::{Job, counts_changes};
+use crate::model::version::DataHasher;
+use crate::quality::checks::StreamChecks;
+use crate::session::metering::{PlanMetrics, column_stats, plan_metrics};
+use crate::session::tables::read_only;
+
+pub(super) struct Written {
+    /// Failing-row counts of checks evaluated on the stream, by check index.
+    pub(super) check_counts: std::collections::HashMap<usize, u64>,
+    pub(super) plan: PlanMetrics,
+    pub(super) columns: Vec<ColumnStats>,
+    pub(super) schema: SchemaRef,
+    pub(super) rows: u64,
+    pub(super) bytes: u64,
+    pub(super) data_version: String,
+    pub(super) datafusion: Duration,
+    pub(super) write: Duration,
+    pub(super) hashing: Duration,
+    /// Distinct objects read to compute it, its own output aside.
+    pub(super) objects_read: u64,
+    /// Time counting rows added and removed.
+    pub(super) row_changes: Duration,
+    /// Each row's hash, when rows added and removed are to be counted
+    /// (`None` past [`crate::execute::row_changes::MAX_HELD_ROWS`]).
+    pub(super) row_hashes: Option<Vec<crate::model::version::RowHash>>,
+}
+
+pub(super) async fn write_output(
+    ctx: &SessionContext,
+    store: &Arc<dyn object_store::ObjectStore>,
+    job: &Job,
+    path: &object_store::path::Path,
+) -> Result<Written, String> {
+    let df_err = |e: datafusion::error::DataFusionError| e.strip_backtrace();
+    let t = Instant::now();
+    let df = ctx
+        .sql_with_options(&job.sql, read_only())
+        .await
+        .map_err(df_err)?;
+    let plan = df.create_physical_plan().await.map_err(df_err)?;
+    let mut datafusion = t.elapsed();
+    let schema = plan.schema();
+    let mut seen = HashSet::new();
+    for field in schema.fields() {
+        if !seen.insert(field.name().as_str()) {
+            return Err(format!(
+                "the query returns two columns named `{}`; give one an alias (e.g. `b.{} as b_{}`)",
+                field.name(),
+                field.name(),
+                field.name()
+            ));
+        }
+    }
+
+    if let Some(def) = &job.asset.partitions {
+        for dim in &def.dimensions {
+            if schema.fields().iter().any(|f| f.name() == dim.name()) {
+                return Err(format!(
+                    "the output has a column named `{0}`, which is also the partition dimension (the `{0}=...` folder, which readers already see as a column); leave it out (`select * exclude ({0}) ...` when it comes from a partitioned upstream), rename it, or set a different `name` in [partitions]",
+                    dim.name()
+                ));
+            }
+        }
+    }
+
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(format!("cairn {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let sink = BufWriter::new(Arc::clone(store), path.clone());
+    let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
+        .map_err(|e| e.to_string())?;
+    let mut hasher = DataHasher::new(&schema).map_err(df_err)?;
+    if counts_changes(job) {
+        hasher = hasher.keeping_row_hashes(crate::execute::row_changes::MAX_HELD_ROWS);
+    }
+    let mut stream_checks = StreamChecks::new(ctx, &job.asset.checks, &schema);
+    let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx()).map_err(df_err)?;
+    let (mut write, mut hashing, mut rows) = (Duration::ZERO, Duration::ZERO, 0u64);
+    loop {
+        let t = Instant::now();
+        let next = stream.next().await;
+        datafusion += t.elapsed();
+        let Some(batch) = next else { break };
+        let batch = batch.map_err(df_err)?;
+        let t = Instant::now();
+        hasher.update(&batch).map_err(df_err)?;
+        stream_checks.update(&batch);
+        hashing += t.elapsed();
+        let t = Instant::now();
+        writer
+            .write(&batch)
+            .await
+            .map_err(|e| format!("writing Parquet: {e}"))?;
+        write += t.elapsed();
+        rows += batch.num_rows() as u64;
+    }
+    let t = Instant::now();
+    let parquet_meta = writer
+        .close()
+        .await
+        .map_err(|e| format!("writing Parquet: {e}"))?;
+    let bytes = store
+        .head(path)
+        .await
+        .map_err(|e| format!("reading back written file: {e}"))?
+        .size;
+    write += t.elapsed();
+    Ok(Written {
+        check_counts: stream_checks.counts(),
+        objects_read: 0,
+        row_changes: Duration::ZERO,
+        row_hashes: hasher.take_row_hashes(),
+        columns: column_stats(&parquet_meta, &schema),
+        plan: plan_metrics(&plan),
+        schema,
+        rows,
+        bytes,
+        data_version: hasher.finish(),
+        datafusion,
+        write,
+        hashing,
+    })
+}
+
+pub(super) fn schema_json(schema: &SchemaRef) -> String {
+    let fields: Vec<serde_json::Value> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name(),
+                "type": f.data_type().to_string(),
+                "nullable": f.is_nullable(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(fields).to_string()
+}
