@@ -5,7 +5,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use cairn_engine::{Decision, PlannedUnit, StaleCause};
+use cairn_engine::{Decision, PlannedUnit};
+
+use crate::commands::wire;
 
 /// The plan as text: a summary line, then one line per unit in execution
 /// order ("orders [2024-05-01]  build — code changed"); fresh partitions of
@@ -87,14 +89,15 @@ pub fn render_text(units: &[PlannedUnit], out: &mut impl Write) -> io::Result<()
     Ok(())
 }
 
-/// The plan as JSON (the CLI's wire format: stable field names).
+/// The plan as JSON (the CLI's wire format: stable field names; decisions
+/// and causes as [`wire::Decision`] and [`wire::StaleCause`]).
 pub fn render_json(units: &[PlannedUnit], out: &mut impl Write) -> io::Result<()> {
     #[derive(Serialize)]
     struct Unit<'a> {
         asset: &'a str,
         partition: &'a str,
-        decision: Decision,
-        causes: &'a [StaleCause],
+        decision: wire::Decision,
+        causes: Vec<wire::StaleCause<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         last_failure: Option<&'a str>,
     }
@@ -117,8 +120,8 @@ pub fn render_json(units: &[PlannedUnit], out: &mut impl Write) -> io::Result<()
             .map(|u| Unit {
                 asset: &u.asset,
                 partition: &u.partition,
-                decision: u.decision,
-                causes: &u.causes,
+                decision: u.decision.into(),
+                causes: wire::causes(&u.causes),
                 last_failure: u.last_failure.as_deref(),
             })
             .collect(),
@@ -126,4 +129,164 @@ pub fn render_json(units: &[PlannedUnit], out: &mut impl Write) -> io::Result<()
     // Serialized first, so that a closed pipe stays a BrokenPipe error.
     let text = serde_json::to_string_pretty(&plan).map_err(io::Error::other)?;
     writeln!(out, "{text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::expect;
+
+    use cairn_engine::{MaterializeOptions, PartitionFilter};
+
+    use super::render_json;
+    use crate::commands::testing::{open, rendered, shop};
+
+    /// The JSON of the shop's plan: the counts, then each unit with its
+    /// decision, causes (tagged by `cause`) and last failure when there is
+    /// one.
+    #[test]
+    fn json_of_the_shop_plan() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let options = MaterializeOptions {
+            selection: Vec::new(),
+            force: false,
+            jobs: 1,
+            command: "cairn materialize --explain".to_owned(),
+            partitions: PartitionFilter::All,
+            backfill: None,
+        };
+        let units = ws.explain(&options).unwrap_or_else(|e| panic!("{e}"));
+        expect![[r#"
+            {
+              "build": 6,
+              "build_unless_upstream_unchanged": 2,
+              "forced": 0,
+              "fresh": 3,
+              "units": [
+                {
+                  "asset": "named",
+                  "partition": "",
+                  "decision": "fresh",
+                  "causes": []
+                },
+                {
+                  "asset": "daily",
+                  "partition": "2024-01-01",
+                  "decision": "fresh",
+                  "causes": []
+                },
+                {
+                  "asset": "daily",
+                  "partition": "2024-01-02",
+                  "decision": "build",
+                  "causes": [
+                    {
+                      "cause": "source_changed",
+                      "name": "sales"
+                    }
+                  ]
+                },
+                {
+                  "asset": "daily",
+                  "partition": "2024-01-03",
+                  "decision": "build",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    }
+                  ]
+                },
+                {
+                  "asset": "regions",
+                  "partition": "",
+                  "decision": "build",
+                  "causes": [
+                    {
+                      "cause": "code_changed"
+                    },
+                    {
+                      "cause": "source_changed",
+                      "name": "sales"
+                    }
+                  ]
+                },
+                {
+                  "asset": "big_regions",
+                  "partition": "",
+                  "decision": "build",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    },
+                    {
+                      "cause": "upstream_stale",
+                      "name": "regions"
+                    }
+                  ],
+                  "last_failure": "assets/big_regions.sql: checks failed, output not committed: expression(amount < 100) (2 failing rows)"
+                },
+                {
+                  "asset": "running",
+                  "partition": "2024-01-01",
+                  "decision": "fresh",
+                  "causes": []
+                },
+                {
+                  "asset": "running",
+                  "partition": "2024-01-02",
+                  "decision": "build_unless_upstream_unchanged",
+                  "causes": [
+                    {
+                      "cause": "upstream_stale",
+                      "name": "daily"
+                    }
+                  ]
+                },
+                {
+                  "asset": "running",
+                  "partition": "2024-01-03",
+                  "decision": "build",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    },
+                    {
+                      "cause": "upstream_never_materialized",
+                      "name": "daily"
+                    },
+                    {
+                      "cause": "earlier_partition_stale"
+                    }
+                  ]
+                },
+                {
+                  "asset": "top",
+                  "partition": "",
+                  "decision": "build",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    },
+                    {
+                      "cause": "upstream_stale",
+                      "name": "regions"
+                    }
+                  ]
+                },
+                {
+                  "asset": "total",
+                  "partition": "",
+                  "decision": "build_unless_upstream_unchanged",
+                  "causes": [
+                    {
+                      "cause": "upstream_stale",
+                      "name": "regions"
+                    }
+                  ]
+                }
+              ]
+            }
+        "#]]
+        .assert_eq(&rendered(|out| render_json(&units, out)));
+    }
 }

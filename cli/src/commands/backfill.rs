@@ -3,11 +3,13 @@
 
 use std::io::Write;
 
+use serde::Serialize;
+
 use cairn_engine::{AssetOutcome, BackfillOptions, BackfillReport, Workspace};
 
 use crate::Failure;
 use crate::args::{BackfillArgs, Format};
-use crate::commands::{command_line, default_jobs, print_json};
+use crate::commands::{command_line, default_jobs, print_json, wire};
 use crate::output::{RunProgress, duration};
 
 /// Runs `cairn backfill`; exit code 1 when a partition failed or was
@@ -63,9 +65,25 @@ pub(crate) async fn run(ws: &Workspace, args: BackfillArgs) -> Result<u8, Failur
     Ok(code)
 }
 
-/// The report as JSON: the engine's [`BackfillReport`] as it serializes.
+/// The report as JSON: the backfill, its counts and its run (the CLI's
+/// [`wire::RunReport`]), built from the engine's [`BackfillReport`].
 pub(crate) fn render_json(report: &BackfillReport, out: &mut impl Write) -> Result<(), Failure> {
-    print_json(report, out)
+    #[derive(Serialize)]
+    struct Out<'a> {
+        backfill_id: &'a str,
+        planned: usize,
+        already_done: usize,
+        run: wire::RunReport<'a>,
+    }
+    print_json(
+        &Out {
+            backfill_id: &report.backfill_id.0,
+            planned: report.planned,
+            already_done: report.already_done,
+            run: (&report.run).into(),
+        },
+        out,
+    )
 }
 
 /// The summary line (the partitions were listed as they finished), and how
@@ -93,4 +111,103 @@ pub(crate) fn render_text(report: &BackfillReport, out: &mut impl Write) -> std:
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use expect_test::expect;
+
+    use cairn_engine::{AssetOutcome, AssetResult, BackfillId, BackfillReport, RunId, RunReport};
+
+    use super::{render_json, render_text};
+    use crate::commands::testing::{json, rendered};
+
+    fn result(partition: &str, outcome: AssetOutcome) -> AssetResult {
+        AssetResult {
+            asset: "daily".to_owned(),
+            partition: partition.to_owned(),
+            outcome,
+        }
+    }
+
+    /// A resumed backfill whose run failed one partition, built by hand.
+    fn resumed() -> BackfillReport {
+        BackfillReport {
+            backfill_id: BackfillId("0190a1b2-0000-7e5f-8a9b-0c1d2e3f4a5b".to_owned()),
+            planned: 5,
+            already_done: 2,
+            run: RunReport {
+                run_id: Some(RunId("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_owned())),
+                results: vec![
+                    result("2024-01-03", AssetOutcome::Fresh { early_cutoff: true }),
+                    result(
+                        "2024-01-04",
+                        AssetOutcome::Failed {
+                            error: "assets/daily.sql [partition 2024-01-04]: no such file"
+                                .to_owned(),
+                            checks: Vec::new(),
+                        },
+                    ),
+                    result(
+                        "2024-01-05",
+                        AssetOutcome::Skipped {
+                            upstream: "sales".to_owned(),
+                        },
+                    ),
+                ],
+                wall: Duration::new(1, 5),
+            },
+        }
+    }
+
+    #[test]
+    fn text_of_a_resumed_backfill() {
+        expect![[r#"
+            backfill 0190a1b2-0000-7e5f-8a9b-0c1d2e3f4a5b: 5 partition(s) planned, 2 already done before, 0 materialized, 1 fresh, 1 failed, 1 skipped in 1.0 s
+            resume with: cairn backfill --resume 0190a1b2-0000-7e5f-8a9b-0c1d2e3f4a5b
+        "#]].assert_eq(&rendered(|out| render_text(&resumed(), out)));
+    }
+
+    /// The JSON: the backfill's id and counts, then its run as
+    /// `materialize` reports one.
+    #[test]
+    fn json_of_a_resumed_backfill() {
+        expect![[r#"
+            {
+              "backfill_id": "0190a1b2-0000-7e5f-8a9b-0c1d2e3f4a5b",
+              "planned": 5,
+              "already_done": 2,
+              "run": {
+                "run_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                "results": [
+                  {
+                    "asset": "daily",
+                    "partition": "2024-01-03",
+                    "outcome": "fresh",
+                    "early_cutoff": true
+                  },
+                  {
+                    "asset": "daily",
+                    "partition": "2024-01-04",
+                    "outcome": "failed",
+                    "error": "assets/daily.sql [partition 2024-01-04]: no such file"
+                  },
+                  {
+                    "asset": "daily",
+                    "partition": "2024-01-05",
+                    "outcome": "skipped",
+                    "upstream": "sales"
+                  }
+                ],
+                "wall": {
+                  "secs": 1,
+                  "nanos": 5
+                }
+              }
+            }
+        "#]]
+        .assert_eq(&json(|out| render_json(&resumed(), out)));
+    }
 }

@@ -40,9 +40,65 @@ fn sort(costs: &mut [AssetCost], by: CostSort) {
     }
 }
 
-/// The costs as JSON: the engine's [`AssetCost`]s as they serialize.
+/// The costs as JSON: an array of the CLI's [`json::AssetCost`], built
+/// from the engine's [`AssetCost`]s.
 pub(crate) fn render_json(costs: &[AssetCost], out: &mut impl Write) -> Result<(), Failure> {
+    let costs: Vec<json::AssetCost<'_>> = costs.iter().map(json::AssetCost::from).collect();
     print_json(&costs, out)
+}
+
+/// The wire shape of `cairn cost --format json`.
+mod json {
+    use serde::Serialize;
+
+    /// The cost of one asset: its own, and with `--rollup` that of it and
+    /// everything upstream.
+    #[derive(Serialize)]
+    pub(super) struct AssetCost<'a> {
+        asset: &'a str,
+        own: Figures,
+        rollup: Option<Figures>,
+        rollup_assets: &'a [String],
+    }
+
+    impl<'a> From<&'a cairn_engine::AssetCost> for AssetCost<'a> {
+        fn from(c: &'a cairn_engine::AssetCost) -> Self {
+            AssetCost {
+                asset: &c.asset,
+                own: (&c.own).into(),
+                rollup: c.rollup.as_ref().map(Figures::from),
+                rollup_assets: &c.rollup_assets,
+            }
+        }
+    }
+
+    /// Measured usage and money over a set of materializations.
+    #[derive(Serialize)]
+    struct Figures {
+        materializations: u64,
+        wall_seconds: f64,
+        cpu_seconds: f64,
+        bytes_read: u64,
+        bytes_written: u64,
+        requests: u64,
+        peak_memory_bytes: u64,
+        cost_usd: f64,
+    }
+
+    impl From<&cairn_engine::CostFigures> for Figures {
+        fn from(f: &cairn_engine::CostFigures) -> Self {
+            Figures {
+                materializations: f.materializations,
+                wall_seconds: f.wall_seconds,
+                cpu_seconds: f.cpu_seconds,
+                bytes_read: f.bytes_read,
+                bytes_written: f.bytes_written,
+                requests: f.requests,
+                peak_memory_bytes: f.peak_memory_bytes,
+                cost_usd: f.cost_usd,
+            }
+        }
+    }
 }
 
 /// The costs as a table, one row per asset; with `rollup`, a last column
@@ -100,9 +156,9 @@ mod tests {
 
     use cairn_engine::{AssetCost, CostFigures};
 
-    use super::{render_text, sort};
+    use super::{render_json, render_text, sort};
     use crate::args::CostSort;
-    use crate::commands::testing::rendered;
+    use crate::commands::testing::{json, rendered};
 
     fn figures(
         materializations: u64,
@@ -200,5 +256,152 @@ mod tests {
             ASSET   MATS       WALL        CPU        READ     WRITTEN  REQUESTS      COST USD  ROLLUP USD
         "#]]
         .assert_eq(&rendered(|out| render_text(&[], true, out)));
+    }
+
+    /// The JSON: each asset's own figures, `rollup: null` and no roll-up
+    /// assets without `--rollup`.
+    #[test]
+    fn json_in_dependency_order() {
+        expect![[r#"
+            [
+              {
+                "asset": "stg_orders",
+                "own": {
+                  "materializations": 3,
+                  "wall_seconds": 0.094,
+                  "cpu_seconds": 0.0121,
+                  "bytes_read": 90828,
+                  "bytes_written": 7577,
+                  "requests": 8,
+                  "peak_memory_bytes": 11223040,
+                  "cost_usd": 4.2e-6
+                },
+                "rollup": null,
+                "rollup_assets": []
+              },
+              {
+                "asset": "stg_payments",
+                "own": {
+                  "materializations": 3,
+                  "wall_seconds": 0.061,
+                  "cpu_seconds": 0.0093,
+                  "bytes_read": 120211,
+                  "bytes_written": 6034,
+                  "requests": 9,
+                  "peak_memory_bytes": 11223040,
+                  "cost_usd": 3.9e-6
+                },
+                "rollup": null,
+                "rollup_assets": []
+              },
+              {
+                "asset": "orders",
+                "own": {
+                  "materializations": 1,
+                  "wall_seconds": 1.25,
+                  "cpu_seconds": 0.9876,
+                  "bytes_read": 13611,
+                  "bytes_written": 9807,
+                  "requests": 25,
+                  "peak_memory_bytes": 11223040,
+                  "cost_usd": 0.000131
+                },
+                "rollup": null,
+                "rollup_assets": []
+              }
+            ]
+        "#]]
+        .assert_eq(&json(|out| render_json(&costs(false), out)));
+    }
+
+    /// The JSON with `--rollup --sort cost`.
+    #[test]
+    fn json_rolled_up() {
+        let mut costs = costs(true);
+        sort(&mut costs, CostSort::Cost);
+        expect![[r#"
+            [
+              {
+                "asset": "orders",
+                "own": {
+                  "materializations": 1,
+                  "wall_seconds": 1.25,
+                  "cpu_seconds": 0.9876,
+                  "bytes_read": 13611,
+                  "bytes_written": 9807,
+                  "requests": 25,
+                  "peak_memory_bytes": 11223040,
+                  "cost_usd": 0.000131
+                },
+                "rollup": {
+                  "materializations": 7,
+                  "wall_seconds": 1.405,
+                  "cpu_seconds": 1.009,
+                  "bytes_read": 224650,
+                  "bytes_written": 23418,
+                  "requests": 42,
+                  "peak_memory_bytes": 11223040,
+                  "cost_usd": 0.0001391
+                },
+                "rollup_assets": [
+                  "stg_orders",
+                  "stg_payments"
+                ]
+              },
+              {
+                "asset": "stg_orders",
+                "own": {
+                  "materializations": 3,
+                  "wall_seconds": 0.094,
+                  "cpu_seconds": 0.0121,
+                  "bytes_read": 90828,
+                  "bytes_written": 7577,
+                  "requests": 8,
+                  "peak_memory_bytes": 11223040,
+                  "cost_usd": 4.2e-6
+                },
+                "rollup": {
+                  "materializations": 3,
+                  "wall_seconds": 0.094,
+                  "cpu_seconds": 0.0121,
+                  "bytes_read": 90828,
+                  "bytes_written": 7577,
+                  "requests": 8,
+                  "peak_memory_bytes": 11223040,
+                  "cost_usd": 4.2e-6
+                },
+                "rollup_assets": []
+              },
+              {
+                "asset": "stg_payments",
+                "own": {
+                  "materializations": 3,
+                  "wall_seconds": 0.061,
+                  "cpu_seconds": 0.0093,
+                  "bytes_read": 120211,
+                  "bytes_written": 6034,
+                  "requests": 9,
+                  "peak_memory_bytes": 11223040,
+                  "cost_usd": 3.9e-6
+                },
+                "rollup": {
+                  "materializations": 3,
+                  "wall_seconds": 0.061,
+                  "cpu_seconds": 0.0093,
+                  "bytes_read": 120211,
+                  "bytes_written": 6034,
+                  "requests": 9,
+                  "peak_memory_bytes": 11223040,
+                  "cost_usd": 3.9e-6
+                },
+                "rollup_assets": []
+              }
+            ]
+        "#]]
+        .assert_eq(&json(|out| render_json(&costs, out)));
+        expect![[r#"
+            []
+        "#]]
+        .assert_eq(&json(|out| render_json(&[], out)));
     }
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use cairn_engine::{AssetGraph, ColumnNode, NodeKind, Workspace};
+use cairn_engine::{AssetGraph, ColumnNode, LineageKind, NodeKind, Workspace};
 
 use crate::Failure;
 use crate::args::{Format, LineageArgs};
@@ -189,10 +189,74 @@ fn tree<'g>(
     Ok(())
 }
 
-/// The column lineage as JSON: the engine's [`ColumnNode`] tree as it
-/// serializes.
+/// The column lineage as JSON: the CLI's [`Column`] tree, built from the
+/// engine's [`ColumnNode`] tree.
 pub(crate) fn render_columns_json(tree: &ColumnNode, out: &mut impl Write) -> Result<(), Failure> {
-    print_json(tree, out)
+    print_json(&Column::from(tree), out)
+}
+
+/// One column in the JSON of `cairn lineage --column`, with the columns it
+/// is computed from.
+#[derive(Serialize)]
+struct Column<'a> {
+    table: &'a str,
+    column: &'a str,
+    /// How the column below uses it (`null` for the column asked about).
+    kind: Option<Kind>,
+    is_source: bool,
+    is_dimension: bool,
+    earlier_partitions: bool,
+    upstream: Vec<Column<'a>>,
+}
+
+impl<'a> From<&'a ColumnNode> for Column<'a> {
+    fn from(n: &'a ColumnNode) -> Self {
+        Column {
+            table: &n.table,
+            column: &n.column,
+            kind: n.kind.map(Kind::from),
+            is_source: n.is_source,
+            is_dimension: n.is_dimension,
+            earlier_partitions: n.earlier_partitions,
+            upstream: n.upstream.iter().map(Column::from).collect(),
+        }
+    }
+}
+
+/// How a column is derived from one it reads.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Direct,
+    Expression,
+    Aggregate,
+    Window,
+    FilterOrJoinKey,
+}
+
+impl From<LineageKind> for Kind {
+    fn from(k: LineageKind) -> Self {
+        match k {
+            LineageKind::Direct => Kind::Direct,
+            LineageKind::Expression => Kind::Expression,
+            LineageKind::Aggregate => Kind::Aggregate,
+            LineageKind::Window => Kind::Window,
+            LineageKind::FilterOrJoinKey => Kind::FilterOrJoinKey,
+        }
+    }
+}
+
+impl Kind {
+    /// The name the JSON gives it, which the text shows too.
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Direct => "direct",
+            Kind::Expression => "expression",
+            Kind::Aggregate => "aggregate",
+            Kind::Window => "window",
+            Kind::FilterOrJoinKey => "filter_or_join_key",
+        }
+    }
 }
 
 /// The column lineage as an indented tree: `table.column`, whether it is
@@ -205,15 +269,7 @@ pub(crate) fn render_columns_text(tree: &ColumnNode, out: &mut impl Write) -> st
 fn column_node(n: &ColumnNode, indent: &str, out: &mut impl Write) -> std::io::Result<()> {
     let kind = n
         .kind
-        .map(|k| {
-            format!(
-                "  ({})",
-                serde_json::to_value(k)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            )
-        })
+        .map(|k| format!("  ({})", Kind::from(k).as_str()))
         .unwrap_or_default();
     let source = if n.is_source {
         " [source]"
@@ -235,12 +291,15 @@ fn column_node(n: &ColumnNode, indent: &str, out: &mut impl Write) -> std::io::R
 mod tests {
     use expect_test::expect;
 
-    use super::{around, render_columns_text, render_text};
-    use crate::args::{Format, LineageArgs};
-    use crate::commands::testing::{open, rendered, runtime, shop};
+    use cairn_engine::LineageKind;
 
-    /// `cairn lineage ASSET [--upstream | --downstream]` on the shop.
-    fn lineage(asset: &str, upstream: bool, downstream: bool) -> String {
+    use super::{Kind, around, render_columns_json, render_columns_text, render_json, render_text};
+    use crate::args::{Format, LineageArgs};
+    use crate::commands::testing::{json, open, rendered, runtime, shop};
+
+    /// `cairn lineage ASSET [--upstream | --downstream]` on the shop, as
+    /// text or JSON.
+    fn lineage_as(asset: &str, upstream: bool, downstream: bool, format: Format) -> String {
         let dir = shop();
         let ws = open(dir.path());
         let args = LineageArgs {
@@ -249,10 +308,17 @@ mod tests {
             downstream,
             column: None,
             depth: None,
-            format: Format::Text,
+            format,
         };
         let around = around(&ws, &args).unwrap_or_else(|_| panic!("no lineage of {asset}"));
-        rendered(|out| render_text(&around, out))
+        match format {
+            Format::Text => rendered(|out| render_text(&around, out)),
+            Format::Json => json(|out| render_json(&around, out)),
+        }
+    }
+
+    fn lineage(asset: &str, upstream: bool, downstream: bool) -> String {
+        lineage_as(asset, upstream, downstream, Format::Text)
     }
 
     /// Both directions, around an asset in the middle.
@@ -315,5 +381,148 @@ mod tests {
               running.total [earlier partitions]  (aggregate)
         "#]]
         .assert_eq(&rendered(|out| render_columns_text(&tree, out)));
+    }
+
+    /// The JSON of the graph around an asset: the nodes up- and downstream
+    /// of it and the edges between them all.
+    #[test]
+    fn json_both_ways() {
+        expect![[r#"
+            {
+              "asset": "regions",
+              "upstream": [
+                "sales"
+              ],
+              "downstream": [
+                "big_regions",
+                "top",
+                "total"
+              ],
+              "edges": [
+                {
+                  "from": "regions",
+                  "to": "big_regions"
+                },
+                {
+                  "from": "regions",
+                  "to": "top"
+                },
+                {
+                  "from": "regions",
+                  "to": "total"
+                },
+                {
+                  "from": "sales",
+                  "to": "regions"
+                }
+              ]
+            }
+        "#]]
+        .assert_eq(&lineage_as("regions", false, false, Format::Json));
+    }
+
+    /// The JSON of one direction only.
+    #[test]
+    fn json_upstream_only() {
+        expect![[r#"
+            {
+              "asset": "running",
+              "upstream": [
+                "daily",
+                "sales"
+              ],
+              "downstream": [],
+              "edges": [
+                {
+                  "from": "daily",
+                  "to": "running"
+                },
+                {
+                  "from": "sales",
+                  "to": "daily"
+                }
+              ]
+            }
+        "#]]
+        .assert_eq(&lineage_as("running", true, false, Format::Json));
+    }
+
+    /// The JSON of a column's lineage: each column with how the one below
+    /// uses it (`null` at the top) and what it is read from.
+    #[test]
+    fn json_of_a_column() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let tree = runtime()
+            .block_on(ws.column_lineage("running", "total", None))
+            .unwrap_or_else(|e| panic!("{e}"));
+        expect![[r#"
+            {
+              "table": "running",
+              "column": "total",
+              "kind": null,
+              "is_source": false,
+              "is_dimension": false,
+              "earlier_partitions": false,
+              "upstream": [
+                {
+                  "table": "daily",
+                  "column": "amount",
+                  "kind": "expression",
+                  "is_source": false,
+                  "is_dimension": false,
+                  "earlier_partitions": false,
+                  "upstream": [
+                    {
+                      "table": "sales",
+                      "column": "amount",
+                      "kind": "aggregate",
+                      "is_source": true,
+                      "is_dimension": false,
+                      "earlier_partitions": false,
+                      "upstream": []
+                    }
+                  ]
+                },
+                {
+                  "table": "running",
+                  "column": "total",
+                  "kind": "aggregate",
+                  "is_source": false,
+                  "is_dimension": false,
+                  "earlier_partitions": true,
+                  "upstream": []
+                }
+              ]
+            }
+        "#]]
+        .assert_eq(&json(|out| render_columns_json(&tree, out)));
+    }
+
+    /// Every kind's JSON name, which the text shows too.
+    #[test]
+    fn kind_names_are_the_json_names() {
+        let kinds = [
+            LineageKind::Direct,
+            LineageKind::Expression,
+            LineageKind::Aggregate,
+            LineageKind::Window,
+            LineageKind::FilterOrJoinKey,
+        ]
+        .map(Kind::from);
+        for kind in kinds {
+            assert_eq!(
+                serde_json::to_value(kind).ok(),
+                Some(serde_json::Value::from(kind.as_str()))
+            );
+        }
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        expect![[r#"
+            direct
+            expression
+            aggregate
+            window
+            filter_or_join_key"#]]
+        .assert_eq(&names.join("\n"));
     }
 }

@@ -13,6 +13,7 @@ mod materialize;
 mod query;
 mod show;
 mod status;
+pub(crate) mod wire;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -169,8 +170,9 @@ pub(crate) mod testing {
     }
 
     /// `text` with what varies between runs replaced: UUID-shaped ids
-    /// (run ids) by `<run>`, `YYYY-MM-DD HH:MM:SS` by `<time>` and the
-    /// temporary folder `dir` by `<dir>`.
+    /// (run ids) by `<run>`, `YYYY-MM-DD HH:MM:SS` and the JSON form
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` by `<time>` and the temporary
+    /// folder `dir` by `<dir>`.
     pub(crate) fn redact(text: &str, dir: &Path) -> String {
         // The folder as the engine may resolve it (e.g. through a symlink) first.
         let mut text = text.to_owned();
@@ -180,12 +182,20 @@ pub(crate) mod testing {
         let text = text.replace(&dir.display().to_string(), "<dir>");
         let uuid = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
         let time = "0000-00-00 00:00:00";
+        let json_time = "0000-00-00T00:00:00";
         let mut out = String::with_capacity(text.len());
         let mut rest = text.as_str();
         while let Some(c) = rest.chars().next() {
             if shaped(rest, uuid) {
                 out.push_str("<run>");
                 rest = &rest[uuid.len()..];
+            } else if shaped(rest, json_time) {
+                out.push_str("<time>");
+                rest = &rest[json_time.len()..];
+                if let Some(fraction) = rest.strip_prefix('.') {
+                    rest = fraction.trim_start_matches(|c: char| c.is_ascii_digit());
+                }
+                rest = rest.strip_prefix('Z').unwrap_or(rest);
             } else if shaped(rest, time) {
                 out.push_str("<time>");
                 rest = &rest[time.len()..];
@@ -387,6 +397,28 @@ pub(crate) mod testing {
         std::fs::write(p, text).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// How long a build took varies from run to run: the committed
+    /// versions' wall times in `s` (its own, its partitions') fixed at 35 ms.
+    pub(crate) fn wall_fixed(s: &mut cairn_engine::AssetStatus) {
+        if let Some(c) = &mut s.current {
+            c.wall_ms = 35;
+        }
+        for u in s.partitions.iter_mut().flat_map(|p| p.list.iter_mut()) {
+            if let Some(c) = &mut u.current {
+                std::sync::Arc::make_mut(c).wall_ms = 35;
+            }
+        }
+    }
+
+    /// What a `render_json` wrote, as text.
+    pub(crate) fn json(render: impl FnOnce(&mut Vec<u8>) -> Result<(), crate::Failure>) -> String {
+        let mut out = Vec::new();
+        if render(&mut out).is_err() {
+            panic!("the JSON could not be written");
+        }
+        String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// What `render` wrote, as text.
     pub(crate) fn rendered(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
         let mut out = Vec::new();
@@ -403,6 +435,13 @@ pub(crate) mod testing {
                 dir
             ),
             "run <run> at <time> UTC: <dir>/p — 2024-05-01"
+        );
+        assert_eq!(
+            redact(
+                r#"{"at": "2024-05-01T12:34:56.123456Z", "t": "2024-05-01T12:34:56Z"}"#,
+                dir
+            ),
+            r#"{"at": "<time>", "t": "<time>"}"#
         );
     }
 }

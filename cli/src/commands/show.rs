@@ -22,9 +22,187 @@ pub(crate) fn run(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// The details as JSON: the engine's [`AssetDetails`] as it serializes.
+/// The details as JSON: the CLI's [`json::Details`], built from the
+/// engine's [`AssetDetails`].
 pub(crate) fn render_json(d: &AssetDetails, out: &mut impl Write) -> Result<(), Failure> {
-    print_json(d, out)
+    print_json(&json::Details::from(d), out)
+}
+
+/// The wire shape of `cairn show --format json`.
+mod json {
+    use chrono::{DateTime, Utc};
+    use serde::Serialize;
+
+    use cairn_engine::AssetDetails;
+
+    use crate::commands::wire;
+
+    /// Everything `cairn show` knows about an asset.
+    #[derive(Serialize)]
+    pub(super) struct Details<'a> {
+        status: wire::AssetStatus<'a>,
+        file: &'a str,
+        description: Option<&'a str>,
+        owner: Option<&'a str>,
+        tags: &'a [String],
+        sql: &'a str,
+        upstream: &'a [String],
+        downstream: &'a [String],
+        partitioning: Option<&'a str>,
+        /// `[upstream, how it is read]` pairs.
+        reads: Vec<(&'a str, &'a str)>,
+        declared_columns: &'a [String],
+        current: Option<Materialization<'a>>,
+        history: Vec<wire::CurrentVersion<'a>>,
+        last_attempt: Option<wire::AttemptRecord<'a>>,
+    }
+
+    impl<'a> From<&'a AssetDetails> for Details<'a> {
+        fn from(d: &'a AssetDetails) -> Self {
+            Details {
+                status: (&d.status).into(),
+                file: &d.file,
+                description: d.description.as_deref(),
+                owner: d.owner.as_deref(),
+                tags: &d.tags,
+                sql: &d.sql,
+                upstream: &d.upstream,
+                downstream: &d.downstream,
+                partitioning: d.partitioning.as_deref(),
+                reads: d
+                    .reads
+                    .iter()
+                    .map(|(up, how)| (up.as_str(), how.as_str()))
+                    .collect(),
+                declared_columns: &d.declared_columns,
+                current: d.current.as_ref().map(Materialization::from),
+                history: d.history.iter().map(wire::CurrentVersion::from).collect(),
+                last_attempt: d.last_attempt.as_ref().map(wire::AttemptRecord::from),
+            }
+        }
+    }
+
+    /// A committed version with its inputs, files, metrics and checks.
+    #[derive(Serialize)]
+    struct Materialization<'a> {
+        id: i64,
+        run_id: &'a str,
+        asset: &'a str,
+        partition: &'a str,
+        code_version: &'a str,
+        input_version: &'a str,
+        data_version: &'a str,
+        row_count: u64,
+        bytes_written: u64,
+        wall_ms: u64,
+        /// The output schema as the catalog stores it: a JSON array, as text.
+        schema_json: &'a str,
+        inputs: Vec<Input<'a>>,
+        files: Vec<File<'a>>,
+        committed_at: &'a DateTime<Utc>,
+        metrics: wire::Metrics<'a>,
+        checks: Vec<CheckResult<'a>>,
+    }
+
+    impl<'a> From<&'a cairn_catalog::MaterializationRecord> for Materialization<'a> {
+        fn from(m: &'a cairn_catalog::MaterializationRecord) -> Self {
+            let b = &m.body;
+            Materialization {
+                id: m.id.0,
+                run_id: &b.run_id.0,
+                asset: &b.asset,
+                partition: &b.partition,
+                code_version: &b.code_version,
+                input_version: &b.input_version,
+                data_version: &b.data_version,
+                row_count: b.row_count,
+                bytes_written: b.bytes_written,
+                wall_ms: b.wall_ms,
+                schema_json: &b.schema_json,
+                inputs: b
+                    .inputs
+                    .iter()
+                    .map(|i| Input {
+                        name: &i.name,
+                        kind: i.kind.into(),
+                        partition: &i.partition,
+                        data_version: &i.data_version,
+                        materialization: i.materialization.map(|m| m.0),
+                    })
+                    .collect(),
+                files: b
+                    .files
+                    .iter()
+                    .map(|f| File {
+                        path: &f.path,
+                        size_bytes: f.size_bytes,
+                        row_count: f.row_count,
+                    })
+                    .collect(),
+                committed_at: &b.committed_at,
+                metrics: (&b.metrics).into(),
+                checks: b
+                    .checks
+                    .iter()
+                    .map(|c| CheckResult {
+                        name: &c.name,
+                        severity: &c.severity,
+                        passed: c.passed,
+                        failing_rows: c.failing_rows,
+                        sample_json: &c.sample_json,
+                        error: c.error.as_deref(),
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    /// The exact version of one upstream partition a version read.
+    #[derive(Serialize)]
+    struct Input<'a> {
+        name: &'a str,
+        kind: InputKind,
+        partition: &'a str,
+        data_version: &'a str,
+        materialization: Option<i64>,
+    }
+
+    /// What an upstream is.
+    #[derive(Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub(super) enum InputKind {
+        Source,
+        Asset,
+    }
+
+    impl From<cairn_catalog::UpstreamKind> for InputKind {
+        fn from(k: cairn_catalog::UpstreamKind) -> Self {
+            match k {
+                cairn_catalog::UpstreamKind::Source => InputKind::Source,
+                cairn_catalog::UpstreamKind::Asset => InputKind::Asset,
+            }
+        }
+    }
+
+    /// One file of a version.
+    #[derive(Serialize)]
+    struct File<'a> {
+        path: &'a str,
+        size_bytes: u64,
+        row_count: u64,
+    }
+
+    /// A check result as recorded with the version (its failing rows as a
+    /// JSON array, as text).
+    #[derive(Serialize)]
+    struct CheckResult<'a> {
+        name: &'a str,
+        severity: &'a str,
+        passed: bool,
+        failing_rows: u64,
+        sample_json: &'a str,
+        error: Option<&'a str>,
+    }
 }
 
 /// The details as text, one `label value` line per fact; `file_url` turns
@@ -260,8 +438,8 @@ mod tests {
 
     use cairn_engine::AssetDetails;
 
-    use super::render_text;
-    use crate::commands::testing::{open, redact, rendered, shop};
+    use super::{render_json, render_text};
+    use crate::commands::testing::{json, open, redact, rendered, shop, wall_fixed};
 
     /// What a run measures varies from run to run (wall and CPU time,
     /// memory, the cost computed from them): fixed here.
@@ -276,6 +454,7 @@ mod tests {
         for h in &mut d.history {
             h.wall_ms = 35;
         }
+        wall_fixed(&mut d.status);
     }
 
     fn show(asset: &str) -> String {
@@ -285,6 +464,15 @@ mod tests {
         measured_fixed(&mut d);
         let text = rendered(|out| render_text(&d, &|path| ws.storage.file_url(path), out));
         redact(&text, dir.path())
+    }
+
+    /// `cairn show ASSET --format json` on the shop.
+    fn show_json(asset: &str) -> String {
+        let dir = shop();
+        let ws = open(dir.path());
+        let mut d = ws.details(asset).unwrap_or_else(|e| panic!("{e}"));
+        measured_fixed(&mut d);
+        redact(&json(|out| render_json(&d, out)), dir.path())
     }
 
     /// A stale unpartitioned asset with checks: its current version with
@@ -403,5 +591,413 @@ mod tests {
             select region, amount from regions where amount > 50
         "#]]
         .assert_eq(&show("big_regions"));
+    }
+
+    /// The JSON of an asset with a current version: its status, definition,
+    /// the version with inputs, files, metrics and recorded checks, its
+    /// history and latest attempt.
+    #[test]
+    fn json_of_an_asset_with_a_current_version() {
+        expect![[r#"
+            {
+              "status": {
+                "name": "regions",
+                "state": "stale",
+                "causes": [
+                  {
+                    "cause": "code_changed"
+                  },
+                  {
+                    "cause": "source_changed",
+                    "name": "sales"
+                  }
+                ],
+                "code_version": "dd5ee57c5d1706376a9f7bdc7f31f3a28129d865aa536eeaecbc92b00a8468d6",
+                "input_version": "2aa3881cd226d989319fce26718206424eed5f1e662e4b3016a48d3012e74368",
+                "current": {
+                  "id": 4,
+                  "run_id": "<run>",
+                  "asset": "regions",
+                  "partition": "",
+                  "code_version": "0c071de92d3f15c5406d9c38cd960cf270f556019e581510cece8a2744a4602c",
+                  "input_version": "9cc44c0bfbd859dd427f9857ca1fd07a6a60b2c283282f324daa74c1e4347d03",
+                  "data_version": "1983f30541e545c5cb7a41180f5b6a0adfb22a0179bd987186e7b226683dc250",
+                  "row_count": 2,
+                  "bytes_written": 1057,
+                  "wall_ms": 35,
+                  "committed_at": "<time>"
+                },
+                "last_failure": null,
+                "partitions": null,
+                "failing_checks": []
+              },
+              "file": "assets/regions.sql",
+              "description": "Amount per region over all days.",
+              "owner": "finance",
+              "tags": [],
+              "sql": "--- description = \"Amount per region over all days.\"\n--- owner = \"finance\"\n--- checks = [\"unique(region)\", { check = \"row_count(3, 10)\", severity = \"warn\" }]\n\nselect region, sum(amount) as amount, count(*) as sales\nfrom sales\nwhere amount > 0\ngroup by region\norder by region\n",
+              "upstream": [
+                "sales"
+              ],
+              "downstream": [
+                "big_regions",
+                "top",
+                "total"
+              ],
+              "partitioning": null,
+              "reads": [
+                [
+                  "sales",
+                  "every partition"
+                ]
+              ],
+              "declared_columns": [],
+              "current": {
+                "id": 4,
+                "run_id": "<run>",
+                "asset": "regions",
+                "partition": "",
+                "code_version": "0c071de92d3f15c5406d9c38cd960cf270f556019e581510cece8a2744a4602c",
+                "input_version": "9cc44c0bfbd859dd427f9857ca1fd07a6a60b2c283282f324daa74c1e4347d03",
+                "data_version": "1983f30541e545c5cb7a41180f5b6a0adfb22a0179bd987186e7b226683dc250",
+                "row_count": 2,
+                "bytes_written": 1057,
+                "wall_ms": 35,
+                "schema_json": "[{\"name\":\"region\",\"nullable\":true,\"type\":\"Utf8\"},{\"name\":\"amount\",\"nullable\":true,\"type\":\"Int64\"},{\"name\":\"sales\",\"nullable\":false,\"type\":\"Int64\"}]",
+                "inputs": [
+                  {
+                    "name": "sales",
+                    "kind": "source",
+                    "partition": "2024-01-01",
+                    "data_version": "c331be908186deeaa098161fe23f42a7517461aeca894385ea6e22e0efc06ad1",
+                    "materialization": null
+                  },
+                  {
+                    "name": "sales",
+                    "kind": "source",
+                    "partition": "2024-01-02",
+                    "data_version": "9d3629ed1901f2bea58e9c445c86a7aab4887a14af84892f357f239f4cc6b5dd",
+                    "materialization": null
+                  },
+                  {
+                    "name": "sales",
+                    "kind": "source",
+                    "partition": "2024-01-03",
+                    "data_version": "ac4fffc566f05320b69507c93b1283aa713902a2723391d62365f43151a4b86c",
+                    "materialization": null
+                  }
+                ],
+                "files": [
+                  {
+                    "path": "regions/<run>-00000.parquet",
+                    "size_bytes": 1057,
+                    "row_count": 2
+                  }
+                ],
+                "committed_at": "<time>",
+                "metrics": {
+                  "rows_added": null,
+                  "rows_removed": null,
+                  "columns": [
+                    {
+                      "name": "region",
+                      "null_count": 0,
+                      "min": "eu",
+                      "max": "us"
+                    },
+                    {
+                      "name": "amount",
+                      "null_count": 0,
+                      "min": "165",
+                      "max": "380"
+                    },
+                    {
+                      "name": "sales",
+                      "null_count": 0,
+                      "min": "2",
+                      "max": "2"
+                    }
+                  ],
+                  "cpu_seconds": 0.012,
+                  "datafusion_seconds": 0.01,
+                  "output_rows": 2,
+                  "bytes_scanned": 0,
+                  "spilled_bytes": 0,
+                  "bytes_read": 5475,
+                  "read_requests": 13,
+                  "objects_read": 3,
+                  "bytes_written": 1057,
+                  "write_requests": 1,
+                  "other_requests": 0,
+                  "peak_memory_bytes": 1048576,
+                  "cost_usd": 4e-6
+                },
+                "checks": [
+                  {
+                    "name": "unique(region)",
+                    "severity": "error",
+                    "passed": true,
+                    "failing_rows": 0,
+                    "sample_json": "[]",
+                    "error": null
+                  },
+                  {
+                    "name": "row_count(3, 10)",
+                    "severity": "warn",
+                    "passed": false,
+                    "failing_rows": 1,
+                    "sample_json": "[{\"row_count\":2}]",
+                    "error": null
+                  }
+                ]
+              },
+              "history": [
+                {
+                  "id": 4,
+                  "run_id": "<run>",
+                  "asset": "regions",
+                  "partition": "",
+                  "code_version": "0c071de92d3f15c5406d9c38cd960cf270f556019e581510cece8a2744a4602c",
+                  "input_version": "9cc44c0bfbd859dd427f9857ca1fd07a6a60b2c283282f324daa74c1e4347d03",
+                  "data_version": "1983f30541e545c5cb7a41180f5b6a0adfb22a0179bd987186e7b226683dc250",
+                  "row_count": 2,
+                  "bytes_written": 1057,
+                  "wall_ms": 35,
+                  "committed_at": "<time>"
+                }
+              ],
+              "last_attempt": {
+                "run_id": "<run>",
+                "asset": "regions",
+                "partition": "",
+                "outcome": "materialized",
+                "error": null,
+                "at": "<time>"
+              }
+            }
+        "#]].assert_eq(&show_json("regions"));
+    }
+
+    /// The JSON of a partitioned asset: partition counts in its status, no
+    /// current version, how it reads its upstream.
+    #[test]
+    fn json_of_a_partitioned_asset() {
+        expect![[r#"
+            {
+              "status": {
+                "name": "daily",
+                "state": "stale",
+                "causes": [
+                  {
+                    "cause": "source_changed",
+                    "name": "sales"
+                  },
+                  {
+                    "cause": "never_materialized"
+                  }
+                ],
+                "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
+                "input_version": null,
+                "current": null,
+                "last_failure": null,
+                "partitions": {
+                  "total": 3,
+                  "fresh": 1,
+                  "stale": 1,
+                  "missing": 1,
+                  "failed": 0,
+                  "rows": 2,
+                  "last_committed_at": "<time>",
+                  "stale_causes": [
+                    "source sales changed"
+                  ],
+                  "list": [
+                    {
+                      "key": "2024-01-01",
+                      "state": "fresh",
+                      "causes": [],
+                      "input_version": null,
+                      "current": {
+                        "id": 2,
+                        "run_id": "<run>",
+                        "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
+                        "input_version": "74d2c28b67379230f14a31a42fb25a32998e6ffcf746789abd9e5bd8d95843aa",
+                        "data_version": "cd8ffc50e7492cdea774c1b5eb489aa14a29a3e72eab8b9db72258771dbf6123",
+                        "row_count": 1,
+                        "bytes_written": 1000,
+                        "wall_ms": 35,
+                        "committed_at": "<time>"
+                      },
+                      "last_failure": null
+                    },
+                    {
+                      "key": "2024-01-02",
+                      "state": "stale",
+                      "causes": [
+                        {
+                          "cause": "source_changed",
+                          "name": "sales"
+                        }
+                      ],
+                      "input_version": "72b91b88c7b02cce1b625cf4a17a52cb7febd2c00471e98f64792760e04cd62e",
+                      "current": {
+                        "id": 3,
+                        "run_id": "<run>",
+                        "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
+                        "input_version": "70c9981f524962c6f2f32c42abbe063ea0abbf9f2022f4cf4410122d76f52c3f",
+                        "data_version": "54b60990b7d4c303f54bfc00a2dd451379a806078b2ae59f6d804bc6095c245c",
+                        "row_count": 1,
+                        "bytes_written": 1000,
+                        "wall_ms": 35,
+                        "committed_at": "<time>"
+                      },
+                      "last_failure": null
+                    },
+                    {
+                      "key": "2024-01-03",
+                      "state": "never_materialized",
+                      "causes": [
+                        {
+                          "cause": "never_materialized"
+                        }
+                      ],
+                      "input_version": "2e903a778d82d16d445e544e17743fca165404fe708b82e17cad9dfe091e59f3",
+                      "current": null,
+                      "last_failure": null
+                    }
+                  ]
+                },
+                "failing_checks": []
+              },
+              "file": "assets/daily.sql",
+              "description": "Sales and amount per day.",
+              "owner": "analytics",
+              "tags": [
+                "daily"
+              ],
+              "sql": "--- description = \"Sales and amount per day.\"\n--- owner = \"analytics\"\n--- tags = [\"daily\"]\n--- checks = [\"not_null(day)\"]\n--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-01-03\"\n\nselect {{start_date}} as day, count(*) as sales, coalesce(sum(amount), 0) as amount\nfrom sales\n",
+              "upstream": [
+                "sales"
+              ],
+              "downstream": [
+                "running"
+              ],
+              "partitioning": "daily `date` from 2024-01-01 to 2024-01-03 (UTC)",
+              "reads": [
+                [
+                  "sales",
+                  "the same partition"
+                ]
+              ],
+              "declared_columns": [],
+              "current": null,
+              "history": [
+                {
+                  "id": 3,
+                  "run_id": "<run>",
+                  "asset": "daily",
+                  "partition": "2024-01-02",
+                  "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
+                  "input_version": "70c9981f524962c6f2f32c42abbe063ea0abbf9f2022f4cf4410122d76f52c3f",
+                  "data_version": "54b60990b7d4c303f54bfc00a2dd451379a806078b2ae59f6d804bc6095c245c",
+                  "row_count": 1,
+                  "bytes_written": 1000,
+                  "wall_ms": 35,
+                  "committed_at": "<time>"
+                },
+                {
+                  "id": 2,
+                  "run_id": "<run>",
+                  "asset": "daily",
+                  "partition": "2024-01-01",
+                  "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
+                  "input_version": "74d2c28b67379230f14a31a42fb25a32998e6ffcf746789abd9e5bd8d95843aa",
+                  "data_version": "cd8ffc50e7492cdea774c1b5eb489aa14a29a3e72eab8b9db72258771dbf6123",
+                  "row_count": 1,
+                  "bytes_written": 1000,
+                  "wall_ms": 35,
+                  "committed_at": "<time>"
+                }
+              ],
+              "last_attempt": {
+                "run_id": "<run>",
+                "asset": "daily",
+                "partition": "2024-01-02",
+                "outcome": "materialized",
+                "error": null,
+                "at": "<time>"
+              }
+            }
+        "#]].assert_eq(&show_json("daily"));
+    }
+
+    /// The JSON of an asset whose only attempt failed its checks.
+    #[test]
+    fn json_of_an_asset_never_committed() {
+        expect![[r#"
+            {
+              "status": {
+                "name": "big_regions",
+                "state": "failed",
+                "causes": [
+                  {
+                    "cause": "never_materialized"
+                  },
+                  {
+                    "cause": "upstream_stale",
+                    "name": "regions"
+                  }
+                ],
+                "code_version": "d73e9399cee32d9e014d8f10845fc7e5ebdc8be2a065bf0164d4eec8b2fb9ccf",
+                "input_version": "091d4c7de3c342e7cf1203c82ffa08e34916d884948dafc4a866f13acc4d580b",
+                "current": null,
+                "last_failure": {
+                  "run_id": "<run>",
+                  "asset": "big_regions",
+                  "partition": "",
+                  "outcome": "failed",
+                  "error": "assets/big_regions.sql: checks failed, output not committed: expression(amount < 100) (2 failing rows)",
+                  "at": "<time>"
+                },
+                "partitions": null,
+                "failing_checks": []
+              },
+              "file": "assets/big_regions.sql",
+              "description": null,
+              "owner": null,
+              "tags": [],
+              "sql": "--- checks = [\"expression(amount < 100)\"]\nselect region, amount from regions where amount > 50\n",
+              "upstream": [
+                "regions"
+              ],
+              "downstream": [],
+              "partitioning": null,
+              "reads": [],
+              "declared_columns": [],
+              "current": null,
+              "history": [],
+              "last_attempt": {
+                "run_id": "<run>",
+                "asset": "big_regions",
+                "partition": "",
+                "outcome": "failed",
+                "error": "assets/big_regions.sql: checks failed, output not committed: expression(amount < 100) (2 failing rows)",
+                "at": "<time>"
+              }
+            }
+        "#]].assert_eq(&show_json("big_regions"));
+    }
+
+    /// Every kind of input, as the JSON gives it.
+    #[test]
+    fn every_input_kind() {
+        use cairn_catalog::UpstreamKind as C;
+        let names: Vec<String> = [C::Source, C::Asset]
+            .map(|k| serde_json::to_string(&super::json::InputKind::from(k)).unwrap_or_default())
+            .into();
+        expect![[r#"
+            "source"
+            "asset""#]]
+        .assert_eq(&names.join("\n"));
     }
 }

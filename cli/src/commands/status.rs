@@ -9,7 +9,7 @@ use cairn_engine::{AssetState, AssetStatus, Workspace};
 
 use crate::Failure;
 use crate::args::{Format, StatusArgs};
-use crate::commands::print_json;
+use crate::commands::{print_json, wire};
 
 /// Runs `cairn status`; exit code 1 with `--check` when anything selected
 /// is not fresh or fails a check.
@@ -39,15 +39,15 @@ fn summaries_only(statuses: &mut [AssetStatus]) {
     }
 }
 
-/// The statuses as JSON: counts, then the engine's [`AssetStatus`]es as
-/// they serialize.
+/// The statuses as JSON: counts, then each asset's status (the CLI's
+/// [`wire::AssetStatus`], built from the engine's [`AssetStatus`]).
 pub(crate) fn render_json(statuses: &[AssetStatus], out: &mut impl Write) -> Result<(), Failure> {
     #[derive(Serialize)]
     struct Out<'a> {
         fresh: usize,
         not_fresh: usize,
         failing_checks: usize,
-        assets: &'a [AssetStatus],
+        assets: Vec<wire::AssetStatus<'a>>,
     }
     let not_fresh = not_fresh(statuses);
     print_json(
@@ -55,7 +55,7 @@ pub(crate) fn render_json(statuses: &[AssetStatus], out: &mut impl Write) -> Res
             fresh: statuses.len() - not_fresh,
             not_fresh,
             failing_checks: statuses.iter().map(|s| s.failing_checks.len()).sum(),
-            assets: statuses,
+            assets: statuses.iter().map(wire::AssetStatus::from).collect(),
         },
         out,
     )
@@ -216,8 +216,8 @@ mod tests {
     use cairn_catalog::{AttemptOutcome, AttemptRecord, CurrentVersion, MaterializationId, RunId};
     use cairn_engine::{AssetState, AssetStatus, PartitionSummary, StaleCause};
 
-    use super::{render_text, summaries_only};
-    use crate::commands::testing::{open, redact, rendered, shop};
+    use super::{render_json, render_text, summaries_only};
+    use crate::commands::testing::{json, open, redact, rendered, shop, wall_fixed};
 
     const RUN: &str = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 
@@ -270,8 +270,7 @@ mod tests {
 
     /// Every state an asset can be in, built by hand (exact times keep the
     /// columns aligned in the snapshot).
-    #[test]
-    fn table_of_every_state() {
+    fn every_state() -> [AssetStatus; 9] {
         let customers = AssetStatus {
             current: committed("customers", 12, 100, "2024-05-01T09:30:00Z"),
             ..status("customers", AssetState::Fresh, vec![])
@@ -377,7 +376,7 @@ mod tests {
                 vec![StaleCause::NeverMaterialized],
             )
         };
-        let statuses = [
+        [
             customers,
             stg_customers,
             orders,
@@ -387,7 +386,12 @@ mod tests {
             churn,
             daily_sales,
             rolling_7d,
-        ];
+        ]
+    }
+
+    #[test]
+    fn table_of_every_state() {
+        let statuses = every_state();
         expect![[r#"
             ASSET            STATE               LAST MATERIALIZED          ROWS  DETAIL
             customers        fresh               2024-05-01 09:30:00         100  
@@ -456,6 +460,593 @@ mod tests {
         "#]]
         .assert_eq(&redact(
             &rendered(|out| render_text(&statuses, out)),
+            dir.path(),
+        ));
+    }
+
+    /// The JSON of every state: the counts, then each asset with its
+    /// causes (tagged by `cause`), current version, last failure,
+    /// partition counts and failing checks.
+    #[test]
+    fn json_of_every_state() {
+        expect![[r#"
+            {
+              "fresh": 2,
+              "not_fresh": 7,
+              "failing_checks": 2,
+              "assets": [
+                {
+                  "name": "customers",
+                  "state": "fresh",
+                  "causes": [],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": {
+                    "id": 12,
+                    "run_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                    "asset": "customers",
+                    "partition": "",
+                    "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                    "input_version": "1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b",
+                    "data_version": "da7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7a",
+                    "row_count": 100,
+                    "bytes_written": 7680,
+                    "wall_ms": 35,
+                    "committed_at": "2024-05-01T09:30:00Z"
+                  },
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "stg_customers",
+                  "state": "fresh",
+                  "causes": [],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": {
+                    "id": 3,
+                    "run_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                    "asset": "stg_customers",
+                    "partition": "",
+                    "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                    "input_version": "1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b",
+                    "data_version": "da7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7a",
+                    "row_count": 100,
+                    "bytes_written": 7680,
+                    "wall_ms": 35,
+                    "committed_at": "2024-05-01T09:29:58Z"
+                  },
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": [
+                    "not_null(email)"
+                  ]
+                },
+                {
+                  "name": "orders",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "code_changed"
+                    },
+                    {
+                      "cause": "source_changed",
+                      "name": "raw_orders"
+                    }
+                  ],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": {
+                    "id": 13,
+                    "run_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                    "asset": "orders",
+                    "partition": "",
+                    "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                    "input_version": "1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b",
+                    "data_version": "da7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7a",
+                    "row_count": 99,
+                    "bytes_written": 7680,
+                    "wall_ms": 35,
+                    "committed_at": "2024-05-01T09:30:01Z"
+                  },
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "monthly_revenue",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "upstream_stale",
+                      "name": "orders"
+                    }
+                  ],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": {
+                    "id": 14,
+                    "run_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                    "asset": "monthly_revenue",
+                    "partition": "",
+                    "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                    "input_version": "1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b",
+                    "data_version": "da7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7a",
+                    "row_count": 4,
+                    "bytes_written": 7680,
+                    "wall_ms": 35,
+                    "committed_at": "2024-05-01T09:30:02Z"
+                  },
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "payments",
+                  "state": "failed",
+                  "causes": [],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": {
+                    "id": 9,
+                    "run_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                    "asset": "payments",
+                    "partition": "",
+                    "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                    "input_version": "1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b",
+                    "data_version": "da7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7a",
+                    "row_count": 113,
+                    "bytes_written": 7680,
+                    "wall_ms": 35,
+                    "committed_at": "2024-04-30T18:00:00Z"
+                  },
+                  "last_failure": {
+                    "run_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                    "asset": "payments",
+                    "partition": "",
+                    "outcome": "failed",
+                    "error": "check failed, previous version kept: unique(payment_id) (2 failing rows)",
+                    "at": "2024-05-01T09:30:03Z"
+                  },
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "refunds",
+                  "state": "failed",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    }
+                  ],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": null,
+                  "last_failure": {
+                    "run_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                    "asset": "refunds",
+                    "partition": "",
+                    "outcome": "failed",
+                    "error": "Arrow error: Divide by zero error",
+                    "at": "2024-05-01T09:30:04Z"
+                  },
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "churn",
+                  "state": "never_materialized",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    },
+                    {
+                      "cause": "upstream_never_materialized",
+                      "name": "refunds"
+                    }
+                  ],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": null,
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "daily_sales",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "source_changed",
+                      "name": "sales"
+                    },
+                    {
+                      "cause": "never_materialized"
+                    }
+                  ],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": null,
+                  "last_failure": null,
+                  "partitions": {
+                    "total": 31,
+                    "fresh": 28,
+                    "stale": 1,
+                    "missing": 2,
+                    "failed": 0,
+                    "rows": 28,
+                    "last_committed_at": "2024-05-01T09:31:00Z",
+                    "stale_causes": [
+                      "source sales changed"
+                    ],
+                    "list": []
+                  },
+                  "failing_checks": [
+                    "not_null(day) [2024-01-03]"
+                  ]
+                },
+                {
+                  "name": "rolling_7d",
+                  "state": "never_materialized",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    }
+                  ],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": null,
+                  "last_failure": null,
+                  "partitions": {
+                    "total": 31,
+                    "fresh": 0,
+                    "stale": 0,
+                    "missing": 31,
+                    "failed": 0,
+                    "rows": 0,
+                    "last_committed_at": null,
+                    "stale_causes": [],
+                    "list": []
+                  },
+                  "failing_checks": []
+                }
+              ]
+            }
+        "#]].assert_eq(&json(|out| render_json(&every_state(), out)));
+    }
+
+    /// The JSON of a real project: summaries only (the default), then
+    /// `--partitions` of one asset, each partition with its committed
+    /// version.
+    #[test]
+    fn json_of_a_real_project() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let mut statuses = ws.status(&[]).unwrap_or_else(|e| panic!("{e}"));
+        summaries_only(&mut statuses);
+        statuses.iter_mut().for_each(wall_fixed);
+        expect![[r#"
+            {
+              "fresh": 1,
+              "not_fresh": 6,
+              "failing_checks": 0,
+              "assets": [
+                {
+                  "name": "named",
+                  "state": "fresh",
+                  "causes": [],
+                  "code_version": "04f47f2ceec21a2016a50dfbd53e116f76644a5d14ce0c754ae05ee2d61f0c85",
+                  "input_version": "ac640170f2bc5dead0697ba59d705b5b4d30826259545afccc9fa42ea14cf715",
+                  "current": {
+                    "id": 1,
+                    "run_id": "<run>",
+                    "asset": "named",
+                    "partition": "",
+                    "code_version": "04f47f2ceec21a2016a50dfbd53e116f76644a5d14ce0c754ae05ee2d61f0c85",
+                    "input_version": "ac640170f2bc5dead0697ba59d705b5b4d30826259545afccc9fa42ea14cf715",
+                    "data_version": "5d048bef6aea0655471b2a1a23eba469103490c9e138a4acb7c19b4c1af17c02",
+                    "row_count": 2,
+                    "bytes_written": 743,
+                    "wall_ms": 35,
+                    "committed_at": "<time>"
+                  },
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "daily",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "source_changed",
+                      "name": "sales"
+                    },
+                    {
+                      "cause": "never_materialized"
+                    }
+                  ],
+                  "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
+                  "input_version": null,
+                  "current": null,
+                  "last_failure": null,
+                  "partitions": {
+                    "total": 3,
+                    "fresh": 1,
+                    "stale": 1,
+                    "missing": 1,
+                    "failed": 0,
+                    "rows": 2,
+                    "last_committed_at": "<time>",
+                    "stale_causes": [
+                      "source sales changed"
+                    ],
+                    "list": []
+                  },
+                  "failing_checks": []
+                },
+                {
+                  "name": "regions",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "code_changed"
+                    },
+                    {
+                      "cause": "source_changed",
+                      "name": "sales"
+                    }
+                  ],
+                  "code_version": "dd5ee57c5d1706376a9f7bdc7f31f3a28129d865aa536eeaecbc92b00a8468d6",
+                  "input_version": "2aa3881cd226d989319fce26718206424eed5f1e662e4b3016a48d3012e74368",
+                  "current": {
+                    "id": 4,
+                    "run_id": "<run>",
+                    "asset": "regions",
+                    "partition": "",
+                    "code_version": "0c071de92d3f15c5406d9c38cd960cf270f556019e581510cece8a2744a4602c",
+                    "input_version": "9cc44c0bfbd859dd427f9857ca1fd07a6a60b2c283282f324daa74c1e4347d03",
+                    "data_version": "1983f30541e545c5cb7a41180f5b6a0adfb22a0179bd987186e7b226683dc250",
+                    "row_count": 2,
+                    "bytes_written": 1057,
+                    "wall_ms": 35,
+                    "committed_at": "<time>"
+                  },
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "big_regions",
+                  "state": "failed",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    },
+                    {
+                      "cause": "upstream_stale",
+                      "name": "regions"
+                    }
+                  ],
+                  "code_version": "d73e9399cee32d9e014d8f10845fc7e5ebdc8be2a065bf0164d4eec8b2fb9ccf",
+                  "input_version": "091d4c7de3c342e7cf1203c82ffa08e34916d884948dafc4a866f13acc4d580b",
+                  "current": null,
+                  "last_failure": {
+                    "run_id": "<run>",
+                    "asset": "big_regions",
+                    "partition": "",
+                    "outcome": "failed",
+                    "error": "assets/big_regions.sql: checks failed, output not committed: expression(amount < 100) (2 failing rows)",
+                    "at": "<time>"
+                  },
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "running",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "upstream_stale",
+                      "name": "daily"
+                    },
+                    {
+                      "cause": "never_materialized"
+                    },
+                    {
+                      "cause": "upstream_never_materialized",
+                      "name": "daily"
+                    },
+                    {
+                      "cause": "earlier_partition_stale"
+                    }
+                  ],
+                  "code_version": "528923e557fde20a0144e0c1fe0e391e2d434ca6933fcb00c5d212ac5859ac56",
+                  "input_version": null,
+                  "current": null,
+                  "last_failure": null,
+                  "partitions": {
+                    "total": 3,
+                    "fresh": 1,
+                    "stale": 1,
+                    "missing": 1,
+                    "failed": 0,
+                    "rows": 2,
+                    "last_committed_at": "<time>",
+                    "stale_causes": [
+                      "upstream daily is stale"
+                    ],
+                    "list": []
+                  },
+                  "failing_checks": []
+                },
+                {
+                  "name": "top",
+                  "state": "never_materialized",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    },
+                    {
+                      "cause": "upstream_stale",
+                      "name": "regions"
+                    }
+                  ],
+                  "code_version": "98ee9a4a19458a0b3e3e5006d6a2707670c23a3e2b42ab8ad57a045f567e60b2",
+                  "input_version": "f6f777f7fa7a69aaa6efd45869badf987930efc0c75e3f4bc79a82d8b71beb97",
+                  "current": null,
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": []
+                },
+                {
+                  "name": "total",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "upstream_stale",
+                      "name": "regions"
+                    }
+                  ],
+                  "code_version": "ba1ae3a29c1bb1d3b72978f4b7a8249d8872911814f0f868a949e233bc6885cc",
+                  "input_version": "ee0a40fa16bfd0903627803094d43cee4a3d6d15aae1b371ff66432df2e5c1df",
+                  "current": {
+                    "id": 7,
+                    "run_id": "<run>",
+                    "asset": "total",
+                    "partition": "",
+                    "code_version": "ba1ae3a29c1bb1d3b72978f4b7a8249d8872911814f0f868a949e233bc6885cc",
+                    "input_version": "ee0a40fa16bfd0903627803094d43cee4a3d6d15aae1b371ff66432df2e5c1df",
+                    "data_version": "b305e8d09572d0ce2b532b9a02610aeef2c7f4c79350e54ca5ad52b4d81ca5cf",
+                    "row_count": 1,
+                    "bytes_written": 484,
+                    "wall_ms": 35,
+                    "committed_at": "<time>"
+                  },
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": []
+                }
+              ]
+            }
+        "#]].assert_eq(&redact(
+            &json(|out| render_json(&statuses, out)),
+            dir.path(),
+        ));
+        let mut running = ws
+            .status(&["running".to_owned()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        running.iter_mut().for_each(wall_fixed);
+        expect![[r#"
+            {
+              "fresh": 0,
+              "not_fresh": 1,
+              "failing_checks": 0,
+              "assets": [
+                {
+                  "name": "running",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "upstream_stale",
+                      "name": "daily"
+                    },
+                    {
+                      "cause": "never_materialized"
+                    },
+                    {
+                      "cause": "upstream_never_materialized",
+                      "name": "daily"
+                    },
+                    {
+                      "cause": "earlier_partition_stale"
+                    }
+                  ],
+                  "code_version": "528923e557fde20a0144e0c1fe0e391e2d434ca6933fcb00c5d212ac5859ac56",
+                  "input_version": null,
+                  "current": null,
+                  "last_failure": null,
+                  "partitions": {
+                    "total": 3,
+                    "fresh": 1,
+                    "stale": 1,
+                    "missing": 1,
+                    "failed": 0,
+                    "rows": 2,
+                    "last_committed_at": "<time>",
+                    "stale_causes": [
+                      "upstream daily is stale"
+                    ],
+                    "list": [
+                      {
+                        "key": "2024-01-01",
+                        "state": "fresh",
+                        "causes": [],
+                        "input_version": null,
+                        "current": {
+                          "id": 5,
+                          "run_id": "<run>",
+                          "code_version": "528923e557fde20a0144e0c1fe0e391e2d434ca6933fcb00c5d212ac5859ac56",
+                          "input_version": "aec9a59d208ef97f50c6728aaff75adfe64ae3f2e98fce409a7654bbb85fa032",
+                          "data_version": "1ad84fe80e4d0e292e448be41ebcfd1d6bd056d87c2482128a557b77e906cd3e",
+                          "row_count": 1,
+                          "bytes_written": 722,
+                          "wall_ms": 35,
+                          "committed_at": "<time>"
+                        },
+                        "last_failure": null
+                      },
+                      {
+                        "key": "2024-01-02",
+                        "state": "stale",
+                        "causes": [
+                          {
+                            "cause": "upstream_stale",
+                            "name": "daily"
+                          }
+                        ],
+                        "input_version": null,
+                        "current": {
+                          "id": 6,
+                          "run_id": "<run>",
+                          "code_version": "528923e557fde20a0144e0c1fe0e391e2d434ca6933fcb00c5d212ac5859ac56",
+                          "input_version": "0da77eeb5b076f118f96b10dc33843bb1cbdd88ecc24f8ca7d491901e54ef557",
+                          "data_version": "4a7e16e7d86a0cf3a3391ddb9d7f8416c4d48d9c161a93c4bb7b26d8652d1b24",
+                          "row_count": 1,
+                          "bytes_written": 722,
+                          "wall_ms": 35,
+                          "committed_at": "<time>"
+                        },
+                        "last_failure": null
+                      },
+                      {
+                        "key": "2024-01-03",
+                        "state": "never_materialized",
+                        "causes": [
+                          {
+                            "cause": "never_materialized"
+                          },
+                          {
+                            "cause": "upstream_never_materialized",
+                            "name": "daily"
+                          },
+                          {
+                            "cause": "earlier_partition_stale"
+                          }
+                        ],
+                        "input_version": null,
+                        "current": null,
+                        "last_failure": null
+                      }
+                    ]
+                  },
+                  "failing_checks": []
+                }
+              ]
+            }
+        "#]].assert_eq(&redact(
+            &json(|out| render_json(&running, out)),
             dir.path(),
         ));
     }
