@@ -153,8 +153,9 @@ pub struct PartitionStatus {
     /// Why it is not fresh.
     pub causes: Vec<StaleCause>,
     /// The input version it would have now, when every upstream has a
-    /// version and it differs from the committed one's (a fresh partition's
-    /// is its committed `input_version`).
+    /// version and it differs from the committed one's; `None` when it
+    /// equals it (a fresh partition's is then `current.input_version`, not
+    /// copied for each of hundreds of thousands of partitions).
     pub input_version: Option<String>,
     /// Its committed version (shared with the snapshot it was assessed
     /// from: hundreds of thousands of partitions must not copy theirs).
