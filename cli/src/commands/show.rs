@@ -306,11 +306,15 @@ pub(crate) fn render_text(
                     .materialization
                     .map(|m| format!(" (materialization {m})"))
                     .unwrap_or_default();
+                let name = if i.partition.is_empty() {
+                    i.name.clone()
+                } else {
+                    format!("{} [{}]", i.name, i.partition)
+                };
                 writeln!(
                     out,
-                    "    {} {} data {}{from}",
+                    "    {} {name} data {}{from}",
                     i.kind.as_str(),
-                    i.name,
                     short(&i.data_version)
                 )?;
             }
@@ -496,9 +500,9 @@ mod tests {
               rows      2
               written   1.0 KiB in 35 ms
               read
-                source sales data c331be908186
-                source sales data 9d3629ed1901
-                source sales data ac4fffc566f0
+                source sales [2024-01-01] data c331be908186
+                source sales [2024-01-02] data 9d3629ed1901
+                source sales [2024-01-03] data ac4fffc566f0
               cost      $0.000004  cpu 0.012s  read 5.3 KiB in 13 requests  written 1.0 KiB in 1 requests  peak memory 1.0 MiB
               checks
                 unique(region)                                   pass
