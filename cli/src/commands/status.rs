@@ -136,15 +136,15 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
                 })
             }
         };
-        writeln!(
-            out,
+        let line = format!(
             "{:<width$}  {:<18}  {:<19}  {:>10}  {}",
             s.name,
             s.state.as_str(),
             when,
             rows,
             detail
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
         if let Some(p) = &s.partitions {
             for u in &p.list {
                 let mut detail: Vec<String> = u.causes.iter().map(ToString::to_string).collect();
@@ -162,15 +162,15 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
                     .as_ref()
                     .map(|c| c.row_count.to_string())
                     .unwrap_or_else(|| "-".to_owned());
-                writeln!(
-                    out,
+                let line = format!(
                     "{:<width$}  {:<18}  {:<19}  {:>10}  {}",
                     format!("  {}", u.key),
                     u.state.as_str(),
                     when,
                     rows,
                     detail.join("; ")
-                )?;
+                );
+                writeln!(out, "{}", line.trim_end())?;
             }
         }
     }
@@ -394,7 +394,7 @@ mod tests {
         let statuses = every_state();
         expect![[r#"
             ASSET            STATE               LAST MATERIALIZED          ROWS  DETAIL
-            customers        fresh               2024-05-01 09:30:00         100  
+            customers        fresh               2024-05-01 09:30:00         100
             stg_customers    fresh               2024-05-01 09:29:58         100  check failing: not_null(email)
             orders           stale               2024-05-01 09:30:01          99  code changed; source raw_orders changed
             monthly_revenue  stale               2024-05-01 09:30:02           4  upstream orders is stale
@@ -427,15 +427,15 @@ mod tests {
         let mut statuses = ws.status(&[]).unwrap_or_else(|e| panic!("{e}"));
         expect![[r#"
             ASSET         STATE               LAST MATERIALIZED          ROWS  DETAIL
-            named         fresh               <time>           2  
+            named         fresh               <time>           2
             daily         stale               <time>           2  3 partitions: 1 fresh, 1 stale: source sales changed, 1 missing
-              2024-01-01  fresh               <time>           1  
+              2024-01-01  fresh               <time>           1
               2024-01-02  stale               <time>           1  source sales changed
               2024-01-03  never materialized  -                             -  never materialized
             regions       stale               <time>           2  code changed; source sales changed
             big_regions   failed              -                             -  the last attempt (<time>) failed its checks and was not committed: expression(amount < 100) (2 failing rows); no version is committed yet; never materialized; upstream regions is stale
             running       stale               <time>           2  3 partitions: 1 fresh, 1 stale: upstream daily is stale, 1 missing
-              2024-01-01  fresh               <time>           1  
+              2024-01-01  fresh               <time>           1
               2024-01-02  stale               <time>           1  upstream daily is stale
               2024-01-03  never materialized  -                             -  never materialized; upstream daily never materialized; an earlier partition is stale
             top           never materialized  -                             -  never materialized; upstream regions is stale
@@ -449,7 +449,7 @@ mod tests {
         summaries_only(&mut statuses);
         expect![[r#"
             ASSET        STATE               LAST MATERIALIZED          ROWS  DETAIL
-            named        fresh               <time>           2  
+            named        fresh               <time>           2
             daily        stale               <time>           2  3 partitions: 1 fresh, 1 stale: source sales changed, 1 missing
             regions      stale               <time>           2  code changed; source sales changed
             big_regions  failed              -                             -  the last attempt (<time>) failed its checks and was not committed: expression(amount < 100) (2 failing rows); no version is committed yet; never materialized; upstream regions is stale
