@@ -393,8 +393,8 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
     );
 
     // The projects declare what we think, and the checks name real columns.
-    let names: BTreeSet<String> = checked.project.assets.keys().cloned().collect();
-    for (name, asset) in &checked.project.assets {
+    let names: BTreeSet<String> = checked.project().assets.keys().cloned().collect();
+    for (name, asset) in &checked.project().assets {
         let declared: Vec<&str> = asset.checks.iter().map(|c| c.name.as_str()).collect();
         if declared != CHECKS {
             return Err(
@@ -403,7 +403,7 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
         }
     }
     if let Some((name, _)) = plain
-        .project
+        .project()
         .assets
         .iter()
         .find(|(_, a)| !a.checks.is_empty())
@@ -599,13 +599,21 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
             continue;
         };
         let name = result.asset.as_str();
-        let Some(asset) = checked.project.assets.get(name) else {
+        let Some(asset) = checked.project().assets.get(name) else {
             return Err(format!("{name}: not in the project").into());
         };
 
-        let ctx = new_session(&checked.storage)?;
+        let ctx = new_session(cairn_engine::bench::storage(&checked))?;
         let t = Instant::now();
-        register_committed(&ctx, &checked.storage, name, &m.files, &[], false).await?;
+        register_committed(
+            &ctx,
+            cairn_engine::bench::storage(&checked),
+            name,
+            &m.files,
+            &[],
+            false,
+        )
+        .await?;
         register += t.elapsed();
         let t = Instant::now();
         let outcomes = cairn_engine::bench::run_checks(
@@ -625,8 +633,16 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
             .into());
         }
 
-        let ctx = new_session(&checked.storage)?;
-        register_committed(&ctx, &checked.storage, name, &m.files, &[], false).await?;
+        let ctx = new_session(cairn_engine::bench::storage(&checked))?;
+        register_committed(
+            &ctx,
+            cairn_engine::bench::storage(&checked),
+            name,
+            &m.files,
+            &[],
+            false,
+        )
+        .await?;
         for (check, phase) in asset.checks.iter().zip(phases.iter_mut()) {
             let sql = format!(
                 "SELECT COUNT(*) AS n FROM ({}) AS __failing",

@@ -346,7 +346,7 @@ fn measure_status(root: &Path, n: usize, seed_time: Duration) -> BoxResult<Statu
 fn seed(ws: &Workspace) -> BoxResult<usize> {
     let snapshot = ws.snapshot()?;
     let run_id = RunId(uuid::Uuid::now_v7().to_string());
-    ws.catalog.begin_run(&NewRun {
+    cairn_engine::bench::catalog(ws).begin_run(&NewRun {
         id: run_id.clone(),
         user: "bench".to_owned(),
         host: "bench".to_owned(),
@@ -357,16 +357,16 @@ fn seed(ws: &Workspace) -> BoxResult<usize> {
         backfill_id: None,
     })?;
     let total: usize = ws
-        .graph
+        .graph()
         .assets_in_order()
         .map(|a| snapshot.index.keys(a).len())
         .sum();
     let mut committed: HashMap<Unit, (String, MaterializationId)> = HashMap::with_capacity(total);
     let started = Instant::now();
     let mut next_report = total / 10;
-    for name in ws.graph.assets_in_order() {
+    for name in ws.graph().assets_in_order() {
         let asset = ws
-            .project
+            .project()
             .assets
             .get(name)
             .ok_or_else(|| format!("asset `{name}` is in the graph but not the project"))?;
@@ -376,9 +376,9 @@ fn seed(ws: &Workspace) -> BoxResult<usize> {
             .ok_or_else(|| format!("no code version for `{name}`"))?;
         for key in snapshot.index.keys(name) {
             let mut inputs = Vec::new();
-            for (up, up_key) in snapshot.index.upstream_units(&ws.project, asset, key) {
+            for (up, up_key) in snapshot.index.upstream_units(ws.project(), asset, key) {
                 let unit = (up, up_key);
-                let (kind, data_version, materialization) = match ws.graph.kind(&unit.0) {
+                let (kind, data_version, materialization) = match ws.graph().kind(&unit.0) {
                     Some(NodeKind::Source) => {
                         let v = snapshot.source_versions.get_unit(&unit).ok_or_else(|| {
                             format!("no data version for source {}@{}", unit.0, unit.1)
@@ -410,7 +410,7 @@ fn seed(ws: &Workspace) -> BoxResult<usize> {
             let data_version = blake3::hash(format!("{name}/{key}").as_bytes())
                 .to_hex()
                 .to_string();
-            let id = ws.catalog.commit_materialization(&NewMaterialization {
+            let id = cairn_engine::bench::catalog(ws).commit_materialization(&NewMaterialization {
                 run_id: run_id.clone(),
                 asset: name.to_owned(),
                 partition: key.clone(),
@@ -445,7 +445,7 @@ fn seed(ws: &Workspace) -> BoxResult<usize> {
             }
         }
     }
-    ws.catalog.finish_run(&run_id, RunStatus::Succeeded, None)?;
+    cairn_engine::bench::catalog(ws).finish_run(&run_id, RunStatus::Succeeded, None)?;
     Ok(committed.len())
 }
 

@@ -34,6 +34,30 @@ impl Workspace {
         model::workspace::open(dir)
     }
 
+    /// The loaded definitions.
+    pub fn project(&self) -> &cairn_assets::Project {
+        &self.project
+    }
+
+    /// The dependency graph of sources and assets.
+    pub fn graph(&self) -> &crate::model::graph::AssetGraph {
+        &self.graph
+    }
+
+    /// The URL of a stored file given relative to the storage root.
+    pub fn file_url(&self, relative: &str) -> String {
+        self.storage.file_url(relative)
+    }
+
+    /// The audit log since an instant, optionally of one principal.
+    pub fn audit_log(
+        &self,
+        since: Option<DateTime<Utc>>,
+        who: Option<&str>,
+    ) -> Result<Vec<cairn_catalog::AuditEntry>, EngineError> {
+        Ok(self.catalog.audit_log(since, who)?)
+    }
+
     /// Judges time (complete partitions, freshness) at `clock`'s instant.
     pub fn with_clock(self, clock: Clock) -> Workspace {
         Workspace { clock, ..self }

@@ -84,4 +84,16 @@ pub mod bench {
     pub use crate::plan::plan;
     pub use crate::quality::checks::{failing_rows_sql, run_checks};
     pub use crate::session::tables::{new_session, read_only, register_committed};
+
+    use std::sync::Arc;
+
+    /// The workspace's catalog (the partitions benchmark seeds it).
+    pub fn catalog(ws: &crate::Workspace) -> &Arc<dyn cairn_catalog::Catalog> {
+        &ws.catalog
+    }
+
+    /// The workspace's storage (sessions for replayed check queries).
+    pub fn storage(ws: &crate::Workspace) -> &crate::model::storage::Storage {
+        &ws.storage
+    }
 }

@@ -17,10 +17,7 @@ pub(crate) fn run(ws: &Workspace, args: AuditArgs) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     if args.log {
         let since = since(args.since.as_deref())?;
-        let entries = ws
-            .catalog
-            .audit_log(since, args.who.as_deref())
-            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        let entries = ws.audit_log(since, args.who.as_deref())?;
         match args.format {
             Format::Json => render_log_json(&entries, &mut out)?,
             Format::Text => render_log_text(&entries, &mut out)?,
@@ -363,10 +360,7 @@ mod tests {
     fn the_log() {
         let dir = shop();
         let ws = open(dir.path());
-        let mut entries = ws
-            .catalog
-            .audit_log(None, None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut entries = ws.audit_log(None, None).unwrap_or_else(|e| panic!("{e}"));
         for e in &mut entries {
             e.entry.principal = "ana".to_owned();
             e.entry.host = "build-7".to_owned();
@@ -510,10 +504,7 @@ mod tests {
     fn json_of_the_log() {
         let dir = shop();
         let ws = open(dir.path());
-        let mut entries = ws
-            .catalog
-            .audit_log(None, None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut entries = ws.audit_log(None, None).unwrap_or_else(|e| panic!("{e}"));
         for e in &mut entries {
             e.entry.principal = "ana".to_owned();
             e.entry.host = "build-7".to_owned();

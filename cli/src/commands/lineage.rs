@@ -53,7 +53,7 @@ pub(crate) struct Around<'a> {
 
 /// The graph around `args.asset`, which must be in it.
 fn around<'a>(ws: &'a Workspace, args: &'a LineageArgs) -> Result<Around<'a>, Failure> {
-    let graph = &ws.graph;
+    let graph = ws.graph();
     if !graph.contains(&args.asset) {
         let hint = cairn_assets::closest_name(&args.asset, graph.names())
             .map(|c| format!(" (did you mean `{c}`?)"))
@@ -68,7 +68,7 @@ fn around<'a>(ws: &'a Workspace, args: &'a LineageArgs) -> Result<Around<'a>, Fa
         (false, true) => (false, true),
         _ => (true, true),
     };
-    let own_window = match ws.project.assets.get(&args.asset) {
+    let own_window = match ws.project().assets.get(&args.asset) {
         Some(asset) if asset.reads_itself() => match asset.mapping(&asset.name) {
             cairn_assets::partitions::PartitionMapping::Window { offset, lag } => {
                 Some((-offset, -offset + i64::from(lag)))

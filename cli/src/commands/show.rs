@@ -17,7 +17,7 @@ pub(crate) fn run(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => render_json(&d, &mut out)?,
-        Format::Text => render_text(&d, &|path| ws.storage.file_url(path), &mut out)?,
+        Format::Text => render_text(&d, &|path| ws.file_url(path), &mut out)?,
     }
     Ok(0)
 }
@@ -466,7 +466,7 @@ mod tests {
         let ws = open(dir.path());
         let mut d = ws.details(asset).unwrap_or_else(|e| panic!("{e}"));
         measured_fixed(&mut d);
-        let text = rendered(|out| render_text(&d, &|path| ws.storage.file_url(path), out));
+        let text = rendered(|out| render_text(&d, &|path| ws.file_url(path), out));
         redact(&text, dir.path())
     }
 

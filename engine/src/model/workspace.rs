@@ -18,17 +18,17 @@ use crate::model::whoami;
 /// An opened project.
 pub struct Workspace {
     /// Definitions.
-    pub project: Arc<Project>,
+    pub(crate) project: Arc<Project>,
     /// The dependency graph.
-    pub graph: AssetGraph,
+    pub(crate) graph: AssetGraph,
     /// The metadata store.
-    pub catalog: Arc<dyn Catalog>,
+    pub(crate) catalog: Arc<dyn Catalog>,
     /// Output storage.
-    pub storage: Storage,
+    pub(crate) storage: Storage,
     /// What "now" is when judging time: which partitions exist, freshness.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// Pauses a crash test installs; none in normal use.
-    pub failpoints: Failpoints,
+    pub(crate) failpoints: Failpoints,
 }
 
 /// The time source, injected rather than read deep inside: which time
