@@ -142,3 +142,35 @@ fn query_errors_exit_by_fault() {
         unreadable.stderr
     );
 }
+
+/// A panic — here one forced inside a build task by a test failpoint — is
+/// reported as one "internal error" line, exit 101, no backtrace, and
+/// commits nothing.
+#[test]
+fn a_panic_is_an_internal_error_line_not_a_backtrace() {
+    let p = Project::example();
+    let run = p
+        .command(&["materialize", "--jobs", "1"])
+        .env("CAIRN_TEST_PANIC_BEFORE_COMMIT", "stg_orders")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(101), "{stderr}");
+    assert!(
+        stderr.contains("error: internal error in cairn")
+            && stderr.contains("stg_orders [] panics before commit")
+            && stderr.contains("this is a bug, please report it"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked at") && !stderr.contains("stack backtrace"),
+        "{stderr}"
+    );
+    let status = p.json(&["status", "--format", "json"], 0);
+    let states = crate::util::states(&status);
+    assert_eq!(
+        states["stg_orders"].0, "never_materialized",
+        "nothing committed"
+    );
+}

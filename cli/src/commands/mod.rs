@@ -56,6 +56,9 @@ const NOW_ENV: &str = "CAIRN_NOW";
 /// hour once its files are written, before its commit: the crash tests kill
 /// the process there.
 const HANG_BEFORE_COMMIT_ENV: &str = "CAIRN_TEST_HANG_BEFORE_COMMIT";
+/// Variable naming `asset` or `asset[partition]` whose build panics once
+/// its files are written (tests the panic hook on a build task).
+const PANIC_BEFORE_COMMIT_ENV: &str = "CAIRN_TEST_PANIC_BEFORE_COMMIT";
 
 /// The engine's clock and failpoints from the environment — read here, at
 /// the edge, and nowhere in the engine.
@@ -71,11 +74,21 @@ fn from_environment(ws: Workspace) -> Result<Workspace, Failure> {
         }
         Err(_) => ws,
     };
-    let Ok(target) = std::env::var(HANG_BEFORE_COMMIT_ENV) else {
+    let hang = std::env::var(HANG_BEFORE_COMMIT_ENV).ok();
+    let panic = std::env::var(PANIC_BEFORE_COMMIT_ENV).ok();
+    if hang.is_none() && panic.is_none() {
         return Ok(ws);
+    }
+    let names = |target: &Option<String>, asset: &str, partition: &str| {
+        target
+            .as_ref()
+            .is_some_and(|t| t == asset || *t == format!("{asset}[{partition}]"))
     };
     let hook: PauseHook = Arc::new(move |asset: &str, partition: &str| {
-        (target == asset || target == format!("{asset}[{partition}]")).then(|| {
+        if names(&panic, asset, partition) {
+            panic!("test hook: {asset} [{partition}] panics before commit");
+        }
+        names(&hang, asset, partition).then(|| {
             eprintln!("cairn: test hook: {asset} [{partition}] written, hanging before commit");
             Duration::from_secs(3600)
         })
