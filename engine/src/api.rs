@@ -22,7 +22,9 @@ use crate::model::workspace::{Clock, Failpoints, Workspace};
 use crate::plan::{MaterializeOptions, PlannedUnit};
 use crate::records::cost::AssetCost;
 use crate::records::details::AssetDetails;
-use crate::records::provenance::{AsOf, GcReport, Provenance};
+use crate::records::gc::GcReport;
+use crate::records::provenance::Provenance;
+use crate::records::time_travel::AsOf;
 use crate::state::snapshot::{Snapshot, SnapshotTimings};
 use crate::state::status::AssetStatus;
 use crate::{execute, lineage, model, plan, records, state};
@@ -168,12 +170,12 @@ impl Workspace {
 
     /// The committed files of every asset as of a run or time.
     pub fn files_as_of(&self, as_of: &AsOf) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
-        records::provenance::files_as_of(self, as_of)
+        records::time_travel::files_as_of(self, as_of)
     }
 
     /// Removes uncommitted files and versions past retention.
     pub async fn gc(&self, dry_run: bool) -> Result<GcReport, EngineError> {
-        records::provenance::gc(self, dry_run).await
+        records::gc::gc(self, dry_run).await
     }
 
     /// Measured cost per asset, optionally rolled up along lineage.

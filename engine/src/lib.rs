@@ -70,7 +70,9 @@ pub use plan::{Decision, MaterializeOptions, PartitionFilter, Plan, PlannedUnit}
 pub use quality::checks::CheckOutcome;
 pub use records::cost::{AssetCost, CostFigures};
 pub use records::details::AssetDetails;
-pub use records::provenance::{AsOf, GcReport, Provenance};
+pub use records::gc::GcReport;
+pub use records::provenance::Provenance;
+pub use records::time_travel::AsOf;
 pub use state::snapshot::{Snapshot, SnapshotTimings};
 pub use state::status::{AssetState, AssetStatus, PartitionStatus, PartitionSummary, StaleCause};
 

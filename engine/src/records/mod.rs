@@ -5,7 +5,9 @@
 pub(crate) mod audit;
 pub(crate) mod cost;
 pub(crate) mod details;
+pub(crate) mod gc;
 pub(crate) mod metadata_tables;
 pub(crate) mod provenance;
 pub(crate) mod query;
 pub(crate) mod runs;
+pub(crate) mod time_travel;

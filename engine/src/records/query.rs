@@ -14,7 +14,7 @@ use crate::session::tables::{new_session, register_committed, register_source, s
 pub(crate) async fn run_query(
     ws: &Workspace,
     sql: &str,
-    as_of: Option<&crate::records::provenance::AsOf>,
+    as_of: Option<&crate::records::time_travel::AsOf>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
     let q = |e: datafusion::error::DataFusionError| EngineError::from_datafusion("", e);
     // Register only what the query reads, and say clearly when it reads an
@@ -45,7 +45,7 @@ pub(crate) async fn run_query(
     crate::records::metadata_tables::register(&ctx, ws, &metadata).await?;
     let current = ws.catalog.current_versions()?;
     let past = match as_of {
-        Some(a) => Some(crate::records::provenance::files_as_of(ws, a)?),
+        Some(a) => Some(crate::records::time_travel::files_as_of(ws, a)?),
         None => None,
     };
     for name in &tables {
