@@ -18,6 +18,14 @@ if ! python3 -c "import importlib.metadata as m, jsonschema, referencing, rfc333
         jsonschema rfc3339-validator rfc3986-validator openlineage-python==1.54.0
 fi
 
+# tests/grpc/client.py: a real gRPC client for `cairn serve` (stubs
+# generated from proto/cairn/v1/cairn.proto at test time).
+if ! python3 -c "import grpc, grpc_tools, grpc_health, grpc_reflection" 2>/dev/null; then
+    echo "tests/run.sh: installing grpcio, grpcio-tools, grpcio-health-checking, grpcio-reflection (gRPC client for the serve tests)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        grpcio grpcio-tools grpcio-health-checking grpcio-reflection
+fi
+
 # No Python package ships the OpenLineage JSON Schemas; the crates.io
 # package datafusion-openlineage carries a verbatim copy of them
 # (tests/schemas/openlineage), so cargo fetches it into its registry cache,

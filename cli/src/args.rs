@@ -60,6 +60,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Remove files no committed version needs (uncommitted, or replaced and past retention).
     Gc(GcArgs),
+    /// Serve the project: gRPC API (cairn.v1.Cairn, reflection, health) and HTTP /healthz on one port.
+    Serve(ServeArgs),
 }
 
 /// `cairn audit`.
@@ -86,6 +88,14 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `cairn serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default; port 0 picks a free one).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7575")]
+    pub listen: String,
 }
 
 /// `cairn gc`.

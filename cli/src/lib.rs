@@ -11,6 +11,7 @@ mod args;
 mod commands;
 mod explain;
 mod output;
+mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;

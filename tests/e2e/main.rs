@@ -16,5 +16,6 @@ mod quality;
 mod reproducible;
 mod row_changes;
 mod self_dependent;
+mod serve;
 mod spine;
 mod util;

@@ -32,6 +32,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    if let Command::Serve(args) = &cli.command {
+        return runtime.block_on(crate::serve::run(cli.project.clone(), &args.listen));
+    }
     let ws = from_environment(Workspace::open(&cli.project)?)?;
     match cli.command {
         Command::Materialize(args) => runtime.block_on(materialize::run(&ws, args)),
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Cost(args) => cost::run(&ws, args),
         Command::Audit(args) => audit::run(&ws, args),
         Command::Gc(args) => runtime.block_on(gc::run(&ws, args)),
+        Command::Serve(_) => Ok(0),
     }
 }
 

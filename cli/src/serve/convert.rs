@@ -1,0 +1,259 @@
+//! Engine values as `cairn.v1` messages (the server's wire types).
+
+use std::collections::BTreeSet;
+
+use cairn_catalog::{AttemptRecord, CurrentVersion};
+use cairn_engine::{
+    AssetDetails, AssetState, AssetStatus, Decision, EngineError, PlannedUnit, StaleCause,
+    Workspace,
+};
+use cairn_proto::v1 as pb;
+
+fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn state(s: AssetState) -> String {
+    match s {
+        AssetState::Fresh => "fresh",
+        AssetState::Stale => "stale",
+        AssetState::NeverMaterialized => "never_materialized",
+        AssetState::Failed => "failed",
+    }
+    .to_owned()
+}
+
+fn cause(c: &StaleCause) -> pb::StaleCause {
+    let (kind, name) = match c {
+        StaleCause::NeverMaterialized => ("never_materialized", ""),
+        StaleCause::CodeChanged => ("code_changed", ""),
+        StaleCause::SourceChanged { name } => ("source_changed", name.as_str()),
+        StaleCause::UpstreamChanged { name } => ("upstream_changed", name.as_str()),
+        StaleCause::UpstreamStale { name } => ("upstream_stale", name.as_str()),
+        StaleCause::UpstreamNeverMaterialized { name } => {
+            ("upstream_never_materialized", name.as_str())
+        }
+        StaleCause::InputsChanged => ("inputs_changed", ""),
+        StaleCause::EarlierPartitionChanged => ("earlier_partition_changed", ""),
+        StaleCause::EarlierPartitionStale => ("earlier_partition_stale", ""),
+        StaleCause::EarlierPartitionMissing => ("earlier_partition_missing", ""),
+    };
+    pb::StaleCause {
+        cause: kind.to_owned(),
+        name: name.to_owned(),
+        text: c.to_string(),
+    }
+}
+
+fn version(v: &CurrentVersion) -> pb::Version {
+    pb::Version {
+        materialization_id: v.id.0,
+        run_id: v.run_id.0.clone(),
+        partition: v.partition.clone(),
+        code_version: v.code_version.clone(),
+        input_version: v.input_version.clone(),
+        data_version: v.data_version.clone(),
+        row_count: v.row_count,
+        bytes_written: v.bytes_written,
+        wall_ms: v.wall_ms,
+        committed_at: time(v.committed_at),
+    }
+}
+
+fn failure(f: &AttemptRecord) -> pb::Failure {
+    let error = f.error.clone().unwrap_or_default();
+    pb::Failure {
+        run_id: f.run_id.0.clone(),
+        failed_checks: cairn_engine::failed_checks(&error)
+            .unwrap_or_default()
+            .to_owned(),
+        error,
+        at: time(f.at),
+    }
+}
+
+fn asset_status(s: &AssetStatus, with_partitions: bool) -> pb::AssetStatus {
+    pb::AssetStatus {
+        name: s.name.clone(),
+        state: state(s.state),
+        causes: s.causes.iter().map(cause).collect(),
+        code_version: s.code_version.clone(),
+        current: s.current.as_ref().map(version),
+        last_failure: s.last_failure.as_ref().map(failure),
+        partitions: s.partitions.as_ref().map(|p| pb::PartitionSummary {
+            total: p.total as u64,
+            fresh: p.fresh as u64,
+            stale: p.stale as u64,
+            missing: p.missing as u64,
+            failed: p.failed as u64,
+            rows: p.rows,
+            last_committed_at: p.last_committed_at.map(time).unwrap_or_default(),
+            stale_causes: p.stale_causes.clone(),
+            list: if with_partitions {
+                p.list
+                    .iter()
+                    .map(|u| pb::UnitStatus {
+                        partition: u.key.clone(),
+                        state: state(u.state),
+                        causes: u.causes.iter().map(cause).collect(),
+                        current: u
+                            .current
+                            .as_ref()
+                            .map(|c| version(&c.to_current_version(&s.name, &u.key))),
+                        last_failure: u.last_failure.as_ref().map(failure),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }),
+        failing_checks: s.failing_checks.clone(),
+    }
+}
+
+/// `Status`: the same counts and states `cairn status --format json` gives.
+pub(super) fn status_response(statuses: &[AssetStatus], partitions: bool) -> pb::StatusResponse {
+    let not_fresh = statuses
+        .iter()
+        .filter(|s| s.state != AssetState::Fresh)
+        .count();
+    pb::StatusResponse {
+        fresh: (statuses.len() - not_fresh) as u64,
+        not_fresh: not_fresh as u64,
+        failing_checks: statuses.iter().map(|s| s.failing_checks.len() as u64).sum(),
+        assets: statuses
+            .iter()
+            .map(|s| asset_status(s, partitions))
+            .collect(),
+    }
+}
+
+/// `GetAsset`.
+pub(super) fn asset_details(d: &AssetDetails) -> pb::AssetDetails {
+    let body = d.current.as_ref().map(|m| &m.body);
+    pb::AssetDetails {
+        status: Some(asset_status(&d.status, false)),
+        file: d.file.clone(),
+        description: d.description.clone().unwrap_or_default(),
+        owner: d.owner.clone().unwrap_or_default(),
+        tags: d.tags.clone(),
+        sql: d.sql.clone(),
+        upstream: d.upstream.clone(),
+        downstream: d.downstream.clone(),
+        partitioning: d.partitioning.clone().unwrap_or_default(),
+        declared_columns: d.declared_columns.clone(),
+        current: d.current.as_ref().map(|m| pb::Version {
+            materialization_id: m.id.0,
+            run_id: m.body.run_id.0.clone(),
+            partition: m.body.partition.clone(),
+            code_version: m.body.code_version.clone(),
+            input_version: m.body.input_version.clone(),
+            data_version: m.body.data_version.clone(),
+            row_count: m.body.row_count,
+            bytes_written: m.body.bytes_written,
+            wall_ms: m.body.wall_ms,
+            committed_at: time(m.body.committed_at),
+        }),
+        inputs: body
+            .map(|b| {
+                b.inputs
+                    .iter()
+                    .map(|i| pb::Input {
+                        name: i.name.clone(),
+                        kind: i.kind.as_str().to_owned(),
+                        partition: i.partition.clone(),
+                        data_version: i.data_version.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        files: body
+            .map(|b| b.files.iter().map(|f| f.path.clone()).collect())
+            .unwrap_or_default(),
+        checks: body
+            .map(|b| {
+                b.checks
+                    .iter()
+                    .map(|c| pb::CheckResult {
+                        name: c.name.clone(),
+                        severity: c.severity.clone(),
+                        passed: c.passed,
+                        failing_rows: c.failing_rows,
+                        sample_json: c.sample_json.clone(),
+                        error: c.error.clone().unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        history: d.history.iter().map(version).collect(),
+    }
+}
+
+/// `Lineage`: the nodes upstream and/or downstream of an asset and the
+/// edges between them (both directions when neither is asked for).
+pub(super) fn lineage(
+    ws: &Workspace,
+    req: &pb::LineageRequest,
+) -> Result<pb::LineageResponse, EngineError> {
+    let graph = ws.graph();
+    if !graph.contains(&req.asset) {
+        return Err(EngineError::Usage(format!("unknown asset `{}`", req.asset)));
+    }
+    let both = req.upstream == req.downstream;
+    let upstream: BTreeSet<String> = if req.upstream || both {
+        graph.ancestors(&req.asset)
+    } else {
+        BTreeSet::new()
+    };
+    let downstream: BTreeSet<String> = if req.downstream || both {
+        graph.descendants(&req.asset)
+    } else {
+        BTreeSet::new()
+    };
+    let mut nodes: BTreeSet<String> = upstream.union(&downstream).cloned().collect();
+    nodes.insert(req.asset.clone());
+    let mut edges = Vec::new();
+    for n in &nodes {
+        for d in graph.downstream(n) {
+            if nodes.contains(d) {
+                edges.push(pb::Edge {
+                    from: n.clone(),
+                    to: d.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(pb::LineageResponse {
+        asset: req.asset.clone(),
+        upstream: upstream.into_iter().collect(),
+        downstream: downstream.into_iter().collect(),
+        edges,
+    })
+}
+
+/// `Explain`.
+pub(super) fn explain(units: &[PlannedUnit]) -> pb::ExplainResponse {
+    let count = |d: Decision| units.iter().filter(|u| u.decision == d).count() as u64;
+    pb::ExplainResponse {
+        build: count(Decision::Build),
+        build_unless_upstream_unchanged: count(Decision::BuildUnlessUpstreamUnchanged),
+        forced: count(Decision::Forced),
+        fresh: count(Decision::Fresh),
+        units: units
+            .iter()
+            .map(|u| pb::PlannedUnit {
+                asset: u.asset.clone(),
+                partition: u.partition.clone(),
+                decision: match u.decision {
+                    Decision::Build => "build",
+                    Decision::BuildUnlessUpstreamUnchanged => "build_unless_upstream_unchanged",
+                    Decision::Forced => "forced",
+                    Decision::Fresh => "fresh",
+                }
+                .to_owned(),
+                causes: u.causes.iter().map(cause).collect(),
+                last_failure: u.last_failure.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,264 @@
+//! `cairn serve`: one process, one port — the gRPC API (`cairn.v1.Cairn`),
+//! gRPC server reflection (v1 and v1alpha) and health, and plain HTTP
+//! (`/healthz`) — merged the way Ballista's scheduler merges tonic and axum
+//! routes. Each request opens the project afresh (definitions edited on
+//! disk are seen at once; opening 100 assets takes milliseconds) and goes
+//! through the engine's facade; replies are converted at this edge.
+//!
+//! This first slice serves the read-only methods (Status, GetAsset,
+//! Lineage, Explain); the run queue behind Materialize, Backfill, WatchRun,
+//! runs and cancellation, Flight SQL and tokens are not built yet, and
+//! those methods answer `UNIMPLEMENTED` saying so.
+
+mod convert;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use tonic::{Request, Response, Status};
+
+use cairn_engine::{MaterializeOptions, PartitionFilter, Workspace};
+use cairn_proto::v1 as pb;
+use cairn_proto::v1::cairn_server::{Cairn, CairnServer};
+
+use crate::Failure;
+
+/// The service: the project it serves.
+#[derive(Clone)]
+struct Api {
+    project: PathBuf,
+}
+
+impl Api {
+    /// Runs `f` on a freshly opened workspace, off the async threads.
+    async fn with_workspace<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Workspace) -> Result<T, cairn_engine::EngineError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let dir = self.project.clone();
+        tokio::task::spawn_blocking(move || {
+            let ws = Workspace::open(&dir).map_err(engine_status)?;
+            f(&ws).map_err(engine_status)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("internal error: {e}")))?
+    }
+}
+
+/// An engine error as a gRPC status, by whose fault it is.
+fn engine_status(e: cairn_engine::EngineError) -> Status {
+    if e.is_user_error() {
+        Status::invalid_argument(e.to_string())
+    } else {
+        Status::internal(e.to_string())
+    }
+}
+
+fn not_yet(method: &str) -> Status {
+    Status::unimplemented(format!(
+        "{method} arrives with the run queue; this server answers Status, GetAsset, Lineage and Explain"
+    ))
+}
+
+type EventStream = Pin<Box<dyn futures::Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Cairn for Api {
+    async fn status(
+        &self,
+        request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let req = request.into_inner();
+        let statuses = self
+            .with_workspace(move |ws| ws.status(&req.selection).map(|s| (s, req.partitions)))
+            .await?;
+        Ok(Response::new(convert::status_response(
+            &statuses.0,
+            statuses.1,
+        )))
+    }
+
+    async fn get_asset(
+        &self,
+        request: Request<pb::GetAssetRequest>,
+    ) -> Result<Response<pb::AssetDetails>, Status> {
+        let name = request.into_inner().name;
+        let details = self.with_workspace(move |ws| ws.details(&name)).await?;
+        Ok(Response::new(convert::asset_details(&details)))
+    }
+
+    async fn lineage(
+        &self,
+        request: Request<pb::LineageRequest>,
+    ) -> Result<Response<pb::LineageResponse>, Status> {
+        let req = request.into_inner();
+        let out = self
+            .with_workspace(move |ws| convert::lineage(ws, &req))
+            .await?;
+        Ok(Response::new(out))
+    }
+
+    async fn column_lineage(
+        &self,
+        _: Request<pb::ColumnLineageRequest>,
+    ) -> Result<Response<pb::ColumnNode>, Status> {
+        Err(not_yet("ColumnLineage"))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<pb::MaterializeRequest>,
+    ) -> Result<Response<pb::ExplainResponse>, Status> {
+        let req = request.into_inner();
+        let units = self
+            .with_workspace(move |ws| {
+                ws.explain(&MaterializeOptions {
+                    selection: req.selection,
+                    force: req.force,
+                    jobs: 1,
+                    command: "cairn serve: Explain".to_owned(),
+                    partitions: PartitionFilter::All,
+                    backfill: None,
+                })
+            })
+            .await?;
+        Ok(Response::new(convert::explain(&units)))
+    }
+
+    async fn materialize(
+        &self,
+        _: Request<pb::MaterializeRequest>,
+    ) -> Result<Response<pb::RunAccepted>, Status> {
+        Err(not_yet("Materialize"))
+    }
+
+    async fn backfill(
+        &self,
+        _: Request<pb::BackfillRequest>,
+    ) -> Result<Response<pb::RunAccepted>, Status> {
+        Err(not_yet("Backfill"))
+    }
+
+    type WatchRunStream = EventStream;
+
+    async fn watch_run(
+        &self,
+        _: Request<pb::WatchRunRequest>,
+    ) -> Result<Response<Self::WatchRunStream>, Status> {
+        Err(not_yet("WatchRun"))
+    }
+
+    async fn list_runs(
+        &self,
+        _: Request<pb::ListRunsRequest>,
+    ) -> Result<Response<pb::ListRunsResponse>, Status> {
+        Err(not_yet("ListRuns"))
+    }
+
+    async fn get_run(&self, _: Request<pb::GetRunRequest>) -> Result<Response<pb::Run>, Status> {
+        Err(not_yet("GetRun"))
+    }
+
+    async fn cancel_run(
+        &self,
+        _: Request<pb::CancelRunRequest>,
+    ) -> Result<Response<pb::Run>, Status> {
+        Err(not_yet("CancelRun"))
+    }
+
+    async fn checks(
+        &self,
+        _: Request<pb::ChecksRequest>,
+    ) -> Result<Response<pb::ChecksResponse>, Status> {
+        Err(not_yet("Checks"))
+    }
+
+    async fn cost(
+        &self,
+        _: Request<pb::CostRequest>,
+    ) -> Result<Response<pb::CostResponse>, Status> {
+        Err(not_yet("Cost"))
+    }
+
+    async fn audit_log(
+        &self,
+        _: Request<pb::AuditLogRequest>,
+    ) -> Result<Response<pb::AuditLogResponse>, Status> {
+        Err(not_yet("AuditLog"))
+    }
+
+    async fn provenance(
+        &self,
+        _: Request<pb::ProvenanceRequest>,
+    ) -> Result<Response<pb::ProvenanceNode>, Status> {
+        Err(not_yet("Provenance"))
+    }
+}
+
+/// Serves `project` on `listen` until Ctrl-C or SIGTERM.
+pub(crate) async fn run(project: PathBuf, listen: &str) -> Result<u8, Failure> {
+    let addr: SocketAddr = listen.parse().map_err(|e| {
+        Failure::Usage(format!(
+            "--listen `{listen}`: {e}; give host:port, e.g. 127.0.0.1:7575"
+        ))
+    })?;
+    // Fail fast on a broken project, before binding.
+    Workspace::open(&project)?;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<CairnServer<Api>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Failure::Runtime(format!("gRPC reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Failure::Runtime(format!("gRPC reflection: {e}")))?;
+    let grpc = tonic::service::Routes::new(CairnServer::new(Api { project }))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .into_axum_router();
+    let app = grpc.route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))?;
+    // Not eprintln!: a closed stderr must not stop the server.
+    let _ = writeln!(
+        std::io::stderr(),
+        "cairn serve: listening on {bound} (gRPC cairn.v1.Cairn, reflection, health; HTTP /healthz)"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| Failure::Runtime(format!("serving: {e}")))?;
+    let _ = writeln!(std::io::stderr(), "cairn serve: stopped");
+    Ok(0)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
