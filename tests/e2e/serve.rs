@@ -166,6 +166,46 @@ fn the_grpc_api_answers_what_the_cli_answers() {
         serde_json::json!(["customers", "monthly_revenue", "orders"])
     );
 
+    // Cost, provenance, the audit log and column lineage: the CLI's answers.
+    let cli_cost = p.json(&["cost", "--format", "json"], 0);
+    let grpc_cost = server.call("Cost", "{}");
+    let assets = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["asset"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(assets(&grpc_cost["assets"]), assets(&cli_cost));
+    let provenance = server.call("Provenance", r#"{"asset": "customers"}"#);
+    assert_eq!(provenance["kind"], "asset", "{provenance}");
+    assert_eq!(provenance["rows"], "100");
+    assert_eq!(
+        provenance["inputs"].as_array().unwrap().len(),
+        3,
+        "{provenance}"
+    );
+    let log = server.call("AuditLog", "{}");
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "materialize"),
+        "{log}"
+    );
+    let bad_time = server.call("AuditLog", r#"{"since": "yesterday"}"#);
+    assert_eq!(bad_time["code"], "INVALID_ARGUMENT", "{bad_time}");
+    let column = server.call(
+        "ColumnLineage",
+        r#"{"asset": "customers", "column": "customer_id"}"#,
+    );
+    assert_eq!(column["table"], "customers", "{column}");
+    assert!(
+        !column["upstream"].as_array().unwrap().is_empty(),
+        "{column}"
+    );
+
     let not_yet = server.call("Materialize", "{}");
     assert_eq!(not_yet["code"], "UNIMPLEMENTED", "{not_yet}");
 

@@ -3,7 +3,8 @@ tests: generates the cairn.v1 stubs from proto/cairn/v1/cairn.proto into a
 temp dir, calls one method and prints the reply as JSON.
 
 Usage: client.py ADDR METHOD [JSON-REQUEST]
-  METHOD: Status | GetAsset | Lineage | Explain | Materialize | health |
+  METHOD: Status | GetAsset | Lineage | ColumnLineage | Explain | Cost |
+          AuditLog | Provenance | Materialize | health |
           reflection (lists services through server reflection, v1alpha
           and v1)
 """
@@ -60,6 +61,10 @@ def main():
         "Lineage": pb2.LineageRequest,
         "Explain": pb2.MaterializeRequest,
         "Materialize": pb2.MaterializeRequest,
+        "ColumnLineage": pb2.ColumnLineageRequest,
+        "Cost": pb2.CostRequest,
+        "AuditLog": pb2.AuditLogRequest,
+        "Provenance": pb2.ProvenanceRequest,
     }[method]
     try:
         reply = getattr(stub, method)(json_format.ParseDict(request, request_type()), timeout=30)

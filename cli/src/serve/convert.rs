@@ -257,3 +257,89 @@ pub(super) fn explain(units: &[PlannedUnit]) -> pb::ExplainResponse {
             .collect(),
     }
 }
+
+/// `ColumnLineage`.
+pub(super) fn column_node(n: &cairn_engine::ColumnNode) -> pb::ColumnNode {
+    use cairn_engine::LineageKind;
+    pb::ColumnNode {
+        table: n.table.clone(),
+        column: n.column.clone(),
+        kind: match n.kind {
+            None => "",
+            Some(LineageKind::Direct) => "direct",
+            Some(LineageKind::Expression) => "expression",
+            Some(LineageKind::Aggregate) => "aggregate",
+            Some(LineageKind::Window) => "window",
+            Some(LineageKind::FilterOrJoinKey) => "filter_or_join_key",
+        }
+        .to_owned(),
+        is_source: n.is_source,
+        is_dimension: n.is_dimension,
+        earlier_partitions: n.earlier_partitions,
+        upstream: n.upstream.iter().map(column_node).collect(),
+    }
+}
+
+fn figures(f: &cairn_engine::CostFigures) -> pb::CostFigures {
+    pb::CostFigures {
+        materializations: f.materializations,
+        wall_seconds: f.wall_seconds,
+        cpu_seconds: f.cpu_seconds,
+        bytes_read: f.bytes_read,
+        bytes_written: f.bytes_written,
+        requests: f.requests,
+        cost_usd: f.cost_usd,
+    }
+}
+
+/// `Cost`.
+pub(super) fn cost(costs: &[cairn_engine::AssetCost]) -> pb::CostResponse {
+    pb::CostResponse {
+        assets: costs
+            .iter()
+            .map(|c| pb::AssetCost {
+                asset: c.asset.clone(),
+                own: Some(figures(&c.own)),
+                rollup: c.rollup.as_ref().map(figures),
+            })
+            .collect(),
+    }
+}
+
+/// `AuditLog`.
+pub(super) fn audit_log(entries: &[cairn_catalog::AuditEntry]) -> pb::AuditLogResponse {
+    pb::AuditLogResponse {
+        entries: entries
+            .iter()
+            .map(|e| pb::AuditEntry {
+                id: e.id,
+                at: time(e.entry.at),
+                principal: e.entry.principal.clone(),
+                host: e.entry.host.clone(),
+                git_commit: e.entry.git_commit.clone().unwrap_or_default(),
+                action: e.entry.action.clone(),
+                target: e.entry.target.clone(),
+                details_json: e.entry.details.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// `Provenance`.
+pub(super) fn provenance(p: &cairn_engine::Provenance) -> pb::ProvenanceNode {
+    pb::ProvenanceNode {
+        name: p.name.clone(),
+        kind: p.kind.to_owned(),
+        partition: p.partition.clone(),
+        data_version: p.data_version.clone(),
+        materialization_id: p.materialization.map(|m| m.0).unwrap_or_default(),
+        run_id: p.run.as_ref().map(|r| r.id.0.clone()).unwrap_or_default(),
+        run_user: p.run.as_ref().map(|r| r.user.clone()).unwrap_or_default(),
+        committed_at: p.committed_at.map(time).unwrap_or_default(),
+        code_version: p.code_version.clone().unwrap_or_default(),
+        rows: p.rows.unwrap_or_default(),
+        files: p.files.clone(),
+        expired: p.expired,
+        inputs: p.inputs.iter().map(provenance).collect(),
+    }
+}

@@ -6,9 +6,10 @@
 //! through the engine's facade; replies are converted at this edge.
 //!
 //! This first slice serves the read-only methods (Status, GetAsset,
-//! Lineage, Explain); the run queue behind Materialize, Backfill, WatchRun,
-//! runs and cancellation, Flight SQL and tokens are not built yet, and
-//! those methods answer `UNIMPLEMENTED` saying so.
+//! Lineage, ColumnLineage, Explain, Cost, AuditLog, Provenance); the run
+//! queue behind Materialize, Backfill, WatchRun, runs and cancellation,
+//! Checks (which records a run), Flight SQL and tokens are not built yet,
+//! and those methods answer `UNIMPLEMENTED` saying so.
 
 mod convert;
 
@@ -56,9 +57,23 @@ fn engine_status(e: cairn_engine::EngineError) -> Status {
     }
 }
 
+/// An optional RFC 3339 argument ("" for none).
+fn time_arg(name: &str, text: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| Some(t.with_timezone(&chrono::Utc)))
+        .map_err(|e| {
+            Status::invalid_argument(format!(
+                "{name} `{text}` is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"
+            ))
+        })
+}
+
 fn not_yet(method: &str) -> Status {
     Status::unimplemented(format!(
-        "{method} arrives with the run queue; this server answers Status, GetAsset, Lineage and Explain"
+        "{method} arrives with the run queue; this server answers Status, GetAsset, Lineage, ColumnLineage, Explain, Cost, AuditLog and Provenance"
     ))
 }
 
@@ -102,9 +117,20 @@ impl Cairn for Api {
 
     async fn column_lineage(
         &self,
-        _: Request<pb::ColumnLineageRequest>,
+        request: Request<pb::ColumnLineageRequest>,
     ) -> Result<Response<pb::ColumnNode>, Status> {
-        Err(not_yet("ColumnLineage"))
+        let req = request.into_inner();
+        let dir = self.project.clone();
+        let ws = tokio::task::spawn_blocking(move || Workspace::open(&dir))
+            .await
+            .map_err(|e| Status::internal(format!("internal error: {e}")))?
+            .map_err(engine_status)?;
+        let depth = (req.depth > 0).then_some(req.depth as usize);
+        let node = ws
+            .column_lineage(&req.asset, &req.column, depth)
+            .await
+            .map_err(engine_status)?;
+        Ok(Response::new(convert::column_node(&node)))
     }
 
     async fn explain(
@@ -177,23 +203,39 @@ impl Cairn for Api {
 
     async fn cost(
         &self,
-        _: Request<pb::CostRequest>,
+        request: Request<pb::CostRequest>,
     ) -> Result<Response<pb::CostResponse>, Status> {
-        Err(not_yet("Cost"))
+        let req = request.into_inner();
+        let since = time_arg("since", &req.since)?;
+        let costs = self
+            .with_workspace(move |ws| ws.cost(&req.selection, since, req.rollup))
+            .await?;
+        Ok(Response::new(convert::cost(&costs)))
     }
 
     async fn audit_log(
         &self,
-        _: Request<pb::AuditLogRequest>,
+        request: Request<pb::AuditLogRequest>,
     ) -> Result<Response<pb::AuditLogResponse>, Status> {
-        Err(not_yet("AuditLog"))
+        let req = request.into_inner();
+        let since = time_arg("since", &req.since)?;
+        let who = (!req.who.is_empty()).then_some(req.who);
+        let entries = self
+            .with_workspace(move |ws| ws.audit_log(since, who.as_deref()))
+            .await?;
+        Ok(Response::new(convert::audit_log(&entries)))
     }
 
     async fn provenance(
         &self,
-        _: Request<pb::ProvenanceRequest>,
+        request: Request<pb::ProvenanceRequest>,
     ) -> Result<Response<pb::ProvenanceNode>, Status> {
-        Err(not_yet("Provenance"))
+        let req = request.into_inner();
+        let version = (req.version > 0).then_some(req.version);
+        let node = self
+            .with_workspace(move |ws| ws.provenance(&req.asset, &req.partition, version))
+            .await?;
+        Ok(Response::new(convert::provenance(&node)))
     }
 }
 
