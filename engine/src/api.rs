@@ -60,6 +60,11 @@ impl Workspace {
         Ok(self.catalog.audit_log(since, who)?)
     }
 
+    /// The most recent runs, newest first, at most `limit`.
+    pub fn runs(&self, limit: usize) -> Result<Vec<cairn_catalog::RunRecord>, EngineError> {
+        Ok(self.catalog.runs(limit)?)
+    }
+
     /// Judges time (complete partitions, freshness) at `clock`'s instant.
     pub fn with_clock(self, clock: Clock) -> Workspace {
         Workspace { clock, ..self }

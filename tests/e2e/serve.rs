@@ -206,6 +206,15 @@ fn the_grpc_api_answers_what_the_cli_answers() {
         "{column}"
     );
 
+    let runs = server.call("ListRuns", r#"{"limit": 5}"#);
+    let runs = runs["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "one materialize so far: {runs:?}");
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert!(
+        runs[0]["command"].as_str().unwrap().contains("materialize"),
+        "{runs:?}"
+    );
+
     let not_yet = server.call("Materialize", "{}");
     assert_eq!(not_yet["code"], "UNIMPLEMENTED", "{not_yet}");
 

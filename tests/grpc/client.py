@@ -65,6 +65,7 @@ def main():
         "Cost": pb2.CostRequest,
         "AuditLog": pb2.AuditLogRequest,
         "Provenance": pb2.ProvenanceRequest,
+        "ListRuns": pb2.ListRunsRequest,
     }[method]
     try:
         reply = getattr(stub, method)(json_format.ParseDict(request, request_type()), timeout=30)

@@ -343,3 +343,24 @@ pub(super) fn provenance(p: &cairn_engine::Provenance) -> pb::ProvenanceNode {
         inputs: p.inputs.iter().map(provenance).collect(),
     }
 }
+
+/// `ListRuns`: the runs as recorded (their units come with `GetRun`).
+pub(super) fn runs(runs: &[cairn_catalog::RunRecord]) -> pb::ListRunsResponse {
+    pb::ListRunsResponse {
+        runs: runs
+            .iter()
+            .map(|r| pb::Run {
+                run_id: r.id.0.clone(),
+                status: r.status.as_str().to_owned(),
+                command: r.command.clone(),
+                trigger: r.trigger.clone(),
+                user: r.user.clone(),
+                host: r.host.clone(),
+                started_at: time(r.started_at),
+                finished_at: r.finished_at.map(time).unwrap_or_default(),
+                error: r.error.clone().unwrap_or_default(),
+                units: Vec::new(),
+            })
+            .collect(),
+    }
+}

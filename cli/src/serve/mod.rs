@@ -6,8 +6,8 @@
 //! through the engine's facade; replies are converted at this edge.
 //!
 //! This first slice serves the read-only methods (Status, GetAsset,
-//! Lineage, ColumnLineage, Explain, Cost, AuditLog, Provenance); the run
-//! queue behind Materialize, Backfill, WatchRun, runs and cancellation,
+//! Lineage, ColumnLineage, Explain, ListRuns, Cost, AuditLog, Provenance);
+//! the run queue behind Materialize, Backfill, WatchRun, GetRun, CancelRun,
 //! Checks (which records a run), Flight SQL and tokens are not built yet,
 //! and those methods answer `UNIMPLEMENTED` saying so.
 
@@ -73,7 +73,7 @@ fn time_arg(name: &str, text: &str) -> Result<Option<chrono::DateTime<chrono::Ut
 
 fn not_yet(method: &str) -> Status {
     Status::unimplemented(format!(
-        "{method} arrives with the run queue; this server answers Status, GetAsset, Lineage, ColumnLineage, Explain, Cost, AuditLog and Provenance"
+        "{method} arrives with the run queue; this server answers Status, GetAsset, Lineage, ColumnLineage, Explain, ListRuns, Cost, AuditLog and Provenance"
     ))
 }
 
@@ -178,9 +178,14 @@ impl Cairn for Api {
 
     async fn list_runs(
         &self,
-        _: Request<pb::ListRunsRequest>,
+        request: Request<pb::ListRunsRequest>,
     ) -> Result<Response<pb::ListRunsResponse>, Status> {
-        Err(not_yet("ListRuns"))
+        let limit = match request.into_inner().limit {
+            0 => 50,
+            n => n as usize,
+        };
+        let runs = self.with_workspace(move |ws| ws.runs(limit)).await?;
+        Ok(Response::new(convert::runs(&runs)))
     }
 
     async fn get_run(&self, _: Request<pb::GetRunRequest>) -> Result<Response<pb::Run>, Status> {
