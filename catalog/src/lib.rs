@@ -128,6 +128,10 @@ pub trait Catalog: Send + Sync {
     /// Runs, newest first, at most `limit`.
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
 
+    /// One run and the attempts it recorded, in recording order; `None`
+    /// when no run has this id. One read transaction.
+    fn run(&self, id: &RunId) -> Result<Option<(RunRecord, Vec<AttemptRecord>)>>;
+
     /// Every cached source fingerprint.
     fn source_fingerprints(&self) -> Result<Vec<SourceFingerprint>>;
 

@@ -65,6 +65,15 @@ impl Workspace {
         Ok(self.catalog.runs(limit)?)
     }
 
+    /// One run and the attempts it recorded, in order; `None` when unknown.
+    pub fn run(
+        &self,
+        id: &RunId,
+    ) -> Result<Option<(cairn_catalog::RunRecord, Vec<cairn_catalog::AttemptRecord>)>, EngineError>
+    {
+        Ok(self.catalog.run(id)?)
+    }
+
     /// Judges time (complete partitions, freshness) at `clock`'s instant.
     pub fn with_clock(self, clock: Clock) -> Workspace {
         Workspace { clock, ..self }

@@ -215,6 +215,17 @@ fn the_grpc_api_answers_what_the_cli_answers() {
         "{runs:?}"
     );
 
+    let run_id = runs[0]["run_id"].as_str().unwrap();
+    let run = server.call("GetRun", &format!(r#"{{"run_id": "{run_id}"}}"#));
+    let units = run["units"].as_array().unwrap();
+    assert_eq!(units.len(), 7, "the example's 7 assets: {run}");
+    assert!(
+        units.iter().all(|u| u["outcome"] == "materialized"),
+        "{run}"
+    );
+    let missing = server.call("GetRun", r#"{"run_id": "nope"}"#);
+    assert_eq!(missing["code"], "NOT_FOUND", "{missing}");
+
     let not_yet = server.call("Materialize", "{}");
     assert_eq!(not_yet["code"], "UNIMPLEMENTED", "{not_yet}");
 

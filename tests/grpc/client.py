@@ -66,6 +66,7 @@ def main():
         "AuditLog": pb2.AuditLogRequest,
         "Provenance": pb2.ProvenanceRequest,
         "ListRuns": pb2.ListRunsRequest,
+        "GetRun": pb2.GetRunRequest,
     }[method]
     try:
         reply = getattr(stub, method)(json_format.ParseDict(request, request_type()), timeout=30)

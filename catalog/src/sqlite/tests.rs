@@ -436,6 +436,36 @@ fn runs_and_crash_detection() {
 }
 
 #[test]
+fn a_run_reads_back_with_its_attempts_in_order() {
+    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    catalog.begin_run(&new_run("r1", 0)).unwrap();
+    catalog.begin_run(&new_run("r2", 5)).unwrap();
+    catalog
+        .record_attempt(&attempt("r1", "b", AttemptOutcome::Failed, 2))
+        .unwrap();
+    catalog
+        .record_attempt(&attempt("r2", "z", AttemptOutcome::Fresh, 6))
+        .unwrap();
+    catalog
+        .record_attempt(&attempt("r1", "a", AttemptOutcome::Skipped, 3))
+        .unwrap();
+    let (run, attempts) = catalog.run(&RunId("r1".to_owned())).unwrap().unwrap();
+    assert_eq!(run.id.0, "r1");
+    let got: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.asset.as_str(), a.outcome, a.error.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("b", AttemptOutcome::Failed, Some("boom")),
+            ("a", AttemptOutcome::Skipped, None)
+        ]
+    );
+    assert!(catalog.run(&RunId("nope".to_owned())).unwrap().is_none());
+}
+
+#[test]
 fn source_fingerprints_upsert() {
     let catalog = SqliteCatalog::open_in_memory().unwrap();
     let first = SourceFingerprint {

@@ -660,6 +660,28 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn run(&self, id: &RunId) -> Result<Option<(RunRecord, Vec<AttemptRecord>)>> {
+        self.with(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let run = tx
+                .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                .query_and_then([&id.0], run_from_row)?
+                .next()
+                .transpose()?;
+            let Some(run) = run else {
+                return Ok(None);
+            };
+            let attempts = tx
+                .prepare_cached(
+                    r#"SELECT run_id, asset, "partition", outcome, error, at
+                       FROM attempts WHERE run_id = ?1 ORDER BY id"#,
+                )?
+                .query_and_then([&id.0], attempt_from_row)?
+                .collect::<Fallible<Vec<_>>>()?;
+            Ok(Some((run, attempts)))
+        })
+    }
+
     fn source_fingerprints(&self) -> Result<Vec<SourceFingerprint>> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(

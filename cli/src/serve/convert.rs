@@ -344,23 +344,33 @@ pub(super) fn provenance(p: &cairn_engine::Provenance) -> pb::ProvenanceNode {
     }
 }
 
+/// A run as recorded, with the outcome of each unit it attempted.
+pub(super) fn run(r: &cairn_catalog::RunRecord, attempts: &[AttemptRecord]) -> pb::Run {
+    pb::Run {
+        run_id: r.id.0.clone(),
+        status: r.status.as_str().to_owned(),
+        command: r.command.clone(),
+        trigger: r.trigger.clone(),
+        user: r.user.clone(),
+        host: r.host.clone(),
+        started_at: time(r.started_at),
+        finished_at: r.finished_at.map(time).unwrap_or_default(),
+        error: r.error.clone().unwrap_or_default(),
+        units: attempts
+            .iter()
+            .map(|a| pb::UnitOutcome {
+                asset: a.asset.clone(),
+                partition: a.partition.clone(),
+                outcome: a.outcome.as_str().to_owned(),
+                error: a.error.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
 /// `ListRuns`: the runs as recorded (their units come with `GetRun`).
 pub(super) fn runs(runs: &[cairn_catalog::RunRecord]) -> pb::ListRunsResponse {
     pb::ListRunsResponse {
-        runs: runs
-            .iter()
-            .map(|r| pb::Run {
-                run_id: r.id.0.clone(),
-                status: r.status.as_str().to_owned(),
-                command: r.command.clone(),
-                trigger: r.trigger.clone(),
-                user: r.user.clone(),
-                host: r.host.clone(),
-                started_at: time(r.started_at),
-                finished_at: r.finished_at.map(time).unwrap_or_default(),
-                error: r.error.clone().unwrap_or_default(),
-                units: Vec::new(),
-            })
-            .collect(),
+        runs: runs.iter().map(|r| run(r, &[])).collect(),
     }
 }

@@ -6,8 +6,8 @@
 //! through the engine's facade; replies are converted at this edge.
 //!
 //! This first slice serves the read-only methods (Status, GetAsset,
-//! Lineage, ColumnLineage, Explain, ListRuns, Cost, AuditLog, Provenance);
-//! the run queue behind Materialize, Backfill, WatchRun, GetRun, CancelRun,
+//! Lineage, ColumnLineage, Explain, ListRuns, GetRun, Cost, AuditLog,
+//! Provenance); the run queue behind Materialize, Backfill, WatchRun, CancelRun,
 //! Checks (which records a run), Flight SQL and tokens are not built yet,
 //! and those methods answer `UNIMPLEMENTED` saying so.
 
@@ -73,7 +73,7 @@ fn time_arg(name: &str, text: &str) -> Result<Option<chrono::DateTime<chrono::Ut
 
 fn not_yet(method: &str) -> Status {
     Status::unimplemented(format!(
-        "{method} arrives with the run queue; this server answers Status, GetAsset, Lineage, ColumnLineage, Explain, ListRuns, Cost, AuditLog and Provenance"
+        "{method} arrives with the run queue; this server answers Status, GetAsset, Lineage, ColumnLineage, Explain, ListRuns, GetRun, Cost, AuditLog and Provenance"
     ))
 }
 
@@ -188,8 +188,17 @@ impl Cairn for Api {
         Ok(Response::new(convert::runs(&runs)))
     }
 
-    async fn get_run(&self, _: Request<pb::GetRunRequest>) -> Result<Response<pb::Run>, Status> {
-        Err(not_yet("GetRun"))
+    async fn get_run(
+        &self,
+        request: Request<pb::GetRunRequest>,
+    ) -> Result<Response<pb::Run>, Status> {
+        let id = request.into_inner().run_id;
+        let wanted = cairn_engine::RunId(id.clone());
+        let found = self.with_workspace(move |ws| ws.run(&wanted)).await?;
+        match found {
+            Some((run, attempts)) => Ok(Response::new(convert::run(&run, &attempts))),
+            None => Err(Status::not_found(format!("no run `{id}`"))),
+        }
     }
 
     async fn cancel_run(
