@@ -146,6 +146,7 @@ pub fn plan(
             stack.push(unit.clone());
         }
     }
+    let mut targets_expanded: HashSet<String> = HashSet::new();
     while let Some((name, key)) = stack.pop() {
         let Some(asset) = ws.project.assets.get(&name) else {
             continue;
@@ -159,7 +160,11 @@ pub fn plan(
             }
         }
         // A relationships check reads its target: keep the target up to
-        // date too (see `AssetGraph::relationship_targets`).
+        // date too (see `AssetGraph::relationship_targets`). That depends
+        // on the asset, not the partition: once per asset.
+        if !targets_expanded.insert(name.clone()) {
+            continue;
+        }
         for target in ws.graph.relationship_targets(asset) {
             if !target.refresh_first {
                 continue;
