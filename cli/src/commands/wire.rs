@@ -64,6 +64,21 @@ impl<'a> From<&'a cairn_engine::StaleCause> for StaleCause<'a> {
     }
 }
 
+/// The JSON name of a value serialized as a string (a unit variant), or of
+/// the `cause` tag of a [`StaleCause`]: other wire formats (the gRPC API)
+/// use the very names the JSON output does.
+pub(crate) fn tag(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Object(o)) => o
+            .get("cause")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        _ => String::new(),
+    }
+}
+
 /// The causes, in order.
 pub(crate) fn causes(causes: &[cairn_engine::StaleCause]) -> Vec<StaleCause<'_>> {
     causes.iter().map(StaleCause::from).collect()
@@ -601,6 +616,32 @@ mod tests {
             "fresh"
         "#]]
         .assert_eq(&lines(decisions.map(super::Decision::from)));
+    }
+
+    /// `tag` gives the names the JSON carries (the gRPC API reuses them).
+    #[test]
+    fn tags_are_the_json_names() {
+        assert_eq!(
+            super::tag(&super::AssetState::from(AssetState::NeverMaterialized)),
+            "never_materialized"
+        );
+        assert_eq!(
+            super::tag(&super::Decision::from(
+                Decision::BuildUnlessUpstreamUnchanged
+            )),
+            "build_unless_upstream_unchanged"
+        );
+        let cause = StaleCause::UpstreamStale {
+            name: "orders".to_owned(),
+        };
+        assert_eq!(
+            super::tag(&super::StaleCause::from(&cause)),
+            "upstream_stale"
+        );
+        assert_eq!(
+            super::tag(&super::StaleCause::from(&StaleCause::CodeChanged)),
+            "code_changed"
+        );
     }
 
     /// Durations as `std::time::Duration` serializes them.

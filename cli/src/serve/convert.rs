@@ -9,38 +9,27 @@ use cairn_engine::{
 };
 use cairn_proto::v1 as pb;
 
+use crate::commands::wire;
+
 fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn state(s: AssetState) -> String {
-    match s {
-        AssetState::Fresh => "fresh",
-        AssetState::Stale => "stale",
-        AssetState::NeverMaterialized => "never_materialized",
-        AssetState::Failed => "failed",
-    }
-    .to_owned()
+    wire::tag(&wire::AssetState::from(s))
 }
 
 fn cause(c: &StaleCause) -> pb::StaleCause {
-    let (kind, name) = match c {
-        StaleCause::NeverMaterialized => ("never_materialized", ""),
-        StaleCause::CodeChanged => ("code_changed", ""),
-        StaleCause::SourceChanged { name } => ("source_changed", name.as_str()),
-        StaleCause::UpstreamChanged { name } => ("upstream_changed", name.as_str()),
-        StaleCause::UpstreamStale { name } => ("upstream_stale", name.as_str()),
-        StaleCause::UpstreamNeverMaterialized { name } => {
-            ("upstream_never_materialized", name.as_str())
-        }
-        StaleCause::InputsChanged => ("inputs_changed", ""),
-        StaleCause::EarlierPartitionChanged => ("earlier_partition_changed", ""),
-        StaleCause::EarlierPartitionStale => ("earlier_partition_stale", ""),
-        StaleCause::EarlierPartitionMissing => ("earlier_partition_missing", ""),
+    let name = match c {
+        StaleCause::SourceChanged { name }
+        | StaleCause::UpstreamChanged { name }
+        | StaleCause::UpstreamStale { name }
+        | StaleCause::UpstreamNeverMaterialized { name } => name.clone(),
+        _ => String::new(),
     };
     pb::StaleCause {
-        cause: kind.to_owned(),
-        name: name.to_owned(),
+        cause: wire::tag(&wire::StaleCause::from(c)),
+        name,
         text: c.to_string(),
     }
 }
@@ -244,13 +233,7 @@ pub(super) fn explain(units: &[PlannedUnit]) -> pb::ExplainResponse {
             .map(|u| pb::PlannedUnit {
                 asset: u.asset.clone(),
                 partition: u.partition.clone(),
-                decision: match u.decision {
-                    Decision::Build => "build",
-                    Decision::BuildUnlessUpstreamUnchanged => "build_unless_upstream_unchanged",
-                    Decision::Forced => "forced",
-                    Decision::Fresh => "fresh",
-                }
-                .to_owned(),
+                decision: wire::tag(&wire::Decision::from(u.decision)),
                 causes: u.causes.iter().map(cause).collect(),
                 last_failure: u.last_failure.clone().unwrap_or_default(),
             })

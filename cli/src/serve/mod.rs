@@ -33,18 +33,25 @@ struct Api {
 }
 
 impl Api {
+    /// A freshly opened workspace (opening reads files: off the async
+    /// threads).
+    async fn workspace(&self) -> Result<Workspace, Status> {
+        let dir = self.project.clone();
+        tokio::task::spawn_blocking(move || Workspace::open(&dir))
+            .await
+            .map_err(|e| Status::internal(format!("internal error: {e}")))?
+            .map_err(engine_status)
+    }
+
     /// Runs `f` on a freshly opened workspace, off the async threads.
     async fn with_workspace<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Workspace) -> Result<T, cairn_engine::EngineError> + Send + 'static,
     ) -> Result<T, Status> {
-        let dir = self.project.clone();
-        tokio::task::spawn_blocking(move || {
-            let ws = Workspace::open(&dir).map_err(engine_status)?;
-            f(&ws).map_err(engine_status)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("internal error: {e}")))?
+        let ws = self.workspace().await?;
+        tokio::task::spawn_blocking(move || f(&ws).map_err(engine_status))
+            .await
+            .map_err(|e| Status::internal(format!("internal error: {e}")))?
     }
 }
 
@@ -120,11 +127,7 @@ impl Cairn for Api {
         request: Request<pb::ColumnLineageRequest>,
     ) -> Result<Response<pb::ColumnNode>, Status> {
         let req = request.into_inner();
-        let dir = self.project.clone();
-        let ws = tokio::task::spawn_blocking(move || Workspace::open(&dir))
-            .await
-            .map_err(|e| Status::internal(format!("internal error: {e}")))?
-            .map_err(engine_status)?;
+        let ws = self.workspace().await?;
         let depth = (req.depth > 0).then_some(req.depth as usize);
         let node = ws
             .column_lineage(&req.asset, &req.column, depth)
