@@ -17,6 +17,7 @@ use cairn_catalog::{FileRecord, MaterializationMetrics, NewMaterialization};
 use crate::compile::declared::check_output;
 use crate::execute::inputs::{Job, RunShared, UpstreamTable, counts_changes};
 use crate::execute::report::Materialized;
+use crate::execute::row_changes::Changes;
 use crate::execute::write::{Written, schema_json, write_output};
 use crate::model::partition_index::dimension_names;
 use crate::model::storage::Storage;
@@ -140,16 +141,16 @@ pub(super) async fn build(shared: &RunShared, job: Job) -> Result<Materialized, 
         write: written.write,
         hashing: written.hashing,
         row_changes: written.row_changes,
-        rows_added: changes.map(|c| c.0),
-        rows_removed: changes.map(|c| c.1),
+        rows_added: changes.map(|c| c.added),
+        rows_removed: changes.map(|c| c.removed),
         checks,
         metrics,
         schema: Some(written.schema),
     })
 }
 
-/// Rows added and removed versus the previous version.
-pub(super) type RowChanges = Option<(u64, u64)>;
+/// Rows added and removed versus the previous version, when counted.
+pub(super) type RowChanges = Option<Changes>;
 
 /// The meters of one materialization.
 pub(super) struct Meters {
@@ -179,8 +180,8 @@ impl Meters {
             + bytes_written as f64 / 1e9 * rates.gb_stored_month
             + requests / 1000.0 * rates.per_1k_requests;
         MaterializationMetrics {
-            rows_added: changes.map(|c| c.0),
-            rows_removed: changes.map(|c| c.1),
+            rows_added: changes.map(|c| c.added),
+            rows_removed: changes.map(|c| c.removed),
             columns: written.columns.clone(),
             cpu_seconds,
             datafusion_seconds: written.datafusion.as_secs_f64(),
@@ -311,7 +312,10 @@ pub(super) async fn write_and_check(
         None
     } else if job.previous_data_version.as_deref() == Some(written.data_version.as_str()) {
         // Same multiset of rows: nothing added or removed.
-        Some((0, 0))
+        Some(Changes {
+            added: 0,
+            removed: 0,
+        })
     } else {
         row_changes(&ctx, shared, &meters.store, me, job, &mut written).await
     };
@@ -343,8 +347,7 @@ pub(super) async fn row_changes(
         let store = Arc::clone(store) as Arc<dyn object_store::ObjectStore>;
         match previous_row_hashes(store, &files, &written.schema, MAX_HELD_ROWS).await {
             Ok(Previous::Hashes(previous)) => {
-                let c = difference(new, previous);
-                return Some((c.added, c.removed));
+                return Some(difference(new, previous));
             }
             Ok(Previous::OtherColumns) | Err(_) => return None,
             Ok(Previous::TooLarge) => {}
@@ -363,6 +366,5 @@ pub(super) async fn row_changes(
     )
     .await
     .ok()?;
-    let c = by_sql(ctx, me, PREVIOUS).await.ok()?;
-    Some((c.added, c.removed))
+    by_sql(ctx, me, PREVIOUS).await.ok()
 }
