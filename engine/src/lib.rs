@@ -63,7 +63,7 @@ pub use execute::report::{
     AssetOutcome, AssetResult, Materialized, NoProgress, Progress, RunEvent, RunReport,
 };
 pub use lineage::column_lineage::{ColumnNode, LineageKind};
-pub use model::graph::{AssetGraph, NodeKind};
+pub use model::graph::{AssetGraph, Neighbourhood, NodeKind};
 pub use model::version::short as short_version;
 pub use model::workspace::{Clock, Failpoints, PauseHook, Workspace};
 pub use plan::{Decision, MaterializeOptions, PartitionFilter, Plan, PlannedUnit};

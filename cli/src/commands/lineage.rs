@@ -2,7 +2,6 @@
 //! reads it) as trees or JSON edges; with `--column`, the lineage of one
 //! output column down to the source columns.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 
 use serde::Serialize;
@@ -101,35 +100,19 @@ pub(crate) fn render_json(around: &Around<'_>, out: &mut impl Write) -> Result<(
         downstream: Vec<String>,
         edges: Vec<Edge>,
     }
-    let graph = around.graph;
-    let upstream: BTreeSet<String> = if around.upstream {
-        graph.ancestors(around.asset)
-    } else {
-        BTreeSet::new()
-    };
-    let downstream: BTreeSet<String> = if around.downstream {
-        graph.descendants(around.asset)
-    } else {
-        BTreeSet::new()
-    };
-    let mut nodes: BTreeSet<String> = upstream.iter().chain(downstream.iter()).cloned().collect();
-    nodes.insert(around.asset.to_owned());
-    let mut edges = Vec::new();
-    for n in &nodes {
-        for d in graph.downstream(n) {
-            if nodes.contains(d) {
-                edges.push(Edge {
-                    from: n.clone(),
-                    to: d.to_owned(),
-                });
-            }
-        }
-    }
+    let around_it = around
+        .graph
+        .neighbourhood(around.asset, around.upstream, around.downstream);
+    let edges = around_it
+        .edges
+        .into_iter()
+        .map(|(from, to)| Edge { from, to })
+        .collect();
     print_json(
         &Out {
             asset: around.asset.to_owned(),
-            upstream: upstream.into_iter().collect(),
-            downstream: downstream.into_iter().collect(),
+            upstream: around_it.upstream.into_iter().collect(),
+            downstream: around_it.downstream.into_iter().collect(),
             edges,
         },
         out,

@@ -1,7 +1,5 @@
 //! Engine values as `cairn.v1` messages (the server's wire types).
 
-use std::collections::BTreeSet;
-
 use cairn_catalog::{AttemptRecord, CurrentVersion};
 use cairn_engine::{
     AssetDetails, AssetState, AssetStatus, Decision, EngineError, PlannedUnit, StaleCause,
@@ -189,34 +187,16 @@ pub(super) fn lineage(
         return Err(EngineError::Usage(format!("unknown asset `{}`", req.asset)));
     }
     let both = req.upstream == req.downstream;
-    let upstream: BTreeSet<String> = if req.upstream || both {
-        graph.ancestors(&req.asset)
-    } else {
-        BTreeSet::new()
-    };
-    let downstream: BTreeSet<String> = if req.downstream || both {
-        graph.descendants(&req.asset)
-    } else {
-        BTreeSet::new()
-    };
-    let mut nodes: BTreeSet<String> = upstream.union(&downstream).cloned().collect();
-    nodes.insert(req.asset.clone());
-    let mut edges = Vec::new();
-    for n in &nodes {
-        for d in graph.downstream(n) {
-            if nodes.contains(d) {
-                edges.push(pb::Edge {
-                    from: n.clone(),
-                    to: d.to_owned(),
-                });
-            }
-        }
-    }
+    let around = graph.neighbourhood(&req.asset, req.upstream || both, req.downstream || both);
     Ok(pb::LineageResponse {
         asset: req.asset.clone(),
-        upstream: upstream.into_iter().collect(),
-        downstream: downstream.into_iter().collect(),
-        edges,
+        upstream: around.upstream.into_iter().collect(),
+        downstream: around.downstream.into_iter().collect(),
+        edges: around
+            .edges
+            .into_iter()
+            .map(|(from, to)| pb::Edge { from, to })
+            .collect(),
     })
 }
 

@@ -29,6 +29,17 @@ pub struct AssetGraph {
     order: Vec<NodeIndex>,
 }
 
+/// What lies around one node of the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbourhood {
+    /// Everything it reads from, transitively (when asked for).
+    pub upstream: BTreeSet<String>,
+    /// Everything that reads from it, transitively (when asked for).
+    pub downstream: BTreeSet<String>,
+    /// `(from, to)` edges among those nodes and itself, in node order.
+    pub edges: Vec<(String, String)>,
+}
+
 /// An asset or source a `relationships` check reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelationshipTarget {
@@ -176,6 +187,36 @@ impl AssetGraph {
             .filter(|m| *m != n)
             .map(|m| self.graph[m].0.clone())
             .collect()
+    }
+
+    /// The nodes upstream and/or downstream of `name` (transitively) and
+    /// the edges among them and `name` itself, for lineage views.
+    pub fn neighbourhood(&self, name: &str, upstream: bool, downstream: bool) -> Neighbourhood {
+        let up = if upstream {
+            self.ancestors(name)
+        } else {
+            BTreeSet::new()
+        };
+        let down = if downstream {
+            self.descendants(name)
+        } else {
+            BTreeSet::new()
+        };
+        let mut nodes: BTreeSet<&str> = up.iter().chain(&down).map(String::as_str).collect();
+        nodes.insert(name);
+        let mut edges = Vec::new();
+        for n in &nodes {
+            for d in self.downstream(n) {
+                if nodes.contains(d) {
+                    edges.push(((*n).to_owned(), d.to_owned()));
+                }
+            }
+        }
+        Neighbourhood {
+            upstream: up,
+            downstream: down,
+            edges,
+        }
     }
 
     /// What the `relationships` checks of `asset` read besides its own
