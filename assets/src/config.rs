@@ -27,6 +27,69 @@ pub struct ProjectConfig {
     /// Where OpenLineage events go, if anywhere.
     #[serde(default)]
     pub openlineage: Option<OpenLineageConfig>,
+    /// How `cairn serve` listens, who may call it and how much it runs at once.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[pools]`: named limits on how many asset partitions of the assets in
+    /// a pool (`pool = "NAME"` in an asset's header) build at once, across
+    /// every run of a process.
+    #[serde(default)]
+    pub pools: BTreeMap<String, u32>,
+}
+
+/// `[server]`: `cairn serve`'s address, its tokens and its run limit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `host:port` to listen on (`--listen` overrides it).
+    pub listen: String,
+    /// `[server.tokens]`: token name -> its role and the environment
+    /// variable holding its secret. No tokens: no authentication, and the
+    /// server only listens on loopback addresses.
+    pub tokens: BTreeMap<String, TokenConfig>,
+    /// Runs the server's queue executes at once.
+    pub max_concurrent_runs: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:7575".to_owned(),
+            tokens: BTreeMap::new(),
+            max_concurrent_runs: 4,
+        }
+    }
+}
+
+/// One API token: `name = { role = "viewer", env = "CAIRN_TOKEN_NAME" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// What its holder may do.
+    pub role: Role,
+    /// The environment variable holding the secret (never the secret itself,
+    /// so `cairn.toml` can be committed).
+    pub env: String,
+}
+
+/// What a token's holder may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything (status, lineage, runs, SQL); changes nothing.
+    Viewer,
+    /// Also starts and cancels runs (Materialize, Backfill, CancelRun).
+    Operator,
+}
+
+impl Role {
+    /// The name used in `cairn.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+        }
+    }
 }
 
 /// `[openlineage]`: emit a RunEvent (START, COMPLETE, FAIL) per asset

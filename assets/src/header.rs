@@ -23,6 +23,9 @@ pub(crate) struct AssetConfig {
     /// Tags for selection and display.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The `[pools]` limit its builds count against.
+    #[serde(default)]
+    pub pool: Option<Spanned<String>>,
     /// How the asset is partitioned.
     #[serde(default)]
     pub partitions: Option<RawPartitions>,
@@ -132,7 +135,7 @@ pub(crate) fn parse_config(toml_text: &str, file: &Path) -> Result<AssetConfig, 
     toml::from_str::<AssetConfig>(toml_text).map_err(|e| {
         let line = e.span().map(|s| line_of_offset(toml_text, s.start));
         Diagnostic::new(file, line, format!("invalid asset config: {}", e.message())).with_hint(
-            "allowed keys are description, owner, tags, checks, count_row_changes, [partitions], [upstream.NAME] and [columns]; see the README",
+            "allowed keys are description, owner, tags, pool, checks, count_row_changes, [partitions], [upstream.NAME] and [columns]; see the README",
         )
     })
 }

@@ -20,7 +20,8 @@ mod project;
 mod sql;
 
 pub use config::{
-    CatalogConfig, CostConfig, OpenLineageConfig, ProjectConfig, RetentionConfig, StorageConfig,
+    CatalogConfig, CostConfig, OpenLineageConfig, ProjectConfig, RetentionConfig, Role,
+    ServerConfig, StorageConfig, TokenConfig,
 };
 pub use diagnostic::{Diagnostic, ProjectError};
 pub use names::{closest_name, is_valid_name};

@@ -103,6 +103,8 @@ pub struct SqlAsset {
     pub owner: Option<String>,
     /// Tags.
     pub tags: Vec<String>,
+    /// The `[pools]` limit its builds count against, if any.
+    pub pool: Option<String>,
     /// The sidecar config file, if one is used.
     pub config_file: Option<PathBuf>,
     /// How it is partitioned, if it is.
@@ -221,10 +223,10 @@ impl Project {
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
             Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
-                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/namespace and [sources.NAME] path/format/partitions/description/owner")
+                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/namespace, [server] listen/tokens/max_concurrent_runs, [pools] NAME = limit and [sources.NAME] path/format/partitions/description/owner")
         })?;
 
-        let mut diagnostics = Vec::new();
+        let mut diagnostics = limits_problems(&config);
         let mut sources = BTreeMap::new();
         for (name, raw) in &config.sources {
             match resolve_source(&root, name, raw, Path::new(PROJECT_FILE), &config_text) {
@@ -243,7 +245,7 @@ impl Project {
         files.sort();
         for file in files {
             let rel = file.strip_prefix(&root).unwrap_or(&file).to_path_buf();
-            match load_asset(&file, &rel) {
+            match load_asset(&file, &rel, &config.pools) {
                 Ok((asset, mappings)) => {
                     if let Some(source) = sources.get(&asset.name) {
                         diagnostics.push(
@@ -620,7 +622,11 @@ fn collect_sql_files(
     }
 }
 
-fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappings>), Diagnostic> {
+fn load_asset(
+    path: &Path,
+    rel: &Path,
+    pools: &BTreeMap<String, u32>,
+) -> Result<(SqlAsset, Option<PendingMappings>), Diagnostic> {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -673,6 +679,20 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
         .transpose()?;
     check_placeholders(&parsed.placeholders, partitions.as_ref(), rel)?;
     let checks = resolve_checks(&config.checks, &cx)?;
+    if let Some(pool) = &config.pool
+        && !pools.contains_key(pool.get_ref())
+    {
+        let name = pool.get_ref();
+        let hint = match closest_name(name, pools.keys().map(String::as_str)) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => format!(
+                "declare it in cairn.toml: [pools] {name} = 2 (how many of its builds run at once)"
+            ),
+        };
+        return Err(cx
+            .at(pool, format!("unknown pool `{name}`"))
+            .with_hint(hint));
+    }
     let pending = (!config.upstream.is_empty()).then(|| PendingMappings {
         text: config_text.clone(),
         file: config_file.clone(),
@@ -689,6 +709,7 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
             description: config.description,
             owner: config.owner,
             tags: config.tags,
+            pool: config.pool.as_ref().map(|p| p.get_ref().clone()),
             config_file: sidecar_path.exists().then_some(sidecar_rel),
             partitions,
             mappings: BTreeMap::new(),
@@ -698,6 +719,34 @@ fn load_asset(path: &Path, rel: &Path) -> Result<(SqlAsset, Option<PendingMappin
         },
         pending,
     ))
+}
+
+/// Limits of zero would stop everything: refused with the fix.
+fn limits_problems(config: &ProjectConfig) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    if config.server.max_concurrent_runs == 0 {
+        problems.push(
+            Diagnostic::new(
+                PROJECT_FILE,
+                None,
+                "[server] max_concurrent_runs = 0 would never run anything",
+            )
+            .with_hint("set it to 1 or more (default 4)"),
+        );
+    }
+    for (name, limit) in &config.pools {
+        if *limit == 0 {
+            problems.push(
+                Diagnostic::new(
+                    PROJECT_FILE,
+                    None,
+                    format!("[pools] {name} = 0 would never build its assets"),
+                )
+                .with_hint("set it to 1 or more"),
+            );
+        }
+    }
+    problems
 }
 
 /// `[columns]`: `name = "SQL TYPE"` pairs, kept in the order written.
