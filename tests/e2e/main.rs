@@ -17,5 +17,6 @@ mod reproducible;
 mod row_changes;
 mod self_dependent;
 mod serve;
+mod server;
 mod spine;
 mod util;

@@ -4,86 +4,10 @@
 //! answers, the methods not built yet saying so, `/healthz` on the same
 //! port, and a graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-
 use serde_json::Value;
 
+use crate::server::{Server, http_get};
 use crate::util::{Project, states};
-
-/// A running `cairn serve` on a free loopback port.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(p: &Project) -> Server {
-        let mut child = p
-            .command(&["serve", "--listen", "127.0.0.1:0"])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stderr).read_line(&mut line).unwrap();
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Server { child, addr }
-    }
-
-    /// One call through the Python client: its JSON reply.
-    fn call(&self, method: &str, request: &str) -> Value {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/grpc/client.py");
-        let out = Command::new("python3")
-            .args([script, &self.addr, method, request])
-            .output()
-            .expect("python3 with grpcio must be installed (tests/run.sh does it)");
-        assert!(
-            out.status.success(),
-            "{method}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{method}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-    }
-
-    /// Stops it with SIGTERM; it must exit 0.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert_eq!(exit.code(), Some(0), "graceful stop");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
 
 #[test]
 fn the_grpc_api_answers_what_the_cli_answers() {

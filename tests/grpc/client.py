@@ -3,12 +3,13 @@ tests: generates the cairn.v1 stubs from proto/cairn/v1/cairn.proto into a
 temp dir, calls one method and prints the reply as JSON.
 
 Usage: client.py ADDR METHOD [JSON-REQUEST]
+  With CAIRN_GRPC_TOKEN set, every call sends `authorization: Bearer $CAIRN_GRPC_TOKEN`.
   METHOD: Status | GetAsset | Lineage | ColumnLineage | Explain | Cost |
           AuditLog | Provenance | Materialize | health |
           reflection (lists services through server reflection, v1alpha
           and v1)
 """
-import json, os, sys, tempfile
+import collections, json, os, sys, tempfile
 
 import grpc
 from google.protobuf import json_format
@@ -28,10 +29,41 @@ def stubs():
     return cairn_pb2, cairn_pb2_grpc
 
 
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ["method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression"]), grpc.ClientCallDetails):
+    pass
+
+
+class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                  grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer TOKEN` to every call."""
+
+    def __init__(self, token):
+        self.token = token
+
+    def _with_token(self, d):
+        metadata = list(d.metadata or []) + [("authorization", f"Bearer {self.token}")]
+        return _CallDetails(d.method, d.timeout, metadata, d.credentials,
+                            getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._with_token(details), requests)
+
+
 def main():
     addr, method = sys.argv[1], sys.argv[2]
     request = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     channel = grpc.insecure_channel(addr)
+    token = os.environ.get("CAIRN_GRPC_TOKEN")
+    if token is not None:
+        channel = grpc.intercept_channel(channel, BearerToken(token))
     if method == "health":
         from grpc_health.v1 import health_pb2, health_pb2_grpc
         reply = health_pb2_grpc.HealthStub(channel).Check(

@@ -1,0 +1,100 @@
+//! A `cairn serve` process on a free loopback port for the server tests,
+//! and a real client for it (`tests/grpc/client.py`, Python grpcio).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::util::Project;
+
+/// A running `cairn serve` on a free loopback port.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(p: &Project) -> Server {
+        Server::start_with(p, &[])
+    }
+
+    /// Starts it with extra environment variables (token secrets, test hooks).
+    pub fn start_with(p: &Project, env: &[(&str, &str)]) -> Server {
+        let mut command = p.command(&["serve", "--listen", "127.0.0.1:0"]);
+        command.envs(env.iter().copied());
+        let mut child = command
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stderr).read_line(&mut line).unwrap();
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Server { child, addr }
+    }
+
+    /// One call through the Python client: its JSON reply.
+    pub fn call(&self, method: &str, request: &str) -> Value {
+        self.call_as(None, method, request)
+    }
+
+    /// One call through the Python client sending `authorization: Bearer
+    /// TOKEN` when a token is given: its JSON reply (`{code, details}` for
+    /// an error status).
+    pub fn call_as(&self, token: Option<&str>, method: &str, request: &str) -> Value {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/grpc/client.py");
+        let mut command = Command::new("python3");
+        command.args([script, &self.addr, method, request]);
+        if let Some(token) = token {
+            command.env("CAIRN_GRPC_TOKEN", token);
+        }
+        let out = command
+            .output()
+            .expect("python3 with grpcio must be installed (tests/run.sh does it)");
+        assert!(
+            out.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{method}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Stops it with SIGTERM; it must exit 0.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert_eq!(exit.code(), Some(0), "graceful stop");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
