@@ -36,13 +36,40 @@ pub trait Catalog: Send + Sync {
     /// Records the start of a run (status [`RunStatus::Running`]).
     fn begin_run(&self, run: &NewRun) -> Result<()>;
 
-    /// Records how a run ended.
+    /// Records how a run ended (and drops its queue claims).
     fn finish_run(&self, id: &RunId, status: RunStatus, error: Option<&str>) -> Result<()>;
 
     /// Marks every run still `Running` for which `is_alive` answers false as
-    /// [`RunStatus::Crashed`] (the process was killed before it could finish).
-    /// Returns the ids it marked.
+    /// [`RunStatus::Crashed`] (the process was killed before it could
+    /// finish) — except runs of the queue (those with a request), which go
+    /// back to [`RunStatus::Queued`] to be resumed, or end
+    /// [`RunStatus::Cancelled`] when a cancel had been asked for. Returns the
+    /// ids it changed.
     fn mark_crashed_runs(&self, is_alive: &dyn Fn(&RunRecord) -> bool) -> Result<Vec<RunId>>;
+
+    /// Puts a run in the queue, in one transaction: unless an active
+    /// (queued or running, not being cancelled) run of the queue already
+    /// claims every one of `run.claims` (then nothing is written and that
+    /// run is returned), inserts the run in status [`RunStatus::Queued`]
+    /// with its request and claims. A run with no claims is always queued.
+    fn enqueue_run(&self, run: &NewQueuedRun) -> Result<Enqueued>;
+
+    /// The queue: every run with a request that is queued or running, in
+    /// id (= queueing) order, with its claims.
+    fn queue(&self) -> Result<Vec<QueuedRun>>;
+
+    /// Moves a queued run to [`RunStatus::Running`], recording the process
+    /// that runs it and when it started. False (and nothing changed) when
+    /// it is not queued any more (cancelled meanwhile).
+    fn start_queued_run(&self, id: &RunId, host: &str, pid: u32, at: DateTime<Utc>)
+    -> Result<bool>;
+
+    /// Asks for a run to be cancelled, in one transaction: a queued run
+    /// ends [`RunStatus::Cancelled`] at once (and drops its claims); a
+    /// running one is marked (its executor stops it and records the end);
+    /// a finished one is left alone. Returns the run as it is now, `None`
+    /// for an unknown id.
+    fn request_cancel(&self, id: &RunId, at: DateTime<Utc>) -> Result<Option<RunRecord>>;
 
     /// Records the outcome of one asset in one run that did *not* commit
     /// (failed, skipped, fresh). Committed outcomes are recorded by

@@ -37,6 +37,8 @@ impl std::fmt::Display for MaterializationId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// In the run queue, not started yet.
+    Queued,
     /// Started, not finished.
     Running,
     /// Every asset it attempted succeeded (or was fresh).
@@ -45,26 +47,37 @@ pub enum RunStatus {
     Failed,
     /// The process died before finishing (found by a later run).
     Crashed,
+    /// Cancelled: no unit started after the cancel; nothing half-committed.
+    Cancelled,
 }
 
 impl RunStatus {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Crashed => "crashed",
+            RunStatus::Cancelled => "cancelled",
         }
+    }
+
+    /// Whether the run has ended (it will not change any more).
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
     }
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
+            "queued" => RunStatus::Queued,
             "running" => RunStatus::Running,
             "succeeded" => RunStatus::Succeeded,
             "failed" => RunStatus::Failed,
             "crashed" => RunStatus::Crashed,
+            "cancelled" => RunStatus::Cancelled,
             _ => return None,
         })
     }
@@ -118,6 +131,46 @@ pub struct RunRecord {
     /// The backfill this run belongs to, if any.
     #[serde(default)]
     pub backfill_id: Option<BackfillId>,
+    /// When it entered the run queue (`None` for a run the CLI started
+    /// directly). While it is queued, `started_at` is this time too.
+    #[serde(default)]
+    pub queued_at: Option<DateTime<Utc>>,
+}
+
+/// A run to put in the run queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewQueuedRun {
+    /// The run (its `started_at` is the time it is queued; `pid` and `host`
+    /// are the queueing process's until it starts).
+    pub run: NewRun,
+    /// What to run, as the queue's owner encodes it (opaque here).
+    pub request: String,
+    /// The units it is expected to build: a later request whose units all
+    /// lie in one active run's claims attaches to that run.
+    pub claims: Vec<PartitionRef>,
+}
+
+/// What [`crate::Catalog::enqueue_run`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// The run was queued.
+    Queued,
+    /// An active (queued or running) run already claims every unit: no new
+    /// run; this is the one to watch.
+    Attached(RunId),
+}
+
+/// A run of the queue that has not finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRun {
+    /// The run (status queued or running).
+    pub record: RunRecord,
+    /// Its request, as given to [`crate::Catalog::enqueue_run`].
+    pub request: String,
+    /// Its claimed units.
+    pub claims: Vec<PartitionRef>,
+    /// Whether a cancel was asked for while it ran.
+    pub cancel_requested: bool,
 }
 
 /// The outcome of one asset in one run.

@@ -247,13 +247,66 @@ CREATE INDEX current_versions_by_materialization ON current_versions (materializ
 CREATE INDEX check_results_failing_errors ON check_results (asset, "partition", name, id)
     WHERE passed = 0 AND severity = 'error';
 "#,
+    // 8: the run queue. A queued run is a `runs` row in status 'queued'
+    // holding its request (opaque to the catalog); 'cancelled' is a new
+    // end state. SQLite cannot alter a CHECK constraint, so the table is
+    // rebuilt (foreign keys are off while migrating; `migrate` checks
+    // them before committing). `run_claims` holds the units an active
+    // queued run will build, for deduplication.
+    r#"
+CREATE TABLE runs_new (
+    id                  TEXT    NOT NULL PRIMARY KEY,
+    user                TEXT    NOT NULL,
+    host                TEXT    NOT NULL,
+    pid                 INTEGER NOT NULL,
+    command             TEXT    NOT NULL,
+    "trigger"           TEXT    NOT NULL,
+    started_at          TEXT    NOT NULL,
+    finished_at         TEXT,
+    status              TEXT    NOT NULL
+        CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'crashed', 'cancelled')),
+    error               TEXT,
+    backfill_id         TEXT    NULL,
+    queued_at           TEXT    NULL,
+    request             TEXT    NULL,
+    cancel_requested_at TEXT    NULL
+);
+INSERT INTO runs_new (id, user, host, pid, command, "trigger", started_at, finished_at, status,
+                      error, backfill_id)
+SELECT id, user, host, pid, command, "trigger", started_at, finished_at, status, error, backfill_id
+FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_new RENAME TO runs;
+CREATE INDEX runs_by_start ON runs (started_at, id);
+CREATE INDEX runs_running ON runs (id) WHERE status = 'running';
+CREATE INDEX runs_by_backfill ON runs (backfill_id) WHERE backfill_id IS NOT NULL;
+-- The queue: only the (few) queued or running runs that have a request.
+CREATE INDEX runs_queue ON runs (id)
+    WHERE request IS NOT NULL AND status IN ('queued', 'running');
+
+CREATE TABLE run_claims (
+    run_id      TEXT NOT NULL REFERENCES runs (id),
+    asset       TEXT NOT NULL,
+    "partition" TEXT NOT NULL,
+    PRIMARY KEY (run_id, asset, "partition")
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this build writes (the number of migrations).
 pub(super) const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Applies pending migrations, each in its own transaction.
+/// Applies pending migrations, each in its own transaction, with foreign
+/// keys off (a migration may rebuild a referenced table) and checked before
+/// each commit.
 pub(super) fn migrate(conn: &mut Connection) -> Fallible<()> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = apply_pending(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
+}
+
+fn apply_pending(conn: &mut Connection) -> Fallible<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version    INTEGER PRIMARY KEY,
@@ -278,6 +331,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Fallible<()> {
             continue;
         }
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx
+            .prepare("PRAGMA foreign_key_check")?
+            .query_map([], |row| row.get::<_, String>(0))?
+            .next()
+            .transpose()?;
+        if let Some(table) = broken {
+            return Err(Fault::Corrupt(format!(
+                "migration {version} left a dangling reference in table `{table}`"
+            )));
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
             params![version, timestamp(Utc::now())],

@@ -26,6 +26,8 @@
 //! unpartitioned partition key is `''`.
 
 mod migrations;
+#[cfg(test)]
+mod queue_tests;
 mod rows;
 #[cfg(test)]
 mod tests;

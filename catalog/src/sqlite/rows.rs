@@ -29,7 +29,7 @@ pub(super) const CHECK_COLUMNS: &str = r#"k.id, k.run_id, k.asset, k."partition"
 
 /// Columns of a run, for [`run_from_row`].
 pub(super) const RUN_COLUMNS: &str = r#"id, user, host, pid, command, "trigger", started_at, finished_at,
-    status, error, backfill_id"#;
+    status, error, backfill_id, queued_at"#;
 
 /// Columns of a backfill without its units, for [`backfill_from_row`].
 pub(super) const BACKFILL_COLUMNS: &str =
@@ -124,6 +124,7 @@ pub(super) fn run_from_row(row: &Row<'_>) -> Fallible<RunRecord> {
             .ok_or_else(|| Fault::Corrupt(format!("unknown run status `{status}`")))?,
         error: row.get("error")?,
         backfill_id: row.get::<_, Option<String>>("backfill_id")?.map(BackfillId),
+        queued_at: get_opt_time(row, "queued_at")?,
     })
 }
 

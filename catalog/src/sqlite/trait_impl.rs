@@ -1,6 +1,8 @@
 //! `impl Catalog for SqliteCatalog`: every read and write the catalog runs,
 //! with the insert helpers its writes share.
 
+use std::collections::{BTreeMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
@@ -13,10 +15,10 @@ use super::rows::{
 use super::{Fallible, SqliteCatalog};
 use crate::{
     AttemptOutcome, AttemptRecord, AuditEntry, BackfillId, BackfillRecord, BackfillStatus, Catalog,
-    CheckResultRecord, CurrentVersion, CurrentVersionRef, MaterializationId,
+    CheckResultRecord, CurrentVersion, CurrentVersionRef, Enqueued, MaterializationId,
     MaterializationMetrics, MaterializationRecord, NewAttempt, NewAuditEntry, NewBackfill,
-    NewCheckResult, NewMaterialization, NewRun, PartitionRef, Result, RunId, RunRecord, RunStatus,
-    SourceFingerprint, StoredFile,
+    NewCheckResult, NewMaterialization, NewQueuedRun, NewRun, PartitionRef, QueuedRun, Result,
+    RunId, RunRecord, RunStatus, SourceFingerprint, StoredFile,
 };
 
 /// The error recorded on runs found dead by [`Catalog::mark_crashed_runs`].
@@ -144,13 +146,153 @@ impl Catalog for SqliteCatalog {
     }
 
     fn finish_run(&self, id: &RunId, status: RunStatus, error: Option<&str>) -> Result<()> {
-        let finished_at = (status != RunStatus::Running).then(|| timestamp(Utc::now()));
-        self.with(|conn| {
-            conn.prepare_cached(
+        let finished_at = status.is_finished().then(|| timestamp(Utc::now()));
+        self.write(|tx| {
+            tx.prepare_cached(
                 "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
             )?
             .execute(params![id.0, status.as_str(), error, finished_at])?;
+            if status.is_finished() {
+                tx.prepare_cached("DELETE FROM run_claims WHERE run_id = ?1")?
+                    .execute([&id.0])?;
+            }
             Ok(())
+        })
+    }
+
+    fn enqueue_run(&self, queued: &NewQueuedRun) -> Result<Enqueued> {
+        self.write(|tx| {
+            if !queued.claims.is_empty() {
+                let mut claimed: BTreeMap<String, HashSet<(String, String)>> = BTreeMap::new();
+                let mut stmt = tx.prepare_cached(
+                    r#"SELECT c.run_id, c.asset, c."partition" FROM run_claims AS c
+                       JOIN runs AS r ON r.id = c.run_id
+                       WHERE r.status IN ('queued', 'running') AND r.cancel_requested_at IS NULL"#,
+                )?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    claimed
+                        .entry(row.get(0)?)
+                        .or_default()
+                        .insert((row.get(1)?, row.get(2)?));
+                }
+                let covering = claimed.into_iter().find(|(_, units)| {
+                    queued
+                        .claims
+                        .iter()
+                        .all(|c| units.contains(&(c.asset.clone(), c.partition.clone())))
+                });
+                if let Some((run, _)) = covering {
+                    return Ok(Enqueued::Attached(RunId(run)));
+                }
+            }
+            let run = &queued.run;
+            tx.prepare_cached(
+                r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at, status,
+                       backfill_id, queued_at, request)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?7, ?9)"#,
+            )?
+            .execute(params![
+                run.id.0,
+                run.user,
+                run.host,
+                i64::from(run.pid),
+                run.command,
+                run.trigger,
+                timestamp(run.started_at),
+                run.backfill_id.as_ref().map(|id| id.0.as_str()),
+                queued.request,
+            ])?;
+            let mut claim = tx.prepare_cached(
+                r#"INSERT OR IGNORE INTO run_claims (run_id, asset, "partition") VALUES (?1, ?2, ?3)"#,
+            )?;
+            for c in &queued.claims {
+                claim.execute(params![run.id.0, c.asset, c.partition])?;
+            }
+            Ok(Enqueued::Queued)
+        })
+    }
+
+    fn queue(&self) -> Result<Vec<QueuedRun>> {
+        self.with(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let mut runs = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS}, request, cancel_requested_at FROM runs
+                     WHERE request IS NOT NULL AND status IN ('queued', 'running') ORDER BY id"
+                ))?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    runs.push(QueuedRun {
+                        record: run_from_row(row)?,
+                        request: row.get("request")?,
+                        claims: Vec::new(),
+                        cancel_requested: row
+                            .get::<_, Option<String>>("cancel_requested_at")?
+                            .is_some(),
+                    });
+                }
+            }
+            let mut claims = tx.prepare_cached(
+                r#"SELECT asset, "partition" FROM run_claims WHERE run_id = ?1
+                   ORDER BY asset, "partition""#,
+            )?;
+            for run in &mut runs {
+                run.claims = claims
+                    .query_map([&run.record.id.0], |row| {
+                        Ok(PartitionRef {
+                            asset: row.get(0)?,
+                            partition: row.get(1)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+            }
+            Ok(runs)
+        })
+    }
+
+    fn start_queued_run(
+        &self,
+        id: &RunId,
+        host: &str,
+        pid: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE runs SET status = 'running', host = ?2, pid = ?3, started_at = ?4
+                     WHERE id = ?1 AND status = 'queued'",
+                )?
+                .execute(params![id.0, host, i64::from(pid), timestamp(at)])?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn request_cancel(&self, id: &RunId, at: DateTime<Utc>) -> Result<Option<RunRecord>> {
+        self.write(|tx| {
+            let at = timestamp(at);
+            tx.prepare_cached(
+                "UPDATE runs SET status = 'cancelled', finished_at = ?2, cancel_requested_at = ?2,
+                        error = 'cancelled before it started'
+                 WHERE id = ?1 AND status = 'queued'",
+            )?
+            .execute(params![id.0, at])?;
+            tx.prepare_cached(
+                "UPDATE runs SET cancel_requested_at = ?2
+                 WHERE id = ?1 AND status = 'running' AND cancel_requested_at IS NULL",
+            )?
+            .execute(params![id.0, at])?;
+            tx.prepare_cached(
+                "DELETE FROM run_claims WHERE run_id = ?1
+                 AND EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'cancelled')",
+            )?
+            .execute([&id.0])?;
+            tx.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                .query_and_then([&id.0], run_from_row)?
+                .next()
+                .transpose()
         })
     }
 
@@ -168,8 +310,18 @@ impl Catalog for SqliteCatalog {
             return Ok(Vec::new());
         }
         self.write(|tx| {
+            // A run of the queue goes back to it (or ends cancelled when a
+            // cancel was asked for); any other run crashed.
             let mut stmt = tx.prepare_cached(
-                "UPDATE runs SET status = 'crashed', error = ?2
+                "UPDATE runs SET
+                     status = CASE
+                         WHEN request IS NULL THEN 'crashed'
+                         WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                         ELSE 'queued' END,
+                     error = CASE WHEN request IS NULL THEN ?2 ELSE NULL END,
+                     finished_at = CASE
+                         WHEN request IS NOT NULL AND cancel_requested_at IS NOT NULL
+                         THEN cancel_requested_at ELSE finished_at END
                  WHERE id = ?1 AND status = 'running'",
             )?;
             let mut marked = Vec::with_capacity(dead.len());

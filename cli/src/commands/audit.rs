@@ -193,20 +193,24 @@ mod json {
     #[derive(Serialize)]
     #[serde(rename_all = "snake_case")]
     pub(super) enum RunStatus {
+        Queued,
         Running,
         Succeeded,
         Failed,
         Crashed,
+        Cancelled,
     }
 
     impl From<cairn_catalog::RunStatus> for RunStatus {
         fn from(s: cairn_catalog::RunStatus) -> Self {
             use cairn_catalog::RunStatus as C;
             match s {
+                C::Queued => RunStatus::Queued,
                 C::Running => RunStatus::Running,
                 C::Succeeded => RunStatus::Succeeded,
                 C::Failed => RunStatus::Failed,
                 C::Crashed => RunStatus::Crashed,
+                C::Cancelled => RunStatus::Cancelled,
             }
         }
     }
