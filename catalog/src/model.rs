@@ -148,6 +148,9 @@ pub struct NewQueuedRun {
     /// The units it is expected to build: a later request whose units all
     /// lie in one active run's claims attaches to that run.
     pub claims: Vec<PartitionRef>,
+    /// Whether this request may attach to an active run instead of being
+    /// queued (false for work recorded on its own, like a planned backfill).
+    pub attach: bool,
 }
 
 /// What [`crate::Catalog::enqueue_run`] did.

@@ -15,6 +15,7 @@ use cairn_catalog::{BackfillId, RunId};
 
 use crate::error::EngineError;
 use crate::execute::backfill::{BackfillOptions, BackfillReport};
+use crate::execute::control::RunContext;
 use crate::execute::recheck::CheckReport;
 use crate::execute::report::{Progress, RunReport};
 use crate::lineage::column_lineage::ColumnNode;
@@ -84,6 +85,15 @@ impl Workspace {
         Workspace { failpoints, ..self }
     }
 
+    /// This workspace acting for `principal` (a server token's name): runs
+    /// and audit entries record it instead of the OS user.
+    pub fn with_principal(self, principal: String) -> Workspace {
+        Workspace {
+            principal: Some(principal),
+            ..self
+        }
+    }
+
     /// Reads versions and assesses every asset.
     pub fn snapshot(&self) -> Result<Snapshot, EngineError> {
         state::snapshot::snapshot(self)
@@ -119,7 +129,18 @@ impl Workspace {
         opts: &MaterializeOptions,
         progress: &dyn Progress,
     ) -> Result<RunReport, EngineError> {
-        execute::run::materialize(self, opts, progress).await
+        execute::run::materialize(self, opts, &RunContext::default(), progress).await
+    }
+
+    /// [`Workspace::materialize`] as a run of the run queue, or with a stop
+    /// control and shared pools.
+    pub async fn materialize_in(
+        &self,
+        opts: &MaterializeOptions,
+        ctx: &RunContext,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, EngineError> {
+        execute::run::materialize(self, opts, ctx, progress).await
     }
 
     /// Plans, records and runs a backfill of a range of partitions.

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["lineage"],
     &["records"],
     &["execute"],
+    &["queue"],
     &["api"],
 ];
 

@@ -50,14 +50,16 @@ mod lineage;
 mod model;
 mod plan;
 mod quality;
+mod queue;
 mod records;
 mod session;
 mod state;
 
-pub use cairn_catalog::{BackfillId, RunId};
+pub use cairn_catalog::{BackfillId, RunId, RunRecord, RunStatus};
 pub use error::EngineError;
 pub use execute::backfill::{BackfillOptions, BackfillReport};
 pub use execute::build::failed_checks;
+pub use execute::control::{Pools, RunContext, RunControl, Stop};
 pub use execute::recheck::CheckReport;
 pub use execute::report::{
     AssetOutcome, AssetResult, Materialized, NoProgress, Progress, RunEvent, RunReport,
@@ -68,6 +70,9 @@ pub use model::version::short as short_version;
 pub use model::workspace::{Clock, Failpoints, PauseHook, Workspace};
 pub use plan::{Decision, MaterializeOptions, PartitionFilter, Plan, PlannedUnit};
 pub use quality::checks::CheckOutcome;
+pub use queue::feed::{RunUpdate, RunWatch, UnitOutcome, UpdateKind};
+pub use queue::request::RunRequest;
+pub use queue::{QueueSettings, RunQueue, Submitted};
 pub use records::cost::{AssetCost, CostFigures};
 pub use records::details::AssetDetails;
 pub use records::gc::GcReport;

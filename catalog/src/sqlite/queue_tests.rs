@@ -39,6 +39,7 @@ fn queued(id: &str, claims: &[(&str, &str)]) -> NewQueuedRun {
         },
         request: format!(r#"{{"selection":["{id}"]}}"#),
         claims: claims.iter().map(|(a, p)| unit(a, p)).collect(),
+        attach: true,
     }
 }
 
@@ -69,16 +70,22 @@ fn a_request_covered_by_an_active_run_attaches_to_it() {
     );
     // No claims (nothing known to build): queued, never attached.
     assert_eq!(c.enqueue_run(&queued("d", &[])).unwrap(), Enqueued::Queued);
+    // Work that must not attach is queued even when covered.
+    let own = NewQueuedRun {
+        attach: false,
+        ..queued("f", &[("orders", "")])
+    };
+    assert_eq!(c.enqueue_run(&own).unwrap(), Enqueued::Queued);
 
     let queue = c.queue().unwrap();
     let ids: Vec<&str> = queue.iter().map(|q| q.record.id.0.as_str()).collect();
-    assert_eq!(ids, ["a", "c", "d"]);
+    assert_eq!(ids, ["a", "c", "d", "f"]);
     assert_eq!(queue[0].claims, [unit("customers", ""), unit("orders", "")]);
     assert_eq!(queue[0].request, r#"{"selection":["a"]}"#);
     assert_eq!(queue[0].record.status, RunStatus::Queued);
     assert_eq!(queue[0].record.queued_at, Some(at(0)));
     assert!(!queue[0].cancel_requested);
-    assert_eq!(c.runs(10).unwrap().len(), 3);
+    assert_eq!(c.runs(10).unwrap().len(), 4);
 
     // Still attaches while the run runs; not once it finished.
     assert!(c.start_queued_run(&id("a"), "host2", 99, at(5)).unwrap());

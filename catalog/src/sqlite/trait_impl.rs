@@ -162,7 +162,7 @@ impl Catalog for SqliteCatalog {
 
     fn enqueue_run(&self, queued: &NewQueuedRun) -> Result<Enqueued> {
         self.write(|tx| {
-            if !queued.claims.is_empty() {
+            if queued.attach && !queued.claims.is_empty() {
                 let mut claimed: BTreeMap<String, HashSet<(String, String)>> = BTreeMap::new();
                 let mut stmt = tx.prepare_cached(
                     r#"SELECT c.run_id, c.asset, c."partition" FROM run_claims AS c

@@ -12,8 +12,10 @@ use cairn_assets::partitions::Dimension;
 use cairn_catalog::{BackfillId, BackfillStatus, NewBackfill, PartitionRef};
 
 use crate::error::EngineError;
+use crate::execute::control::RunContext;
 use crate::execute::report::{Progress, RunReport};
 use crate::model::selection;
+use crate::model::units::Unit;
 use crate::model::workspace::Workspace;
 use crate::plan::selected_units;
 use crate::plan::{MaterializeOptions, PartitionFilter};
@@ -57,6 +59,27 @@ pub(crate) async fn backfill(
     opts: &BackfillOptions,
     progress: &dyn Progress,
 ) -> Result<BackfillReport, EngineError> {
+    let (id, units) = plan_backfill(ws, opts)?;
+    run_backfill(
+        ws,
+        id,
+        units,
+        0,
+        opts.force,
+        opts.jobs,
+        &opts.command,
+        &RunContext::default(),
+        progress,
+    )
+    .await
+}
+
+/// Validates a backfill request, plans its units and records the backfill
+/// (and its audit entry); nothing runs yet.
+pub(crate) fn plan_backfill(
+    ws: &Workspace,
+    opts: &BackfillOptions,
+) -> Result<(BackfillId, Vec<Unit>), EngineError> {
     let selected = selection::resolve(&ws.graph, &opts.selection)?;
     let partitioned: Vec<&cairn_assets::SqlAsset> = selected
         .iter()
@@ -158,7 +181,7 @@ pub(crate) async fn backfill(
     let id = BackfillId(uuid::Uuid::now_v7().to_string());
     ws.catalog.create_backfill(&NewBackfill {
         id: id.clone(),
-        user: crate::model::whoami::user(),
+        user: ws.principal(),
         command: opts.command.clone(),
         created_at: Utc::now(),
         selection: opts.selection.clone(),
@@ -183,17 +206,7 @@ pub(crate) async fn backfill(
             "partitions": opts.partitions, "force": opts.force, "planned": units.len(),
         }),
     )?;
-    run_backfill(
-        ws,
-        id,
-        units,
-        0,
-        opts.force,
-        opts.jobs,
-        &opts.command,
-        progress,
-    )
-    .await
+    Ok((id, units))
 }
 
 /// Finishes an interrupted backfill: runs the planned partitions that no
@@ -203,6 +216,30 @@ pub(crate) async fn resume_backfill(
     id: &BackfillId,
     jobs: usize,
     command: &str,
+    progress: &dyn Progress,
+) -> Result<BackfillReport, EngineError> {
+    run_remaining(
+        ws,
+        id,
+        jobs,
+        command,
+        true,
+        &RunContext::default(),
+        progress,
+    )
+    .await
+}
+
+/// Runs the planned partitions of backfill `id` that no run of it has
+/// committed yet — a resume, or the run queue starting a planned
+/// backfill (`audit_resume` false: its request was audited when queued).
+pub(crate) async fn run_remaining(
+    ws: &Workspace,
+    id: &BackfillId,
+    jobs: usize,
+    command: &str,
+    audit_resume: bool,
+    ctx: &RunContext,
     progress: &dyn Progress,
 ) -> Result<BackfillReport, EngineError> {
     let Some(record) = ws.catalog.backfill(id)? else {
@@ -232,12 +269,14 @@ pub(crate) async fn resume_backfill(
         .collect();
     let already = record.backfill.units.len() - remaining.len();
     ws.catalog.reopen_backfill(id)?;
-    crate::records::audit::audit(
-        ws,
-        "backfill_resume",
-        &id.0,
-        serde_json::json!({ "command": command, "remaining": remaining.len(), "already_done": already }),
-    )?;
+    if audit_resume {
+        crate::records::audit::audit(
+            ws,
+            "backfill_resume",
+            &id.0,
+            serde_json::json!({ "command": command, "remaining": remaining.len(), "already_done": already }),
+        )?;
+    }
     run_backfill(
         ws,
         id.clone(),
@@ -246,6 +285,7 @@ pub(crate) async fn resume_backfill(
         record.backfill.force,
         jobs,
         command,
+        ctx,
         progress,
     )
     .await
@@ -260,9 +300,11 @@ async fn run_backfill(
     force: bool,
     jobs: usize,
     command: &str,
+    ctx: &RunContext,
     progress: &dyn Progress,
 ) -> Result<BackfillReport, EngineError> {
     let planned = units.len() + already_done;
+    let units_len = units.len();
     let selection: Vec<String> = units
         .iter()
         .map(|u| u.0.clone())
@@ -270,8 +312,12 @@ async fn run_backfill(
         .into_iter()
         .collect();
     let run = if units.is_empty() {
+        if let Some(run) = &ctx.queued {
+            ws.catalog
+                .finish_run(run, cairn_catalog::RunStatus::Succeeded, None)?;
+        }
         RunReport {
-            run_id: None,
+            run_id: ctx.queued.clone(),
             results: Vec::new(),
             wall: std::time::Duration::ZERO,
         }
@@ -284,7 +330,7 @@ async fn run_backfill(
             partitions: PartitionFilter::Units(units),
             backfill: Some(id.clone()),
         };
-        match crate::execute::run::materialize(ws, &opts, progress).await {
+        match crate::execute::run::materialize(ws, &opts, ctx, progress).await {
             Ok(r) => r,
             Err(e) => {
                 ws.catalog.finish_backfill(&id, BackfillStatus::Failed)?;
@@ -292,7 +338,10 @@ async fn run_backfill(
             }
         }
     };
-    let status = if run.has_failures() {
+    let status = if ctx.control.stop().is_some() && run.results.len() < units_len {
+        // Stopped before the end: resumable with `--resume`.
+        BackfillStatus::Failed
+    } else if run.has_failures() {
         BackfillStatus::Failed
     } else {
         BackfillStatus::Succeeded

@@ -101,6 +101,14 @@ pub(super) async fn build(shared: &RunShared, job: Job) -> Result<Materialized, 
         tokio::time::sleep(pause).await;
     }
 
+    if shared.control.is_cancelled() {
+        // Best effort, as above: uncommitted files are garbage.
+        let _ = shared.storage.store.delete(&path).await;
+        return Err(BuildFailure::from(
+            "the run was cancelled before this commit".to_owned(),
+        ));
+    }
+
     let data_changed = job.previous_data_version.as_deref() != Some(written.data_version.as_str());
     let metrics = meters.metrics(&written, changes, &shared.cost);
     let wall = started.elapsed();

@@ -143,6 +143,8 @@ pub(super) struct RunShared {
     /// per run rather than once per partition.
     pub(super) declared: HashMap<String, SchemaRef>,
     pub(super) failpoints: crate::model::workspace::Failpoints,
+    /// Cancelled runs commit nothing more (checked just before each commit).
+    pub(super) control: crate::execute::control::RunControl,
 }
 
 /// A table one build reads.

@@ -17,6 +17,7 @@ use cairn_catalog::{
 use crate::compile::declared::declared_schema;
 use crate::error::EngineError;
 use crate::execute::build::{BuildFailure, build};
+use crate::execute::control::{Pools, RunContext, Stop};
 use crate::execute::inputs::{Job, Live, RunShared, check_tables, unit_files, upstream_tables};
 use crate::execute::report::{
     AssetOutcome, AssetResult, Materialized, Progress, RunEvent, RunReport,
@@ -32,6 +33,7 @@ use crate::state::snapshot::Snapshot;
 pub(crate) async fn materialize(
     ws: &Workspace,
     opts: &MaterializeOptions,
+    ctx: &RunContext,
     progress: &dyn Progress,
 ) -> Result<RunReport, EngineError> {
     let started = Instant::now();
@@ -42,14 +44,24 @@ pub(crate) async fn materialize(
     let Plan {
         chosen,
         run_set,
-        forced,
+        mut forced,
     } = plan(ws, &snapshot, opts)?;
+    if let Some(id) = &ctx.queued {
+        // Resumed after an interruption: what it committed is not forced again.
+        for attempt in ws.catalog.run(id)?.map(|(_, a)| a).unwrap_or_default() {
+            if attempt.outcome == AttemptOutcome::Materialized {
+                forced.remove(&(attempt.asset, attempt.partition));
+            }
+        }
+    }
     let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
 
-    let fresh_results = |done: &HashSet<Unit>| -> Vec<AssetResult> {
+    // Chosen units the run does not build (those it builds report their own).
+    let in_run: HashSet<&Unit> = run_set.iter().collect();
+    let fresh_results = || -> Vec<AssetResult> {
         chosen
             .iter()
-            .filter(|u| !done.contains(*u))
+            .filter(|u| !in_run.contains(*u))
             .map(|(a, k)| AssetResult {
                 asset: a.clone(),
                 partition: k.clone(),
@@ -60,9 +72,12 @@ pub(crate) async fn materialize(
             .collect()
     };
     if run_set.is_empty() {
+        if let Some(id) = &ctx.queued {
+            ws.catalog.finish_run(id, RunStatus::Succeeded, None)?;
+        }
         return Ok(RunReport {
-            run_id: None,
-            results: fresh_results(&HashSet::new()),
+            run_id: ctx.queued.clone(),
+            results: fresh_results(),
             wall: started.elapsed(),
         });
     }
@@ -78,14 +93,31 @@ pub(crate) async fn materialize(
     } else {
         "cli"
     };
-    let run_id = begin_run(ws, &opts.command, trigger, opts.backfill.clone())?;
+    let run_id = match &ctx.queued {
+        Some(id) => id.clone(),
+        None => begin_run(ws, &opts.command, trigger, opts.backfill.clone())?,
+    };
     progress.event(RunEvent::RunStarted {
         run_id: &run_id,
         planned: &run_set,
     });
 
-    let outcome = schedule(ws, opts, &snapshot, &run_set, &forced, &run_id, progress).await;
+    let outcome = schedule(
+        ws, opts, ctx, &snapshot, &run_set, &forced, &run_id, progress,
+    )
+    .await;
+    let unfinished = match &outcome {
+        Ok(results) => run_set.len() - results.len(),
+        Err(_) => 0,
+    };
     let (status, error) = match &outcome {
+        Ok(_) if ctx.control.is_cancelled() => (
+            RunStatus::Cancelled,
+            Some(format!(
+                "cancelled; {unfinished} of {} asset partition(s) not built",
+                run_set.len()
+            )),
+        ),
         Ok(results)
             if results
                 .iter()
@@ -107,7 +139,12 @@ pub(crate) async fn materialize(
         Ok(_) => (RunStatus::Succeeded, None),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
     };
-    ws.catalog.finish_run(&run_id, status, error.as_deref())?;
+    // Drained for a shutdown with work left: the run stays as it is, for
+    // the queue to resume.
+    let drained = ctx.control.stop() == Some(Stop::Drain) && unfinished > 0;
+    if !drained {
+        ws.catalog.finish_run(&run_id, status, error.as_deref())?;
+    }
     if let Ok(results) = &outcome {
         let count = |f: fn(&AssetOutcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
         let action = if opts.force { "force" } else { "materialize" };
@@ -131,11 +168,7 @@ pub(crate) async fn materialize(
         )?;
     }
     let mut results = outcome?;
-    let done: HashSet<Unit> = results
-        .iter()
-        .map(|r| (r.asset.clone(), r.partition.clone()))
-        .collect();
-    results.extend(fresh_results(&done));
+    results.extend(fresh_results());
     results.sort_by(|a, b| {
         let oa = order.get(a.asset.as_str()).copied().unwrap_or(usize::MAX);
         let ob = order.get(b.asset.as_str()).copied().unwrap_or(usize::MAX);
@@ -148,9 +181,11 @@ pub(crate) async fn materialize(
     })
 }
 
+#[expect(clippy::too_many_arguments, reason = "one call site")]
 async fn schedule(
     ws: &Workspace,
     opts: &MaterializeOptions,
+    ctx: &RunContext,
     snapshot: &Snapshot,
     run_set: &[Unit],
     forced: &HashSet<Unit>,
@@ -242,7 +277,13 @@ async fn schedule(
         project: Arc::clone(&ws.project),
         run_id: run_id.clone(),
         declared,
+        control: ctx.control.clone(),
     });
+    let pools = ctx
+        .pools
+        .clone()
+        .unwrap_or_else(|| Arc::new(Pools::new(&ws.project.config.pools)));
+    let mut cancelling = false;
     let lineage =
         crate::execute::lineage_events::LineageSink::new(ws, &to_build, &run_id.0).await?;
     let mut broken: HashMap<Unit, String> = HashMap::new(); // unit -> failed root asset
@@ -252,7 +293,7 @@ async fn schedule(
 
     loop {
         let mut finished: Vec<(usize, AssetResult)> = Vec::new();
-        while tasks.len() < jobs {
+        while tasks.len() < jobs && ctx.control.stop().is_none() {
             let Some(i) = ready.pop_first() else { break };
             let unit = &run_set[i];
             let (name, key) = (unit.0.as_str(), unit.1.as_str());
@@ -339,15 +380,39 @@ async fn schedule(
                 previous_data_version: current.map(|c| c.data_version.to_string()),
             };
             let shared = Arc::clone(&shared);
-            tasks.spawn(async move { (i, build(&shared, job).await) });
+            let (pools, pool) = (Arc::clone(&pools), asset.pool.clone());
+            tasks.spawn(async move {
+                let _slot = pools.acquire(pool.as_deref()).await;
+                (i, build(&shared, job).await)
+            });
         }
 
         if finished.is_empty() {
-            let Some(joined) = tasks.join_next().await else {
+            let joined = tokio::select! {
+                biased;
+                () = ctx.control.cancelled(), if !cancelling => {
+                    // Abandon what is in flight: nothing of it commits.
+                    tasks.abort_all();
+                    cancelling = true;
+                    continue;
+                }
+                joined = tasks.join_next() => joined,
+            };
+            let Some(joined) = joined else {
                 break;
             };
-            let (i, result) = joined
-                .map_err(|e| EngineError::Internal(format!("build task ended abnormally: {e}")))?;
+            let (i, result) = match joined {
+                Err(e) if e.is_cancelled() => continue,
+                Err(e) => {
+                    return Err(EngineError::Internal(format!(
+                        "build task ended abnormally: {e}"
+                    )));
+                }
+                // A unit that failed once the run was cancelled was
+                // abandoned (or raced the cancel): not recorded.
+                Ok((_, Err(_))) if ctx.control.is_cancelled() => continue,
+                Ok(done) => done,
+            };
             let unit = &run_set[i];
             let outcome = match result {
                 Ok(m) => {
@@ -427,11 +492,11 @@ async fn schedule(
             progress.event(RunEvent::AssetFinished { result: &result });
             results.push(result);
         }
-        if ready.is_empty() && tasks.is_empty() {
+        if tasks.is_empty() && (ready.is_empty() || ctx.control.stop().is_some()) {
             break;
         }
     }
-    if results.len() < run_set.len() {
+    if results.len() < run_set.len() && ctx.control.stop().is_none() {
         return Err(EngineError::Internal(format!(
             "{} asset partition(s) were never scheduled (a dependency cycle through checks?)",
             run_set.len() - results.len()

@@ -29,6 +29,8 @@ pub struct Workspace {
     pub(crate) clock: Clock,
     /// Pauses a crash test installs; none in normal use.
     pub(crate) failpoints: Failpoints,
+    /// Who acts (a server token's name); `None`: the OS user.
+    pub(crate) principal: Option<String>,
 }
 
 /// The time source, injected rather than read deep inside: which time
@@ -92,10 +94,16 @@ pub(crate) fn open(dir: &Path) -> Result<Workspace, EngineError> {
         storage,
         clock: Clock::System,
         failpoints: Failpoints::default(),
+        principal: None,
     })
 }
 
 impl Workspace {
+    /// Who acts, as runs and the audit log record it.
+    pub(crate) fn principal(&self) -> String {
+        self.principal.clone().unwrap_or_else(whoami::user)
+    }
+
     /// The asset called `name`, or a usage error saying it is a source or
     /// suggesting the closest name.
     pub(crate) fn require_asset(&self, name: &str) -> Result<&SqlAsset, EngineError> {

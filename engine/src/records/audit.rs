@@ -52,7 +52,7 @@ pub(crate) fn audit(
 ) -> Result<(), EngineError> {
     ws.catalog.append_audit(&NewAuditEntry {
         at: Utc::now(),
-        principal: crate::model::whoami::user(),
+        principal: ws.principal(),
         host: crate::model::whoami::host(),
         git_commit: git_commit(&ws.project.root),
         action: action.to_owned(),

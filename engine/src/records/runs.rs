@@ -19,7 +19,7 @@ pub(crate) fn begin_run(
     let run_id = RunId(uuid::Uuid::now_v7().to_string());
     ws.catalog.begin_run(&NewRun {
         id: run_id.clone(),
-        user: crate::model::whoami::user(),
+        user: ws.principal(),
         host: crate::model::whoami::host(),
         pid: std::process::id(),
         command: command.to_owned(),

@@ -1,0 +1,259 @@
+//! What happens to a run, as a stream of updates: each run the queue knows
+//! keeps its updates so far (a late watcher gets them first, then the live
+//! ones, with nothing lost or repeated); runs this process never saw are
+//! told from what the catalog recorded.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use cairn_catalog::{AttemptOutcome, AttemptRecord, RunId, RunRecord, RunStatus};
+
+use crate::execute::report::{AssetOutcome, AssetResult};
+
+/// One thing that happened to a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunUpdate {
+    /// The run.
+    pub run_id: RunId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What.
+    pub kind: UpdateKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateKind {
+    /// Entered the queue.
+    Queued,
+    /// Left the queue and started.
+    Started,
+    /// An asset partition started building.
+    UnitStarted {
+        /// The asset.
+        asset: String,
+        /// The partition key (`""` when unpartitioned).
+        partition: String,
+    },
+    /// An asset partition is done.
+    UnitFinished {
+        /// The asset.
+        asset: String,
+        /// The partition key.
+        partition: String,
+        /// How it ended.
+        outcome: UnitOutcome,
+    },
+    /// The run ended (the last update).
+    Finished {
+        /// How.
+        status: RunStatus,
+        /// Why it failed or was cancelled.
+        error: Option<String>,
+    },
+}
+
+/// How one asset partition of a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnitOutcome {
+    /// A new version was committed (figures unknown when told from the
+    /// catalog's record of an earlier process).
+    Built {
+        /// Rows written.
+        rows: Option<u64>,
+        /// Bytes written.
+        bytes: Option<u64>,
+        /// Wall time.
+        wall: Option<Duration>,
+    },
+    /// Its upstream was rebuilt with identical data: nothing to do.
+    EarlyCutoff,
+    /// Already up to date.
+    Fresh,
+    /// It failed; nothing was committed.
+    Failed {
+        /// The error.
+        error: String,
+    },
+    /// Not attempted: an upstream failed.
+    Skipped {
+        /// The failed upstream.
+        upstream: String,
+    },
+}
+
+impl UnitOutcome {
+    /// The outcome of a unit the engine just reported.
+    pub(crate) fn of(result: &AssetResult) -> UnitOutcome {
+        match &result.outcome {
+            AssetOutcome::Materialized(m) => UnitOutcome::Built {
+                rows: Some(m.rows),
+                bytes: Some(m.bytes_written),
+                wall: Some(m.wall),
+            },
+            AssetOutcome::Fresh { early_cutoff: true } => UnitOutcome::EarlyCutoff,
+            AssetOutcome::Fresh {
+                early_cutoff: false,
+            } => UnitOutcome::Fresh,
+            AssetOutcome::Failed { error, .. } => UnitOutcome::Failed {
+                error: error.clone(),
+            },
+            AssetOutcome::Skipped { upstream } => UnitOutcome::Skipped {
+                upstream: upstream.clone(),
+            },
+        }
+    }
+
+    /// The outcome as the catalog recorded it.
+    fn recorded(attempt: &AttemptRecord) -> UnitOutcome {
+        match attempt.outcome {
+            AttemptOutcome::Materialized => UnitOutcome::Built {
+                rows: None,
+                bytes: None,
+                wall: None,
+            },
+            AttemptOutcome::Fresh => UnitOutcome::EarlyCutoff,
+            AttemptOutcome::Failed => UnitOutcome::Failed {
+                error: attempt.error.clone().unwrap_or_default(),
+            },
+            AttemptOutcome::Skipped => UnitOutcome::Skipped {
+                upstream: attempt
+                    .error
+                    .as_deref()
+                    .and_then(|e| e.strip_prefix("upstream "))
+                    .and_then(|e| e.strip_suffix(" failed"))
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+        }
+    }
+}
+
+/// What a watcher gets: the updates so far, then (unless the run had
+/// finished) the live ones until `Finished`.
+#[derive(Debug)]
+pub struct RunWatch {
+    /// Updates before the watch began, oldest first.
+    pub past: Vec<RunUpdate>,
+    /// Updates from now on; `None` when the run had finished.
+    pub live: Option<mpsc::UnboundedReceiver<RunUpdate>>,
+}
+
+/// Finished runs whose updates are kept for late watchers.
+const KEPT_FINISHED: usize = 1024;
+
+/// The updates of every run this process knows.
+#[derive(Default)]
+pub(crate) struct Feeds {
+    runs: HashMap<RunId, Feed>,
+    finished: VecDeque<RunId>,
+}
+
+#[derive(Default)]
+struct Feed {
+    history: Vec<RunUpdate>,
+    watchers: Vec<mpsc::UnboundedSender<RunUpdate>>,
+    finished: bool,
+}
+
+impl Feeds {
+    /// Records an update and passes it to the run's watchers.
+    pub(crate) fn push(&mut self, update: RunUpdate) {
+        let id = update.run_id.clone();
+        let feed = self.runs.entry(id.clone()).or_default();
+        if feed.finished {
+            return;
+        }
+        let finished = matches!(update.kind, UpdateKind::Finished { .. });
+        feed.watchers.retain(|w| w.send(update.clone()).is_ok());
+        feed.history.push(update);
+        if finished {
+            feed.finished = true;
+            feed.watchers.clear();
+            self.finished.push_back(id);
+            while self.finished.len() > KEPT_FINISHED {
+                if let Some(old) = self.finished.pop_front() {
+                    self.runs.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// A watch of a run this process has updates of.
+    pub(crate) fn watch(&mut self, id: &RunId) -> Option<RunWatch> {
+        let feed = self.runs.get_mut(id)?;
+        let live = (!feed.finished).then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            feed.watchers.push(tx);
+            rx
+        });
+        Some(RunWatch {
+            past: feed.history.clone(),
+            live,
+        })
+    }
+
+    /// Starts the feed of a run this process has no updates of, from what
+    /// the catalog recorded (the run was queued or run by an earlier
+    /// process), and watches it.
+    pub(crate) fn watch_recorded(
+        &mut self,
+        run: &RunRecord,
+        attempts: &[AttemptRecord],
+    ) -> RunWatch {
+        if !self.runs.contains_key(&run.id) {
+            for update in recorded_updates(run, attempts) {
+                self.push(update);
+            }
+        }
+        self.watch(&run.id).unwrap_or(RunWatch {
+            past: Vec::new(),
+            live: None,
+        })
+    }
+}
+
+/// A run's updates as the catalog recorded them.
+fn recorded_updates(run: &RunRecord, attempts: &[AttemptRecord]) -> Vec<RunUpdate> {
+    let update = |at, kind| RunUpdate {
+        run_id: run.id.clone(),
+        at,
+        kind,
+    };
+    let mut updates = Vec::new();
+    if let Some(queued) = run.queued_at {
+        updates.push(update(queued, UpdateKind::Queued));
+    }
+    // A queued run's `started_at` is its queueing time until it starts.
+    let started = match run.status {
+        RunStatus::Queued => false,
+        RunStatus::Cancelled => run.queued_at != Some(run.started_at),
+        _ => true,
+    };
+    if started {
+        updates.push(update(run.started_at, UpdateKind::Started));
+    }
+    for a in attempts {
+        updates.push(update(
+            a.at,
+            UpdateKind::UnitFinished {
+                asset: a.asset.clone(),
+                partition: a.partition.clone(),
+                outcome: UnitOutcome::recorded(a),
+            },
+        ));
+    }
+    if run.status.is_finished() {
+        updates.push(update(
+            run.finished_at.unwrap_or(run.started_at),
+            UpdateKind::Finished {
+                status: run.status,
+                error: run.error.clone(),
+            },
+        ));
+    }
+    updates
+}
