@@ -93,9 +93,11 @@ pub struct AuditArgs {
 /// `cairn serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (loopback by default; port 0 picks a free one).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7575")]
-    pub listen: String,
+    /// Address to listen on (default: `[server] listen` in cairn.toml, else
+    /// 127.0.0.1:7575; port 0 picks a free one). Without `[server.tokens]`
+    /// only loopback addresses are allowed.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
 }
 
 /// `cairn gc`.

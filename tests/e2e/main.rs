@@ -17,6 +17,7 @@ mod reproducible;
 mod row_changes;
 mod self_dependent;
 mod serve;
+mod serve_auth;
 mod server;
 mod spine;
 mod util;

@@ -41,6 +41,40 @@ impl Server {
         Server { child, addr }
     }
 
+    /// Like [`Server::start_with`], also collecting everything the server
+    /// writes to stderr (its listening line included): the handle returns it
+    /// once the server has exited.
+    pub fn start_collecting_stderr(
+        p: &Project,
+        env: &[(&str, &str)],
+    ) -> (Server, std::thread::JoinHandle<String>) {
+        let mut command = p.command(&["serve", "--listen", "127.0.0.1:0"]);
+        command.envs(env.iter().copied());
+        let mut child = command
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        // Log lines (CAIRN_LOG) may come before the listening line.
+        let mut seen = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("no address in {seen:?}");
+            }
+            seen.push_str(&line);
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        let rest = std::thread::spawn(move || {
+            let _ = stderr.read_to_string(&mut seen);
+            seen
+        });
+        (Server { child, addr }, rest)
+    }
+
     /// One call through the Python client: its JSON reply.
     pub fn call(&self, method: &str, request: &str) -> Value {
         self.call_as(None, method, request)
@@ -94,6 +128,20 @@ pub fn http_get(addr: &str, path: &str) -> String {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// `http_get` sending extra request headers (`name`, `value`).
+pub fn http_get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes()).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out

@@ -66,8 +66,12 @@ def main():
         channel = grpc.intercept_channel(channel, BearerToken(token))
     if method == "health":
         from grpc_health.v1 import health_pb2, health_pb2_grpc
-        reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="cairn.v1.Cairn"), timeout=10)
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="cairn.v1.Cairn"), timeout=10)
+        except grpc.RpcError as e:
+            print(json.dumps({"code": e.code().name, "details": e.details()}))
+            return
         print(json.dumps({"status": health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}))
         return
     if method == "reflection":
@@ -80,8 +84,13 @@ def main():
                 f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
                 request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
                 response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
-            replies = call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
-            names = [s.name for r in replies for s in r.list_services_response.service]
+            try:
+                replies = call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                               timeout=10)
+                names = [s.name for r in replies for s in r.list_services_response.service]
+            except grpc.RpcError as e:
+                print(json.dumps({"code": e.code().name, "details": e.details()}))
+                return
             out[version] = sorted(names)
         print(json.dumps(out))
         return

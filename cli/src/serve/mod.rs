@@ -11,6 +11,7 @@
 //! Checks (which records a run), Flight SQL and tokens are not built yet,
 //! and those methods answer `UNIMPLEMENTED` saying so.
 
+mod auth;
 mod convert;
 
 use std::io::Write;
@@ -256,15 +257,26 @@ impl Cairn for Api {
     }
 }
 
-/// Serves `project` on `listen` until Ctrl-C or SIGTERM.
-pub(crate) async fn run(project: PathBuf, listen: &str) -> Result<u8, Failure> {
+/// Serves `project` on `listen` (else `[server] listen` in cairn.toml)
+/// until Ctrl-C or SIGTERM.
+pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8, Failure> {
+    // Fail fast on a broken project, before binding.
+    let server = Workspace::open(&project)?.project().config.server.clone();
+    let (listen, given_by) = match listen {
+        Some(listen) => (listen.as_str(), "--listen"),
+        None => (server.listen.as_str(), "[server] listen in cairn.toml:"),
+    };
     let addr: SocketAddr = listen.parse().map_err(|e| {
         Failure::Usage(format!(
-            "--listen `{listen}`: {e}; give host:port, e.g. 127.0.0.1:7575"
+            "{given_by} `{listen}`: {e}; give host:port, e.g. 127.0.0.1:7575"
         ))
     })?;
-    // Fail fast on a broken project, before binding.
-    Workspace::open(&project)?;
+    let tokens = auth::Tokens::from_config(&server)?;
+    if tokens.is_empty() && !addr.ip().is_loopback() {
+        return Err(Failure::Usage(format!(
+            "refusing to listen on {addr} without tokens: anyone who can reach it could start runs; configure [server.tokens] in cairn.toml (e.g. `ops = {{ role = \"operator\", env = \"CAIRN_TOKEN_OPS\" }}`) or listen on 127.0.0.1"
+        )));
+    }
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<CairnServer<Api>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -280,7 +292,13 @@ pub(crate) async fn run(project: PathBuf, listen: &str) -> Result<u8, Failure> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router();
-    let app = grpc.route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    // Last, so that it covers every route above: gRPC, Flight SQL, HTTP.
+    let app = grpc
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(tokens),
+            auth::authorize,
+        ));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))?;
