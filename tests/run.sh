@@ -26,6 +26,14 @@ if ! python3 -c "import grpc, grpc_tools, grpc_health, grpc_reflection" 2>/dev/n
         grpcio grpcio-tools grpcio-health-checking grpcio-reflection
 fi
 
+# tests/grpc/flight_client.py: a real Arrow Flight SQL client (ADBC's
+# Flight SQL driver) for `cairn serve`.
+if ! python3 -c "import adbc_driver_flightsql.dbapi, adbc_driver_manager, pyarrow" 2>/dev/null; then
+    echo "tests/run.sh: installing adbc-driver-flightsql, adbc-driver-manager (Flight SQL client for the serve tests)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        adbc-driver-flightsql adbc-driver-manager
+fi
+
 # No Python package ships the OpenLineage JSON Schemas; the crates.io
 # package datafusion-openlineage carries a verbatim copy of them
 # (tests/schemas/openlineage), so cargo fetches it into its registry cache,

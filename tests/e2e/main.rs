@@ -9,6 +9,7 @@ mod examples;
 mod explain;
 mod external_reader;
 mod failures;
+mod flight_sql;
 mod metadata;
 mod openlineage;
 mod partitions;

@@ -1,5 +1,6 @@
 //! `cairn serve`: one process, one port — the gRPC API (`cairn.v1.Cairn`),
-//! gRPC server reflection (v1 and v1alpha) and health, and plain HTTP
+//! Arrow Flight SQL (`flight.rs`), gRPC server reflection (v1 and v1alpha)
+//! and health, and plain HTTP
 //! (`/healthz`) — merged the way Ballista's scheduler merges tonic and axum
 //! routes. Each request opens the project afresh (definitions edited on
 //! disk are seen at once; opening 100 assets takes milliseconds) and goes
@@ -8,11 +9,12 @@
 //! This first slice serves the read-only methods (Status, GetAsset,
 //! Lineage, ColumnLineage, Explain, ListRuns, GetRun, Cost, AuditLog,
 //! Provenance); the run queue behind Materialize, Backfill, WatchRun, CancelRun,
-//! Checks (which records a run), Flight SQL and tokens are not built yet,
+//! Checks (which records a run) is not built yet,
 //! and those methods answer `UNIMPLEMENTED` saying so.
 
 mod auth;
 mod convert;
+mod flight;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -287,7 +289,9 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| Failure::Runtime(format!("gRPC reflection: {e}")))?;
-    let grpc = tonic::service::Routes::new(CairnServer::new(Api { project }))
+    let api = Api { project };
+    let grpc = tonic::service::Routes::new(flight::service(api.clone()))
+        .add_service(CairnServer::new(api))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -308,7 +312,7 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
     // Not eprintln!: a closed stderr must not stop the server.
     let _ = writeln!(
         std::io::stderr(),
-        "cairn serve: listening on {bound} (gRPC cairn.v1.Cairn, reflection, health; HTTP /healthz)"
+        "cairn serve: listening on {bound} (gRPC cairn.v1.Cairn, Flight SQL, reflection, health; HTTP /healthz)"
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
