@@ -14,6 +14,7 @@ mod metadata;
 mod openlineage;
 mod partitions;
 mod quality;
+mod queue;
 mod reproducible;
 mod row_changes;
 mod self_dependent;

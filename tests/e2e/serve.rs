@@ -150,8 +150,5 @@ fn the_grpc_api_answers_what_the_cli_answers() {
     let missing = server.call("GetRun", r#"{"run_id": "nope"}"#);
     assert_eq!(missing["code"], "NOT_FOUND", "{missing}");
 
-    let not_yet = server.call("Materialize", "{}");
-    assert_eq!(not_yet["code"], "UNIMPLEMENTED", "{not_yet}");
-
     server.stop();
 }

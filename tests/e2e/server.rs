@@ -102,6 +102,31 @@ impl Server {
             .unwrap_or_else(|e| panic!("{method}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
+    /// A call whose client prints one JSON value per line (WatchRun,
+    /// MaterializeAndWatch): the values.
+    pub fn call_lines(&self, method: &str, request: &str) -> Vec<Value> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/grpc/client.py");
+        let out = Command::new("python3")
+            .args([script, &self.addr, method, request])
+            .output()
+            .expect("python3 with grpcio must be installed (tests/run.sh does it)");
+        assert!(
+            out.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{method}: {e}: {l}")))
+            .collect()
+    }
+
+    /// Kills it with SIGKILL: no shutdown of any kind.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Stops it with SIGTERM; it must exit 0.
     pub fn stop(mut self) {
         let status = Command::new("kill")

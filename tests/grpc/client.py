@@ -5,11 +5,17 @@ temp dir, calls one method and prints the reply as JSON.
 Usage: client.py ADDR METHOD [JSON-REQUEST]
   With CAIRN_GRPC_TOKEN set, every call sends `authorization: Bearer $CAIRN_GRPC_TOKEN`.
   METHOD: Status | GetAsset | Lineage | ColumnLineage | Explain | Cost |
-          AuditLog | Provenance | Materialize | health |
+          AuditLog | Provenance | Materialize | Backfill | ListRuns | GetRun |
+          CancelRun | Checks | health |
+          MaterializeAndWatch (Materialize, then WatchRun at once) |
+          Concurrent (a JSON list of Materialize requests sent at the same
+          time; prints the list of replies) |
+          WatchRun (prints one JSON line per event as it arrives, with
+          `received_at`, the client's clock in seconds) |
           reflection (lists services through server reflection, v1alpha
           and v1)
 """
-import collections, json, os, sys, tempfile
+import collections, json, os, sys, tempfile, time
 
 import grpc
 from google.protobuf import json_format
@@ -108,7 +114,51 @@ def main():
         "Provenance": pb2.ProvenanceRequest,
         "ListRuns": pb2.ListRunsRequest,
         "GetRun": pb2.GetRunRequest,
+        "Backfill": pb2.BackfillRequest,
+        "CancelRun": pb2.CancelRunRequest,
+        "Checks": pb2.ChecksRequest,
+        "WatchRun": pb2.WatchRunRequest,
+        "MaterializeAndWatch": pb2.MaterializeRequest,
+        "Concurrent": pb2.MaterializeRequest,
     }[method]
+    if method == "MaterializeAndWatch":
+        # Materialize, then watch the run at once from the same process:
+        # the accepted reply, then one JSON line per event as it arrives.
+        accepted = stub.Materialize(json_format.ParseDict(request, pb2.MaterializeRequest()),
+                                    timeout=30)
+        print(json.dumps({"accepted": json_format.MessageToDict(
+            accepted, preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True)}), flush=True)
+        method, request = "WatchRun", {"run_id": accepted.run_id}
+    if method == "Concurrent":
+        # Every Materialize request of the JSON list at the same time.
+        import concurrent.futures
+        barrier = __import__("threading").Barrier(len(request))
+
+        def call(r):
+            barrier.wait()
+            try:
+                reply = stub.Materialize(json_format.ParseDict(r, pb2.MaterializeRequest()),
+                                         timeout=60)
+                return json_format.MessageToDict(reply, preserving_proto_field_name=True,
+                                                 always_print_fields_with_no_presence=True)
+            except grpc.RpcError as e:
+                return {"code": e.code().name, "details": e.details()}
+        with concurrent.futures.ThreadPoolExecutor(len(request)) as pool:
+            print(json.dumps(list(pool.map(call, request))))
+        return
+    if method == "WatchRun":
+        # One JSON line per event as it arrives, with when it arrived.
+        try:
+            for event in stub.WatchRun(json_format.ParseDict(request, pb2.WatchRunRequest()),
+                                       timeout=300):
+                line = json_format.MessageToDict(event, preserving_proto_field_name=True,
+                                                 always_print_fields_with_no_presence=True)
+                line["received_at"] = time.time()
+                print(json.dumps(line), flush=True)
+        except grpc.RpcError as e:
+            print(json.dumps({"code": e.code().name, "details": e.details()}), flush=True)
+        return
     try:
         reply = getattr(stub, method)(json_format.ParseDict(request, request_type()), timeout=30)
     except grpc.RpcError as e:

@@ -67,39 +67,75 @@ const PANIC_BEFORE_COMMIT_ENV: &str = "CAIRN_TEST_PANIC_BEFORE_COMMIT";
 /// The engine's clock and failpoints from the environment — read here, at
 /// the edge, and nowhere in the engine.
 fn from_environment(ws: Workspace) -> Result<Workspace, Failure> {
-    let ws = match std::env::var(NOW_ENV) {
-        Ok(text) => {
-            let at = chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| {
-                Failure::Usage(format!(
-                    "{NOW_ENV}=`{text}` is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"
-                ))
-            })?;
-            ws.with_clock(Clock::Fixed(at.with_timezone(&chrono::Utc)))
+    Ok(Environment::read()?.apply(ws))
+}
+
+/// What the environment changes in every workspace a command (or the
+/// server) opens: `CAIRN_NOW` and the crash tests' hooks.
+#[derive(Clone, Default)]
+pub(crate) struct Environment {
+    clock: Option<Clock>,
+    failpoints: Option<Failpoints>,
+}
+
+impl Environment {
+    /// Reads the variables; a malformed `CAIRN_NOW` is a usage error.
+    pub(crate) fn read() -> Result<Environment, Failure> {
+        let clock = match std::env::var(NOW_ENV) {
+            Ok(text) => {
+                let at = chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| {
+                    Failure::Usage(format!(
+                        "{NOW_ENV}=`{text}` is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"
+                    ))
+                })?;
+                Some(Clock::Fixed(at.with_timezone(&chrono::Utc)))
+            }
+            Err(_) => None,
+        };
+        let hang = std::env::var(HANG_BEFORE_COMMIT_ENV).ok();
+        let panic = std::env::var(PANIC_BEFORE_COMMIT_ENV).ok();
+        if hang.is_none() && panic.is_none() {
+            return Ok(Environment {
+                clock,
+                failpoints: None,
+            });
         }
-        Err(_) => ws,
-    };
-    let hang = std::env::var(HANG_BEFORE_COMMIT_ENV).ok();
-    let panic = std::env::var(PANIC_BEFORE_COMMIT_ENV).ok();
-    if hang.is_none() && panic.is_none() {
-        return Ok(ws);
-    }
-    let names = |target: &Option<String>, asset: &str, partition: &str| {
-        target
-            .as_ref()
-            .is_some_and(|t| t == asset || *t == format!("{asset}[{partition}]"))
-    };
-    let hook: PauseHook = Arc::new(move |asset: &str, partition: &str| {
-        if names(&panic, asset, partition) {
-            panic!("test hook: {asset} [{partition}] panics before commit");
-        }
-        names(&hang, asset, partition).then(|| {
-            eprintln!("cairn: test hook: {asset} [{partition}] written, hanging before commit");
-            Duration::from_secs(3600)
+        let names = |target: &Option<String>, asset: &str, partition: &str| {
+            target
+                .as_ref()
+                .is_some_and(|t| t == asset || *t == format!("{asset}[{partition}]"))
+        };
+        let hook: PauseHook = Arc::new(move |asset: &str, partition: &str| {
+            if names(&panic, asset, partition) {
+                panic!("test hook: {asset} [{partition}] panics before commit");
+            }
+            names(&hang, asset, partition).then(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "cairn: test hook: {asset} [{partition}] written, hanging before commit"
+                );
+                Duration::from_secs(3600)
+            })
+        });
+        Ok(Environment {
+            clock,
+            failpoints: Some(Failpoints {
+                before_commit: Some(hook),
+            }),
         })
-    });
-    Ok(ws.with_failpoints(Failpoints {
-        before_commit: Some(hook),
-    }))
+    }
+
+    /// `ws` with the environment's clock and hooks.
+    pub(crate) fn apply(&self, ws: Workspace) -> Workspace {
+        let ws = match self.clock {
+            Some(clock) => ws.with_clock(clock),
+            None => ws,
+        };
+        match &self.failpoints {
+            Some(f) => ws.with_failpoints(f.clone()),
+            None => ws,
+        }
+    }
 }
 
 /// `value` as pretty JSON and a newline on `out`. Every `--format json`

@@ -51,11 +51,6 @@ pub(super) struct Principal {
 /// The name of the token that made `request`, for the record of who
 /// started a run; `None` when the server has no tokens (the engine then
 /// records the OS user).
-#[allow(
-    dead_code,
-    reason = "called by the run queue's Materialize and Backfill (being built); \
-              not `expect`, which would break that build the moment it calls this"
-)]
 pub(super) fn principal<T>(request: &tonic::Request<T>) -> Option<String> {
     request
         .extensions()

@@ -2,8 +2,8 @@
 
 use cairn_catalog::{AttemptRecord, CurrentVersion};
 use cairn_engine::{
-    AssetDetails, AssetState, AssetStatus, Decision, EngineError, PlannedUnit, StaleCause,
-    Workspace,
+    AssetDetails, AssetState, AssetStatus, Decision, EngineError, PlannedUnit, RunUpdate,
+    StaleCause, UnitOutcome, UpdateKind, Workspace,
 };
 use cairn_proto::v1 as pb;
 
@@ -316,7 +316,13 @@ pub(super) fn run(r: &cairn_catalog::RunRecord, attempts: &[AttemptRecord]) -> p
         trigger: r.trigger.clone(),
         user: r.user.clone(),
         host: r.host.clone(),
-        started_at: time(r.started_at),
+        // A queued run's recorded start is its queueing time until it starts.
+        started_at: if r.queued_at == Some(r.started_at) {
+            String::new()
+        } else {
+            time(r.started_at)
+        },
+        queued_at: r.queued_at.map(time).unwrap_or_default(),
         finished_at: r.finished_at.map(time).unwrap_or_default(),
         error: r.error.clone().unwrap_or_default(),
         units: attempts
@@ -335,5 +341,94 @@ pub(super) fn run(r: &cairn_catalog::RunRecord, attempts: &[AttemptRecord]) -> p
 pub(super) fn runs(runs: &[cairn_catalog::RunRecord]) -> pb::ListRunsResponse {
     pb::ListRunsResponse {
         runs: runs.iter().map(|r| run(r, &[])).collect(),
+    }
+}
+
+/// One update of a run, as `WatchRun` streams it.
+pub(super) fn run_event(u: &RunUpdate) -> pb::RunEvent {
+    let mut e = pb::RunEvent {
+        run_id: u.run_id.0.clone(),
+        at: time(u.at),
+        ..pb::RunEvent::default()
+    };
+    let unit = |e: &mut pb::RunEvent, asset: &str, partition: &str| {
+        e.asset = asset.to_owned();
+        e.partition = partition.to_owned();
+    };
+    e.event = match &u.kind {
+        UpdateKind::Queued => "queued",
+        UpdateKind::Started => "started",
+        UpdateKind::UnitStarted { asset, partition } => {
+            unit(&mut e, asset, partition);
+            "unit_started"
+        }
+        UpdateKind::UnitFinished {
+            asset,
+            partition,
+            outcome,
+        } => {
+            unit(&mut e, asset, partition);
+            match outcome {
+                UnitOutcome::Built { rows, bytes, wall } => {
+                    e.rows = rows.unwrap_or_default();
+                    e.bytes = bytes.unwrap_or_default();
+                    e.wall_ms = wall
+                        .map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX))
+                        .unwrap_or_default();
+                    "built"
+                }
+                UnitOutcome::EarlyCutoff => "early_cutoff",
+                UnitOutcome::Fresh => "fresh",
+                UnitOutcome::Failed { error } => {
+                    e.error = error.clone();
+                    "failed"
+                }
+                UnitOutcome::Skipped { upstream } => {
+                    e.error = format!("upstream {upstream} failed");
+                    "skipped"
+                }
+            }
+        }
+        UpdateKind::Finished { status, error } => {
+            e.status = status.as_str().to_owned();
+            e.error = error.clone().unwrap_or_default();
+            "finished"
+        }
+    }
+    .to_owned();
+    e
+}
+
+/// `Checks`: the run that recorded the results and each unit's checks.
+pub(super) fn checks(
+    run_id: Option<&cairn_engine::RunId>,
+    reports: &[cairn_engine::CheckReport],
+) -> pb::ChecksResponse {
+    pb::ChecksResponse {
+        run_id: run_id.map(|r| r.0.clone()).unwrap_or_default(),
+        failing: reports
+            .iter()
+            .flat_map(|r| &r.checks)
+            .filter(|c| !c.passed)
+            .count() as u64,
+        results: reports
+            .iter()
+            .map(|r| pb::AssetChecks {
+                asset: r.asset.clone(),
+                partition: r.partition.clone(),
+                checks: r
+                    .checks
+                    .iter()
+                    .map(|c| pb::CheckResult {
+                        name: c.name.clone(),
+                        severity: c.severity.to_owned(),
+                        passed: c.passed,
+                        failing_rows: c.failing_rows,
+                        sample_json: serde_json::Value::Array(c.sample.clone()).to_string(),
+                        error: c.error.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }

@@ -1,16 +1,17 @@
 //! `cairn serve`: one process, one port — the gRPC API (`cairn.v1.Cairn`),
 //! Arrow Flight SQL (`flight.rs`), gRPC server reflection (v1 and v1alpha)
-//! and health, and plain HTTP
-//! (`/healthz`) — merged the way Ballista's scheduler merges tonic and axum
+//! and health, and plain HTTP (`/healthz`), all behind the bearer-token
+//! check of `auth.rs` — merged the way Ballista's scheduler merges tonic and axum
 //! routes. Each request opens the project afresh (definitions edited on
 //! disk are seen at once; opening 100 assets takes milliseconds) and goes
 //! through the engine's facade; replies are converted at this edge.
 //!
-//! This first slice serves the read-only methods (Status, GetAsset,
-//! Lineage, ColumnLineage, Explain, ListRuns, GetRun, Cost, AuditLog,
-//! Provenance); the run queue behind Materialize, Backfill, WatchRun, CancelRun,
-//! Checks (which records a run) is not built yet,
-//! and those methods answer `UNIMPLEMENTED` saying so.
+//! Materialize and Backfill go through the engine's run queue
+//! (`cairn_engine::RunQueue`, persisted in the catalog): they answer with
+//! the run id at once; WatchRun streams a run's updates live; CancelRun
+//! stops one. On SIGTERM/Ctrl-C the server stops accepting, the queue
+//! drains (in-flight units commit, for at most [`DRAIN_GRACE`]) and
+//! unfinished runs are resumed by the next start.
 
 mod auth;
 mod convert;
@@ -21,18 +22,28 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+use futures::StreamExt;
+
 use tonic::{Request, Response, Status};
 
-use cairn_engine::{MaterializeOptions, PartitionFilter, Workspace};
+use cairn_engine::{
+    MaterializeOptions, PartitionFilter, QueueSettings, RunId, RunQueue, RunRequest, Workspace,
+};
 use cairn_proto::v1 as pb;
 use cairn_proto::v1::cairn_server::{Cairn, CairnServer};
 
 use crate::Failure;
+use crate::commands::Environment;
 
-/// The service: the project it serves.
+/// How long a shutdown waits for in-flight units to commit.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The service: the project it serves and its run queue.
 #[derive(Clone)]
 struct Api {
     project: PathBuf,
+    env: Environment,
+    queue: RunQueue,
 }
 
 impl Api {
@@ -40,10 +51,11 @@ impl Api {
     /// threads).
     async fn workspace(&self) -> Result<Workspace, Status> {
         let dir = self.project.clone();
-        tokio::task::spawn_blocking(move || Workspace::open(&dir))
+        let ws = tokio::task::spawn_blocking(move || Workspace::open(&dir))
             .await
             .map_err(|e| Status::internal(format!("internal error: {e}")))?
-            .map_err(engine_status)
+            .map_err(engine_status)?;
+        Ok(self.env.apply(ws))
     }
 
     /// Runs `f` on a freshly opened workspace, off the async threads.
@@ -55,6 +67,25 @@ impl Api {
         tokio::task::spawn_blocking(move || f(&ws).map_err(engine_status))
             .await
             .map_err(|e| Status::internal(format!("internal error: {e}")))?
+    }
+}
+
+impl Api {
+    /// Queues `run` for `principal`: the run id at once.
+    async fn submit(
+        &self,
+        run: RunRequest,
+        principal: Option<String>,
+    ) -> Result<Response<pb::RunAccepted>, Status> {
+        let submitted = self
+            .queue
+            .submit(run, principal)
+            .await
+            .map_err(engine_status)?;
+        Ok(Response::new(pb::RunAccepted {
+            run_id: submitted.run_id.0,
+            attached: submitted.attached,
+        }))
     }
 }
 
@@ -79,12 +110,6 @@ fn time_arg(name: &str, text: &str) -> Result<Option<chrono::DateTime<chrono::Ut
                 "{name} `{text}` is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"
             ))
         })
-}
-
-fn not_yet(method: &str) -> Status {
-    Status::unimplemented(format!(
-        "{method} arrives with the run queue; this server answers Status, GetAsset, Lineage, ColumnLineage, Explain, ListRuns, GetRun, Cost, AuditLog and Provenance"
-    ))
 }
 
 type EventStream = Pin<Box<dyn futures::Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
@@ -161,25 +186,65 @@ impl Cairn for Api {
 
     async fn materialize(
         &self,
-        _: Request<pb::MaterializeRequest>,
+        request: Request<pb::MaterializeRequest>,
     ) -> Result<Response<pb::RunAccepted>, Status> {
-        Err(not_yet("Materialize"))
+        let principal = auth::principal(&request);
+        let req = request.into_inner();
+        let run = RunRequest::Materialize {
+            selection: req.selection,
+            force: req.force,
+            partitions: req.partitions,
+            jobs: req.jobs as usize,
+        };
+        self.submit(run, principal).await
     }
 
     async fn backfill(
         &self,
-        _: Request<pb::BackfillRequest>,
+        request: Request<pb::BackfillRequest>,
     ) -> Result<Response<pb::RunAccepted>, Status> {
-        Err(not_yet("Backfill"))
+        let principal = auth::principal(&request);
+        let req = request.into_inner();
+        let jobs = req.jobs as usize;
+        let run = if req.resume.is_empty() {
+            let text = |s: String| (!s.is_empty()).then_some(s);
+            RunRequest::Backfill {
+                selection: req.selection,
+                from: text(req.from),
+                to: text(req.to),
+                partitions: (!req.partitions.is_empty()).then_some(req.partitions),
+                force: req.force,
+                jobs,
+            }
+        } else {
+            RunRequest::ResumeBackfill {
+                id: cairn_engine::BackfillId(req.resume),
+                jobs,
+            }
+        };
+        self.submit(run, principal).await
     }
 
     type WatchRunStream = EventStream;
 
     async fn watch_run(
         &self,
-        _: Request<pb::WatchRunRequest>,
+        request: Request<pb::WatchRunRequest>,
     ) -> Result<Response<Self::WatchRunStream>, Status> {
-        Err(not_yet("WatchRun"))
+        let id = request.into_inner().run_id;
+        let watch = self
+            .queue
+            .watch(&RunId(id.clone()))
+            .map_err(engine_status)?
+            .ok_or_else(|| Status::not_found(format!("no run `{id}`")))?;
+        let past = futures::stream::iter(watch.past);
+        let live = futures::stream::unfold(watch.live, |live| async move {
+            let mut rx = live?;
+            let update = rx.recv().await?;
+            Some((update, Some(rx)))
+        });
+        let events = past.chain(live).map(|u| Ok(convert::run_event(&u)));
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn list_runs(
@@ -209,16 +274,43 @@ impl Cairn for Api {
 
     async fn cancel_run(
         &self,
-        _: Request<pb::CancelRunRequest>,
+        request: Request<pb::CancelRunRequest>,
     ) -> Result<Response<pb::Run>, Status> {
-        Err(not_yet("CancelRun"))
+        let principal = auth::principal(&request);
+        let id = RunId(request.into_inner().run_id);
+        self.queue
+            .cancel(&id, principal)
+            .await
+            .map_err(|e| match e {
+                cairn_engine::EngineError::Usage(m) => Status::failed_precondition(m),
+                e => engine_status(e),
+            })?
+            .ok_or_else(|| Status::not_found(format!("no run `{id}`")))?;
+        let (run, attempts) = self
+            .with_workspace({
+                let id = id.clone();
+                move |ws| ws.run(&id)
+            })
+            .await?
+            .ok_or_else(|| Status::not_found(format!("no run `{id}`")))?;
+        Ok(Response::new(convert::run(&run, &attempts)))
     }
 
     async fn checks(
         &self,
-        _: Request<pb::ChecksRequest>,
+        request: Request<pb::ChecksRequest>,
     ) -> Result<Response<pb::ChecksResponse>, Status> {
-        Err(not_yet("Checks"))
+        let principal = auth::principal(&request);
+        let selection = request.into_inner().selection;
+        let mut ws = self.workspace().await?;
+        if let Some(p) = principal {
+            ws = ws.with_principal(p);
+        }
+        let (run_id, reports) = ws
+            .check(&selection, "cairn serve: Checks")
+            .await
+            .map_err(engine_status)?;
+        Ok(Response::new(convert::checks(run_id.as_ref(), &reports)))
     }
 
     async fn cost(
@@ -279,6 +371,17 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
             "refusing to listen on {addr} without tokens: anyone who can reach it could start runs; configure [server.tokens] in cairn.toml (e.g. `ops = {{ role = \"operator\", env = \"CAIRN_TOKEN_OPS\" }}`) or listen on 127.0.0.1"
         )));
     }
+    let env = Environment::read()?;
+    let max_concurrent_runs = usize::try_from(server.max_concurrent_runs).unwrap_or(usize::MAX);
+    let queue = RunQueue::start(QueueSettings {
+        project: project.clone(),
+        max_concurrent_runs,
+        configure: {
+            let env = env.clone();
+            std::sync::Arc::new(move |ws| env.apply(ws))
+        },
+    })
+    .await?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<CairnServer<Api>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -289,7 +392,11 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| Failure::Runtime(format!("gRPC reflection: {e}")))?;
-    let api = Api { project };
+    let api = Api {
+        project,
+        env,
+        queue: queue.clone(),
+    };
     let grpc = tonic::service::Routes::new(flight::service(api.clone()))
         .add_service(CairnServer::new(api))
         .add_service(health)
@@ -314,10 +421,30 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
         std::io::stderr(),
         "cairn serve: listening on {bound} (gRPC cairn.v1.Cairn, Flight SQL, reflection, health; HTTP /healthz)"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| Failure::Runtime(format!("serving: {e}")))?;
+    // On a signal: drain the queue, then stop accepting and wait a little
+    // for open calls (a watcher of a drained run sees its stream end).
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let drain = {
+        let queue = queue.clone();
+        async move {
+            shutdown().await;
+            let _ = writeln!(
+                std::io::stderr(),
+                "cairn serve: stopping; letting in-flight units commit (at most {} s)",
+                DRAIN_GRACE.as_secs()
+            );
+            queue.shutdown(DRAIN_GRACE).await;
+            let _ = stopping.send(());
+        }
+    };
+    let serving = axum::serve(listener, app).with_graceful_shutdown(drain);
+    tokio::select! {
+        served = serving => served.map_err(|e| Failure::Runtime(format!("serving: {e}")))?,
+        () = async {
+            let _ = stopped.await;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        } => {}
+    }
     let _ = writeln!(std::io::stderr(), "cairn serve: stopped");
     Ok(0)
 }

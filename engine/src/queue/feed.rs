@@ -182,6 +182,13 @@ impl Feeds {
         }
     }
 
+    /// Ends every watcher's stream (the process is stopping).
+    pub(crate) fn close_watchers(&mut self) {
+        for feed in self.runs.values_mut() {
+            feed.watchers.clear();
+        }
+    }
+
     /// A watch of a run this process has updates of.
     pub(crate) fn watch(&mut self, id: &RunId) -> Option<RunWatch> {
         let feed = self.runs.get_mut(id)?;

@@ -326,6 +326,7 @@ impl RunQueue {
             }
         })
         .await;
+        self.inner.lock().feeds.close_watchers();
     }
 }
 

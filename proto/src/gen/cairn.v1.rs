@@ -272,9 +272,13 @@ pub struct MaterializeRequest {
     pub selection: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     #[prost(bool, tag = "2")]
     pub force: bool,
-    /// 0: the server's default.
+    /// Asset partitions built at the same time within the run; 0: 1.
     #[prost(uint32, tag = "3")]
     pub jobs: u32,
+    /// Exactly these partition keys of the selected partitioned assets
+    /// (empty: every complete partition).
+    #[prost(string, repeated, tag = "4")]
+    pub partitions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -341,8 +345,11 @@ pub struct WatchRunRequest {
     #[prost(string, tag = "1")]
     pub run_id: ::prost::alloc::string::String,
 }
-/// One event of a run: queued, started, a unit started / built /
-/// early_cutoff / fresh / failed / skipped, finished.
+/// One event of a run, in order: `queued`, `started`, per asset partition
+/// `unit_started` then one of `built` / `early_cutoff` / `fresh` / `failed`
+/// (with `error`) / `skipped` (`error` names the failed upstream), and
+/// `finished` (with `status`) last. WatchRun sends the events so far, then
+/// the live ones as they happen, and ends after `finished`.
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RunEvent {
@@ -364,6 +371,9 @@ pub struct RunEvent {
     pub wall_ms: u64,
     #[prost(string, tag = "9")]
     pub at: ::prost::alloc::string::String,
+    /// On `finished`: succeeded | failed | cancelled.
+    #[prost(string, tag = "10")]
+    pub status: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -408,6 +418,10 @@ pub struct Run {
     pub error: ::prost::alloc::string::String,
     #[prost(message, repeated, tag = "10")]
     pub units: ::prost::alloc::vec::Vec<UnitOutcome>,
+    /// When it entered the run queue ("" for a run the CLI started directly);
+    /// `started_at` is "" until it starts.
+    #[prost(string, tag = "11")]
+    pub queued_at: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -1,0 +1,379 @@
+//! The run queue behind `cairn serve`, driven by a real gRPC client
+//! (Python grpcio): Materialize + WatchRun live, the same answers as the
+//! CLI afterwards, deduplication of overlapping requests, the
+//! `max_concurrent_runs` bound, cancel, and a SIGKILLed server resuming
+//! its queue with every unit committed exactly once.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::server::Server;
+use crate::util::{Project, states};
+
+fn time(v: &Value) -> DateTime<Utc> {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// Watches `run` to its end: its events.
+fn watch(server: &Server, run: &str) -> Vec<Value> {
+    let events = server.call_lines("WatchRun", &format!(r#"{{"run_id": "{run}"}}"#));
+    let last = events
+        .last()
+        .unwrap_or_else(|| panic!("no events for {run}"));
+    assert_eq!(last["event"], "finished", "{events:?}");
+    events
+}
+
+/// Committed materializations per (asset, partition), from the catalog.
+fn commits(p: &Project) -> BTreeMap<String, u64> {
+    let rows = p.query_json("select asset, partition, count(*) as n from cairn.materializations group by asset, partition");
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!(
+                    "{}[{}]",
+                    r["asset"].as_str().unwrap(),
+                    r["partition"].as_str().unwrap_or("")
+                ),
+                r["n"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Polls GetRun until `done` holds (at most a minute).
+fn wait_for(server: &Server, run: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let r = server.call("GetRun", &format!(r#"{{"run_id": "{run}"}}"#));
+        if done(&r) {
+            return r;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{what}: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn materialized(run: &Value) -> Vec<String> {
+    run["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["outcome"] == "materialized")
+        .map(|u| u["asset"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_client_materializes_watches_live_and_reads_what_the_cli_reads() {
+    let p = Project::example();
+    let server = Server::start(&p);
+    let lines = server.call_lines("MaterializeAndWatch", r#"{"jobs": 1}"#);
+    let accepted = &lines[0]["accepted"];
+    assert_eq!(accepted["attached"], false, "{accepted}");
+    let run = accepted["run_id"].as_str().unwrap();
+    let events = &lines[1..];
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[..2], ["queued", "started"], "{kinds:?}");
+    let finished = events.last().unwrap();
+    assert_eq!(
+        (&finished["event"], &finished["status"]),
+        (&Value::from("finished"), &Value::from("succeeded")),
+        "{finished}"
+    );
+    assert!(events.iter().all(|e| e["run_id"] == run));
+    // Each unit: started, then built, in dependency order.
+    let mut built = Vec::new();
+    for pair in kinds[2..kinds.len() - 1].chunks(2) {
+        assert_eq!(pair, ["unit_started", "built"], "{kinds:?}");
+    }
+    for e in events.iter().filter(|e| e["event"] == "built") {
+        assert!(
+            e["rows"].as_str().unwrap().parse::<u64>().unwrap() > 0,
+            "{e}"
+        );
+        built.push(e["asset"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(built.len(), 7, "{built:?}");
+    let position = |a: &str| built.iter().position(|b| b == a).unwrap();
+    assert!(position("stg_orders") < position("orders"));
+    assert!(position("orders") < position("monthly_revenue"));
+    // Live: the client had unit events before the run finished (not a
+    // replay read from the end).
+    let end = time(&finished["at"]).timestamp_micros() as f64 / 1e6;
+    let early = events
+        .iter()
+        .filter(|e| e["event"] == "built")
+        .filter(|e| e["received_at"].as_f64().unwrap() < end)
+        .count();
+    assert!(
+        early > 0,
+        "every event arrived after the run ended: {events:?}"
+    );
+
+    // A watcher after the end gets the same story.
+    let again = watch(&server, run);
+    let again_kinds: Vec<&str> = again.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(again_kinds, kinds);
+
+    // Status, GetAsset and Lineage answer what the CLI answers.
+    let cli = states(&p.json(&["status", "--format", "json"], 0));
+    let grpc = server.call("Status", "{}");
+    for a in grpc["assets"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        assert_eq!(a["state"], "fresh", "{a}");
+        assert_eq!(cli[name].0, "fresh", "{name}");
+    }
+    assert_eq!(grpc["assets"].as_array().unwrap().len(), cli.len());
+    let show = p.json(&["show", "customers", "--format", "json"], 0);
+    let asset = server.call("GetAsset", r#"{"name": "customers"}"#);
+    assert_eq!(
+        asset["current"]["data_version"], show["current"]["data_version"],
+        "{asset}\n{show}"
+    );
+    assert_eq!(asset["current"]["run_id"], run);
+    let cli_lineage = p.json(&["lineage", "orders", "--format", "json"], 0);
+    let lineage = server.call("Lineage", r#"{"asset": "orders"}"#);
+    for side in ["upstream", "downstream"] {
+        let mut cli_side: Vec<&str> = cli_lineage[side]
+            .as_array()
+            .unwrap_or_else(|| panic!("{side}: {cli_lineage}"))
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        cli_side.sort();
+        let grpc_side: Vec<&str> = lineage[side]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(grpc_side, cli_side, "{side}");
+    }
+    // The run as recorded: by the API, every unit once.
+    let recorded = server.call("GetRun", &format!(r#"{{"run_id": "{run}"}}"#));
+    assert_eq!(recorded["status"], "succeeded");
+    assert_eq!(recorded["trigger"], "api");
+    assert!(!recorded["queued_at"].as_str().unwrap().is_empty());
+    assert_eq!(materialized(&recorded).len(), 7);
+    // Nothing stale: a second request runs nothing.
+    let second = server.call_lines("MaterializeAndWatch", "{}");
+    assert!(
+        second[1..]
+            .iter()
+            .all(|e| e["event"] != "built" && e["event"] != "unit_started"),
+        "{second:?}"
+    );
+    // Bad input is refused with the CLI's message; nothing is queued.
+    let runs_before = server.call("ListRuns", "{}")["runs"]
+        .as_array()
+        .unwrap()
+        .len();
+    let bad = server.call("Materialize", r#"{"selection": ["custmers"]}"#);
+    assert_eq!(bad["code"], "INVALID_ARGUMENT", "{bad}");
+    let cli_bad = p.run(&["materialize", "custmers"]);
+    assert!(
+        cli_bad.stderr.contains(bad["details"].as_str().unwrap()),
+        "{bad}\n{}",
+        cli_bad.stderr
+    );
+    let runs_after = server.call("ListRuns", "{}")["runs"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(runs_after, runs_before);
+    server.stop();
+}
+
+#[test]
+fn overlapping_requests_build_every_unit_exactly_once() {
+    let p = Project::example();
+    let server = Server::start(&p);
+    let replies = server.call(
+        "Concurrent",
+        r#"[{"selection": ["customers"], "jobs": 2},
+            {"selection": ["+customers"], "jobs": 2},
+            {"selection": ["stg_orders+"], "jobs": 2},
+            {"selection": [], "jobs": 2},
+            {"selection": ["+monthly_revenue"], "jobs": 2}]"#,
+    );
+    let mut runs: Vec<String> = replies
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["run_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{replies}"))
+                .to_owned()
+        })
+        .collect();
+    runs.sort();
+    runs.dedup();
+    for run in &runs {
+        let events = watch(&server, run);
+        let end = events.last().unwrap();
+        assert_eq!(end["status"], "succeeded", "{run}: {events:?}");
+    }
+    let commits = commits(&p);
+    assert_eq!(commits.len(), 7, "{commits:?}");
+    assert!(commits.values().all(|n| *n == 1), "{commits:?}");
+    server.stop();
+}
+
+#[test]
+fn with_max_concurrent_runs_1_runs_never_overlap() {
+    let p = Project::example();
+    for name in ["a", "b", "c"] {
+        p.write(&format!("assets/{name}.sql"), "select 1 as n");
+    }
+    let config = p.read("cairn.toml");
+    p.write(
+        "cairn.toml",
+        &format!("{config}\n[server]\nmax_concurrent_runs = 1\n"),
+    );
+    p.materialize(&["--jobs", "1"]);
+    let server = Server::start(&p);
+    let replies = server.call(
+        "Concurrent",
+        r#"[{"selection": ["a"], "force": true}, {"selection": ["b"], "force": true},
+            {"selection": ["c"], "force": true}, {"selection": ["stg_orders"], "force": true},
+            {"selection": ["stg_payments"], "force": true}]"#,
+    );
+    let ids: Vec<String> = replies
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    let mut spans = Vec::new();
+    for id in &ids {
+        assert_eq!(watch(&server, id).last().unwrap()["status"], "succeeded");
+        let run = server.call("GetRun", &format!(r#"{{"run_id": "{id}"}}"#));
+        assert_eq!(materialized(&run).len(), 1, "{run}");
+        spans.push((time(&run["started_at"]), time(&run["finished_at"])));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "runs overlap: {:?} starts before {:?} ends",
+            pair[1],
+            pair[0]
+        );
+    }
+    server.stop();
+}
+
+#[test]
+fn a_cancelled_run_stops_within_seconds_and_commits_nothing_more() {
+    let p = Project::example();
+    let server = Server::start_with(&p, &[("CAIRN_TEST_HANG_BEFORE_COMMIT", "orders")]);
+    let accepted = server.call("Materialize", r#"{"jobs": 1}"#);
+    let run = accepted["run_id"].as_str().unwrap().to_owned();
+    // Mid-way: the staging models are in, `orders` hangs before its commit.
+    wait_for(&server, &run, "staging built", |r| {
+        materialized(r).contains(&"int_order_payments".to_owned())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let cancelled = server.call("CancelRun", &format!(r#"{{"run_id": "{run}"}}"#));
+    let took = asked.elapsed();
+    let acknowledged = Utc::now();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert!(took < Duration::from_secs(10), "cancel took {took:?}");
+    assert!(!cancelled["finished_at"].as_str().unwrap().is_empty());
+
+    let before = commits(&p);
+    assert!(!before.contains_key("orders[]"), "{before:?}");
+    assert!(!before.contains_key("monthly_revenue[]"), "{before:?}");
+    assert!(before.contains_key("int_order_payments[]"), "{before:?}");
+    let latest = p.query_json("select max(committed_at) as t from cairn.materializations");
+    let latest = time(&latest[0]["t"]);
+    assert!(
+        latest <= acknowledged,
+        "{latest} after the cancel ({acknowledged})"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(commits(&p), before, "a unit committed after the cancel");
+
+    // Nothing half-written is visible: `orders` was never committed.
+    let status = p.run(&["status", "--format", "json"]);
+    let status = states(&serde_json::from_str(&status.stdout).unwrap());
+    assert_ne!(status["orders"].0, "fresh", "{status:?}");
+    let read = p.run(&["query", "select count(*) from orders"]);
+    assert_ne!(read.code, 0, "{}", read.stdout);
+    let events = watch(&server, &run);
+    assert_eq!(events.last().unwrap()["status"], "cancelled", "{events:?}");
+    // Cancelling again answers the same; an unknown run is NOT_FOUND.
+    let again = server.call("CancelRun", &format!(r#"{{"run_id": "{run}"}}"#));
+    assert_eq!(again["status"], "cancelled");
+    let unknown = server.call("CancelRun", r#"{"run_id": "nope"}"#);
+    assert_eq!(unknown["code"], "NOT_FOUND", "{unknown}");
+    server.stop();
+}
+
+#[test]
+fn a_killed_server_resumes_its_queue_and_commits_every_unit_once() {
+    let p = Project::example();
+    let config = p.read("cairn.toml");
+    p.write(
+        "cairn.toml",
+        &format!("{config}\n[server]\nmax_concurrent_runs = 1\n"),
+    );
+    let first = Server::start_with(&p, &[("CAIRN_TEST_HANG_BEFORE_COMMIT", "orders")]);
+    let submit = |server: &Server, selection: &str| -> String {
+        let r = server.call(
+            "Materialize",
+            &format!(r#"{{"selection": ["{selection}"]}}"#),
+        );
+        r["run_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_owned()
+    };
+    let running = submit(&first, "+orders");
+    let queued = [
+        submit(&first, "customers"),
+        submit(&first, "monthly_revenue"),
+    ];
+    wait_for(&first, &running, "upstream of orders built", |r| {
+        materialized(r).contains(&"int_order_payments".to_owned())
+    });
+    for id in &queued {
+        let r = first.call("GetRun", &format!(r#"{{"run_id": "{id}"}}"#));
+        assert_eq!(r["status"], "queued", "{r}");
+    }
+    first.kill();
+
+    let second = Server::start(&p);
+    for id in std::iter::once(&running).chain(&queued) {
+        let events = watch(&second, id);
+        assert_eq!(
+            events.last().unwrap()["status"],
+            "succeeded",
+            "{id}: {events:?}"
+        );
+    }
+    let resumed = second.call("GetRun", &format!(r#"{{"run_id": "{running}"}}"#));
+    assert!(
+        materialized(&resumed).contains(&"orders".to_owned()),
+        "{resumed}"
+    );
+    let commits = commits(&p);
+    assert_eq!(commits.len(), 7, "{commits:?}");
+    assert!(commits.values().all(|n| *n == 1), "{commits:?}");
+    second.stop();
+}
