@@ -85,13 +85,39 @@ fn tokens_and_roles_guard_every_call() {
         details.contains("`ci` is a viewer") && details.contains("operator"),
         "{denied}"
     );
-    // Auth lets the operator through. What Materialize then does (today
-    // UNIMPLEMENTED) is the run queue's business; its tests check the run.
+    // The operator's Materialize queues a run; the run, and every state
+    // change in the audit log, names the token.
     let operator = server.call_as(Some(OPERATOR_SECRET), "Materialize", "{}");
-    assert!(
-        !["UNAUTHENTICATED", "PERMISSION_DENIED"].contains(&code(&operator)),
-        "{operator}"
+    assert_eq!(code(&operator), "OK", "{operator}");
+    let run_id = operator["run_id"].as_str().unwrap().to_owned();
+    let get_run = format!(r#"{{"run_id": "{run_id}"}}"#);
+    let started = std::time::Instant::now();
+    let run = loop {
+        let run = server.call_as(Some(VIEWER_SECRET), "GetRun", &get_run);
+        if run["finished_at"] != "" {
+            break run;
+        }
+        assert!(started.elapsed().as_secs() < 60, "{run}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        (&run["status"], &run["user"]),
+        (&"succeeded".into(), &"ops".into()),
+        "{run}"
     );
+    let viewer_cancel = server.call_as(Some(VIEWER_SECRET), "CancelRun", &get_run);
+    assert_eq!(code(&viewer_cancel), "PERMISSION_DENIED", "{viewer_cancel}");
+    let log = p.json(&["audit", "--log", "--format", "json"], 0);
+    let by = |action: &str| -> Vec<String> {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .map(|e| e["principal"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(by("queue_run"), ["ops"], "{log}");
+    assert_eq!(by("materialize"), ["ops"], "{log}");
     let operator_reads = server.call_as(Some(OPERATOR_SECRET), "Status", "{}");
     assert_eq!(code(&operator_reads), "OK", "{operator_reads}");
 
