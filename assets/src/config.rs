@@ -49,6 +49,10 @@ pub struct ServerConfig {
     pub tokens: BTreeMap<String, TokenConfig>,
     /// Runs the server's queue executes at once.
     pub max_concurrent_runs: u32,
+    /// On SIGTERM/Ctrl-C, how long units in flight may take to commit
+    /// before the server exits anyway (nothing half-committed either way;
+    /// unfinished runs resume at the next start).
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +61,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:7575".to_owned(),
             tokens: BTreeMap::new(),
             max_concurrent_runs: 4,
+            shutdown_grace_seconds: 20,
         }
     }
 }

@@ -223,7 +223,7 @@ impl Project {
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
             Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
-                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/namespace, [server] listen/tokens/max_concurrent_runs, [pools] NAME = limit and [sources.NAME] path/format/partitions/description/owner")
+                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds, [pools] NAME = limit and [sources.NAME] path/format/partitions/description/owner")
         })?;
 
         let mut diagnostics = limits_problems(&config);

@@ -167,6 +167,14 @@ fn a_client_materializes_watches_live_and_reads_what_the_cli_reads() {
     assert_eq!(recorded["trigger"], "api");
     assert!(!recorded["queued_at"].as_str().unwrap().is_empty());
     assert_eq!(materialized(&recorded).len(), 7);
+    // Checks rerun on the committed versions, recorded under a run.
+    let checks = server.call("Checks", "{}");
+    assert_eq!(checks["failing"], "0", "{checks}");
+    assert!(
+        !checks["results"].as_array().unwrap().is_empty(),
+        "{checks}"
+    );
+    assert!(!checks["run_id"].as_str().unwrap().is_empty(), "{checks}");
     // Nothing stale: a second request runs nothing.
     let second = server.call_lines("MaterializeAndWatch", "{}");
     assert!(
@@ -376,4 +384,110 @@ fn a_killed_server_resumes_its_queue_and_commits_every_unit_once() {
     assert_eq!(commits.len(), 7, "{commits:?}");
     assert!(commits.values().all(|n| *n == 1), "{commits:?}");
     second.stop();
+}
+
+#[test]
+fn sigterm_drains_and_the_next_start_finishes_the_run() {
+    let p = Project::example();
+    let config = p.read("cairn.toml");
+    p.write(
+        "cairn.toml",
+        &format!("{config}\n[server]\nshutdown_grace_seconds = 1\n"),
+    );
+    let first = Server::start_with(&p, &[("CAIRN_TEST_HANG_BEFORE_COMMIT", "orders")]);
+    let accepted = first.call("Materialize", r#"{"jobs": 1}"#);
+    let run = accepted["run_id"].as_str().unwrap().to_owned();
+    wait_for(&first, &run, "upstream of orders built", |r| {
+        materialized(r).contains(&"int_order_payments".to_owned())
+    });
+    let asked = Instant::now();
+    first.stop(); // SIGTERM; exits 0
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        asked.elapsed()
+    );
+    let before = commits(&p);
+    assert!(!before.contains_key("orders[]"), "{before:?}");
+
+    let second = Server::start(&p);
+    let events = watch(&second, &run);
+    assert_eq!(events.last().unwrap()["status"], "succeeded", "{events:?}");
+    let commits = commits(&p);
+    assert_eq!(commits.len(), 7, "{commits:?}");
+    assert!(commits.values().all(|n| *n == 1), "{commits:?}");
+    second.stop();
+}
+
+/// Build spans `[start, end]` of an asset's materializations, from the
+/// catalog (commit time minus wall time).
+fn spans(p: &Project, assets: &[&str]) -> Vec<(i64, i64)> {
+    let list = assets
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = p.query_json(&format!(
+        "select committed_at, wall_ms from cairn.materializations where asset in ({list})"
+    ));
+    let mut spans: Vec<(i64, i64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let end = time(&r["committed_at"]).timestamp_micros();
+            (end - r["wall_ms"].as_i64().unwrap() * 1000, end)
+        })
+        .collect();
+    spans.sort();
+    spans
+}
+
+#[test]
+fn a_pool_lets_one_build_at_a_time_within_and_across_runs() {
+    let p = Project::example();
+    let config = p.read("cairn.toml");
+    p.write("cairn.toml", &format!("{config}\n[pools]\nsingle = 1\n"));
+    let heavy = "select count(*) as n, sum(a.x * b.x) as s \
+                 from (select unnest(range(1, 600)) as x) a, (select unnest(range(1, 600)) as x) b";
+    for name in ["p1", "p2", "p3"] {
+        p.write(
+            &format!("assets/{name}.sql"),
+            &format!("--- pool = \"single\"\n{heavy}\n"),
+        );
+    }
+    // The CLI: three jobs, one pool slot.
+    p.materialize(&["p1", "p2", "p3", "--jobs", "3"]);
+    let cli = spans(&p, &["p1", "p2", "p3"]);
+    assert_eq!(cli.len(), 3);
+    for pair in cli.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "builds overlap: {cli:?}");
+    }
+    // The server: three runs at once, one pool slot between them.
+    let server = Server::start(&p);
+    let replies = server.call(
+        "Concurrent",
+        r#"[{"selection": ["p1"], "force": true}, {"selection": ["p2"], "force": true},
+            {"selection": ["p3"], "force": true}]"#,
+    );
+    for r in replies.as_array().unwrap() {
+        let events = watch(&server, r["run_id"].as_str().unwrap());
+        assert_eq!(events.last().unwrap()["status"], "succeeded", "{events:?}");
+    }
+    let all = spans(&p, &["p1", "p2", "p3"]);
+    assert_eq!(all.len(), 6);
+    for pair in all.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "builds overlap: {all:?}");
+    }
+    // An unknown pool is refused at load, naming file and line.
+    p.write("assets/p4.sql", "--- pool = \"singel\"\nselect 1 as x\n");
+    let refused = p.run(&["status"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("assets/p4.sql:1")
+            && refused.stderr.contains("did you mean `single`?"),
+        "{}",
+        refused.stderr
+    );
+    server.stop();
 }

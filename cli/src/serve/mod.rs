@@ -10,7 +10,8 @@
 //! (`cairn_engine::RunQueue`, persisted in the catalog): they answer with
 //! the run id at once; WatchRun streams a run's updates live; CancelRun
 //! stops one. On SIGTERM/Ctrl-C the server stops accepting, the queue
-//! drains (in-flight units commit, for at most [`DRAIN_GRACE`]) and
+//! drains (in-flight units commit, for at most `[server]
+//! shutdown_grace_seconds`) and
 //! unfinished runs are resumed by the next start.
 
 mod auth;
@@ -34,9 +35,6 @@ use cairn_proto::v1::cairn_server::{Cairn, CairnServer};
 
 use crate::Failure;
 use crate::commands::Environment;
-
-/// How long a shutdown waits for in-flight units to commit.
-const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The service: the project it serves and its run queue.
 #[derive(Clone)]
@@ -424,6 +422,7 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
     // On a signal: drain the queue, then stop accepting and wait a little
     // for open calls (a watcher of a drained run sees its stream end).
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let grace = std::time::Duration::from_secs(server.shutdown_grace_seconds);
     let drain = {
         let queue = queue.clone();
         async move {
@@ -431,9 +430,9 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
             let _ = writeln!(
                 std::io::stderr(),
                 "cairn serve: stopping; letting in-flight units commit (at most {} s)",
-                DRAIN_GRACE.as_secs()
+                grace.as_secs()
             );
-            queue.shutdown(DRAIN_GRACE).await;
+            queue.shutdown(grace).await;
             let _ = stopping.send(());
         }
     };
