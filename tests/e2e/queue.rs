@@ -491,3 +491,69 @@ fn a_pool_lets_one_build_at_a_time_within_and_across_runs() {
     );
     server.stop();
 }
+
+#[test]
+fn a_backfill_through_the_queue_records_and_runs_its_partitions() {
+    let p = Project::example_named("daily_sales");
+    let server = Server::start(&p);
+    let accepted = server.call(
+        "Backfill",
+        r#"{"selection": ["daily_sales"], "from": "2024-01-03", "to": "2024-01-07", "jobs": 2}"#,
+    );
+    let run = accepted["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{accepted}"));
+    let events = watch(&server, run);
+    assert_eq!(events.last().unwrap()["status"], "succeeded", "{events:?}");
+    let mut built: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "built")
+        .map(|e| e["partition"].as_str().unwrap())
+        .collect();
+    built.sort();
+    assert_eq!(
+        built,
+        [
+            "2024-01-03",
+            "2024-01-04",
+            "2024-01-05",
+            "2024-01-06",
+            "2024-01-07"
+        ]
+    );
+    let commits = commits(&p);
+    assert_eq!(commits.len(), 5, "{commits:?}");
+    // Recorded as a backfill, resumable by id like the CLI's.
+    let backfill = p.query_json("select backfill_id from cairn.runs where backfill_id is not null");
+    let id = backfill[0]["backfill_id"].as_str().unwrap().to_owned();
+    let resumed = server.call("Backfill", &format!(r#"{{"resume": "{id}"}}"#));
+    let again = watch(&server, resumed["run_id"].as_str().unwrap());
+    assert_eq!(again.last().unwrap()["status"], "succeeded", "{again:?}");
+    assert!(again.iter().all(|e| e["event"] != "built"), "{again:?}");
+
+    // A bad partition: the CLI's message, nothing queued.
+    let runs = server.call("ListRuns", "{}")["runs"]
+        .as_array()
+        .unwrap()
+        .len();
+    let bad = server.call(
+        "Backfill",
+        r#"{"selection": ["daily_sales"], "from": "2024-13-01"}"#,
+    );
+    assert_eq!(bad["code"], "INVALID_ARGUMENT", "{bad}");
+    let cli = p.run(&["backfill", "daily_sales", "--from", "2024-13-01"]);
+    assert_eq!(cli.code, 2);
+    assert!(
+        cli.stderr.contains(bad["details"].as_str().unwrap()),
+        "{bad}\n{}",
+        cli.stderr
+    );
+    assert_eq!(
+        server.call("ListRuns", "{}")["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        runs
+    );
+    server.stop();
+}
