@@ -110,6 +110,7 @@ pub async fn register(
                 ("status", DataType::Utf8),
                 ("error", DataType::Utf8),
                 ("backfill_id", DataType::Utf8),
+                ("queued_at", time.clone()),
             ],
             vec![
                 strs(runs.iter().map(|r| Some(r.id.0.as_str()))),
@@ -118,7 +119,11 @@ pub async fn register(
                 ints(runs.iter().map(|r| Some(i64::from(r.pid)))),
                 strs(runs.iter().map(|r| Some(r.command.as_str()))),
                 strs(runs.iter().map(|r| Some(r.trigger.as_str()))),
-                ts(runs.iter().map(|r| Some(r.started_at))),
+                // A queued run's recorded start is its queueing time
+                // until it starts: no start yet.
+                ts(runs
+                    .iter()
+                    .map(|r| (r.queued_at != Some(r.started_at)).then_some(r.started_at))),
                 ts(runs.iter().map(|r| r.finished_at)),
                 strs(runs.iter().map(|r| Some(r.status.as_str()))),
                 strs(runs.iter().map(|r| r.error.as_deref())),
@@ -126,6 +131,7 @@ pub async fn register(
                     runs.iter()
                         .map(|r| r.backfill_id.as_ref().map(|b| b.0.as_str())),
                 ),
+                ts(runs.iter().map(|r| r.queued_at)),
             ],
         )?;
     }
