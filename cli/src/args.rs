@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The variable naming the server `--server` defaults to.
+pub const SERVER_ENV: &str = "CAIRN_SERVER";
+
 /// Cairn: declare tables, let Cairn work out what is stale, materialize it.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about)]
@@ -11,6 +14,25 @@ pub struct Cli {
     /// The project folder (the one holding cairn.toml).
     #[arg(long, global = true, default_value = ".", value_name = "DIR")]
     pub project: PathBuf,
+
+    /// Send `materialize` (and `--explain`), `backfill`, `status`, `show`
+    /// and `lineage` to a running `cairn serve` instead of opening a
+    /// project here: `http://HOST:PORT` or `HOST:PORT`. The output is the
+    /// local command's; timings are the server's; runs go through its
+    /// queue (Ctrl-C stops watching, not the run). A server with
+    /// `[server.tokens]` needs the secret of one in CAIRN_TOKEN.
+    #[arg(long, global = true, env = SERVER_ENV, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Whether `--project` was given on the command line (set after
+    /// parsing: `--server` refuses it).
+    #[arg(skip)]
+    pub project_given: bool,
+
+    /// Whether `--server` came from CAIRN_SERVER rather than the command
+    /// line (set after parsing: `cairn serve` ignores the variable).
+    #[arg(skip)]
+    pub server_from_env: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -176,7 +198,8 @@ pub struct BackfillArgs {
     /// Finish the backfill with this id: only what it has not committed yet.
     #[arg(long, value_name = "ID")]
     pub resume: Option<String>,
-    /// How many partitions to compute at once (default: number of cores).
+    /// How many partitions to compute at once (default: number of cores;
+    /// with --server, 1).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// Output format.
@@ -197,7 +220,8 @@ pub struct MaterializeArgs {
     /// Print what would be built and why, unit by unit; run and write nothing.
     #[arg(long, visible_alias = "dry-run")]
     pub explain: bool,
-    /// How many assets to compute at once (default: number of cores).
+    /// How many assets to compute at once (default: number of cores; with
+    /// --server, 1).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// Output format.

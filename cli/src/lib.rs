@@ -16,7 +16,8 @@ mod serve;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::Cli;
 
@@ -53,7 +54,12 @@ impl From<std::io::Error> for Failure {
 /// Parses the command line, runs the command, prints errors once and
 /// returns the process exit code.
 pub fn main_exit_code() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::command().try_get_matches().and_then(|matches| {
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.project_given = matches.value_source("project") == Some(ValueSource::CommandLine);
+        cli.server_from_env = matches.value_source("server") == Some(ValueSource::EnvVariable);
+        Ok(cli)
+    }) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

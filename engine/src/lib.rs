@@ -70,7 +70,7 @@ pub use model::version::short as short_version;
 pub use model::workspace::{Clock, Failpoints, PauseHook, Workspace};
 pub use plan::{Decision, MaterializeOptions, PartitionFilter, Plan, PlannedUnit};
 pub use quality::checks::CheckOutcome;
-pub use queue::feed::{RunUpdate, RunWatch, UnitOutcome, UpdateKind};
+pub use queue::feed::{BackfillCounts, RunUpdate, RunWatch, UnitOutcome, UpdateKind};
 pub use queue::request::RunRequest;
 pub use queue::{QueueSettings, RunQueue, Submitted};
 pub use records::cost::{AssetCost, CostFigures};
@@ -78,6 +78,7 @@ pub use records::details::AssetDetails;
 pub use records::gc::GcReport;
 pub use records::provenance::Provenance;
 pub use records::time_travel::AsOf;
+pub use state::committed::{Committed, VersionText};
 pub use state::snapshot::{Snapshot, SnapshotTimings};
 pub use state::status::{AssetState, AssetStatus, PartitionStatus, PartitionSummary, StaleCause};
 

@@ -15,6 +15,7 @@ mod openlineage;
 mod partitions;
 mod quality;
 mod queue;
+mod remote;
 mod reproducible;
 mod row_changes;
 mod self_dependent;

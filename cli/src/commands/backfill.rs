@@ -17,17 +17,9 @@ use crate::output::{RunProgress, duration};
 pub(crate) async fn run(ws: &Workspace, args: BackfillArgs) -> Result<u8, Failure> {
     let progress = RunProgress::new(args.format == Format::Json);
     let jobs = default_jobs(args.jobs);
+    check_resume(&args)?;
     let report = match &args.resume {
         Some(id) => {
-            if !args.selection.is_empty()
-                || args.from.is_some()
-                || args.to.is_some()
-                || args.partitions.is_some()
-            {
-                return Err(Failure::Usage(
-                    "--resume continues a recorded backfill as planned; give no selection, --from, --to or --partitions with it".to_owned(),
-                ));
-            }
             ws.resume_backfill(
                 &cairn_catalog::BackfillId(id.clone()),
                 jobs,
@@ -41,12 +33,7 @@ pub(crate) async fn run(ws: &Workspace, args: BackfillArgs) -> Result<u8, Failur
                 selection: args.selection,
                 from: args.from,
                 to: args.to,
-                partitions: args.partitions.map(|p| {
-                    p.split(',')
-                        .map(|k| k.trim().to_owned())
-                        .filter(|k| !k.is_empty())
-                        .collect()
-                }),
+                partitions: args.partitions.as_deref().map(partition_list),
                 force: args.force,
                 jobs,
                 command: command_line(),
@@ -55,14 +42,41 @@ pub(crate) async fn run(ws: &Workspace, args: BackfillArgs) -> Result<u8, Failur
         }
     };
     progress.finish();
-    let report = report?;
-    let code = u8::from(report.run.has_failures());
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => render_json(&report, &mut out)?,
-        Format::Text => render_text(&report, &mut out)?,
+    print(&report?, args.format)
+}
+
+/// Refuses `--resume` with anything that would plan a new backfill.
+pub(crate) fn check_resume(args: &BackfillArgs) -> Result<(), Failure> {
+    if args.resume.is_some()
+        && (!args.selection.is_empty()
+            || args.from.is_some()
+            || args.to.is_some()
+            || args.partitions.is_some())
+    {
+        return Err(Failure::Usage(
+            "--resume continues a recorded backfill as planned; give no selection, --from, --to or --partitions with it".to_owned(),
+        ));
     }
-    Ok(code)
+    Ok(())
+}
+
+/// `--partitions a, b,c` as keys.
+pub(crate) fn partition_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+/// Prints a backfill's report (its partitions were listed as they
+/// finished); exit code 1 when a partition failed or was skipped.
+pub(crate) fn print(report: &BackfillReport, format: Format) -> Result<u8, Failure> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => render_json(report, &mut out)?,
+        Format::Text => render_text(report, &mut out)?,
+    }
+    Ok(u8::from(report.run.has_failures()))
 }
 
 /// The report as JSON: the backfill, its counts and its run (the CLI's

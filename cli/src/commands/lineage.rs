@@ -2,11 +2,12 @@
 //! reads it) as trees or JSON edges; with `--column`, the lineage of one
 //! output column down to the source columns.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 
 use serde::Serialize;
 
-use cairn_engine::{AssetGraph, ColumnNode, LineageKind, NodeKind, Workspace};
+use cairn_engine::{ColumnNode, EngineError, LineageKind, Neighbourhood, NodeKind, Workspace};
 
 use crate::Failure;
 use crate::args::{Format, LineageArgs};
@@ -14,11 +15,17 @@ use crate::commands::print_json;
 
 /// Runs `cairn lineage ASSET`.
 pub(crate) fn run(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
-    let around = around(ws, &args)?;
+    let around = around(ws, &args.asset, args.upstream, args.downstream)?;
+    print(&around, args.format)
+}
+
+/// Prints the graph around an asset (`cairn lineage`, locally or through
+/// a server).
+pub(crate) fn print(around: &Around, format: Format) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => render_json(&around, &mut out)?,
-        Format::Text => render_text(&around, &mut out)?,
+    match format {
+        Format::Json => render_json(around, &mut out)?,
+        Format::Text => render_text(around, &mut out)?,
     }
     Ok(0)
 }
@@ -27,20 +34,25 @@ pub(crate) fn run(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
 pub(crate) async fn run_columns(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
     let column = args.column.unwrap_or_default();
     let tree = ws.column_lineage(&args.asset, &column, args.depth).await?;
+    print_columns(&tree, args.format)
+}
+
+/// Prints a column's lineage (`cairn lineage --column`, locally or
+/// through a server).
+pub(crate) fn print_columns(tree: &ColumnNode, format: Format) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => render_columns_json(&tree, &mut out)?,
-        Format::Text => render_columns_text(&tree, &mut out)?,
+    match format {
+        Format::Json => render_columns_json(tree, &mut out)?,
+        Format::Text => render_columns_text(tree, &mut out)?,
     }
     Ok(0)
 }
 
-/// What `cairn lineage ASSET` shows: the graph around one node.
-pub(crate) struct Around<'a> {
-    /// The whole graph.
-    pub graph: &'a AssetGraph,
-    /// The asset or source asked about (in the graph).
-    pub asset: &'a str,
+/// What `cairn lineage ASSET` shows: the graph around one node, taken
+/// out of the asset graph (so that a server can send it as it is).
+pub(crate) struct Around {
+    /// The asset or source asked about.
+    pub asset: String,
     /// Whether to show what it reads from.
     pub upstream: bool,
     /// Whether to show what reads from it.
@@ -48,27 +60,63 @@ pub(crate) struct Around<'a> {
     /// When the asset reads its own earlier partitions: how many periods
     /// back, nearest and farthest.
     pub own_window: Option<(i64, i64)>,
+    /// The nodes upstream and downstream of it (as asked for) and the
+    /// edges among them and the asset.
+    pub nodes: Neighbourhood,
+    /// Which of those nodes (the asset included) are sources.
+    pub sources: BTreeSet<String>,
 }
 
-/// The graph around `args.asset`, which must be in it.
-fn around<'a>(ws: &'a Workspace, args: &'a LineageArgs) -> Result<Around<'a>, Failure> {
-    let graph = ws.graph();
-    if !graph.contains(&args.asset) {
-        let hint = cairn_assets::closest_name(&args.asset, graph.names())
-            .map(|c| format!(" (did you mean `{c}`?)"))
-            .unwrap_or_default();
-        return Err(Failure::Usage(format!(
-            "unknown asset `{}`{hint}",
-            args.asset
-        )));
+impl Around {
+    /// The direct upstreams or downstreams of `node` among the edges,
+    /// sorted as the graph sorts them.
+    fn next(&self, node: &str, upstream: bool) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .nodes
+            .edges
+            .iter()
+            .filter_map(|(from, to)| {
+                if upstream {
+                    (to == node).then_some(from.as_str())
+                } else {
+                    (from == node).then_some(to.as_str())
+                }
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
-    let (upstream, downstream) = match (args.upstream, args.downstream) {
+}
+
+/// Which directions `--upstream` and `--downstream` show: both unless
+/// exactly one is asked for.
+pub(crate) fn directions(upstream: bool, downstream: bool) -> (bool, bool) {
+    match (upstream, downstream) {
         (true, false) => (true, false),
         (false, true) => (false, true),
         _ => (true, true),
-    };
-    let own_window = match ws.project().assets.get(&args.asset) {
-        Some(asset) if asset.reads_itself() => match asset.mapping(&asset.name) {
+    }
+}
+
+/// The graph around `asset`, which must be in it; both directions unless
+/// exactly one of `upstream` and `downstream` is asked for.
+pub(crate) fn around(
+    ws: &Workspace,
+    asset: &str,
+    upstream: bool,
+    downstream: bool,
+) -> Result<Around, EngineError> {
+    let graph = ws.graph();
+    if !graph.contains(asset) {
+        let hint = cairn_assets::closest_name(asset, graph.names())
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        return Err(EngineError::Usage(format!("unknown asset `{asset}`{hint}")));
+    }
+    let (upstream, downstream) = directions(upstream, downstream);
+    let own_window = match ws.project().assets.get(asset) {
+        Some(a) if a.reads_itself() => match a.mapping(&a.name) {
             cairn_assets::partitions::PartitionMapping::Window { offset, lag } => {
                 Some((-offset, -offset + i64::from(lag)))
             }
@@ -76,18 +124,26 @@ fn around<'a>(ws: &'a Workspace, args: &'a LineageArgs) -> Result<Around<'a>, Fa
         },
         _ => None,
     };
+    let nodes = graph.neighbourhood(asset, upstream, downstream);
+    let sources = std::iter::once(asset)
+        .chain(nodes.upstream.iter().map(String::as_str))
+        .chain(nodes.downstream.iter().map(String::as_str))
+        .filter(|n| graph.kind(n) == Some(NodeKind::Source))
+        .map(str::to_owned)
+        .collect();
     Ok(Around {
-        graph,
-        asset: &args.asset,
+        asset: asset.to_owned(),
         upstream,
         downstream,
         own_window,
+        nodes,
+        sources,
     })
 }
 
 /// The graph around the asset as JSON: the nodes upstream and downstream
 /// of it and the edges between all of them.
-pub(crate) fn render_json(around: &Around<'_>, out: &mut impl Write) -> Result<(), Failure> {
+pub(crate) fn render_json(around: &Around, out: &mut impl Write) -> Result<(), Failure> {
     #[derive(Serialize)]
     struct Edge {
         from: String,
@@ -100,19 +156,20 @@ pub(crate) fn render_json(around: &Around<'_>, out: &mut impl Write) -> Result<(
         downstream: Vec<String>,
         edges: Vec<Edge>,
     }
-    let around_it = around
-        .graph
-        .neighbourhood(around.asset, around.upstream, around.downstream);
-    let edges = around_it
+    let nodes = &around.nodes;
+    let edges = nodes
         .edges
-        .into_iter()
-        .map(|(from, to)| Edge { from, to })
+        .iter()
+        .map(|(from, to)| Edge {
+            from: from.clone(),
+            to: to.clone(),
+        })
         .collect();
     print_json(
         &Out {
-            asset: around.asset.to_owned(),
-            upstream: around_it.upstream.into_iter().collect(),
-            downstream: around_it.downstream.into_iter().collect(),
+            asset: around.asset.clone(),
+            upstream: nodes.upstream.iter().cloned().collect(),
+            downstream: nodes.downstream.iter().cloned().collect(),
             edges,
         },
         out,
@@ -121,13 +178,15 @@ pub(crate) fn render_json(around: &Around<'_>, out: &mut impl Write) -> Result<(
 
 /// The graph around the asset as text: the asset, how it reads itself,
 /// then the trees of what it reads from and of what reads it.
-pub(crate) fn render_text(around: &Around<'_>, out: &mut impl Write) -> std::io::Result<()> {
-    let graph = around.graph;
-    let label = |n: &str| match graph.kind(n) {
-        Some(NodeKind::Source) => format!("{n} (source)"),
-        _ => n.to_owned(),
+pub(crate) fn render_text(around: &Around, out: &mut impl Write) -> std::io::Result<()> {
+    let label = |n: &str| {
+        if around.sources.contains(n) {
+            format!("{n} (source)")
+        } else {
+            n.to_owned()
+        }
     };
-    writeln!(out, "{}", label(around.asset))?;
+    writeln!(out, "{}", label(&around.asset))?;
     if let Some((last, first)) = around.own_window {
         let periods = if first == last {
             format!("{last}")
@@ -141,11 +200,11 @@ pub(crate) fn render_text(around: &Around<'_>, out: &mut impl Write) -> std::io:
     }
     if around.upstream {
         writeln!(out, "upstream (reads from):")?;
-        tree(out, around.asset, &|n| graph.upstream(n), &label, "  ")?;
+        tree(out, &around.asset, &|n| around.next(n, true), &label, "  ")?;
     }
     if around.downstream {
         writeln!(out, "downstream (read by):")?;
-        tree(out, around.asset, &|n| graph.downstream(n), &label, "  ")?;
+        tree(out, &around.asset, &|n| around.next(n, false), &label, "  ")?;
     }
     Ok(())
 }
@@ -293,7 +352,8 @@ mod tests {
             depth: None,
             format,
         };
-        let around = around(&ws, &args).unwrap_or_else(|_| panic!("no lineage of {asset}"));
+        let around = around(&ws, &args.asset, args.upstream, args.downstream)
+            .unwrap_or_else(|_| panic!("no lineage of {asset}"));
         match format {
             Format::Text => rendered(|out| render_text(&around, out)),
             Format::Json => json(|out| render_json(&around, out)),

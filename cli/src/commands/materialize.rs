@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use cairn_engine::{AssetOutcome, MaterializeOptions, RunReport, Workspace};
+use cairn_engine::{AssetOutcome, MaterializeOptions, PlannedUnit, RunReport, Workspace};
 
 use crate::Failure;
 use crate::args::{Format, MaterializeArgs};
@@ -24,25 +24,34 @@ pub(crate) async fn run(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Fai
         backfill: None,
     };
     if args.explain {
-        let units = ws.explain(&opts)?;
-        let mut out = std::io::stdout().lock();
-        match args.format {
-            Format::Json => crate::explain::render_json(&units, &mut out)?,
-            Format::Text => crate::explain::render_text(&units, &mut out)?,
-        }
-        return Ok(0);
+        return print_plan(&ws.explain(&opts)?, args.format);
     }
     let progress = RunProgress::new(args.format == Format::Json);
     let report = ws.materialize(&opts, &progress).await;
     progress.finish();
-    let report = report?;
-    let code = u8::from(report.has_failures());
+    print(&report?, args.format)
+}
+
+/// Prints the plan of `cairn materialize --explain` (locally or through a
+/// server).
+pub(crate) fn print_plan(units: &[PlannedUnit], format: Format) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => render_json(&report, &mut out)?,
-        Format::Text => render_text(&report, &mut out)?,
+    match format {
+        Format::Json => crate::explain::render_json(units, &mut out)?,
+        Format::Text => crate::explain::render_text(units, &mut out)?,
     }
-    Ok(code)
+    Ok(0)
+}
+
+/// Prints a run's report (its units were listed as they finished); exit
+/// code 1 when an asset failed or was skipped.
+pub(crate) fn print(report: &RunReport, format: Format) -> Result<u8, Failure> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => render_json(report, &mut out)?,
+        Format::Text => render_text(report, &mut out)?,
+    }
+    Ok(u8::from(report.has_failures()))
 }
 
 /// The report as JSON: the CLI's [`wire::RunReport`], built from the

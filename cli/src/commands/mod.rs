@@ -1,17 +1,19 @@
 //! The subcommands: dispatch, and what they share (the command line as
 //! recorded, `--jobs`, `--since` ages, JSON output). Each command lives in
 //! its own file, with its I/O (`run`) apart from its pure rendering
-//! (`render_text`, `render_json`).
+//! (`render_text`, `render_json`); with `--server`, `remote/` fetches the
+//! same values from a `cairn serve` and the same renderers print them.
 
 mod audit;
-mod backfill;
+pub(crate) mod backfill;
 mod check;
 mod cost;
 mod gc;
-mod lineage;
-mod materialize;
+pub(crate) mod lineage;
+pub(crate) mod materialize;
 mod query;
-mod show;
+pub(crate) mod remote;
+pub(crate) mod show;
 mod status;
 pub(crate) mod wire;
 
@@ -32,6 +34,12 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    // `cairn serve` ignores CAIRN_SERVER (meant for clients sharing its
+    // environment); an explicit `--server` is refused with the rest.
+    let serving = matches!(cli.command, Command::Serve(_));
+    if cli.server.is_some() && !(serving && cli.server_from_env) {
+        return runtime.block_on(remote::run(cli));
+    }
     if let Command::Serve(args) = &cli.command {
         return runtime.block_on(crate::serve::run(cli.project.clone(), &args.listen));
     }
@@ -55,7 +63,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
 }
 
 /// Variable that fixes the instant Cairn judges time at (RFC 3339).
-const NOW_ENV: &str = "CAIRN_NOW";
+pub(crate) const NOW_ENV: &str = "CAIRN_NOW";
 /// Variable naming `asset` or `asset[partition]` whose build pauses for an
 /// hour once its files are written, before its commit: the crash tests kill
 /// the process there.

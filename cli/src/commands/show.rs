@@ -14,10 +14,20 @@ use crate::output::bytes;
 /// Runs `cairn show`.
 pub(crate) fn run(ws: &Workspace, args: ShowArgs) -> Result<u8, Failure> {
     let d = ws.details(&args.asset)?;
+    print(&d, &|path| ws.file_url(path), args.format)
+}
+
+/// Prints an asset's details (`cairn show`, locally or through a server);
+/// `file_url` gives a stored file's URL.
+pub(crate) fn print(
+    d: &AssetDetails,
+    file_url: &dyn Fn(&str) -> String,
+    format: Format,
+) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => render_json(&d, &mut out)?,
-        Format::Text => render_text(&d, &|path| ws.file_url(path), &mut out)?,
+    match format {
+        Format::Json => render_json(d, &mut out)?,
+        Format::Text => render_text(d, file_url, &mut out)?,
     }
     Ok(0)
 }

@@ -14,7 +14,12 @@ use crate::commands::{print_json, wire};
 /// Runs `cairn status`; exit code 1 with `--check` when anything selected
 /// is not fresh or fails a check.
 pub(crate) fn run(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
-    let mut statuses = ws.status(&args.selection)?;
+    print(ws.status(&args.selection)?, &args)
+}
+
+/// Prints the statuses of `cairn status` (locally or through a server)
+/// as `args` asks; the exit code.
+pub(crate) fn print(mut statuses: Vec<AssetStatus>, args: &StatusArgs) -> Result<u8, Failure> {
     let not_fresh = not_fresh(&statuses);
     let failing_checks: usize = statuses.iter().map(|s| s.failing_checks.len()).sum();
     let code = u8::from(args.check && (not_fresh > 0 || failing_checks > 0));

@@ -1,9 +1,9 @@
 //! Engine values as `cairn.v1` messages (the server's wire types).
 
-use cairn_catalog::{AttemptRecord, CurrentVersion};
+use cairn_catalog::{AttemptRecord, CurrentVersion, MaterializationMetrics};
 use cairn_engine::{
-    AssetDetails, AssetState, AssetStatus, Decision, EngineError, PlannedUnit, RunUpdate,
-    StaleCause, UnitOutcome, UpdateKind, Workspace,
+    AssetDetails, AssetOutcome, AssetState, AssetStatus, BackfillCounts, CheckOutcome, Decision,
+    EngineError, PlannedUnit, RunReport, RunUpdate, StaleCause, UnitOutcome, UpdateKind, Workspace,
 };
 use cairn_proto::v1 as pb;
 
@@ -88,6 +88,7 @@ fn asset_status(s: &AssetStatus, with_partitions: bool) -> pb::AssetStatus {
                             .as_ref()
                             .map(|c| version(&c.to_current_version(&s.name, &u.key))),
                         last_failure: u.last_failure.as_ref().map(failure),
+                        input_version: u.input_version.clone().unwrap_or_default(),
                     })
                     .collect()
             } else {
@@ -95,6 +96,7 @@ fn asset_status(s: &AssetStatus, with_partitions: bool) -> pb::AssetStatus {
             },
         }),
         failing_checks: s.failing_checks.clone(),
+        input_version: s.input_version.clone().unwrap_or_default(),
     }
 }
 
@@ -115,11 +117,47 @@ pub(super) fn status_response(statuses: &[AssetStatus], partitions: bool) -> pb:
     }
 }
 
-/// `GetAsset`.
-pub(super) fn asset_details(d: &AssetDetails) -> pb::AssetDetails {
+/// What a materialization measured and cost.
+fn metrics(m: &MaterializationMetrics) -> pb::Metrics {
+    pb::Metrics {
+        rows_added: m.rows_added,
+        rows_removed: m.rows_removed,
+        columns: m
+            .columns
+            .iter()
+            .map(|c| pb::ColumnStats {
+                name: c.name.clone(),
+                null_count: c.null_count,
+                min: c.min.clone(),
+                max: c.max.clone(),
+            })
+            .collect(),
+        cpu_seconds: m.cpu_seconds,
+        datafusion_seconds: m.datafusion_seconds,
+        output_rows: m.output_rows,
+        bytes_scanned: m.bytes_scanned,
+        spilled_bytes: m.spilled_bytes,
+        bytes_read: m.bytes_read,
+        read_requests: m.read_requests,
+        objects_read: m.objects_read,
+        bytes_written: m.bytes_written,
+        write_requests: m.write_requests,
+        other_requests: m.other_requests,
+        peak_memory_bytes: m.peak_memory_bytes,
+        cost_usd: m.cost_usd,
+    }
+}
+
+/// `GetAsset`: everything `cairn show` prints; `file_url` turns a stored
+/// file's path into its URL.
+pub(super) fn asset_details(
+    d: &AssetDetails,
+    file_url: &dyn Fn(&str) -> String,
+) -> pb::AssetDetails {
     let body = d.current.as_ref().map(|m| &m.body);
     pb::AssetDetails {
-        status: Some(asset_status(&d.status, false)),
+        // With every partition: `cairn show --format json` lists them.
+        status: Some(asset_status(&d.status, true)),
         file: d.file.clone(),
         description: d.description.clone().unwrap_or_default(),
         owner: d.owner.clone().unwrap_or_default(),
@@ -150,6 +188,7 @@ pub(super) fn asset_details(d: &AssetDetails) -> pb::AssetDetails {
                         kind: i.kind.as_str().to_owned(),
                         partition: i.partition.clone(),
                         data_version: i.data_version.clone(),
+                        materialization_id: i.materialization.map(|m| m.0).unwrap_or_default(),
                     })
                     .collect()
             })
@@ -173,30 +212,62 @@ pub(super) fn asset_details(d: &AssetDetails) -> pb::AssetDetails {
             })
             .unwrap_or_default(),
         history: d.history.iter().map(version).collect(),
+        reads: d
+            .reads
+            .iter()
+            .map(|(upstream, reading)| pb::Read {
+                upstream: upstream.clone(),
+                reading: reading.clone(),
+            })
+            .collect(),
+        file_details: body
+            .map(|b| {
+                b.files
+                    .iter()
+                    .map(|f| pb::File {
+                        path: f.path.clone(),
+                        size_bytes: f.size_bytes,
+                        row_count: f.row_count,
+                        url: file_url(&f.path),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        schema_json: body.map(|b| b.schema_json.clone()).unwrap_or_default(),
+        metrics: body.map(|b| metrics(&b.metrics)),
+        last_attempt: d.last_attempt.as_ref().map(|a| pb::Attempt {
+            run_id: a.run_id.0.clone(),
+            asset: a.asset.clone(),
+            partition: a.partition.clone(),
+            outcome: a.outcome.as_str().to_owned(),
+            error: a.error.clone().unwrap_or_default(),
+            at: time(a.at),
+        }),
     }
 }
 
 /// `Lineage`: the nodes upstream and/or downstream of an asset and the
-/// edges between them (both directions when neither is asked for).
+/// edges between them (both directions when neither is asked for), as
+/// `cairn lineage` finds them.
 pub(super) fn lineage(
     ws: &Workspace,
     req: &pb::LineageRequest,
 ) -> Result<pb::LineageResponse, EngineError> {
-    let graph = ws.graph();
-    if !graph.contains(&req.asset) {
-        return Err(EngineError::Usage(format!("unknown asset `{}`", req.asset)));
-    }
-    let both = req.upstream == req.downstream;
-    let around = graph.neighbourhood(&req.asset, req.upstream || both, req.downstream || both);
+    let around = crate::commands::lineage::around(ws, &req.asset, req.upstream, req.downstream)?;
     Ok(pb::LineageResponse {
-        asset: req.asset.clone(),
-        upstream: around.upstream.into_iter().collect(),
-        downstream: around.downstream.into_iter().collect(),
+        asset: around.asset,
+        upstream: around.nodes.upstream.into_iter().collect(),
+        downstream: around.nodes.downstream.into_iter().collect(),
         edges: around
+            .nodes
             .edges
             .into_iter()
             .map(|(from, to)| pb::Edge { from, to })
             .collect(),
+        sources: around.sources.into_iter().collect(),
+        own_window: around
+            .own_window
+            .map(|(nearest, farthest)| pb::PeriodsBack { nearest, farthest }),
     })
 }
 
@@ -344,8 +415,9 @@ pub(super) fn runs(runs: &[cairn_catalog::RunRecord]) -> pb::ListRunsResponse {
     }
 }
 
-/// One update of a run, as `WatchRun` streams it.
-pub(super) fn run_event(u: &RunUpdate) -> pb::RunEvent {
+/// One update of a run, as `WatchRun` streams it; the `planned` and
+/// `report` events only when the watcher asked for `reports`.
+pub(super) fn run_event(u: &RunUpdate, reports: bool) -> Option<pb::RunEvent> {
     let mut e = pb::RunEvent {
         run_id: u.run_id.0.clone(),
         at: time(u.at),
@@ -358,6 +430,21 @@ pub(super) fn run_event(u: &RunUpdate) -> pb::RunEvent {
     e.event = match &u.kind {
         UpdateKind::Queued => "queued",
         UpdateKind::Started => "started",
+        UpdateKind::Planned { .. } | UpdateKind::Report { .. } if !reports => return None,
+        UpdateKind::Planned { units } => {
+            e.planned = units
+                .iter()
+                .map(|(asset, partition)| pb::UnitRef {
+                    asset: asset.clone(),
+                    partition: partition.clone(),
+                })
+                .collect();
+            "planned"
+        }
+        UpdateKind::Report { run, backfill } => {
+            e.report = Some(run_report(run, backfill.as_ref()));
+            "report"
+        }
         UpdateKind::UnitStarted { asset, partition } => {
             unit(&mut e, asset, partition);
             "unit_started"
@@ -369,7 +456,13 @@ pub(super) fn run_event(u: &RunUpdate) -> pb::RunEvent {
         } => {
             unit(&mut e, asset, partition);
             match outcome {
-                UnitOutcome::Built { rows, bytes, wall } => {
+                UnitOutcome::Built {
+                    rows,
+                    bytes,
+                    wall,
+                    data_changed,
+                } => {
+                    e.data_unchanged = *data_changed == Some(false);
                     e.rows = rows.unwrap_or_default();
                     e.bytes = bytes.unwrap_or_default();
                     e.wall_ms = wall
@@ -396,7 +489,81 @@ pub(super) fn run_event(u: &RunUpdate) -> pb::RunEvent {
         }
     }
     .to_owned();
-    e
+    Some(e)
+}
+
+/// A check's outcome as a run (or `cairn check`) evaluated it.
+fn check_outcome(c: &CheckOutcome) -> pb::CheckResult {
+    pb::CheckResult {
+        name: c.name.clone(),
+        severity: c.severity.to_owned(),
+        passed: c.passed,
+        failing_rows: c.failing_rows,
+        sample_json: serde_json::Value::Array(c.sample.clone()).to_string(),
+        error: c.error.clone().unwrap_or_default(),
+    }
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A run's report (the `report` event of `WatchRun`).
+fn run_report(run: &RunReport, backfill: Option<&BackfillCounts>) -> pb::RunReport {
+    pb::RunReport {
+        run_id: run.run_id.as_ref().map(|r| r.0.clone()).unwrap_or_default(),
+        results: run
+            .results
+            .iter()
+            .map(|r| {
+                let mut u = pb::UnitResult {
+                    asset: r.asset.clone(),
+                    partition: r.partition.clone(),
+                    ..pb::UnitResult::default()
+                };
+                // The tags of the CLI's JSON (`wire::AssetOutcome`).
+                u.outcome = match &r.outcome {
+                    AssetOutcome::Materialized(_) => "materialized",
+                    AssetOutcome::Fresh { .. } => "fresh",
+                    AssetOutcome::Failed { .. } => "failed",
+                    AssetOutcome::Skipped { .. } => "skipped",
+                }
+                .to_owned();
+                match &r.outcome {
+                    AssetOutcome::Materialized(m) => {
+                        u.materialized = Some(pb::Materialized {
+                            materialization_id: m.id.0,
+                            rows: m.rows,
+                            bytes_written: m.bytes_written,
+                            files: m.files.clone(),
+                            data_version: m.data_version.clone(),
+                            data_changed: m.data_changed,
+                            wall_nanos: nanos(m.wall),
+                            datafusion_nanos: nanos(m.datafusion),
+                            write_nanos: nanos(m.write),
+                            hashing_nanos: nanos(m.hashing),
+                            row_changes_nanos: nanos(m.row_changes),
+                            rows_added: m.rows_added,
+                            rows_removed: m.rows_removed,
+                            checks: m.checks.iter().map(check_outcome).collect(),
+                            metrics: Some(metrics(&m.metrics)),
+                        });
+                    }
+                    AssetOutcome::Fresh { early_cutoff } => u.early_cutoff = *early_cutoff,
+                    AssetOutcome::Failed { error, checks } => {
+                        u.error = error.clone();
+                        u.checks = checks.iter().map(check_outcome).collect();
+                    }
+                    AssetOutcome::Skipped { upstream } => u.upstream = upstream.clone(),
+                }
+                u
+            })
+            .collect(),
+        wall_nanos: nanos(run.wall),
+        backfill_id: backfill.map(|b| b.id.0.clone()).unwrap_or_default(),
+        planned: backfill.map_or(0, |b| b.planned as u64),
+        already_done: backfill.map_or(0, |b| b.already_done as u64),
+    }
 }
 
 /// `Checks`: the run that recorded the results and each unit's checks.
@@ -416,19 +583,121 @@ pub(super) fn checks(
             .map(|r| pb::AssetChecks {
                 asset: r.asset.clone(),
                 partition: r.partition.clone(),
-                checks: r
-                    .checks
-                    .iter()
-                    .map(|c| pb::CheckResult {
-                        name: c.name.clone(),
-                        severity: c.severity.to_owned(),
-                        passed: c.passed,
-                        failing_rows: c.failing_rows,
-                        sample_json: serde_json::Value::Array(c.sample.clone()).to_string(),
-                        error: c.error.clone().unwrap_or_default(),
-                    })
-                    .collect(),
+                checks: r.checks.iter().map(check_outcome).collect(),
             })
             .collect(),
+    }
+}
+
+/// What the server sends, read back by `cairn --server` (the
+/// `commands::remote::decode` module), must render exactly what the local
+/// command renders: every field of every reply the CLI prints, on a
+/// project in every state.
+#[cfg(test)]
+mod round_trip {
+    use cairn_engine::{MaterializeOptions, NoProgress, PartitionFilter, Workspace};
+    use cairn_proto::v1 as pb;
+
+    use crate::commands::remote::decode;
+    use crate::commands::testing::{json, open, rendered, runtime, shop};
+    use crate::commands::{lineage, materialize, show};
+
+    fn options(force: bool) -> MaterializeOptions {
+        MaterializeOptions {
+            selection: Vec::new(),
+            force,
+            jobs: 1,
+            command: "cairn materialize".to_owned(),
+            partitions: PartitionFilter::All,
+            backfill: None,
+        }
+    }
+
+    fn sent<T>(value: Result<T, crate::Failure>) -> T {
+        value.unwrap_or_else(|_| panic!("the reply could not be read back"))
+    }
+
+    /// Statuses (with every partition), details and plans come back equal.
+    #[test]
+    fn statuses_details_and_plans() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let statuses = ws.status(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let back = sent(decode::statuses(super::status_response(&statuses, true)));
+        assert_eq!(back, statuses);
+        for name in ws.graph().assets_in_order() {
+            let d = ws.details(name).unwrap_or_else(|e| panic!("{e}"));
+            let url = |path: &str| ws.file_url(path);
+            let (back, urls) = sent(decode::details(super::asset_details(&d, &url)));
+            let remote_url = |path: &str| urls.get(path).cloned().unwrap_or_default();
+            assert_eq!(
+                rendered(|out| show::render_text(&back, &remote_url, out)),
+                rendered(|out| show::render_text(&d, &url, out)),
+                "{name}"
+            );
+            assert_eq!(
+                json(|out| show::render_json(&back, out)),
+                json(|out| show::render_json(&d, out)),
+                "{name}"
+            );
+        }
+        for force in [false, true] {
+            let units = ws
+                .explain(&options(force))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(sent(decode::plan(super::explain(&units))), units);
+        }
+    }
+
+    /// The graph around every node, in each direction.
+    #[test]
+    fn lineage() {
+        let dir = shop();
+        let ws = open(dir.path());
+        let names: Vec<String> = ws.graph().order().map(str::to_owned).collect();
+        for name in &names {
+            for (upstream, downstream) in [(false, false), (true, false), (false, true)] {
+                let local = lineage::around(&ws, name, upstream, downstream)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let request = pb::LineageRequest {
+                    asset: name.clone(),
+                    upstream,
+                    downstream,
+                };
+                let reply = super::lineage(&ws, &request).unwrap_or_else(|e| panic!("{e}"));
+                let back = decode::around(reply, upstream, downstream);
+                assert_eq!(
+                    rendered(|out| lineage::render_text(&back, out)),
+                    rendered(|out| lineage::render_text(&local, out)),
+                    "{name}"
+                );
+                assert_eq!(
+                    json(|out| lineage::render_json(&back, out)),
+                    json(|out| lineage::render_json(&local, out)),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    /// A run with materialized (with checks and row changes), fresh and
+    /// failed (with failing checks) units: the report renders the same.
+    #[test]
+    fn run_reports() {
+        let dir = shop();
+        let ws: Workspace = open(dir.path());
+        let report = runtime()
+            .block_on(ws.materialize(&options(false), &NoProgress))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (back, backfill) = sent(decode::run_report(super::run_report(&report, None)));
+        assert!(backfill.is_none());
+        assert_eq!(
+            json(|out| materialize::render_json(&back, out)),
+            json(|out| materialize::render_json(&report, out))
+        );
+        assert_eq!(
+            rendered(|out| materialize::render_text(&back, out)),
+            rendered(|out| materialize::render_text(&report, out))
+        );
     }
 }

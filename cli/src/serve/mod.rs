@@ -133,8 +133,13 @@ impl Cairn for Api {
         request: Request<pb::GetAssetRequest>,
     ) -> Result<Response<pb::AssetDetails>, Status> {
         let name = request.into_inner().name;
-        let details = self.with_workspace(move |ws| ws.details(&name)).await?;
-        Ok(Response::new(convert::asset_details(&details)))
+        let details = self
+            .with_workspace(move |ws| {
+                let d = ws.details(&name)?;
+                Ok(convert::asset_details(&d, &|path| ws.file_url(path)))
+            })
+            .await?;
+        Ok(Response::new(details))
     }
 
     async fn lineage(
@@ -229,7 +234,10 @@ impl Cairn for Api {
         &self,
         request: Request<pb::WatchRunRequest>,
     ) -> Result<Response<Self::WatchRunStream>, Status> {
-        let id = request.into_inner().run_id;
+        let pb::WatchRunRequest {
+            run_id: id,
+            reports,
+        } = request.into_inner();
         let watch = self
             .queue
             .watch(&RunId(id.clone()))
@@ -241,7 +249,9 @@ impl Cairn for Api {
             let update = rx.recv().await?;
             Some((update, Some(rx)))
         });
-        let events = past.chain(live).map(|u| Ok(convert::run_event(&u)));
+        let events = past
+            .chain(live)
+            .filter_map(move |u| std::future::ready(convert::run_event(&u, reports).map(Ok)));
         Ok(Response::new(Box::pin(events)))
     }
 

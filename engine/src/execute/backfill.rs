@@ -243,20 +243,7 @@ pub(crate) async fn run_remaining(
     progress: &dyn Progress,
 ) -> Result<BackfillReport, EngineError> {
     let Some(record) = ws.catalog.backfill(id)? else {
-        let known: Vec<String> = ws
-            .catalog
-            .backfills(5)?
-            .into_iter()
-            .map(|b| b.backfill.id.0)
-            .collect();
-        return Err(EngineError::Usage(format!(
-            "no backfill `{id}`; recent ones: {}",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
-        )));
+        return Err(no_such_backfill(ws, id)?);
     };
     let done: BTreeSet<PartitionRef> = ws.catalog.committed_in_backfill(id)?.into_iter().collect();
     let remaining: Vec<(String, String)> = record
@@ -289,6 +276,28 @@ pub(crate) async fn run_remaining(
         progress,
     )
     .await
+}
+
+/// The error for a backfill id the catalog does not know, naming the
+/// recent ones.
+pub(crate) fn no_such_backfill(
+    ws: &Workspace,
+    id: &BackfillId,
+) -> Result<EngineError, EngineError> {
+    let known: Vec<String> = ws
+        .catalog
+        .backfills(5)?
+        .into_iter()
+        .map(|b| b.backfill.id.0)
+        .collect();
+    Ok(EngineError::Usage(format!(
+        "no backfill `{id}`; recent ones: {}",
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    )))
 }
 
 #[expect(clippy::too_many_arguments, reason = "one internal call site pair")]

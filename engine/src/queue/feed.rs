@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 use cairn_catalog::{AttemptOutcome, AttemptRecord, RunId, RunRecord, RunStatus};
 
-use crate::execute::report::{AssetOutcome, AssetResult};
+use crate::execute::report::{AssetOutcome, AssetResult, RunReport};
+use crate::model::units::Unit;
 
 /// One thing that happened to a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,12 @@ pub enum UpdateKind {
     Queued,
     /// Left the queue and started.
     Started,
+    /// The run planned the units it considers, in order (only when it has
+    /// something to build).
+    Planned {
+        /// The asset partitions.
+        units: Vec<Unit>,
+    },
     /// An asset partition started building.
     UnitStarted {
         /// The asset.
@@ -47,6 +54,15 @@ pub enum UpdateKind {
         /// How it ended.
         outcome: UnitOutcome,
     },
+    /// The run's report, as `cairn materialize` or `cairn backfill`
+    /// gives it, just before `Finished` (runs this process executed to
+    /// their end).
+    Report {
+        /// Every unit the run considered.
+        run: Box<RunReport>,
+        /// For a backfill: its id and counts.
+        backfill: Option<BackfillCounts>,
+    },
     /// The run ended (the last update).
     Finished {
         /// How.
@@ -54,6 +70,17 @@ pub enum UpdateKind {
         /// Why it failed or was cancelled.
         error: Option<String>,
     },
+}
+
+/// A backfill as its run's report counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillCounts {
+    /// The backfill.
+    pub id: cairn_catalog::BackfillId,
+    /// Partitions planned in total.
+    pub planned: usize,
+    /// Planned partitions committed before this run.
+    pub already_done: usize,
 }
 
 /// How one asset partition of a run ended.
@@ -68,6 +95,8 @@ pub enum UnitOutcome {
         bytes: Option<u64>,
         /// Wall time.
         wall: Option<Duration>,
+        /// Whether its data differs from the previous version's.
+        data_changed: Option<bool>,
     },
     /// Its upstream was rebuilt with identical data: nothing to do.
     EarlyCutoff,
@@ -93,6 +122,7 @@ impl UnitOutcome {
                 rows: Some(m.rows),
                 bytes: Some(m.bytes_written),
                 wall: Some(m.wall),
+                data_changed: Some(m.data_changed),
             },
             AssetOutcome::Fresh { early_cutoff: true } => UnitOutcome::EarlyCutoff,
             AssetOutcome::Fresh {
@@ -114,6 +144,7 @@ impl UnitOutcome {
                 rows: None,
                 bytes: None,
                 wall: None,
+                data_changed: None,
             },
             AttemptOutcome::Fresh => UnitOutcome::EarlyCutoff,
             AttemptOutcome::Failed => UnitOutcome::Failed {

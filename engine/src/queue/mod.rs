@@ -43,7 +43,7 @@ use crate::execute::control::{Pools, RunContext, RunControl, Stop};
 use crate::execute::report::{Progress, RunEvent};
 use crate::model::workspace::Workspace;
 use crate::plan::Decision;
-use feed::{Feeds, RunUpdate, RunWatch, UnitOutcome, UpdateKind};
+use feed::{BackfillCounts, Feeds, RunUpdate, RunWatch, UnitOutcome, UpdateKind};
 use request::RunRequest;
 
 /// How often the dispatcher looks at the queue when nothing woke it (runs
@@ -163,7 +163,7 @@ impl RunQueue {
             }
             RunRequest::ResumeBackfill { id, .. } => {
                 let Some(record) = ws.catalog.backfill(id)? else {
-                    return Err(EngineError::Usage(format!("no backfill `{id}`")));
+                    return Err(crate::execute::backfill::no_such_backfill(&ws, id)?);
                 };
                 let claims = record
                     .backfill
@@ -481,10 +481,11 @@ async fn execute(
                 .ok_or_else(|| {
                     EngineError::Internal("a materialize request without options".to_owned())
                 })?;
-            crate::execute::run::materialize(&ws, &opts, &ctx, &progress).await?;
+            let run = crate::execute::run::materialize(&ws, &opts, &ctx, &progress).await?;
+            report(inner, &q.record.id, control, run, None);
         }
         RunRequest::ResumeBackfill { id, jobs } => {
-            crate::execute::backfill::run_remaining(
+            let backfill = crate::execute::backfill::run_remaining(
                 &ws,
                 id,
                 (*jobs).max(1),
@@ -494,6 +495,12 @@ async fn execute(
                 &progress,
             )
             .await?;
+            let counts = BackfillCounts {
+                id: backfill.backfill_id,
+                planned: backfill.planned,
+                already_done: backfill.already_done,
+            };
+            report(inner, &q.record.id, control, backfill.run, Some(counts));
         }
         RunRequest::Backfill { .. } => {
             return Err(EngineError::Internal(
@@ -502,6 +509,28 @@ async fn execute(
         }
     }
     Ok(())
+}
+
+/// Tells the run's watchers its report — unless it was drained for a
+/// shutdown (it is not over: the next start resumes it).
+fn report(
+    inner: &Arc<Inner>,
+    id: &RunId,
+    control: &RunControl,
+    run: crate::execute::report::RunReport,
+    backfill: Option<BackfillCounts>,
+) {
+    if control.stop() == Some(Stop::Drain) {
+        return;
+    }
+    inner.push(RunUpdate {
+        run_id: id.clone(),
+        at: Utc::now(),
+        kind: UpdateKind::Report {
+            run: Box::new(run),
+            backfill,
+        },
+    });
 }
 
 /// Records how a run this process executed ended and tells its watchers.
@@ -548,7 +577,9 @@ struct Feeder {
 impl Progress for Feeder {
     fn event(&self, event: RunEvent<'_>) {
         let kind = match event {
-            RunEvent::RunStarted { .. } => return,
+            RunEvent::RunStarted { planned, .. } => UpdateKind::Planned {
+                units: planned.to_vec(),
+            },
             RunEvent::AssetStarted { asset, partition } => UpdateKind::UnitStarted {
                 asset: asset.to_owned(),
                 partition: partition.to_owned(),

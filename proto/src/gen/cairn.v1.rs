@@ -67,6 +67,10 @@ pub struct UnitStatus {
     pub current: ::core::option::Option<Version>,
     #[prost(message, optional, tag = "5")]
     pub last_failure: ::core::option::Option<Failure>,
+    /// The input version it would have now, when every upstream has a
+    /// version and it differs from the current version's ("" otherwise).
+    #[prost(string, tag = "6")]
+    pub input_version: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -113,6 +117,10 @@ pub struct AssetStatus {
     /// Error checks failing on the current version.
     #[prost(string, repeated, tag = "8")]
     pub failing_checks: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The input version it would have now (unpartitioned assets; "" when
+    /// an upstream has no version yet).
+    #[prost(string, tag = "9")]
+    pub input_version: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -152,6 +160,103 @@ pub struct Input {
     pub partition: ::prost::alloc::string::String,
     #[prost(string, tag = "4")]
     pub data_version: ::prost::alloc::string::String,
+    /// The upstream materialization read (assets; 0 for sources).
+    #[prost(int64, tag = "5")]
+    pub materialization_id: i64,
+}
+/// One file of a version.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct File {
+    /// Relative to the storage root.
+    #[prost(string, tag = "1")]
+    pub path: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub size_bytes: u64,
+    #[prost(uint64, tag = "3")]
+    pub row_count: u64,
+    /// Where it is stored (`file://...`, `s3://...`).
+    #[prost(string, tag = "4")]
+    pub url: ::prost::alloc::string::String,
+}
+/// Statistics of one output column; unset when unknown.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ColumnStats {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(uint64, optional, tag = "2")]
+    pub null_count: ::core::option::Option<u64>,
+    #[prost(string, optional, tag = "3")]
+    pub min: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, optional, tag = "4")]
+    pub max: ::core::option::Option<::prost::alloc::string::String>,
+}
+/// What computing one materialization measured and cost.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Metrics {
+    /// Rows added and removed versus the previous version, when known.
+    #[prost(uint64, optional, tag = "1")]
+    pub rows_added: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "2")]
+    pub rows_removed: ::core::option::Option<u64>,
+    #[prost(message, repeated, tag = "3")]
+    pub columns: ::prost::alloc::vec::Vec<ColumnStats>,
+    #[prost(double, tag = "4")]
+    pub cpu_seconds: f64,
+    #[prost(double, tag = "5")]
+    pub datafusion_seconds: f64,
+    #[prost(uint64, tag = "6")]
+    pub output_rows: u64,
+    #[prost(uint64, tag = "7")]
+    pub bytes_scanned: u64,
+    #[prost(uint64, tag = "8")]
+    pub spilled_bytes: u64,
+    #[prost(uint64, tag = "9")]
+    pub bytes_read: u64,
+    #[prost(uint64, tag = "10")]
+    pub read_requests: u64,
+    #[prost(uint64, tag = "11")]
+    pub objects_read: u64,
+    #[prost(uint64, tag = "12")]
+    pub bytes_written: u64,
+    #[prost(uint64, tag = "13")]
+    pub write_requests: u64,
+    #[prost(uint64, tag = "14")]
+    pub other_requests: u64,
+    #[prost(uint64, tag = "15")]
+    pub peak_memory_bytes: u64,
+    #[prost(double, tag = "16")]
+    pub cost_usd: f64,
+}
+/// How an asset reads a partitioned upstream (itself, when it reads its
+/// earlier partitions), for people.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Read {
+    #[prost(string, tag = "1")]
+    pub upstream: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub reading: ::prost::alloc::string::String,
+}
+/// One attempt to build an asset partition.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Attempt {
+    #[prost(string, tag = "1")]
+    pub run_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub asset: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub partition: ::prost::alloc::string::String,
+    /// materialized | fresh | failed | skipped
+    #[prost(string, tag = "4")]
+    pub outcome: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub error: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub at: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -204,6 +309,21 @@ pub struct AssetDetails {
     pub checks: ::prost::alloc::vec::Vec<CheckResult>,
     #[prost(message, repeated, tag = "15")]
     pub history: ::prost::alloc::vec::Vec<Version>,
+    /// How each partitioned upstream is read.
+    #[prost(message, repeated, tag = "16")]
+    pub reads: ::prost::alloc::vec::Vec<Read>,
+    /// The current version's files with sizes and row counts (`files` in
+    /// the same order), its output schema as JSON text
+    /// (`\[{"name", "type", "nullable"}\]`) and its metrics.
+    #[prost(message, repeated, tag = "17")]
+    pub file_details: ::prost::alloc::vec::Vec<File>,
+    #[prost(string, tag = "18")]
+    pub schema_json: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "19")]
+    pub metrics: ::core::option::Option<Metrics>,
+    /// The latest attempt, whatever its outcome.
+    #[prost(message, optional, tag = "20")]
+    pub last_attempt: ::core::option::Option<Attempt>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -234,6 +354,21 @@ pub struct LineageResponse {
     pub downstream: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     #[prost(message, repeated, tag = "4")]
     pub edges: ::prost::alloc::vec::Vec<Edge>,
+    /// Which of `asset`, `upstream` and `downstream` are sources.
+    #[prost(string, repeated, tag = "5")]
+    pub sources: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Set when the asset reads its own earlier partitions.
+    #[prost(message, optional, tag = "6")]
+    pub own_window: ::core::option::Option<PeriodsBack>,
+}
+/// How many periods back an asset reads itself: nearest and farthest.
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PeriodsBack {
+    #[prost(int64, tag = "1")]
+    pub nearest: i64,
+    #[prost(int64, tag = "2")]
+    pub farthest: i64,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -344,14 +479,112 @@ pub struct RunAccepted {
 pub struct WatchRunRequest {
     #[prost(string, tag = "1")]
     pub run_id: ::prost::alloc::string::String,
+    /// Also send the `planned` and `report` events (what the CLI renders).
+    #[prost(bool, tag = "2")]
+    pub reports: bool,
+}
+/// An asset partition.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UnitRef {
+    #[prost(string, tag = "1")]
+    pub asset: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub partition: ::prost::alloc::string::String,
+}
+/// A version a run committed, as the run saw it. Durations in nanoseconds.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Materialized {
+    #[prost(int64, tag = "1")]
+    pub materialization_id: i64,
+    #[prost(uint64, tag = "2")]
+    pub rows: u64,
+    #[prost(uint64, tag = "3")]
+    pub bytes_written: u64,
+    #[prost(string, repeated, tag = "4")]
+    pub files: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(string, tag = "5")]
+    pub data_version: ::prost::alloc::string::String,
+    #[prost(bool, tag = "6")]
+    pub data_changed: bool,
+    #[prost(uint64, tag = "7")]
+    pub wall_nanos: u64,
+    #[prost(uint64, tag = "8")]
+    pub datafusion_nanos: u64,
+    #[prost(uint64, tag = "9")]
+    pub write_nanos: u64,
+    #[prost(uint64, tag = "10")]
+    pub hashing_nanos: u64,
+    #[prost(uint64, tag = "11")]
+    pub row_changes_nanos: u64,
+    /// Rows added and removed versus the previous version, when known.
+    #[prost(uint64, optional, tag = "12")]
+    pub rows_added: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "13")]
+    pub rows_removed: ::core::option::Option<u64>,
+    #[prost(message, repeated, tag = "14")]
+    pub checks: ::prost::alloc::vec::Vec<CheckResult>,
+    #[prost(message, optional, tag = "15")]
+    pub metrics: ::core::option::Option<Metrics>,
+}
+/// What happened to one asset partition in a run.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UnitResult {
+    #[prost(string, tag = "1")]
+    pub asset: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub partition: ::prost::alloc::string::String,
+    /// materialized | fresh | failed | skipped
+    #[prost(string, tag = "3")]
+    pub outcome: ::prost::alloc::string::String,
+    /// materialized
+    #[prost(message, optional, tag = "4")]
+    pub materialized: ::core::option::Option<Materialized>,
+    /// fresh: scheduled, but its upstream came out unchanged
+    #[prost(bool, tag = "5")]
+    pub early_cutoff: bool,
+    /// failed: the error and the checks that ran
+    #[prost(string, tag = "6")]
+    pub error: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "7")]
+    pub checks: ::prost::alloc::vec::Vec<CheckResult>,
+    /// skipped: the failed upstream
+    #[prost(string, tag = "8")]
+    pub upstream: ::prost::alloc::string::String,
+}
+/// A run's report, as `cairn materialize` / `cairn backfill` print it.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct RunReport {
+    /// "" when the run had nothing to build.
+    #[prost(string, tag = "1")]
+    pub run_id: ::prost::alloc::string::String,
+    /// Every unit the run considered, in dependency order.
+    #[prost(message, repeated, tag = "2")]
+    pub results: ::prost::alloc::vec::Vec<UnitResult>,
+    #[prost(uint64, tag = "3")]
+    pub wall_nanos: u64,
+    /// Backfills: the backfill, its units planned in total and those
+    /// already committed before this run.
+    #[prost(string, tag = "4")]
+    pub backfill_id: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "5")]
+    pub planned: u64,
+    #[prost(uint64, tag = "6")]
+    pub already_done: u64,
 }
 /// One event of a run, in order: `queued`, `started`, per asset partition
 /// `unit_started` then one of `built` / `early_cutoff` / `fresh` / `failed`
 /// (with `error`) / `skipped` (`error` names the failed upstream), and
 /// `finished` (with `status`) last. WatchRun sends the events so far, then
-/// the live ones as they happen, and ends after `finished`.
+/// the live ones as they happen, and ends after `finished`. With
+/// `WatchRunRequest.reports`, also `planned` (with `planned`) once the run
+/// has planned units to build, and `report` (with `report`) just before
+/// `finished` when the run got to its end in this server process.
 #[allow(clippy::all)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct RunEvent {
     #[prost(string, tag = "1")]
     pub run_id: ::prost::alloc::string::String,
@@ -374,6 +607,15 @@ pub struct RunEvent {
     /// On `finished`: succeeded | failed | cancelled.
     #[prost(string, tag = "10")]
     pub status: ::prost::alloc::string::String,
+    /// On `built`: the new version's data equals the previous version's.
+    #[prost(bool, tag = "11")]
+    pub data_unchanged: bool,
+    /// On `planned`: the units the run considers, in order.
+    #[prost(message, repeated, tag = "12")]
+    pub planned: ::prost::alloc::vec::Vec<UnitRef>,
+    /// On `report`.
+    #[prost(message, optional, tag = "13")]
+    pub report: ::core::option::Option<RunReport>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
