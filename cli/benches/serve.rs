@@ -627,9 +627,12 @@ async fn bench_queue(client: &CairnClient<Channel>, root: &Path, args: &Args) ->
         ms(drain),
         per_second(r, drain)
     );
+    let tail = drain.saturating_sub(submitted);
+    let in_tail = runs.iter().filter(|w| w.finished > t0 + submitted).count();
     println!(
-        "  last submit -> last `finished` (tail)     {}",
-        ms(drain.saturating_sub(submitted))
+        "  last submit -> last `finished` (tail)     {}   ({in_tail} runs finished in it: {:.2} runs/s with no submits competing)",
+        ms(tail),
+        per_second(in_tail, tail)
     );
     println!(
         "  runs executing at once                    mean {:.2}, peak {peak} (sum of started->finished / drain)",
