@@ -18,6 +18,7 @@ mod partition_config;
 pub mod partitions;
 mod project;
 mod sql;
+mod stamp;
 
 pub use config::{
     CatalogConfig, CostConfig, OpenLineageConfig, ProjectConfig, RetentionConfig, Role,
@@ -29,3 +30,4 @@ pub use project::{DeclaredColumn, DeclaredColumns, Project, Source, SourceFormat
 pub use sql::{
     ParsedQuery, UnboundPlaceholder, bind_placeholders, parse_asset_sql, with_stand_ins,
 };
+pub use stamp::ProjectStamp;

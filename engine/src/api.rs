@@ -19,7 +19,7 @@ use crate::execute::control::RunContext;
 use crate::execute::recheck::CheckReport;
 use crate::execute::report::{Progress, RunReport};
 use crate::lineage::column_lineage::ColumnNode;
-use crate::model::workspace::{Clock, Failpoints, Workspace};
+use crate::model::workspace::{Clock, DefinitionsCache, Failpoints, Workspace};
 use crate::plan::{MaterializeOptions, PlannedUnit};
 use crate::records::cost::AssetCost;
 use crate::records::details::AssetDetails;
@@ -35,6 +35,13 @@ impl Workspace {
     /// project is validated before anything is created on disk.
     pub fn open(dir: &Path) -> Result<Workspace, EngineError> {
         model::workspace::open(dir)
+    }
+
+    /// [`Workspace::open`] for a long-running process: reuses the
+    /// definitions `cache` holds while the project's definition files are
+    /// unchanged (a server opens the project for every request).
+    pub fn open_cached(dir: &Path, cache: &DefinitionsCache) -> Result<Workspace, EngineError> {
+        model::workspace::open_cached(dir, cache)
     }
 
     /// The loaded definitions.

@@ -67,7 +67,7 @@ pub use execute::report::{
 pub use lineage::column_lineage::{ColumnNode, LineageKind};
 pub use model::graph::{AssetGraph, Neighbourhood, NodeKind};
 pub use model::version::short as short_version;
-pub use model::workspace::{Clock, Failpoints, PauseHook, Workspace};
+pub use model::workspace::{Clock, DefinitionsCache, Failpoints, PauseHook, Workspace};
 pub use plan::{Decision, MaterializeOptions, PartitionFilter, Plan, PlannedUnit};
 pub use quality::checks::CheckOutcome;
 pub use queue::feed::{BackfillCounts, RunUpdate, RunWatch, UnitOutcome, UpdateKind};

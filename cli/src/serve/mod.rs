@@ -22,13 +22,16 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::StreamExt;
 
 use tonic::{Request, Response, Status};
 
+use axum::serve::ListenerExt;
 use cairn_engine::{
-    MaterializeOptions, PartitionFilter, QueueSettings, RunId, RunQueue, RunRequest, Workspace,
+    DefinitionsCache, MaterializeOptions, PartitionFilter, QueueSettings, RunId, RunQueue,
+    RunRequest, Workspace,
 };
 use cairn_proto::v1 as pb;
 use cairn_proto::v1::cairn_server::{Cairn, CairnServer};
@@ -42,14 +45,17 @@ struct Api {
     project: PathBuf,
     env: Environment,
     queue: RunQueue,
+    /// Definitions reused while the project's files are unchanged.
+    definitions: Arc<DefinitionsCache>,
 }
 
 impl Api {
-    /// A freshly opened workspace (opening reads files: off the async
-    /// threads).
+    /// The project as it is on disk now (definitions parsed again only
+    /// when a definition file changed; catalog and storage opened afresh),
+    /// off the async threads.
     async fn workspace(&self) -> Result<Workspace, Status> {
-        let dir = self.project.clone();
-        let ws = tokio::task::spawn_blocking(move || Workspace::open(&dir))
+        let (dir, cache) = (self.project.clone(), Arc::clone(&self.definitions));
+        let ws = tokio::task::spawn_blocking(move || Workspace::open_cached(&dir, &cache))
             .await
             .map_err(|e| Status::internal(format!("internal error: {e}")))?
             .map_err(engine_status)?;
@@ -381,12 +387,14 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
     }
     let env = Environment::read()?;
     let max_concurrent_runs = usize::try_from(server.max_concurrent_runs).unwrap_or(usize::MAX);
+    let definitions = Arc::new(DefinitionsCache::default());
     let queue = RunQueue::start(QueueSettings {
         project: project.clone(),
+        definitions: Arc::clone(&definitions),
         max_concurrent_runs,
         configure: {
             let env = env.clone();
-            std::sync::Arc::new(move |ws| env.apply(ws))
+            Arc::new(move |ws| env.apply(ws))
         },
     })
     .await?;
@@ -404,6 +412,7 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
         project,
         env,
         queue: queue.clone(),
+        definitions,
     };
     let grpc = tonic::service::Routes::new(flight::service(api.clone()))
         .add_service(CairnServer::new(api))
@@ -446,6 +455,11 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
             let _ = stopping.send(());
         }
     };
+    // Replies and their trailers are small separate writes: without
+    // TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms to a call.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let serving = axum::serve(listener, app).with_graceful_shutdown(drain);
     tokio::select! {
         served = serving => served.map_err(|e| Failure::Runtime(format!("serving: {e}")))?,

@@ -2,12 +2,12 @@
 //! storage. Every layer of the engine works on this; the operations users
 //! call on it are the facade in `api.rs`.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use cairn_assets::{Project, SqlAsset};
+use cairn_assets::{Project, ProjectStamp, SqlAsset};
 use cairn_catalog::{Catalog, CurrentVersion, RunRecord, open_catalog};
 
 use crate::error::EngineError;
@@ -20,7 +20,7 @@ pub struct Workspace {
     /// Definitions.
     pub(crate) project: Arc<Project>,
     /// The dependency graph.
-    pub(crate) graph: AssetGraph,
+    pub(crate) graph: Arc<AssetGraph>,
     /// The metadata store.
     pub(crate) catalog: Arc<dyn Catalog>,
     /// Output storage.
@@ -80,6 +80,61 @@ impl std::fmt::Debug for Failpoints {
 pub(crate) fn open(dir: &Path) -> Result<Workspace, EngineError> {
     let project = Project::load(dir)?;
     let graph = AssetGraph::build(&project)?;
+    with_definitions(Arc::new(project), Arc::new(graph))
+}
+
+/// Loaded definitions kept by a long-running process (a server opens the
+/// project for every request): reused while the project's definition
+/// files are unchanged ([`ProjectStamp`]), loaded again when any changes.
+/// The catalog and storage are opened afresh each time (cheap, and each
+/// request gets its own catalog connection).
+#[derive(Default)]
+pub struct DefinitionsCache {
+    entry: Mutex<Option<CachedDefinitions>>,
+}
+
+struct CachedDefinitions {
+    dir: PathBuf,
+    stamp: ProjectStamp,
+    project: Arc<Project>,
+    graph: Arc<AssetGraph>,
+}
+
+/// [`open`], reusing `cache`'s definitions when the files are unchanged.
+pub(crate) fn open_cached(dir: &Path, cache: &DefinitionsCache) -> Result<Workspace, EngineError> {
+    let Ok(stamp) = ProjectStamp::read(dir) else {
+        // Unreadable: the full load reports what is wrong.
+        return open(dir);
+    };
+    let hit = {
+        let entry = cache.entry.lock().unwrap_or_else(|p| p.into_inner());
+        entry
+            .as_ref()
+            .filter(|c| c.dir == dir && c.stamp == stamp)
+            .map(|c| (Arc::clone(&c.project), Arc::clone(&c.graph)))
+    };
+    let (project, graph) = match hit {
+        Some(definitions) => definitions,
+        None => {
+            let project = Arc::new(Project::load(dir)?);
+            let graph = Arc::new(AssetGraph::build(&project)?);
+            *cache.entry.lock().unwrap_or_else(|p| p.into_inner()) = Some(CachedDefinitions {
+                dir: dir.to_path_buf(),
+                stamp,
+                project: Arc::clone(&project),
+                graph: Arc::clone(&graph),
+            });
+            (project, graph)
+        }
+    };
+    with_definitions(project, graph)
+}
+
+/// Opens the catalog and storage of loaded definitions.
+fn with_definitions(
+    project: Arc<Project>,
+    graph: Arc<AssetGraph>,
+) -> Result<Workspace, EngineError> {
     let storage = Storage::open(&project.config.storage.url, &project.root)?;
     let catalog: Arc<dyn Catalog> =
         Arc::from(open_catalog(&project.config.catalog.url, &project.root)?);
@@ -88,7 +143,7 @@ pub(crate) fn open(dir: &Path) -> Result<Workspace, EngineError> {
         run.host != this_host || whoami::process_alive(run.pid)
     })?;
     Ok(Workspace {
-        project: Arc::new(project),
+        project,
         graph,
         catalog,
         storage,

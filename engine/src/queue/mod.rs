@@ -41,7 +41,7 @@ use cairn_catalog::{
 use crate::error::EngineError;
 use crate::execute::control::{Pools, RunContext, RunControl, Stop};
 use crate::execute::report::{Progress, RunEvent};
-use crate::model::workspace::Workspace;
+use crate::model::workspace::{DefinitionsCache, Workspace};
 use crate::plan::Decision;
 use feed::{BackfillCounts, Feeds, RunUpdate, RunWatch, UnitOutcome, UpdateKind};
 use request::RunRequest;
@@ -64,6 +64,9 @@ pub struct QueueSettings {
     /// Applied to every workspace the queue opens (an injected clock,
     /// test failpoints).
     pub configure: Arc<dyn Fn(Workspace) -> Workspace + Send + Sync>,
+    /// Definitions kept between opens while the project's files are
+    /// unchanged (shared with the server's other requests).
+    pub definitions: Arc<DefinitionsCache>,
 }
 
 /// The answer to a submitted request.
@@ -193,6 +196,13 @@ impl RunQueue {
         };
         let submitted = match ws.catalog.enqueue_run(&queued)? {
             Enqueued::Queued => {
+                tracing::info!(
+                    run = %run_id,
+                    by = %queued.run.user,
+                    units = queued.claims.len(),
+                    "queued: {}",
+                    queued.run.command
+                );
                 self.inner.push(RunUpdate {
                     run_id: run_id.clone(),
                     at: queued.run.started_at,
@@ -204,10 +214,18 @@ impl RunQueue {
                     attached: false,
                 }
             }
-            Enqueued::Attached(existing) => Submitted {
-                run_id: existing,
-                attached: true,
-            },
+            Enqueued::Attached(existing) => {
+                tracing::info!(
+                    run = %existing,
+                    by = %queued.run.user,
+                    "attached: {} (every unit already queued or running)",
+                    queued.run.command
+                );
+                Submitted {
+                    run_id: existing,
+                    attached: true,
+                }
+            }
         };
         crate::records::audit::audit(
             &ws,
@@ -247,6 +265,7 @@ impl RunQueue {
         // Watch before asking, so the end cannot slip between.
         let watch = self.watch(id)?;
         let after = ws.catalog.request_cancel(id, Utc::now())?;
+        tracing::info!(run = %id, by = %ws.principal(), "cancel requested");
         crate::records::audit::audit(
             &ws,
             "cancel_run",
@@ -347,10 +366,11 @@ async fn open(
     settings: &QueueSettings,
     principal: Option<String>,
 ) -> Result<Workspace, EngineError> {
-    let dir = settings.project.clone();
-    let ws = tokio::task::spawn_blocking(move || crate::model::workspace::open(&dir))
-        .await
-        .map_err(|e| EngineError::Internal(format!("opening the project: {e}")))??;
+    let (dir, cache) = (settings.project.clone(), Arc::clone(&settings.definitions));
+    let ws =
+        tokio::task::spawn_blocking(move || crate::model::workspace::open_cached(&dir, &cache))
+            .await
+            .map_err(|e| EngineError::Internal(format!("opening the project: {e}")))??;
     let ws = (settings.configure)(ws);
     Ok(match principal {
         Some(p) => Workspace {
@@ -369,7 +389,9 @@ async fn dispatch_forever(inner: Arc<Inner>) {
         }
         // A failure (catalog busy, project broken on disk) is retried at
         // the next wake or tick; the runs stay queued.
-        let _ = dispatch(&inner).await;
+        if let Err(e) = dispatch(&inner).await {
+            tracing::warn!("the queue waits: {e}");
+        }
         tokio::select! {
             () = woken => {}
             () = tokio::time::sleep(TICK) => {}
@@ -434,6 +456,7 @@ fn start(inner: &Arc<Inner>, q: &QueuedRun) -> Result<bool, EngineError> {
     )? {
         return Ok(false);
     }
+    tracing::info!(run = %id, "started: {}", q.record.command);
     let control = RunControl::default();
     {
         let mut state = inner.lock();
@@ -553,6 +576,18 @@ fn finish(inner: &Arc<Inner>, id: &RunId, control: &RunControl, outcome: Result<
     let end = inner.catalog.run(id).ok().flatten().map(|(r, _)| r);
     let mut state = inner.lock();
     state.running.remove(id);
+    if let Some(r) = end.as_ref().filter(|r| r.status.is_finished()) {
+        let took = r
+            .finished_at
+            .map(|f| (f - r.started_at).num_milliseconds())
+            .unwrap_or_default();
+        match &r.error {
+            None => tracing::info!(run = %id, ms = took, "{}", r.status.as_str()),
+            Some(e) => tracing::warn!(run = %id, ms = took, "{}: {e}", r.status.as_str()),
+        }
+    } else {
+        tracing::info!(run = %id, "stopped for shutdown; resumes at the next start");
+    }
     if let Some(r) = end.filter(|r| r.status.is_finished()) {
         state.feeds.push(RunUpdate {
             run_id: id.clone(),
