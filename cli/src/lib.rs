@@ -67,7 +67,12 @@ pub fn main_exit_code() -> ExitCode {
         }
     };
     install_panic_hook();
-    init_tracing();
+    // A server logs what its run queue does; commands stay quiet.
+    init_tracing(if matches!(cli.command, args::Command::Serve(_)) {
+        "warn,cairn_engine::queue=info"
+    } else {
+        "warn"
+    });
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(Failure::Reported(code)) => ExitCode::from(code),
@@ -121,11 +126,16 @@ fn report(message: &str) {
     let _ = writeln!(err, "error: {message}");
 }
 
-fn init_tracing() {
+/// Log lines on stderr, filtered by `CAIRN_LOG` (tracing's env-filter
+/// syntax), else by `default`.
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A closed stderr must not stop a server: no report of failed writes
+    // (it would go to the same closed stderr, and panic).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }

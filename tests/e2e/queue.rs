@@ -557,3 +557,57 @@ fn a_backfill_through_the_queue_records_and_runs_its_partitions() {
     );
     server.stop();
 }
+
+#[test]
+fn a_server_whose_stderr_closed_keeps_running_and_logging_nowhere() {
+    let p = Project::example();
+    let server = Server::start_with_stderr_closed(&p);
+    // Each run logs queued/started/finished lines to the closed stderr.
+    let lines = server.call_lines("MaterializeAndWatch", "{}");
+    assert_eq!(lines.last().unwrap()["status"], "succeeded", "{lines:?}");
+    assert_eq!(
+        server.call("Status", "{}")["assets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    server.stop();
+}
+
+#[test]
+fn the_server_sees_definition_edits_at_the_next_call() {
+    let p = Project::example();
+    p.materialize(&["--jobs", "1"]);
+    let server = Server::start(&p);
+    let state = |server: &Server, asset: &str| -> String {
+        let status = server.call("Status", &format!(r#"{{"selection": ["{asset}"]}}"#));
+        status["assets"][0]["state"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{status}"))
+            .to_owned()
+    };
+    assert_eq!(state(&server, "orders"), "fresh");
+    // An edit: stale at once (the server reuses parsed definitions only
+    // while no definition file changed).
+    p.edit("assets/orders.sql", "select", "select 1 as edited,");
+    assert_ne!(state(&server, "orders"), "fresh");
+    // A broken edit: the load error, with file and line; fixed: served again.
+    let good = p.read("assets/orders.sql");
+    p.write("assets/orders.sql", "select * from nowhere_at_all");
+    let broken = server.call("Status", "{}");
+    assert_eq!(broken["code"], "INVALID_ARGUMENT", "{broken}");
+    assert!(
+        broken["details"]
+            .as_str()
+            .unwrap()
+            .contains("assets/orders.sql:1"),
+        "{broken}"
+    );
+    p.write("assets/orders.sql", &good);
+    assert_ne!(state(&server, "orders"), "fresh");
+    // A new asset appears.
+    p.write("assets/extra.sql", "select count(*) as n from orders");
+    assert_eq!(state(&server, "extra"), "never_materialized");
+    server.stop();
+}

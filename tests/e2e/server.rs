@@ -20,24 +20,31 @@ impl Server {
         Server::start_with(p, &[])
     }
 
-    /// Starts it with extra environment variables (token secrets, test hooks).
+    /// Starts it with extra environment variables (token secrets, test
+    /// hooks); what it writes to stderr is read and dropped.
     pub fn start_with(p: &Project, env: &[(&str, &str)]) -> Server {
-        let mut command = p.command(&["serve", "--listen", "127.0.0.1:0"]);
-        command.envs(env.iter().copied());
-        let mut child = command
+        Server::start_collecting_stderr(p, env).0
+    }
+
+    /// Starts it and closes its stderr once it is listening: a server whose
+    /// terminal went away must keep serving.
+    pub fn start_with_stderr_closed(p: &Project) -> Server {
+        let mut child = p
+            .command(&["serve", "--listen", "127.0.0.1:0"])
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
-        BufReader::new(stderr).read_line(&mut line).unwrap();
+        stderr.read_line(&mut line).unwrap();
         let addr = line
             .split("listening on ")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
+        drop(stderr);
         Server { child, addr }
     }
 
