@@ -30,11 +30,75 @@ pub struct ProjectConfig {
     /// How `cairn serve` listens, who may call it and how much it runs at once.
     #[serde(default)]
     pub server: ServerConfig,
+    /// `[[alerts]]`: where incidents are sent.
+    #[serde(default)]
+    pub alerts: Vec<AlertConfig>,
     /// `[pools]`: named limits on how many asset partitions of the assets in
     /// a pool (`pool = "NAME"` in an asset's header) build at once, across
     /// every run of a process.
     #[serde(default)]
     pub pools: BTreeMap<String, u32>,
+}
+
+/// One `[[alerts]]` entry: incidents are POSTed to `url`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    /// Where to POST (http; loopback in tests).
+    pub url: String,
+    /// The body's shape.
+    #[serde(default)]
+    pub format: AlertFormat,
+    /// Which incidents (all by default).
+    #[serde(default = "AlertEvent::all")]
+    pub on: Vec<AlertEvent>,
+}
+
+/// An alert body's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    /// A Slack incoming-webhook message (`{"text": ..., "blocks": [...]}`).
+    Slack,
+    /// The incident as a JSON object.
+    #[default]
+    Json,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertEvent {
+    /// A run failed (once per failure, not per retry).
+    RunFailed,
+    /// An `error` check failed.
+    CheckFailed,
+    /// A freshness SLA (`fail_after`) was missed.
+    FreshnessMissed,
+    /// An incident cleared.
+    Recovered,
+}
+
+impl AlertEvent {
+    /// Every event.
+    pub fn all() -> Vec<AlertEvent> {
+        vec![
+            AlertEvent::RunFailed,
+            AlertEvent::CheckFailed,
+            AlertEvent::FreshnessMissed,
+            AlertEvent::Recovered,
+        ]
+    }
+
+    /// The name used in `on = [...]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::RunFailed => "run_failed",
+            AlertEvent::CheckFailed => "check_failed",
+            AlertEvent::FreshnessMissed => "freshness_missed",
+            AlertEvent::Recovered => "recovered",
+        }
+    }
 }
 
 /// `[server]`: `cairn serve`'s address, its tokens and its run limit.
@@ -211,4 +275,7 @@ pub(crate) struct RawSource {
     /// Partitions: files of partition KEY live under `<path>/<dimension>=KEY/`.
     #[serde(default)]
     pub partitions: Option<crate::header::RawPartitions>,
+    /// How often a server checks it for changes (`"1m"`), if at all.
+    #[serde(default)]
+    pub poll: Option<Spanned<String>>,
 }

@@ -42,6 +42,15 @@ pub(crate) struct AssetConfig {
     /// Declared output columns, `name = "SQL TYPE"`.
     #[serde(default)]
     pub columns: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    /// When it should run.
+    #[serde(default)]
+    pub automation: Option<crate::automation::RawAutomation>,
+    /// Its freshness SLA.
+    #[serde(default)]
+    pub freshness: Option<crate::automation::RawFreshness>,
+    /// Retries of transient failures.
+    #[serde(default)]
+    pub retries: Option<crate::automation::RawRetries>,
 }
 
 /// `[partitions]` as written: the primary dimension, optionally with a
@@ -135,7 +144,7 @@ pub(crate) fn parse_config(toml_text: &str, file: &Path) -> Result<AssetConfig, 
     toml::from_str::<AssetConfig>(toml_text).map_err(|e| {
         let line = e.span().map(|s| line_of_offset(toml_text, s.start));
         Diagnostic::new(file, line, format!("invalid asset config: {}", e.message())).with_hint(
-            "allowed keys are description, owner, tags, pool, checks, count_row_changes, [partitions], [upstream.NAME] and [columns]; see the README",
+            "allowed keys are description, owner, tags, pool, checks, count_row_changes, [partitions], [upstream.NAME], [columns], [automation], [freshness] and [retries]; see the README",
         )
     })
 }

@@ -9,6 +9,7 @@
 //! hint where one helps.
 #![deny(missing_docs)]
 
+mod automation;
 pub mod checks;
 mod config;
 mod diagnostic;
@@ -20,9 +21,10 @@ mod project;
 mod sql;
 mod stamp;
 
+pub use automation::{Automation, CatchUp, CronSchedule, FreshnessSla, RetryPolicy};
 pub use config::{
-    CatalogConfig, CostConfig, OpenLineageConfig, ProjectConfig, RetentionConfig, Role,
-    ServerConfig, StorageConfig, TokenConfig,
+    AlertConfig, AlertEvent, AlertFormat, CatalogConfig, CostConfig, OpenLineageConfig,
+    ProjectConfig, RetentionConfig, Role, ServerConfig, StorageConfig, TokenConfig,
 };
 pub use diagnostic::{Diagnostic, ProjectError};
 pub use names::{closest_name, is_valid_name};

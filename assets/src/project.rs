@@ -80,6 +80,8 @@ pub struct Source {
     pub line: usize,
     /// How its files are partitioned, if they are.
     pub partitions: Option<PartitionsDef>,
+    /// How often a server checks it for changes (`poll = "1m"`), if at all.
+    pub poll: Option<std::time::Duration>,
 }
 
 /// An asset defined by one SELECT.
@@ -118,6 +120,12 @@ pub struct SqlAsset {
     pub count_changes: bool,
     /// Output columns declared in `[columns]`, if any.
     pub columns: Option<DeclaredColumns>,
+    /// When it should run (`[automation]`), if it is automated.
+    pub automation: Option<crate::automation::Automation>,
+    /// Its freshness SLA (`[freshness]`), if any.
+    pub freshness: Option<crate::automation::FreshnessSla>,
+    /// Retries of transient failures (`[retries]`; one attempt by default).
+    pub retries: crate::automation::RetryPolicy,
 }
 
 /// Output columns declared in an asset's `[columns]` table: the query must
@@ -223,7 +231,7 @@ impl Project {
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
             Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
-                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds, [pools] NAME = limit and [sources.NAME] path/format/partitions/description/owner")
+                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
         })?;
 
         let mut diagnostics = limits_problems(&config);
@@ -412,6 +420,20 @@ fn resolve_source(
         declared_in: declared_in.to_path_buf(),
         line,
         partitions,
+        poll: raw
+            .poll
+            .as_ref()
+            .map(|p| {
+                crate::automation::parse_duration(p.get_ref()).map_err(|e| {
+                    Diagnostic::new(
+                        declared_in,
+                        Some(line_of_offset(text, p.span().start)),
+                        format!("source `{name}`: poll: {e}"),
+                    )
+                    .with_hint("e.g. poll = \"1m\"")
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -716,6 +738,22 @@ fn load_asset(
             checks,
             count_changes: config.count_row_changes.unwrap_or(true),
             columns: declared_columns(config.columns.as_ref(), &cx)?,
+            automation: config
+                .automation
+                .as_ref()
+                .map(|a| crate::automation::resolve_automation(a, &cx))
+                .transpose()?,
+            freshness: config
+                .freshness
+                .as_ref()
+                .map(|f| crate::automation::resolve_freshness(f, &cx))
+                .transpose()?,
+            retries: config
+                .retries
+                .as_ref()
+                .map(|r| crate::automation::resolve_retries(r, &cx))
+                .transpose()?
+                .unwrap_or_default(),
         },
         pending,
     ))
