@@ -54,6 +54,25 @@ pub trait Catalog: Send + Sync {
     /// with its request and claims. A run with no claims is always queued.
     fn enqueue_run(&self, run: &NewQueuedRun) -> Result<Enqueued>;
 
+    /// The automation state of every asset a tick has evaluated.
+    fn automation_state(&self) -> Result<Vec<AutomationState>>;
+
+    /// Records a tick in one transaction: the new states (only if no
+    /// other tick moved them since they were read — else nothing is
+    /// written and [`TickRecorded::Conflict`] returned), the evaluations,
+    /// and the runs it requests, queued as [`Catalog::enqueue_run`] does.
+    /// A tick is thus all or nothing: a crash cannot fire an instant
+    /// without queueing its run, nor queue it twice.
+    fn record_tick(&self, tick: &NewTick) -> Result<TickRecorded>;
+
+    /// Evaluations recorded at or after `since`, oldest first, at most
+    /// `limit` (the newest kept).
+    fn automation_evaluations(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<AutomationEvaluation>>;
+
     /// The queue: every run with a request that is queued or running, in
     /// id (= queueing) order, with its claims.
     fn queue(&self) -> Result<Vec<QueuedRun>>;

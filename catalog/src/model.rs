@@ -163,6 +163,58 @@ pub enum Enqueued {
     Attached(RunId),
 }
 
+/// What the last tick saw of one automated asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutomationState {
+    /// The asset.
+    pub asset: String,
+    /// The instant the last tick evaluated (cron instants up to it are done).
+    pub last_tick_at: DateTime<Utc>,
+    /// When a run was last requested for it.
+    pub last_requested_at: Option<DateTime<Utc>>,
+}
+
+/// One condition of one asset, evaluated at one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutomationEvaluation {
+    /// The instant evaluated.
+    pub tick_at: DateTime<Utc>,
+    /// The asset.
+    pub asset: String,
+    /// `cron`, `on_upstream_change` or `on_missing`.
+    pub condition: String,
+    /// Whether it requested a run.
+    pub fired: bool,
+    /// Why (or why not), readable.
+    pub reason: String,
+    /// The run it requested (or attached to).
+    pub run_id: Option<RunId>,
+}
+
+/// A tick to record, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTick {
+    /// The instant evaluated.
+    pub at: DateTime<Utc>,
+    /// Each automated asset's new state, with the `last_tick_at` the
+    /// evaluation read (`None`: it had no state): when another tick moved
+    /// it meanwhile, nothing is recorded ([`TickRecorded::Conflict`]).
+    pub states: Vec<(AutomationState, Option<DateTime<Utc>>)>,
+    /// What was evaluated.
+    pub evaluations: Vec<AutomationEvaluation>,
+    /// Runs to queue (as [`crate::Catalog::enqueue_run`] would).
+    pub runs: Vec<NewQueuedRun>,
+}
+
+/// What [`crate::Catalog::record_tick`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TickRecorded {
+    /// Recorded; each run queued or attached, in the order given.
+    Recorded(Vec<Enqueued>),
+    /// Another tick recorded meanwhile: nothing written.
+    Conflict,
+}
+
 /// A run of the queue that has not finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedRun {

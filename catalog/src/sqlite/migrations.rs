@@ -291,6 +291,28 @@ CREATE TABLE run_claims (
     PRIMARY KEY (run_id, asset, "partition")
 ) WITHOUT ROWID;
 "#,
+    // 9: automation. What the last tick saw of each automated asset (the
+    // instant it evaluated, so a cron instant fires once across ticks and
+    // restarts; when it last requested a run, for `lag`), and every
+    // evaluation with its reason.
+    r#"
+CREATE TABLE automation_state (
+    asset             TEXT NOT NULL PRIMARY KEY,
+    last_tick_at      TEXT NOT NULL,
+    last_requested_at TEXT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE automation_evaluations (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    tick_at   TEXT    NOT NULL,
+    asset     TEXT    NOT NULL,
+    condition TEXT    NOT NULL,
+    fired     INTEGER NOT NULL,
+    reason    TEXT    NOT NULL,
+    run_id    TEXT    NULL
+);
+CREATE INDEX automation_evaluations_by_tick ON automation_evaluations (tick_at, asset);
+"#,
 ];
 
 /// The schema version this build writes (the number of migrations).

@@ -270,3 +270,52 @@ fn version_7_database_keeps_its_runs_and_their_references() {
         Enqueued::Queued
     );
 }
+
+#[test]
+fn a_tick_is_recorded_once_with_its_runs_or_not_at_all() {
+    use crate::{AutomationEvaluation, AutomationState, NewTick, TickRecorded};
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    let tick = |t: i64, expected: Option<i64>, run: &str| NewTick {
+        at: at(t),
+        states: vec![(
+            AutomationState {
+                asset: "orders".to_owned(),
+                last_tick_at: at(t),
+                last_requested_at: Some(at(t)),
+            },
+            expected.map(at),
+        )],
+        evaluations: vec![AutomationEvaluation {
+            tick_at: at(t),
+            asset: "orders".to_owned(),
+            condition: "cron".to_owned(),
+            fired: true,
+            reason: "cron 0 6 * * * at 06:00".to_owned(),
+            run_id: Some(id(run)),
+        }],
+        runs: vec![queued(run, &[("orders", "")])],
+    };
+    assert_eq!(
+        c.record_tick(&tick(10, None, "r1")).unwrap(),
+        TickRecorded::Recorded(vec![Enqueued::Queued])
+    );
+    // The same instant again (state read before the first was recorded):
+    // nothing fires twice.
+    assert_eq!(
+        c.record_tick(&tick(10, None, "r2")).unwrap(),
+        TickRecorded::Conflict
+    );
+    assert!(c.run(&id("r2")).unwrap().is_none());
+    assert_eq!(c.automation_evaluations(None, 10).unwrap().len(), 1);
+    let state = c.automation_state().unwrap();
+    assert_eq!(state[0].last_tick_at, at(10));
+    // The next tick, having read the first's state, records (and its
+    // request attaches to the run still queued).
+    assert_eq!(
+        c.record_tick(&tick(20, Some(10), "r3")).unwrap(),
+        TickRecorded::Recorded(vec![Enqueued::Attached(id("r1"))])
+    );
+    let evaluations = c.automation_evaluations(Some(at(15)), 10).unwrap();
+    assert_eq!(evaluations.len(), 1);
+    assert_eq!(evaluations[0].tick_at, at(20));
+}

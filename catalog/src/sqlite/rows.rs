@@ -86,7 +86,7 @@ pub(super) fn get_time(row: &Row<'_>, column: &str) -> Fallible<DateTime<Utc>> {
     parse_timestamp(&text, column)
 }
 
-fn get_opt_time(row: &Row<'_>, column: &str) -> Fallible<Option<DateTime<Utc>>> {
+pub(super) fn get_opt_time(row: &Row<'_>, column: &str) -> Fallible<Option<DateTime<Utc>>> {
     let text: Option<String> = row.get(column)?;
     text.map(|text| parse_timestamp(&text, column)).transpose()
 }

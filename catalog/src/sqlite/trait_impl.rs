@@ -9,20 +9,74 @@ use rusqlite::{OptionalExtension, params};
 use super::rows::{
     BACKFILL_COLUMNS, CHECK_COLUMNS, CURRENT_SUMMARY_COLUMNS, RUN_COLUMNS, SUMMARY_COLUMNS,
     attempt_from_row, backfill_from_row, check_from_row, file_from_row, fingerprint_from_row,
-    get_time, input_from_row, limit, metrics_to_json, run_from_row, summary_from_row,
+    get_opt_time, get_time, input_from_row, limit, metrics_to_json, run_from_row, summary_from_row,
     summary_ref_from_row, summary_with_metrics_from_row, timestamp, to_i64, to_json, unit_from_row,
 };
 use super::{Fallible, SqliteCatalog};
 use crate::{
-    AttemptOutcome, AttemptRecord, AuditEntry, BackfillId, BackfillRecord, BackfillStatus, Catalog,
-    CheckResultRecord, CurrentVersion, CurrentVersionRef, Enqueued, MaterializationId,
-    MaterializationMetrics, MaterializationRecord, NewAttempt, NewAuditEntry, NewBackfill,
-    NewCheckResult, NewMaterialization, NewQueuedRun, NewRun, PartitionRef, QueuedRun, Result,
-    RunId, RunRecord, RunStatus, SourceFingerprint, StoredFile,
+    AttemptOutcome, AttemptRecord, AuditEntry, AutomationEvaluation, AutomationState, BackfillId,
+    BackfillRecord, BackfillStatus, Catalog, CheckResultRecord, CurrentVersion, CurrentVersionRef,
+    Enqueued, MaterializationId, MaterializationMetrics, MaterializationRecord, NewAttempt,
+    NewAuditEntry, NewBackfill, NewCheckResult, NewMaterialization, NewQueuedRun, NewRun, NewTick,
+    PartitionRef, QueuedRun, Result, RunId, RunRecord, RunStatus, SourceFingerprint, StoredFile,
+    TickRecorded,
 };
 
 /// The error recorded on runs found dead by [`Catalog::mark_crashed_runs`].
 pub(super) const CRASHED_ERROR: &str = "process ended before the run finished (killed or crashed)";
+
+/// Queues a run, or attaches it to an active run claiming all its units
+/// (see [`Catalog::enqueue_run`]), inside the caller's transaction.
+fn enqueue(tx: &rusqlite::Transaction<'_>, queued: &NewQueuedRun) -> Fallible<Enqueued> {
+    if queued.attach && !queued.claims.is_empty() {
+        let mut claimed: BTreeMap<String, HashSet<(String, String)>> = BTreeMap::new();
+        let mut stmt = tx.prepare_cached(
+            r#"SELECT c.run_id, c.asset, c."partition" FROM run_claims AS c
+                       JOIN runs AS r ON r.id = c.run_id
+                       WHERE r.status IN ('queued', 'running') AND r.cancel_requested_at IS NULL"#,
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            claimed
+                .entry(row.get(0)?)
+                .or_default()
+                .insert((row.get(1)?, row.get(2)?));
+        }
+        let covering = claimed.into_iter().find(|(_, units)| {
+            queued
+                .claims
+                .iter()
+                .all(|c| units.contains(&(c.asset.clone(), c.partition.clone())))
+        });
+        if let Some((run, _)) = covering {
+            return Ok(Enqueued::Attached(RunId(run)));
+        }
+    }
+    let run = &queued.run;
+    tx.prepare_cached(
+        r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at, status,
+                       backfill_id, queued_at, request)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?7, ?9)"#,
+    )?
+    .execute(params![
+        run.id.0,
+        run.user,
+        run.host,
+        i64::from(run.pid),
+        run.command,
+        run.trigger,
+        timestamp(run.started_at),
+        run.backfill_id.as_ref().map(|id| id.0.as_str()),
+        queued.request,
+    ])?;
+    let mut claim = tx.prepare_cached(
+        r#"INSERT OR IGNORE INTO run_claims (run_id, asset, "partition") VALUES (?1, ?2, ?3)"#,
+    )?;
+    for c in &queued.claims {
+        claim.execute(params![run.id.0, c.asset, c.partition])?;
+    }
+    Ok(Enqueued::Queued)
+}
 
 /// Inserts an attempt and moves the (asset, partition)'s latest-attempt pointer.
 fn insert_attempt(tx: &rusqlite::Transaction<'_>, attempt: &NewAttempt) -> Fallible<()> {
@@ -161,55 +215,99 @@ impl Catalog for SqliteCatalog {
     }
 
     fn enqueue_run(&self, queued: &NewQueuedRun) -> Result<Enqueued> {
-        self.write(|tx| {
-            if queued.attach && !queued.claims.is_empty() {
-                let mut claimed: BTreeMap<String, HashSet<(String, String)>> = BTreeMap::new();
-                let mut stmt = tx.prepare_cached(
-                    r#"SELECT c.run_id, c.asset, c."partition" FROM run_claims AS c
-                       JOIN runs AS r ON r.id = c.run_id
-                       WHERE r.status IN ('queued', 'running') AND r.cancel_requested_at IS NULL"#,
-                )?;
-                let mut rows = stmt.query([])?;
-                while let Some(row) = rows.next()? {
-                    claimed
-                        .entry(row.get(0)?)
-                        .or_default()
-                        .insert((row.get(1)?, row.get(2)?));
-                }
-                let covering = claimed.into_iter().find(|(_, units)| {
-                    queued
-                        .claims
-                        .iter()
-                        .all(|c| units.contains(&(c.asset.clone(), c.partition.clone())))
-                });
-                if let Some((run, _)) = covering {
-                    return Ok(Enqueued::Attached(RunId(run)));
-                }
-            }
-            let run = &queued.run;
-            tx.prepare_cached(
-                r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at, status,
-                       backfill_id, queued_at, request)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?7, ?9)"#,
-            )?
-            .execute(params![
-                run.id.0,
-                run.user,
-                run.host,
-                i64::from(run.pid),
-                run.command,
-                run.trigger,
-                timestamp(run.started_at),
-                run.backfill_id.as_ref().map(|id| id.0.as_str()),
-                queued.request,
-            ])?;
-            let mut claim = tx.prepare_cached(
-                r#"INSERT OR IGNORE INTO run_claims (run_id, asset, "partition") VALUES (?1, ?2, ?3)"#,
+        self.write(|tx| enqueue(tx, queued))
+    }
+
+    fn automation_state(&self) -> Result<Vec<AutomationState>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT asset, last_tick_at, last_requested_at FROM automation_state ORDER BY asset",
             )?;
-            for c in &queued.claims {
-                claim.execute(params![run.id.0, c.asset, c.partition])?;
+            stmt.query_and_then([], |row| {
+                Ok(AutomationState {
+                    asset: row.get("asset")?,
+                    last_tick_at: get_time(row, "last_tick_at")?,
+                    last_requested_at: get_opt_time(row, "last_requested_at")?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn record_tick(&self, tick: &NewTick) -> Result<TickRecorded> {
+        self.write(|tx| {
+            let mut read = tx.prepare_cached(
+                "SELECT last_tick_at FROM automation_state WHERE asset = ?1",
+            )?;
+            for (state, expected) in &tick.states {
+                let now: Option<String> = read
+                    .query_row([&state.asset], |row| row.get(0))
+                    .optional()?;
+                if now != expected.map(timestamp) {
+                    return Ok(TickRecorded::Conflict);
+                }
             }
-            Ok(Enqueued::Queued)
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO automation_state (asset, last_tick_at, last_requested_at)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (asset) DO UPDATE SET
+                     last_tick_at = excluded.last_tick_at,
+                     last_requested_at = excluded.last_requested_at",
+            )?;
+            for (state, _) in &tick.states {
+                upsert.execute(params![
+                    state.asset,
+                    timestamp(state.last_tick_at),
+                    state.last_requested_at.map(timestamp),
+                ])?;
+            }
+            let mut enqueued = Vec::with_capacity(tick.runs.len());
+            for run in &tick.runs {
+                enqueued.push(enqueue(tx, run)?);
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO automation_evaluations (tick_at, asset, condition, fired, reason, run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in &tick.evaluations {
+                insert.execute(params![
+                    timestamp(e.tick_at),
+                    e.asset,
+                    e.condition,
+                    e.fired,
+                    e.reason,
+                    e.run_id.as_ref().map(|r| r.0.as_str()),
+                ])?;
+            }
+            Ok(TickRecorded::Recorded(enqueued))
+        })
+    }
+
+    fn automation_evaluations(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit_to: usize,
+    ) -> Result<Vec<AutomationEvaluation>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM (
+                     SELECT id, tick_at, asset, condition, fired, reason, run_id
+                     FROM automation_evaluations
+                     WHERE ?1 IS NULL OR tick_at >= ?1
+                     ORDER BY id DESC LIMIT ?2)
+                 ORDER BY id",
+            )?;
+            stmt.query_and_then(params![since.map(timestamp), limit(limit_to)], |row| {
+                Ok(AutomationEvaluation {
+                    tick_at: get_time(row, "tick_at")?,
+                    asset: row.get("asset")?,
+                    condition: row.get("condition")?,
+                    fired: row.get("fired")?,
+                    reason: row.get("reason")?,
+                    run_id: row.get::<_, Option<String>>("run_id")?.map(RunId),
+                })
+            })?
+            .collect()
         })
     }
 
