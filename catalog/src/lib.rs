@@ -14,11 +14,13 @@
 //!   default; PostgreSQL comes later behind the same trait).
 #![deny(missing_docs)]
 
+mod alerts;
 mod error;
 mod model;
 mod sqlite;
 mod url;
 
+pub use alerts::*;
 pub use error::CatalogError;
 pub use model::*;
 pub use sqlite::SqliteCatalog;
@@ -229,4 +231,45 @@ pub trait Catalog: Send + Sync {
         ids: &[MaterializationId],
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<()>;
+
+    /// The incidents that are open (not closed), oldest first.
+    fn open_incidents(&self) -> Result<Vec<AlertIncident>>;
+
+    /// Applies incident changes in one transaction, each only while it
+    /// still holds (an `Open` when no incident of its kind is open for its
+    /// unit, a `Close` when its incident is still open) and, when it
+    /// applies, queues its deliveries as [`DeliveryStatus::Pending`], due
+    /// at once. Two processes seeing the same failure thus open one
+    /// incident and send one alert. Returns, per change, whether it applied.
+    fn apply_incident_changes(&self, changes: &[IncidentChange]) -> Result<Vec<bool>>;
+
+    /// Claims the pending deliveries due at `now` (oldest first, at most
+    /// `limit`), in one transaction: their `next_attempt_at` moves to
+    /// `lease_until`, so that no other process attempts them meanwhile
+    /// (and a claimer that dies leaves them due again then).
+    fn claim_alert_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AlertDelivery>>;
+
+    /// Records one attempt of a delivery in one transaction: appends it to
+    /// the delivery's attempts and counts it; delivered without an error,
+    /// else pending again at `retry_at`, or undelivered without one.
+    fn record_alert_attempt(&self, attempt: &AlertAttempt) -> Result<()>;
+
+    /// When the next pending delivery is due, if any is pending.
+    fn next_alert_delivery_at(&self) -> Result<Option<DateTime<Utc>>>;
+
+    /// Incidents, newest first, at most `limit`, each with its deliveries
+    /// in the order they were queued (none when no receiver listens to it).
+    fn alert_log(&self, limit: usize) -> Result<Vec<(AlertIncident, Vec<AlertDelivery>)>>;
+
+    /// The attempts of one delivery, in order.
+    fn alert_attempts(&self, delivery: DeliveryId) -> Result<Vec<AlertAttemptRecord>>;
+
+    /// Pending deliveries, and undelivered ones last attempted at or after
+    /// `since`.
+    fn alert_delivery_counts(&self, since: DateTime<Utc>) -> Result<AlertDeliveryCounts>;
 }

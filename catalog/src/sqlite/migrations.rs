@@ -313,6 +313,60 @@ CREATE TABLE automation_evaluations (
 );
 CREATE INDEX automation_evaluations_by_tick ON automation_evaluations (tick_at, asset);
 "#,
+    // 10: alerts. An incident is one (kind, asset, partition) while its
+    // trouble lasts — at most one open per key, which the partial unique
+    // index enforces across processes; each opening or closing queues one
+    // delivery per receiver listening to it, attempted with backoff, every
+    // attempt kept.
+    r#"
+CREATE TABLE alert_incidents (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind          TEXT    NOT NULL
+        CHECK (kind IN ('run_failed', 'check_failed', 'freshness_missed')),
+    asset         TEXT    NOT NULL,
+    "partition"   TEXT    NOT NULL,
+    opened_at     TEXT    NOT NULL,
+    closed_at     TEXT    NULL,
+    detail        TEXT    NOT NULL,
+    run_id        TEXT    NULL,
+    closed_run_id TEXT    NULL
+);
+CREATE UNIQUE INDEX alert_incidents_open
+    ON alert_incidents (kind, asset, "partition") WHERE closed_at IS NULL;
+
+CREATE TABLE alert_deliveries (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id     INTEGER NOT NULL REFERENCES alert_incidents (id),
+    event           TEXT    NOT NULL
+        CHECK (event IN ('run_failed', 'check_failed', 'freshness_missed', 'recovered')),
+    url             TEXT    NOT NULL,
+    format          TEXT    NOT NULL CHECK (format IN ('slack', 'json')),
+    body            TEXT    NOT NULL,
+    status          TEXT    NOT NULL
+        CHECK (status IN ('pending', 'delivered', 'undelivered')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT    NULL,
+    created_at      TEXT    NOT NULL,
+    next_attempt_at TEXT    NULL,
+    last_attempt_at TEXT    NULL,
+    delivered_at    TEXT    NULL
+);
+CREATE INDEX alert_deliveries_by_incident ON alert_deliveries (incident_id);
+-- claim_alert_deliveries: only the (few) pending ones, by due time.
+CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at, id)
+    WHERE status = 'pending';
+-- alert_delivery_counts: the recent undelivered ones.
+CREATE INDEX alert_deliveries_undelivered ON alert_deliveries (last_attempt_at)
+    WHERE status = 'undelivered';
+
+CREATE TABLE alert_attempts (
+    delivery_id INTEGER NOT NULL REFERENCES alert_deliveries (id),
+    attempt     INTEGER NOT NULL,
+    at          TEXT    NOT NULL,
+    error       TEXT    NULL,
+    PRIMARY KEY (delivery_id, attempt)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this build writes (the number of migrations).

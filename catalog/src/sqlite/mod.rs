@@ -10,6 +10,7 @@
 //!   encoders of stored values (timestamps, counters, JSON);
 //! - [`trait_impl`]: `impl Catalog for SqliteCatalog`, every statement the
 //!   catalog runs;
+//! - [`alerts`]: the statements of alert incidents, deliveries and attempts;
 //! - `tests`: the tests of all of the above.
 //!
 //! Schema changes are versioned migrations kept in
@@ -25,6 +26,9 @@
 //! also sort as text), `u64` counters are stored as `INTEGER` (i64) and the
 //! unpartitioned partition key is `''`.
 
+#[cfg(test)]
+mod alert_tests;
+mod alerts;
 mod migrations;
 #[cfg(test)]
 mod queue_tests;

@@ -12,14 +12,15 @@ use super::rows::{
     get_opt_time, get_time, input_from_row, limit, metrics_to_json, run_from_row, summary_from_row,
     summary_ref_from_row, summary_with_metrics_from_row, timestamp, to_i64, to_json, unit_from_row,
 };
-use super::{Fallible, SqliteCatalog};
+use super::{Fallible, SqliteCatalog, alerts};
 use crate::{
+    AlertAttempt, AlertAttemptRecord, AlertDelivery, AlertDeliveryCounts, AlertIncident,
     AttemptOutcome, AttemptRecord, AuditEntry, AutomationEvaluation, AutomationState, BackfillId,
     BackfillRecord, BackfillStatus, Catalog, CheckResultRecord, CurrentVersion, CurrentVersionRef,
-    Enqueued, MaterializationId, MaterializationMetrics, MaterializationRecord, NewAttempt,
-    NewAuditEntry, NewBackfill, NewCheckResult, NewMaterialization, NewQueuedRun, NewRun, NewTick,
-    PartitionRef, QueuedRun, Result, RunId, RunRecord, RunStatus, SourceFingerprint, StoredFile,
-    TickRecorded,
+    DeliveryId, Enqueued, IncidentChange, MaterializationId, MaterializationMetrics,
+    MaterializationRecord, NewAttempt, NewAuditEntry, NewBackfill, NewCheckResult,
+    NewMaterialization, NewQueuedRun, NewRun, NewTick, PartitionRef, QueuedRun, Result, RunId,
+    RunRecord, RunStatus, SourceFingerprint, StoredFile, TickRecorded,
 };
 
 /// The error recorded on runs found dead by [`Catalog::mark_crashed_runs`].
@@ -1062,5 +1063,42 @@ impl Catalog for SqliteCatalog {
             stmt.query_and_then([limit(limit_to)], backfill_from_row)?
                 .collect()
         })
+    }
+
+    fn open_incidents(&self) -> Result<Vec<AlertIncident>> {
+        self.with(|conn| alerts::open_incidents(conn))
+    }
+
+    fn apply_incident_changes(&self, changes: &[IncidentChange]) -> Result<Vec<bool>> {
+        self.write(|tx| alerts::apply_incident_changes(tx, changes))
+    }
+
+    fn claim_alert_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit_to: usize,
+    ) -> Result<Vec<AlertDelivery>> {
+        self.write(|tx| alerts::claim_alert_deliveries(tx, now, lease_until, limit_to))
+    }
+
+    fn record_alert_attempt(&self, attempt: &AlertAttempt) -> Result<()> {
+        self.write(|tx| alerts::record_alert_attempt(tx, attempt))
+    }
+
+    fn next_alert_delivery_at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.with(|conn| alerts::next_alert_delivery_at(conn))
+    }
+
+    fn alert_log(&self, limit_to: usize) -> Result<Vec<(AlertIncident, Vec<AlertDelivery>)>> {
+        self.with(|conn| alerts::alert_log(conn, limit_to))
+    }
+
+    fn alert_attempts(&self, delivery: DeliveryId) -> Result<Vec<AlertAttemptRecord>> {
+        self.with(|conn| alerts::alert_attempts(conn, delivery))
+    }
+
+    fn alert_delivery_counts(&self, since: DateTime<Utc>) -> Result<AlertDeliveryCounts> {
+        self.with(|conn| alerts::alert_delivery_counts(conn, since))
     }
 }
