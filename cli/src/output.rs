@@ -144,6 +144,18 @@ impl Progress for RunProgress {
                     bar.set_message(format!("running: {}", state.2.join(", ")));
                 }
             }
+            RunEvent::AssetRetrying {
+                asset,
+                partition,
+                message,
+            } => {
+                let name = if partition.is_empty() {
+                    asset.to_owned()
+                } else {
+                    format!("{asset} [{partition}]")
+                };
+                self.println(&format!("  {name:<28} retry         {message}"));
+            }
             RunEvent::AssetFinished { result } => {
                 state.0 += 1;
                 let label = if result.partition.is_empty() {

@@ -17,6 +17,7 @@ mod quality;
 mod queue;
 mod remote;
 mod reproducible;
+mod retries;
 mod row_changes;
 mod self_dependent;
 mod serve;

@@ -19,6 +19,7 @@ pub(crate) mod wire;
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -71,6 +72,10 @@ const HANG_BEFORE_COMMIT_ENV: &str = "CAIRN_TEST_HANG_BEFORE_COMMIT";
 /// Variable naming `asset` or `asset[partition]` whose build panics once
 /// its files are written (tests the panic hook on a build task).
 const PANIC_BEFORE_COMMIT_ENV: &str = "CAIRN_TEST_PANIC_BEFORE_COMMIT";
+/// Variable giving a number N: the first N writes of output files (in this
+/// process, across its runs) fail with a transient object store error
+/// (tests retries; reads are never affected).
+const FAIL_STORE_REQUESTS_ENV: &str = "CAIRN_TEST_FAIL_STORE_REQUESTS";
 
 /// The engine's clock and failpoints from the environment — read here, at
 /// the edge, and nowhere in the engine.
@@ -100,12 +105,25 @@ impl Environment {
             }
             Err(_) => None,
         };
+        let fail_store_requests = match std::env::var(FAIL_STORE_REQUESTS_ENV) {
+            Ok(text) => Some(Arc::new(AtomicUsize::new(text.trim().parse().map_err(
+                |e| {
+                    Failure::Usage(format!(
+                        "{FAIL_STORE_REQUESTS_ENV}=`{text}` is not a number of requests ({e}), e.g. 2"
+                    ))
+                },
+            )?))),
+            Err(_) => None,
+        };
         let hang = std::env::var(HANG_BEFORE_COMMIT_ENV).ok();
         let panic = std::env::var(PANIC_BEFORE_COMMIT_ENV).ok();
         if hang.is_none() && panic.is_none() {
             return Ok(Environment {
                 clock,
-                failpoints: None,
+                failpoints: fail_store_requests.map(|left| Failpoints {
+                    before_commit: None,
+                    fail_store_requests: Some(left),
+                }),
             });
         }
         let names = |target: &Option<String>, asset: &str, partition: &str| {
@@ -129,6 +147,7 @@ impl Environment {
             clock,
             failpoints: Some(Failpoints {
                 before_commit: Some(hook),
+                fail_store_requests,
             }),
         })
     }

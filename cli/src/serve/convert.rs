@@ -449,6 +449,15 @@ pub(super) fn run_event(u: &RunUpdate, reports: bool) -> Option<pb::RunEvent> {
             unit(&mut e, asset, partition);
             "unit_started"
         }
+        UpdateKind::UnitRetrying {
+            asset,
+            partition,
+            message,
+        } => {
+            unit(&mut e, asset, partition);
+            e.error = message.clone();
+            "retrying"
+        }
         UpdateKind::UnitFinished {
             asset,
             partition,

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use datafusion::datasource::empty::EmptyTable;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 
@@ -15,6 +16,7 @@ use cairn_assets::CostConfig;
 use cairn_catalog::{FileRecord, MaterializationMetrics, NewMaterialization};
 
 use crate::compile::declared::check_output;
+use crate::error::EngineError;
 use crate::execute::inputs::{Job, RunShared, UpstreamTable, counts_changes};
 use crate::execute::report::Materialized;
 use crate::execute::row_changes::Changes;
@@ -43,17 +45,57 @@ pub fn failed_checks(error: &str) -> Option<&str> {
         .find_map(|prefix| error.split_once(prefix).map(|(_, checks)| checks))
 }
 
-/// Why a build failed: the message, and check results when checks failed.
+/// Why a build failed: the message, check results when checks failed, and
+/// whether the failure may pass.
 #[derive(Debug)]
 pub(super) struct BuildFailure {
     pub(super) error: String,
     pub(super) checks: Vec<CheckOutcome>,
+    /// Whether building again may succeed: judged where the failure
+    /// happens, from the typed error ([`crate::error::is_transient`]: I/O,
+    /// object store, network). SQL and planning errors, schema mismatches,
+    /// failing checks, partition-guard violations and commit failures are
+    /// not. The scheduler retries transient failures per `[retries]`.
+    pub(super) transient: bool,
 }
 
+impl BuildFailure {
+    /// A failure saying `error`, caused by `cause` (transient or not by
+    /// its type).
+    pub(super) fn caused_by(error: String, cause: &(dyn std::error::Error + 'static)) -> Self {
+        BuildFailure {
+            error,
+            checks: Vec::new(),
+            transient: crate::error::is_transient(cause),
+        }
+    }
+
+    /// A DataFusion failure, its message prefixed by `context` (if any).
+    pub(super) fn datafusion(context: &str, e: DataFusionError) -> Self {
+        let message = match context {
+            "" => e.strip_backtrace(),
+            _ => format!("{context}: {}", e.strip_backtrace()),
+        };
+        BuildFailure::caused_by(message, &e)
+    }
+}
+
+/// A failure that building again would repeat (user input, a check, a bug).
 impl From<String> for BuildFailure {
     fn from(error: String) -> Self {
         BuildFailure {
             error,
+            checks: Vec::new(),
+            transient: false,
+        }
+    }
+}
+
+impl From<EngineError> for BuildFailure {
+    fn from(e: EngineError) -> Self {
+        BuildFailure {
+            transient: e.is_transient(),
+            error: e.to_string(),
             checks: Vec::new(),
         }
     }
@@ -78,7 +120,9 @@ pub(super) async fn build(shared: &RunShared, job: Job) -> Result<Materialized, 
     let rel = Storage::new_file_path(&name, &hive, &shared.run_id.0, 0);
     let path = shared.storage.object_path(&rel);
     let meters = Meters {
-        store: Arc::new(CountingStore::new(Arc::clone(&shared.storage.store))),
+        store: Arc::new(CountingStore::new(
+            shared.failpoints.output_store(&shared.storage.store),
+        )),
         pool: Arc::new(PeakMemoryPool::default()),
     };
     let outcome = write_and_check(shared, &meters, &job, &rel, &path).await;
@@ -222,7 +266,7 @@ pub(super) async fn write_and_check(
     let pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool> =
         Arc::clone(&meters.pool) as _;
     let ctx = metered_session(&shared.storage, Arc::clone(&store), pool)
-        .map_err(|e| e.strip_backtrace())?;
+        .map_err(|e| BuildFailure::datafusion("", e))?;
     let declared = shared.declared.get(&job.asset.name);
     for table in &job.tables {
         match table {
@@ -233,7 +277,7 @@ pub(super) async fn write_and_check(
                     name,
                     Arc::new(EmptyTable::new(with_dimensions(schema, &dims))),
                 )
-                .map_err(|e| e.strip_backtrace())?;
+                .map_err(|e| BuildFailure::datafusion("", e))?;
             }
             UpstreamTable::Source { name, keys } => {
                 let Some(source) = shared.project.sources.get(name) else {
@@ -241,7 +285,7 @@ pub(super) async fn write_and_check(
                 };
                 register_source_partitions(&ctx, source, keys)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(BuildFailure::from)?;
             }
             UpstreamTable::Asset {
                 name,
@@ -265,10 +309,7 @@ pub(super) async fn write_and_check(
                 )
                 .await
                 .map_err(|e| {
-                    format!(
-                        "cannot read committed files of `{name}`: {}",
-                        e.strip_backtrace()
-                    )
+                    BuildFailure::datafusion(&format!("cannot read committed files of `{name}`"), e)
                 })?;
             }
         }
@@ -291,7 +332,7 @@ pub(super) async fn write_and_check(
         false,
     )
     .await
-    .map_err(|e| format!("cannot read back the written file: {}", e.strip_backtrace()))?;
+    .map_err(|e| BuildFailure::datafusion("cannot read back the written file", e))?;
     crate::quality::partition_guard::check_rows_in_partition(
         &ctx,
         me,
@@ -313,6 +354,7 @@ pub(super) async fn write_and_check(
         return Err(BuildFailure {
             error: format!("{CHECKS_FAILED}{}", failed.join("; ")),
             checks,
+            transient: false,
         });
     }
     let t = Instant::now();

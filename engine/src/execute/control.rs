@@ -78,6 +78,14 @@ impl RunControl {
         // The sender lives in `self`, so the channel cannot close here.
         let _ = rx.wait_for(|s| *s == Some(Stop::Cancel)).await;
     }
+
+    /// Resolves when the run is asked to stop, by a cancel or a drain (a
+    /// unit waiting to retry gives up then).
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        // As above: the channel cannot close here.
+        let _ = rx.wait_for(Option::is_some).await;
+    }
 }
 
 /// The `[pools]` limits: how many builds of each pool's assets run at once.

@@ -148,6 +148,7 @@ pub(super) struct RunShared {
 }
 
 /// A table one build reads.
+#[derive(Clone)]
 pub(super) enum UpstreamTable {
     /// A source, restricted to these partition keys.
     Source { name: String, keys: Vec<String> },
@@ -164,6 +165,7 @@ pub(super) enum UpstreamTable {
 }
 
 /// One asset partition to build.
+#[derive(Clone)]
 pub(super) struct Job {
     /// The instant partitions and freshness checks are judged at.
     pub(super) now: chrono::DateTime<Utc>,

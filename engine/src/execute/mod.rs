@@ -8,6 +8,7 @@ pub(crate) mod inputs;
 pub(crate) mod lineage_events;
 pub(crate) mod recheck;
 pub(crate) mod report;
+pub(crate) mod retry;
 pub(crate) mod row_changes;
 pub(crate) mod run;
 pub(crate) mod write;

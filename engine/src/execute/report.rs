@@ -129,6 +129,17 @@ pub enum RunEvent<'a> {
         /// The partition key.
         partition: &'a str,
     },
+    /// An attempt of an asset partition failed transiently; it will be
+    /// tried again after a wait (`[retries]`).
+    AssetRetrying {
+        /// The asset.
+        asset: &'a str,
+        /// The partition key.
+        partition: &'a str,
+        /// What the catalog records for the failed attempt: `attempt 1 of
+        /// 3 failed (transient), retrying in 9.6s: <error>`.
+        message: &'a str,
+    },
     /// An asset finished (any outcome).
     AssetFinished {
         /// Its result.

@@ -1,13 +1,15 @@
 //! Executing a materialization run: schedule the units that may be stale
 //! in dependency order with bounded concurrency, decide again just before
 //! each one whether it is really stale (early cutoff), build it
-//! (`build.rs`), and record the run.
+//! (`build.rs`; again after a transient failure, `retry.rs`), and record
+//! the run.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use cairn_catalog::{
@@ -16,12 +18,11 @@ use cairn_catalog::{
 
 use crate::compile::declared::declared_schema;
 use crate::error::EngineError;
-use crate::execute::build::{BuildFailure, build};
+use crate::execute::build::BuildFailure;
 use crate::execute::control::{Pools, RunContext, Stop};
 use crate::execute::inputs::{Job, Live, RunShared, check_tables, unit_files, upstream_tables};
-use crate::execute::report::{
-    AssetOutcome, AssetResult, Materialized, Progress, RunEvent, RunReport,
-};
+use crate::execute::report::{AssetOutcome, AssetResult, Progress, RunEvent, RunReport};
+use crate::execute::retry::{Attempts, Retrying, build_with_retries};
 use crate::model::graph::RelationshipTarget;
 use crate::model::units::Unit;
 use crate::model::version::{UpstreamInput, input_version};
@@ -288,7 +289,9 @@ async fn schedule(
         crate::execute::lineage_events::LineageSink::new(ws, &to_build, &run_id.0).await?;
     let mut broken: HashMap<Unit, String> = HashMap::new(); // unit -> failed root asset
     let mut results = Vec::with_capacity(run_set.len());
-    let mut tasks: JoinSet<(usize, Result<Materialized, BuildFailure>)> = JoinSet::new();
+    let mut tasks: JoinSet<(usize, Attempts)> = JoinSet::new();
+    // Failed attempts to be retried, sent by the build tasks.
+    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Retrying>();
     let jobs = opts.jobs.max(1);
 
     loop {
@@ -381,9 +384,12 @@ async fn schedule(
             };
             let shared = Arc::clone(&shared);
             let (pools, pool) = (Arc::clone(&pools), asset.pool.clone());
+            let (policy, retrying) = (asset.retries, retry_tx.clone());
             tasks.spawn(async move {
-                let _slot = pools.acquire(pool.as_deref()).await;
-                (i, build(&shared, job).await)
+                let attempts =
+                    build_with_retries(&shared, job, policy, &pools, pool.as_deref(), i, &retrying)
+                        .await;
+                (i, attempts)
             });
         }
 
@@ -394,6 +400,10 @@ async fn schedule(
                     // Abandon what is in flight: nothing of it commits.
                     tasks.abort_all();
                     cancelling = true;
+                    continue;
+                }
+                Some(retry) = retry_rx.recv() => {
+                    record_retry(ws, run_id, &run_set[retry.unit], &retry, progress)?;
                     continue;
                 }
                 joined = tasks.join_next() => joined,
@@ -408,10 +418,13 @@ async fn schedule(
                         "build task ended abnormally: {e}"
                     )));
                 }
+                // Stopped while waiting to retry: left unbuilt, as an
+                // abandoned unit is.
+                Ok((_, Attempts::Interrupted)) => continue,
                 // A unit that failed once the run was cancelled was
                 // abandoned (or raced the cancel): not recorded.
-                Ok((_, Err(_))) if ctx.control.is_cancelled() => continue,
-                Ok(done) => done,
+                Ok((_, Attempts::Done(Err(_)))) if ctx.control.is_cancelled() => continue,
+                Ok((i, Attempts::Done(result))) => (i, result),
             };
             let unit = &run_set[i];
             let outcome = match result {
@@ -427,7 +440,7 @@ async fn schedule(
                     );
                     AssetOutcome::Materialized(Box::new(m))
                 }
-                Err(BuildFailure { error, checks }) => {
+                Err(BuildFailure { error, checks, .. }) => {
                     broken.insert(unit.clone(), unit.0.clone());
                     AssetOutcome::Failed { error, checks }
                 }
@@ -496,6 +509,10 @@ async fn schedule(
             break;
         }
     }
+    // Attempts of units abandoned by a cancel, not yet recorded.
+    while let Ok(retry) = retry_rx.try_recv() {
+        record_retry(ws, run_id, &run_set[retry.unit], &retry, progress)?;
+    }
     if results.len() < run_set.len() && ctx.control.stop().is_none() {
         return Err(EngineError::Internal(format!(
             "{} asset partition(s) were never scheduled (a dependency cycle through checks?)",
@@ -503,4 +520,29 @@ async fn schedule(
         )));
     }
     Ok(results)
+}
+
+/// Records a failed attempt that will be retried, and reports it.
+fn record_retry(
+    ws: &Workspace,
+    run_id: &RunId,
+    (asset, partition): &Unit,
+    retry: &Retrying,
+    progress: &dyn Progress,
+) -> Result<(), EngineError> {
+    let message = retry.message();
+    ws.catalog.record_attempt(&NewAttempt {
+        run_id: run_id.clone(),
+        asset: asset.clone(),
+        partition: partition.clone(),
+        outcome: AttemptOutcome::Failed,
+        error: Some(message.clone()),
+        at: retry.at,
+    })?;
+    progress.event(RunEvent::AssetRetrying {
+        asset,
+        partition,
+        message: &message,
+    });
+    Ok(())
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::Compression;
+use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
@@ -18,6 +19,7 @@ use object_store::buffered::BufWriter;
 
 use cairn_catalog::ColumnStats;
 
+use crate::execute::build::BuildFailure;
 use crate::execute::inputs::{Job, counts_changes};
 use crate::model::version::DataHasher;
 use crate::quality::checks::StreamChecks;
@@ -50,8 +52,8 @@ pub(super) async fn write_output(
     store: &Arc<dyn object_store::ObjectStore>,
     job: &Job,
     path: &object_store::path::Path,
-) -> Result<Written, String> {
-    let df_err = |e: datafusion::error::DataFusionError| e.strip_backtrace();
+) -> Result<Written, BuildFailure> {
+    let df_err = |e: datafusion::error::DataFusionError| BuildFailure::datafusion("", e);
     let t = Instant::now();
     let df = ctx
         .sql_with_options(&job.sql, read_only())
@@ -63,22 +65,22 @@ pub(super) async fn write_output(
     let mut seen = HashSet::new();
     for field in schema.fields() {
         if !seen.insert(field.name().as_str()) {
-            return Err(format!(
+            return Err(BuildFailure::from(format!(
                 "the query returns two columns named `{}`; give one an alias (e.g. `b.{} as b_{}`)",
                 field.name(),
                 field.name(),
                 field.name()
-            ));
+            )));
         }
     }
 
     if let Some(def) = &job.asset.partitions {
         for dim in &def.dimensions {
             if schema.fields().iter().any(|f| f.name() == dim.name()) {
-                return Err(format!(
+                return Err(BuildFailure::from(format!(
                     "the output has a column named `{0}`, which is also the partition dimension (the `{0}=...` folder, which readers already see as a column); leave it out (`select * exclude ({0}) ...` when it comes from a partitioned upstream), rename it, or set a different `name` in [partitions]",
                     dim.name()
-                ));
+                )));
             }
         }
     }
@@ -88,8 +90,10 @@ pub(super) async fn write_output(
         .set_created_by(format!("cairn {}", env!("CARGO_PKG_VERSION")))
         .build();
     let sink = BufWriter::new(Arc::clone(store), path.clone());
-    let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
-        .map_err(|e| e.to_string())?;
+    let parquet_err =
+        |e: ParquetError| BuildFailure::caused_by(format!("writing Parquet: {e}"), &e);
+    let mut writer =
+        AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props)).map_err(parquet_err)?;
     let mut hasher = DataHasher::new(&schema).map_err(df_err)?;
     if counts_changes(job) {
         hasher = hasher.keeping_row_hashes(crate::execute::row_changes::MAX_HELD_ROWS);
@@ -108,22 +112,16 @@ pub(super) async fn write_output(
         stream_checks.update(&batch);
         hashing += t.elapsed();
         let t = Instant::now();
-        writer
-            .write(&batch)
-            .await
-            .map_err(|e| format!("writing Parquet: {e}"))?;
+        writer.write(&batch).await.map_err(parquet_err)?;
         write += t.elapsed();
         rows += batch.num_rows() as u64;
     }
     let t = Instant::now();
-    let parquet_meta = writer
-        .close()
-        .await
-        .map_err(|e| format!("writing Parquet: {e}"))?;
+    let parquet_meta = writer.close().await.map_err(parquet_err)?;
     let bytes = store
         .head(path)
         .await
-        .map_err(|e| format!("reading back written file: {e}"))?
+        .map_err(|e| BuildFailure::caused_by(format!("reading back written file: {e}"), &e))?
         .size;
     write += t.elapsed();
     Ok(Written {

@@ -3,16 +3,18 @@
 //! call on it are the facade in `api.rs`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use object_store::ObjectStore;
 
 use cairn_assets::{Project, ProjectStamp, SqlAsset};
 use cairn_catalog::{Catalog, CurrentVersion, RunRecord, open_catalog};
 
 use crate::error::EngineError;
 use crate::model::graph::AssetGraph;
-use crate::model::storage::Storage;
+use crate::model::storage::{FailingStore, Storage};
 use crate::model::whoami;
 
 /// An opened project.
@@ -60,17 +62,34 @@ impl Clock {
 pub type PauseHook = Arc<dyn Fn(&str, &str) -> Option<std::time::Duration> + Send + Sync>;
 
 /// Points where a test harness may stop the engine (crash tests kill the
-/// process there); empty in normal use.
+/// process there) or make it fail; empty in normal use.
 #[derive(Clone, Default)]
 pub struct Failpoints {
     /// Called after a unit's files are written, before its commit.
     pub before_commit: Option<PauseHook>,
+    /// How many more writes of output files fail with a transient object
+    /// store error ([`FailingStore`]: the retry tests). Shared by every
+    /// workspace given these failpoints, so "the first N writes" counts
+    /// across a server's runs too.
+    pub fail_store_requests: Option<Arc<AtomicUsize>>,
+}
+
+impl Failpoints {
+    /// The store builds write through: `store`, or `store` failing writes
+    /// while [`Failpoints::fail_store_requests`] lasts.
+    pub(crate) fn output_store(&self, store: &Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+        match &self.fail_store_requests {
+            Some(left) => Arc::new(FailingStore::new(Arc::clone(store), Arc::clone(left))),
+            None => Arc::clone(store),
+        }
+    }
 }
 
 impl std::fmt::Debug for Failpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Failpoints")
             .field("before_commit", &self.before_commit.is_some())
+            .field("fail_store_requests", &self.fail_store_requests)
             .finish()
     }
 }

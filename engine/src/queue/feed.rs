@@ -45,6 +45,16 @@ pub enum UpdateKind {
         /// The partition key (`""` when unpartitioned).
         partition: String,
     },
+    /// An attempt of an asset partition failed transiently; it is tried
+    /// again after a wait (`[retries]`).
+    UnitRetrying {
+        /// The asset.
+        asset: String,
+        /// The partition key.
+        partition: String,
+        /// `attempt 1 of 3 failed (transient), retrying in 9.6s: <error>`.
+        message: String,
+    },
     /// An asset partition is done.
     UnitFinished {
         /// The asset.
@@ -274,15 +284,28 @@ fn recorded_updates(run: &RunRecord, attempts: &[AttemptRecord]) -> Vec<RunUpdat
     if started {
         updates.push(update(run.started_at, UpdateKind::Started));
     }
-    for a in attempts {
-        updates.push(update(
-            a.at,
+    // A failed attempt its unit had another one after was retried.
+    let mut later = std::collections::HashSet::new();
+    let mut retried = vec![false; attempts.len()];
+    for (n, a) in attempts.iter().enumerate().rev() {
+        let seen = !later.insert((a.asset.as_str(), a.partition.as_str()));
+        retried[n] = seen && a.outcome == AttemptOutcome::Failed;
+    }
+    for (a, retried) in attempts.iter().zip(retried) {
+        let kind = if retried {
+            UpdateKind::UnitRetrying {
+                asset: a.asset.clone(),
+                partition: a.partition.clone(),
+                message: a.error.clone().unwrap_or_default(),
+            }
+        } else {
             UpdateKind::UnitFinished {
                 asset: a.asset.clone(),
                 partition: a.partition.clone(),
                 outcome: UnitOutcome::recorded(a),
-            },
-        ));
+            }
+        };
+        updates.push(update(a.at, kind));
     }
     if run.status.is_finished() {
         updates.push(update(

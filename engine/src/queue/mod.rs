@@ -619,6 +619,15 @@ impl Progress for Feeder {
                 asset: asset.to_owned(),
                 partition: partition.to_owned(),
             },
+            RunEvent::AssetRetrying {
+                asset,
+                partition,
+                message,
+            } => UpdateKind::UnitRetrying {
+                asset: asset.to_owned(),
+                partition: partition.to_owned(),
+                message: message.to_owned(),
+            },
             RunEvent::AssetFinished { result } => UpdateKind::UnitFinished {
                 asset: result.asset.clone(),
                 partition: result.partition.clone(),

@@ -576,7 +576,9 @@ pub struct RunReport {
     pub already_done: u64,
 }
 /// One event of a run, in order: `queued`, `started`, per asset partition
-/// `unit_started` then one of `built` / `early_cutoff` / `fresh` / `failed`
+/// `unit_started`, `retrying` for each failed attempt to be tried again
+/// (`\[retries\]`; `error` says which attempt failed, the wait and why), then
+/// one of `built` / `early_cutoff` / `fresh` / `failed`
 /// (with `error`) / `skipped` (`error` names the failed upstream), and
 /// `finished` (with `status`) last. WatchRun sends the events so far, then
 /// the live ones as they happen, and ends after `finished`. With

@@ -135,6 +135,11 @@ async fn watch(
                 asset: &event.asset,
                 partition: &event.partition,
             }),
+            "retrying" => progress.event(RunEvent::AssetRetrying {
+                asset: &event.asset,
+                partition: &event.partition,
+                message: &event.error,
+            }),
             "report" => report = event.report,
             "finished" => end = Some((event.status, event.error)),
             _ => {
