@@ -478,6 +478,29 @@ impl KeySpace {
         product(&per_dim)
     }
 
+    /// The time window of the key at `position` in [`KeySpace::keys`]
+    /// (`None` without a time dimension, or past the last key): status
+    /// reads a partition's window by its position, with no key to parse.
+    pub fn time_window(&self, position: usize) -> Option<Window> {
+        let len = |d: &DimKeys| match d {
+            DimKeys::Time(t) => t.len(),
+            DimKeys::Static(s) => s.len(),
+        };
+        // Keys run through the last dimension fastest.
+        let mut stride = 1usize;
+        let mut window = None;
+        for d in self.dims.iter().rev() {
+            let n = len(d);
+            if let DimKeys::Time(t) = d {
+                window = t
+                    .get(position.checked_div(stride)? % n.max(1))
+                    .map(|(_, w)| *w);
+            }
+            stride = stride.saturating_mul(n);
+        }
+        (position < stride).then_some(window).flatten()
+    }
+
     /// Whether `key` exists.
     pub fn contains(&self, key: &str) -> bool {
         let mut parts = key.split('|');
@@ -735,6 +758,40 @@ mod tests {
 
     fn def(dims: Vec<Dimension>) -> PartitionsDef {
         PartitionsDef { dimensions: dims }
+    }
+
+    #[test]
+    fn each_key_position_has_its_time_window() {
+        let region = || {
+            Dimension::Static(StaticDimension {
+                name: "region".into(),
+                values: vec!["eu".into(), "us".into(), "apac".into()],
+                column: None,
+            })
+        };
+        let now = utc("2024-01-03T12:00:00Z");
+        for d in [
+            def(vec![Dimension::Time(daily(chrono_tz::UTC, "2024-01-01"))]),
+            def(vec![
+                Dimension::Time(daily(chrono_tz::UTC, "2024-01-01")),
+                region(),
+            ]),
+            def(vec![
+                region(),
+                Dimension::Time(daily(chrono_tz::UTC, "2024-01-01")),
+            ]),
+        ] {
+            let space = d.key_space(now);
+            let keys = space.keys();
+            for (i, key) in keys.iter().enumerate() {
+                let day = key.split('|').find(|p| p.starts_with("2024")).unwrap_or("");
+                let expected = d.time().and_then(|t| t.window(day).ok());
+                assert_eq!(space.time_window(i), expected, "{key}");
+            }
+            assert_eq!(space.time_window(keys.len()), None);
+        }
+        let static_only = def(vec![region()]).key_space(now);
+        assert_eq!(static_only.time_window(0), None);
     }
 
     #[test]

@@ -489,7 +489,8 @@ pub struct SourceFingerprint {
     pub fingerprint: String,
     /// The content hash (the source's data version).
     pub data_version: String,
-    /// When it was computed.
+    /// When this content was first seen (a new fingerprint with the same
+    /// content keeps it): freshness SLAs time source changes by it.
     pub observed_at: DateTime<Utc>,
 }
 

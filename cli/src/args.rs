@@ -235,7 +235,9 @@ pub struct StatusArgs {
     /// Assets to report on (same syntax as materialize); none: all.
     #[arg(value_name = "SELECTION")]
     pub selection: Vec<String>,
-    /// Exit with 1 when any selected asset is not fresh (a CI freshness gate).
+    /// Exit with 1 when any selected asset is not fresh, or, for one with a
+    /// `[freshness]` SLA, past `fail_after`; or has a failed run or a
+    /// failing check (a CI freshness gate).
     #[arg(long)]
     pub check: bool,
     /// List every partition of partitioned assets.

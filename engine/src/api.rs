@@ -26,6 +26,7 @@ use crate::records::details::AssetDetails;
 use crate::records::gc::GcReport;
 use crate::records::provenance::Provenance;
 use crate::records::time_travel::AsOf;
+use crate::state::freshness::SlaMiss;
 use crate::state::snapshot::{Snapshot, SnapshotTimings};
 use crate::state::status::AssetStatus;
 use crate::{execute, lineage, model, plan, records, state};
@@ -122,6 +123,12 @@ impl Workspace {
     /// The status of the selected assets (all when `selection` is empty).
     pub fn status(&self, selection: &[String]) -> Result<Vec<AssetStatus>, EngineError> {
         state::snapshot::status(self, selection)
+    }
+
+    /// Every unit at or past a limit of its asset's freshness SLA, judged
+    /// at the workspace's clock (for alerts: list it each tick).
+    pub fn sla_misses(&self) -> Result<Vec<SlaMiss>, EngineError> {
+        state::snapshot::sla_misses(self)
     }
 
     /// What [`Workspace::materialize`] would do with `opts`, unit by unit,

@@ -79,6 +79,7 @@ pub use records::gc::GcReport;
 pub use records::provenance::Provenance;
 pub use records::time_travel::AsOf;
 pub use state::committed::{Committed, VersionText};
+pub use state::freshness::{Health, OverduePartition, SlaBasis, SlaLevel, SlaMiss, SlaReading};
 pub use state::snapshot::{Snapshot, SnapshotTimings};
 pub use state::status::{AssetState, AssetStatus, PartitionStatus, PartitionSummary, StaleCause};
 

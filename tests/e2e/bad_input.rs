@@ -189,6 +189,25 @@ fn bad_asset_header_names_the_line() {
 }
 
 #[test]
+fn freshness_sla_in_words_names_the_line() {
+    check(
+        &[
+            ("cairn.toml", TOML),
+            ("data/raw_orders.csv", CSV),
+            (
+                "assets/x.sql",
+                "--- [freshness]\n--- fail_after = \"6 hours\"\nselect id from raw_orders",
+            ),
+        ],
+        &[
+            "assets/x.sql:2: fail_after",
+            "found `6 hours`",
+            "write e.g. \"15m\", \"2h\" or \"1d\"",
+        ],
+    );
+}
+
+#[test]
 fn unsupported_catalog_and_storage_urls() {
     check(
         &[("cairn.toml", "[catalog]\nurl = \"mysql://x\"\n")],

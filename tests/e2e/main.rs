@@ -10,6 +10,7 @@ mod explain;
 mod external_reader;
 mod failures;
 mod flight_sql;
+mod freshness;
 mod metadata;
 mod openlineage;
 mod partitions;

@@ -643,7 +643,10 @@ mod tests {
                 },
                 "last_failure": null,
                 "partitions": null,
-                "failing_checks": []
+                "failing_checks": [],
+                "health": "ok",
+                "freshness": null,
+                "sla": null
               },
               "file": "assets/regions.sql",
               "description": "Amount per region over all days.",
@@ -825,6 +828,9 @@ mod tests {
                   "stale_causes": [
                     "source sales changed"
                   ],
+                  "sla_warn": 0,
+                  "sla_failed": 0,
+                  "most_overdue": null,
                   "list": [
                     {
                       "key": "2024-01-01",
@@ -842,7 +848,9 @@ mod tests {
                         "wall_ms": 35,
                         "committed_at": "<time>"
                       },
-                      "last_failure": null
+                      "last_failure": null,
+                      "health": "ok",
+                      "sla": null
                     },
                     {
                       "key": "2024-01-02",
@@ -865,7 +873,9 @@ mod tests {
                         "wall_ms": 35,
                         "committed_at": "<time>"
                       },
-                      "last_failure": null
+                      "last_failure": null,
+                      "health": "ok",
+                      "sla": null
                     },
                     {
                       "key": "2024-01-03",
@@ -877,11 +887,16 @@ mod tests {
                       ],
                       "input_version": "2e903a778d82d16d445e544e17743fca165404fe708b82e17cad9dfe091e59f3",
                       "current": null,
-                      "last_failure": null
+                      "last_failure": null,
+                      "health": "ok",
+                      "sla": null
                     }
                   ]
                 },
-                "failing_checks": []
+                "failing_checks": [],
+                "health": "ok",
+                "freshness": null,
+                "sla": null
               },
               "file": "assets/daily.sql",
               "description": "Sales and amount per day.",
@@ -974,7 +989,10 @@ mod tests {
                   "at": "<time>"
                 },
                 "partitions": null,
-                "failing_checks": []
+                "failing_checks": [],
+                "health": "failed_run",
+                "freshness": null,
+                "sla": null
               },
               "file": "assets/big_regions.sql",
               "description": null,

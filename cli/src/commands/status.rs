@@ -1,5 +1,6 @@
 //! `cairn status`: which assets are fresh, stale (and why), failed or never
-//! materialized, as a table or JSON; `--check` makes it a freshness gate.
+//! materialized, and where each stands against its freshness SLA, as a
+//! table or JSON; `--check` makes it a freshness gate.
 
 use std::io::Write;
 
@@ -12,7 +13,8 @@ use crate::args::{Format, StatusArgs};
 use crate::commands::{print_json, wire};
 
 /// Runs `cairn status`; exit code 1 with `--check` when anything selected
-/// is not fresh or fails a check.
+/// fails it ([`AssetStatus::fails_check`]: a failed run, a failing check,
+/// a failed SLA, or without an SLA anything not fresh).
 pub(crate) fn run(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
     print(ws.status(&args.selection)?, &args)
 }
@@ -20,9 +22,7 @@ pub(crate) fn run(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
 /// Prints the statuses of `cairn status` (locally or through a server)
 /// as `args` asks; the exit code.
 pub(crate) fn print(mut statuses: Vec<AssetStatus>, args: &StatusArgs) -> Result<u8, Failure> {
-    let not_fresh = not_fresh(&statuses);
-    let failing_checks: usize = statuses.iter().map(|s| s.failing_checks.len()).sum();
-    let code = u8::from(args.check && (not_fresh > 0 || failing_checks > 0));
+    let code = u8::from(args.check && statuses.iter().any(AssetStatus::fails_check));
     if !args.partitions {
         summaries_only(&mut statuses);
     }
@@ -52,18 +52,33 @@ pub(crate) fn render_json(statuses: &[AssetStatus], out: &mut impl Write) -> Res
         fresh: usize,
         not_fresh: usize,
         failing_checks: usize,
+        /// Units (partitions, or unpartitioned assets) past `fail_after`.
+        sla_failed: usize,
+        /// Units past only `warn_after`.
+        sla_warn: usize,
         assets: Vec<wire::AssetStatus<'a>>,
     }
     let not_fresh = not_fresh(statuses);
+    let (sla_failed, sla_warn) = sla_counts(statuses);
     print_json(
         &Out {
             fresh: statuses.len() - not_fresh,
             not_fresh,
             failing_checks: statuses.iter().map(|s| s.failing_checks.len()).sum(),
+            sla_failed,
+            sla_warn,
             assets: statuses.iter().map(wire::AssetStatus::from).collect(),
         },
         out,
     )
+}
+
+/// Units past `fail_after`, and past only `warn_after`, over `statuses`.
+fn sla_counts(statuses: &[AssetStatus]) -> (usize, usize) {
+    statuses
+        .iter()
+        .map(AssetStatus::sla_counts)
+        .fold((0, 0), |(f, w), (sf, sw)| (f + sf, w + sw))
 }
 
 /// How many of `statuses` are not fresh.
@@ -117,6 +132,7 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
                 for c in &s.failing_checks {
                     detail.push(format!("check failing: {c}"));
                 }
+                detail.extend(s.sla_verdict());
                 (when, rows, detail.join("; "))
             }
             Some(p) => {
@@ -137,6 +153,9 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
                             s.failing_checks.join(", ")
                         ));
                     }
+                    if let Some(v) = s.sla_verdict() {
+                        d.push_str(&format!("; {v}"));
+                    }
                     d
                 })
             }
@@ -156,6 +175,9 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
                 if let Some(f) = &u.last_failure {
                     let current = u.current.as_ref().map(|c| c.committed_at);
                     detail.insert(0, failure_text(f, current));
+                }
+                if let (Some(r), Some(sla)) = (&u.sla, &s.freshness) {
+                    detail.extend(r.verdict("", sla));
                 }
                 let when = u
                     .current
@@ -179,9 +201,15 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
             }
         }
     }
+    let (sla_failed, sla_warn) = sla_counts(statuses);
+    let sla = if sla_failed + sla_warn > 0 {
+        format!("; SLA: {sla_failed} failed, {sla_warn} warn")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{} fresh, {} not fresh",
+        "{} fresh, {} not fresh{sla}",
         statuses.len() - not_fresh,
         not_fresh
     )
@@ -218,8 +246,12 @@ mod tests {
     use chrono::{DateTime, Utc};
     use expect_test::expect;
 
+    use cairn_assets::FreshnessSla;
     use cairn_catalog::{AttemptOutcome, AttemptRecord, CurrentVersion, MaterializationId, RunId};
-    use cairn_engine::{AssetState, AssetStatus, PartitionSummary, StaleCause};
+    use cairn_engine::{
+        AssetState, AssetStatus, Health, OverduePartition, PartitionSummary, SlaBasis, SlaLevel,
+        SlaReading, StaleCause,
+    };
 
     use super::{render_json, render_text, summaries_only};
     use crate::commands::testing::{json, open, redact, rendered, shop, wall_fixed};
@@ -243,7 +275,17 @@ mod tests {
             last_failure: None,
             partitions: None,
             failing_checks: Vec::new(),
+            health: match state {
+                AssetState::Failed => Health::FailedRun,
+                _ => Health::Ok,
+            },
+            freshness: None,
+            sla: None,
         }
+    }
+
+    fn hours(h: u64) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(h * 3_600))
     }
 
     fn committed(asset: &str, id: i64, rows: u64, time: &str) -> Option<CurrentVersion> {
@@ -275,7 +317,7 @@ mod tests {
 
     /// Every state an asset can be in, built by hand (exact times keep the
     /// columns aligned in the snapshot).
-    fn every_state() -> [AssetStatus; 9] {
+    fn every_state() -> [AssetStatus; 11] {
         let customers = AssetStatus {
             current: committed("customers", 12, 100, "2024-05-01T09:30:00Z"),
             ..status("customers", AssetState::Fresh, vec![])
@@ -283,6 +325,7 @@ mod tests {
         let stg_customers = AssetStatus {
             current: committed("stg_customers", 3, 100, "2024-05-01T09:29:58Z"),
             failing_checks: vec!["not_null(email)".to_owned()],
+            health: Health::FailingCheck,
             ..status("stg_customers", AssetState::Fresh, vec![])
         };
         let orders = AssetStatus {
@@ -349,9 +392,13 @@ mod tests {
                 rows: 28,
                 last_committed_at: Some(at("2024-05-01T09:31:00Z")),
                 stale_causes: vec!["source sales changed".to_owned()],
+                sla_warn: 0,
+                sla_failed: 0,
+                most_overdue: None,
                 list: Vec::new(),
             }),
             failing_checks: vec!["not_null(day) [2024-01-03]".to_owned()],
+            health: Health::FailingCheck,
             ..status(
                 "daily_sales",
                 AssetState::Stale,
@@ -373,12 +420,72 @@ mod tests {
                 rows: 0,
                 last_committed_at: None,
                 stale_causes: Vec::new(),
+                sla_warn: 0,
+                sla_failed: 0,
+                most_overdue: None,
                 list: Vec::new(),
             }),
             ..status(
                 "rolling_7d",
                 AssetState::NeverMaterialized,
                 vec![StaleCause::NeverMaterialized],
+            )
+        };
+        // Past its SLA: two days late, the older by 7 h.
+        let late_days = AssetStatus {
+            partitions: Some(PartitionSummary {
+                total: 5,
+                fresh: 3,
+                stale: 0,
+                missing: 2,
+                failed: 0,
+                rows: 3,
+                last_committed_at: Some(at("2024-01-05T12:00:00Z")),
+                stale_causes: Vec::new(),
+                sla_warn: 1,
+                sla_failed: 1,
+                most_overdue: Some(OverduePartition {
+                    key: "2024-01-05".to_owned(),
+                    sla: SlaReading {
+                        level: SlaLevel::Failed,
+                        basis: SlaBasis::NotBuilt,
+                        since: Some(at("2024-01-06T00:00:00Z")),
+                        age_secs: Some(7 * 3_600),
+                    },
+                }),
+                list: Vec::new(),
+            }),
+            health: Health::SlaFailed,
+            freshness: Some(FreshnessSla {
+                warn_after: hours(2),
+                fail_after: hours(6),
+            }),
+            ..status(
+                "late_days",
+                AssetState::Stale,
+                vec![StaleCause::NeverMaterialized],
+            )
+        };
+        // Stale past warn_after, within fail_after.
+        let lookup = AssetStatus {
+            current: committed("lookup", 15, 8, "2024-05-01T06:00:00Z"),
+            health: Health::Warn,
+            freshness: Some(FreshnessSla {
+                warn_after: hours(1),
+                fail_after: hours(24),
+            }),
+            sla: Some(SlaReading {
+                level: SlaLevel::Warn,
+                basis: SlaBasis::Stale,
+                since: Some(at("2024-05-01T07:00:00Z")),
+                age_secs: Some(3 * 3_600),
+            }),
+            ..status(
+                "lookup",
+                AssetState::Stale,
+                vec![StaleCause::SourceChanged {
+                    name: "raw_lookup".to_owned(),
+                }],
             )
         };
         [
@@ -391,6 +498,8 @@ mod tests {
             churn,
             daily_sales,
             rolling_7d,
+            late_days,
+            lookup,
         ]
     }
 
@@ -408,7 +517,9 @@ mod tests {
             churn            never materialized  -                             -  never materialized; upstream refunds never materialized
             daily_sales      stale               2024-05-01 09:31:00          28  31 partitions: 28 fresh, 1 stale: source sales changed, 2 missing; checks failing: not_null(day) [2024-01-03]
             rolling_7d       never materialized  -                             -  31 partitions: 0 fresh, 31 missing
-            2 fresh, 7 not fresh
+            late_days        stale               2024-01-05 12:00:00           3  5 partitions: 3 fresh, 2 missing; sla failed: 2024-01-05 not built 7h after its window closed (fail_after 6h)
+            lookup           stale               2024-05-01 06:00:00           8  source raw_lookup changed; sla warn: stale for 3h (warn_after 1h)
+            2 fresh, 9 not fresh; SLA: 1 failed, 2 warn
         "#]]
         .assert_eq(&rendered(|out| render_text(&statuses, out)));
     }
@@ -477,8 +588,10 @@ mod tests {
         expect![[r#"
             {
               "fresh": 2,
-              "not_fresh": 7,
+              "not_fresh": 9,
               "failing_checks": 2,
+              "sla_failed": 1,
+              "sla_warn": 2,
               "assets": [
                 {
                   "name": "customers",
@@ -501,7 +614,10 @@ mod tests {
                   },
                   "last_failure": null,
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "stg_customers",
@@ -526,7 +642,10 @@ mod tests {
                   "partitions": null,
                   "failing_checks": [
                     "not_null(email)"
-                  ]
+                  ],
+                  "health": "failing_check",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "orders",
@@ -557,7 +676,10 @@ mod tests {
                   },
                   "last_failure": null,
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "monthly_revenue",
@@ -585,7 +707,10 @@ mod tests {
                   },
                   "last_failure": null,
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "payments",
@@ -615,7 +740,10 @@ mod tests {
                     "at": "2024-05-01T09:30:03Z"
                   },
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "failed_run",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "refunds",
@@ -637,7 +765,10 @@ mod tests {
                     "at": "2024-05-01T09:30:04Z"
                   },
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "failed_run",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "churn",
@@ -656,7 +787,10 @@ mod tests {
                   "current": null,
                   "last_failure": null,
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "daily_sales",
@@ -685,11 +819,17 @@ mod tests {
                     "stale_causes": [
                       "source sales changed"
                     ],
+                    "sla_warn": 0,
+                    "sla_failed": 0,
+                    "most_overdue": null,
                     "list": []
                   },
                   "failing_checks": [
                     "not_null(day) [2024-01-03]"
-                  ]
+                  ],
+                  "health": "failing_check",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "rolling_7d",
@@ -712,9 +852,94 @@ mod tests {
                     "rows": 0,
                     "last_committed_at": null,
                     "stale_causes": [],
+                    "sla_warn": 0,
+                    "sla_failed": 0,
+                    "most_overdue": null,
                     "list": []
                   },
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
+                },
+                {
+                  "name": "late_days",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "never_materialized"
+                    }
+                  ],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": null,
+                  "last_failure": null,
+                  "partitions": {
+                    "total": 5,
+                    "fresh": 3,
+                    "stale": 0,
+                    "missing": 2,
+                    "failed": 0,
+                    "rows": 3,
+                    "last_committed_at": "2024-01-05T12:00:00Z",
+                    "stale_causes": [],
+                    "sla_warn": 1,
+                    "sla_failed": 1,
+                    "most_overdue": {
+                      "key": "2024-01-05",
+                      "level": "failed",
+                      "basis": "not_built",
+                      "since": "2024-01-06T00:00:00Z",
+                      "age_seconds": 25200
+                    },
+                    "list": []
+                  },
+                  "failing_checks": [],
+                  "health": "sla_failed",
+                  "freshness": {
+                    "warn_after_seconds": 7200,
+                    "fail_after_seconds": 21600
+                  },
+                  "sla": null
+                },
+                {
+                  "name": "lookup",
+                  "state": "stale",
+                  "causes": [
+                    {
+                      "cause": "source_changed",
+                      "name": "raw_lookup"
+                    }
+                  ],
+                  "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                  "input_version": null,
+                  "current": {
+                    "id": 15,
+                    "run_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                    "asset": "lookup",
+                    "partition": "",
+                    "code_version": "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de",
+                    "input_version": "1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b",
+                    "data_version": "da7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7ada7a",
+                    "row_count": 8,
+                    "bytes_written": 7680,
+                    "wall_ms": 35,
+                    "committed_at": "2024-05-01T06:00:00Z"
+                  },
+                  "last_failure": null,
+                  "partitions": null,
+                  "failing_checks": [],
+                  "health": "warn",
+                  "freshness": {
+                    "warn_after_seconds": 3600,
+                    "fail_after_seconds": 86400
+                  },
+                  "sla": {
+                    "level": "warn",
+                    "basis": "stale",
+                    "since": "2024-05-01T07:00:00Z",
+                    "age_seconds": 10800
+                  }
                 }
               ]
             }
@@ -736,6 +961,8 @@ mod tests {
               "fresh": 1,
               "not_fresh": 6,
               "failing_checks": 0,
+              "sla_failed": 0,
+              "sla_warn": 0,
               "assets": [
                 {
                   "name": "named",
@@ -758,7 +985,10 @@ mod tests {
                   },
                   "last_failure": null,
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "daily",
@@ -787,9 +1017,15 @@ mod tests {
                     "stale_causes": [
                       "source sales changed"
                     ],
+                    "sla_warn": 0,
+                    "sla_failed": 0,
+                    "most_overdue": null,
                     "list": []
                   },
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "regions",
@@ -820,7 +1056,10 @@ mod tests {
                   },
                   "last_failure": null,
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "big_regions",
@@ -846,7 +1085,10 @@ mod tests {
                     "at": "<time>"
                   },
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "failed_run",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "running",
@@ -882,9 +1124,15 @@ mod tests {
                     "stale_causes": [
                       "upstream daily is stale"
                     ],
+                    "sla_warn": 0,
+                    "sla_failed": 0,
+                    "most_overdue": null,
                     "list": []
                   },
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "top",
@@ -903,7 +1151,10 @@ mod tests {
                   "current": null,
                   "last_failure": null,
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 },
                 {
                   "name": "total",
@@ -931,7 +1182,10 @@ mod tests {
                   },
                   "last_failure": null,
                   "partitions": null,
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 }
               ]
             }
@@ -948,6 +1202,8 @@ mod tests {
               "fresh": 0,
               "not_fresh": 1,
               "failing_checks": 0,
+              "sla_failed": 0,
+              "sla_warn": 0,
               "assets": [
                 {
                   "name": "running",
@@ -983,6 +1239,9 @@ mod tests {
                     "stale_causes": [
                       "upstream daily is stale"
                     ],
+                    "sla_warn": 0,
+                    "sla_failed": 0,
+                    "most_overdue": null,
                     "list": [
                       {
                         "key": "2024-01-01",
@@ -1000,7 +1259,9 @@ mod tests {
                           "wall_ms": 35,
                           "committed_at": "<time>"
                         },
-                        "last_failure": null
+                        "last_failure": null,
+                        "health": "ok",
+                        "sla": null
                       },
                       {
                         "key": "2024-01-02",
@@ -1023,7 +1284,9 @@ mod tests {
                           "wall_ms": 35,
                           "committed_at": "<time>"
                         },
-                        "last_failure": null
+                        "last_failure": null,
+                        "health": "ok",
+                        "sla": null
                       },
                       {
                         "key": "2024-01-03",
@@ -1042,11 +1305,16 @@ mod tests {
                         ],
                         "input_version": null,
                         "current": null,
-                        "last_failure": null
+                        "last_failure": null,
+                        "health": "ok",
+                        "sla": null
                       }
                     ]
                   },
-                  "failing_checks": []
+                  "failing_checks": [],
+                  "health": "ok",
+                  "freshness": null,
+                  "sla": null
                 }
               ]
             }

@@ -106,6 +106,116 @@ impl From<cairn_engine::AssetState> for AssetState {
     }
 }
 
+/// How healthy a unit or an asset is.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Health {
+    Ok,
+    Warn,
+    SlaFailed,
+    FailingCheck,
+    FailedRun,
+}
+
+impl From<cairn_engine::Health> for Health {
+    fn from(h: cairn_engine::Health) -> Self {
+        use cairn_engine::Health as E;
+        match h {
+            E::Ok => Health::Ok,
+            E::Warn => Health::Warn,
+            E::SlaFailed => Health::SlaFailed,
+            E::FailingCheck => Health::FailingCheck,
+            E::FailedRun => Health::FailedRun,
+        }
+    }
+}
+
+/// Where a unit stands against its asset's SLA.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SlaLevel {
+    Ok,
+    Warn,
+    Failed,
+}
+
+impl From<cairn_engine::SlaLevel> for SlaLevel {
+    fn from(l: cairn_engine::SlaLevel) -> Self {
+        use cairn_engine::SlaLevel as E;
+        match l {
+            E::Ok => SlaLevel::Ok,
+            E::Warn => SlaLevel::Warn,
+            E::Failed => SlaLevel::Failed,
+        }
+    }
+}
+
+/// What a unit's SLA clock measures.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SlaBasis {
+    NotBuilt,
+    NeverBuilt,
+    Stale,
+}
+
+impl From<cairn_engine::SlaBasis> for SlaBasis {
+    fn from(b: cairn_engine::SlaBasis) -> Self {
+        use cairn_engine::SlaBasis as E;
+        match b {
+            E::NotBuilt => SlaBasis::NotBuilt,
+            E::NeverBuilt => SlaBasis::NeverBuilt,
+            E::Stale => SlaBasis::Stale,
+        }
+    }
+}
+
+/// A unit's reading against its asset's SLA: since when it is behind and
+/// for how many seconds (both `null` for a unit never built that has no
+/// time window).
+#[derive(Serialize)]
+pub(crate) struct SlaReading<'a> {
+    level: SlaLevel,
+    basis: SlaBasis,
+    since: Option<&'a DateTime<Utc>>,
+    age_seconds: Option<u64>,
+}
+
+impl<'a> From<&'a cairn_engine::SlaReading> for SlaReading<'a> {
+    fn from(r: &'a cairn_engine::SlaReading) -> Self {
+        SlaReading {
+            level: r.level.into(),
+            basis: r.basis.into(),
+            since: r.since.as_ref(),
+            age_seconds: r.age_secs,
+        }
+    }
+}
+
+/// An asset's declared SLA, in seconds.
+#[derive(Serialize)]
+pub(crate) struct Freshness {
+    warn_after_seconds: Option<u64>,
+    fail_after_seconds: Option<u64>,
+}
+
+impl From<&cairn_assets::FreshnessSla> for Freshness {
+    fn from(f: &cairn_assets::FreshnessSla) -> Self {
+        Freshness {
+            warn_after_seconds: f.warn_after.map(|d| d.as_secs()),
+            fail_after_seconds: f.fail_after.map(|d| d.as_secs()),
+        }
+    }
+}
+
+/// The most overdue partition of an asset.
+#[derive(Serialize)]
+pub(crate) struct OverduePartition<'a> {
+    key: &'a str,
+    #[serde(flatten)]
+    sla: SlaReading<'a>,
+}
+
 /// How an attempt ended.
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -210,6 +320,8 @@ pub(crate) struct PartitionStatus<'a> {
     input_version: Option<&'a str>,
     current: Option<PartitionVersion<'a>>,
     last_failure: Option<AttemptRecord<'a>>,
+    health: Health,
+    sla: Option<SlaReading<'a>>,
 }
 
 impl<'a> From<&'a cairn_engine::PartitionStatus> for PartitionStatus<'a> {
@@ -231,6 +343,8 @@ impl<'a> From<&'a cairn_engine::PartitionStatus> for PartitionStatus<'a> {
                 committed_at: &c.committed_at,
             }),
             last_failure: p.last_failure.as_ref().map(AttemptRecord::from),
+            health: p.health.into(),
+            sla: p.sla.as_ref().map(SlaReading::from),
         }
     }
 }
@@ -247,6 +361,9 @@ pub(crate) struct PartitionSummary<'a> {
     rows: u64,
     last_committed_at: Option<&'a DateTime<Utc>>,
     stale_causes: &'a [String],
+    sla_warn: usize,
+    sla_failed: usize,
+    most_overdue: Option<OverduePartition<'a>>,
     list: Vec<PartitionStatus<'a>>,
 }
 
@@ -261,6 +378,12 @@ impl<'a> From<&'a cairn_engine::PartitionSummary> for PartitionSummary<'a> {
             rows: p.rows,
             last_committed_at: p.last_committed_at.as_ref(),
             stale_causes: &p.stale_causes,
+            sla_warn: p.sla_warn,
+            sla_failed: p.sla_failed,
+            most_overdue: p.most_overdue.as_ref().map(|o| OverduePartition {
+                key: &o.key,
+                sla: SlaReading::from(&o.sla),
+            }),
             list: p.list.iter().map(PartitionStatus::from).collect(),
         }
     }
@@ -278,6 +401,9 @@ pub(crate) struct AssetStatus<'a> {
     last_failure: Option<AttemptRecord<'a>>,
     partitions: Option<PartitionSummary<'a>>,
     failing_checks: &'a [String],
+    health: Health,
+    freshness: Option<Freshness>,
+    sla: Option<SlaReading<'a>>,
 }
 
 impl<'a> From<&'a cairn_engine::AssetStatus> for AssetStatus<'a> {
@@ -292,6 +418,9 @@ impl<'a> From<&'a cairn_engine::AssetStatus> for AssetStatus<'a> {
             last_failure: s.last_failure.as_ref().map(AttemptRecord::from),
             partitions: s.partitions.as_ref().map(PartitionSummary::from),
             failing_checks: &s.failing_checks,
+            health: s.health.into(),
+            freshness: s.freshness.as_ref().map(Freshness::from),
+            sla: s.sla.as_ref().map(SlaReading::from),
         }
     }
 }

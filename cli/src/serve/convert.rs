@@ -3,7 +3,8 @@
 use cairn_catalog::{AttemptRecord, CurrentVersion, MaterializationMetrics};
 use cairn_engine::{
     AssetDetails, AssetOutcome, AssetState, AssetStatus, BackfillCounts, CheckOutcome, Decision,
-    EngineError, PlannedUnit, RunReport, RunUpdate, StaleCause, UnitOutcome, UpdateKind, Workspace,
+    EngineError, Health, PlannedUnit, RunReport, RunUpdate, SlaReading, StaleCause, UnitOutcome,
+    UpdateKind, Workspace,
 };
 use cairn_proto::v1 as pb;
 
@@ -15,6 +16,19 @@ fn time(t: chrono::DateTime<chrono::Utc>) -> String {
 
 fn state(s: AssetState) -> String {
     wire::tag(&wire::AssetState::from(s))
+}
+
+fn health(h: Health) -> String {
+    wire::tag(&wire::Health::from(h))
+}
+
+fn sla_reading(r: &SlaReading) -> pb::SlaReading {
+    pb::SlaReading {
+        level: wire::tag(&wire::SlaLevel::from(r.level)),
+        basis: wire::tag(&wire::SlaBasis::from(r.basis)),
+        since: r.since.map(time).unwrap_or_default(),
+        age_seconds: r.age_secs,
+    }
 }
 
 fn cause(c: &StaleCause) -> pb::StaleCause {
@@ -89,14 +103,30 @@ fn asset_status(s: &AssetStatus, with_partitions: bool) -> pb::AssetStatus {
                             .map(|c| version(&c.to_current_version(&s.name, &u.key))),
                         last_failure: u.last_failure.as_ref().map(failure),
                         input_version: u.input_version.clone().unwrap_or_default(),
+                        health: health(u.health),
+                        sla: u.sla.as_ref().map(sla_reading),
                     })
                     .collect()
             } else {
                 Vec::new()
             },
+            sla_warn: p.sla_warn as u64,
+            sla_failed: p.sla_failed as u64,
+            most_overdue_partition: p
+                .most_overdue
+                .as_ref()
+                .map(|o| o.key.clone())
+                .unwrap_or_default(),
+            most_overdue: p.most_overdue.as_ref().map(|o| sla_reading(&o.sla)),
         }),
         failing_checks: s.failing_checks.clone(),
         input_version: s.input_version.clone().unwrap_or_default(),
+        health: health(s.health),
+        freshness: s.freshness.map(|f| pb::Freshness {
+            warn_after_seconds: f.warn_after.map(|d| d.as_secs()),
+            fail_after_seconds: f.fail_after.map(|d| d.as_secs()),
+        }),
+        sla: s.sla.as_ref().map(sla_reading),
     }
 }
 
@@ -106,10 +136,16 @@ pub(super) fn status_response(statuses: &[AssetStatus], partitions: bool) -> pb:
         .iter()
         .filter(|s| s.state != AssetState::Fresh)
         .count();
+    let (sla_failed, sla_warn) = statuses
+        .iter()
+        .map(AssetStatus::sla_counts)
+        .fold((0, 0), |(f, w), (sf, sw)| (f + sf, w + sw));
     pb::StatusResponse {
         fresh: (statuses.len() - not_fresh) as u64,
         not_fresh: not_fresh as u64,
         failing_checks: statuses.iter().map(|s| s.failing_checks.len() as u64).sum(),
+        sla_failed: sla_failed as u64,
+        sla_warn: sla_warn as u64,
         assets: statuses
             .iter()
             .map(|s| asset_status(s, partitions))
@@ -604,7 +640,7 @@ pub(super) fn checks(
 /// project in every state.
 #[cfg(test)]
 mod round_trip {
-    use cairn_engine::{MaterializeOptions, NoProgress, PartitionFilter, Workspace};
+    use cairn_engine::{Health, MaterializeOptions, NoProgress, PartitionFilter, Workspace};
     use cairn_proto::v1 as pb;
 
     use crate::commands::remote::decode;
@@ -627,6 +663,38 @@ mod round_trip {
     }
 
     /// Statuses (with every partition), details and plans come back equal.
+    #[test]
+    fn freshness_slas_and_health_round_trip() {
+        let dir = shop();
+        let with_sla = |rel: &str, before: &str, sla: &str| {
+            let path = dir.path().join(rel);
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            let text = text.replacen(before, &format!("{sla}{before}"), 1);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        };
+        let sla = "--- [freshness]\n--- warn_after = \"2h\"\n--- fail_after = \"6h\"\n";
+        with_sla("assets/daily.sql", "--- [partitions]", sla);
+        with_sla("assets/total.sql", "select", sla);
+        with_sla(
+            "assets/top.sql",
+            "select",
+            "--- [freshness]\n--- warn_after = \"1h\"\n",
+        );
+        let ws = open(dir.path());
+        let statuses = ws.status(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let healths: Vec<(&str, Health)> = statuses
+            .iter()
+            .map(|s| (s.name.as_str(), s.health))
+            .collect();
+        assert!(
+            healths.contains(&("daily", Health::SlaFailed)),
+            "{healths:?}"
+        );
+        assert!(healths.contains(&("top", Health::Warn)), "{healths:?}");
+        let back = sent(decode::statuses(super::status_response(&statuses, true)));
+        assert_eq!(back, statuses);
+    }
+
     #[test]
     fn statuses_details_and_plans() {
         let dir = shop();

@@ -72,6 +72,12 @@ impl PartitionIndex {
             .unwrap_or(UNPARTITIONED)
     }
 
+    /// The keys of `name` with their time windows, by position in
+    /// [`PartitionIndex::keys`] (`None` when unpartitioned).
+    pub fn key_space(&self, name: &str) -> Option<&KeySpace> {
+        self.spaces.get(name).map(|s| s.as_ref())
+    }
+
     /// Whether `key` exists for `name`.
     pub fn contains(&self, name: &str, key: &str) -> bool {
         match self.spaces.get(name) {

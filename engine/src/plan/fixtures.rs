@@ -6,7 +6,9 @@
 //! follow); `//$ materialize [--force] [SELECTION...]` runs a real
 //! materialization (DataFusion, Parquet, SQLite) of the files written so
 //! far; the last block may be `//$ plan [--force] [SELECTION...]`, the
-//! materialization whose plan is rendered (default: everything). Files
+//! materialization whose plan is rendered (default: everything);
+//! `//$ now RFC3339` judges time at that instant from there on (which
+//! partitions exist, freshness SLAs; commits keep the real clock). Files
 //! written after the last command are the edits the status and plan see.
 
 use std::path::Path;
@@ -14,9 +16,10 @@ use std::path::Path;
 use expect_test::{Expect, expect};
 
 use crate::execute::report::NoProgress;
-use crate::model::workspace::Workspace;
+use crate::model::workspace::{Clock, Workspace};
 use crate::plan::{MaterializeOptions, PartitionFilter};
-use crate::state::status::AssetState;
+use crate::state::freshness::Health;
+use crate::state::status::{AssetState, AssetStatus, PartitionStatus};
 
 /// Runs the fixture and compares the rendered status and plan.
 fn check(fixture: &str, expected: Expect) {
@@ -28,6 +31,7 @@ fn check(fixture: &str, expected: Expect) {
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut plan_args: Vec<String> = Vec::new();
+    let mut clock = Clock::System;
     let mut file: Option<(String, String)> = None;
     let flush = |file: &mut Option<(String, String)>| {
         if let Some((path, text)) = file.take() {
@@ -44,7 +48,9 @@ fn check(fixture: &str, expected: Expect) {
             match words.first().map(String::as_str) {
                 Some("materialize") => {
                     words.remove(0);
-                    let ws = Workspace::open(root).unwrap_or_else(|e| panic!("{e}"));
+                    let ws = Workspace::open(root)
+                        .unwrap_or_else(|e| panic!("{e}"))
+                        .with_clock(clock);
                     let report = runtime
                         .block_on(ws.materialize(&options(&words), &NoProgress))
                         .unwrap_or_else(|e| panic!("{e}"));
@@ -54,6 +60,11 @@ fn check(fixture: &str, expected: Expect) {
                     words.remove(0);
                     plan_args = words;
                 }
+                Some("now") => {
+                    let at = chrono::DateTime::parse_from_rfc3339(&words[1])
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    clock = Clock::Fixed(at.to_utc());
+                }
                 other => panic!("unknown fixture command {other:?}"),
             }
         } else if let Some((_, text)) = &mut file {
@@ -62,7 +73,9 @@ fn check(fixture: &str, expected: Expect) {
         }
     }
     flush(&mut file);
-    let ws = Workspace::open(root).unwrap_or_else(|e| panic!("{e}"));
+    let ws = Workspace::open(root)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_clock(clock);
     expected.assert_eq(&render(&ws, &plan_args));
 }
 
@@ -85,19 +98,33 @@ fn options(words: &[String]) -> MaterializeOptions {
     }
 }
 
-/// `status:` one line per asset (and per partition not fresh), `plan:`
-/// one line per unit considered.
+/// `status:` one line per asset (and per partition not fresh), with its
+/// health when not ok and its SLA verdict when past a limit; `plan:` one
+/// line per unit considered.
 fn render(ws: &Workspace, plan_args: &[String]) -> String {
     let mut out = String::from("status:\n");
     for s in ws.status(&[]).unwrap_or_else(|e| panic!("{e}")) {
-        let causes: Vec<String> = s.causes.iter().map(ToString::to_string).collect();
+        let mut causes: Vec<String> = s.causes.iter().map(ToString::to_string).collect();
         match &s.partitions {
-            None => out.push_str(&line(&s.name, s.state, &causes)),
+            None => {
+                causes.extend(verdict(&s, s.sla.as_ref().map(|r| ("", r))));
+                out.push_str(&line(&s.name, s.state, &causes, s.health));
+            }
             Some(p) => {
-                out.push_str(&format!("  {}  {}\n", s.name, p.describe()));
+                let summary = s.sla_verdict().map(|v| format!("; {v}"));
+                out.push_str(&format!(
+                    "  {}  {}{}{}\n",
+                    s.name,
+                    p.describe(),
+                    summary.unwrap_or_default(),
+                    health(s.health)
+                ));
                 for u in p.list.iter().filter(|u| u.state != AssetState::Fresh) {
-                    let causes: Vec<String> = u.causes.iter().map(ToString::to_string).collect();
-                    out.push_str(&line(&format!("  [{}]", u.key), u.state, &causes));
+                    let mut causes: Vec<String> =
+                        u.causes.iter().map(ToString::to_string).collect();
+                    causes.extend(verdict(&s, unit_sla(u)));
+                    let name = format!("  [{}]", u.key);
+                    out.push_str(&line(&name, u.state, &causes, u.health));
                 }
             }
         }
@@ -130,11 +157,38 @@ fn render(ws: &Workspace, plan_args: &[String]) -> String {
     out
 }
 
-fn line(name: &str, state: AssetState, causes: &[String]) -> String {
-    if causes.is_empty() {
-        format!("  {name}  {}\n", state.as_str())
+fn unit_sla(u: &PartitionStatus) -> Option<(&str, &crate::state::freshness::SlaReading)> {
+    u.sla.as_ref().map(|r| (u.key.as_str(), r))
+}
+
+/// The SLA verdict of a unit of `s`, when past a limit.
+fn verdict(
+    s: &AssetStatus,
+    reading: Option<(&str, &crate::state::freshness::SlaReading)>,
+) -> Option<String> {
+    let (key, r) = reading?;
+    r.verdict(key, s.freshness.as_ref()?)
+}
+
+/// ` [health]` when not ok.
+fn health(h: Health) -> String {
+    if h == Health::Ok {
+        String::new()
     } else {
-        format!("  {name}  {}: {}\n", state.as_str(), causes.join("; "))
+        format!(" [{}]", h.as_str())
+    }
+}
+
+fn line(name: &str, state: AssetState, causes: &[String], h: Health) -> String {
+    if causes.is_empty() {
+        format!("  {name}  {}{}\n", state.as_str(), health(h))
+    } else {
+        format!(
+            "  {name}  {}: {}{}\n",
+            state.as_str(),
+            causes.join("; "),
+            health(h)
+        )
     }
 }
 
@@ -413,7 +467,7 @@ fn a_failed_build_is_retried_and_its_downstream_waits() {
         ),
         expect![[r#"
             status:
-              a  failed: code changed
+              a  failed: code changed [failed run]
               b  stale: upstream a is stale
               c  fresh
             plan:
@@ -696,6 +750,232 @@ id
             plan:
               items: build (source raw changed)
               parents: build (source raw_parents changed)
+        "#]],
+    );
+}
+
+/// `daily` (SLA: warn 2h, fail 6h) reads a daily source through
+/// 2024-01-05; `total` (fail 6h) rolls every day up.
+const SLA_FILES: &str = r#"
+//- cairn.toml
+[sources.events]
+path = "data/events"
+format = "csv"
+partitions = { type = "daily", start = "2024-01-01", end = "2024-01-05" }
+//- data/events/date=2024-01-01/e.csv
+n
+1
+//- data/events/date=2024-01-02/e.csv
+n
+2
+//- data/events/date=2024-01-03/e.csv
+n
+3
+//- data/events/date=2024-01-04/e.csv
+n
+4
+//- data/events/date=2024-01-05/e.csv
+n
+5
+//- assets/daily.sql
+--- [partitions]
+--- type = "daily"
+--- start = "2024-01-01"
+--- end = "2024-01-05"
+--- [freshness]
+--- warn_after = "2h"
+--- fail_after = "6h"
+select sum(n) as n from events
+//- assets/total.sql
+--- [freshness]
+--- fail_after = "6h"
+select sum(n) as n from daily
+"#;
+
+/// [`SLA_FILES`] built on the 5th at noon, when the 5th is not over yet.
+fn sla() -> String {
+    with(SLA_FILES, "//$ now 2024-01-05T12:00:00Z\n//$ materialize\n")
+}
+
+#[test]
+fn a_day_not_built_within_its_sla_is_ok() {
+    check(
+        &with(&sla(), "//$ now 2024-01-06T01:00:00Z\n"),
+        expect![[r#"
+            status:
+              daily  4 fresh, 1 missing
+                [2024-01-05]  never materialized: never materialized
+              total  stale: upstream daily never materialized
+            plan:
+              daily [2024-01-01]: fresh
+              daily [2024-01-02]: fresh
+              daily [2024-01-03]: fresh
+              daily [2024-01-04]: fresh
+              daily [2024-01-05]: build (never materialized)
+              total: build (upstream daily never materialized)
+        "#]],
+    );
+}
+
+#[test]
+fn a_day_not_built_past_warn_after_warns() {
+    check(
+        &with(&sla(), "//$ now 2024-01-06T03:00:00Z\n"),
+        expect![[r#"
+            status:
+              daily  4 fresh, 1 missing; sla warn: 2024-01-05 not built 3h after its window closed (warn_after 2h) [warn]
+                [2024-01-05]  never materialized: never materialized; sla warn: 2024-01-05 not built 3h after its window closed (warn_after 2h) [warn]
+              total  stale: upstream daily never materialized
+            plan:
+              daily [2024-01-01]: fresh
+              daily [2024-01-02]: fresh
+              daily [2024-01-03]: fresh
+              daily [2024-01-04]: fresh
+              daily [2024-01-05]: build (never materialized)
+              total: build (upstream daily never materialized)
+        "#]],
+    );
+}
+
+#[test]
+fn a_day_not_built_past_fail_after_fails_its_sla_and_its_roll_ups() {
+    // `total` is behind since the 5th closed, as the day it lacks is.
+    check(
+        &with(&sla(), "//$ now 2024-01-06T07:00:00Z\n"),
+        expect![[r#"
+            status:
+              daily  4 fresh, 1 missing; sla failed: 2024-01-05 not built 7h after its window closed (fail_after 6h) [sla failed]
+                [2024-01-05]  never materialized: never materialized; sla failed: 2024-01-05 not built 7h after its window closed (fail_after 6h) [sla failed]
+              total  stale: upstream daily never materialized; sla failed: stale for 7h (fail_after 6h) [sla failed]
+            plan:
+              daily [2024-01-01]: fresh
+              daily [2024-01-02]: fresh
+              daily [2024-01-03]: fresh
+              daily [2024-01-04]: fresh
+              daily [2024-01-05]: build (never materialized)
+              total: build (upstream daily never materialized)
+        "#]],
+    );
+}
+
+#[test]
+fn building_the_late_day_clears_its_sla() {
+    check(
+        &with(
+            &sla(),
+            "//$ now 2024-01-06T07:00:00Z\n//$ materialize daily\n//$ plan\n",
+        ),
+        expect![[r#"
+            status:
+              daily  5 fresh
+              total  stale: upstream daily changed
+            plan:
+              daily [2024-01-01]: fresh
+              daily [2024-01-02]: fresh
+              daily [2024-01-03]: fresh
+              daily [2024-01-04]: fresh
+              daily [2024-01-05]: fresh
+              total: build (upstream daily changed)
+        "#]],
+    );
+}
+
+#[test]
+fn never_materialized_without_a_window_misses_its_sla_at_once() {
+    // No instant to count from: failed with fail_after, a warning with
+    // only warn_after; a static partition is the same.
+    check(
+        r#"
+//- cairn.toml
+[sources.raw]
+path = "data/raw.csv"
+//- data/raw.csv
+region,n
+eu,1
+//- assets/strict.sql
+--- [freshness]
+--- fail_after = "1d"
+select sum(n) as n from raw
+//- assets/lenient.sql
+--- [freshness]
+--- warn_after = "1d"
+select sum(n) as n from raw
+//- assets/by_region.sql
+--- [partitions]
+--- type = "static"
+--- values = ["eu", "us"]
+--- [freshness]
+--- fail_after = "1d"
+select sum(n) as n from raw where region = {{partition_key}}
+//$ materialize by_region
+//- assets/by_region.sql
+--- [partitions]
+--- type = "static"
+--- values = ["eu", "us", "apac"]
+--- [freshness]
+--- fail_after = "1d"
+select sum(n) as n from raw where region = {{partition_key}}
+//$ plan strict
+"#,
+        expect![[r#"
+            status:
+              by_region  2 fresh, 1 missing; sla failed: apac never materialized (fail_after 1d) [sla failed]
+                [apac]  never materialized: never materialized; sla failed: apac never materialized (fail_after 1d) [sla failed]
+              lenient  never materialized: never materialized; sla warn: never materialized (warn_after 1d) [warn]
+              strict  never materialized: never materialized; sla failed: never materialized (fail_after 1d) [sla failed]
+            plan:
+              strict: build (never materialized)
+        "#]],
+    );
+}
+
+#[test]
+fn a_fresh_asset_is_within_its_sla_however_old_its_commit() {
+    // Rebuilding it would give the same data: its age is zero.
+    check(
+        r#"
+//- cairn.toml
+[sources.raw]
+path = "data/raw.csv"
+//- data/raw.csv
+n
+1
+//- assets/a.sql
+--- [freshness]
+--- fail_after = "1h"
+select n from raw
+//$ materialize
+//$ now 2099-01-01T00:00:00Z
+"#,
+        expect![[r#"
+            status:
+              a  fresh
+            plan:
+              a: fresh
+        "#]],
+    );
+}
+
+#[test]
+fn several_late_days_are_each_late_and_the_oldest_leads() {
+    check(
+        &with(
+            SLA_FILES,
+            "//$ now 2024-01-03T12:00:00Z\n//$ materialize daily\n//$ now 2024-01-06T07:00:00Z\n//$ plan daily\n",
+        ),
+        expect![[r#"
+            status:
+              daily  2 fresh, 3 missing; sla failed: 3 partitions, the most overdue 2024-01-03 not built 2d 7h after its window closed (fail_after 6h) [sla failed]
+                [2024-01-03]  never materialized: never materialized; sla failed: 2024-01-03 not built 2d 7h after its window closed (fail_after 6h) [sla failed]
+                [2024-01-04]  never materialized: never materialized; sla failed: 2024-01-04 not built 1d 7h after its window closed (fail_after 6h) [sla failed]
+                [2024-01-05]  never materialized: never materialized; sla failed: 2024-01-05 not built 7h after its window closed (fail_after 6h) [sla failed]
+              total  never materialized: never materialized; upstream daily never materialized; sla failed: never materialized (fail_after 6h) [sla failed]
+            plan:
+              daily [2024-01-01]: fresh
+              daily [2024-01-02]: fresh
+              daily [2024-01-03]: build (never materialized)
+              daily [2024-01-04]: build (never materialized)
+              daily [2024-01-05]: build (never materialized)
         "#]],
     );
 }

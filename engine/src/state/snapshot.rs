@@ -6,6 +6,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use cairn_catalog::AttemptRecord;
 
 use crate::error::EngineError;
@@ -15,6 +17,7 @@ use crate::model::units::UnitMap;
 use crate::model::version::code_version;
 use crate::model::workspace::Workspace;
 use crate::state::committed::{Committed, CommittedReader};
+use crate::state::freshness::{Health, SlaMiss};
 use crate::state::sources;
 use crate::state::status::{AssetState, AssetStatus, Inputs, assess};
 
@@ -26,6 +29,8 @@ pub struct Snapshot {
     pub code_versions: HashMap<String, String>,
     /// Data version per source partition.
     pub source_versions: UnitMap<String>,
+    /// When each source partition's current content was first seen.
+    pub source_observed: UnitMap<DateTime<Utc>>,
     /// Current committed version per asset partition.
     pub current: UnitMap<Arc<Committed>>,
     /// Assessment of every asset, in dependency order.
@@ -100,7 +105,8 @@ pub(crate) fn snapshot_of(
     stage(&mut timings, "code versions");
     let index = PartitionIndex::build(&ws.project, ws.clock.now());
     stage(&mut timings, "partition index");
-    let source_versions = sources::source_versions(&ws.project, &index, ws.catalog.as_ref())?;
+    let (source_versions, source_observed) =
+        sources::observed_source_versions(&ws.project, &index, ws.catalog.as_ref())?;
     stage(&mut timings, "source versions");
     let mut current: UnitMap<Arc<Committed>> = UnitMap::new();
     let mut reader = CommittedReader::default();
@@ -153,6 +159,7 @@ pub(crate) fn snapshot_of(
         source_versions: &source_versions,
         current: &current,
         failures: &failures,
+        source_observed: &source_observed,
         only: scope.as_ref(),
         recorded_inputs: &recorded,
     });
@@ -162,6 +169,7 @@ pub(crate) fn snapshot_of(
             index,
             code_versions,
             source_versions,
+            source_observed,
             current,
             statuses,
         },
@@ -192,7 +200,7 @@ pub(crate) fn status(
             failed_attempts.insert((&f.asset, &f.partition, &f.run_id.0));
         }
     }
-    let mut failing: HashMap<String, Vec<String>> = HashMap::new();
+    let mut failing: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for r in ws.catalog.latest_failing_error_checks()? {
         // Results older than the current version are about a version
         // that is no longer served.
@@ -211,7 +219,10 @@ pub(crate) fn status(
             } else {
                 format!("{} [{}]", r.result.name, r.partition)
             };
-            failing.entry(r.asset).or_default().push(label);
+            failing
+                .entry(r.asset)
+                .or_default()
+                .push((r.partition, label));
         }
     }
     Ok(snapshot
@@ -219,8 +230,59 @@ pub(crate) fn status(
         .into_iter()
         .filter(|s| selected.contains(&s.name))
         .map(|mut s| {
-            s.failing_checks = failing.remove(&s.name).unwrap_or_default();
+            let checks = failing.remove(&s.name).unwrap_or_default();
+            for (partition, _) in &checks {
+                let unit = s
+                    .partitions
+                    .as_mut()
+                    .and_then(|p| p.list.iter_mut().find(|u| u.key == *partition));
+                if let Some(u) = unit {
+                    u.health = u.health.max(Health::FailingCheck);
+                }
+            }
+            if !checks.is_empty() {
+                s.health = s.health.max(Health::FailingCheck);
+            }
+            s.failing_checks = checks.into_iter().map(|(_, label)| label).collect();
             s
         })
         .collect())
+}
+
+/// Every unit at or past a limit of its asset's SLA, at the workspace's
+/// clock.
+pub(crate) fn sla_misses(ws: &Workspace) -> Result<Vec<SlaMiss>, EngineError> {
+    Ok(misses(&snapshot(ws)?.statuses))
+}
+
+/// Every unit of `statuses` at or past a limit, in status order (assets
+/// in dependency order, partitions in key order). Needs the partition
+/// lists (a status before `--partitions` is applied).
+fn misses(statuses: &[AssetStatus]) -> Vec<SlaMiss> {
+    let mut out = Vec::new();
+    for s in statuses {
+        let Some(sla) = &s.freshness else {
+            continue;
+        };
+        let units = s.sla.iter().map(|r| ("", r)).chain(
+            s.partitions
+                .iter()
+                .flat_map(|p| p.list.iter())
+                .filter_map(|u| u.sla.as_ref().map(|r| (u.key.as_str(), r))),
+        );
+        for (key, r) in units {
+            if let Some(limit) = r.limit(sla) {
+                out.push(SlaMiss {
+                    asset: s.name.clone(),
+                    partition: key.to_owned(),
+                    level: r.level,
+                    basis: r.basis,
+                    since: r.since,
+                    age: r.age_secs.map(std::time::Duration::from_secs),
+                    limit,
+                });
+            }
+        }
+    }
+    out
 }

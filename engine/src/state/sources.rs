@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use chrono::Utc;
+use chrono::{DateTime, SubsecRound, Utc};
 
 use cairn_assets::{Project, Source};
 use cairn_catalog::{Catalog, SourceFingerprint};
@@ -58,20 +59,22 @@ fn collect(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<(), EngineEr
     Ok(())
 }
 
-/// The data version of every source partition. Hashes content only where
-/// the fingerprint changed since the last time, and records the new
-/// fingerprints.
-pub fn source_versions(
+/// The data version of every source partition, and when its current
+/// content was first seen (the real clock; a touched file with the same
+/// content keeps that instant). Hashes content only where the fingerprint
+/// changed since the last time, and records the new fingerprints.
+pub fn observed_source_versions(
     project: &Project,
     index: &PartitionIndex,
     catalog: &dyn Catalog,
-) -> Result<UnitMap<String>, EngineError> {
+) -> Result<(UnitMap<String>, UnitMap<DateTime<Utc>>), EngineError> {
     let cached: HashMap<String, SourceFingerprint> = catalog
         .source_fingerprints()?
         .into_iter()
         .map(|f| (f.source.clone(), f))
         .collect();
     let mut versions = UnitMap::new();
+    let mut observed = UnitMap::new();
     for source in project.sources.values() {
         for key in index.keys(&source.name) {
             let cache_key = if key.is_empty() {
@@ -81,23 +84,31 @@ pub fn source_versions(
             };
             let files = source_files(source, key)?;
             let fingerprint = fingerprint(source, &files)?;
-            let data_version = match cached.get(&cache_key) {
-                Some(c) if c.fingerprint == fingerprint => c.data_version.clone(),
+            let cached = cached.get(&cache_key);
+            let (data_version, observed_at) = match cached {
+                Some(c) if c.fingerprint == fingerprint => (c.data_version.clone(), c.observed_at),
                 _ => {
                     let data_version = content_hash(source, &files)?;
+                    // Microseconds, as the catalog keeps it: the first
+                    // status says what every later one does.
+                    let observed_at = cached
+                        .filter(|c| c.data_version == data_version)
+                        .map_or_else(|| Utc::now().trunc_subsecs(6), |c| c.observed_at);
                     catalog.put_source_fingerprint(&SourceFingerprint {
                         source: cache_key,
                         fingerprint,
                         data_version: data_version.clone(),
-                        observed_at: Utc::now(),
+                        observed_at,
                     })?;
-                    data_version
+                    (data_version, observed_at)
                 }
             };
-            versions.insert(&source.name, key.clone(), data_version);
+            let key: Arc<str> = key.as_str().into();
+            versions.insert(&source.name, Arc::clone(&key), data_version);
+            observed.insert(&source.name, key, observed_at);
         }
     }
-    Ok(versions)
+    Ok((versions, observed))
 }
 
 fn relative<'a>(source: &Source, file: &'a Path) -> std::borrow::Cow<'a, str> {

@@ -3,14 +3,15 @@
 //! the current versions and the catalog's records.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
-use cairn_assets::partitions::PartitionMapping;
-use cairn_assets::{Project, SqlAsset};
+use cairn_assets::partitions::{KeySpace, PartitionMapping};
+use cairn_assets::{FreshnessSla, Project, SqlAsset};
 use cairn_catalog::{AttemptRecord, CurrentVersion, MaterializationId, UpstreamVersion};
 
 use crate::model::graph::{AssetGraph, NodeKind};
@@ -18,6 +19,9 @@ use crate::model::partition_index::{PartitionIndex, partitions_of};
 use crate::model::units::{KeyMap, UnitMap};
 use crate::model::version::{UpstreamInput, input_hash};
 use crate::state::committed::Committed;
+use crate::state::freshness::{
+    Health, OverduePartition, SlaBasis, SlaLevel, SlaReading, more_overdue,
+};
 
 /// Why an asset is not fresh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -163,6 +167,11 @@ pub struct PartitionStatus {
     pub current: Option<Arc<Committed>>,
     /// Its latest attempt, when that failed after the last commit.
     pub last_failure: Option<AttemptRecord>,
+    /// The worst of its SLA level, failing checks and failed run.
+    pub health: Health,
+    /// Where it stands against its asset's SLA, when it has one and this
+    /// partition is behind.
+    pub sla: Option<SlaReading>,
 }
 
 fn shared_version<S: Serializer>(v: &Option<Arc<Committed>>, s: S) -> Result<S::Ok, S::Error> {
@@ -188,6 +197,12 @@ pub struct PartitionSummary {
     pub last_committed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Distinct causes over the stale partitions.
     pub stale_causes: Vec<String>,
+    /// Partitions past `warn_after` (and not `fail_after`).
+    pub sla_warn: usize,
+    /// Partitions past `fail_after`.
+    pub sla_failed: usize,
+    /// The most overdue partition past a limit, if any.
+    pub most_overdue: Option<OverduePartition>,
     /// Every partition, in key order.
     pub list: Vec<PartitionStatus>,
 }
@@ -235,6 +250,72 @@ pub struct AssetStatus {
     /// `error` checks failing on the current version (from the latest
     /// `cairn check` or materialization), as `name` or `name [partition]`.
     pub failing_checks: Vec<String>,
+    /// The worst health of its units (and its failing checks).
+    pub health: Health,
+    /// Its SLA (`[freshness]`), if it declares one.
+    #[serde(serialize_with = "sla_limits")]
+    pub freshness: Option<FreshnessSla>,
+    /// Where it stands against its SLA when behind (unpartitioned assets).
+    pub sla: Option<SlaReading>,
+}
+
+impl AssetStatus {
+    /// Whether `cairn status --check` fails on it: a failed run, a
+    /// failing check or a failed SLA; without an SLA, anything not fresh
+    /// (with one, staleness within it is allowed).
+    pub fn fails_check(&self) -> bool {
+        self.health >= Health::SlaFailed
+            || (self.freshness.is_none() && self.state != AssetState::Fresh)
+    }
+
+    /// "sla failed: 2024-01-05 not built 7h after its window closed
+    /// (fail_after 6h)", "sla warn: 3 partitions, the most overdue ...":
+    /// its most overdue unit past a limit, if any.
+    pub fn sla_verdict(&self) -> Option<String> {
+        let sla = self.freshness.as_ref()?;
+        let Some(p) = &self.partitions else {
+            return self.sla.as_ref()?.verdict("", sla);
+        };
+        let worst = p.most_overdue.as_ref()?;
+        let like_it = match worst.sla.level {
+            SlaLevel::Failed => p.sla_failed,
+            SlaLevel::Warn => p.sla_warn,
+            SlaLevel::Ok => 0,
+        };
+        let what = worst.sla.describe(&worst.key);
+        let subject = if like_it > 1 {
+            format!("{like_it} partitions, the most overdue {what}")
+        } else {
+            what
+        };
+        worst.sla.verdict_on(&subject, sla)
+    }
+
+    /// Units (partitions, or the asset itself) past `fail_after` and past
+    /// only `warn_after`.
+    pub fn sla_counts(&self) -> (usize, usize) {
+        match (&self.partitions, &self.sla) {
+            (Some(p), _) => (p.sla_failed, p.sla_warn),
+            (None, Some(r)) => (
+                usize::from(r.level == SlaLevel::Failed),
+                usize::from(r.level == SlaLevel::Warn),
+            ),
+            (None, None) => (0, 0),
+        }
+    }
+}
+
+fn sla_limits<S: Serializer>(sla: &Option<FreshnessSla>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Limits {
+        warn_after_secs: Option<u64>,
+        fail_after_secs: Option<u64>,
+    }
+    sla.map(|l| Limits {
+        warn_after_secs: l.warn_after.map(|d| d.as_secs()),
+        fail_after_secs: l.fail_after.map(|d| d.as_secs()),
+    })
+    .serialize(s)
 }
 
 /// What the assessment reads.
@@ -254,6 +335,9 @@ pub struct Inputs<'a> {
     /// The latest attempt of every asset partition whose latest attempt
     /// failed (the others do not change a status).
     pub failures: &'a UnitMap<AttemptRecord>,
+    /// When each source partition's current content was first seen (times
+    /// staleness for freshness SLAs).
+    pub source_observed: &'a UnitMap<DateTime<Utc>>,
     /// Assess only these assets (they must include their ancestors: a
     /// status depends on its upstreams'); every asset when `None`.
     pub only: Option<&'a std::collections::BTreeSet<String>>,
@@ -289,15 +373,29 @@ struct UpstreamReader<'a> {
 
 /// The data versions of one upstream's partitions.
 enum Versions<'a> {
-    Source(Option<&'a KeyMap<String>>),
+    Source {
+        versions: Option<&'a KeyMap<String>>,
+        observed: Option<&'a KeyMap<DateTime<Utc>>>,
+    },
     Asset(Option<&'a KeyMap<Arc<Committed>>>),
 }
 
 impl<'a> Versions<'a> {
     fn get(&self, key: &str) -> Option<&'a str> {
         match self {
-            Versions::Source(m) => m.and_then(|m| m.get(key)).map(String::as_str),
+            Versions::Source { versions, .. } => {
+                versions.and_then(|m| m.get(key)).map(String::as_str)
+            }
             Versions::Asset(m) => m.and_then(|m| m.get(key)).map(|c| c.data_version.as_str()),
+        }
+    }
+
+    /// When the upstream partition's current version appeared: an asset's
+    /// commit, a source's first sight of its content.
+    fn since(&self, key: &str) -> Option<DateTime<Utc>> {
+        match self {
+            Versions::Source { observed, .. } => observed.and_then(|m| m.get(key)).copied(),
+            Versions::Asset(m) => m.and_then(|m| m.get(key)).map(|c| c.committed_at),
         }
     }
 }
@@ -313,7 +411,10 @@ impl<'a> UpstreamReader<'a> {
             _ => false,
         };
         let versions = match inputs.graph.kind(name) {
-            Some(NodeKind::Source) => Versions::Source(inputs.source_versions.of(name)),
+            Some(NodeKind::Source) => Versions::Source {
+                versions: inputs.source_versions.of(name),
+                observed: inputs.source_observed.of(name),
+            },
             _ => Versions::Asset(inputs.current.of(name)),
         };
         UpstreamReader {
@@ -344,7 +445,7 @@ fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
         .collect();
     let mut results: Vec<Option<AssetStatus>> = Vec::new();
     results.resize_with(order.len(), || None);
-    let mut not_fresh: UnitMap<()> = UnitMap::new();
+    let mut not_fresh: UnitMap<Behind> = UnitMap::new();
     // Reading recorded inputs to explain staleness is budgeted; each asset
     // of a level gets an equal share of what is left, so the explanations
     // do not depend on thread timing or on how many cores there are.
@@ -368,8 +469,8 @@ fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
                 .collect()
         };
         for (i, asset) in assessed {
-            for key in asset.stale {
-                not_fresh.insert(order[i], key.as_str(), ());
+            for (key, since) in asset.stale {
+                not_fresh.insert(order[i], key.as_str(), since);
             }
             explain_left = explain_left.saturating_sub(asset.explained);
             results[i] = Some(asset.status);
@@ -384,8 +485,8 @@ type Assessed = (usize, AssetAssessment);
 /// What assessing one asset yields.
 struct AssetAssessment {
     status: AssetStatus,
-    /// Its keys that are not fresh.
-    stale: Vec<String>,
+    /// Its keys that are not fresh, and since when each is behind.
+    stale: Vec<(String, Behind)>,
     /// Stale partitions explained from their recorded inputs.
     explained: usize,
 }
@@ -397,7 +498,7 @@ fn assess_in_parallel(
     order: &[&str],
     level: &[usize],
     threads: usize,
-    not_fresh: &UnitMap<()>,
+    not_fresh: &UnitMap<Behind>,
     explain_budget: usize,
 ) -> Vec<Assessed> {
     let chunks = balanced(level, threads, |i| inputs.index.keys(order[i]).len());
@@ -476,7 +577,7 @@ fn balanced(items: &[usize], n: usize, weight: impl Fn(usize) -> usize) -> Vec<V
 fn assess_asset(
     inputs: &Inputs<'_>,
     name: &str,
-    not_fresh: &UnitMap<()>,
+    not_fresh: &UnitMap<Behind>,
     explain_budget: usize,
 ) -> Option<AssetAssessment> {
     let asset = inputs.project.assets.get(name)?;
@@ -489,56 +590,68 @@ fn assess_asset(
     let own = Own {
         current: inputs.current.of(name),
         failures: inputs.failures.of(name),
+        space: inputs.index.key_space(name),
+        sla: asset.freshness.as_ref(),
     };
     let keys = inputs.index.keys(name);
     let mut list = Vec::with_capacity(keys.len());
     // Its own keys that are not fresh (it may read its earlier partitions).
-    let mut stale: Vec<String> = Vec::new();
-    let mut own_stale: HashSet<&str> = HashSet::new();
+    let mut stale: Vec<(String, Behind)> = Vec::new();
+    let mut own_stale: HashMap<&str, Behind> = HashMap::new();
     let mut explained = 0usize;
-    for key in keys {
-        let is_not_fresh = |up: &str, up_key: &str| {
+    for (position, key) in keys.iter().enumerate() {
+        let behind = |up: &str, up_key: &str| {
             if up == name {
-                own_stale.contains(up_key)
+                own_stale.get(up_key).copied()
             } else {
-                not_fresh.contains(up, up_key)
+                not_fresh.get(up, up_key).copied()
             }
         };
-        let unit = assess_unit(
+        let (unit, since) = assess_unit(
             inputs,
             asset,
-            key,
+            (position, key),
             &code_version,
             (&readers, &own),
-            &is_not_fresh,
+            &behind,
             (&mut explained, explain_budget),
         );
         if unit.state != AssetState::Fresh {
-            stale.push(key.clone());
-            own_stale.insert(key);
+            stale.push((key.clone(), since));
+            own_stale.insert(key, since);
         }
         list.push(unit);
     }
     Some(AssetAssessment {
-        status: summarise(name, code_version, asset.partitions.is_some(), list),
+        status: summarise(name, code_version, asset, list),
         stale,
         explained,
     })
 }
 
-/// An asset's own committed versions and failures, by key.
+/// Since when a unit that is not fresh is behind (see
+/// [`crate::state::freshness`]); `None`: unknown.
+type Behind = Option<DateTime<Utc>>;
+
+/// An asset's own committed versions, failures, keys and SLA.
 struct Own<'a> {
     current: Option<&'a KeyMap<Arc<Committed>>>,
     failures: Option<&'a KeyMap<AttemptRecord>>,
+    /// Its keys with their time windows (partitioned assets).
+    space: Option<&'a KeySpace>,
+    sla: Option<&'a FreshnessSla>,
 }
 
 fn summarise(
     name: &str,
     code_version: String,
-    partitioned: bool,
+    asset: &SqlAsset,
     mut list: Vec<PartitionStatus>,
 ) -> AssetStatus {
-    if !partitioned && let Some(unit) = list.pop() {
+    let freshness = asset.freshness;
+    if asset.partitions.is_none()
+        && let Some(unit) = list.pop()
+    {
         return AssetStatus {
             name: name.to_owned(),
             state: unit.state,
@@ -551,6 +664,9 @@ fn summarise(
             last_failure: unit.last_failure,
             partitions: None,
             failing_checks: Vec::new(),
+            health: unit.health,
+            freshness,
+            sla: unit.sla,
         };
     }
     let count = |s: AssetState| list.iter().filter(|p| p.state == s).count();
@@ -589,6 +705,24 @@ fn summarise(
     let committed = list.iter().filter_map(|p| p.current.as_ref());
     let rows = committed.clone().map(|c| c.row_count).sum();
     let last_committed_at = committed.map(|c| c.committed_at).max();
+    let health = list.iter().map(|p| p.health).max().unwrap_or_default();
+    let (mut sla_warn, mut sla_failed) = (0, 0);
+    let mut most_overdue: Option<(&str, &SlaReading)> = None;
+    for p in &list {
+        let Some(r) = &p.sla else { continue };
+        match r.level {
+            SlaLevel::Ok => continue,
+            SlaLevel::Warn => sla_warn += 1,
+            SlaLevel::Failed => sla_failed += 1,
+        }
+        if most_overdue.is_none_or(|(_, worst)| more_overdue(r, worst)) {
+            most_overdue = Some((&p.key, r));
+        }
+    }
+    let most_overdue = most_overdue.map(|(key, r)| OverduePartition {
+        key: key.to_owned(),
+        sla: *r,
+    });
     AssetStatus {
         name: name.to_owned(),
         state,
@@ -598,6 +732,9 @@ fn summarise(
         current: None,
         last_failure: None,
         failing_checks: Vec::new(),
+        health,
+        freshness,
+        sla: None,
         partitions: Some(PartitionSummary {
             total: list.len(),
             fresh,
@@ -607,20 +744,26 @@ fn summarise(
             rows,
             last_committed_at,
             stale_causes,
+            sla_warn,
+            sla_failed,
+            most_overdue,
             list,
         }),
     }
 }
 
+/// Assesses the partition at `position` of an asset's keys; also returns
+/// since when it is behind when it is not fresh. `behind` tells for an
+/// upstream unit whether it is not fresh, and since when it is behind.
 fn assess_unit(
     inputs: &Inputs<'_>,
     asset: &SqlAsset,
-    key: &str,
+    (position, key): (usize, &str),
     code_version: &str,
     (readers, own): (&[UpstreamReader<'_>], &Own<'_>),
-    is_not_fresh: &dyn Fn(&str, &str) -> bool,
+    behind: &dyn Fn(&str, &str) -> Option<Behind>,
     (explained, explain_budget): (&mut usize, usize),
-) -> PartitionStatus {
+) -> (PartitionStatus, Behind) {
     let current = own.current.and_then(|m| m.get(key)).cloned();
 
     // (reader, upstream key) pairs this partition reads, sorted.
@@ -691,7 +834,7 @@ fn assess_unit(
     for (i, up_key) in &upstream {
         let up = readers[*i].name;
         let already = causes.iter().any(|c| c.concerns(&asset.name, up));
-        if !already && is_not_fresh(up, up_key) {
+        if !already && behind(up, up_key).is_some() {
             causes.push(StaleCause::upstream(
                 &asset.name,
                 up,
@@ -713,7 +856,31 @@ fn assess_unit(
     } else {
         AssetState::Stale
     };
-    PartitionStatus {
+    let now = inputs.index.now();
+    // A failed rebuild of a unit that is up to date leaves it current.
+    let is_behind = state != AssetState::Fresh && (current.is_none() || !causes.is_empty());
+    let since = match &current {
+        _ if state == AssetState::Fresh => None,
+        _ if !is_behind => Some(now),
+        None => own
+            .space
+            .and_then(|s| s.time_window(position))
+            .map(|w| w.end),
+        Some(cur) => stale_since(cur, code_version, &upstream, readers, behind),
+    };
+    let sla = own.sla.filter(|_| is_behind).map(|sla| {
+        let basis = match (&current, since) {
+            (Some(_), _) => SlaBasis::Stale,
+            (None, Some(_)) => SlaBasis::NotBuilt,
+            (None, None) => SlaBasis::NeverBuilt,
+        };
+        SlaReading::at(sla, basis, since, now)
+    });
+    let mut health = sla.map_or(Health::Ok, |r| r.level.health());
+    if state == AssetState::Failed {
+        health = Health::FailedRun;
+    }
+    let unit = PartitionStatus {
         key: key.to_owned(),
         state,
         causes,
@@ -726,7 +893,41 @@ fn assess_unit(
             .map(|iv| iv.as_str().to_owned()),
         current,
         last_failure: last_failure.cloned(),
+        health,
+        sla,
+    };
+    (unit, since)
+}
+
+/// Since when committed `cur` is out of date: its own commit when its code
+/// changed or an upstream it reads is behind since an unknown instant;
+/// else the earliest upstream change after it (an asset's commit, a
+/// source's first sight of new content) or upstream unit behind; its own
+/// commit when nothing tells.
+fn stale_since(
+    cur: &Committed,
+    code_version: &str,
+    upstream: &[(usize, Cow<'_, str>)],
+    readers: &[UpstreamReader<'_>],
+    behind: &dyn Fn(&str, &str) -> Option<Behind>,
+) -> Behind {
+    if *cur.code_version != *code_version {
+        return Some(cur.committed_at);
     }
+    let mut since: Option<DateTime<Utc>> = None;
+    for (i, up_key) in upstream {
+        let r = &readers[*i];
+        let upstream_behind = match behind(r.name, up_key) {
+            Some(None) => return Some(cur.committed_at),
+            Some(t) => t,
+            None => None,
+        };
+        let changed = r.versions.since(up_key).filter(|t| *t > cur.committed_at);
+        for t in [changed, upstream_behind].into_iter().flatten() {
+            since = Some(since.map_or(t, |s| s.min(t)));
+        }
+    }
+    since.or(Some(cur.committed_at))
 }
 
 /// Works out which of code and upstream data changed since `cur` was made.
@@ -950,6 +1151,7 @@ mod tests {
             source_versions: &snapshot.source_versions,
             current: &snapshot.current,
             failures: &failures,
+            source_observed: &snapshot.source_observed,
             only: None,
             recorded_inputs: &no_inputs,
         };
@@ -1011,5 +1213,205 @@ mod tests {
             .collect();
         assert_eq!(totals.iter().sum::<usize>(), 26);
         assert!(totals.iter().all(|&t| t == 13), "{totals:?}");
+    }
+
+    /// Commits `name` [`key`] as the engine would from the current
+    /// versions (so it is fresh), with data `data`, at `at`.
+    fn commit(ws: &Workspace, name: &str, key: &str, data: &str, at: DateTime<Utc>) {
+        let snapshot = crate::state::snapshot::snapshot(ws).unwrap();
+        let asset = &ws.project.assets[name];
+        let code = &snapshot.code_versions[name];
+        let inputs: Vec<UpstreamVersion> = snapshot
+            .index
+            .upstream_units(&ws.project, asset, key)
+            .into_iter()
+            .map(|(up, up_key)| UpstreamVersion {
+                data_version: snapshot
+                    .source_versions
+                    .get(&up, &up_key)
+                    .cloned()
+                    .or_else(|| {
+                        let c = snapshot.current.get(&up, &up_key)?;
+                        Some(c.data_version.to_string())
+                    })
+                    .unwrap(),
+                name: up,
+                kind: UpstreamKind::Asset,
+                partition: up_key,
+                materialization: None,
+            })
+            .collect();
+        let refs: Vec<UpstreamInput<'_>> = inputs.iter().map(UpstreamInput::from).collect();
+        let run = RunId(format!("run-{name}-{at}"));
+        ws.catalog
+            .begin_run(&NewRun {
+                id: run.clone(),
+                user: "t".into(),
+                host: "t".into(),
+                pid: 1,
+                command: "test".into(),
+                trigger: "test".into(),
+                started_at: at,
+                backfill_id: None,
+            })
+            .unwrap();
+        ws.catalog
+            .commit_materialization(&NewMaterialization {
+                run_id: run,
+                asset: name.to_owned(),
+                partition: key.to_owned(),
+                code_version: code.clone(),
+                input_version: crate::model::version::input_version(code, key, &refs),
+                data_version: data.to_owned(),
+                row_count: 1,
+                bytes_written: 1,
+                wall_ms: 1,
+                schema_json: "[]".into(),
+                inputs,
+                files: Vec::new(),
+                committed_at: at,
+                metrics: Default::default(),
+                checks: Vec::new(),
+            })
+            .unwrap();
+    }
+
+    /// Moves the instant the source's current content was first seen.
+    fn observed(ws: &Workspace, source: &str, at: DateTime<Utc>) {
+        crate::state::snapshot::snapshot(ws).unwrap();
+        let mut f = ws
+            .catalog
+            .source_fingerprints()
+            .unwrap()
+            .into_iter()
+            .find(|f| f.source == source)
+            .unwrap();
+        f.observed_at = at;
+        ws.catalog.put_source_fingerprint(&f).unwrap();
+    }
+
+    /// (state, SLA verdict) of every asset at `now`.
+    fn slas(ws: &Workspace, now: DateTime<Utc>) -> Vec<(String, String, String)> {
+        let ws = Workspace::open(&ws_root(ws))
+            .unwrap()
+            .with_clock(crate::model::workspace::Clock::Fixed(now));
+        crate::state::snapshot::status(&ws, &[])
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                let verdict = match (&s.sla, &s.freshness) {
+                    (Some(r), Some(sla)) => r
+                        .verdict("", sla)
+                        .unwrap_or_else(|| format!("within: {}", r.describe(""))),
+                    _ => "-".to_owned(),
+                };
+                (s.name, s.health.as_str().to_owned(), verdict)
+            })
+            .collect()
+    }
+
+    fn ws_root(ws: &Workspace) -> std::path::PathBuf {
+        ws.project.root.clone()
+    }
+
+    fn t(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    /// A stale unit is behind since the earliest upstream change it has
+    /// not seen (an asset's commit, a source's first sight of new
+    /// content) or since its own commit when its code changed.
+    #[test]
+    fn stale_units_are_behind_since_the_change_they_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        let sla = "--- [freshness]\n--- warn_after = \"2h\"\n--- fail_after = \"6h\"\n";
+        write("cairn.toml", "[sources.events]\npath = \"data/e.csv\"\n");
+        write("data/e.csv", "n\n1\n");
+        write("assets/a.sql", "select n from events");
+        write("assets/b.sql", &format!("{sla}select n from a"));
+        write("assets/c.sql", &format!("{sla}select n from events"));
+        let ws = Workspace::open(dir.path()).unwrap();
+        let t0 = t("2024-03-01T00:00:00Z");
+        let hours = |h: i64| t0 + chrono::TimeDelta::try_hours(h).unwrap();
+        observed(&ws, "events", hours(-1));
+        for name in ["a", "b", "c"] {
+            commit(&ws, name, "", &format!("{name}/1"), t0);
+        }
+        let row = |name: &str, health: &str, verdict: &str| {
+            (name.to_owned(), health.to_owned(), verdict.to_owned())
+        };
+        assert_eq!(
+            slas(&ws, hours(100)),
+            vec![
+                row("a", "ok", "-"),
+                row("b", "ok", "-"),
+                row("c", "ok", "-")
+            ],
+            "fresh, however old"
+        );
+
+        // `a` commits new data at +10h: `b` is behind since then.
+        commit(&ws, "a", "", "a/2", hours(10));
+        assert_eq!(
+            slas(&ws, hours(13)),
+            vec![
+                row("a", "ok", "-"),
+                row("b", "warn", "sla warn: stale for 3h (warn_after 2h)"),
+                row("c", "ok", "-"),
+            ]
+        );
+
+        // The source changes, first seen at +12h: `c` is behind since
+        // then, `b` still since `a` committed (the earlier of the two).
+        write("data/e.csv", "n\n2\n");
+        observed(&ws, "events", hours(12));
+        assert_eq!(
+            slas(&ws, hours(17)),
+            vec![
+                row("a", "ok", "-"),
+                row(
+                    "b",
+                    "sla failed",
+                    "sla failed: stale for 7h (fail_after 6h)"
+                ),
+                row("c", "warn", "sla warn: stale for 5h (warn_after 2h)"),
+            ]
+        );
+        let ws17 = Workspace::open(dir.path())
+            .unwrap()
+            .with_clock(crate::model::workspace::Clock::Fixed(hours(17)));
+        let misses = crate::state::snapshot::sla_misses(&ws17).unwrap();
+        let listed: Vec<String> = misses.iter().map(|m| m.describe()).collect();
+        assert_eq!(
+            listed,
+            [
+                "b stale for 7h (fail_after 6h)",
+                "c stale for 5h (warn_after 2h)"
+            ]
+        );
+        assert_eq!(misses[0].since, Some(hours(10)));
+        assert_eq!(
+            misses[0].age,
+            Some(std::time::Duration::from_secs(7 * 3600))
+        );
+
+        // A code change is not timed: from its own commit.
+        write(
+            "assets/c.sql",
+            &format!("{sla}select n + 0 as n from events"),
+        );
+        assert_eq!(
+            slas(&ws, hours(17))[2],
+            row(
+                "c",
+                "sla failed",
+                "sla failed: stale for 17h (fail_after 6h)"
+            )
+        );
     }
 }

@@ -71,6 +71,39 @@ pub struct UnitStatus {
     /// version and it differs from the current version's ("" otherwise).
     #[prost(string, tag = "6")]
     pub input_version: ::prost::alloc::string::String,
+    /// ok | warn | sla_failed | failing_check | failed_run
+    #[prost(string, tag = "7")]
+    pub health: ::prost::alloc::string::String,
+    /// Where it stands against its asset's freshness SLA, when it has one
+    /// and this partition is behind.
+    #[prost(message, optional, tag = "8")]
+    pub sla: ::core::option::Option<SlaReading>,
+}
+/// Where a unit stands against its asset's freshness SLA.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SlaReading {
+    /// ok | warn | failed
+    #[prost(string, tag = "1")]
+    pub level: ::prost::alloc::string::String,
+    /// not_built | never_built | stale
+    #[prost(string, tag = "2")]
+    pub basis: ::prost::alloc::string::String,
+    /// Since when it is behind ("" when unknown: never built, no time window).
+    #[prost(string, tag = "3")]
+    pub since: ::prost::alloc::string::String,
+    /// How long that is at the status's instant, in seconds.
+    #[prost(uint64, optional, tag = "4")]
+    pub age_seconds: ::core::option::Option<u64>,
+}
+/// An asset's declared freshness SLA (`\[freshness\]`), in seconds.
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Freshness {
+    #[prost(uint64, optional, tag = "1")]
+    pub warn_after_seconds: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "2")]
+    pub fail_after_seconds: ::core::option::Option<u64>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -94,6 +127,16 @@ pub struct PartitionSummary {
     /// Every partition, when asked for (`StatusRequest.partitions`).
     #[prost(message, repeated, tag = "9")]
     pub list: ::prost::alloc::vec::Vec<UnitStatus>,
+    /// Partitions past only warn_after, and past fail_after.
+    #[prost(uint64, tag = "10")]
+    pub sla_warn: u64,
+    #[prost(uint64, tag = "11")]
+    pub sla_failed: u64,
+    /// The most overdue partition past a limit ("" and absent when none).
+    #[prost(string, tag = "12")]
+    pub most_overdue_partition: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "13")]
+    pub most_overdue: ::core::option::Option<SlaReading>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -121,6 +164,16 @@ pub struct AssetStatus {
     /// an upstream has no version yet).
     #[prost(string, tag = "9")]
     pub input_version: ::prost::alloc::string::String,
+    /// The worst of its units': ok | warn | sla_failed | failing_check |
+    /// failed_run.
+    #[prost(string, tag = "10")]
+    pub health: ::prost::alloc::string::String,
+    /// Its declared SLA, if any.
+    #[prost(message, optional, tag = "11")]
+    pub freshness: ::core::option::Option<Freshness>,
+    /// Where it stands against it when behind (unpartitioned assets).
+    #[prost(message, optional, tag = "12")]
+    pub sla: ::core::option::Option<SlaReading>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -141,6 +194,12 @@ pub struct StatusResponse {
     pub failing_checks: u64,
     #[prost(message, repeated, tag = "4")]
     pub assets: ::prost::alloc::vec::Vec<AssetStatus>,
+    /// Units (partitions, or unpartitioned assets) past fail_after, and past
+    /// only warn_after.
+    #[prost(uint64, tag = "5")]
+    pub sla_failed: u64,
+    #[prost(uint64, tag = "6")]
+    pub sla_warn: u64,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use cairn_assets::FreshnessSla;
 use cairn_catalog::{
     AttemptOutcome, AttemptRecord, ColumnStats, CurrentVersion, FileRecord, MaterializationId,
     MaterializationMetrics, MaterializationRecord, NewCheckResult, NewMaterialization, RunId,
@@ -16,8 +17,9 @@ use cairn_catalog::{
 };
 use cairn_engine::{
     AssetDetails, AssetOutcome, AssetResult, AssetState, AssetStatus, BackfillCounts, BackfillId,
-    CheckOutcome, ColumnNode, Committed, Decision, LineageKind, Materialized, Neighbourhood,
-    PartitionStatus, PartitionSummary, PlannedUnit, RunReport, StaleCause, VersionText,
+    CheckOutcome, ColumnNode, Committed, Decision, Health, LineageKind, Materialized,
+    Neighbourhood, OverduePartition, PartitionStatus, PartitionSummary, PlannedUnit, RunReport,
+    SlaBasis, SlaLevel, SlaReading, StaleCause, VersionText,
 };
 use cairn_proto::v1 as pb;
 
@@ -54,6 +56,37 @@ fn state(text: &str) -> Result<AssetState, Failure> {
         "never_materialized" => AssetState::NeverMaterialized,
         "failed" => AssetState::Failed,
         _ => return Err(unknown("the state", text)),
+    })
+}
+
+/// A health ("" from a server before freshness SLAs: ok).
+fn health(text: &str) -> Result<Health, Failure> {
+    Ok(match text {
+        "" | "ok" => Health::Ok,
+        "warn" => Health::Warn,
+        "sla_failed" => Health::SlaFailed,
+        "failing_check" => Health::FailingCheck,
+        "failed_run" => Health::FailedRun,
+        _ => return Err(unknown("the health", text)),
+    })
+}
+
+fn sla_reading(r: pb::SlaReading) -> Result<SlaReading, Failure> {
+    Ok(SlaReading {
+        level: match r.level.as_str() {
+            "ok" => SlaLevel::Ok,
+            "warn" => SlaLevel::Warn,
+            "failed" => SlaLevel::Failed,
+            other => return Err(unknown("the SLA level", other)),
+        },
+        basis: match r.basis.as_str() {
+            "not_built" => SlaBasis::NotBuilt,
+            "never_built" => SlaBasis::NeverBuilt,
+            "stale" => SlaBasis::Stale,
+            other => return Err(unknown("the SLA basis", other)),
+        },
+        since: opt_time(&r.since)?,
+        age_secs: r.age_seconds,
     })
 }
 
@@ -135,6 +168,8 @@ fn partition_status(asset: &str, u: pb::UnitStatus) -> Result<PartitionStatus, F
             .last_failure
             .map(|f| failure(asset, &u.partition, f))
             .transpose()?,
+        health: health(&u.health)?,
+        sla: u.sla.map(sla_reading).transpose()?,
         key: u.partition,
     })
 }
@@ -152,6 +187,17 @@ fn asset_status(s: pb::AssetStatus) -> Result<AssetStatus, Failure> {
             rows: p.rows,
             last_committed_at: opt_time(&p.last_committed_at)?,
             stale_causes: p.stale_causes,
+            sla_warn: count(p.sla_warn),
+            sla_failed: count(p.sla_failed),
+            most_overdue: p
+                .most_overdue
+                .map(|r| {
+                    Ok::<_, Failure>(OverduePartition {
+                        key: p.most_overdue_partition,
+                        sla: sla_reading(r)?,
+                    })
+                })
+                .transpose()?,
             list: p
                 .list
                 .into_iter()
@@ -169,6 +215,12 @@ fn asset_status(s: pb::AssetStatus) -> Result<AssetStatus, Failure> {
         last_failure: s.last_failure.map(|f| failure(&name, "", f)).transpose()?,
         partitions,
         failing_checks: s.failing_checks,
+        health: health(&s.health)?,
+        freshness: s.freshness.map(|f| FreshnessSla {
+            warn_after: f.warn_after_seconds.map(Duration::from_secs),
+            fail_after: f.fail_after_seconds.map(Duration::from_secs),
+        }),
+        sla: s.sla.map(sla_reading).transpose()?,
         name,
     })
 }
