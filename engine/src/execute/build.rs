@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use chrono::Utc;
 use datafusion::datasource::empty::EmptyTable;
-use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 
@@ -16,7 +15,6 @@ use cairn_assets::CostConfig;
 use cairn_catalog::{FileRecord, MaterializationMetrics, NewMaterialization};
 
 use crate::compile::declared::check_output;
-use crate::error::EngineError;
 use crate::execute::inputs::{Job, RunShared, UpstreamTable, counts_changes};
 use crate::execute::report::Materialized;
 use crate::execute::row_changes::Changes;
@@ -45,61 +43,7 @@ pub fn failed_checks(error: &str) -> Option<&str> {
         .find_map(|prefix| error.split_once(prefix).map(|(_, checks)| checks))
 }
 
-/// Why a build failed: the message, check results when checks failed, and
-/// whether the failure may pass.
-#[derive(Debug)]
-pub(super) struct BuildFailure {
-    pub(super) error: String,
-    pub(super) checks: Vec<CheckOutcome>,
-    /// Whether building again may succeed: judged where the failure
-    /// happens, from the typed error ([`crate::error::is_transient`]: I/O,
-    /// object store, network). SQL and planning errors, schema mismatches,
-    /// failing checks, partition-guard violations and commit failures are
-    /// not. The scheduler retries transient failures per `[retries]`.
-    pub(super) transient: bool,
-}
-
-impl BuildFailure {
-    /// A failure saying `error`, caused by `cause` (transient or not by
-    /// its type).
-    pub(super) fn caused_by(error: String, cause: &(dyn std::error::Error + 'static)) -> Self {
-        BuildFailure {
-            error,
-            checks: Vec::new(),
-            transient: crate::error::is_transient(cause),
-        }
-    }
-
-    /// A DataFusion failure, its message prefixed by `context` (if any).
-    pub(super) fn datafusion(context: &str, e: DataFusionError) -> Self {
-        let message = match context {
-            "" => e.strip_backtrace(),
-            _ => format!("{context}: {}", e.strip_backtrace()),
-        };
-        BuildFailure::caused_by(message, &e)
-    }
-}
-
-/// A failure that building again would repeat (user input, a check, a bug).
-impl From<String> for BuildFailure {
-    fn from(error: String) -> Self {
-        BuildFailure {
-            error,
-            checks: Vec::new(),
-            transient: false,
-        }
-    }
-}
-
-impl From<EngineError> for BuildFailure {
-    fn from(e: EngineError) -> Self {
-        BuildFailure {
-            transient: e.is_transient(),
-            error: e.to_string(),
-            checks: Vec::new(),
-        }
-    }
-}
+pub(super) use crate::execute::failure::BuildFailure;
 
 /// Computes, writes, checks and commits one asset partition. Errors are
 /// user-facing messages naming the asset's file and partition; on error

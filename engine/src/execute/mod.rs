@@ -4,6 +4,7 @@
 pub(crate) mod backfill;
 pub(crate) mod build;
 pub(crate) mod control;
+pub(crate) mod failure;
 pub(crate) mod inputs;
 pub(crate) mod lineage_events;
 pub(crate) mod recheck;

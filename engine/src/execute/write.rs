@@ -19,7 +19,7 @@ use object_store::buffered::BufWriter;
 
 use cairn_catalog::ColumnStats;
 
-use crate::execute::build::BuildFailure;
+use crate::execute::failure::BuildFailure;
 use crate::execute::inputs::{Job, counts_changes};
 use crate::model::version::DataHasher;
 use crate::quality::checks::StreamChecks;
