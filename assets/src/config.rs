@@ -117,6 +117,9 @@ pub struct ServerConfig {
     /// before the server exits anyway (nothing half-committed either way;
     /// unfinished runs resume at the next start).
     pub shutdown_grace_seconds: u64,
+    /// How often the server evaluates automation (`cairn tick`); a
+    /// source's shorter `poll` makes it tick that often instead.
+    pub tick_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -126,6 +129,7 @@ impl Default for ServerConfig {
             tokens: BTreeMap::new(),
             max_concurrent_runs: 4,
             shutdown_grace_seconds: 20,
+            tick_seconds: 30,
         }
     }
 }

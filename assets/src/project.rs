@@ -231,7 +231,7 @@ impl Project {
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
             Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
-                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
+                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds/tick_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
         })?;
 
         let mut diagnostics = limits_problems(&config);
@@ -762,6 +762,16 @@ fn load_asset(
 /// Limits of zero would stop everything: refused with the fix.
 fn limits_problems(config: &ProjectConfig) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
+    if config.server.tick_seconds == 0 {
+        problems.push(
+            Diagnostic::new(
+                PROJECT_FILE,
+                None,
+                "[server] tick_seconds = 0 would tick without pause",
+            )
+            .with_hint("set it to 1 or more (default 30)"),
+        );
+    }
     if config.server.max_concurrent_runs == 0 {
         problems.push(
             Diagnostic::new(

@@ -82,6 +82,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Remove files no committed version needs (uncommitted, or replaced and past retention).
     Gc(GcArgs),
+    /// Evaluate every asset's [automation] at an instant and run what is due (without a server, in this process).
+    Tick(TickArgs),
     /// Serve the project: gRPC API (cairn.v1.Cairn, reflection, health) and HTTP /healthz on one port.
     Serve(ServeArgs),
 }
@@ -120,6 +122,18 @@ pub struct ServeArgs {
     /// only loopback addresses are allowed.
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
+}
+
+/// `cairn tick`.
+#[derive(Debug, Args)]
+pub struct TickArgs {
+    /// The instant to evaluate (RFC 3339), default now. Time is judged at it
+    /// (which partitions exist, SLAs); cron instants up to it fire once.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `cairn gc`.

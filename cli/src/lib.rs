@@ -69,7 +69,7 @@ pub fn main_exit_code() -> ExitCode {
     install_panic_hook();
     // A server logs what its run queue does; commands stay quiet.
     init_tracing(if matches!(cli.command, args::Command::Serve(_)) {
-        "warn,cairn_engine::queue=info"
+        "warn,cairn_engine::queue=info,cairn_engine::automation=info"
     } else {
         "warn"
     });

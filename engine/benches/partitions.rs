@@ -22,8 +22,11 @@
 //!    upstream assets) and committed through
 //!    `Catalog::commit_materialization`. The seeded state is checked (every
 //!    asset and every partition fresh) before anything is measured. Then:
-//!    `Workspace::open`, `Workspace::status(&[])`, `Workspace::snapshot()`
-//!    and a breakdown of the snapshot's stages.
+//!    `Workspace::open`, `Workspace::status(&[])`, `Workspace::snapshot()`,
+//!    one automation tick (every asset has `[automation]` with a daily
+//!    cron, `on_missing` and `on_upstream_change`: each tick finds every
+//!    cron instant due and nothing stale — checked — and records its
+//!    evaluations) and a breakdown of the snapshot's stages.
 //! 2. Planning (M assets, default 100: M x 365 partitions, empty catalog):
 //!    `cairn_engine::bench::plan` for every asset over the whole range, and
 //!    the snapshot it needs (cold: source content hashed; warm: cached).
@@ -43,8 +46,8 @@ use cairn_catalog::{
 };
 use cairn_engine::NodeKind;
 use cairn_engine::bench::Unit;
-use cairn_engine::bench::plan;
 use cairn_engine::bench::{UpstreamInput, input_version};
+use cairn_engine::bench::{last_tick_at, plan, tick};
 use cairn_engine::{AssetState, AssetStatus, MaterializeOptions, PartitionFilter, Workspace};
 use chrono::{NaiveDate, Utc};
 
@@ -297,6 +300,33 @@ fn measure_status(root: &Path, n: usize, seed_time: Duration) -> BoxResult<Statu
         }
     }
     let noop_plan = MinMedian::of(noop_plan);
+    // One automation tick (what `cairn tick` evaluates): every asset's cron
+    // instant is due, every unit is fresh, nothing is requested (checked).
+    let mut ticks = Vec::with_capacity(REPEATS);
+    // After any tick a kept project already saw (each tick must find its
+    // instant due).
+    let first_tick = chrono::DateTime::parse_from_rfc3339("2024-12-31T06:00:00Z")?
+        .with_timezone(&Utc)
+        .max(
+            last_tick_at(&ws)?.unwrap_or_default()
+                + chrono::TimeDelta::try_days(1).ok_or("days")?,
+        );
+    for i in 0..REPEATS {
+        let at = first_tick + chrono::TimeDelta::try_days(i as i64).ok_or("days")?;
+        let ticking = Workspace::open(root)?.with_clock(cairn_engine::Clock::Fixed(at));
+        let t = Instant::now();
+        let report = tick(&ticking, at)?;
+        ticks.push(t.elapsed());
+        let due = report.conditions.iter().filter(|c| c.due.is_some()).count();
+        if !report.requested.is_empty() || due != n {
+            return Err(format!(
+                "tick at {at}: {} units requested (expected none), cron due for {due} of {n} assets (re-seed a kept project without --keep if it predates [automation])",
+                report.requested.len()
+            )
+            .into());
+        }
+    }
+    let ticks = MinMedian::of(ticks);
     let open = MinMedian::of(open);
     let open_status = MinMedian::of(open_status);
     let status = MinMedian::of(status);
@@ -329,6 +359,12 @@ fn measure_status(root: &Path, n: usize, seed_time: Duration) -> BoxResult<Statu
         "    plan() of a no-op materialize           {} / {}   (after the snapshot; nothing to run, checked)",
         ms(noop_plan.min),
         ms(noop_plan.median)
+    );
+    println!(
+        "    automation tick over every unit         {} / {}   {}",
+        ms(ticks.min),
+        ms(ticks.median),
+        verdict(n, TARGET_STATUS_ASSETS, ticks.median, TARGET_STATUS)
     );
     breakdown(&ws)?;
     Ok(StatusNumbers {
@@ -665,7 +701,8 @@ fn write_project(root: &Path, n: usize) -> BoxResult<()> {
         return Err(format!("{DAYS} days from {FIRST_DAY} do not end on {LAST_DAY}").into());
     }
     let header = format!(
-        "--- [partitions]\n--- type = \"daily\"\n--- start = \"{FIRST_DAY}\"\n--- end = \"{LAST_DAY}\"\n"
+        "--- [automation]\n--- cron = \"0 6 * * *\"\n--- on_missing = true\n--- on_upstream_change = true\n\
+         --- [partitions]\n--- type = \"daily\"\n--- start = \"{FIRST_DAY}\"\n--- end = \"{LAST_DAY}\"\n"
     );
     for i in 0..n {
         let sql = if i == 0 {

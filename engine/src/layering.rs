@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["records"],
     &["execute"],
     &["queue"],
+    &["automation"],
     &["api"],
 ];
 

@@ -41,6 +41,7 @@
 // Layers: each imports only from the ones listed before it (checked by
 // `layering::tests`). `api` (the facade) may use all of them.
 mod api;
+mod automation;
 mod compile;
 mod error;
 mod execute;
@@ -55,6 +56,7 @@ mod records;
 mod session;
 mod state;
 
+pub use automation::{ConditionResult, TickReport};
 pub use cairn_catalog::{BackfillId, RunId, RunRecord, RunStatus};
 pub use error::EngineError;
 pub use execute::backfill::{BackfillOptions, BackfillReport};
@@ -87,6 +89,7 @@ pub use state::status::{AssetState, AssetStatus, PartitionStatus, PartitionSumma
 /// queries, hashing). Not an API: front ends use [`Workspace`].
 #[doc(hidden)]
 pub mod bench {
+    pub use crate::automation::{last_tick_at, tick};
     pub use crate::compile::{output_schemas, validate_before_run};
     pub use crate::model::units::Unit;
     pub use crate::model::version::{UpstreamInput, input_version};

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod audit;
+mod automation;
 mod bad_input;
 mod crash;
 mod examples;

@@ -318,4 +318,9 @@ fn a_tick_is_recorded_once_with_its_runs_or_not_at_all() {
     let evaluations = c.automation_evaluations(Some(at(15)), 10).unwrap();
     assert_eq!(evaluations.len(), 1);
     assert_eq!(evaluations[0].tick_at, at(20));
+    assert_eq!(
+        evaluations[0].run_id,
+        Some(id("r1")),
+        "the run it attached to"
+    );
 }

@@ -263,8 +263,15 @@ impl Catalog for SqliteCatalog {
                 ])?;
             }
             let mut enqueued = Vec::with_capacity(tick.runs.len());
+            // An evaluation names the run it requested; one that attached
+            // names the run it attached to.
+            let mut attached_to: BTreeMap<&str, RunId> = BTreeMap::new();
             for run in &tick.runs {
-                enqueued.push(enqueue(tx, run)?);
+                let e = enqueue(tx, run)?;
+                if let Enqueued::Attached(existing) = &e {
+                    attached_to.insert(run.run.id.0.as_str(), existing.clone());
+                }
+                enqueued.push(e);
             }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO automation_evaluations (tick_at, asset, condition, fired, reason, run_id)
@@ -277,7 +284,9 @@ impl Catalog for SqliteCatalog {
                     e.condition,
                     e.fired,
                     e.reason,
-                    e.run_id.as_ref().map(|r| r.0.as_str()),
+                    e.run_id
+                        .as_ref()
+                        .map(|r| attached_to.get(r.0.as_str()).unwrap_or(r).0.as_str()),
                 ])?;
             }
             Ok(TickRecorded::Recorded(enqueued))

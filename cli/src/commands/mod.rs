@@ -15,6 +15,7 @@ mod query;
 pub(crate) mod remote;
 pub(crate) mod show;
 mod status;
+mod tick;
 pub(crate) mod wire;
 
 use std::io::Write;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Cost(args) => cost::run(&ws, args),
         Command::Audit(args) => audit::run(&ws, args),
         Command::Gc(args) => runtime.block_on(gc::run(&ws, args)),
+        Command::Tick(args) => runtime.block_on(tick::run(&ws, &cli.project, args)),
         Command::Serve(_) => Ok(0),
     }
 }

@@ -398,6 +398,24 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
         },
     })
     .await?;
+    // Automation: the same evaluation as `cairn tick`, on a timer, in a
+    // task of its own (a slow run never delays a tick).
+    let every = std::time::Duration::from_secs(
+        workspace_sources_poll(&project).map_or(server.tick_seconds, |poll| {
+            poll.as_secs().clamp(1, server.tick_seconds)
+        }),
+    );
+    let ticker = queue.clone();
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            if let Err(e) = ticker.tick(chrono::Utc::now()).await {
+                tracing::warn!("automation tick: {e}");
+            }
+        }
+    });
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<CairnServer<Api>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -470,6 +488,12 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
     }
     let _ = writeln!(std::io::stderr(), "cairn serve: stopped");
     Ok(0)
+}
+
+/// The shortest `poll` of the project's sources, if any declares one.
+fn workspace_sources_poll(project: &std::path::Path) -> Option<std::time::Duration> {
+    let ws = Workspace::open(project).ok()?;
+    ws.project().sources.values().filter_map(|s| s.poll).min()
 }
 
 /// Ctrl-C or SIGTERM.

@@ -132,7 +132,7 @@ impl RunQueue {
         let ws = open(&self.inner.settings, principal).await?;
         let command = request.command();
         let (stored, claims, backfill_id) = match &request {
-            RunRequest::Materialize { .. } => {
+            RunRequest::Materialize { .. } | RunRequest::Units { .. } => {
                 let opts = request.materialize_options(&command).ok_or_else(|| {
                     EngineError::Internal("a materialize request without options".to_owned())
                 })?;
@@ -349,6 +349,44 @@ impl RunQueue {
     }
 }
 
+impl RunQueue {
+    /// The project as the queue opens it (for `principal`).
+    pub(crate) async fn open_workspace(
+        &self,
+        principal: Option<String>,
+    ) -> Result<Workspace, EngineError> {
+        open(&self.inner.settings, principal).await
+    }
+
+    /// Look at the queue now (something was queued from outside `submit`).
+    pub(crate) fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Waits until no run is queued and none this process started is
+    /// running (a command that runs the queue in-process, like `cairn
+    /// tick` without a server). Runs queued by others meanwhile are run too.
+    pub async fn run_until_idle(&self) -> Result<(), EngineError> {
+        loop {
+            let ended = self.inner.ended.notified();
+            let queued = self
+                .inner
+                .catalog
+                .queue()?
+                .iter()
+                .any(|q| q.record.status == RunStatus::Queued);
+            if !queued && self.inner.lock().running.is_empty() {
+                return Ok(());
+            }
+            self.inner.wake.notify_one();
+            tokio::select! {
+                () = ended => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+}
+
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent between statements: a panic elsewhere
@@ -498,7 +536,7 @@ async fn execute(
         run_id: q.record.id.clone(),
     };
     match &request {
-        RunRequest::Materialize { .. } => {
+        RunRequest::Materialize { .. } | RunRequest::Units { .. } => {
             let opts = request
                 .materialize_options(&q.record.command)
                 .ok_or_else(|| {

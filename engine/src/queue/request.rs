@@ -40,6 +40,16 @@ pub enum RunRequest {
         /// Concurrency within the run.
         jobs: usize,
     },
+    /// Bring exactly these asset partitions up to date, building what is
+    /// stale among them (what an automation tick requests).
+    Units {
+        /// `(asset, partition key)` pairs.
+        units: Vec<(String, String)>,
+        /// Why, readable (recorded as the run's command).
+        reason: String,
+        /// Concurrency within the run.
+        jobs: usize,
+    },
     /// Run what a recorded backfill has not committed yet (`--resume`).
     ResumeBackfill {
         /// The backfill.
@@ -99,11 +109,24 @@ impl RunRequest {
                 c
             }
             RunRequest::ResumeBackfill { id, .. } => format!("Backfill --resume {id}"),
+            RunRequest::Units { reason, .. } => reason.clone(),
         }
     }
 
     /// The options of a materialize request.
     pub(crate) fn materialize_options(&self, command: &str) -> Option<MaterializeOptions> {
+        if let RunRequest::Units { units, jobs, .. } = self {
+            let selection: std::collections::BTreeSet<String> =
+                units.iter().map(|(a, _)| a.clone()).collect();
+            return Some(MaterializeOptions {
+                selection: selection.into_iter().collect(),
+                force: false,
+                jobs: (*jobs).max(1),
+                command: command.to_owned(),
+                partitions: PartitionFilter::Units(units.clone()),
+                backfill: None,
+            });
+        }
         let RunRequest::Materialize {
             selection,
             force,

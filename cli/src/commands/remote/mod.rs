@@ -49,6 +49,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Cost(_) => "cost",
         Command::Audit(_) => "audit",
         Command::Gc(_) => "gc",
+        Command::Tick(_) => "tick",
         Command::Serve(_) => "serve",
         _ => "",
     };
@@ -142,6 +143,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         | Command::Cost(_)
         | Command::Audit(_)
         | Command::Gc(_)
+        | Command::Tick(_)
         | Command::Serve(_) => Err(local_only(name)),
     }
 }

@@ -1,0 +1,172 @@
+//! `cairn tick [--at T]`: one automation evaluation at an instant — what
+//! every automated asset's conditions say and why, the units requested —
+//! then, without a server, the requested run (and anything else queued)
+//! executed in this process through the same run queue a server uses.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use cairn_engine::{
+    Clock, DefinitionsCache, QueueSettings, RunQueue, RunStatus, TickReport, Workspace,
+};
+
+use crate::Failure;
+use crate::args::{Format, TickArgs};
+use crate::commands::{Environment, print_json};
+
+/// Runs `cairn tick`.
+pub(crate) async fn run(ws: &Workspace, project: &Path, args: TickArgs) -> Result<u8, Failure> {
+    let at = match &args.at {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|e| {
+                Failure::Usage(format!(
+                    "--at `{text}` is not an RFC 3339 time ({e}), e.g. 2026-03-08T07:30:00Z"
+                ))
+            })?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let env = Environment::read()?;
+    let clock = args.at.is_some().then_some(Clock::Fixed(at));
+    let queue = RunQueue::start(QueueSettings {
+        project: project.to_path_buf(),
+        max_concurrent_runs: usize::try_from(ws.project().config.server.max_concurrent_runs)
+            .unwrap_or(usize::MAX),
+        configure: Arc::new(move |w| {
+            let w = env.apply(w);
+            match clock {
+                Some(c) => w.with_clock(c),
+                None => w,
+            }
+        }),
+        definitions: Arc::new(DefinitionsCache::default()),
+    })
+    .await?;
+    let report = queue.tick(at).await?;
+    queue.run_until_idle().await?;
+    queue.shutdown(std::time::Duration::ZERO).await;
+    let status = match &report.run_id {
+        Some(id) => ws.run(id)?.map(|(r, _)| r.status),
+        None => None,
+    };
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => render_json(&report, status, &mut out)?,
+        Format::Text => render_text(&report, status, &mut out)?,
+    }
+    Ok(u8::from(matches!(
+        status,
+        Some(RunStatus::Failed | RunStatus::Crashed)
+    )))
+}
+
+/// The tick as JSON: each condition with its reason, the units requested,
+/// the run and how it ended.
+pub(crate) fn render_json(
+    report: &TickReport,
+    status: Option<RunStatus>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    #[derive(Serialize)]
+    struct Unit<'a> {
+        asset: &'a str,
+        partition: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Out<'a> {
+        at: String,
+        conditions: &'a [cairn_engine::ConditionResult],
+        requested: Vec<Unit<'a>>,
+        run_id: Option<&'a str>,
+        attached: bool,
+        conflict: bool,
+        run_status: Option<&'static str>,
+    }
+    print_json(
+        &Out {
+            at: report.at.to_rfc3339(),
+            conditions: &report.conditions,
+            requested: report
+                .requested
+                .iter()
+                .map(|(a, p)| Unit {
+                    asset: a,
+                    partition: p,
+                })
+                .collect(),
+            run_id: report.run_id.as_ref().map(|r| r.0.as_str()),
+            attached: report.attached,
+            conflict: report.conflict,
+            run_status: status.map(RunStatus::as_str),
+        },
+        out,
+    )
+}
+
+/// One line per condition (asset, condition, fired or not, why), then
+/// what was requested and how its run ended.
+pub(crate) fn render_text(
+    report: &TickReport,
+    status: Option<RunStatus>,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    writeln!(out, "tick {}", report.at.to_rfc3339())?;
+    if report.conflict {
+        writeln!(
+            out,
+            "  another tick recorded this instant meanwhile: nothing done here"
+        )?;
+        return Ok(());
+    }
+    if report.conditions.is_empty() {
+        writeln!(out, "  no asset has [automation]")?;
+    }
+    let width = report
+        .conditions
+        .iter()
+        .map(|c| c.asset.len())
+        .max()
+        .unwrap_or(0);
+    for c in &report.conditions {
+        writeln!(
+            out,
+            "  {:width$}  {:18}  {:5}  {}",
+            c.asset,
+            c.condition,
+            if c.fired { "fired" } else { "-" },
+            c.reason
+        )?;
+    }
+    match &report.run_id {
+        None => writeln!(out, "nothing requested")?,
+        Some(id) => {
+            let units: Vec<String> = report
+                .requested
+                .iter()
+                .map(|(a, p)| {
+                    if p.is_empty() {
+                        a.clone()
+                    } else {
+                        format!("{a}[{p}]")
+                    }
+                })
+                .collect();
+            let how = if report.attached {
+                "attached to run"
+            } else {
+                "run"
+            };
+            writeln!(
+                out,
+                "requested {} unit(s): {}\n{how} {id}: {}",
+                units.len(),
+                units.join(", "),
+                status.map(RunStatus::as_str).unwrap_or("queued")
+            )?;
+        }
+    }
+    Ok(())
+}
