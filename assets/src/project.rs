@@ -235,6 +235,7 @@ impl Project {
         })?;
 
         let mut diagnostics = limits_problems(&config);
+        diagnostics.extend(alert_problems(&config, &config_text));
         let mut sources = BTreeMap::new();
         for (name, raw) in &config.sources {
             match resolve_source(&root, name, raw, Path::new(PROJECT_FILE), &config_text) {
@@ -795,6 +796,34 @@ fn limits_problems(config: &ProjectConfig) -> Vec<Diagnostic> {
         }
     }
     problems
+}
+
+/// `[[alerts]]` URLs this build cannot POST to: https needs TLS, which is
+/// not in the build yet; anything but http is not a webhook.
+fn alert_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
+    config
+        .alerts
+        .iter()
+        .filter_map(|alert| {
+            let url = alert.url.trim();
+            let line = text
+                .find(&format!("\"{}\"", alert.url))
+                .map(|offset| line_of_offset(text, offset));
+            let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+            let (message, hint) = match scheme.as_deref() {
+                Some("http") => return None,
+                Some("https") => (
+                    format!("[[alerts]] url `{url}`: https alert URLs need TLS, which this build does not include yet"),
+                    "use an http relay (e.g. http://127.0.0.1:9000/hook forwarding to the https webhook)",
+                ),
+                _ => (
+                    format!("[[alerts]] url `{url}` is not an http:// URL"),
+                    "alerts are POSTed to a webhook: url = \"http://HOST:PORT/PATH\"",
+                ),
+            };
+            Some(Diagnostic::new(PROJECT_FILE, line, message).with_hint(hint))
+        })
+        .collect()
 }
 
 /// `[columns]`: `name = "SQL TYPE"` pairs, kept in the order written.

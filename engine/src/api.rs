@@ -256,4 +256,28 @@ impl Workspace {
     ) -> Result<ColumnNode, EngineError> {
         lineage::column_lineage::asset_column_lineage(self, asset, column, depth).await
     }
+
+    /// Attempts the pending alerts due within `budget` (sleeping until
+    /// they are), retrying failures per `policy`; what is still pending
+    /// stays for a later call. Runs are never waiting on this.
+    pub async fn deliver_alerts(
+        &self,
+        policy: &crate::alerts::deliver::DeliveryPolicy,
+        budget: std::time::Duration,
+    ) -> Result<crate::alerts::deliver::DeliveryReport, EngineError> {
+        crate::alerts::deliver_alerts(self, policy, budget).await
+    }
+
+    /// Pending alerts, and the undelivered ones of the last 24 hours.
+    pub fn alert_counts(&self) -> Result<cairn_catalog::AlertDeliveryCounts, EngineError> {
+        crate::alerts::alert_counts(self)
+    }
+
+    /// A tick's freshness verdict for alerts: `misses` is
+    /// [`Workspace::sla_misses`] at the tick; an incident opens for each
+    /// unit newly past `fail_after` and closes for each no longer failing.
+    /// How many opened or closed.
+    pub fn observe_freshness(&self, misses: &[SlaMiss]) -> Result<usize, EngineError> {
+        crate::alerts::observe_freshness(self, misses)
+    }
 }

@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["quality"],
     &["lineage"],
     &["records"],
+    &["alerts"],
     &["execute"],
     &["queue"],
     &["automation"],

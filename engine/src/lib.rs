@@ -40,6 +40,7 @@
 
 // Layers: each imports only from the ones listed before it (checked by
 // `layering::tests`). `api` (the facade) may use all of them.
+mod alerts;
 mod api;
 mod automation;
 mod compile;
@@ -56,8 +57,8 @@ mod records;
 mod session;
 mod state;
 
-pub use automation::{ConditionResult, TickReport};
-pub use cairn_catalog::{BackfillId, RunId, RunRecord, RunStatus};
+pub use alerts::deliver::{DeliveryPolicy, DeliveryReport};
+pub use cairn_catalog::{AlertDeliveryCounts, BackfillId, RunId, RunRecord, RunStatus};
 pub use error::EngineError;
 pub use execute::backfill::{BackfillOptions, BackfillReport};
 pub use execute::build::failed_checks;
@@ -74,6 +75,7 @@ pub use plan::{Decision, MaterializeOptions, PartitionFilter, Plan, PlannedUnit}
 pub use quality::checks::CheckOutcome;
 pub use queue::feed::{BackfillCounts, RunUpdate, RunWatch, UnitOutcome, UpdateKind};
 pub use queue::request::RunRequest;
+pub use automation::{ConditionResult, TickReport};
 pub use queue::{QueueSettings, RunQueue, Submitted};
 pub use records::cost::{AssetCost, CostFigures};
 pub use records::details::AssetDetails;

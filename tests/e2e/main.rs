@@ -2,6 +2,7 @@
 //! DataFusion, real Parquet files and a real SQLite catalog.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod alerts;
 mod audit;
 mod automation;
 mod bad_input;

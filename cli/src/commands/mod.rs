@@ -4,6 +4,7 @@
 //! (`render_text`, `render_json`); with `--server`, `remote/` fetches the
 //! same values from a `cairn serve` and the same renderers print them.
 
+pub(crate) mod alerts;
 mod audit;
 pub(crate) mod backfill;
 mod check;
@@ -46,6 +47,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         return runtime.block_on(crate::serve::run(cli.project.clone(), &args.listen));
     }
     let ws = from_environment(Workspace::open(&cli.project)?)?;
+    // Pending alerts go out once the command is done (see `alerts`).
+    let _deliver = alerts::DeliverAfter::new(&runtime, &ws, &cli.command);
     match cli.command {
         Command::Materialize(args) => runtime.block_on(materialize::run(&ws, args)),
         Command::Status(args) => status::run(&ws, args),

@@ -16,7 +16,11 @@ use crate::commands::{print_json, wire};
 /// fails it ([`AssetStatus::fails_check`]: a failed run, a failing check,
 /// a failed SLA, or without an SLA anything not fresh).
 pub(crate) fn run(ws: &Workspace, args: StatusArgs) -> Result<u8, Failure> {
-    print(ws.status(&args.selection)?, &args)
+    let code = print(ws.status(&args.selection)?, &args)?;
+    if args.format == Format::Text {
+        crate::commands::alerts::undelivered_line(ws, &mut std::io::stdout().lock())?;
+    }
+    Ok(code)
 }
 
 /// Prints the statuses of `cairn status` (locally or through a server)

@@ -61,7 +61,7 @@ const METADATA_SCHEMA: &str = "cairn";
 /// The metadata tables, as `cairn query` knows them (the engine's
 /// `records::metadata_tables::TABLES`, which it does not export; the
 /// Flight SQL end-to-end test fails when the two lists part).
-const METADATA_TABLES: [&str; 7] = [
+const METADATA_TABLES: [&str; 8] = [
     "runs",
     "materializations",
     "checks",
@@ -69,6 +69,7 @@ const METADATA_TABLES: [&str; 7] = [
     "column_lineage",
     "audit_log",
     "cost",
+    "alerts",
 ];
 
 /// The one table type reported: every name reads as a table.

@@ -14,6 +14,7 @@
 //! shutdown_grace_seconds`) and
 //! unfinished runs are resumed by the next start.
 
+mod alerts;
 mod auth;
 mod convert;
 mod flight;
@@ -432,6 +433,7 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
         queue: queue.clone(),
         definitions,
     };
+    alerts::start(api.clone());
     let grpc = tonic::service::Routes::new(flight::service(api.clone()))
         .add_service(CairnServer::new(api))
         .add_service(health)

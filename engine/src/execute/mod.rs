@@ -1,6 +1,7 @@
 //! Operations that compute: materialize (schedule, build, write, commit),
 //! backfills, rechecks, row changes, OpenLineage emission.
 
+pub(crate) mod alerting;
 pub(crate) mod backfill;
 pub(crate) mod build;
 pub(crate) mod control;

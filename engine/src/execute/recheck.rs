@@ -163,5 +163,12 @@ pub(crate) async fn check(
         &target,
         serde_json::json!({ "run_id": run_id, "command": command, "failed": any_failed }),
     )?;
+    crate::execute::alerting::observe_checks(
+        ws,
+        &run_id,
+        reports
+            .iter()
+            .map(|r| (r.asset.as_str(), r.partition.as_str(), r.checks.as_slice())),
+    );
     Ok((Some(run_id), reports))
 }

@@ -168,6 +168,10 @@ pub(crate) async fn materialize(
             }),
         )?;
     }
+    if let Ok(results) = &outcome {
+        // Each unit's final outcome (after retries) opens or clears incidents.
+        crate::execute::alerting::observe_run(ws, &run_id, results);
+    }
     let mut results = outcome?;
     results.extend(fresh_results());
     results.sort_by(|a, b| {

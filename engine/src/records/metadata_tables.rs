@@ -1,5 +1,6 @@
 //! The catalog as read-only SQL tables for `cairn query`: `cairn.runs`,
-//! `cairn.materializations`, `cairn.checks`, `cairn.lineage`, `cairn.cost`.
+//! `cairn.materializations`, `cairn.checks`, `cairn.lineage`, `cairn.cost`,
+//! `cairn.alerts`.
 //! Built in memory from the catalog when a query names them, so they are
 //! joinable with the data and can never write back.
 
@@ -24,7 +25,7 @@ use crate::model::workspace::Workspace;
 pub const SCHEMA: &str = "cairn";
 
 /// The names of the metadata tables.
-pub const TABLES: [&str; 7] = [
+pub const TABLES: [&str; 8] = [
     "runs",
     "materializations",
     "checks",
@@ -32,6 +33,7 @@ pub const TABLES: [&str; 7] = [
     "column_lineage",
     "audit_log",
     "cost",
+    "alerts",
 ];
 
 fn ts(v: impl IntoIterator<Item = Option<DateTime<Utc>>>) -> ArrayRef {
@@ -376,5 +378,91 @@ pub async fn register(
             ],
         )?;
     }
+    if wanted.contains("alerts") {
+        alerts_table(ctx, ws, &time)?;
+    }
     Ok(())
+}
+
+/// `cairn.alerts`: one row per alert delivery with its incident, newest
+/// incident first (an incident no receiver listens to has one row with
+/// empty delivery columns).
+fn alerts_table(ctx: &SessionContext, ws: &Workspace, time: &DataType) -> Result<(), EngineError> {
+    let log = ws.catalog.alert_log(usize::MAX)?;
+    let rows: Vec<(
+        &cairn_catalog::AlertIncident,
+        Option<&cairn_catalog::AlertDelivery>,
+    )> = log
+        .iter()
+        .flat_map(|(incident, deliveries)| {
+            let of: Vec<_> = if deliveries.is_empty() {
+                vec![(incident, None)]
+            } else {
+                deliveries.iter().map(|d| (incident, Some(d))).collect()
+            };
+            of
+        })
+        .collect();
+    let d = |f: fn(&cairn_catalog::AlertDelivery) -> Option<&str>| {
+        strs(rows.iter().map(move |(_, d)| d.and_then(f)))
+    };
+    let dt = |f: fn(&cairn_catalog::AlertDelivery) -> Option<DateTime<Utc>>| {
+        ts(rows.iter().map(move |(_, d)| d.and_then(f)))
+    };
+    table(
+        ctx,
+        "alerts",
+        vec![
+            ("incident_id", DataType::Int64),
+            ("kind", DataType::Utf8),
+            ("asset", DataType::Utf8),
+            ("partition", DataType::Utf8),
+            ("opened_at", time.clone()),
+            ("closed_at", time.clone()),
+            ("detail", DataType::Utf8),
+            ("run_id", DataType::Utf8),
+            ("closed_run_id", DataType::Utf8),
+            ("delivery_id", DataType::Int64),
+            ("event", DataType::Utf8),
+            ("url", DataType::Utf8),
+            ("format", DataType::Utf8),
+            ("status", DataType::Utf8),
+            ("attempts", DataType::Int64),
+            ("last_error", DataType::Utf8),
+            ("created_at", time.clone()),
+            ("last_attempt_at", time.clone()),
+            ("next_attempt_at", time.clone()),
+            ("delivered_at", time.clone()),
+            ("body", DataType::Utf8),
+        ],
+        vec![
+            ints(rows.iter().map(|(i, _)| Some(i.id.0))),
+            strs(rows.iter().map(|(i, _)| Some(i.kind.as_str()))),
+            strs(rows.iter().map(|(i, _)| Some(i.asset.as_str()))),
+            strs(rows.iter().map(|(i, _)| Some(i.partition.as_str()))),
+            ts(rows.iter().map(|(i, _)| Some(i.opened_at))),
+            ts(rows.iter().map(|(i, _)| i.closed_at)),
+            strs(rows.iter().map(|(i, _)| Some(i.detail.as_str()))),
+            strs(
+                rows.iter()
+                    .map(|(i, _)| i.run_id.as_ref().map(|r| r.0.as_str())),
+            ),
+            strs(
+                rows.iter()
+                    .map(|(i, _)| i.closed_run_id.as_ref().map(|r| r.0.as_str())),
+            ),
+            ints(rows.iter().map(|(_, d)| d.map(|d| d.id.0))),
+            d(|d| Some(d.event.as_str())),
+            d(|d| Some(d.url.as_str())),
+            d(|d| Some(d.format.as_str())),
+            d(|d| Some(d.status.as_str())),
+            ints(rows.iter().map(|(_, d)| d.map(|d| i64::from(d.attempts)))),
+            d(|d| d.last_error.as_deref()),
+            dt(|d| Some(d.created_at)),
+            dt(|d| d.last_attempt_at),
+            dt(|d| d.next_attempt_at),
+            dt(|d| d.delivered_at),
+            d(|d| Some(d.body.as_str())),
+        ],
+    )
 }

@@ -1,0 +1,430 @@
+//! Alerts against a real HTTP receiver on 127.0.0.1: one alert per
+//! incident however often it is seen again, a `recovered` when it clears,
+//! and a receiver that is down leaves the runs as they were and the alert
+//! recorded as undelivered (in `cairn.alerts` and `cairn status`).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{Project, assert_refused, outcomes};
+
+/// A webhook receiver: answers every POST with 200 and keeps its body.
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        Receiver::on(TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    fn on(listener: TcpListener) -> Receiver {
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&bodies);
+        // Ends with the test process.
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                if let Some(body) = read_request(&mut stream) {
+                    kept.lock().unwrap().push(body);
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    );
+                }
+            }
+        });
+        Receiver { url, bodies }
+    }
+
+    /// The bodies received so far, as JSON.
+    fn received(&self) -> Vec<Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap_or_else(|e| panic!("not JSON ({e}): {b}")))
+            .collect()
+    }
+}
+
+/// One HTTP request's body (headers, then `content-length` bytes).
+fn read_request(stream: &mut TcpStream) -> Option<String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+        assert!(head.starts_with("post /hook "), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if data.len() >= end + 4 + length {
+            return Some(String::from_utf8_lossy(&data[end + 4..end + 4 + length]).into_owned());
+        }
+    }
+}
+
+/// An http URL on a loopback port nobody listens on.
+fn nobody_listening() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}/hook")
+}
+
+const BROKEN: &str = "select id, amount, missing_column from raw";
+const FIXED: &str = "select id, amount from raw";
+
+/// `fragile` fails at run time (a column that does not exist); `good` and
+/// its downstream are independent of it.
+fn project(alerts: &str) -> Project {
+    Project::with_files(&[
+        (
+            "cairn.toml",
+            &format!("[sources.raw]\npath = \"data/raw.csv\"\n\n{alerts}"),
+        ),
+        ("data/raw.csv", "id,amount\n1,10\n2,20\n"),
+        (
+            "assets/good.sql",
+            "select id, amount * 2 as doubled from raw",
+        ),
+        ("assets/fragile.sql", BROKEN),
+    ])
+}
+
+fn slack_to(url: &str) -> String {
+    format!("[[alerts]]\nurl = \"{url}\"\nformat = \"slack\"\n")
+}
+
+/// `cairn materialize --format json` with quick delivery retries: its
+/// exit code and the outcome of each asset.
+fn materialize(p: &Project) -> (i32, Vec<(String, String)>) {
+    let run = p
+        .command(&["materialize", "--format", "json"])
+        .env("CAIRN_TEST_ALERT_BACKOFF_MS", "10")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        )
+    });
+    (run.status.code().unwrap_or(-1), outcomes(&report))
+}
+
+fn alerts_table(p: &Project) -> Vec<Value> {
+    let rows = p.query_json(
+        "select kind, asset, event, status, attempts, last_error, closed_at is not null as closed \
+         from cairn.alerts order by delivery_id",
+    );
+    rows.as_array().unwrap().clone()
+}
+
+#[test]
+fn one_run_failed_alert_however_often_it_fails_and_one_recovered() {
+    let receiver = Receiver::start();
+    let p = project(&slack_to(&receiver.url));
+    for attempt in 1..=3 {
+        let (code, outcomes) = materialize(&p);
+        assert_eq!(code, 1, "run {attempt} fails");
+        assert!(outcomes.contains(&("fragile".to_owned(), "failed".to_owned())));
+    }
+    // `cairn check` (no checks here) and status see it again: nothing sent.
+    p.run(&["check"]);
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "one alert for the failure: {received:?}");
+    let text = received[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(":red_circle: run failed: fragile — "),
+        "{text}"
+    );
+    assert!(text.contains("missing_column"), "the error: {text}");
+    assert_eq!(received[0]["blocks"][0]["text"]["text"], text);
+    let context = received[0]["blocks"][2]["elements"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(context.starts_with("project `p` · run `"), "{context}");
+
+    // Fixed: one `recovered`.
+    p.write("assets/fragile.sql", FIXED);
+    let (code, _) = materialize(&p);
+    assert_eq!(code, 0);
+    materialize(&p);
+    let received = receiver.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    let text = received[1]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(":large_green_circle: recovered: fragile — run failed since "),
+        "{text}"
+    );
+
+    // Broken again: a new incident, a new alert.
+    p.write("assets/fragile.sql", BROKEN);
+    materialize(&p);
+    assert_eq!(receiver.received().len(), 3);
+
+    let rows = alerts_table(&p);
+    let summary: Vec<(String, String, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+                r["closed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("run_failed".to_owned(), "delivered".to_owned(), true),
+            ("recovered".to_owned(), "delivered".to_owned(), true),
+            ("run_failed".to_owned(), "delivered".to_owned(), false),
+        ]
+    );
+    assert!(rows.iter().all(|r| r["attempts"] == 1), "{rows:?}");
+    let status = p.run(&["status"]);
+    assert!(!status.stdout.contains("undelivered"), "{}", status.stdout);
+}
+
+#[test]
+fn a_receiver_that_is_down_changes_nothing_and_the_alert_is_recorded_undelivered() {
+    let without = project("");
+    let (code_without, outcomes_without) = materialize(&without);
+
+    let p = project(&slack_to(&nobody_listening()));
+    let started = Instant::now();
+    let run = p
+        .command(&["materialize", "--format", "json"])
+        .env("CAIRN_TEST_ALERT_BACKOFF_MS", "10")
+        .output()
+        .unwrap();
+    let (code, report) = (
+        run.status.code().unwrap_or(-1),
+        serde_json::from_slice::<Value>(&run.stdout).unwrap(),
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(
+        (code, outcomes(&report)),
+        (code_without, outcomes_without),
+        "the run is as it is without alerts"
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("1 alert(s) undelivered after every attempt"),
+        "{stderr}"
+    );
+
+    // Retried with backoff, every attempt counted, then given up.
+    let rows = alerts_table(&p);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["event"], "run_failed");
+    assert_eq!(rows[0]["status"], "undelivered");
+    assert_eq!(rows[0]["attempts"], 5);
+    let error = rows[0]["last_error"].as_str().unwrap();
+    assert!(error.contains("Connection refused"), "{error}");
+
+    let status = p.run(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("1 alert(s) undelivered in the last 24 h (see cairn.alerts)"),
+        "{}",
+        status.stdout
+    );
+    // The failure seen again opens nothing more to send.
+    materialize(&p);
+    assert_eq!(alerts_table(&p).len(), 1);
+}
+
+#[test]
+fn a_failing_error_check_is_a_check_incident_until_check_passes() {
+    let receiver = Receiver::start();
+    let p = Project::with_files(&[
+        (
+            "cairn.toml",
+            &format!(
+                "[sources.raw_items]\npath = \"data/items.csv\"\n[sources.raw_parents]\npath = \"data/parents.csv\"\n\n\
+                 [[alerts]]\nurl = \"{}\"\nformat = \"json\"\non = [\"check_failed\", \"recovered\"]\n",
+                receiver.url
+            ),
+        ),
+        ("data/items.csv", "id,parent_id\n1,10\n2,20\n"),
+        ("data/parents.csv", "id\n10\n20\n"),
+        ("assets/parents.sql", "select id from raw_parents"),
+        (
+            "assets/items.sql",
+            "--- checks = [\"relationships(parent_id, parents.id)\"]\nselect id, parent_id from raw_items",
+        ),
+    ]);
+    assert_eq!(materialize(&p).0, 0);
+    // A parent disappears: the committed items now fail their check.
+    p.write("data/parents.csv", "id\n10\n");
+    p.json(&["materialize", "parents", "--format", "json"], 0);
+    for _ in 0..2 {
+        assert_eq!(p.run(&["check", "items"]).code, 1);
+    }
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let alert = &received[0];
+    assert_eq!(
+        (
+            &alert["event"],
+            &alert["kind"],
+            &alert["asset"],
+            &alert["partition"]
+        ),
+        (
+            &Value::from("check_failed"),
+            &Value::from("check_failed"),
+            &Value::from("items"),
+            &Value::from("")
+        )
+    );
+    let detail = alert["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("relationships(parent_id, parents.id) (1 failing rows)"),
+        "{detail}"
+    );
+    assert_eq!(alert["project"], "p");
+    assert!(alert["run_id"].is_string());
+
+    p.write("data/parents.csv", "id\n10\n20\n");
+    p.json(&["materialize", "parents", "--format", "json"], 0);
+    assert_eq!(p.run(&["check", "items"]).code, 0);
+    let received = receiver.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(received[1]["event"], "recovered");
+    assert_eq!(received[1]["kind"], "check_failed");
+    assert!(received[1]["closed_at"].is_string());
+}
+
+#[test]
+fn https_alert_urls_are_refused_with_the_fix() {
+    let p = project(&slack_to("https://hooks.example.com/services/T0/B0/x"));
+    assert_refused(
+        &p,
+        &["status"],
+        &[
+            "cairn.toml:5",
+            "https alert URLs need TLS, which this build does not include yet",
+            "use an http relay",
+        ],
+    );
+    let p = project(&slack_to("ftp://127.0.0.1/hook"));
+    assert_refused(&p, &["status"], &["is not an http:// URL"]);
+}
+
+#[test]
+fn an_alert_a_command_left_pending_is_delivered_by_the_server() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = project(&slack_to(&format!("http://127.0.0.1:{port}/hook")));
+    // The receiver is down: the command tries within its budget (about
+    // 3 s, the default 1 s backoff) and leaves the alert pending.
+    let started = Instant::now();
+    let run = p.run(&["materialize"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        run.stderr
+            .contains("1 alert(s) not delivered yet (error sending request"),
+        "{}",
+        run.stderr
+    );
+    let rows = alerts_table(&p);
+    assert_eq!(rows[0]["status"], "pending", "{rows:?}");
+    let tried = rows[0]["attempts"].as_i64().unwrap();
+    assert!((1..5).contains(&tried), "{rows:?}");
+
+    // The receiver comes up; the server's background task delivers it.
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let receiver = Receiver::on(listener);
+    let server = crate::server::Server::start(&p);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.received().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "delivered once by the server");
+    assert!(
+        received[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(":red_circle: run failed: fragile")
+    );
+    server.stop();
+    let rows = alerts_table(&p);
+    assert_eq!(rows[0]["status"], "delivered", "{rows:?}");
+    assert_eq!(rows[0]["attempts"].as_i64().unwrap(), tried + 1);
+}
+
+#[test]
+fn a_failure_retried_three_times_and_seen_again_alerts_once() {
+    let receiver = Receiver::start();
+    let p = project(&slack_to(&receiver.url));
+    p.write(
+        "assets/flaky.sql",
+        "--- [retries]\n--- max_attempts = 3\n--- backoff = \"1s\"\nselect id from raw",
+    );
+    p.write("assets/fragile.sql", FIXED);
+    // Every write fails like an unreachable store: 3 attempts per run.
+    for _ in 0..2 {
+        let run = p
+            .command(&["materialize", "flaky", "--format", "json"])
+            .env("CAIRN_TEST_FAIL_STORE_REQUESTS", "1000")
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1));
+    }
+    let received = receiver.received();
+    assert_eq!(
+        received.len(),
+        1,
+        "one alert for 2 runs x 3 attempts: {received:?}"
+    );
+    let text = received[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(":red_circle: run failed: flaky — "),
+        "{text}"
+    );
+    assert!(text.contains("(after 3 attempts)"), "{text}");
+
+    // The store is back: built, and one `recovered`.
+    assert_eq!(materialize(&p).0, 0);
+    let received = receiver.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert!(
+        received[1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(":large_green_circle: recovered: flaky"),
+        "{received:?}"
+    );
+}
