@@ -1,5 +1,5 @@
 //! Alert delivery from the command line: a command that may open or close
-//! incidents (materialize, backfill, check) delivers the pending alerts
+//! incidents (materialize, backfill, check, tick) delivers the pending alerts
 //! once its work is done, within [`COMMAND_BUDGET`], never changing its
 //! output or exit code; what is still pending then is left for the next
 //! command or `cairn serve`. `cairn status` says when alerts were given up.
@@ -56,7 +56,7 @@ impl<'a> DeliverAfter<'a> {
     ) -> Self {
         let observes = matches!(
             command,
-            Command::Materialize(_) | Command::Backfill(_) | Command::Check(_)
+            Command::Materialize(_) | Command::Backfill(_) | Command::Check(_) | Command::Tick(_)
         );
         DeliverAfter {
             runtime,
