@@ -428,3 +428,67 @@ fn a_failure_retried_three_times_and_seen_again_alerts_once() {
         "{received:?}"
     );
 }
+
+#[test]
+fn a_missed_freshness_sla_alerts_once_from_ticks_and_recovers_when_built() {
+    let receiver = Receiver::start();
+    let p = Project::with_files(&[
+        (
+            "cairn.toml",
+            &format!(
+                "[sources.events]\npath = \"data/events\"\nformat = \"csv\"\npartitions = {{ type = \"daily\", start = \"2024-01-01\", end = \"2024-01-03\" }}\n\n[[alerts]]\nurl = \"{}\"\nformat = \"json\"\n",
+                receiver.url
+            ),
+        ),
+        (
+            "assets/daily.sql",
+            "--- [partitions]\n--- type = \"daily\"\n--- start = \"2024-01-01\"\n--- end = \"2024-01-03\"\n\
+             --- [freshness]\n--- fail_after = \"6h\"\n\
+             --- [automation]\n--- cron = \"0 23 * * *\"\n\
+             select sum(n) as n from events",
+        ),
+    ]);
+    for day in 1..=3 {
+        p.write(
+            &format!("data/events/date=2024-01-0{day}/e.csv"),
+            &format!("n\n{day}\n"),
+        );
+    }
+    let tick = |at: &str| {
+        let run = p
+            .command(&["tick", "--at", at, "--format", "json"])
+            .env("CAIRN_TEST_ALERT_BACKOFF_MS", "50")
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    };
+    let missed = || -> Vec<Value> {
+        receiver
+            .received()
+            .into_iter()
+            .filter(|b| b["event"] == "freshness_missed")
+            .collect()
+    };
+    // 2024-01-04 07:00: all three days closed more than 6h ago, none built
+    // (the cron is due at 23:00 only): three incidents, one alert each.
+    tick("2024-01-04T07:00:00Z");
+    tick("2024-01-04T08:00:00Z");
+    tick("2024-01-04T09:00:00Z");
+    let alerts = missed();
+    assert_eq!(alerts.len(), 3, "{alerts:?}");
+    assert!(alerts.iter().all(|a| a["asset"] == "daily"), "{alerts:?}");
+    // The 23:00 tick builds them: each incident recovers, once.
+    tick("2024-01-04T23:00:00Z");
+    tick("2024-01-05T01:00:00Z");
+    let recovered: Vec<Value> = receiver
+        .received()
+        .into_iter()
+        .filter(|b| b["event"] == "recovered")
+        .collect();
+    assert_eq!(recovered.len(), 3, "{recovered:?}");
+    assert_eq!(missed().len(), 3, "no new freshness alert once built");
+}

@@ -261,6 +261,12 @@ pub fn tick(ws: &Workspace, at: DateTime<Utc>) -> Result<TickReport, EngineError
             report.conditions.clear();
         }
         TickRecorded::Recorded(enqueued) => {
+            // Freshness incidents: opened for units past `fail_after`,
+            // recovered for those no longer listed (no-op without alerts).
+            crate::alerts::observe_freshness(
+                ws,
+                &crate::state::snapshot::misses(&snapshot.statuses),
+            )?;
             report.requested = requested;
             report.run_id = run_id;
             if let Some(Enqueued::Attached(existing)) = enqueued.into_iter().next() {

@@ -258,7 +258,7 @@ pub(crate) fn sla_misses(ws: &Workspace) -> Result<Vec<SlaMiss>, EngineError> {
 /// Every unit of `statuses` at or past a limit, in status order (assets
 /// in dependency order, partitions in key order). Needs the partition
 /// lists (a status before `--partitions` is applied).
-fn misses(statuses: &[AssetStatus]) -> Vec<SlaMiss> {
+pub(crate) fn misses(statuses: &[AssetStatus]) -> Vec<SlaMiss> {
     let mut out = Vec::new();
     for s in statuses {
         let Some(sla) = &s.freshness else {
