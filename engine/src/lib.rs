@@ -58,6 +58,7 @@ mod session;
 mod state;
 
 pub use alerts::deliver::{DeliveryPolicy, DeliveryReport};
+pub use automation::{ConditionResult, TickReport};
 pub use cairn_catalog::{AlertDeliveryCounts, BackfillId, RunId, RunRecord, RunStatus};
 pub use error::EngineError;
 pub use execute::backfill::{BackfillOptions, BackfillReport};
@@ -75,7 +76,6 @@ pub use plan::{Decision, MaterializeOptions, PartitionFilter, Plan, PlannedUnit}
 pub use quality::checks::CheckOutcome;
 pub use queue::feed::{BackfillCounts, RunUpdate, RunWatch, UnitOutcome, UpdateKind};
 pub use queue::request::RunRequest;
-pub use automation::{ConditionResult, TickReport};
 pub use queue::{QueueSettings, RunQueue, Submitted};
 pub use records::cost::{AssetCost, CostFigures};
 pub use records::details::AssetDetails;
