@@ -492,3 +492,43 @@ fn a_missed_freshness_sla_alerts_once_from_ticks_and_recovers_when_built() {
     assert_eq!(recovered.len(), 3, "{recovered:?}");
     assert_eq!(missed().len(), 3, "no new freshness alert once built");
 }
+
+#[test]
+fn a_failure_across_retries_and_five_ticks_alerts_once() {
+    let receiver = Receiver::start();
+    let p = project(&slack_to(&receiver.url));
+    p.write("assets/fragile.sql", FIXED);
+    p.write(
+        "assets/flaky.sql",
+        "--- [automation]\n--- cron = \"0 * * * *\"\n--- [retries]\n--- max_attempts = 3\n--- backoff = \"1s\"\nselect id from raw",
+    );
+    // Five hourly ticks, each running `flaky` with every write failing
+    // like an unreachable store: 5 runs x 3 attempts, one incident.
+    for hour in 0..5 {
+        let run = p
+            .command(&["tick", "--at", &format!("2026-01-01T0{hour}:00:00Z")])
+            .env("CAIRN_TEST_FAIL_STORE_REQUESTS", "1000")
+            .env("CAIRN_TEST_ALERT_BACKOFF_MS", "50")
+            .output()
+            .unwrap();
+        assert_eq!(
+            run.status.code(),
+            Some(1),
+            "tick {hour}: {}",
+            String::from_utf8_lossy(&run.stdout)
+        );
+    }
+    let failed_attempts = p.query_json(
+        "select count(*) as n from cairn.runs where trigger = 'automation' and status = 'failed'",
+    );
+    assert_eq!(failed_attempts[0]["n"], 5, "five runs failed");
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "one alert: {received:?}");
+    assert!(
+        received[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(":red_circle: run failed: flaky — "),
+        "{received:?}"
+    );
+}
