@@ -260,3 +260,50 @@ fn a_source_change_builds_exactly_its_readers_partitions_once_debounced_by_lag()
     let again = tick(&p, t0 + TimeDelta::try_minutes(200).unwrap());
     assert!(again["run_id"].is_null(), "{again}");
 }
+
+#[test]
+fn a_tick_sent_to_a_server_queues_its_run_there() {
+    let p = Project::with_files(&[
+        ("cairn.toml", "[server]\ntick_seconds = 3600\n"),
+        (
+            "assets/hourly.sql",
+            "--- [automation]\n--- cron = \"0 * * * *\"\nselect 7 as x",
+        ),
+    ]);
+    let server = crate::server::Server::start(&p);
+    // The server's own first tick (now) starts the record; the next full
+    // hour is due.
+    let next_hour = {
+        let now = Utc::now() + TimeDelta::try_hours(1).unwrap();
+        now.date_naive()
+            .and_hms_opt(chrono::Timelike::hour(&now), 0, 0)
+            .unwrap()
+            .and_utc()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = crate::util::Run::from(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .current_dir(elsewhere.path())
+            .env_remove("CAIRN_NOW")
+            .args([
+                "--server",
+                &server.addr,
+                "tick",
+                "--at",
+                &next_hour.to_rfc3339(),
+            ])
+            .args(["--format", "json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(due(&report).len(), 1, "{report}");
+    let run_id = report["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{report}"));
+    let events = server.call_lines("WatchRun", &format!(r#"{{"run_id": "{run_id}"}}"#));
+    assert_eq!(events.last().unwrap()["status"], "succeeded", "{events:?}");
+    server.stop();
+}

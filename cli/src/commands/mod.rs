@@ -16,7 +16,7 @@ mod query;
 pub(crate) mod remote;
 pub(crate) mod show;
 mod status;
-mod tick;
+pub(crate) mod tick;
 pub(crate) mod wire;
 
 use std::io::Write;

@@ -27,7 +27,8 @@ use crate::Failure;
 /// gRPC methods only an operator may call: they start or cancel runs, or
 /// (Checks) record a run and its check results. Exact paths, compared with
 /// the raw request path the router itself matches on.
-const OPERATOR_ONLY: [&str; 4] = [
+const OPERATOR_ONLY: [&str; 5] = [
+    "/cairn.v1.Cairn/Tick",
     "/cairn.v1.Cairn/Materialize",
     "/cairn.v1.Cairn/Backfill",
     "/cairn.v1.Cairn/CancelRun",

@@ -778,3 +778,32 @@ mod round_trip {
         );
     }
 }
+
+/// `Tick`: what the evaluation found and requested.
+pub(super) fn tick(r: &cairn_engine::TickReport) -> pb::TickResponse {
+    pb::TickResponse {
+        at: time(r.at),
+        conditions: r
+            .conditions
+            .iter()
+            .map(|c| pb::TickCondition {
+                asset: c.asset.clone(),
+                condition: c.condition.to_owned(),
+                fired: c.fired,
+                due: c.due.map(time).unwrap_or_default(),
+                reason: c.reason.clone(),
+            })
+            .collect(),
+        requested: r
+            .requested
+            .iter()
+            .map(|(asset, partition)| pb::TickUnit {
+                asset: asset.clone(),
+                partition: partition.clone(),
+            })
+            .collect(),
+        run_id: r.run_id.as_ref().map(|id| id.0.clone()).unwrap_or_default(),
+        attached: r.attached,
+        conflict: r.conflict,
+    }
+}

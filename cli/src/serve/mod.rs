@@ -353,6 +353,15 @@ impl Cairn for Api {
         Ok(Response::new(convert::audit_log(&entries)))
     }
 
+    async fn tick(
+        &self,
+        request: Request<pb::TickRequest>,
+    ) -> Result<Response<pb::TickResponse>, Status> {
+        let at = time_arg("at", &request.into_inner().at)?.unwrap_or_else(chrono::Utc::now);
+        let report = self.queue.tick(at).await.map_err(engine_status)?;
+        Ok(Response::new(convert::tick(&report)))
+    }
+
     async fn provenance(
         &self,
         request: Request<pb::ProvenanceRequest>,

@@ -411,7 +411,11 @@ impl crate::queue::RunQueue {
     /// wakes the dispatcher. Runs isolated from materializations: it waits
     /// for no run.
     pub async fn tick(&self, at: DateTime<Utc>) -> Result<TickReport, EngineError> {
-        let ws = self.open_workspace(Some(PRINCIPAL.to_owned())).await?;
+        // Time is judged at the tick's instant (partitions, SLAs).
+        let ws = self
+            .open_workspace(Some(PRINCIPAL.to_owned()))
+            .await?
+            .with_clock(crate::model::workspace::Clock::Fixed(at));
         let report = tokio::task::spawn_blocking(move || tick(&ws, at))
             .await
             .map_err(|e| EngineError::Internal(format!("automation tick: {e}")))??;

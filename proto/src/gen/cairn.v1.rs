@@ -891,6 +891,54 @@ pub struct ProvenanceNode {
     #[prost(message, repeated, tag = "13")]
     pub inputs: ::prost::alloc::vec::Vec<ProvenanceNode>,
 }
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TickRequest {
+    #[prost(string, tag = "1")]
+    pub at: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TickCondition {
+    #[prost(string, tag = "1")]
+    pub asset: ::prost::alloc::string::String,
+    /// cron | on_upstream_change | on_missing | tick
+    #[prost(string, tag = "2")]
+    pub condition: ::prost::alloc::string::String,
+    #[prost(bool, tag = "3")]
+    pub fired: bool,
+    /// For cron: the schedule's instant due at this tick (RFC 3339), else "".
+    #[prost(string, tag = "4")]
+    pub due: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub reason: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TickUnit {
+    #[prost(string, tag = "1")]
+    pub asset: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub partition: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct TickResponse {
+    #[prost(string, tag = "1")]
+    pub at: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "2")]
+    pub conditions: ::prost::alloc::vec::Vec<TickCondition>,
+    #[prost(message, repeated, tag = "3")]
+    pub requested: ::prost::alloc::vec::Vec<TickUnit>,
+    /// The run that builds them ("" when nothing was requested).
+    #[prost(string, tag = "4")]
+    pub run_id: ::prost::alloc::string::String,
+    #[prost(bool, tag = "5")]
+    pub attached: bool,
+    /// Another tick recorded this instant meanwhile: nothing done.
+    #[prost(bool, tag = "6")]
+    pub conflict: bool,
+}
 /// Generated client implementations.
 pub mod cairn_client {
     #![allow(
@@ -1290,6 +1338,26 @@ pub mod cairn_client {
             req.extensions_mut().insert(GrpcMethod::new("cairn.v1.Cairn", "Provenance"));
             self.inner.unary(req, path, codec).await
         }
+        /// One automation evaluation (what `cairn tick` does) at `at` (RFC 3339;
+        /// "" for now); the run it requests is queued on this server.
+        pub async fn tick(
+            &mut self,
+            request: impl tonic::IntoRequest<super::TickRequest>,
+        ) -> std::result::Result<tonic::Response<super::TickResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/cairn.v1.Cairn/Tick");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("cairn.v1.Cairn", "Tick"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1392,6 +1460,12 @@ pub mod cairn_server {
             &self,
             request: tonic::Request<super::ProvenanceRequest>,
         ) -> std::result::Result<tonic::Response<super::ProvenanceNode>, tonic::Status>;
+        /// One automation evaluation (what `cairn tick` does) at `at` (RFC 3339;
+        /// "" for now); the run it requests is queued on this server.
+        async fn tick(
+            &self,
+            request: tonic::Request<super::TickRequest>,
+        ) -> std::result::Result<tonic::Response<super::TickResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct CairnServer<T> {
@@ -2104,6 +2178,49 @@ pub mod cairn_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ProvenanceSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cairn.v1.Cairn/Tick" => {
+                    #[allow(non_camel_case_types)]
+                    struct TickSvc<T: Cairn>(pub Arc<T>);
+                    impl<T: Cairn> tonic::server::UnaryService<super::TickRequest>
+                    for TickSvc<T> {
+                        type Response = super::TickResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::TickRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Cairn>::tick(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = TickSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

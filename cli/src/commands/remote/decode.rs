@@ -576,3 +576,52 @@ pub(crate) fn unit_event(e: &pb::RunEvent) -> Option<AssetResult> {
         outcome,
     })
 }
+
+/// A `Tick` reply as the report `cairn tick` renders (the run is the
+/// server's: it is queued there, not awaited here).
+pub(super) fn tick(reply: pb::TickResponse) -> Result<cairn_engine::TickReport, Failure> {
+    let time = |field: &str, text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| Failure::Runtime(format!("the server sent a bad {field} `{text}`: {e}")))
+    };
+    let condition = |name: &str| -> Result<&'static str, Failure> {
+        Ok(match name {
+            "cron" => "cron",
+            "on_upstream_change" => "on_upstream_change",
+            "on_missing" => "on_missing",
+            "tick" => "tick",
+            other => {
+                return Err(Failure::Runtime(format!(
+                    "the server sent an unknown condition `{other}`"
+                )));
+            }
+        })
+    };
+    let mut conditions = Vec::with_capacity(reply.conditions.len());
+    for c in reply.conditions {
+        conditions.push(cairn_engine::ConditionResult {
+            condition: condition(&c.condition)?,
+            due: if c.due.is_empty() {
+                None
+            } else {
+                Some(time("due", &c.due)?)
+            },
+            asset: c.asset,
+            fired: c.fired,
+            reason: c.reason,
+        });
+    }
+    Ok(cairn_engine::TickReport {
+        at: time("at", &reply.at)?,
+        conditions,
+        requested: reply
+            .requested
+            .into_iter()
+            .map(|u| (u.asset, u.partition))
+            .collect(),
+        run_id: (!reply.run_id.is_empty()).then(|| cairn_engine::RunId(reply.run_id)),
+        attached: reply.attached,
+        conflict: reply.conflict,
+    })
+}

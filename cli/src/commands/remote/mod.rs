@@ -23,7 +23,7 @@ use cairn_proto::v1 as pb;
 
 use crate::Failure;
 use crate::args::{Cli, Command};
-use crate::commands::{NOW_ENV, lineage, show, status};
+use crate::commands::{NOW_ENV, lineage, show, status, tick};
 use client::Remote;
 
 /// Runs the command through the server `cli.server`; the exit code.
@@ -49,7 +49,6 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Cost(_) => "cost",
         Command::Audit(_) => "audit",
         Command::Gc(_) => "gc",
-        Command::Tick(_) => "tick",
         Command::Serve(_) => "serve",
         _ => "",
     };
@@ -136,6 +135,23 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             let around = decode::around(reply, args.upstream, args.downstream);
             lineage::print(&around, args.format)
         }
+        Command::Tick(args) => {
+            let reply = remote
+                .client
+                .tick(pb::TickRequest {
+                    at: args.at.clone().unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| remote.failure(&s))?
+                .into_inner();
+            let report = decode::tick(reply)?;
+            let mut out = std::io::stdout().lock();
+            match args.format {
+                crate::args::Format::Json => tick::render_json(&report, None, &mut out)?,
+                crate::args::Format::Text => tick::render_text(&report, None, &mut out)?,
+            }
+            Ok(0)
+        }
         Command::Materialize(args) => runs::materialize(&mut remote, args).await,
         Command::Backfill(args) => runs::backfill(&mut remote, args).await,
         Command::Query(_)
@@ -143,7 +159,6 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         | Command::Cost(_)
         | Command::Audit(_)
         | Command::Gc(_)
-        | Command::Tick(_)
         | Command::Serve(_) => Err(local_only(name)),
     }
 }
