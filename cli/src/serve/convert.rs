@@ -638,6 +638,35 @@ pub(super) fn checks(
 /// `commands::remote::decode` module), must render exactly what the local
 /// command renders: every field of every reply the CLI prints, on a
 /// project in every state.
+/// `Tick`: what the evaluation found and requested.
+pub(super) fn tick(r: &cairn_engine::TickReport) -> pb::TickResponse {
+    pb::TickResponse {
+        at: time(r.at),
+        conditions: r
+            .conditions
+            .iter()
+            .map(|c| pb::TickCondition {
+                asset: c.asset.clone(),
+                condition: c.condition.to_owned(),
+                fired: c.fired,
+                due: c.due.map(time).unwrap_or_default(),
+                reason: c.reason.clone(),
+            })
+            .collect(),
+        requested: r
+            .requested
+            .iter()
+            .map(|(asset, partition)| pb::TickUnit {
+                asset: asset.clone(),
+                partition: partition.clone(),
+            })
+            .collect(),
+        run_id: r.run_id.as_ref().map(|id| id.0.clone()).unwrap_or_default(),
+        attached: r.attached,
+        conflict: r.conflict,
+    }
+}
+
 #[cfg(test)]
 mod round_trip {
     use cairn_engine::{Health, MaterializeOptions, NoProgress, PartitionFilter, Workspace};
@@ -776,34 +805,5 @@ mod round_trip {
             rendered(|out| materialize::render_text(&back, out)),
             rendered(|out| materialize::render_text(&report, out))
         );
-    }
-}
-
-/// `Tick`: what the evaluation found and requested.
-pub(super) fn tick(r: &cairn_engine::TickReport) -> pb::TickResponse {
-    pb::TickResponse {
-        at: time(r.at),
-        conditions: r
-            .conditions
-            .iter()
-            .map(|c| pb::TickCondition {
-                asset: c.asset.clone(),
-                condition: c.condition.to_owned(),
-                fired: c.fired,
-                due: c.due.map(time).unwrap_or_default(),
-                reason: c.reason.clone(),
-            })
-            .collect(),
-        requested: r
-            .requested
-            .iter()
-            .map(|(asset, partition)| pb::TickUnit {
-                asset: asset.clone(),
-                partition: partition.clone(),
-            })
-            .collect(),
-        run_id: r.run_id.as_ref().map(|id| id.0.clone()).unwrap_or_default(),
-        attached: r.attached,
-        conflict: r.conflict,
     }
 }

@@ -620,7 +620,7 @@ pub(super) fn tick(reply: pb::TickResponse) -> Result<cairn_engine::TickReport, 
             .into_iter()
             .map(|u| (u.asset, u.partition))
             .collect(),
-        run_id: (!reply.run_id.is_empty()).then(|| cairn_engine::RunId(reply.run_id)),
+        run_id: (!reply.run_id.is_empty()).then_some(cairn_engine::RunId(reply.run_id)),
         attached: reply.attached,
         conflict: reply.conflict,
     })
