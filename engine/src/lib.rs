@@ -80,6 +80,7 @@ pub use queue::{QueueSettings, RunQueue, Submitted};
 pub use records::cost::{AssetCost, CostFigures};
 pub use records::details::AssetDetails;
 pub use records::gc::GcReport;
+pub use records::metadata_tables::{SCHEMA as METADATA_SCHEMA, TABLES as METADATA_TABLES};
 pub use records::provenance::Provenance;
 pub use records::time_travel::AsOf;
 pub use state::committed::{Committed, VersionText};

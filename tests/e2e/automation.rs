@@ -259,6 +259,13 @@ fn a_source_change_builds_exactly_its_readers_partitions_once_debounced_by_lag()
     assert_eq!(last["2024-01-03"], 2);
     let again = tick(&p, t0 + TimeDelta::try_minutes(200).unwrap());
     assert!(again["run_id"].is_null(), "{again}");
+    // Every evaluation is on record, as SQL.
+    let fired = p.query_json(
+        "select count(*) as n from cairn.evaluations where condition = 'on_upstream_change' and fired",
+    );
+    assert_eq!(fired[0]["n"], 2, "{fired}");
+    let all = p.query_json("select count(*) as n from cairn.evaluations");
+    assert_eq!(all[0]["n"], 5, "one condition per tick: {all}");
 }
 
 #[test]

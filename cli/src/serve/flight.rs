@@ -55,22 +55,7 @@ use cairn_engine::Workspace;
 
 use super::{Api, engine_status};
 
-/// The schema of the `cairn.*` metadata tables.
-const METADATA_SCHEMA: &str = "cairn";
-
-/// The metadata tables, as `cairn query` knows them (the engine's
-/// `records::metadata_tables::TABLES`, which it does not export; the
-/// Flight SQL end-to-end test fails when the two lists part).
-const METADATA_TABLES: [&str; 8] = [
-    "runs",
-    "materializations",
-    "checks",
-    "lineage",
-    "column_lineage",
-    "audit_log",
-    "cost",
-    "alerts",
-];
+use cairn_engine::{METADATA_SCHEMA, METADATA_TABLES};
 
 /// The one table type reported: every name reads as a table.
 const TABLE_TYPE: &str = "TABLE";

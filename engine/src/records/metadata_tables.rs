@@ -25,7 +25,7 @@ use crate::model::workspace::Workspace;
 pub const SCHEMA: &str = "cairn";
 
 /// The names of the metadata tables.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 9] = [
     "runs",
     "materializations",
     "checks",
@@ -34,6 +34,7 @@ pub const TABLES: [&str; 8] = [
     "audit_log",
     "cost",
     "alerts",
+    "evaluations",
 ];
 
 fn ts(v: impl IntoIterator<Item = Option<DateTime<Utc>>>) -> ArrayRef {
@@ -49,6 +50,12 @@ fn ts(v: impl IntoIterator<Item = Option<DateTime<Utc>>>) -> ArrayRef {
 
 fn strs<'a>(v: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(StringArray::from(v.into_iter().collect::<Vec<_>>()))
+}
+
+fn bools(v: impl IntoIterator<Item = Option<bool>>) -> ArrayRef {
+    Arc::new(datafusion::arrow::array::BooleanArray::from(
+        v.into_iter().collect::<Vec<_>>(),
+    ))
 }
 
 fn ints(v: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
@@ -380,6 +387,33 @@ pub async fn register(
     }
     if wanted.contains("alerts") {
         alerts_table(ctx, ws, &time)?;
+    }
+    if wanted.contains("evaluations") {
+        let evaluations = ws.catalog.automation_evaluations(None, usize::MAX)?;
+        table(
+            ctx,
+            "evaluations",
+            vec![
+                ("tick_at", time.clone()),
+                ("asset", DataType::Utf8),
+                ("condition", DataType::Utf8),
+                ("fired", DataType::Boolean),
+                ("reason", DataType::Utf8),
+                ("run_id", DataType::Utf8),
+            ],
+            vec![
+                ts(evaluations.iter().map(|e| Some(e.tick_at))),
+                strs(evaluations.iter().map(|e| Some(e.asset.as_str()))),
+                strs(evaluations.iter().map(|e| Some(e.condition.as_str()))),
+                bools(evaluations.iter().map(|e| Some(e.fired))),
+                strs(evaluations.iter().map(|e| Some(e.reason.as_str()))),
+                strs(
+                    evaluations
+                        .iter()
+                        .map(|e| e.run_id.as_ref().map(|r| r.0.as_str())),
+                ),
+            ],
+        )?;
     }
     Ok(())
 }
