@@ -170,3 +170,121 @@ pub(crate) fn render_text(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use expect_test::expect;
+
+    use cairn_engine::{ConditionResult, RunId, RunStatus, TickReport};
+
+    use super::{render_json, render_text};
+    use crate::commands::testing::{json, rendered};
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().into()
+    }
+
+    /// A tick at 07:00 in New York: `daily`'s cron is due and two days are stale;
+    /// `report` is fresh, and its eager condition waits for its lag.
+    fn report() -> TickReport {
+        let condition =
+            |asset: &str, condition, fired, due: Option<&str>, reason: &str| ConditionResult {
+                asset: asset.to_owned(),
+                condition,
+                fired,
+                due: due.map(at),
+                reason: reason.to_owned(),
+            };
+        TickReport {
+            at: at("2026-03-08T11:00:00Z"),
+            conditions: vec![
+                condition(
+                    "daily",
+                    "cron",
+                    true,
+                    Some("2026-03-08T11:00:00Z"),
+                    "cron `0 7 * * *` (America/New_York) at 2026-03-08T07:00:00-04:00: 2 stale units requested",
+                ),
+                condition(
+                    "report",
+                    "on_upstream_change",
+                    false,
+                    None,
+                    "an upstream or source changed: 1 unit(s) waiting — debounced (lag 3600s, last request at 2026-03-08T10:30:00+00:00, next at 2026-03-08T11:30:00+00:00)",
+                ),
+            ],
+            requested: vec![
+                ("daily".to_owned(), "2026-03-06".to_owned()),
+                ("daily".to_owned(), "2026-03-07".to_owned()),
+            ],
+            run_id: Some(RunId("01a22bf0-73eb-714e-8065-df4799170bf8".to_owned())),
+            attached: false,
+            conflict: false,
+        }
+    }
+
+    #[test]
+    fn text_of_a_tick() {
+        expect![[r#"
+            tick 2026-03-08T11:00:00+00:00
+              daily   cron                fired  cron `0 7 * * *` (America/New_York) at 2026-03-08T07:00:00-04:00: 2 stale units requested
+              report  on_upstream_change  -      an upstream or source changed: 1 unit(s) waiting — debounced (lag 3600s, last request at 2026-03-08T10:30:00+00:00, next at 2026-03-08T11:30:00+00:00)
+            requested 2 unit(s): daily[2026-03-06], daily[2026-03-07]
+            run 01a22bf0-73eb-714e-8065-df4799170bf8: succeeded
+        "#]]
+        .assert_eq(&rendered(|out| render_text(&report(), Some(RunStatus::Succeeded), out)));
+        let nothing = TickReport {
+            conditions: Vec::new(),
+            requested: Vec::new(),
+            run_id: None,
+            ..report()
+        };
+        expect![[r#"
+            tick 2026-03-08T11:00:00+00:00
+              no asset has [automation]
+            nothing requested
+        "#]]
+        .assert_eq(&rendered(|out| render_text(&nothing, None, out)));
+    }
+
+    #[test]
+    fn json_of_a_tick() {
+        expect![[r#"
+            {
+              "at": "2026-03-08T11:00:00+00:00",
+              "conditions": [
+                {
+                  "asset": "daily",
+                  "condition": "cron",
+                  "fired": true,
+                  "due": "2026-03-08T11:00:00Z",
+                  "reason": "cron `0 7 * * *` (America/New_York) at 2026-03-08T07:00:00-04:00: 2 stale units requested"
+                },
+                {
+                  "asset": "report",
+                  "condition": "on_upstream_change",
+                  "fired": false,
+                  "due": null,
+                  "reason": "an upstream or source changed: 1 unit(s) waiting — debounced (lag 3600s, last request at 2026-03-08T10:30:00+00:00, next at 2026-03-08T11:30:00+00:00)"
+                }
+              ],
+              "requested": [
+                {
+                  "asset": "daily",
+                  "partition": "2026-03-06"
+                },
+                {
+                  "asset": "daily",
+                  "partition": "2026-03-07"
+                }
+              ],
+              "run_id": "01a22bf0-73eb-714e-8065-df4799170bf8",
+              "attached": false,
+              "conflict": false,
+              "run_status": "succeeded"
+            }
+        "#]].assert_eq(&json(|out| render_json(&report(), Some(RunStatus::Succeeded), out)));
+    }
+}
