@@ -7,7 +7,7 @@ use cairn_catalog::{IncidentKind, RunId};
 use crate::alerts::incidents::Observation;
 use crate::execute::report::{AssetOutcome, AssetResult};
 use crate::model::workspace::Workspace;
-use crate::quality::checks::CheckOutcome;
+use crate::quality::checks::{CheckOutcome, describe_blocking};
 
 /// Observes the final outcome of every unit of a run.
 pub(crate) fn observe_run(ws: &Workspace, run_id: &RunId, results: &[AssetResult]) {
@@ -30,7 +30,7 @@ pub(crate) fn observe_checks<'a>(
     }
     let observations: Vec<Observation> = units
         .into_iter()
-        .map(|(asset, key, checks)| match failing_errors(checks) {
+        .map(|(asset, key, checks)| match describe_blocking(checks) {
             Some(detail) => Observation::failing(IncidentKind::CheckFailed, asset, key, detail),
             None => Observation::passing(IncidentKind::CheckFailed, asset, key),
         })
@@ -59,7 +59,7 @@ fn run_observations(r: &AssetResult) -> Vec<Observation> {
         AssetOutcome::Fresh { early_cutoff: true } => {
             vec![Observation::passing(IncidentKind::RunFailed, asset, key)]
         }
-        AssetOutcome::Failed { error, checks } => match failing_errors(checks) {
+        AssetOutcome::Failed { error, checks } => match describe_blocking(checks) {
             // Blocked by its error checks: a check incident, not a run one.
             Some(detail) => vec![Observation::failing(
                 IncidentKind::CheckFailed,
@@ -80,19 +80,6 @@ fn run_observations(r: &AssetResult) -> Vec<Observation> {
         }
         | AssetOutcome::Skipped { .. } => Vec::new(),
     }
-}
-
-/// The failing `error` checks, described; `None` when none failed.
-fn failing_errors(checks: &[CheckOutcome]) -> Option<String> {
-    let failing: Vec<String> = checks
-        .iter()
-        .filter(|c| c.blocks())
-        .map(|c| match &c.error {
-            Some(e) => format!("{} could not run: {e}", c.name),
-            None => format!("{} ({} failing rows)", c.name, c.failing_rows),
-        })
-        .collect();
-    (!failing.is_empty()).then(|| failing.join("; "))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::execute::row_changes::Changes;
 use crate::execute::write::{Written, schema_json, write_output};
 use crate::model::partition_index::dimension_names;
 use crate::model::storage::Storage;
-use crate::quality::checks::{CheckOutcome, run_checks};
+use crate::quality::checks::{CheckOutcome, describe_blocking, run_checks};
 use crate::records::runs::check_record;
 use crate::session::committed_table::with_dimensions;
 use crate::session::metering::{CountingStore, PeakMemoryPool};
@@ -286,17 +286,9 @@ pub(super) async fn write_and_check(
     )
     .await?;
     let checks = run_checks(&ctx, &job.asset.checks, me, job.now, &written.check_counts).await;
-    if checks.iter().any(CheckOutcome::blocks) {
-        let failed: Vec<String> = checks
-            .iter()
-            .filter(|c| c.blocks())
-            .map(|c| match &c.error {
-                Some(e) => format!("{} could not run: {e}", c.name),
-                None => format!("{} ({} failing rows)", c.name, c.failing_rows),
-            })
-            .collect();
+    if let Some(failed) = describe_blocking(&checks) {
         return Err(BuildFailure {
-            error: format!("{CHECKS_FAILED}{}", failed.join("; ")),
+            error: format!("{CHECKS_FAILED}{failed}"),
             checks,
             transient: false,
         });

@@ -45,6 +45,21 @@ impl CheckOutcome {
     }
 }
 
+/// The outcomes that block the commit, described for a person (`name
+/// (3 failing rows)`, `name could not run: …`, joined by `; `); `None`
+/// when none blocks.
+pub(crate) fn describe_blocking(checks: &[CheckOutcome]) -> Option<String> {
+    let failing: Vec<String> = checks
+        .iter()
+        .filter(|c| c.blocks())
+        .map(|c| match &c.error {
+            Some(e) => format!("{} could not run: {e}", c.name),
+            None => format!("{} ({} failing rows)", c.name, c.failing_rows),
+        })
+        .collect();
+    (!failing.is_empty()).then(|| failing.join("; "))
+}
+
 fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
