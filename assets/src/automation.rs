@@ -186,23 +186,7 @@ impl Default for RetryPolicy {
 
 /// `30s`, `15m`, `2h`, `1d`, `1w`.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let shape = || format!("a duration looks like 30s, 15m, 2h, 1d or 1w, found `{text}`");
-    let n: u64 = n.parse().map_err(|_| shape())?;
-    let secs = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(shape()),
-    };
-    n.checked_mul(secs)
-        .filter(|s| *s <= 100 * 366 * 86_400)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("a duration is at most 100 years (5218w), found `{text}`"))
+    crate::duration::parse_span(text, text, "a duration", "30s, 15m, 2h, 1d or 1w")
 }
 
 fn duration_at(

@@ -348,32 +348,8 @@ fn parse_sql_expr(s: &str) -> Result<(), String> {
 fn parse_age(s: &str) -> Result<Duration, String> {
     let raw = s.trim();
     let t = unquote(raw).unwrap_or_else(|| raw.to_owned());
-    let t = t.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("a maximum age looks like 30m, 12h, 2d or 1w, found `{raw}`"))?;
-    let secs = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => {
-            return Err(format!(
-                "a maximum age looks like 30m, 12h, 2d or 1w, found `{raw}`"
-            ));
-        }
-    };
-    n.checked_mul(secs)
-        .filter(|s| *s <= MAX_AGE_SECS)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("a maximum age is at most 100 years (5218w), found `{raw}`"))
+    crate::duration::parse_span(&t, raw, "a maximum age", "30m, 12h, 2d or 1w")
 }
-
-/// The longest maximum age a check accepts: 100 years (of 366 days).
-const MAX_AGE_SECS: u64 = 100 * 366 * 86_400;
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ mod automation;
 pub mod checks;
 mod config;
 mod diagnostic;
+mod duration;
 mod header;
 mod names;
 mod partition_config;
