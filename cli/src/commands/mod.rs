@@ -101,12 +101,9 @@ impl Environment {
     pub(crate) fn read() -> Result<Environment, Failure> {
         let clock = match std::env::var(NOW_ENV) {
             Ok(text) => {
-                let at = chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| {
-                    Failure::Usage(format!(
-                        "{NOW_ENV}=`{text}` is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"
-                    ))
-                })?;
-                Some(Clock::Fixed(at.with_timezone(&chrono::Utc)))
+                let at =
+                    parse_instant(&format!("{NOW_ENV}=`{text}`"), &text).map_err(Failure::Usage)?;
+                Some(Clock::Fixed(at))
             }
             Err(_) => None,
         };
@@ -168,6 +165,18 @@ impl Environment {
             None => ws,
         }
     }
+}
+
+/// An instant given as RFC 3339 text; the error names it as `what` (e.g.
+/// "--at `…`") and shows the expected shape. Every instant the CLI and
+/// the server read from a person goes through here.
+pub(crate) fn parse_instant(
+    what: &str,
+    text: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{what} is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"))
 }
 
 /// `value` as pretty JSON and a newline on `out`. Every `--format json`

@@ -15,18 +15,12 @@ use cairn_engine::{
 
 use crate::Failure;
 use crate::args::{Format, TickArgs};
-use crate::commands::{Environment, print_json};
+use crate::commands::{Environment, parse_instant, print_json};
 
 /// Runs `cairn tick`.
 pub(crate) async fn run(ws: &Workspace, project: &Path, args: TickArgs) -> Result<u8, Failure> {
     let at = match &args.at {
-        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
-            .map_err(|e| {
-                Failure::Usage(format!(
-                    "--at `{text}` is not an RFC 3339 time ({e}), e.g. 2026-03-08T07:30:00Z"
-                ))
-            })?
-            .with_timezone(&chrono::Utc),
+        Some(text) => parse_instant(&format!("--at `{text}`"), text).map_err(Failure::Usage)?,
         None => chrono::Utc::now(),
     };
     let env = Environment::read()?;

@@ -108,13 +108,9 @@ fn time_arg(name: &str, text: &str) -> Result<Option<chrono::DateTime<chrono::Ut
     if text.is_empty() {
         return Ok(None);
     }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| Some(t.with_timezone(&chrono::Utc)))
-        .map_err(|e| {
-            Status::invalid_argument(format!(
-                "{name} `{text}` is not an RFC 3339 time ({e}), e.g. 2024-06-01T00:00:00Z"
-            ))
-        })
+    crate::commands::parse_instant(&format!("{name} `{text}`"), text)
+        .map(Some)
+        .map_err(Status::invalid_argument)
 }
 
 type EventStream = Pin<Box<dyn futures::Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
@@ -379,7 +375,16 @@ impl Cairn for Api {
 /// until Ctrl-C or SIGTERM.
 pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8, Failure> {
     // Fail fast on a broken project, before binding.
-    let server = Workspace::open(&project)?.project().config.server.clone();
+    let opened = Workspace::open(&project)?;
+    let server = opened.project().config.server.clone();
+    // A source's `poll` shorter than the tick makes the server tick that often.
+    let poll = opened
+        .project()
+        .sources
+        .values()
+        .filter_map(|s| s.poll)
+        .min();
+    drop(opened);
     let (listen, given_by) = match listen {
         Some(listen) => (listen.as_str(), "--listen"),
         None => (server.listen.as_str(), "[server] listen in cairn.toml:"),
@@ -410,11 +415,9 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
     .await?;
     // Automation: the same evaluation as `cairn tick`, on a timer, in a
     // task of its own (a slow run never delays a tick).
-    let every = std::time::Duration::from_secs(
-        workspace_sources_poll(&project).map_or(server.tick_seconds, |poll| {
-            poll.as_secs().clamp(1, server.tick_seconds)
-        }),
-    );
+    let every = std::time::Duration::from_secs(poll.map_or(server.tick_seconds, |poll| {
+        poll.as_secs().clamp(1, server.tick_seconds)
+    }));
     let ticker = queue.clone();
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(every);
@@ -499,12 +502,6 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
     }
     let _ = writeln!(std::io::stderr(), "cairn serve: stopped");
     Ok(0)
-}
-
-/// The shortest `poll` of the project's sources, if any declares one.
-fn workspace_sources_poll(project: &std::path::Path) -> Option<std::time::Duration> {
-    let ws = Workspace::open(project).ok()?;
-    ws.project().sources.values().filter_map(|s| s.poll).min()
 }
 
 /// Ctrl-C or SIGTERM.
