@@ -596,12 +596,12 @@ fn report(
 
 /// Records how a run this process executed ended and tells its watchers.
 fn finish(inner: &Arc<Inner>, id: &RunId, control: &RunControl, outcome: Result<(), EngineError>) {
-    let recorded = inner.catalog.run(id).ok().flatten().map(|(r, _)| r);
-    let still_running = recorded
-        .as_ref()
-        .is_some_and(|r| r.status == RunStatus::Running);
+    let read = || inner.catalog.run(id).ok().flatten().map(|(r, _)| r);
+    let mut end = read();
+    // An error before the run recorded its own end (a drained run is left
+    // for the next start).
     if let Err(e) = &outcome
-        && still_running
+        && end.as_ref().is_some_and(|r| r.status == RunStatus::Running)
         && control.stop() != Some(Stop::Drain)
     {
         let status = if control.is_cancelled() {
@@ -610,23 +610,25 @@ fn finish(inner: &Arc<Inner>, id: &RunId, control: &RunControl, outcome: Result<
             RunStatus::Failed
         };
         let _ = inner.catalog.finish_run(id, status, Some(&e.to_string()));
+        end = read();
     }
-    let end = inner.catalog.run(id).ok().flatten().map(|(r, _)| r);
+    let finished = end.filter(|r| r.status.is_finished());
+    match &finished {
+        Some(r) => {
+            let took = r
+                .finished_at
+                .map(|f| (f - r.started_at).num_milliseconds())
+                .unwrap_or_default();
+            match &r.error {
+                None => tracing::info!(run = %id, ms = took, "{}", r.status.as_str()),
+                Some(e) => tracing::warn!(run = %id, ms = took, "{}: {e}", r.status.as_str()),
+            }
+        }
+        None => tracing::info!(run = %id, "stopped for shutdown; resumes at the next start"),
+    }
     let mut state = inner.lock();
     state.running.remove(id);
-    if let Some(r) = end.as_ref().filter(|r| r.status.is_finished()) {
-        let took = r
-            .finished_at
-            .map(|f| (f - r.started_at).num_milliseconds())
-            .unwrap_or_default();
-        match &r.error {
-            None => tracing::info!(run = %id, ms = took, "{}", r.status.as_str()),
-            Some(e) => tracing::warn!(run = %id, ms = took, "{}: {e}", r.status.as_str()),
-        }
-    } else {
-        tracing::info!(run = %id, "stopped for shutdown; resumes at the next start");
-    }
-    if let Some(r) = end.filter(|r| r.status.is_finished()) {
+    if let Some(r) = finished {
         state.feeds.push(RunUpdate {
             run_id: id.clone(),
             at: r.finished_at.unwrap_or_else(Utc::now),
