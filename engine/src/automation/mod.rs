@@ -24,7 +24,7 @@
 //! The first tick that sees an asset starts its record: only an instant
 //! equal to that tick fires.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -118,12 +118,12 @@ pub fn tick(ws: &Workspace, at: DateTime<Utc>) -> Result<TickReport, EngineError
     // over the snapshot's assessment (no plan: nothing is run here).
     let snapshot = crate::state::snapshot::snapshot(ws)?;
     let mut stale: BTreeMap<&str, Vec<(String, Vec<StaleCause>)>> = BTreeMap::new();
-    let names: HashMap<&str, &str> = automated.iter().map(|(n, _)| (*n, *n)).collect();
+    let names: HashSet<&str> = automated.iter().map(|(n, _)| *n).collect();
     for status in &snapshot.statuses {
-        let Some(name) = names.get(status.name.as_str()).copied() else {
+        if !names.contains(status.name.as_str()) {
             continue;
-        };
-        let units = stale.entry(name).or_default();
+        }
+        let units = stale.entry(status.name.as_str()).or_default();
         match &status.partitions {
             None if status.state != AssetState::Fresh => {
                 units.push((String::new(), status.causes.clone()));
