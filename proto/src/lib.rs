@@ -1,7 +1,8 @@
 //! `cairn-proto` owns Cairn's gRPC API: `cairn/v1/cairn.proto` (package
 //! `cairn.v1`, service `Cairn`) and the Rust tonic/prost generated from it,
 //! committed under `src/gen/` so that building needs no `protoc` (a test
-//! regenerates it and fails when it is stale). Depends on nothing of ours.
+//! regenerates it and fails when it is stale). Messages also derive serde
+//! (proto field names) for the HTTP JSON API the web page uses. Depends on nothing of ours.
 #![deny(missing_docs)]
 
 /// Package `cairn.v1`: messages, the `Cairn` client and server.

@@ -20,6 +20,14 @@ fn generate() -> Vec<(String, Vec<u8>)> {
         .build_client(true)
         .build_server(true)
         .emit_rerun_if_changed(false)
+        // The same messages as JSON for the web page's HTTP API (`cairn
+        // serve`'s `/api/v1/<Method>`): every field present, any omitted
+        // from a request taking its default, a misspelt one refused (not
+        // silently ignored: `{"selections": ...}` must not mean "all").
+        .type_attribute(
+            ".cairn.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]",
+        )
         .out_dir(out.path())
         .file_descriptor_set_path(out.path().join("cairn_v1_descriptor.bin"))
         .compile_with_config(config, &[proto], &[root()])

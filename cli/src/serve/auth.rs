@@ -24,16 +24,23 @@ use cairn_assets::{Role, ServerConfig, TokenConfig};
 
 use crate::Failure;
 
-/// gRPC methods only an operator may call: they start or cancel runs, or
-/// (Checks) record a run and its check results. Exact paths, compared with
-/// the raw request path the router itself matches on.
-const OPERATOR_ONLY: [&str; 5] = [
-    "/cairn.v1.Cairn/Tick",
-    "/cairn.v1.Cairn/Materialize",
-    "/cairn.v1.Cairn/Backfill",
-    "/cairn.v1.Cairn/CancelRun",
-    "/cairn.v1.Cairn/Checks",
-];
+/// Methods only an operator may call: they start or cancel runs, or
+/// (Checks) record a run and its check results.
+const OPERATOR_ONLY: [&str; 5] = ["Tick", "Materialize", "Backfill", "CancelRun", "Checks"];
+
+/// Where a method of `cairn.v1.Cairn` is reached: gRPC, and the web page's
+/// JSON API (`serve/http.rs`). Compared with the raw request path — the
+/// JSON API dispatches on the raw path too, so a percent-encoded name
+/// reaches no method.
+pub(super) const METHOD_PREFIXES: [&str; 2] = ["/cairn.v1.Cairn/", "/api/v1/"];
+
+/// Whether `path` calls a method only an operator may call.
+fn operator_only(path: &str) -> bool {
+    METHOD_PREFIXES
+        .iter()
+        .filter_map(|prefix| path.strip_prefix(prefix))
+        .any(|method| OPERATOR_ONLY.contains(&method))
+}
 
 /// blake3 key-derivation context for secret digests: a digest of a Cairn
 /// token can never collide with any other blake3 use in the program.
@@ -177,7 +184,7 @@ impl Tokens {
                 "the bearer token is not one of this server's tokens: send `authorization: Bearer <secret>` with the secret of a token in [server.tokens]".to_owned(),
             ));
         };
-        if principal.role != Role::Operator && OPERATOR_ONLY.contains(&path) {
+        if principal.role != Role::Operator && operator_only(path) {
             return Err(Refusal::Forbidden(format!(
                 "token `{}` is a {}; {path} starts, cancels or records runs and needs a token with role = \"operator\" in [server.tokens]",
                 principal.name,
@@ -238,8 +245,8 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
 
 /// The middleware over the whole router: admits the request (inserting its
 /// [`Principal`]) or answers the refusal itself — a gRPC trailers-only
-/// status for gRPC calls (Flight SQL included), 401/403 with a one-line
-/// text for plain HTTP.
+/// status for gRPC calls (Flight SQL included), 401/403 with the JSON
+/// API's error body under `/api/`, with a one-line text for other HTTP.
 pub(super) async fn authorize(
     State(tokens): State<Arc<Tokens>>,
     mut request: Request,
@@ -255,6 +262,9 @@ pub(super) async fn authorize(
         }
         Err(refusal) => {
             tracing::info!(path, ?refusal, "cairn serve: refused");
+            if path.starts_with("/api/") {
+                return super::http::error_reply(&refusal.into_status());
+            }
             refuse(is_grpc(request.headers()), refusal)
         }
     }
@@ -267,15 +277,20 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+impl Refusal {
+    /// As a gRPC status.
+    fn into_status(self) -> tonic::Status {
+        match self {
+            Refusal::Unauthenticated(message) => tonic::Status::unauthenticated(message),
+            Refusal::Forbidden(message) => tonic::Status::permission_denied(message),
+        }
+    }
+}
+
 /// The reply to a refused request.
 fn refuse(grpc: bool, refusal: Refusal) -> Response {
     match (grpc, refusal) {
-        (true, Refusal::Unauthenticated(message)) => {
-            tonic::Status::unauthenticated(message).into_http()
-        }
-        (true, Refusal::Forbidden(message)) => {
-            tonic::Status::permission_denied(message).into_http()
-        }
+        (true, refusal) => refusal.into_status().into_http(),
         (false, Refusal::Unauthenticated(message)) => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -373,6 +388,8 @@ mod tests {
         for path in [
             "/cairn.v1.Cairn/Status",
             "/cairn.v1.Cairn/ListRuns",
+            "/api/v1/Status",
+            "/api/v1/WatchRuns",
             "/healthz",
         ] {
             assert_eq!(
@@ -384,7 +401,11 @@ mod tests {
                 Ok(Some("ops operator".to_owned()))
             );
         }
-        for path in OPERATOR_ONLY {
+        let protected = METHOD_PREFIXES
+            .iter()
+            .flat_map(|prefix| OPERATOR_ONLY.map(|method| format!("{prefix}{method}")));
+        for path in protected {
+            let path = path.as_str();
             let refused = admit(&tokens, path, Some(&viewer));
             let Err(Refusal::Forbidden(message)) = refused else {
                 panic!("{path}: {refused:?}");
@@ -399,6 +420,7 @@ mod tests {
         // Lookalike paths are not the protected methods, and the router
         // does not route them to them either.
         assert!(admit(&tokens, "/cairn.v1.Cairn/Materialize/", Some(&viewer)).is_ok());
+        assert!(admit(&tokens, "/api/v1/Materi%61lize", Some(&viewer)).is_ok());
     }
 
     #[test]

@@ -307,6 +307,75 @@ pub(super) fn lineage(
     })
 }
 
+/// `Graph`: every source and asset as defined, in dependency order.
+pub(super) fn graph(ws: &Workspace) -> pb::GraphResponse {
+    let project = ws.project();
+    let nodes = ws
+        .graph()
+        .order()
+        .filter_map(|name| {
+            if let Some(asset) = project.assets.get(name) {
+                Some(pb::GraphNode {
+                    name: name.to_owned(),
+                    kind: "asset".to_owned(),
+                    file: asset.file.display().to_string(),
+                    line: 1,
+                    description: asset.description.clone().unwrap_or_default(),
+                    owner: asset.owner.clone().unwrap_or_default(),
+                    tags: asset.tags.clone(),
+                    upstream: asset.upstream.clone(),
+                    partitioning: asset
+                        .partitions
+                        .as_ref()
+                        .map(|p| p.describe())
+                        .unwrap_or_default(),
+                    checks: asset.checks.iter().map(|c| c.name.clone()).collect(),
+                    automation: asset
+                        .automation
+                        .as_ref()
+                        .map(describe_automation)
+                        .unwrap_or_default(),
+                })
+            } else {
+                project.sources.get(name).map(|source| pb::GraphNode {
+                    name: name.to_owned(),
+                    kind: "source".to_owned(),
+                    file: source.declared_in.display().to_string(),
+                    line: source.line as u64,
+                    description: source.description.clone().unwrap_or_default(),
+                    owner: source.owner.clone().unwrap_or_default(),
+                    partitioning: source
+                        .partitions
+                        .as_ref()
+                        .map(|p| p.describe())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                })
+            }
+        })
+        .collect();
+    pb::GraphResponse { nodes }
+}
+
+/// An asset's `[automation]` in a few words: `cron "0 6 * * *"
+/// (Europe/Berlin), on upstream change, on missing, lag 10m`.
+fn describe_automation(a: &cairn_assets::Automation) -> String {
+    let mut parts = Vec::new();
+    if let Some(cron) = &a.cron {
+        parts.push(format!("cron \"{}\" ({})", cron.pattern, cron.timezone));
+    }
+    if a.on_upstream_change {
+        parts.push("on upstream change".to_owned());
+    }
+    if a.on_missing {
+        parts.push("on missing".to_owned());
+    }
+    if !a.lag.is_zero() {
+        parts.push(format!("lag {}s", a.lag.as_secs()));
+    }
+    parts.join(", ")
+}
+
 /// `Explain`.
 pub(super) fn explain(units: &[PlannedUnit]) -> pb::ExplainResponse {
     let count = |d: Decision| units.iter().filter(|u| u.decision == d).count() as u64;

@@ -2,7 +2,8 @@
 //! Arrow Flight SQL (`flight.rs`), gRPC server reflection (v1 and v1alpha)
 //! and health, and plain HTTP (`/healthz`), all behind the bearer-token
 //! check of `auth.rs` — merged the way Ballista's scheduler merges tonic and axum
-//! routes. Each request opens the project afresh (definitions edited on
+//! routes; the same methods as JSON over HTTP for the web page
+//! (`http.rs`, `/api/v1/<Method>`) and the page itself (`page.rs`, `/`). Each request opens the project afresh (definitions edited on
 //! disk are seen at once; opening 100 assets takes milliseconds) and goes
 //! through the engine's facade; replies are converted at this edge.
 //!
@@ -18,6 +19,8 @@ mod alerts;
 mod auth;
 mod convert;
 mod flight;
+mod http;
+mod page;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -48,6 +51,8 @@ struct Api {
     queue: RunQueue,
     /// Definitions reused while the project's files are unchanged.
     definitions: Arc<DefinitionsCache>,
+    /// Whether requests carry tokens (`[server.tokens]` is not empty).
+    tokens: bool,
 }
 
 impl Api {
@@ -369,6 +374,44 @@ impl Cairn for Api {
             .await?;
         Ok(Response::new(convert::provenance(&node)))
     }
+
+    async fn graph(
+        &self,
+        _request: Request<pb::GraphRequest>,
+    ) -> Result<Response<pb::GraphResponse>, Status> {
+        let graph = self.with_workspace(|ws| Ok(convert::graph(ws))).await?;
+        Ok(Response::new(graph))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::Identity>, Status> {
+        let caller = request.extensions().get::<auth::Principal>();
+        Ok(Response::new(pb::Identity {
+            name: caller.map(|p| p.name.clone()).unwrap_or_default(),
+            // Without tokens every caller may do everything (loopback only).
+            role: caller
+                .map_or(cairn_assets::Role::Operator, |p| p.role)
+                .as_str()
+                .to_owned(),
+            tokens: self.tokens,
+        }))
+    }
+
+    type WatchRunsStream = EventStream;
+
+    async fn watch_runs(
+        &self,
+        _request: Request<pb::WatchRunsRequest>,
+    ) -> Result<Response<Self::WatchRunsStream>, Status> {
+        let live = futures::stream::unfold(self.queue.watch_all(), |mut rx| async move {
+            let update = rx.recv().await?;
+            Some((update, rx))
+        });
+        let events = live.filter_map(|u| std::future::ready(convert::run_event(&u, false).map(Ok)));
+        Ok(Response::new(Box::pin(events)))
+    }
 }
 
 /// Serves `project` on `listen` (else `[server] listen` in cairn.toml)
@@ -444,21 +487,27 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
         env,
         queue: queue.clone(),
         definitions,
+        tokens: !tokens.is_empty(),
     };
     alerts::start(api.clone());
+    let json_api = http::routes(api.clone());
     let grpc = tonic::service::Routes::new(flight::service(api.clone()))
         .add_service(CairnServer::new(api))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router();
-    // Last, so that it covers every route above: gRPC, Flight SQL, HTTP.
+    // Last, so that it covers every route above: gRPC, Flight SQL, the
+    // JSON API, HTTP. The page's own files come after: they hold no data,
+    // and a browser loads them before it can send a token.
     let app = grpc
+        .merge(json_api)
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(tokens),
             auth::authorize,
-        ));
+        ))
+        .merge(page::routes());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))?;
@@ -468,7 +517,7 @@ pub(crate) async fn run(project: PathBuf, listen: &Option<String>) -> Result<u8,
     // Not eprintln!: a closed stderr must not stop the server.
     let _ = writeln!(
         std::io::stderr(),
-        "cairn serve: listening on {bound} (gRPC cairn.v1.Cairn, Flight SQL, reflection, health; HTTP /healthz)"
+        "cairn serve: listening on {bound} (gRPC cairn.v1.Cairn, Flight SQL, reflection, health; web page http://{bound}/, JSON API /api/v1/, /healthz)"
     );
     // On a signal: drain the queue, then stop accepting and wait a little
     // for open calls (a watcher of a drained run sees its stream end).

@@ -191,6 +191,8 @@ const KEPT_FINISHED: usize = 1024;
 pub(crate) struct Feeds {
     runs: HashMap<RunId, Feed>,
     finished: VecDeque<RunId>,
+    /// Watchers of every run's updates from the moment they began.
+    everything: Vec<mpsc::UnboundedSender<RunUpdate>>,
 }
 
 #[derive(Default)]
@@ -210,6 +212,7 @@ impl Feeds {
         }
         let finished = matches!(update.kind, UpdateKind::Finished { .. });
         feed.watchers.retain(|w| w.send(update.clone()).is_ok());
+        self.everything.retain(|w| w.send(update.clone()).is_ok());
         feed.history.push(update);
         if finished {
             feed.finished = true;
@@ -228,6 +231,14 @@ impl Feeds {
         for feed in self.runs.values_mut() {
             feed.watchers.clear();
         }
+        self.everything.clear();
+    }
+
+    /// A watch of every run's updates from now on.
+    pub(crate) fn watch_all(&mut self) -> mpsc::UnboundedReceiver<RunUpdate> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.everything.push(tx);
+        rx
     }
 
     /// A watch of a run this process has updates of.

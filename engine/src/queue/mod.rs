@@ -323,6 +323,13 @@ impl RunQueue {
         ))
     }
 
+    /// Every update of every run this queue handles, from now on (runs a
+    /// CLI process starts directly are not in it); the stream ends when the
+    /// queue shuts down.
+    pub fn watch_all(&self) -> tokio::sync::mpsc::UnboundedReceiver<RunUpdate> {
+        self.inner.lock().feeds.watch_all()
+    }
+
     /// Stops dispatching and drains: running runs start no unit more and
     /// what is in flight commits, for at most `grace`; runs left
     /// unfinished are resumed by the next start.

@@ -5,6 +5,8 @@
 /// earlier_partition_stale, earlier_partition_missing; `name` names the
 /// source or upstream when there is one; `text` is how the CLI says it.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StaleCause {
     #[prost(string, tag = "1")]
@@ -16,6 +18,8 @@ pub struct StaleCause {
 }
 /// A committed version of a unit.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Version {
     #[prost(int64, tag = "1")]
@@ -41,6 +45,8 @@ pub struct Version {
 }
 /// The latest attempt of a unit, when it failed after the last commit.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Failure {
     #[prost(string, tag = "1")]
@@ -54,6 +60,8 @@ pub struct Failure {
     pub failed_checks: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct UnitStatus {
     #[prost(string, tag = "1")]
@@ -81,6 +89,8 @@ pub struct UnitStatus {
 }
 /// Where a unit stands against its asset's freshness SLA.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct SlaReading {
     /// ok | warn | failed
@@ -98,6 +108,8 @@ pub struct SlaReading {
 }
 /// An asset's declared freshness SLA (`\[freshness\]`), in seconds.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Freshness {
     #[prost(uint64, optional, tag = "1")]
@@ -106,6 +118,8 @@ pub struct Freshness {
     pub fail_after_seconds: ::core::option::Option<u64>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct PartitionSummary {
     #[prost(uint64, tag = "1")]
@@ -139,6 +153,8 @@ pub struct PartitionSummary {
     pub most_overdue: ::core::option::Option<SlaReading>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AssetStatus {
     #[prost(string, tag = "1")]
@@ -176,6 +192,8 @@ pub struct AssetStatus {
     pub sla: ::core::option::Option<SlaReading>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StatusRequest {
     #[prost(string, repeated, tag = "1")]
@@ -184,6 +202,8 @@ pub struct StatusRequest {
     pub partitions: bool,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct StatusResponse {
     #[prost(uint64, tag = "1")]
@@ -202,12 +222,16 @@ pub struct StatusResponse {
     pub sla_warn: u64,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetAssetRequest {
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Input {
     #[prost(string, tag = "1")]
@@ -225,6 +249,8 @@ pub struct Input {
 }
 /// One file of a version.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct File {
     /// Relative to the storage root.
@@ -240,6 +266,8 @@ pub struct File {
 }
 /// Statistics of one output column; unset when unknown.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ColumnStats {
     #[prost(string, tag = "1")]
@@ -253,6 +281,8 @@ pub struct ColumnStats {
 }
 /// What computing one materialization measured and cost.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Metrics {
     /// Rows added and removed versus the previous version, when known.
@@ -292,6 +322,8 @@ pub struct Metrics {
 /// How an asset reads a partitioned upstream (itself, when it reads its
 /// earlier partitions), for people.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Read {
     #[prost(string, tag = "1")]
@@ -301,6 +333,8 @@ pub struct Read {
 }
 /// One attempt to build an asset partition.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Attempt {
     #[prost(string, tag = "1")]
@@ -318,6 +352,8 @@ pub struct Attempt {
     pub at: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CheckResult {
     #[prost(string, tag = "1")]
@@ -336,6 +372,8 @@ pub struct CheckResult {
     pub error: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AssetDetails {
     #[prost(message, optional, tag = "1")]
@@ -385,6 +423,8 @@ pub struct AssetDetails {
     pub last_attempt: ::core::option::Option<Attempt>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct LineageRequest {
     #[prost(string, tag = "1")]
@@ -395,6 +435,8 @@ pub struct LineageRequest {
     pub downstream: bool,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Edge {
     #[prost(string, tag = "1")]
@@ -403,6 +445,8 @@ pub struct Edge {
     pub to: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct LineageResponse {
     #[prost(string, tag = "1")]
@@ -422,6 +466,8 @@ pub struct LineageResponse {
 }
 /// How many periods back an asset reads itself: nearest and farthest.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct PeriodsBack {
     #[prost(int64, tag = "1")]
@@ -430,6 +476,8 @@ pub struct PeriodsBack {
     pub farthest: i64,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ColumnLineageRequest {
     #[prost(string, tag = "1")]
@@ -441,6 +489,8 @@ pub struct ColumnLineageRequest {
     pub depth: u32,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ColumnNode {
     #[prost(string, tag = "1")]
@@ -460,6 +510,8 @@ pub struct ColumnNode {
     pub upstream: ::prost::alloc::vec::Vec<ColumnNode>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct MaterializeRequest {
     #[prost(string, repeated, tag = "1")]
@@ -475,6 +527,8 @@ pub struct MaterializeRequest {
     pub partitions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct PlannedUnit {
     #[prost(string, tag = "1")]
@@ -490,6 +544,8 @@ pub struct PlannedUnit {
     pub last_failure: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ExplainResponse {
     #[prost(uint64, tag = "1")]
@@ -504,6 +560,8 @@ pub struct ExplainResponse {
     pub units: ::prost::alloc::vec::Vec<PlannedUnit>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct BackfillRequest {
     #[prost(string, repeated, tag = "1")]
@@ -524,6 +582,8 @@ pub struct BackfillRequest {
     pub resume: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RunAccepted {
     #[prost(string, tag = "1")]
@@ -534,6 +594,8 @@ pub struct RunAccepted {
     pub attached: bool,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct WatchRunRequest {
     #[prost(string, tag = "1")]
@@ -544,6 +606,8 @@ pub struct WatchRunRequest {
 }
 /// An asset partition.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct UnitRef {
     #[prost(string, tag = "1")]
@@ -553,6 +617,8 @@ pub struct UnitRef {
 }
 /// A version a run committed, as the run saw it. Durations in nanoseconds.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Materialized {
     #[prost(int64, tag = "1")]
@@ -589,6 +655,8 @@ pub struct Materialized {
 }
 /// What happened to one asset partition in a run.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct UnitResult {
     #[prost(string, tag = "1")]
@@ -615,6 +683,8 @@ pub struct UnitResult {
 }
 /// A run's report, as `cairn materialize` / `cairn backfill` print it.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct RunReport {
     /// "" when the run had nothing to build.
@@ -645,6 +715,8 @@ pub struct RunReport {
 /// has planned units to build, and `report` (with `report`) just before
 /// `finished` when the run got to its end in this server process.
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct RunEvent {
     #[prost(string, tag = "1")]
@@ -679,12 +751,16 @@ pub struct RunEvent {
     pub report: ::core::option::Option<RunReport>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListRunsRequest {
     #[prost(uint32, tag = "1")]
     pub limit: u32,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct UnitOutcome {
     #[prost(string, tag = "1")]
@@ -698,6 +774,8 @@ pub struct UnitOutcome {
     pub error: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Run {
     #[prost(string, tag = "1")]
@@ -727,30 +805,40 @@ pub struct Run {
     pub queued_at: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ListRunsResponse {
     #[prost(message, repeated, tag = "1")]
     pub runs: ::prost::alloc::vec::Vec<Run>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetRunRequest {
     #[prost(string, tag = "1")]
     pub run_id: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CancelRunRequest {
     #[prost(string, tag = "1")]
     pub run_id: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ChecksRequest {
     #[prost(string, repeated, tag = "1")]
     pub selection: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AssetChecks {
     #[prost(string, tag = "1")]
@@ -761,6 +849,8 @@ pub struct AssetChecks {
     pub checks: ::prost::alloc::vec::Vec<CheckResult>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ChecksResponse {
     #[prost(string, tag = "1")]
@@ -771,6 +861,8 @@ pub struct ChecksResponse {
     pub results: ::prost::alloc::vec::Vec<AssetChecks>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CostRequest {
     #[prost(string, repeated, tag = "1")]
@@ -782,6 +874,8 @@ pub struct CostRequest {
     pub rollup: bool,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct CostFigures {
     #[prost(uint64, tag = "1")]
@@ -800,6 +894,8 @@ pub struct CostFigures {
     pub cost_usd: f64,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AssetCost {
     #[prost(string, tag = "1")]
@@ -810,12 +906,16 @@ pub struct AssetCost {
     pub rollup: ::core::option::Option<CostFigures>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CostResponse {
     #[prost(message, repeated, tag = "1")]
     pub assets: ::prost::alloc::vec::Vec<AssetCost>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct AuditLogRequest {
     #[prost(string, tag = "1")]
@@ -824,6 +924,8 @@ pub struct AuditLogRequest {
     pub who: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct AuditEntry {
     #[prost(int64, tag = "1")]
@@ -844,12 +946,16 @@ pub struct AuditEntry {
     pub details_json: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AuditLogResponse {
     #[prost(message, repeated, tag = "1")]
     pub entries: ::prost::alloc::vec::Vec<AuditEntry>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ProvenanceRequest {
     #[prost(string, tag = "1")]
@@ -861,6 +967,8 @@ pub struct ProvenanceRequest {
     pub version: i64,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ProvenanceNode {
     #[prost(string, tag = "1")]
@@ -892,12 +1000,16 @@ pub struct ProvenanceNode {
     pub inputs: ::prost::alloc::vec::Vec<ProvenanceNode>,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct TickRequest {
     #[prost(string, tag = "1")]
     pub at: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct TickCondition {
     #[prost(string, tag = "1")]
@@ -914,6 +1026,8 @@ pub struct TickCondition {
     pub reason: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct TickUnit {
     #[prost(string, tag = "1")]
@@ -922,6 +1036,8 @@ pub struct TickUnit {
     pub partition: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct TickResponse {
     #[prost(string, tag = "1")]
@@ -939,6 +1055,81 @@ pub struct TickResponse {
     #[prost(bool, tag = "6")]
     pub conflict: bool,
 }
+#[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GraphRequest {}
+/// A source or an asset, as defined.
+#[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GraphNode {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// source | asset
+    #[prost(string, tag = "2")]
+    pub kind: ::prost::alloc::string::String,
+    /// The defining file, relative to the project root (an asset's `.sql`;
+    /// a source's cairn.toml or sources file), and its line for sources.
+    #[prost(string, tag = "3")]
+    pub file: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "4")]
+    pub line: u64,
+    #[prost(string, tag = "5")]
+    pub description: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub owner: ::prost::alloc::string::String,
+    #[prost(string, repeated, tag = "7")]
+    pub tags: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The sources and assets it reads, sorted.
+    #[prost(string, repeated, tag = "8")]
+    pub upstream: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// How it is partitioned ("" when it is not).
+    #[prost(string, tag = "9")]
+    pub partitioning: ::prost::alloc::string::String,
+    /// Its declared checks' names.
+    #[prost(string, repeated, tag = "10")]
+    pub checks: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Its `\[automation\]`, as written ("" when not automated).
+    #[prost(string, tag = "11")]
+    pub automation: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GraphResponse {
+    /// In dependency order (every node after its upstream).
+    #[prost(message, repeated, tag = "1")]
+    pub nodes: ::prost::alloc::vec::Vec<GraphNode>,
+}
+#[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WhoAmIRequest {}
+#[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Identity {
+    /// The token's name ("" when the server has no tokens).
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// operator | viewer (operator when the server has no tokens).
+    #[prost(string, tag = "2")]
+    pub role: ::prost::alloc::string::String,
+    /// Whether the server checks tokens.
+    #[prost(bool, tag = "3")]
+    pub tokens: bool,
+}
+#[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WatchRunsRequest {}
 /// Generated client implementations.
 pub mod cairn_client {
     #![allow(
@@ -1358,6 +1549,68 @@ pub mod cairn_client {
             req.extensions_mut().insert(GrpcMethod::new("cairn.v1.Cairn", "Tick"));
             self.inner.unary(req, path, codec).await
         }
+        /// Every source and asset with its definition's metadata and upstream
+        /// names, in dependency order: the whole graph in one call.
+        pub async fn graph(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GraphRequest>,
+        ) -> std::result::Result<tonic::Response<super::GraphResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/cairn.v1.Cairn/Graph");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("cairn.v1.Cairn", "Graph"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The caller's token name and role (what the web page may offer).
+        pub async fn who_am_i(
+            &mut self,
+            request: impl tonic::IntoRequest<super::WhoAmIRequest>,
+        ) -> std::result::Result<tonic::Response<super::Identity>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/cairn.v1.Cairn/WhoAmI");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("cairn.v1.Cairn", "WhoAmI"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The events of every run from now on (as WatchRun sends them, without
+        /// `planned`/`report`), until the caller stops listening.
+        pub async fn watch_runs(
+            &mut self,
+            request: impl tonic::IntoRequest<super::WatchRunsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::RunEvent>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/cairn.v1.Cairn/WatchRuns");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("cairn.v1.Cairn", "WatchRuns"));
+            self.inner.server_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1466,6 +1719,29 @@ pub mod cairn_server {
             &self,
             request: tonic::Request<super::TickRequest>,
         ) -> std::result::Result<tonic::Response<super::TickResponse>, tonic::Status>;
+        /// Every source and asset with its definition's metadata and upstream
+        /// names, in dependency order: the whole graph in one call.
+        async fn graph(
+            &self,
+            request: tonic::Request<super::GraphRequest>,
+        ) -> std::result::Result<tonic::Response<super::GraphResponse>, tonic::Status>;
+        /// The caller's token name and role (what the web page may offer).
+        async fn who_am_i(
+            &self,
+            request: tonic::Request<super::WhoAmIRequest>,
+        ) -> std::result::Result<tonic::Response<super::Identity>, tonic::Status>;
+        /// Server streaming response type for the WatchRuns method.
+        type WatchRunsStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::RunEvent, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// The events of every run from now on (as WatchRun sends them, without
+        /// `planned`/`report`), until the caller stops listening.
+        async fn watch_runs(
+            &self,
+            request: tonic::Request<super::WatchRunsRequest>,
+        ) -> std::result::Result<tonic::Response<Self::WatchRunsStream>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct CairnServer<T> {
@@ -2232,6 +2508,138 @@ pub mod cairn_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cairn.v1.Cairn/Graph" => {
+                    #[allow(non_camel_case_types)]
+                    struct GraphSvc<T: Cairn>(pub Arc<T>);
+                    impl<T: Cairn> tonic::server::UnaryService<super::GraphRequest>
+                    for GraphSvc<T> {
+                        type Response = super::GraphResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GraphRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Cairn>::graph(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GraphSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cairn.v1.Cairn/WhoAmI" => {
+                    #[allow(non_camel_case_types)]
+                    struct WhoAmISvc<T: Cairn>(pub Arc<T>);
+                    impl<T: Cairn> tonic::server::UnaryService<super::WhoAmIRequest>
+                    for WhoAmISvc<T> {
+                        type Response = super::Identity;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::WhoAmIRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Cairn>::who_am_i(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = WhoAmISvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cairn.v1.Cairn/WatchRuns" => {
+                    #[allow(non_camel_case_types)]
+                    struct WatchRunsSvc<T: Cairn>(pub Arc<T>);
+                    impl<
+                        T: Cairn,
+                    > tonic::server::ServerStreamingService<super::WatchRunsRequest>
+                    for WatchRunsSvc<T> {
+                        type Response = super::RunEvent;
+                        type ResponseStream = T::WatchRunsStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::WatchRunsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Cairn>::watch_runs(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = WatchRunsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

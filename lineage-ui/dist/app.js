@@ -1,0 +1,1 @@
+document.body.textContent = "Cairn: the page is being built";
