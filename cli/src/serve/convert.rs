@@ -58,6 +58,31 @@ fn version(v: &CurrentVersion) -> pb::Version {
         bytes_written: v.bytes_written,
         wall_ms: v.wall_ms,
         committed_at: time(v.committed_at),
+        rows_added: None,
+        rows_removed: None,
+        cost_usd: None,
+    }
+}
+
+/// A version with what it measured.
+fn measured_version(v: &CurrentVersion, m: &MaterializationMetrics) -> pb::Version {
+    pb::Version {
+        rows_added: m.rows_added,
+        rows_removed: m.rows_removed,
+        cost_usd: Some(m.cost_usd),
+        ..version(v)
+    }
+}
+
+/// One check's result.
+fn check_result(c: &cairn_catalog::NewCheckResult) -> pb::CheckResult {
+    pb::CheckResult {
+        name: c.name.clone(),
+        severity: c.severity.clone(),
+        passed: c.passed,
+        failing_rows: c.failing_rows,
+        sample_json: c.sample_json.clone(),
+        error: c.error.clone().unwrap_or_default(),
     }
 }
 
@@ -214,6 +239,9 @@ pub(super) fn asset_details(
             bytes_written: m.body.bytes_written,
             wall_ms: m.body.wall_ms,
             committed_at: time(m.body.committed_at),
+            rows_added: m.body.metrics.rows_added,
+            rows_removed: m.body.metrics.rows_removed,
+            cost_usd: Some(m.body.metrics.cost_usd),
         }),
         inputs: body
             .map(|b| {
@@ -233,21 +261,25 @@ pub(super) fn asset_details(
             .map(|b| b.files.iter().map(|f| f.path.clone()).collect())
             .unwrap_or_default(),
         checks: body
-            .map(|b| {
-                b.checks
-                    .iter()
-                    .map(|c| pb::CheckResult {
-                        name: c.name.clone(),
-                        severity: c.severity.clone(),
-                        passed: c.passed,
-                        failing_rows: c.failing_rows,
-                        sample_json: c.sample_json.clone(),
-                        error: c.error.clone().unwrap_or_default(),
-                    })
-                    .collect()
-            })
+            .map(|b| b.checks.iter().map(check_result).collect())
             .unwrap_or_default(),
-        history: d.history.iter().map(version).collect(),
+        history: d
+            .history
+            .iter()
+            .zip(&d.history_metrics)
+            .map(|(v, m)| measured_version(v, m))
+            .collect(),
+        check_history: d
+            .check_history
+            .iter()
+            .map(|c| pb::CheckRun {
+                run_id: c.run_id.0.clone(),
+                partition: c.partition.clone(),
+                materialization_id: c.materialization.map(|m| m.0).unwrap_or_default(),
+                at: time(c.at),
+                result: Some(check_result(&c.result)),
+            })
+            .collect(),
         reads: d
             .reads
             .iter()

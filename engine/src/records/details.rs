@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use cairn_catalog::{AttemptRecord, CurrentVersion, MaterializationRecord};
+use cairn_catalog::{
+    AttemptRecord, CheckResultRecord, CurrentVersion, MaterializationMetrics, MaterializationRecord,
+};
 
 use crate::error::EngineError;
 use crate::model::workspace::Workspace;
@@ -41,9 +43,21 @@ pub struct AssetDetails {
     pub current: Option<MaterializationRecord>,
     /// Committed versions, newest first.
     pub history: Vec<CurrentVersion>,
+    /// What each version of `history` measured and cost, in the same
+    /// order.
+    pub history_metrics: Vec<MaterializationMetrics>,
+    /// Check results recorded for it, newest first (at build time and by
+    /// `cairn check`).
+    pub check_history: Vec<CheckResultRecord>,
     /// Its latest attempt.
     pub last_attempt: Option<AttemptRecord>,
 }
+
+/// Versions told, newest first.
+const HISTORY: usize = 20;
+
+/// Check results told, newest first.
+const CHECK_HISTORY: usize = 100;
 
 /// Details of one asset.
 pub(crate) fn details(ws: &Workspace, name: &str) -> Result<AssetDetails, EngineError> {
@@ -58,6 +72,7 @@ pub(crate) fn details(ws: &Workspace, name: &str) -> Result<AssetDetails, Engine
         None => None,
     };
     let last_attempt = ws.catalog.latest_attempt_of(name)?;
+    let history = ws.catalog.history(name, HISTORY)?;
     Ok(AssetDetails {
         file: asset.file.display().to_string(),
         description: asset.description.clone(),
@@ -89,7 +104,21 @@ pub(crate) fn details(ws: &Workspace, name: &str) -> Result<AssetDetails, Engine
             .flat_map(|d| d.columns.iter())
             .map(|c| format!("{} {}", c.name, c.sql_type))
             .collect(),
-        history: ws.catalog.history(name, 20)?,
+        history_metrics: history
+            .iter()
+            .map(|v| {
+                Ok(match current.as_ref().filter(|c| c.id == v.id) {
+                    Some(c) => c.body.metrics.clone(),
+                    None => ws
+                        .catalog
+                        .materialization(v.id)?
+                        .map(|m| m.body.metrics)
+                        .unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, EngineError>>()?,
+        history,
+        check_history: ws.catalog.check_results(name, CHECK_HISTORY)?,
         current,
         last_attempt,
         status,

@@ -20,7 +20,7 @@ pub struct StaleCause {
 #[allow(clippy::all)]
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Version {
     #[prost(int64, tag = "1")]
     pub materialization_id: i64,
@@ -42,6 +42,15 @@ pub struct Version {
     pub wall_ms: u64,
     #[prost(string, tag = "10")]
     pub committed_at: ::prost::alloc::string::String,
+    /// What it measured, where told (`AssetDetails.history`): rows added
+    /// and removed versus the version before it (when counted) and its
+    /// estimated cost in US dollars.
+    #[prost(uint64, optional, tag = "11")]
+    pub rows_added: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "12")]
+    pub rows_removed: ::core::option::Option<u64>,
+    #[prost(double, optional, tag = "13")]
+    pub cost_usd: ::core::option::Option<f64>,
 }
 /// The latest attempt of a unit, when it failed after the last commit.
 #[allow(clippy::all)]
@@ -421,6 +430,27 @@ pub struct AssetDetails {
     /// The latest attempt, whatever its outcome.
     #[prost(message, optional, tag = "20")]
     pub last_attempt: ::core::option::Option<Attempt>,
+    /// Check results recorded for it (all partitions), newest first.
+    #[prost(message, repeated, tag = "21")]
+    pub check_history: ::prost::alloc::vec::Vec<CheckRun>,
+}
+/// One check's result as a run recorded it.
+#[allow(clippy::all)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CheckRun {
+    #[prost(string, tag = "1")]
+    pub run_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub partition: ::prost::alloc::string::String,
+    /// The version checked (0 when none was).
+    #[prost(int64, tag = "3")]
+    pub materialization_id: i64,
+    #[prost(string, tag = "4")]
+    pub at: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "5")]
+    pub result: ::core::option::Option<CheckResult>,
 }
 #[allow(clippy::all)]
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 
 use cairn_assets::FreshnessSla;
 use cairn_catalog::{
-    AttemptOutcome, AttemptRecord, ColumnStats, CurrentVersion, FileRecord, MaterializationId,
-    MaterializationMetrics, MaterializationRecord, NewCheckResult, NewMaterialization, RunId,
-    UpstreamKind, UpstreamVersion,
+    AttemptOutcome, AttemptRecord, CheckResultRecord, ColumnStats, CurrentVersion, FileRecord,
+    MaterializationId, MaterializationMetrics, MaterializationRecord, NewCheckResult,
+    NewMaterialization, RunId, UpstreamKind, UpstreamVersion,
 };
 use cairn_engine::{
     AssetDetails, AssetOutcome, AssetResult, AssetState, AssetStatus, BackfillCounts, BackfillId,
@@ -116,6 +116,17 @@ fn outcome(text: &str) -> Result<AttemptOutcome, Failure> {
 }
 
 /// A committed version of `asset`.
+fn check_result(c: pb::CheckResult) -> NewCheckResult {
+    NewCheckResult {
+        name: c.name,
+        severity: c.severity,
+        passed: c.passed,
+        failing_rows: c.failing_rows,
+        sample_json: c.sample_json,
+        error: opt_text(c.error),
+    }
+}
+
 fn current_version(asset: &str, v: pb::Version) -> Result<CurrentVersion, Failure> {
     Ok(CurrentVersion {
         id: MaterializationId(v.materialization_id),
@@ -316,18 +327,7 @@ pub(crate) fn details(
                     .collect(),
                 committed_at: time(&v.committed_at)?,
                 metrics: d.metrics.map(metrics).unwrap_or_default(),
-                checks: d
-                    .checks
-                    .into_iter()
-                    .map(|c| NewCheckResult {
-                        name: c.name,
-                        severity: c.severity,
-                        passed: c.passed,
-                        failing_rows: c.failing_rows,
-                        sample_json: c.sample_json,
-                        error: opt_text(c.error),
-                    })
-                    .collect(),
+                checks: d.checks.into_iter().map(check_result).collect(),
             },
         }),
         None => None,
@@ -348,10 +348,36 @@ pub(crate) fn details(
             .collect(),
         declared_columns: d.declared_columns,
         current,
+        history_metrics: d
+            .history
+            .iter()
+            .map(|v| MaterializationMetrics {
+                rows_added: v.rows_added,
+                rows_removed: v.rows_removed,
+                cost_usd: v.cost_usd.unwrap_or_default(),
+                ..MaterializationMetrics::default()
+            })
+            .collect(),
         history: d
             .history
             .into_iter()
             .map(|v| current_version(&name, v))
+            .collect::<Result<_, _>>()?,
+        check_history: d
+            .check_history
+            .into_iter()
+            .map(|c| {
+                Ok::<_, Failure>(CheckResultRecord {
+                    id: 0,
+                    run_id: RunId(c.run_id),
+                    asset: name.clone(),
+                    partition: c.partition,
+                    materialization: (c.materialization_id != 0)
+                        .then_some(MaterializationId(c.materialization_id)),
+                    at: time(&c.at)?,
+                    result: check_result(c.result.unwrap_or_default()),
+                })
+            })
             .collect::<Result<_, _>>()?,
         last_attempt: d
             .last_attempt
