@@ -1,0 +1,482 @@
+//! The asset panel: everything about one asset, opened by a click on its
+//! node or a deep link. It loads GetAsset, Explain and Provenance (and the
+//! per-partition Status of a partitioned asset) once per asset; a route
+//! change within the same asset (a partition, a column) reuses them.
+
+import {
+  api, ApiError, type AssetDetails, type AssetStatus, type CheckResult, type ColumnNode, type ExplainResponse,
+  type ProvenanceNode, type UnitStatus, type Version,
+} from "./api";
+import { DISPLAY, displayOf, type GraphNodeDef } from "./graph";
+import { h, fill, fmtInt, fmtTime, fmtBytes } from "./dom";
+import { tokenizeSql } from "./sql";
+import type { Route } from "./route";
+
+export interface PanelHost {
+  role(): string;
+  def(name: string): GraphNodeDef | undefined;
+  isRunning(name: string): boolean;
+  navigate(route: Route): void;
+  setLineage(items: string[] | null): void;
+  focusOn(name: string): void;
+  showError(message: string): void;
+  close(): void;
+}
+
+interface Loaded {
+  name: string;
+  details: AssetDetails | null;
+  explain: ExplainResponse | null;
+  provenance: ProvenanceNode | null;
+  partitions: UnitStatus[];
+}
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+export class AssetPanel {
+  readonly root: HTMLElement;
+  private body: HTMLElement;
+  private title: HTMLElement;
+  private loaded: Loaded | null = null;
+  private loading: Promise<void> | null = null;
+  private partitionBox: HTMLElement | null = null;
+  private lineageBox: HTMLElement | null = null;
+  private generation = 0;
+  current: string | null = null;
+
+  constructor(private host: PanelHost) {
+    this.title = h("h2", { id: "panel-title" });
+    this.body = h("div", { class: "panel-body" });
+    this.root = h(
+      "section",
+      { class: "panel", "data-test": "panel", "aria-labelledby": "panel-title", hidden: true, tabindex: "-1" },
+      h("div", { class: "panel-head" }, this.title, h("button", { class: "close", "aria-label": "Close panel (Escape)", title: "Close (Escape)", onclick: () => host.close() }, "×")),
+      this.body,
+    );
+  }
+
+  get isOpen(): boolean {
+    return !this.root.hidden;
+  }
+
+  hide(): void {
+    this.root.hidden = true;
+    this.root.removeAttribute("data-asset");
+    this.current = null;
+    this.loaded = null;
+    this.generation++;
+  }
+
+  /** Opens (or keeps) the panel on `name`, then shows the route's partition or column. */
+  async show(name: string, route: Route, reload = false): Promise<void> {
+    const fresh = reload || this.current !== name || !this.loaded;
+    this.root.hidden = false;
+    this.root.setAttribute("data-asset", name);
+    this.current = name;
+    if (fresh) {
+      const gen = ++this.generation;
+      fill(this.title, name);
+      fill(this.body, h("p", { class: "muted" }, "Loading…"));
+      this.loading = this.load(name).then((loaded) => {
+        if (gen !== this.generation) return;
+        this.loaded = loaded;
+        this.render();
+      });
+    }
+    await this.loading;
+    if (this.current !== name) return;
+    if (route.view === "partition") await this.showPartition(route.partition);
+    else if (this.partitionBox) fill(this.partitionBox);
+    if (route.view === "column") await this.showColumn(route.column);
+    else {
+      if (this.lineageBox) fill(this.lineageBox);
+      this.markColumn(null);
+      this.host.setLineage(null);
+    }
+  }
+
+  /** Re-reads the open asset (after a run changed it), keeping the route's detail. */
+  refresh(route: Route): void {
+    if (this.current) void this.show(this.current, route, true);
+  }
+
+  private async load(name: string): Promise<Loaded> {
+    const def = this.host.def(name);
+    const out: Loaded = { name, details: null, explain: null, provenance: null, partitions: [] };
+    if (def?.kind === "source") return out;
+    const soft = <T>(p: Promise<T>): Promise<T | null> => p.catch(() => null);
+    try {
+      const [details, explain, provenance, partitions] = await Promise.all([
+        api.asset(name),
+        soft(api.explain(name)),
+        soft(api.provenance(name, "")),
+        def && def.partitioning !== "" ? soft(api.status([name], true)) : Promise.resolve(null),
+      ]);
+      out.details = details;
+      out.explain = explain;
+      out.provenance = provenance;
+      out.partitions = partitions?.assets[0]?.partitions?.list ?? [];
+    } catch (e) {
+      this.host.showError(message(e));
+    }
+    return out;
+  }
+
+  private render(): void {
+    const loaded = this.loaded!;
+    const def = this.host.def(loaded.name);
+    const d = loaded.details;
+    const sections: HTMLElement[] = [];
+    if (def?.kind === "source" || !d) {
+      const kind = def?.kind ?? "asset";
+      sections.push(
+        h("p", { class: "state-line" }, stateChip(kind === "source" ? DISPLAY.source : DISPLAY.unknown)),
+        about(def?.description ?? "", def?.owner ?? "", def?.tags ?? [], def ? `${def.file}${def.line ? `:${def.line}` : ""}` : ""),
+        this.actions(loaded.name, def, null),
+      );
+      fill(this.body, sections);
+      return;
+    }
+    const status = d.status;
+    sections.push(
+      this.stateSection(loaded.name, status),
+      this.actions(loaded.name, def, status),
+      about(d.description, d.owner, d.tags, d.file),
+      this.rowsSection(d, status),
+    );
+    if (d.partitioning !== "") sections.push(this.partitionsSection(d, loaded.partitions));
+    sections.push(
+      this.checksSection(d.checks),
+      this.schemaSection(d),
+      this.explainSection(loaded.explain),
+      this.provenanceSection(loaded.provenance),
+      this.timeTravelSection(loaded.name, d.current ?? status?.current ?? null, d.history),
+      this.sqlSection(d.sql),
+    );
+    fill(this.body, sections);
+  }
+
+  private stateSection(name: string, status: AssetStatus | null): HTMLElement {
+    const def = this.host.def(name);
+    const display = displayOf(def?.kind ?? "asset", status ? { state: status.state, health: status.health, failingChecks: status.failing_checks.length, built: true } : undefined, this.host.isRunning(name));
+    const causes = status?.causes ?? [];
+    return h(
+      "section",
+      { "aria-label": "State" },
+      h("p", { class: "state-line" }, stateChip(DISPLAY[display]), status ? h("span", { class: "muted" }, ` state ${status.state}, health ${status.health}`) : null),
+      causes.length > 0 ? h("ul", { class: "causes" }, causes.map((c) => h("li", {}, c.text || c.cause))) : null,
+      status?.partitions && status.partitions.stale_causes.length > 0 ? h("ul", { class: "causes" }, status.partitions.stale_causes.map((c) => h("li", {}, c))) : null,
+      status?.sla ? h("p", {}, `SLA ${status.sla.level}: ${status.sla.basis}${status.sla.since ? ` since ${fmtTime(status.sla.since)}` : ""}`) : null,
+      status?.failing_checks.length ? h("p", { class: "bad" }, `Failing checks: ${status.failing_checks.join(", ")}`) : null,
+      status?.last_failure ? h("details", { class: "failure" }, h("summary", {}, `Last failure ${fmtTime(status.last_failure.at)} (run ${status.last_failure.run_id})`), h("pre", {}, status.last_failure.error)) : null,
+    );
+  }
+
+  private actions(name: string, def: GraphNodeDef | undefined, status: AssetStatus | null): HTMLElement {
+    const box = h("div", { class: "actions" });
+    box.append(h("button", { type: "button", onclick: () => this.host.focusOn(name), title: "Show only this asset's neighbourhood" }, "Focus"));
+    if (def?.kind !== "asset" || this.host.role() !== "operator") return box;
+    const force = h("input", { type: "checkbox", id: "force" });
+    box.append(
+      h("button", {
+        type: "button", "data-test": "materialize", class: "primary",
+        onclick: async () => {
+          try {
+            const r = await api.materialize(name, force.checked);
+            this.host.navigate({ view: "run", runId: r.run_id });
+          } catch (e) {
+            this.host.showError(message(e));
+          }
+        },
+      }, "Materialize"),
+      h("label", { class: "inline" }, force, " force"),
+    );
+    if (def.partitioning !== "" || status?.partitions) {
+      const from = h("input", { type: "text", id: "backfill-from", placeholder: "from (e.g. 2024-01-01)", "aria-label": "Backfill from partition", size: 14 });
+      const to = h("input", { type: "text", id: "backfill-to", placeholder: "to", "aria-label": "Backfill to partition", size: 14 });
+      box.append(
+        h("div", { class: "backfill" }, from, to,
+          h("button", {
+            type: "button", "data-test": "backfill",
+            onclick: async () => {
+              try {
+                const r = await api.backfill(name, from.value.trim(), to.value.trim());
+                this.host.navigate({ view: "run", runId: r.run_id });
+              } catch (e) {
+                this.host.showError(message(e));
+              }
+            },
+          }, "Backfill")),
+      );
+    }
+    return box;
+  }
+
+  private rowsSection(d: AssetDetails, status: AssetStatus | null): HTMLElement {
+    const rows = d.partitioning !== "" ? status?.partitions?.rows ?? 0 : d.current?.row_count ?? status?.current?.row_count ?? 0;
+    const history = d.partitioning !== "" ? [] : d.history.filter((v) => v.partition === "");
+    const m = d.metrics;
+    return h(
+      "section",
+      { "aria-label": "Rows" },
+      h("h3", {}, "Rows"),
+      h("p", {}, h("strong", { "data-test": "row-count", "data-value": String(rows) }, fmtInt(rows)), " rows",
+        m && (m.rows_added !== null || m.rows_removed !== null) ? h("span", { class: "muted" }, `  (+${fmtInt(m.rows_added)} / −${fmtInt(m.rows_removed)} in the current version)`) : null,
+        m && m.cost_usd > 0 ? h("span", { class: "muted" }, `  cost $${m.cost_usd.toFixed(4)}`) : null),
+      history.length > 0 ? rowChart(history) : null,
+      history.length > 0 ? versionTable(history.slice(-10).reverse()) : null,
+    );
+  }
+
+  private partitionsSection(d: AssetDetails, list: UnitStatus[]): HTMLElement {
+    const strip = h("div", { class: "strip", role: "list", "aria-label": "Partitions" });
+    for (const u of list) {
+      const disp = displayOf("asset", { state: u.state, health: u.health, failingChecks: 0, built: u.current !== null }, false);
+      const st = DISPLAY[disp];
+      const title = `${u.partition}: ${st.label}${u.current ? `, ${fmtInt(u.current.row_count)} rows` : ""}`;
+      strip.append(h("button", {
+        type: "button", class: "cell", role: "listitem", title, "aria-label": title, "data-partition": u.partition,
+        style: `background:${st.fill};border-color:${st.stroke};color:${st.stroke}`,
+        onclick: () => this.host.navigate({ view: "partition", asset: d.status?.name ?? this.current ?? "", partition: u.partition }),
+      }, st.icon));
+    }
+    this.partitionBox = h("div", { class: "partition-detail" });
+    const s = d.status?.partitions;
+    return h("section", { "aria-label": "Partitions" }, h("h3", {}, `Partitions (${d.partitioning})`),
+      s ? h("p", { class: "muted" }, `${s.total} total: ${s.fresh} fresh, ${s.stale} stale, ${s.missing} missing, ${s.failed} failed`) : null,
+      list.length > 0 ? strip : h("p", { class: "muted" }, "No partitions yet."), this.partitionBox);
+  }
+
+  private async showPartition(key: string): Promise<void> {
+    const box = this.partitionBox;
+    const d = this.loaded?.details;
+    if (!box || !d) return;
+    for (const c of this.root.querySelectorAll(".cell")) c.classList.toggle("chosen", c.getAttribute("data-partition") === key);
+    const versions = d.history.filter((v) => v.partition === key);
+    fill(box, h("h4", {}, `Partition ${key}`), h("p", { class: "muted" }, "Loading provenance…"));
+    const prov = await api.provenance(d.status?.name ?? this.current ?? "", key).catch((e) => (e instanceof ApiError ? null : null));
+    if (this.partitionBox !== box) return;
+    fill(box, h("h4", {}, `Partition ${key}`),
+      versions.length > 0 ? rowChart(versions) : null,
+      versions.length > 0 ? versionTable([...versions].reverse()) : h("p", { class: "muted" }, "No versions of this partition in the history."),
+      prov ? h("div", {}, h("h4", {}, "Provenance"), provenanceTree(prov)) : null);
+  }
+
+  private checksSection(checks: CheckResult[]): HTMLElement {
+    if (checks.length === 0) return h("section", { "aria-label": "Checks" }, h("h3", {}, "Checks"), h("p", { class: "muted" }, "No check results for the current version."));
+    return h("section", { "aria-label": "Checks" }, h("h3", {}, "Checks"),
+      h("ul", { class: "checks" }, checks.map((c) =>
+        h("li", { "data-test": "check", "data-name": c.name, "data-passed": String(c.passed), "data-failing-rows": String(c.failing_rows), class: c.passed ? "ok" : c.severity === "warn" ? "warn" : "bad" },
+          h("span", { class: "check-icon", "aria-hidden": "true" }, c.passed ? "✓" : "✗"),
+          h("strong", {}, c.name), " ", h("span", { class: "muted" }, `${c.severity}, ${c.passed ? "passed" : `failed: ${fmtInt(c.failing_rows)} failing rows`}`),
+          c.error ? h("pre", {}, c.error) : null,
+          !c.passed ? sampleTable(c.sample_json) : null))));
+  }
+
+  private schemaSection(d: AssetDetails): HTMLElement {
+    let columns: { name: string; type: string; nullable: boolean }[] = [];
+    try {
+      const parsed = JSON.parse(d.schema_json || "[]");
+      if (Array.isArray(parsed)) columns = parsed;
+    } catch {
+      columns = [];
+    }
+    const stats = new Map((d.metrics?.columns ?? []).map((c) => [c.name, c]));
+    this.lineageBox = h("div", { class: "lineage", "aria-live": "polite" });
+    if (columns.length === 0) return h("section", { "aria-label": "Schema" }, h("h3", {}, "Schema"), h("p", { class: "muted" }, "No schema yet (never built)."), this.lineageBox);
+    const name = this.current ?? "";
+    return h("section", { "aria-label": "Schema" }, h("h3", {}, "Schema"),
+      h("p", { class: "muted small" }, "Click a column for its lineage."),
+      h("table", { class: "schema" },
+        h("thead", {}, h("tr", {}, h("th", {}, "column"), h("th", {}, "type"), h("th", {}, "nulls"), h("th", {}, "min"), h("th", {}, "max"))),
+        h("tbody", {}, columns.map((c) => {
+          const s = stats.get(c.name);
+          return h("tr", {},
+            h("td", {}, h("button", { type: "button", class: "link", "data-test": "column", "data-column": c.name, "aria-label": `Lineage of column ${c.name}`, onclick: () => this.host.navigate({ view: "column", asset: name, column: c.name }) }, c.name)),
+            h("td", { class: "mono" }, `${c.type}${c.nullable ? "" : " not null"}`),
+            h("td", { class: "num" }, s?.null_count != null ? fmtInt(s.null_count) : "—"),
+            h("td", { class: "mono" }, s?.min ?? "—"),
+            h("td", { class: "mono" }, s?.max ?? "—"));
+        }))),
+      this.lineageBox);
+  }
+
+  private markColumn(column: string | null): void {
+    for (const b of this.root.querySelectorAll("[data-test=column]")) {
+      const on = b.getAttribute("data-column") === column;
+      b.classList.toggle("chosen", on);
+      if (on) b.setAttribute("aria-pressed", "true");
+      else b.removeAttribute("aria-pressed");
+    }
+  }
+
+  private async showColumn(column: string): Promise<void> {
+    const box = this.lineageBox;
+    const name = this.current;
+    if (!box || !name) return;
+    this.markColumn(column);
+    fill(box, h("p", { class: "muted" }, `Tracing ${name}.${column}…`));
+    try {
+      const tree = await api.columnLineage(name, column);
+      if (this.lineageBox !== box) return;
+      const items = flattenLineage(tree);
+      this.host.setLineage(items);
+      fill(box, h("h4", {}, `Lineage of ${name}.${column}`), h("p", { class: "muted small" }, `${items.length} columns highlighted in the graph`), lineageTree(tree));
+    } catch (e) {
+      fill(box, h("p", { class: "bad" }, message(e)));
+      this.host.setLineage([`${name}.${column}`]);
+    }
+  }
+
+  private explainSection(ex: ExplainResponse | null): HTMLElement {
+    const s = h("section", { "aria-label": "Explain" }, h("h3", {}, "If materialized now (explain)"));
+    if (!ex) return (s.append(h("p", { class: "muted" }, "Not available.")), s);
+    s.append(h("p", { class: "muted" }, `${ex.build} build, ${ex.build_unless_upstream_unchanged} build unless upstream unchanged, ${ex.forced} forced, ${ex.fresh} fresh`));
+    const units = ex.units.slice(0, 40);
+    s.append(h("ul", { class: "explain" }, units.map((u) => h("li", {},
+      h("strong", {}, u.asset), u.partition ? ` [${u.partition}]` : "", `: ${u.decision.replace(/_/g, " ")}`,
+      u.causes.length > 0 ? h("span", { class: "muted" }, ` — ${u.causes.map((c) => c.text || c.cause).join("; ")}`) : null,
+      u.last_failure ? h("span", { class: "bad" }, ` (last failure: ${u.last_failure})`) : null))));
+    if (ex.units.length > units.length) s.append(h("p", { class: "muted" }, `… and ${ex.units.length - units.length} more units`));
+    return s;
+  }
+
+  private provenanceSection(p: ProvenanceNode | null): HTMLElement {
+    return h("section", { "aria-label": "Provenance" }, h("h3", {}, "Provenance of the current version"),
+      p ? provenanceTree(p) : h("p", { class: "muted" }, "No committed version."));
+  }
+
+  private timeTravelSection(name: string, current: Version | null, history: Version[]): HTMLElement {
+    const at = current?.committed_at || history[history.length - 1]?.committed_at || "";
+    if (!at) return h("section", { "aria-label": "Time travel" });
+    const text = `cairn query --as-of '${at}' 'SELECT * FROM ${name}'`;
+    const code = h("code", { class: "copyable", "data-test": "time-travel" }, text);
+    return h("section", { "aria-label": "Time travel" }, h("h3", {}, "Query this version later"),
+      h("div", { class: "copy-row" }, code, h("button", {
+        type: "button", "aria-label": "Copy the time-travel query",
+        onclick: async (e: MouseEvent) => {
+          const b = e.currentTarget as HTMLButtonElement;
+          try {
+            await navigator.clipboard.writeText(text);
+            b.textContent = "Copied";
+          } catch {
+            const range = document.createRange();
+            range.selectNodeContents(code);
+            getSelection()?.removeAllRanges();
+            getSelection()?.addRange(range);
+            b.textContent = "Selected: press Ctrl+C";
+          }
+        },
+      }, "Copy")));
+  }
+
+  private sqlSection(sql: string): HTMLElement {
+    const pre = h("pre", { class: "sql", "aria-label": "SQL" });
+    for (const t of tokenizeSql(sql)) pre.append(t.kind === "whitespace" || t.kind === "operator" ? document.createTextNode(t.text) : h("span", { class: `t-${t.kind}` }, t.text));
+    return h("section", { "aria-label": "SQL" }, h("h3", {}, "SQL"), pre);
+  }
+}
+
+function stateChip(st: { icon: string; label: string; fill: string; stroke: string }): HTMLElement {
+  return h("span", { class: "chip", style: `background:${st.fill};color:${st.stroke};border-color:${st.stroke}` }, h("span", { "aria-hidden": "true" }, st.icon), ` ${st.label}`);
+}
+
+function about(description: string, owner: string, tags: string[], file: string): HTMLElement {
+  return h("section", { "aria-label": "About" },
+    description ? h("p", {}, description) : h("p", { class: "muted" }, "No description."),
+    h("dl", { class: "facts" },
+      h("dt", {}, "Owner"), h("dd", {}, owner || "—"),
+      h("dt", {}, "Tags"), h("dd", {}, tags.length > 0 ? tags.map((t) => h("span", { class: "tag" }, t)) : "—"),
+      file ? [h("dt", {}, "File"), h("dd", { class: "mono" }, file)] : null));
+}
+
+/** Every (table, column) in a lineage tree as "table.column", sorted and unique. */
+export function flattenLineage(root: ColumnNode): string[] {
+  const out = new Set<string>();
+  const walk = (n: ColumnNode) => {
+    out.add(`${n.table}.${n.column}`);
+    n.upstream.forEach(walk);
+  };
+  walk(root);
+  return [...out].sort();
+}
+
+function lineageTree(n: ColumnNode): HTMLElement {
+  return h("ul", { class: "tree" }, h("li", {},
+    h("span", { class: "mono" }, `${n.table}.${n.column}`), n.kind ? h("span", { class: "muted" }, ` ${n.kind.replace(/_/g, " ")}`) : null, n.is_source ? h("span", { class: "tag" }, "source") : null,
+    n.upstream.length > 0 ? n.upstream.map(lineageTree) : null));
+}
+
+function provenanceTree(p: ProvenanceNode, depth = 0): HTMLElement {
+  const label = p.kind === "source"
+    ? `${p.name} (source) data ${p.data_version.slice(0, 12)}`
+    : `${p.name}${p.partition ? ` [${p.partition}]` : ""} #${p.materialization_id} run ${p.run_id}, ${fmtInt(p.rows)} rows, ${fmtTime(p.committed_at)}${p.run_user ? ` by ${p.run_user}` : ""}`;
+  return h("ul", { class: "tree" }, h("li", {}, h("span", { class: "mono" }, label), p.expired ? h("span", { class: "tag" }, "expired") : null,
+    depth < 6 && p.inputs.length > 0 ? p.inputs.map((i) => provenanceTree(i, depth + 1)) : null));
+}
+
+function sampleTable(json: string): HTMLElement | null {
+  let rows: Record<string, unknown>[] = [];
+  try {
+    const parsed = JSON.parse(json || "[]");
+    if (Array.isArray(parsed)) rows = parsed.filter((r) => r && typeof r === "object");
+  } catch {
+    return null;
+  }
+  return rows.length > 0 ? rowsTable(rows) : null;
+}
+
+/** Rows of objects as a table: one column per key in first-seen order. */
+export function rowsTable(rows: Record<string, unknown>[]): HTMLElement {
+  const keys: string[] = [];
+  for (const r of rows) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);
+  return h("div", { class: "scroll-x" }, h("table", { class: "sample" },
+    h("caption", {}, "Sample failing rows"),
+    h("thead", {}, h("tr", {}, keys.map((k) => h("th", {}, k)))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, keys.map((k) => h("td", { class: "mono" }, r[k] === null || r[k] === undefined ? "null" : String(typeof r[k] === "object" ? JSON.stringify(r[k]) : r[k]))))))));
+}
+
+function versionTable(versions: Version[]): HTMLElement {
+  const hasAdded = versions.some((v) => v.rows_added != null || v.rows_removed != null);
+  const hasCost = versions.some((v) => v.cost_usd != null);
+  return h("div", { class: "scroll-x" }, h("table", { class: "versions" },
+    h("thead", {}, h("tr", {}, h("th", {}, "committed"), h("th", {}, "rows"), hasAdded ? h("th", {}, "+/−") : null, hasCost ? h("th", {}, "cost") : null, h("th", {}, "size"), h("th", {}, "run"))),
+    h("tbody", {}, versions.map((v) => h("tr", {},
+      h("td", {}, fmtTime(v.committed_at)), h("td", { class: "num" }, fmtInt(v.row_count)),
+      hasAdded ? h("td", { class: "num" }, v.rows_added != null || v.rows_removed != null ? `+${fmtInt(v.rows_added)} / −${fmtInt(v.rows_removed)}` : "—") : null,
+      hasCost ? h("td", { class: "num" }, v.cost_usd != null ? `$${v.cost_usd.toFixed(4)}` : "—") : null,
+      h("td", { class: "num" }, fmtBytes(v.bytes_written)), h("td", { class: "mono" }, v.run_id))))));
+}
+
+/** Row count over versions as a small inline SVG line with dots (oldest left). */
+function rowChart(versions: Version[]): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const w = 420, hgt = 90, pad = 22;
+  const vs = [...versions].sort((a, b) => (a.committed_at < b.committed_at ? -1 : a.committed_at > b.committed_at ? 1 : a.materialization_id - b.materialization_id)).slice(-60);
+  const max = Math.max(1, ...vs.map((v) => v.row_count));
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${hgt}`);
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `Row count of the last ${vs.length} versions, from ${fmtInt(vs[0].row_count)} to ${fmtInt(vs[vs.length - 1].row_count)}`);
+  const xOf = (i: number) => pad + (vs.length === 1 ? (w - 2 * pad) / 2 : (i * (w - 2 * pad)) / (vs.length - 1));
+  const yOf = (r: number) => hgt - pad + 8 - (r / max) * (hgt - pad - 8);
+  const el = (tag: string, attrs: Record<string, string | number>, text?: string) => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = text;
+    svg.append(e);
+    return e;
+  };
+  el("line", { x1: pad, y1: hgt - pad + 8, x2: w - pad, y2: hgt - pad + 8, stroke: "#cbd5e1" });
+  el("text", { x: 2, y: 12, class: "axis" }, fmtInt(max));
+  el("text", { x: 2, y: hgt - 2, class: "axis" }, "0");
+  if (vs.length > 1) el("polyline", { points: vs.map((v, i) => `${xOf(i)},${yOf(v.row_count)}`).join(" "), fill: "none", stroke: "#2563eb", "stroke-width": 2 });
+  vs.forEach((v, i) => {
+    const c = el("circle", { cx: xOf(i), cy: yOf(v.row_count), r: 3.5, fill: "#2563eb" });
+    const t = document.createElementNS(ns, "title");
+    t.textContent = `${fmtTime(v.committed_at)}: ${fmtInt(v.row_count)} rows`;
+    c.append(t);
+  });
+  return svg;
+}
