@@ -49,3 +49,10 @@ export function fmtTime(t: string): string {
   if (!t) return "—";
   return t.replace("T", " ").replace(/(\.\d+)?Z$/, " UTC").replace(/(\.\d+)?\+00:00$/, " UTC");
 }
+
+/** Dollars readable at any size: "$1.23", "$0.0042", "<$0.0001". */
+export function fmtUsd(usd: number): string {
+  if (usd === 0) return "$0";
+  if (usd < 0.0001) return "<$0.0001";
+  return usd >= 1 ? `$${usd.toFixed(2)}` : `$${usd.toFixed(4)}`;
+}

@@ -51,7 +51,7 @@ export interface DisplayStyle {
 export const DISPLAY: Record<Display, DisplayStyle> = {
   running: { label: "running", icon: "▶", fill: "#dbeafe", stroke: "#1d4ed8", rank: 0 },
   failed: { label: "failed", icon: "✗", fill: "#fee2e2", stroke: "#b91c1c", rank: 1 },
-  sla_failed: { label: "SLA failed", icon: "⏰", fill: "#fde2e4", stroke: "#9f1239", rank: 2 },
+  sla_failed: { label: "SLA failed", icon: "⚑", fill: "#fde2e4", stroke: "#9f1239", rank: 2 },
   failing_check: { label: "failing check", icon: "!", fill: "#ffe4e6", stroke: "#be123c", rank: 3 },
   sla_warn: { label: "SLA warn", icon: "⚠", fill: "#ffedd5", stroke: "#c2410c", rank: 4 },
   stale: { label: "stale", icon: "↻", fill: "#fef3c7", stroke: "#a16207", rank: 5 },

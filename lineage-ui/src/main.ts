@@ -90,7 +90,7 @@ const graphArea = h("div", { class: "graph-area" }, canvasEl, tooltip, graphStat
 
 fill(app,
   h("header", { class: "top" },
-    h("h1", {}, h("span", { "aria-hidden": "true" }, "⛰ "), "Cairn"),
+    h("h1", {}, h("span", { "aria-hidden": "true", class: "logo" }, "▲ "), "Cairn"),
     h("nav", { "aria-label": "Views" }, navGraph, navRuns),
     h("div", { class: "search" }, searchInput, searchResults),
     whoLabel),

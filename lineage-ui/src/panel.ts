@@ -8,7 +8,7 @@ import {
   type ProvenanceNode, type UnitStatus, type Version,
 } from "./api";
 import { DISPLAY, displayOf, type GraphNodeDef } from "./graph";
-import { h, fill, fmtInt, fmtTime, fmtBytes } from "./dom";
+import { h, fill, fmtInt, fmtTime, fmtBytes, fmtUsd } from "./dom";
 import { tokenizeSql } from "./sql";
 import type { Route } from "./route";
 
@@ -222,7 +222,7 @@ export class AssetPanel {
       h("h3", {}, "Rows"),
       h("p", {}, h("strong", { "data-test": "row-count", "data-value": String(rows) }, fmtInt(rows)), " rows",
         m && (m.rows_added !== null || m.rows_removed !== null) ? h("span", { class: "muted" }, `  (+${fmtInt(m.rows_added)} / −${fmtInt(m.rows_removed)} in the current version)`) : null,
-        m && m.cost_usd > 0 ? h("span", { class: "muted" }, `  cost $${m.cost_usd.toFixed(4)}`) : null),
+        m && m.cost_usd > 0 ? h("span", { class: "muted" }, `  cost ${fmtUsd(m.cost_usd)}`) : null),
       history.length > 0 ? rowChart(history) : null,
       history.length > 0 ? versionTable(history.slice(-10).reverse()) : null,
     );
@@ -444,8 +444,8 @@ function versionTable(versions: Version[]): HTMLElement {
     h("tbody", {}, versions.map((v) => h("tr", {},
       h("td", {}, fmtTime(v.committed_at)), h("td", { class: "num" }, fmtInt(v.row_count)),
       hasAdded ? h("td", { class: "num" }, v.rows_added != null || v.rows_removed != null ? `+${fmtInt(v.rows_added)} / −${fmtInt(v.rows_removed)}` : "—") : null,
-      hasCost ? h("td", { class: "num" }, v.cost_usd != null ? `$${v.cost_usd.toFixed(4)}` : "—") : null,
-      h("td", { class: "num" }, fmtBytes(v.bytes_written)), h("td", { class: "mono" }, v.run_id))))));
+      hasCost ? h("td", { class: "num" }, v.cost_usd != null ? fmtUsd(v.cost_usd) : "—") : null,
+      h("td", { class: "num" }, fmtBytes(v.bytes_written)), h("td", { class: "mono", title: v.run_id }, h("a", { href: `#/run/${encodeURIComponent(v.run_id)}` }, v.run_id.slice(0, 8))))))));
 }
 
 /** Row count over versions as a small inline SVG line with dots (oldest left). */
