@@ -51,6 +51,23 @@ if ! python3 tests/openlineage/validate.py --print-spec-dir >/dev/null 2>&1; the
     python3 tests/openlineage/validate.py --print-spec-dir >/dev/null
 fi
 
+# The web page's tests drive Debian's Chromium headless through npm
+# playwright-core (tests/web/drive.mjs): no browser is downloaded.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "tests/run.sh: installing chromium (headless browser for the web page tests)"
+    sudo_=""
+    [ "$(id -u)" = 0 ] || sudo_="sudo"
+    $sudo_ apt-get install -y -q chromium >/dev/null ||
+        { $sudo_ apt-get update -q && $sudo_ apt-get install -y -q chromium >/dev/null; }
+fi
+
+# lineage-ui's build tools (the bundle freshness test rebuilds it) and
+# playwright-core, exactly as package-lock.json pins them.
+if ! npm ls --prefix lineage-ui --all >/dev/null 2>&1; then
+    echo "tests/run.sh: installing lineage-ui's npm packages (npm ci)"
+    npm ci --prefix lineage-ui --no-audit --no-fund --loglevel=error
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else

@@ -28,3 +28,5 @@ mod serve_auth;
 mod server;
 mod spine;
 mod util;
+mod web_api;
+mod web_page;

@@ -178,3 +178,138 @@ pub fn http_get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> String
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// An HTTP reply: status code, headers (lower-case names) and body.
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// An HTTP/1.1 request over a fresh connection; the whole reply (the
+/// server's bodies here have a length or end with the connection).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpReply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_reply(&raw)
+}
+
+/// A raw HTTP/1.1 reply, de-chunked.
+fn parse_reply(raw: &[u8]) -> HttpReply {
+    let text = String::from_utf8_lossy(raw);
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {text:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        let mut body = String::new();
+        let mut rest = rest;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            body.push_str(&after[..size]);
+            rest = &after[size..].trim_start_matches("\r\n");
+        }
+        body
+    } else {
+        rest.to_owned()
+    };
+    HttpReply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `POST /api/v1/METHOD` with a JSON body, as the web page calls it.
+pub fn api_call(addr: &str, token: Option<&str>, method: &str, body: &str) -> HttpReply {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth.as_str()));
+    }
+    http_request(addr, "POST", &format!("/api/v1/{method}"), &headers, body)
+}
+
+/// `POST /api/v1/METHOD` answering JSON lines: the lines read until
+/// `until` says stop (the stream itself may never end).
+pub fn api_stream(
+    addr: &str,
+    method: &str,
+    body: &str,
+    mut until: impl FnMut(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        s,
+        "POST /api/v1/{method} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut seen = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            return seen;
+        }
+        // Chunk sizes, the head and blank lines are not JSON objects.
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(line.trim()) {
+            if value.is_object() {
+                let stop = until(&value);
+                seen.push(value);
+                if stop {
+                    return seen;
+                }
+            }
+        }
+    }
+}
