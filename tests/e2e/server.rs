@@ -253,7 +253,7 @@ fn parse_reply(raw: &[u8]) -> HttpReply {
                 break;
             }
             body.push_str(&after[..size]);
-            rest = &after[size..].trim_start_matches("\r\n");
+            rest = after[size..].trim_start_matches("\r\n");
         }
         body
     } else {
@@ -302,13 +302,13 @@ pub fn api_stream(
             return seen;
         }
         // Chunk sizes, the head and blank lines are not JSON objects.
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(line.trim()) {
-            if value.is_object() {
-                let stop = until(&value);
-                seen.push(value);
-                if stop {
-                    return seen;
-                }
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(line.trim())
+            && value.is_object()
+        {
+            let stop = until(&value);
+            seen.push(value);
+            if stop {
+                return seen;
             }
         }
     }
