@@ -82,3 +82,5 @@ cargo bench --quiet -p cairn-engine --profile dev --bench orchestration -- \
     5 --rows 2000 >/dev/null
 cargo bench --quiet -p cairn-cli --profile dev --bench serve -- \
     --assets 20 --runs 10 --status-calls 5 >/dev/null
+cargo bench --quiet -p cairn-cli --profile dev --bench web -- \
+    --assets 50 --runs 1 >/dev/null
