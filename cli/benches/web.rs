@@ -150,7 +150,7 @@ fn write_project(root: &Path, n: usize) -> BoxResult<()> {
     std::fs::write(root.join("cairn.toml"), toml)?;
     // Layer of asset i: even spread; reads from earlier layers only.
     let layer = |i: usize| i * LAYERS / n;
-    let mut first_of_layer = vec![0; LAYERS + 1];
+    let mut first_of_layer = [n; LAYERS + 1];
     for i in (0..n).rev() {
         first_of_layer[layer(i)] = i;
     }
