@@ -199,6 +199,7 @@ function setLineage(items: string[] | null): void {
   S.lineage = items ? [...items].sort() : [];
   applyHighlights();
   // Bring the traced columns' tables into view when they are off screen.
+  if (items && items.length > 0) canvas.reveal([...canvas.highlighted]);
 }
 
 function renderGroupControls(): void {

@@ -4,7 +4,7 @@
 //! change within the same asset (a partition, a column) reuses them.
 
 import {
-  api, ApiError, type AssetDetails, type AssetStatus, type CheckResult, type ColumnNode, type ExplainResponse,
+  api, type AssetDetails, type AssetStatus, type CheckResult, type ColumnNode, type ExplainResponse,
   type ProvenanceNode, type UnitStatus, type Version,
 } from "./api";
 import { DISPLAY, displayOf, type GraphNodeDef } from "./graph";
@@ -26,8 +26,6 @@ export interface PanelHost {
 interface Loaded {
   name: string;
   details: AssetDetails | null;
-  explain: ExplainResponse | null;
-  provenance: ProvenanceNode | null;
   partitions: UnitStatus[];
 }
 
@@ -102,19 +100,14 @@ export class AssetPanel {
 
   private async load(name: string): Promise<Loaded> {
     const def = this.host.def(name);
-    const out: Loaded = { name, details: null, explain: null, provenance: null, partitions: [] };
+    const out: Loaded = { name, details: null, partitions: [] };
     if (def?.kind === "source") return out;
-    const soft = <T>(p: Promise<T>): Promise<T | null> => p.catch(() => null);
     try {
-      const [details, explain, provenance, partitions] = await Promise.all([
+      const [details, partitions] = await Promise.all([
         api.asset(name),
-        soft(api.explain(name)),
-        soft(api.provenance(name, "")),
-        def && def.partitioning !== "" ? soft(api.status([name], true)) : Promise.resolve(null),
+        def && def.partitioning !== "" ? api.status([name], true).catch(() => null) : Promise.resolve(null),
       ]);
       out.details = details;
-      out.explain = explain;
-      out.provenance = provenance;
       out.partitions = partitions?.assets[0]?.partitions?.list ?? [];
     } catch (e) {
       this.host.showError(message(e));
@@ -148,8 +141,8 @@ export class AssetPanel {
     sections.push(
       this.checksSection(d.checks),
       this.schemaSection(d),
-      this.explainSection(loaded.explain),
-      this.provenanceSection(loaded.provenance),
+      this.explainSection(loaded.name),
+      this.provenanceSection(loaded.name, d),
       this.timeTravelSection(loaded.name, d.current ?? status?.current ?? null, d.history),
       this.sqlSection(d.sql),
     );
@@ -254,12 +247,12 @@ export class AssetPanel {
     for (const c of this.root.querySelectorAll(".cell")) c.classList.toggle("chosen", c.getAttribute("data-partition") === key);
     const versions = d.history.filter((v) => v.partition === key);
     fill(box, h("h4", {}, `Partition ${key}`), h("p", { class: "muted" }, "Loading provenance…"));
-    const prov = await api.provenance(d.status?.name ?? this.current ?? "", key).catch((e) => (e instanceof ApiError ? null : null));
+    const prov = await api.provenance(d.status?.name ?? this.current ?? "", key).catch(() => null);
     if (this.partitionBox !== box) return;
     fill(box, h("h4", {}, `Partition ${key}`),
       versions.length > 0 ? rowChart(versions) : null,
       versions.length > 0 ? versionTable([...versions].reverse()) : h("p", { class: "muted" }, "No versions of this partition in the history."),
-      prov ? h("div", {}, h("h4", {}, "Provenance"), provenanceTree(prov)) : null);
+      prov ? h("div", {}, h("h4", {}, "Provenance"), provenanceTree(prov, { left: 400 })) : null);
   }
 
   private checksSection(checks: CheckResult[]): HTMLElement {
@@ -321,29 +314,51 @@ export class AssetPanel {
       if (this.lineageBox !== box) return;
       const items = flattenLineage(tree);
       this.host.setLineage(items);
-      fill(box, h("h4", {}, `Lineage of ${name}.${column}`), h("p", { class: "muted small" }, `${items.length} columns highlighted in the graph`), lineageTree(tree));
+      fill(box, h("h4", {}, `Lineage of ${name}.${column}`), h("p", { class: "muted small" }, `${items.length} columns in ${new Set(items.map((i) => i.slice(0, i.lastIndexOf(".")))).size} tables, highlighted in the graph`), lineageView(tree, items));
+      box.scrollIntoView({ block: "nearest" });
     } catch (e) {
       fill(box, h("p", { class: "bad" }, message(e)));
       this.host.setLineage([`${name}.${column}`]);
     }
   }
 
-  private explainSection(ex: ExplainResponse | null): HTMLElement {
-    const s = h("section", { "aria-label": "Explain" }, h("h3", {}, "If materialized now (explain)"));
-    if (!ex) return (s.append(h("p", { class: "muted" }, "Not available.")), s);
-    s.append(h("p", { class: "muted" }, `${ex.build} build, ${ex.build_unless_upstream_unchanged} build unless upstream unchanged, ${ex.forced} forced, ${ex.fresh} fresh`));
-    const units = ex.units.slice(0, 40);
-    s.append(h("ul", { class: "explain" }, units.map((u) => h("li", {},
-      h("strong", {}, u.asset), u.partition ? ` [${u.partition}]` : "", `: ${u.decision.replace(/_/g, " ")}`,
-      u.causes.length > 0 ? h("span", { class: "muted" }, ` — ${u.causes.map((c) => c.text || c.cause).join("; ")}`) : null,
-      u.last_failure ? h("span", { class: "bad" }, ` (last failure: ${u.last_failure})`) : null))));
-    if (ex.units.length > units.length) s.append(h("p", { class: "muted" }, `… and ${ex.units.length - units.length} more units`));
+  /** Explain plans the whole selection: it comes after the rest of the panel. */
+  private explainSection(name: string): HTMLElement {
+    const s = h("section", { "aria-label": "Explain" }, h("h3", {}, "If materialized now (explain)"), h("p", { class: "muted" }, "Planning…"));
+    const gen = this.generation;
+    api.explain(name).then(
+      (ex) => {
+        if (gen === this.generation) fill(s, h("h3", {}, "If materialized now (explain)"), explainBody(ex));
+      },
+      (e) => {
+        if (gen === this.generation) fill(s, h("h3", {}, "If materialized now (explain)"), h("p", { class: "bad" }, message(e)));
+      },
+    );
     return s;
   }
 
-  private provenanceSection(p: ProvenanceNode | null): HTMLElement {
-    return h("section", { "aria-label": "Provenance" }, h("h3", {}, "Provenance of the current version"),
-      p ? provenanceTree(p) : h("p", { class: "muted" }, "No committed version."));
+  /** The inputs read come with GetAsset; the full tree (Provenance RPC) on demand, as it can be large. */
+  private provenanceSection(name: string, d: AssetDetails): HTMLElement {
+    const box = h("div", {});
+    const s = h("section", { "aria-label": "Provenance" }, h("h3", {}, "Provenance of the current version"));
+    if (!d.current && d.inputs.length === 0) return (s.append(h("p", { class: "muted" }, "No committed version.")), s);
+    if (d.inputs.length > 0)
+      s.append(h("p", { class: "muted small" }, "Exact upstream versions it read:"), h("ul", { class: "tree" }, d.inputs.map((i) => h("li", {},
+        h("a", { href: `#/asset/${encodeURIComponent(i.name)}` }, i.name), i.partition ? ` [${i.partition}]` : "",
+        h("span", { class: "mono muted" }, i.kind === "source" ? ` source data ${i.data_version.slice(0, 12)}` : ` version #${i.materialization_id}, data ${i.data_version.slice(0, 12)}`)))));
+    const button = h("button", { type: "button", onclick: async () => {
+      button.disabled = true;
+      fill(box, h("p", { class: "muted" }, "Loading the provenance tree…"));
+      try {
+        const p = await api.provenance(name, "");
+        fill(box, provenanceTree(p, { left: 400 }));
+      } catch (e) {
+        fill(box, h("p", { class: "bad" }, message(e)));
+      }
+      button.disabled = false;
+    } }, "Show the whole provenance tree");
+    s.append(button, box);
+    return s;
   }
 
   private timeTravelSection(name: string, current: Version | null, history: Version[]): HTMLElement {
@@ -401,18 +416,52 @@ export function flattenLineage(root: ColumnNode): string[] {
   return [...out].sort();
 }
 
-function lineageTree(n: ColumnNode): HTMLElement {
-  return h("ul", { class: "tree" }, h("li", {},
-    h("span", { class: "mono" }, `${n.table}.${n.column}`), n.kind ? h("span", { class: "muted" }, ` ${n.kind.replace(/_/g, " ")}`) : null, n.is_source ? h("span", { class: "tag" }, "source") : null,
-    n.upstream.length > 0 ? n.upstream.map(lineageTree) : null));
+/** The traced columns grouped by table (the tree repeats shared upstreams), then the tree itself, bounded. */
+function lineageView(tree: ColumnNode, items: string[]): HTMLElement {
+  const byTable = new Map<string, string[]>();
+  for (const item of items) {
+    const dot = item.lastIndexOf(".");
+    const table = item.slice(0, dot), column = item.slice(dot + 1);
+    const cols = byTable.get(table) ?? [];
+    cols.push(column);
+    byTable.set(table, cols);
+  }
+  return h("div", {},
+    h("ul", { class: "lineage-list" }, [...byTable].map(([table, cols]) => h("li", {},
+      h("a", { href: `#/asset/${encodeURIComponent(table)}` }, table), ": ", h("span", { class: "mono" }, cols.join(", "))))),
+    h("details", {}, h("summary", {}, "As a tree"), lineageTree(tree, { left: 300 })));
 }
 
-function provenanceTree(p: ProvenanceNode, depth = 0): HTMLElement {
+function lineageTree(n: ColumnNode, budget: { left: number }): HTMLElement {
+  budget.left--;
+  const children: HTMLElement[] = [];
+  for (const u of n.upstream) {
+    if (budget.left <= 0) {
+      children.push(h("ul", { class: "tree" }, h("li", { class: "muted" }, `… ${n.upstream.length - children.length} more not shown`)));
+      break;
+    }
+    children.push(lineageTree(u, budget));
+  }
+  return h("ul", { class: "tree" }, h("li", {},
+    h("span", { class: "mono" }, `${n.table}.${n.column}`), n.kind ? h("span", { class: "muted" }, ` ${n.kind.replace(/_/g, " ")}`) : null, n.is_source ? h("span", { class: "tag" }, "source") : null,
+    children));
+}
+
+/** A provenance tree, at most `budget.left` entries (a deep graph repeats shared upstreams). */
+function provenanceTree(p: ProvenanceNode, budget: { left: number }, depth = 0): HTMLElement {
+  budget.left--;
   const label = p.kind === "source"
     ? `${p.name} (source) data ${p.data_version.slice(0, 12)}`
-    : `${p.name}${p.partition ? ` [${p.partition}]` : ""} #${p.materialization_id} run ${p.run_id}, ${fmtInt(p.rows)} rows, ${fmtTime(p.committed_at)}${p.run_user ? ` by ${p.run_user}` : ""}`;
-  return h("ul", { class: "tree" }, h("li", {}, h("span", { class: "mono" }, label), p.expired ? h("span", { class: "tag" }, "expired") : null,
-    depth < 6 && p.inputs.length > 0 ? p.inputs.map((i) => provenanceTree(i, depth + 1)) : null));
+    : `${p.name}${p.partition ? ` [${p.partition}]` : ""} #${p.materialization_id} run ${p.run_id.slice(0, 8)}, ${fmtInt(p.rows)} rows, ${fmtTime(p.committed_at)}${p.run_user ? ` by ${p.run_user}` : ""}`;
+  const children: HTMLElement[] = [];
+  for (const i of p.inputs) {
+    if (budget.left <= 0 || depth >= 12) {
+      children.push(h("ul", { class: "tree" }, h("li", { class: "muted" }, `… ${p.inputs.length - children.length} more inputs not shown`)));
+      break;
+    }
+    children.push(provenanceTree(i, budget, depth + 1));
+  }
+  return h("ul", { class: "tree" }, h("li", {}, h("span", { class: "mono" }, label), p.expired ? h("span", { class: "tag" }, "expired") : null, children));
 }
 
 function sampleTable(json: string): HTMLElement | null {
@@ -479,4 +528,15 @@ function rowChart(versions: Version[]): SVGSVGElement {
     c.append(t);
   });
   return svg;
+}
+
+function explainBody(ex: ExplainResponse): HTMLElement {
+  const units = ex.units.slice(0, 40);
+  return h("div", {},
+    h("p", { class: "muted" }, `${ex.build} build, ${ex.build_unless_upstream_unchanged} build unless upstream unchanged, ${ex.forced} forced, ${ex.fresh} fresh`),
+    h("ul", { class: "explain" }, units.map((u) => h("li", {},
+      h("strong", {}, u.asset), u.partition ? ` [${u.partition}]` : "", `: ${u.decision.replace(/_/g, " ")}`,
+      u.causes.length > 0 ? h("span", { class: "muted" }, ` — ${u.causes.map((c) => c.text || c.cause).join("; ")}`) : null,
+      u.last_failure ? h("span", { class: "bad" }, ` (last failure: ${u.last_failure})`) : null))),
+    ex.units.length > units.length ? h("p", { class: "muted" }, `… and ${ex.units.length - units.length} more units`) : null);
 }

@@ -94,7 +94,12 @@ export class GraphCanvas {
     });
   }
 
-  /** Fits the whole view; never zooms in past 1 (small graphs stay life-size). */
+  /**
+   * Fits the whole view; never zooms in past 1 (small graphs stay
+   * life-size). When the whole graph would be specks (a very long or very
+   * tall graph), fits its height instead — within readable bounds — and
+   * starts at its sources on the left: a strip of dots is no overview.
+   */
   fit(): void {
     const l = this.layout;
     if (!l || l.x.length === 0) return;
@@ -108,8 +113,38 @@ export class GraphCanvas {
     const pad = 40;
     const w = maxX - minX + NODE_W;
     const h = maxY - minY + NODE_H;
-    this.k = Math.min(1, (this.width - 2 * pad) / w, (this.height - 2 * pad) / h);
-    this.k = Math.max(this.k, 0.002);
+    const all = Math.min(1, (this.width - 2 * pad) / w, (this.height - 2 * pad) / h);
+    if (all >= 0.06) {
+      this.k = Math.max(all, 0.002);
+      this.tx = this.width / 2 - ((minX + maxX) / 2) * this.k;
+      this.ty = this.height / 2 - ((minY + maxY) / 2) * this.k;
+    } else {
+      this.k = Math.min(0.6, Math.max(0.06, (this.height - 2 * pad) / h));
+      this.tx = pad + (NODE_W / 2) * this.k - minX * this.k;
+      this.ty = this.height / 2 - ((minY + maxY) / 2) * this.k;
+    }
+    this.requestDraw();
+  }
+
+  /** Brings view nodes into sight: zooms out (never in) until they all fit. */
+  reveal(nodes: number[]): void {
+    const l = this.layout;
+    if (!l || nodes.length === 0) return;
+    const pad = 60;
+    const inside = (v: number) => {
+      const x = l.x[v] * this.k + this.tx, y = l.y[v] * this.k + this.ty;
+      return x > pad && y > pad && x < this.width - pad && y < this.height - pad;
+    };
+    if (nodes.every(inside)) return;
+    let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+    for (const v of nodes) {
+      minX = Math.min(minX, l.x[v]);
+      maxX = Math.max(maxX, l.x[v]);
+      minY = Math.min(minY, l.y[v]);
+      maxY = Math.max(maxY, l.y[v]);
+    }
+    const w = maxX - minX + NODE_W, h = maxY - minY + NODE_H;
+    this.k = Math.max(0.002, Math.min(this.k, (this.width - 2 * pad) / w, (this.height - 2 * pad) / h));
     this.tx = this.width / 2 - ((minX + maxX) / 2) * this.k;
     this.ty = this.height / 2 - ((minY + maxY) / 2) * this.k;
     this.requestDraw();
@@ -242,7 +277,14 @@ export class GraphCanvas {
     const hw = NODE_W / 2;
     const strong: [number, number][] = [];
     let count = 0;
-    const path = new Path2D();
+    // Three strengths: short edges with an end in view; long edges (many
+    // layers) fainter; edges just passing through the view faintest — a
+    // wall of far-reaching lines would hide the nodes.
+    const near = new Path2D(), far = new Path2D(), passing = new Path2D();
+    let passingCount = 0;
+    const vx0 = x0 + NODE_W, vx1 = x1 - NODE_W, vy0 = y0 + NODE_H, vy1 = y1 - NODE_H;
+    const inView = (x: number, y: number) => x >= vx0 - hw && x <= vx1 + hw && y >= vy0 && y <= vy1;
+    const longSpan = 3 * (l.layers.length > 1 ? Math.abs(l.x[l.layers[1][0]] - l.x[l.layers[0][0]]) : NODE_W * 2);
     for (let v = 0; v < view.upstream.length; v++) {
       const vx = l.x[v] - hw, vy = l.y[v];
       for (const u of view.upstream[v]) {
@@ -253,6 +295,9 @@ export class GraphCanvas {
           continue;
         }
         count++;
+        const through = !inView(ux, uy) && !inView(vx, vy);
+        if (through) passingCount++;
+        const path = through ? passing : Math.abs(vx - ux) > longSpan ? far : near;
         path.moveTo(ux, uy);
         if (curves) {
           const mx = (ux + vx) / 2;
@@ -262,9 +307,16 @@ export class GraphCanvas {
     }
     // At the lowest detail a hairball of thousands of lines says nothing.
     if (k >= LOD_DOTS || count < 4000) {
-      ctx.strokeStyle = k < LOD_DOTS ? "rgba(100,116,139,0.25)" : "#94a3b8";
       ctx.lineWidth = Math.max(1 / k, 1.2);
-      ctx.stroke(path);
+      // A few lines passing through say where to go; hundreds are a fog.
+      if (passingCount <= 150) {
+        ctx.strokeStyle = "rgba(100,116,139,0.15)";
+        ctx.stroke(passing);
+      }
+      ctx.strokeStyle = "rgba(100,116,139,0.28)";
+      ctx.stroke(far);
+      ctx.strokeStyle = k < LOD_DOTS ? "rgba(100,116,139,0.3)" : "#94a3b8";
+      ctx.stroke(near);
     }
     if (strong.length > 0) {
       const p = new Path2D();

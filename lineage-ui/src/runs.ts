@@ -138,7 +138,7 @@ export class RunsView {
               h("td", { class: "mono" }, u.partition || "—"),
               h("td", {}, u.error ? errorBlock(u.error) : null, r ? failedChecks(r.checks) : null));
           }))),
-      h("h3", {}, active ? "Live events" : "Events"), this.live);
+      h("h3", { hidden: true, class: "events-title" }, active ? "Live events" : "Events"), this.live);
   }
 
   private onRunEvent(e: RunEvent): void {
@@ -148,6 +148,7 @@ export class RunsView {
     }
     if (e.event === "planned") return;
     if (this.live) {
+      this.root.querySelector(".events-title")?.removeAttribute("hidden");
       const what = [e.event.replace(/_/g, " "), e.asset, e.partition ? `[${e.partition}]` : "", e.event === "built" ? `${fmtInt(e.rows)} rows in ${e.wall_ms} ms` : "", e.status, e.error].filter((s) => s !== "").join(" ");
       this.live.append(h("li", {}, h("span", { class: "muted" }, `${fmtTime(e.at)} `), what));
     }
