@@ -40,7 +40,10 @@ export interface AssetDetails {
   status: AssetStatus | null; file: string; description: string; owner: string; tags: string[]; sql: string;
   upstream: string[]; downstream: string[]; partitioning: string; current: Version | null; inputs: Input[];
   checks: CheckResult[]; history: Version[]; schema_json: string; metrics: Metrics | null; last_attempt: Attempt | null;
+  /** Check results recorded for it (all partitions), newest first; absent from older servers. */
+  check_history?: CheckRun[];
 }
+export interface CheckRun { run_id: string; partition: string; materialization_id: number; at: string; result: CheckResult | null }
 export interface ColumnNode { table: string; column: string; kind: string; is_source: boolean; upstream: ColumnNode[] }
 export interface PlannedUnit { asset: string; partition: string; decision: string; causes: StaleCause[]; last_failure: string }
 export interface ExplainResponse { build: number; build_unless_upstream_unchanged: number; forced: number; fresh: number; units: PlannedUnit[] }

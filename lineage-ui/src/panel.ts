@@ -4,7 +4,7 @@
 //! change within the same asset (a partition, a column) reuses them.
 
 import {
-  api, type AssetDetails, type AssetStatus, type CheckResult, type ColumnNode, type ExplainResponse,
+  api, type AssetDetails, type AssetStatus, type CheckResult, type CheckRun, type ColumnNode, type ExplainResponse,
   type ProvenanceNode, type UnitStatus, type Version,
 } from "./api";
 import { DISPLAY, displayOf, type GraphNodeDef } from "./graph";
@@ -139,7 +139,7 @@ export class AssetPanel {
     );
     if (d.partitioning !== "") sections.push(this.partitionsSection(d, loaded.partitions));
     sections.push(
-      this.checksSection(d.checks),
+      this.checksSection(d.checks.length > 0 || d.partitioning === "" ? d.checks : latestPerPartition(d.check_history ?? []), d.partitioning !== ""),
       this.schemaSection(d),
       this.explainSection(loaded.name),
       this.provenanceSection(loaded.name, d),
@@ -255,9 +255,10 @@ export class AssetPanel {
       prov ? h("div", {}, h("h4", {}, "Provenance"), provenanceTree(prov, { left: 400 })) : null);
   }
 
-  private checksSection(checks: CheckResult[]): HTMLElement {
+  private checksSection(checks: CheckResult[], partitioned: boolean): HTMLElement {
     if (checks.length === 0) return h("section", { "aria-label": "Checks" }, h("h3", {}, "Checks"), h("p", { class: "muted" }, "No check results for the current version."));
     return h("section", { "aria-label": "Checks" }, h("h3", {}, "Checks"),
+      partitioned ? h("p", { class: "muted small" }, "Each check's latest result in every partition, added up.") : null,
       h("ul", { class: "checks" }, checks.map((c) =>
         h("li", { "data-test": "check", "data-name": c.name, "data-passed": String(c.passed), "data-failing-rows": String(c.failing_rows), class: c.passed ? "ok" : c.severity === "warn" ? "warn" : "bad" },
           h("span", { class: "check-icon", "aria-hidden": "true" }, c.passed ? "✓" : "✗"),
@@ -276,7 +277,7 @@ export class AssetPanel {
     }
     const stats = new Map((d.metrics?.columns ?? []).map((c) => [c.name, c]));
     this.lineageBox = h("div", { class: "lineage", "aria-live": "polite" });
-    if (columns.length === 0) return h("section", { "aria-label": "Schema" }, h("h3", {}, "Schema"), h("p", { class: "muted" }, "No schema yet (never built)."), this.lineageBox);
+    if (columns.length === 0) return h("section", { "aria-label": "Schema" }, h("h3", {}, "Schema"), h("p", { class: "muted" }, d.partitioning !== "" ? "No schema recorded for the asset as a whole." : "No schema yet (never built)."), this.lineageBox);
     const name = this.current ?? "";
     return h("section", { "aria-label": "Schema" }, h("h3", {}, "Schema"),
       h("p", { class: "muted small" }, "Click a column for its lineage."),
@@ -539,4 +540,39 @@ function explainBody(ex: ExplainResponse): HTMLElement {
       u.causes.length > 0 ? h("span", { class: "muted" }, ` — ${u.causes.map((c) => c.text || c.cause).join("; ")}`) : null,
       u.last_failure ? h("span", { class: "bad" }, ` (last failure: ${u.last_failure})`) : null))),
     ex.units.length > units.length ? h("p", { class: "muted" }, `… and ${ex.units.length - units.length} more units`) : null);
+}
+
+/**
+ * A partitioned asset's current checks: per check, its latest result in
+ * each partition, added up — failed if any partition's latest failed, the
+ * failing rows summed, the samples of the failing ones joined.
+ */
+export function latestPerPartition(history: CheckRun[]): CheckResult[] {
+  const latest = new Map<string, CheckRun>();
+  for (const run of history) {
+    if (!run.result) continue;
+    const key = `${run.result.name}\u0000${run.partition}`;
+    const seen = latest.get(key);
+    if (!seen || run.at > seen.at) latest.set(key, run);
+  }
+  const byName = new Map<string, CheckResult>();
+  const samples = new Map<string, unknown[]>();
+  for (const run of latest.values()) {
+    const r = run.result!;
+    const acc = byName.get(r.name) ?? { name: r.name, severity: r.severity, passed: true, failing_rows: 0, sample_json: "[]", error: "" };
+    acc.passed &&= r.passed;
+    acc.failing_rows += r.failing_rows;
+    if (r.error && !acc.error) acc.error = `${run.partition}: ${r.error}`;
+    if (!r.passed) {
+      try {
+        const rows = JSON.parse(r.sample_json || "[]");
+        if (Array.isArray(rows)) samples.set(r.name, [...(samples.get(r.name) ?? []), ...rows].slice(0, 10));
+      } catch {
+        // No sample for this one.
+      }
+    }
+    byName.set(r.name, acc);
+  }
+  for (const [name, rows] of samples) byName.get(name)!.sample_json = JSON.stringify(rows);
+  return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
 }
