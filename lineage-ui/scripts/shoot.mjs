@@ -76,6 +76,29 @@ for (const step of steps) {
   } else if (kind === "type") {
     await page.keyboard.type(a);
     await snap(`type-${a}`);
+  } else if (kind === "groups") {
+    await page.selectOption("#group-by", a);
+    if (b === "collapse") {
+      await page.click(".group-list summary");
+      await page.click("text=Collapse all");
+    }
+    await page.waitForTimeout(200);
+    await snap(`groups-${a}-${b ?? ""}`);
+  } else if (kind === "focus") {
+    await page.evaluate((n) => (location.hash = `#/asset/${encodeURIComponent(n)}`), a);
+    await page.waitForSelector(`[data-test=panel][data-asset="${a}"] .actions button`);
+    await page.click(`[data-test=panel] .actions button:text("Focus")`);
+    if (b) {
+      await page.fill("#focus-depth", b);
+      await page.press("#focus-depth", "Enter");
+    }
+    await snap(`focus-${a}-${b ?? ""}`);
+  } else if (kind === "search") {
+    await page.keyboard.press("/");
+    await page.keyboard.type(a);
+    await page.keyboard.press("ArrowDown");
+    await snap(`search-${a}`);
+    await page.keyboard.press("Escape");
   } else if (kind === "graph") {
     report.graph = await page.evaluate(() => { const g = window.__cairn.graph(); return { edges: g.edges, nodes: g.nodes.slice(0, 12) }; });
   }

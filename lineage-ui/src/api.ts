@@ -76,10 +76,10 @@ const TOKEN_KEY = "cairn-token";
 export const traffic = { bytes: 0 };
 
 /** Set by the page: shows the sign-in form and resolves with the secret typed. */
-let askForToken: (() => Promise<string>) | null = null;
+let askForToken: ((refused: boolean) => Promise<string>) | null = null;
 let pendingSignIn: Promise<string> | null = null;
 
-export function onSignInNeeded(ask: () => Promise<string>): void {
+export function onSignInNeeded(ask: (refused: boolean) => Promise<string>): void {
   askForToken = ask;
 }
 
@@ -94,7 +94,7 @@ function token(): string | null {
 async function signIn(): Promise<void> {
   if (!askForToken) throw new ApiError(401, "unauthenticated", "This server needs a token.");
   // Several calls failing at once share one form.
-  pendingSignIn ??= askForToken().finally(() => (pendingSignIn = null));
+  pendingSignIn ??= askForToken(token() !== null).finally(() => (pendingSignIn = null));
   const secret = await pendingSignIn;
   sessionStorage.setItem(TOKEN_KEY, secret);
 }

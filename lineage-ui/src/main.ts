@@ -85,7 +85,7 @@ const controls = h("div", { class: "controls" },
     h("button", { type: "button", "aria-label": "Zoom in (+)", title: "Zoom in (+)", onclick: () => canvas.zoomAt(1.25) }, "+"),
     h("button", { type: "button", "aria-label": "Zoom out (−)", title: "Zoom out (−)", onclick: () => canvas.zoomAt(0.8) }, "−"),
     h("button", { type: "button", "aria-label": "Fit the graph (0)", title: "Fit (0)", onclick: () => canvas.fit() }, "Fit")),
-  h("label", {}, "Group by ", groupSelect), groupList, focusBox);
+  focusBox, h("label", {}, "Group by ", groupSelect), groupList);
 const graphArea = h("div", { class: "graph-area" }, canvasEl, tooltip, graphStatus, controls, legend);
 
 fill(app,
@@ -104,10 +104,11 @@ function showError(message: string): void {
   errorBanner.hidden = false;
 }
 
-onSignInNeeded(() => new Promise<string>((resolve) => {
+onSignInNeeded((refused) => new Promise<string>((resolve) => {
   const input = h("input", { id: "token", type: "password", autocomplete: "current-password", required: true });
   const form = h("form", { class: "sign-in", "aria-label": "Sign in" },
     h("h2", {}, "Sign in"), h("p", {}, "This Cairn server needs a token."),
+    refused ? h("p", { class: "bad", role: "alert" }, "The server refused that token. Try another.") : null,
     h("label", { for: "token" }, "Token"), input,
     h("button", { id: "sign-in", type: "submit", class: "primary" }, "Sign in"));
   const overlay = h("div", { class: "overlay", role: "dialog", "aria-modal": "true", "aria-label": "Sign in" }, form);
@@ -166,7 +167,7 @@ function rebuild(fit: boolean): void {
   S.layout = l;
   canvas.setGraph(view, l, computeLooks(view));
   applyHighlights();
-  if (fit) canvas.fit();
+  if (fit) canvas.fit("readable");
   renderGroupControls();
 }
 
@@ -216,7 +217,8 @@ function renderGroupControls(): void {
     S.collapsed = all ? new Set(groups.map((g) => g.name)) : new Set();
     rebuild(true);
   };
-  fill(groupList,
+  const open = (groupList.querySelector("details") as HTMLDetailsElement | null)?.open ?? false;
+  fill(groupList, h("details", { open }, h("summary", {}, `${groups.length} groups, ${S.collapsed.size} collapsed`),
     h("div", { class: "row" },
       h("button", { type: "button", onclick: () => toggle(true) }, "Collapse all"),
       h("button", { type: "button", onclick: () => toggle(false) }, "Expand all")),
@@ -228,7 +230,7 @@ function renderGroupControls(): void {
         rebuild(false);
       });
       return h("li", {}, h("label", {}, box, ` ${g.name} `, h("span", { class: "muted" }, `(${g.size})`)));
-    })));
+    }))));
 }
 
 groupSelect.addEventListener("change", () => {

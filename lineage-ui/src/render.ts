@@ -18,8 +18,7 @@ export const NODE_W = 196;
 export const NODE_H = 40;
 const LOD_DOTS = 0.22;
 const LOD_TEXT = 0.55;
-const FONT = "13px DejaVu Sans, Liberation Sans, Arial, sans-serif";
-const BADGE_FONT = "bold 11px DejaVu Sans, Liberation Sans, Arial, sans-serif";
+const FONT_FAMILY = "DejaVu Sans, Liberation Sans, Arial, sans-serif";
 
 export interface NodeLook {
   display: Display;
@@ -48,6 +47,8 @@ export class GraphCanvas {
   ty = 0;
   stats: FrameStats = { frames: 0, lastFrameMs: 0, nodesDrawn: 0 };
   private labels: (string | undefined)[] = [];
+  /** World font size of labels: 13 at life size, larger when zoomed out so the screen text stays >= ~10px. */
+  private fontPx = 13;
   private pending = 0;
   private width = 0;
   private height = 0;
@@ -95,12 +96,13 @@ export class GraphCanvas {
   }
 
   /**
-   * Fits the whole view; never zooms in past 1 (small graphs stay
-   * life-size). When the whole graph would be specks (a very long or very
-   * tall graph), fits its height instead — within readable bounds — and
-   * starts at its sources on the left: a strip of dots is no overview.
+   * Fits the view. `all`: the whole graph, never zoomed in past 1 (small
+   * graphs stay life-size). `readable` (the start): the same unless that
+   * would leave a thin strip of specks — a long chain or a deep graph —
+   * then it fits the graph's height instead, within readable zooms, and
+   * starts at the sources on the left.
    */
-  fit(): void {
+  fit(mode: "all" | "readable" = "all"): void {
     const l = this.layout;
     if (!l || l.x.length === 0) return;
     let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
@@ -114,15 +116,15 @@ export class GraphCanvas {
     const w = maxX - minX + NODE_W;
     const h = maxY - minY + NODE_H;
     const all = Math.min(1, (this.width - 2 * pad) / w, (this.height - 2 * pad) / h);
-    if (all >= 0.06) {
+    const strip = all < LOD_TEXT && h * all < 0.3 * this.height;
+    if (mode === "all" || !strip) {
       this.k = Math.max(all, 0.002);
       this.tx = this.width / 2 - ((minX + maxX) / 2) * this.k;
-      this.ty = this.height / 2 - ((minY + maxY) / 2) * this.k;
     } else {
-      this.k = Math.min(0.6, Math.max(0.06, (this.height - 2 * pad) / h));
+      this.k = Math.min(0.8, Math.max(0.06, (this.height - 2 * pad) / h));
       this.tx = pad + (NODE_W / 2) * this.k - minX * this.k;
-      this.ty = this.height / 2 - ((minY + maxY) / 2) * this.k;
     }
+    this.ty = this.height / 2 - ((minY + maxY) / 2) * this.k;
     this.requestDraw();
   }
 
@@ -202,9 +204,9 @@ export class GraphCanvas {
     let s = this.labels[v];
     if (s === undefined) {
       const ctx = this.ctx;
-      ctx.font = FONT;
+      ctx.font = `${this.fontPx}px ${FONT_FAMILY}`;
       const full = this.view!.nodes[v].label;
-      const room = NODE_W - 34 - this.badgeWidth(v);
+      const room = NODE_W - 20 - this.fontPx - this.badgeWidth(v);
       s = full;
       if (ctx.measureText(s).width > room) {
         let lo = 0, hi = full.length;
@@ -228,10 +230,14 @@ export class GraphCanvas {
     return parts.join(" ");
   }
 
+  private badgeFont(): string {
+    return `bold ${this.fontPx - 2}px ${FONT_FAMILY}`;
+  }
+
   private badgeWidth(v: number): number {
     const t = this.badgeText(v);
     if (t === "") return 0;
-    this.ctx.font = BADGE_FONT;
+    this.ctx.font = this.badgeFont();
     return this.ctx.measureText(t).width + 12;
   }
 
@@ -258,6 +264,11 @@ export class GraphCanvas {
       }
       this.drawEdges(x0, x1, y0, y1);
       ctx.setTransform(dpr * k, 0, 0, dpr * k, dpr * tx, dpr * ty);
+      const fontPx = Math.round(Math.min(18, Math.max(13, 10.5 / k)));
+      if (fontPx !== this.fontPx) {
+        this.fontPx = fontPx;
+        this.labels = [];
+      }
       if (k < LOD_DOTS) this.drawDots(visible);
       else this.drawBoxes(visible, k >= LOD_TEXT);
       drawn = visible.length;
@@ -404,20 +415,21 @@ export class GraphCanvas {
       ctx.fillStyle = style.stroke;
       ctx.fillRect(x, y + 3, 5, NODE_H - 6);
       if (!text) continue;
-      ctx.font = FONT;
+      ctx.font = `${this.fontPx}px ${FONT_FAMILY}`;
       ctx.textBaseline = "middle";
       ctx.fillStyle = style.stroke;
       ctx.fillText(style.icon, x + 11, l.y[v] + 1);
       ctx.fillStyle = "#0f172a";
-      ctx.fillText(this.label(v), x + 29, l.y[v] + 1);
+      ctx.fillText(this.label(v), x + 16 + this.fontPx, l.y[v] + 1);
       const badge = this.badgeText(v);
       if (badge !== "") {
-        ctx.font = BADGE_FONT;
+        ctx.font = this.badgeFont();
         const bw = ctx.measureText(badge).width + 8;
         const bx = x + NODE_W - bw - 5;
         ctx.fillStyle = look.failed > 0 ? "#b91c1c" : "#15803d";
         ctx.beginPath();
-        ctx.roundRect(bx, l.y[v] - 9, bw, 18, 9);
+        const bh = this.fontPx + 5;
+        ctx.roundRect(bx, l.y[v] - bh / 2, bw, bh, bh / 2);
         ctx.fill();
         ctx.fillStyle = "#ffffff";
         ctx.fillText(badge, bx + 4, l.y[v] + 1);
