@@ -29,6 +29,8 @@ const S = {
   status: new Map<string, NodeStatus>(),
   /** Units being built per asset (from the run stream). */
   running: new Map<string, number>(),
+  /** Actual check results of assets whose panel was opened (warn checks included). */
+  checksSeen: new Map<string, { passed: number; failed: number }>(),
   role: "viewer",
   who: "",
   groupBy: "none" as GroupBy,
@@ -77,6 +79,10 @@ const panel = new AssetPanel({
   focusOn: (name) => setFocus(name, S.focus?.depth ?? 2),
   showError,
   close: () => navigate({ view: "graph" }),
+  checksRead: (name, passed, failed) => {
+    S.checksSeen.set(name, { passed, failed });
+    recolour();
+  },
 });
 const runs = new RunsView({ role: () => S.role, navigate, showError });
 
@@ -134,19 +140,24 @@ function nodeDisplay(i: number): Display {
   return displayOf(d.kind, S.status.get(d.name), (S.running.get(d.name) ?? 0) > 0);
 }
 
+function checksOf(i: number): { passed: number; failed: number } {
+  const d = S.defs[i];
+  return S.checksSeen.get(d.name) ?? checkCounts(d, S.status.get(d.name));
+}
+
 function computeLooks(view: ViewGraph): NodeLook[] {
   return view.nodes.map((vn) => {
     if (vn.id.startsWith("group:")) {
       let passed = 0, failed = 0;
       for (const m of vn.members) {
-        const c = checkCounts(S.defs[m], S.status.get(S.defs[m].name));
+        const c = checksOf(m);
         passed += c.passed;
         failed += c.failed;
       }
       return { display: worstDisplay(vn.members.map(nodeDisplay)), passed, failed, isGroup: true };
     }
     const i = vn.members[0];
-    const c = checkCounts(S.defs[i], S.status.get(S.defs[i].name));
+    const c = checksOf(i);
     return { display: nodeDisplay(i), passed: c.passed, failed: c.failed, isGroup: false };
   });
 }
@@ -474,7 +485,10 @@ async function refreshAsset(name: string): Promise<void> {
   refetching.add(name);
   try {
     const res = await api.status([name]);
-    for (const a of res.assets) S.status.set(a.name, statusOf(a));
+    for (const a of res.assets) {
+      S.status.set(a.name, statusOf(a));
+      S.checksSeen.delete(a.name);
+    }
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 404)) showError(e instanceof Error ? e.message : String(e));
   } finally {
@@ -538,7 +552,7 @@ const hooks: CairnHooks = {
           kind: d.kind,
           state: d.kind === "source" ? "source" : running ? "running" : st?.state ?? "unknown",
           health: d.kind === "source" ? "ok" : st?.health ?? "",
-          checks: checkCounts(d, st),
+          checks: checksOf(i),
           highlighted: v >= 0 && canvas.highlighted.has(v),
           x: rect.left + p.x,
           y: rect.top + p.y,

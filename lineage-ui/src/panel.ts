@@ -21,6 +21,8 @@ export interface PanelHost {
   focusOn(name: string): void;
   showError(message: string): void;
   close(): void;
+  /** The panel read an asset's actual check results (Status counts error checks only). */
+  checksRead(name: string, passed: number, failed: number): void;
 }
 
 interface Loaded {
@@ -131,6 +133,8 @@ export class AssetPanel {
       return;
     }
     const status = d.status;
+    const current = d.checks.length > 0 || d.partitioning === "" ? d.checks : latestPerPartition(d.check_history ?? []);
+    if (current.length > 0) this.host.checksRead(loaded.name, current.filter((c) => c.passed).length, current.filter((c) => !c.passed).length);
     sections.push(
       this.stateSection(loaded.name, status),
       this.actions(loaded.name, def, status),
@@ -139,7 +143,7 @@ export class AssetPanel {
     );
     if (d.partitioning !== "") sections.push(this.partitionsSection(d, loaded.partitions));
     sections.push(
-      this.checksSection(d.checks.length > 0 || d.partitioning === "" ? d.checks : latestPerPartition(d.check_history ?? []), d.partitioning !== ""),
+      this.checksSection(current, d.partitioning !== ""),
       this.schemaSection(d),
       this.explainSection(loaded.name),
       this.provenanceSection(loaded.name, d),
@@ -161,7 +165,10 @@ export class AssetPanel {
       status?.partitions && status.partitions.stale_causes.length > 0 ? h("ul", { class: "causes" }, status.partitions.stale_causes.map((c) => h("li", {}, c))) : null,
       status?.sla ? h("p", {}, `SLA ${status.sla.level}: ${status.sla.basis}${status.sla.since ? ` since ${fmtTime(status.sla.since)}` : ""}`) : null,
       status?.failing_checks.length ? h("p", { class: "bad" }, `Failing checks: ${status.failing_checks.join(", ")}`) : null,
-      status?.last_failure ? h("details", { class: "failure" }, h("summary", {}, `Last failure ${fmtTime(status.last_failure.at)} (run ${status.last_failure.run_id})`), h("pre", {}, status.last_failure.error)) : null,
+      status?.last_failure ? h("details", { class: "failure", open: true },
+        h("summary", {}, `Last failure ${fmtTime(status.last_failure.at)}, run `, h("a", { href: `#/run/${encodeURIComponent(status.last_failure.run_id)}` }, status.last_failure.run_id.slice(0, 8))),
+        h("pre", {}, status.last_failure.error),
+        status.last_failure.failed_checks ? h("p", { class: "bad" }, `Failed checks: ${status.last_failure.failed_checks}`) : null) : null,
     );
   }
 
@@ -257,7 +264,7 @@ export class AssetPanel {
 
   private checksSection(checks: CheckResult[], partitioned: boolean): HTMLElement {
     if (checks.length === 0) return h("section", { "aria-label": "Checks" }, h("h3", {}, "Checks"), h("p", { class: "muted" }, "No check results for the current version."));
-    return h("section", { "aria-label": "Checks" }, h("h3", {}, "Checks"),
+    return h("section", { "aria-label": "Checks" }, h("h3", {}, "Checks of the current version"),
       partitioned ? h("p", { class: "muted small" }, "Each check's latest result in every partition, added up.") : null,
       h("ul", { class: "checks" }, checks.map((c) =>
         h("li", { "data-test": "check", "data-name": c.name, "data-passed": String(c.passed), "data-failing-rows": String(c.failing_rows), class: c.passed ? "ok" : c.severity === "warn" ? "warn" : "bad" },
@@ -287,7 +294,7 @@ export class AssetPanel {
           const s = stats.get(c.name);
           return h("tr", {},
             h("td", {}, h("button", { type: "button", class: "link", "data-test": "column", "data-column": c.name, "aria-label": `Lineage of column ${c.name}`, onclick: () => this.host.navigate({ view: "column", asset: name, column: c.name }) }, c.name)),
-            h("td", { class: "mono" }, `${c.type}${c.nullable ? "" : " not null"}`),
+            h("td", { class: "mono type" }, `${c.type}${c.nullable ? "" : " not null"}`),
             h("td", { class: "num" }, s?.null_count != null ? fmtInt(s.null_count) : "—"),
             h("td", { class: "mono" }, s?.min ?? "—"),
             h("td", { class: "mono" }, s?.max ?? "—"));

@@ -25,6 +25,8 @@ export class RunsView {
   private refreshTimer = 0;
   private live: HTMLElement | null = null;
   private results = new Map<string, UnitResult>();
+  /** The watched run's events so far: a re-render of the run keeps them. */
+  private events: RunEvent[] = [];
 
   constructor(private host: RunsHost) {
     this.root = h("section", { class: "runs", hidden: true, "aria-label": "Runs" });
@@ -69,6 +71,7 @@ export class RunsView {
     this.mode = "run";
     this.runId = runId;
     this.results = new Map();
+    this.events = [];
     this.root.hidden = false;
     fill(this.root, h("p", {}, h("a", { href: "#/runs" }, "← All runs")), h("h2", {}, `Run ${runId}`), h("p", { class: "muted" }, "Loading…"));
     let run: Run;
@@ -138,7 +141,8 @@ export class RunsView {
               h("td", { class: "mono" }, u.partition || "—"),
               h("td", {}, u.error ? errorBlock(u.error) : null, r ? failedChecks(r.checks) : null));
           }))),
-      h("h3", { hidden: true, class: "events-title" }, active ? "Live events" : "Events"), this.live);
+      h("h3", { hidden: this.events.length === 0, class: "events-title" }, active ? "Live events" : "Events"), this.live);
+    for (const e of this.events) this.live.append(eventItem(e));
   }
 
   private onRunEvent(e: RunEvent): void {
@@ -147,10 +151,10 @@ export class RunsView {
       return;
     }
     if (e.event === "planned") return;
+    this.events.push(e);
     if (this.live) {
       this.root.querySelector(".events-title")?.removeAttribute("hidden");
-      const what = [e.event.replace(/_/g, " "), e.asset, e.partition ? `[${e.partition}]` : "", e.event === "built" ? `${fmtInt(e.rows)} rows in ${e.wall_ms} ms` : "", e.status, e.error].filter((s) => s !== "").join(" ");
-      this.live.append(h("li", {}, h("span", { class: "muted" }, `${fmtTime(e.at)} `), what));
+      this.live.append(eventItem(e));
     }
     if (e.event === "finished") void this.reloadRun();
   }
@@ -162,6 +166,13 @@ export class RunsView {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = window.setTimeout(() => void this.showList(), 300);
   }
+}
+
+function eventItem(e: RunEvent): HTMLElement {
+  const what = [e.event.replace(/_/g, " "), e.asset, e.partition ? `[${e.partition}]` : "", e.event === "built" ? `${fmtInt(e.rows)} rows in ${e.wall_ms} ms${e.data_unchanged ? " (data unchanged)" : ""}` : "", e.status, e.error]
+    .filter((s) => s !== "")
+    .join(" ");
+  return h("li", { class: e.event === "failed" ? "bad" : "" }, h("span", { class: "muted" }, `${fmtTime(e.at)} `), what);
 }
 
 function statusChip(status: string): HTMLElement {
