@@ -5,7 +5,7 @@
 
 import {
   api, type AssetDetails, type AssetStatus, type CheckResult, type CheckRun, type ColumnNode, type ExplainResponse,
-  type ProvenanceNode, type UnitStatus, type Version,
+  type ProvenanceNode, type RunAccepted, type UnitStatus, type Version,
 } from "./api";
 import { DISPLAY, displayOf, type GraphNodeDef } from "./graph";
 import { h, fill, fmtInt, fmtTime, fmtBytes, fmtUsd } from "./dom";
@@ -43,6 +43,8 @@ export class AssetPanel {
   private lineageBox: HTMLElement | null = null;
   private generation = 0;
   current: string | null = null;
+  /** The run last started from this panel, shown again after a refresh. */
+  private lastRun: { name: string; run: RunAccepted } | null = null;
 
   constructor(private host: PanelHost) {
     this.title = h("h2", { id: "panel-title" });
@@ -177,13 +179,15 @@ export class AssetPanel {
     box.append(h("button", { type: "button", onclick: () => this.host.focusOn(name), title: "Show only this asset's neighbourhood" }, "Focus"));
     if (def?.kind !== "asset" || this.host.role() !== "operator") return box;
     const force = h("input", { type: "checkbox", id: "force" });
+    // The run stays in view here: its node turns running, then its new state.
+    const notice = h("p", { class: "notice", role: "status", hidden: true });
     box.append(
       h("button", {
         type: "button", "data-test": "materialize", class: "primary",
         onclick: async () => {
           try {
-            const r = await api.materialize(name, force.checked);
-            this.host.navigate({ view: "run", runId: r.run_id });
+            this.lastRun = { name, run: await api.materialize(name, force.checked) };
+            runQueued(notice, this.lastRun.run);
           } catch (e) {
             this.host.showError(message(e));
           }
@@ -191,6 +195,8 @@ export class AssetPanel {
       }, "Materialize"),
       h("label", { class: "inline" }, force, " force"),
     );
+    box.append(notice);
+    if (this.lastRun?.name === name) runQueued(notice, this.lastRun.run);
     if (def.partitioning !== "" || status?.partitions) {
       const from = h("input", { type: "text", id: "backfill-from", placeholder: "from (e.g. 2024-01-01)", "aria-label": "Backfill from partition", size: 14 });
       const to = h("input", { type: "text", id: "backfill-to", placeholder: "to", "aria-label": "Backfill to partition", size: 14 });
@@ -200,8 +206,8 @@ export class AssetPanel {
             type: "button", "data-test": "backfill",
             onclick: async () => {
               try {
-                const r = await api.backfill(name, from.value.trim(), to.value.trim());
-                this.host.navigate({ view: "run", runId: r.run_id });
+                this.lastRun = { name, run: await api.backfill(name, from.value.trim(), to.value.trim()) };
+                runQueued(notice, this.lastRun.run);
               } catch (e) {
                 this.host.showError(message(e));
               }
@@ -398,6 +404,12 @@ export class AssetPanel {
     for (const t of tokenizeSql(sql)) pre.append(t.kind === "whitespace" || t.kind === "operator" ? document.createTextNode(t.text) : h("span", { class: `t-${t.kind}` }, t.text));
     return h("section", { "aria-label": "SQL" }, h("h3", {}, "SQL"), pre);
   }
+}
+
+function runQueued(notice: HTMLElement, r: RunAccepted): void {
+  fill(notice, r.attached ? "Already queued or running in run " : "Queued as run ",
+    h("a", { href: `#/run/${encodeURIComponent(r.run_id)}` }, r.run_id.slice(0, 8)), ": follow it there, or watch the graph.");
+  notice.hidden = false;
 }
 
 function stateChip(st: { icon: string; label: string; fill: string; stroke: string }): HTMLElement {
