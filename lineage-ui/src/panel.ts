@@ -10,6 +10,7 @@ import {
 import { DISPLAY, displayOf, type GraphNodeDef } from "./graph";
 import { h, fill, fmtInt, fmtTime, fmtBytes, fmtUsd } from "./dom";
 import { tokenizeSql } from "./sql";
+import { cellLabel, partitionRows } from "./partitions";
 import type { Route } from "./route";
 
 export interface PanelHost {
@@ -235,16 +236,23 @@ export class AssetPanel {
   }
 
   private partitionsSection(d: AssetDetails, list: UnitStatus[]): HTMLElement {
-    const strip = h("div", { class: "strip", role: "list", "aria-label": "Partitions" });
-    for (const u of list) {
-      const disp = displayOf("asset", { state: u.state, health: u.health, failingChecks: 0, built: u.current !== null }, false);
-      const st = DISPLAY[disp];
-      const title = `${u.partition}: ${st.label}${u.current ? `, ${fmtInt(u.current.row_count)} rows` : ""}`;
-      strip.append(h("button", {
-        type: "button", class: "cell", role: "listitem", title, "aria-label": title, "data-partition": u.partition,
-        style: `background:${st.fill};border-color:${st.stroke};color:${st.stroke}`,
-        onclick: () => this.host.navigate({ view: "partition", asset: d.status?.name ?? this.current ?? "", partition: u.partition }),
-      }, st.icon));
+    const byKey = new Map(list.map((u) => [u.partition, u]));
+    const strip = h("div", { class: "calendar", role: "list", "aria-label": "Partitions" });
+    for (const row of partitionRows(list.map((u) => u.partition))) {
+      const cells = h("div", { class: "strip" });
+      for (const key of row.keys) {
+        const u = byKey.get(key)!;
+        const disp = displayOf("asset", { state: u.state, health: u.health, failingChecks: 0, built: u.current !== null }, false);
+        const st = DISPLAY[disp];
+        const title = `${u.partition}: ${st.label}${u.current ? `, ${fmtInt(u.current.row_count)} rows` : ""}`;
+        const day = cellLabel(key);
+        cells.append(h("button", {
+          type: "button", class: "cell", role: "listitem", title, "aria-label": title, "data-partition": u.partition,
+          style: `background:${st.fill};border-color:${st.stroke};color:${st.stroke}`,
+          onclick: () => this.host.navigate({ view: "partition", asset: d.status?.name ?? this.current ?? "", partition: u.partition }),
+        }, h("span", { class: "cell-icon", "aria-hidden": "true" }, st.icon), day ? h("span", { class: "cell-day", "aria-hidden": "true" }, day) : null));
+      }
+      strip.append(h("div", { class: "calendar-row" }, row.label ? h("span", { class: "calendar-label mono" }, row.label) : null, cells));
     }
     this.partitionBox = h("div", { class: "partition-detail" });
     const s = d.status?.partitions;
