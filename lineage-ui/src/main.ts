@@ -91,7 +91,12 @@ const controls = h("div", { class: "controls" },
     h("button", { type: "button", "aria-label": "Zoom in (+)", title: "Zoom in (+)", onclick: () => canvas.zoomAt(1.25) }, "+"),
     h("button", { type: "button", "aria-label": "Zoom out (−)", title: "Zoom out (−)", onclick: () => canvas.zoomAt(0.8) }, "−"),
     h("button", { type: "button", "aria-label": "Fit the graph (0)", title: "Fit (0)", onclick: () => canvas.fit() }, "Fit")),
-  focusBox, h("label", {}, "Group by ", groupSelect), groupList);
+  focusBox, h("label", {}, "Group by ", groupSelect), groupList,
+  h("details", { class: "keys" }, h("summary", {}, "Keys"), h("ul", {},
+    h("li", {}, h("kbd", {}, "/"), " search, ", h("kbd", {}, "↑"), h("kbd", {}, "↓"), " ", h("kbd", {}, "Enter"), " pick"),
+    h("li", {}, h("kbd", {}, "+"), h("kbd", {}, "−"), " zoom, ", h("kbd", {}, "0"), " fit"),
+    h("li", {}, "on the graph: arrows move along edges from the selected node (", h("kbd", {}, "Shift"), " pans)"),
+    h("li", {}, h("kbd", {}, "Esc"), " closes the panel"))));
 const graphArea = h("div", { class: "graph-area" }, canvasEl, tooltip, graphStatus, controls, legend);
 
 fill(app,
@@ -332,13 +337,38 @@ canvasEl.addEventListener("wheel", (e) => {
   const r = canvasEl.getBoundingClientRect();
   canvas.zoomAt(Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015)), e.clientX - r.left, e.clientY - r.top);
 }, { passive: false });
+/** The view node an arrow key moves to from `v`: up/downstream, or the neighbour in its layer. */
+function stepFrom(v: number, key: string): number {
+  const view = S.view, l = S.layout;
+  if (!view || !l) return -1;
+  const nearestByY = (cands: number[]) => cands.reduce((best, c) => (best < 0 || Math.abs(l.y[c] - l.y[v]) < Math.abs(l.y[best] - l.y[v]) ? c : best), -1);
+  if (key === "ArrowLeft") return nearestByY(view.upstream[v]);
+  if (key === "ArrowRight") return nearestByY(view.upstream.flatMap((ups, w) => (ups.includes(v) ? [w] : [])));
+  const column = l.layers[l.layerOf[v]];
+  const at = column.indexOf(v);
+  const next = column[at + (key === "ArrowDown" ? 1 : -1)];
+  return next ?? -1;
+}
+
+// Arrows: with a node selected, move the selection along edges (left:
+// upstream, right: downstream) and within its column (up/down); with none,
+// or with Shift, pan. Enter opens the node under the centre when none is.
 canvasEl.addEventListener("keydown", (e) => {
   const step = 60;
   const moves: Record<string, [number, number]> = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
   const m = moves[e.key];
   if (m) {
     e.preventDefault();
+    if (canvas.selected >= 0 && !e.shiftKey) {
+      const next = stepFrom(canvas.selected, e.key);
+      if (next >= 0) openNode(next);
+      return;
+    }
     canvas.panBy(m[0], m[1]);
+  } else if (e.key === "Enter" && canvas.selected < 0) {
+    const { width, height } = canvas.size;
+    const v = canvas.hit(width / 2, height / 2);
+    if (v >= 0) openNode(v);
   }
 });
 
@@ -395,8 +425,9 @@ function pick(i: number): void {
   hits = [];
   renderHits();
   searchInput.value = name;
-  searchInput.blur();
   navigate({ view: "asset", asset: name });
+  // Keyboard users continue in the panel (Tab reaches its buttons).
+  panel.root.focus();
 }
 searchInput.addEventListener("input", () => {
   hits = search(S.defs, searchInput.value, 12);
