@@ -624,26 +624,33 @@ const hooks: CairnHooks = {
 
 async function start(): Promise<void> {
   canvas.resize();
-  let graph, status, who;
+  // The three calls go out together; the layout is computed while Status
+  // (the largest reply) is still on its way.
+  const statusP = api.status([]);
+  const whoP = api.whoami();
+  statusP.catch(() => undefined);
+  whoP.catch(() => undefined);
   try {
-    [graph, status, who] = await Promise.all([api.graph(), api.status([]), api.whoami()]);
+    const graph = await api.graph();
+    S.defs = graph.nodes;
+    S.defs.forEach((d, i) => S.index.set(d.name, i));
+    S.upIdx = S.defs.map((d) => d.upstream.map((u) => S.index.get(u)).filter((u): u is number => u !== undefined));
+    rebuild(true);
+    const [status, who] = await Promise.all([statusP, whoP]);
+    S.role = who.role;
+    S.who = who.name;
+    whoLabel.textContent = `${who.name || "anonymous"} · ${who.role}`;
+    for (const a of status.assets) S.status.set(a.name, statusOf(a));
   } catch (e) {
     graphStatus.textContent = "The graph could not be loaded.";
     showError(e instanceof Error ? e.message : String(e));
     return;
   }
-  S.role = who.role;
-  S.who = who.name;
-  whoLabel.textContent = `${who.name || "anonymous"} · ${who.role}`;
-  S.defs = graph.nodes;
-  S.defs.forEach((d, i) => S.index.set(d.name, i));
-  S.upIdx = S.defs.map((d) => d.upstream.map((u) => S.index.get(u)).filter((u): u is number => u !== undefined));
-  for (const a of status.assets) S.status.set(a.name, statusOf(a));
   const assets = S.defs.filter((d) => d.kind === "asset").length;
   canvasEl.setAttribute("aria-label", `Asset graph: ${assets} assets and ${S.defs.length - assets} sources. Use the search box ( / ) to pick one.`);
   graphStatus.textContent = S.defs.length === 0 ? "This project has no assets yet." : "";
   graphStatus.hidden = S.defs.length > 0;
-  rebuild(true);
+  recolour();
   canvas.draw();
   S.firstRenderMs = performance.now();
   S.bytesAtFirstRender = traffic.bytes;
