@@ -45,8 +45,11 @@ for (const step of steps) {
     await snap(`click-${a}`);
   } else if (kind === "zoom") {
     const n = Number(a ?? 5);
-    for (let i = 0; i < n; i++) await page.keyboard.press("+");
+    for (let i = 0; i < Math.abs(n); i++) await page.keyboard.press(n > 0 ? "+" : "-");
     await snap(`zoom${n}`);
+  } else if (kind === "fit") {
+    await page.keyboard.press("0");
+    await snap("fit");
   } else if (kind === "pan") {
     const times = [];
     await page.mouse.move(700, 450);

@@ -73,6 +73,7 @@ const canvas = new GraphCanvas(canvasEl);
 const panel = new AssetPanel({
   role: () => S.role,
   def: (name) => S.defs[S.index.get(name) ?? -1],
+  downstreamOf: (name) => S.defs.filter((d) => d.upstream.includes(name)).map((d) => d.name),
   isRunning: (name) => (S.running.get(name) ?? 0) > 0,
   navigate,
   setLineage,
@@ -498,7 +499,7 @@ async function applyRoute(): Promise<void> {
   if (v >= 0) {
     const p = canvas.toScreen(v);
     const { width, height } = canvas.size;
-    if (p.x < 40 || p.y < 40 || p.x > width - 40 || p.y > height - 40 || canvas.k < 0.3) canvas.centerOn(v, Math.max(canvas.k, 0.8));
+    if (p.x < 40 || p.y < 40 || p.x > width - 40 || p.y > height - 40 || canvas.k < 0.55) canvas.centerOn(v, Math.max(canvas.k, 0.8));
   }
   await opening;
 }

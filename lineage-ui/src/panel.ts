@@ -16,6 +16,8 @@ import type { Route } from "./route";
 export interface PanelHost {
   role(): string;
   def(name: string): GraphNodeDef | undefined;
+  /** The sources and assets that read `name`. */
+  downstreamOf(name: string): string[];
   isRunning(name: string): boolean;
   navigate(route: Route): void;
   setLineage(items: string[] | null): void;
@@ -129,7 +131,7 @@ export class AssetPanel {
       const kind = def?.kind ?? "asset";
       sections.push(
         h("p", { class: "state-line" }, stateChip(kind === "source" ? DISPLAY.source : DISPLAY.unknown)),
-        about(def?.description ?? "", def?.owner ?? "", def?.tags ?? [], def ? `${def.file}${def.line ? `:${def.line}` : ""}` : ""),
+        about(def?.description ?? "", def?.owner ?? "", def?.tags ?? [], def ? `${def.file}${def.line ? `:${def.line}` : ""}` : "", def?.upstream ?? [], this.host.downstreamOf(loaded.name)),
         this.actions(loaded.name, def, null),
       );
       fill(this.body, sections);
@@ -141,7 +143,7 @@ export class AssetPanel {
     sections.push(
       this.stateSection(loaded.name, status),
       this.actions(loaded.name, def, status),
-      about(d.description, d.owner, d.tags, d.file),
+      about(d.description, d.owner, d.tags, d.file, d.upstream, d.downstream),
       this.rowsSection(d, status),
     );
     if (d.partitioning !== "") sections.push(this.partitionsSection(d, loaded.partitions));
@@ -424,13 +426,20 @@ function stateChip(st: { icon: string; label: string; fill: string; stroke: stri
   return h("span", { class: "chip", style: `background:${st.fill};color:${st.stroke};border-color:${st.stroke}` }, h("span", { "aria-hidden": "true" }, st.icon), ` ${st.label}`);
 }
 
-function about(description: string, owner: string, tags: string[], file: string): HTMLElement {
+function links(names: string[]): (HTMLElement | string)[] | string {
+  if (names.length === 0) return "—";
+  return names.flatMap((n, i) => [i > 0 ? ", " : "", h("a", { href: `#/asset/${encodeURIComponent(n)}`, class: "mono" }, n)]);
+}
+
+function about(description: string, owner: string, tags: string[], file: string, upstream: string[], downstream: string[]): HTMLElement {
   return h("section", { "aria-label": "About" },
     description ? h("p", {}, description) : h("p", { class: "muted" }, "No description."),
     h("dl", { class: "facts" },
       h("dt", {}, "Owner"), h("dd", {}, owner || "—"),
       h("dt", {}, "Tags"), h("dd", {}, tags.length > 0 ? tags.map((t) => h("span", { class: "tag" }, t)) : "—"),
-      file ? [h("dt", {}, "File"), h("dd", { class: "mono" }, file)] : null));
+      file ? [h("dt", {}, "File"), h("dd", { class: "mono" }, file)] : null,
+      h("dt", {}, "Reads"), h("dd", {}, links(upstream)),
+      h("dt", {}, "Read by"), h("dd", {}, links(downstream))));
 }
 
 /** Every (table, column) in a lineage tree as "table.column", sorted and unique. */

@@ -415,12 +415,14 @@ export class GraphCanvas {
       ctx.fillStyle = style.stroke;
       ctx.fillRect(x, y + 3, 5, NODE_H - 6);
       if (!text) continue;
+      // label() measures with its own fonts: call it before setting ours.
+      const label = this.label(v);
       ctx.font = `${this.fontPx}px ${FONT_FAMILY}`;
       ctx.textBaseline = "middle";
       ctx.fillStyle = style.stroke;
       ctx.fillText(style.icon, x + 11, l.y[v] + 1);
       ctx.fillStyle = "#0f172a";
-      ctx.fillText(this.label(v), x + 16 + this.fontPx, l.y[v] + 1);
+      ctx.fillText(label, x + 16 + this.fontPx, l.y[v] + 1);
       const badge = this.badgeText(v);
       if (badge !== "") {
         ctx.font = this.badgeFont();
