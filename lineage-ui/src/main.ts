@@ -27,8 +27,8 @@ const S = {
   index: new Map<string, number>(),
   upIdx: [] as number[][],
   status: new Map<string, NodeStatus>(),
-  /** Units being built per asset (from the run stream). */
-  running: new Map<string, number>(),
+  /** Units being built per asset, as "run\0partition" (from the run stream). */
+  running: new Map<string, Set<string>>(),
   /** Actual check results of assets whose panel was opened (warn checks included). */
   checksSeen: new Map<string, { passed: number; failed: number }>(),
   role: "viewer",
@@ -74,7 +74,7 @@ const panel = new AssetPanel({
   role: () => S.role,
   def: (name) => S.defs[S.index.get(name) ?? -1],
   downstreamOf: (name) => S.defs.filter((d) => d.upstream.includes(name)).map((d) => d.name),
-  isRunning: (name) => (S.running.get(name) ?? 0) > 0,
+  isRunning: (name) => isRunning(name),
   navigate,
   setLineage,
   focusOn: (name) => setFocus(name, S.focus?.depth ?? 2),
@@ -143,7 +143,7 @@ function statusOf(a: AssetStatus): NodeStatus {
 
 function nodeDisplay(i: number): Display {
   const d = S.defs[i];
-  return displayOf(d.kind, S.status.get(d.name), (S.running.get(d.name) ?? 0) > 0);
+  return displayOf(d.kind, S.status.get(d.name), isRunning(d.name));
 }
 
 function checksOf(i: number): { passed: number; failed: number } {
@@ -511,9 +511,14 @@ window.addEventListener("resize", () => canvas.resize());
 
 const TERMINAL = new Set(["built", "early_cutoff", "fresh", "failed", "skipped"]);
 const refetching = new Set<string>();
+/** Assets whose state changed again while their Status call was out. */
+const refetchAgain = new Set<string>();
 
 async function refreshAsset(name: string): Promise<void> {
-  if (refetching.has(name)) return;
+  if (refetching.has(name)) {
+    refetchAgain.add(name);
+    return;
+  }
   refetching.add(name);
   try {
     const res = await api.status([name]);
@@ -527,19 +532,42 @@ async function refreshAsset(name: string): Promise<void> {
     refetching.delete(name);
   }
   recolour();
+  if (refetchAgain.delete(name)) {
+    void refreshAsset(name);
+    return;
+  }
   if (panel.current === name) panel.refresh(S.route);
+}
+
+function isRunning(name: string): boolean {
+  return (S.running.get(name)?.size ?? 0) > 0;
 }
 
 function onRunEvent(e: RunEvent): void {
   runs.onGlobalEvent(e);
+  if (e.event === "finished") {
+    // Units whose end the stream missed (a reconnect) end with their run.
+    for (const [asset, units] of S.running) {
+      let changed = false;
+      for (const u of units) if (u.startsWith(`${e.run_id}\u0000`)) changed = units.delete(u);
+      if (changed) {
+        if (units.size === 0) S.running.delete(asset);
+        void refreshAsset(asset);
+      }
+    }
+    return;
+  }
   if (!e.asset) return;
+  const unit = `${e.run_id}\u0000${e.partition}`;
   if (e.event === "unit_started") {
-    S.running.set(e.asset, (S.running.get(e.asset) ?? 0) + 1);
+    const units = S.running.get(e.asset) ?? new Set<string>();
+    units.add(unit);
+    S.running.set(e.asset, units);
     recolour();
   } else if (TERMINAL.has(e.event)) {
-    const n = (S.running.get(e.asset) ?? 1) - 1;
-    if (n > 0) S.running.set(e.asset, n);
-    else S.running.delete(e.asset);
+    const units = S.running.get(e.asset);
+    units?.delete(unit);
+    if (units && units.size === 0) S.running.delete(e.asset);
     void refreshAsset(e.asset);
   }
 }
@@ -578,7 +606,7 @@ const hooks: CairnHooks = {
         const st = S.status.get(d.name);
         const v = S.view ? S.view.viewOf[i] : -1;
         const p = v >= 0 && S.layout ? canvas.toScreen(v) : { x: NaN, y: NaN };
-        const running = (S.running.get(d.name) ?? 0) > 0;
+        const running = isRunning(d.name);
         return {
           name: d.name,
           kind: d.kind,
