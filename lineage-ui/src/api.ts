@@ -59,7 +59,7 @@ export interface Run {
 export interface UnitResult { asset: string; partition: string; outcome: string; error: string; checks: CheckResult[] }
 export interface RunEvent {
   run_id: string; event: string; asset: string; partition: string; error: string; rows: number; wall_ms: number;
-  at: string; status: string; data_unchanged?: boolean; report: { results: UnitResult[] } | null;
+  at: string; status: string; data_unchanged?: boolean; planned?: { asset: string; partition: string }[]; report: { results: UnitResult[] } | null;
 }
 export interface Identity { name: string; role: string; tokens: boolean }
 export interface RunAccepted { run_id: string; attached: boolean }

@@ -27,6 +27,10 @@ export class RunsView {
   private results = new Map<string, UnitResult>();
   /** The watched run's events so far: a re-render of the run keeps them. */
   private events: RunEvent[] = [];
+  /** Units the run planned (its `planned` event), and those ended so far. */
+  private planned = 0;
+  private ended = new Map<string, string>();
+  private progress: HTMLElement | null = null;
 
   constructor(private host: RunsHost) {
     this.root = h("section", { class: "runs", hidden: true, "aria-label": "Runs" });
@@ -72,6 +76,8 @@ export class RunsView {
     this.runId = runId;
     this.results = new Map();
     this.events = [];
+    this.planned = 0;
+    this.ended = new Map();
     this.root.hidden = false;
     fill(this.root, h("p", {}, h("a", { href: "#/runs" }, "← All runs")), h("h2", {}, `Run ${runId}`), h("p", { class: "muted" }, "Loading…"));
     let run: Run;
@@ -120,7 +126,10 @@ export class RunsView {
           h("dt", {}, "Finished"), h("dd", {}, fmtTime(run.finished_at)))),
       canCancel ? h("div", { class: "actions" }, h("button", {
         type: "button", "data-test": "cancel", class: "danger",
-        onclick: async () => {
+        onclick: async (ev: MouseEvent) => {
+          const b = ev.currentTarget as HTMLButtonElement;
+          b.disabled = true;
+          b.textContent = "Cancelling…";
           try {
             this.renderRun(await api.cancelRun(run.run_id));
           } catch (e) {
@@ -129,6 +138,7 @@ export class RunsView {
         },
       }, "Cancel run")) : null,
       run.error ? h("pre", { class: "error-text" }, run.error) : null,
+      (this.progress = h("div", { class: "progress", "aria-live": "polite" })),
       h("h3", {}, `Units (${run.units.length})`),
       run.units.length === 0 ? h("p", { class: "muted" }, active ? "Nothing finished yet." : "No units.") :
         h("table", { class: "units" },
@@ -143,6 +153,19 @@ export class RunsView {
           }))),
       h("h3", { hidden: this.events.length === 0, class: "events-title" }, active ? "Live events" : "Events"), this.live);
     for (const e of this.events) this.live.append(eventItem(e));
+    this.renderProgress();
+  }
+
+  private renderProgress(): void {
+    if (!this.progress) return;
+    if (this.planned === 0) {
+      fill(this.progress);
+      return;
+    }
+    const done = this.ended.size;
+    const failed = [...this.ended.values()].filter((o) => o === "failed").length;
+    fill(this.progress, h("progress", { max: String(this.planned), value: String(done), "aria-label": "Units done" }),
+      ` ${done} of ${this.planned} units done${failed > 0 ? `, ${failed} failed` : ""}`);
   }
 
   private onRunEvent(e: RunEvent): void {
@@ -150,7 +173,15 @@ export class RunsView {
       for (const r of e.report.results) this.results.set(`${r.asset}\u0000${r.partition}`, r);
       return;
     }
-    if (e.event === "planned") return;
+    if (e.event === "planned") {
+      this.planned = e.planned?.length ?? 0;
+      this.renderProgress();
+      return;
+    }
+    if (["built", "early_cutoff", "fresh", "failed", "skipped"].includes(e.event)) {
+      this.ended.set(`${e.asset}\u0000${e.partition}`, e.event);
+      this.renderProgress();
+    }
     this.events.push(e);
     if (this.live) {
       this.root.querySelector(".events-title")?.removeAttribute("hidden");
@@ -169,6 +200,9 @@ export class RunsView {
 }
 
 function eventItem(e: RunEvent): HTMLElement {
+  if (e.event === "finished") {
+    return h("li", { class: e.status === "succeeded" ? "" : "bad" }, h("span", { class: "muted" }, `${fmtTime(e.at)} `), `finished: ${e.status}${e.error ? ` — ${e.error}` : ""}`);
+  }
   const what = [e.event.replace(/_/g, " "), e.asset, e.partition ? `[${e.partition}]` : "", e.event === "built" ? `${fmtInt(e.rows)} rows in ${e.wall_ms} ms${e.data_unchanged ? " (data unchanged)" : ""}` : "", e.status, e.error]
     .filter((s) => s !== "")
     .join(" ");
