@@ -144,16 +144,19 @@ export async function stream(method: string, body: unknown, onEvent: (e: RunEven
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    buffered += decoder.decode(value, { stream: true });
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      const line = buffered.slice(0, nl).trim();
-      buffered = buffered.slice(nl + 1);
-      if (line !== "") onEvent(JSON.parse(line) as RunEvent);
-    }
+    const { lines, rest } = splitLines(buffered + decoder.decode(value, { stream: true }));
+    buffered = rest;
+    for (const line of lines) onEvent(JSON.parse(line) as RunEvent);
   }
-  const rest = buffered.trim();
-  if (rest !== "") onEvent(JSON.parse(rest) as RunEvent);
+  const last = buffered.trim();
+  if (last !== "") onEvent(JSON.parse(last) as RunEvent);
+}
+
+/** The complete, non-blank lines of ndjson text read so far, and the incomplete rest. */
+export function splitLines(text: string): { lines: string[]; rest: string } {
+  const parts = text.split("\n");
+  const rest = parts.pop() ?? "";
+  return { lines: parts.map((l) => l.trim()).filter((l) => l !== ""), rest };
 }
 
 export const api = {
