@@ -32,7 +32,6 @@ const S = {
   /** Actual check results of assets whose panel was opened (warn checks included). */
   checksSeen: new Map<string, { passed: number; failed: number }>(),
   role: "viewer",
-  who: "",
   groupBy: "none" as GroupBy,
   collapsed: new Set<string>(),
   focus: null as { index: number; depth: number } | null,
@@ -40,7 +39,6 @@ const S = {
   layout: null as Layout | null,
   lineage: [] as string[],
   route: { view: "graph" } as Route,
-  ready: false,
   firstRenderMs: 0,
   bytesAtFirstRender: 0,
 };
@@ -667,7 +665,6 @@ async function start(): Promise<void> {
     rebuild(true);
     const [status, who] = await Promise.all([statusP, whoP]);
     S.role = who.role;
-    S.who = who.name;
     whoLabel.textContent = `${who.name || "anonymous"} · ${who.role}`;
     for (const a of status.assets) S.status.set(a.name, statusOf(a));
   } catch (e) {
@@ -683,7 +680,6 @@ async function start(): Promise<void> {
   canvas.draw();
   S.firstRenderMs = performance.now();
   S.bytesAtFirstRender = traffic.bytes;
-  S.ready = true;
   hooks.ready = true;
   void watchRuns();
   await applyRoute();
