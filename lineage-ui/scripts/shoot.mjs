@@ -55,14 +55,14 @@ for (const step of steps) {
     await page.mouse.move(700, 450);
     await page.mouse.down();
     for (let i = 0; i < 40; i++) {
-      await page.mouse.move(700 - i * 12, 450 - i * 6);
+      await page.mouse.move(700 - i * 12, 450 - i * 2);
       await page.evaluate(() => new Promise(requestAnimationFrame));
       times.push(await page.evaluate(() => window.__cairn.stats().lastFrameMs));
     }
     await page.mouse.up();
     times.sort((x, y) => x - y);
-    report.pan = { frames: times.length, medianMs: times[times.length >> 1], p95Ms: times[Math.floor(times.length * 0.95)], maxMs: times[times.length - 1] };
-    report.panStats = await page.evaluate(() => window.__cairn.stats());
+    const after = await page.evaluate(() => window.__cairn.stats());
+    (report.pans ??= []).push({ frames: times.length, medianMs: times[times.length >> 1], p95Ms: times[Math.floor(times.length * 0.95)], maxMs: times[times.length - 1], nodesDrawn: after.nodesDrawn });
     await snap("pan");
   } else if (kind === "runs") {
     await page.evaluate(() => (location.hash = "#/runs"));
