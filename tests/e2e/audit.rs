@@ -202,3 +202,111 @@ fn gc_removes_only_uncommitted_and_expired_files() {
         0
     );
 }
+
+/// A chain of `levels` diamonds over one source: `l{i}a` and `l{i}b` both
+/// read `m{i-1}`, `m{i}` joins them. Every column of `m{i}` reaches the
+/// source through 2^i paths.
+fn diamonds(levels: usize) -> Project {
+    let mut files = vec![
+        (
+            "cairn.toml".to_owned(),
+            "[storage]\nurl = \"file://./warehouse\"\n[catalog]\nurl = \"sqlite://.cairn/catalog.db\"\n\
+             [sources.s]\npath = \"data/s.csv\"\nformat = \"csv\"\n"
+                .to_owned(),
+        ),
+        ("data/s.csv".to_owned(), "id,v\n1,10\n2,20\n".to_owned()),
+        ("assets/m0.sql".to_owned(), "select id, v from s".to_owned()),
+    ];
+    for i in 1..=levels {
+        for side in ["a", "b"] {
+            files.push((
+                format!("assets/l{i}{side}.sql"),
+                format!("select id, v from m{}", i - 1),
+            ));
+        }
+        files.push((
+            format!("assets/m{i}.sql"),
+            format!("select a.id, a.v + b.v as v from l{i}a a join l{i}b b on a.id = b.id"),
+        ));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    Project::with_files(&files)
+}
+
+/// Nodes of a JSON tree whose children are under `key`, and how many of
+/// them carry their subtree (not `shown_above`), per label.
+fn tree_nodes(
+    node: &serde_json::Value,
+    key: &str,
+    label: &dyn Fn(&serde_json::Value) -> String,
+    out: &mut std::collections::BTreeMap<String, (usize, usize)>,
+) {
+    let entry = out.entry(label(node)).or_default();
+    entry.0 += 1;
+    if !node[key].as_array().unwrap().is_empty() {
+        entry.1 += 1;
+    }
+    for child in node[key].as_array().unwrap() {
+        tree_nodes(child, key, label, out);
+    }
+}
+
+#[test]
+fn shared_upstreams_are_told_once_in_column_lineage_and_provenance() {
+    // 2^24 paths: a tree repeating shared upstreams could not be built.
+    let levels = 24;
+    let p = diamonds(levels);
+    let top = format!("m{levels}");
+    let lineage = p.json(&["lineage", &top, "--column", "v", "--format", "json"], 0);
+    let mut columns = std::collections::BTreeMap::new();
+    let label = |n: &serde_json::Value| {
+        format!(
+            "{}.{}",
+            n["table"].as_str().unwrap(),
+            n["column"].as_str().unwrap()
+        )
+    };
+    tree_nodes(&lineage, "upstream", &label, &mut columns);
+    // Every column of the chain is there, its upstream told exactly once;
+    // a second appearance says where to look.
+    // `v` and the join keys `id` of every asset but the top's `id`, and
+    // the source's two.
+    assert_eq!(columns.len(), 2 * (3 * levels + 1) - 1 + 2, "{columns:?}");
+    for (column, (seen, expanded)) in &columns {
+        if column.starts_with("s.") {
+            assert_eq!(*expanded, 0, "a source has no upstream");
+        } else {
+            assert_eq!(*expanded, 1, "{column} seen {seen} times");
+        }
+    }
+    let text = p.run(&["lineage", &top, "--column", "v"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout.contains("(its upstream: above)"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.lines().count() < 20 * levels, "{}", text.stdout);
+
+    // Provenance: the chain's versions, each followed once.
+    let small = diamonds(6);
+    small.materialize(&[]);
+    let provenance = small.json(&["audit", "m6", "--format", "json"], 0);
+    let mut versions = std::collections::BTreeMap::new();
+    let label = |n: &serde_json::Value| n["name"].as_str().unwrap().to_owned();
+    tree_nodes(&provenance, "inputs", &label, &mut versions);
+    assert_eq!(versions.len(), 3 * 6 + 2, "{versions:?}");
+    for (name, (seen, expanded)) in &versions {
+        if name != "s" {
+            assert_eq!(*expanded, 1, "{name} seen {seen} times");
+        }
+    }
+    let shown_above = provenance
+        .to_string()
+        .matches("\"shown_above\":true")
+        .count();
+    assert_eq!(shown_above, 6, "m0..m5 are each read twice: {provenance}");
+}

@@ -90,10 +90,15 @@ fn render_node(n: &Provenance, indent: &str, out: &mut impl Write) -> std::io::R
         }
         None => writeln!(
             out,
-            "{indent}{} {}{part}: data {}",
+            "{indent}{} {}{part}: data {}{}",
             n.kind,
             n.name,
-            short(&n.data_version)
+            short(&n.data_version),
+            if n.shown_above {
+                " (its provenance: above)"
+            } else {
+                ""
+            }
         )?,
     }
     for i in &n.inputs {
@@ -133,6 +138,9 @@ mod json {
         files: &'a [String],
         expired: bool,
         inputs: Vec<Provenance<'a>>,
+        /// Its inputs are where this version first appears in the tree.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        shown_above: bool,
     }
 
     impl<'a> From<&'a cairn_engine::Provenance> for Provenance<'a> {
@@ -151,6 +159,7 @@ mod json {
                 files: &n.files,
                 expired: n.expired,
                 inputs: n.inputs.iter().map(Provenance::from).collect(),
+                shown_above: n.shown_above,
             }
         }
     }

@@ -249,6 +249,9 @@ struct Column<'a> {
     is_dimension: bool,
     earlier_partitions: bool,
     upstream: Vec<Column<'a>>,
+    /// Its upstream is where this column first appears in the tree.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    shown_above: bool,
 }
 
 impl<'a> From<&'a ColumnNode> for Column<'a> {
@@ -261,6 +264,7 @@ impl<'a> From<&'a ColumnNode> for Column<'a> {
             is_dimension: n.is_dimension,
             earlier_partitions: n.earlier_partitions,
             upstream: n.upstream.iter().map(Column::from).collect(),
+            shown_above: n.shown_above,
         }
     }
 }
@@ -322,7 +326,12 @@ fn column_node(n: &ColumnNode, indent: &str, out: &mut impl Write) -> std::io::R
     } else {
         ""
     };
-    writeln!(out, "{indent}{}.{}{source}{kind}", n.table, n.column)?;
+    let above = if n.shown_above {
+        "  (its upstream: above)"
+    } else {
+        ""
+    };
+    writeln!(out, "{indent}{}.{}{source}{kind}{above}", n.table, n.column)?;
     for u in &n.upstream {
         column_node(u, &format!("{indent}  "), out)?;
     }

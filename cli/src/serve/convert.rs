@@ -448,6 +448,7 @@ pub(super) fn column_node(n: &cairn_engine::ColumnNode) -> pb::ColumnNode {
         is_dimension: n.is_dimension,
         earlier_partitions: n.earlier_partitions,
         upstream: n.upstream.iter().map(column_node).collect(),
+        shown_above: n.shown_above,
     }
 }
 
@@ -512,6 +513,7 @@ pub(super) fn provenance(p: &cairn_engine::Provenance) -> pb::ProvenanceNode {
         files: p.files.clone(),
         expired: p.expired,
         inputs: p.inputs.iter().map(provenance).collect(),
+        shown_above: p.shown_above,
     }
 }
 

@@ -1566,6 +1566,10 @@ pub struct ColumnNode {
     pub earlier_partitions: bool,
     /// Upstream columns, when `table` is an asset and the depth allows.
     pub upstream: Vec<ColumnNode>,
+    /// Its upstream is told where this column first appears in the tree
+    /// (shared upstreams are walked once: a tree that repeated them would
+    /// grow exponentially with the graph's diamonds).
+    pub shown_above: bool,
 }
 
 /// Walks the column lineage of `asset.column` upstream through the
@@ -1601,63 +1605,77 @@ pub(crate) async fn asset_column_lineage(
             columns.join(", ")
         )));
     }
-    let mut path = Vec::new();
-    Ok(walk_column(
+    let mut walk = Walk {
         ws,
-        (asset, column),
-        None,
-        false,
-        depth.unwrap_or(usize::MAX),
-        &lineages,
-        &mut path,
-    ))
+        lineages: &lineages,
+        path: Vec::new(),
+        expanded: std::collections::HashMap::new(),
+    };
+    Ok(walk.column((asset, column), None, false, depth.unwrap_or(usize::MAX)))
 }
 
-/// One node of the walk; `path` holds the columns above it, so a
-/// column an asset computes from its own earlier partitions is shown
-/// once, not followed forever.
-fn walk_column(
-    ws: &Workspace,
-    (table, column): (&str, &str),
-    kind: Option<LineageKind>,
-    earlier_partitions: bool,
-    depth: usize,
-    lineages: &std::collections::HashMap<String, Vec<ColumnLineage>>,
-    path: &mut Vec<(String, String)>,
-) -> ColumnNode {
-    let is_source = ws.project.sources.contains_key(table);
-    let mut upstream = Vec::new();
-    let seen = path.iter().any(|(t, c)| t == table && c == column);
-    if !is_source
-        && !seen
-        && depth > 0
-        && let Some(col) = lineages
-            .get(table)
-            .and_then(|l| l.iter().find(|c| c.column == column))
-    {
-        path.push((table.to_owned(), column.to_owned()));
-        for s in &col.sources {
-            upstream.push(walk_column(
-                ws,
-                (&s.table, &s.column),
-                Some(s.kind),
-                s.table == table,
-                depth - 1,
-                lineages,
-                path,
-            ));
+/// The state of one column-lineage walk.
+struct Walk<'a> {
+    ws: &'a Workspace,
+    lineages: &'a std::collections::HashMap<String, Vec<ColumnLineage>>,
+    /// The columns above the current node, so a column an asset computes
+    /// from its own earlier partitions is shown once, not followed
+    /// forever.
+    path: Vec<(String, String)>,
+    /// Columns whose upstream was told, with the depth left then: told
+    /// again only where more depth is left.
+    expanded: std::collections::HashMap<(String, String), usize>,
+}
+
+impl Walk<'_> {
+    /// One node of the walk.
+    fn column(
+        &mut self,
+        (table, column): (&str, &str),
+        kind: Option<LineageKind>,
+        earlier_partitions: bool,
+        depth: usize,
+    ) -> ColumnNode {
+        let ws = self.ws;
+        let is_source = ws.project.sources.contains_key(table);
+        let mut upstream = Vec::new();
+        let key = (table.to_owned(), column.to_owned());
+        let on_path = self.path.contains(&key);
+        // (A column on the path is an asset reading its own earlier
+        // partitions: said by `earlier_partitions`.)
+        let shown_above = !on_path && self.expanded.get(&key).is_some_and(|&d| d >= depth);
+        if !is_source
+            && !on_path
+            && !shown_above
+            && depth > 0
+            && let Some(col) = self
+                .lineages
+                .get(table)
+                .and_then(|l| l.iter().find(|c| c.column == column))
+        {
+            self.expanded.insert(key.clone(), depth);
+            self.path.push(key);
+            for s in &col.sources {
+                upstream.push(self.column(
+                    (&s.table, &s.column),
+                    Some(s.kind),
+                    s.table == table,
+                    depth - 1,
+                ));
+            }
+            self.path.pop();
         }
-        path.pop();
-    }
-    ColumnNode {
-        table: table.to_owned(),
-        column: column.to_owned(),
-        kind,
-        is_source,
-        is_dimension: crate::model::partition_index::dimension_names(&ws.project, table)
-            .iter()
-            .any(|d| d == column),
-        earlier_partitions,
-        upstream,
+        ColumnNode {
+            table: table.to_owned(),
+            column: column.to_owned(),
+            kind,
+            is_source,
+            is_dimension: crate::model::partition_index::dimension_names(&ws.project, table)
+                .iter()
+                .any(|d| d == column),
+            earlier_partitions,
+            upstream,
+            shown_above,
+        }
     }
 }

@@ -40,6 +40,10 @@ pub struct Provenance {
     pub expired: bool,
     /// What it read, each with its own provenance.
     pub inputs: Vec<Provenance>,
+    /// Its inputs are told where this version first appears in the tree
+    /// (a version read by several others is followed once: a tree that
+    /// repeated it would grow exponentially with the graph's diamonds).
+    pub shown_above: bool,
 }
 
 /// The provenance of a version of an asset partition: `version` (a
@@ -80,7 +84,7 @@ pub(crate) fn provenance(
         .filter(|f| f.expired)
         .map(|f| f.materialization)
         .collect();
-    let node = provenance_of(ws, id, &runs, &expired, 0)?;
+    let node = provenance_of(ws, id, &runs, &expired, 0, &mut HashSet::new())?;
     if node.name != asset {
         return Err(EngineError::Usage(format!(
             "materialization {id} belongs to `{}`, not `{asset}`",
@@ -96,7 +100,9 @@ fn provenance_of(
     runs: &HashMap<RunId, RunRecord>,
     expired: &HashSet<MaterializationId>,
     depth: usize,
+    told: &mut HashSet<MaterializationId>,
 ) -> Result<Provenance, EngineError> {
+    told.insert(id);
     let m = ws
         .catalog
         .materialization(id)?
@@ -105,8 +111,8 @@ fn provenance_of(
     let mut inputs = Vec::new();
     for input in &b.inputs {
         match (input.kind, input.materialization) {
-            (UpstreamKind::Asset, Some(up)) if depth < 64 => {
-                inputs.push(provenance_of(ws, up, runs, expired, depth + 1)?)
+            (UpstreamKind::Asset, Some(up)) if depth < 64 && !told.contains(&up) => {
+                inputs.push(provenance_of(ws, up, runs, expired, depth + 1, told)?)
             }
             _ => inputs.push(Provenance {
                 kind: if input.kind == UpstreamKind::Source {
@@ -126,6 +132,7 @@ fn provenance_of(
                 files: Vec::new(),
                 expired: false,
                 inputs: Vec::new(),
+                shown_above: input.materialization.is_some_and(|up| told.contains(&up)),
             }),
         }
     }
@@ -143,5 +150,6 @@ fn provenance_of(
         files: b.files.into_iter().map(|f| f.path).collect(),
         expired: expired.contains(&m.id),
         inputs,
+        shown_above: false,
     })
 }

@@ -538,6 +538,10 @@ pub struct ColumnNode {
     pub earlier_partitions: bool,
     #[prost(message, repeated, tag = "7")]
     pub upstream: ::prost::alloc::vec::Vec<ColumnNode>,
+    /// Its upstream is told where this column first appears in the tree
+    /// (shared upstreams are walked once).
+    #[prost(bool, tag = "8")]
+    pub shown_above: bool,
 }
 #[allow(clippy::all)]
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -1028,6 +1032,10 @@ pub struct ProvenanceNode {
     pub expired: bool,
     #[prost(message, repeated, tag = "13")]
     pub inputs: ::prost::alloc::vec::Vec<ProvenanceNode>,
+    /// Its inputs are told where this version first appears in the tree (a
+    /// version read by several others is followed once).
+    #[prost(bool, tag = "14")]
+    pub shown_above: bool,
 }
 #[allow(clippy::all)]
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -458,6 +458,7 @@ pub(crate) fn column_node(n: pb::ColumnNode) -> Result<ColumnNode, Failure> {
         is_source: n.is_source,
         is_dimension: n.is_dimension,
         earlier_partitions: n.earlier_partitions,
+        shown_above: n.shown_above,
         upstream: n
             .upstream
             .into_iter()
