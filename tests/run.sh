@@ -68,6 +68,9 @@ if ! npm ls --prefix lineage-ui --all >/dev/null 2>&1; then
     npm ci --prefix lineage-ui --no-audit --no-fund --loglevel=error
 fi
 
+# The page's own unit tests (layout, search, routes, SQL tokenizer).
+npm test --prefix lineage-ui --silent
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else
