@@ -296,3 +296,76 @@ fn tokens_and_roles_hold_for_the_json_api_and_the_page_needs_none() {
     let runs = api_call(&server.addr, Some(OPERATOR), "ListRuns", "{}").json();
     assert_eq!(runs["runs"][0]["user"], "ops", "{runs}");
 }
+
+#[test]
+fn a_late_watcher_of_every_run_first_hears_what_running_runs_did() {
+    let p = Project::example();
+    // `orders` hangs before its commit: the run stays running.
+    let server = Server::start_with(&p, &[("CAIRN_TEST_HANG_BEFORE_COMMIT", "orders")]);
+    let accepted = api_call(
+        &server.addr,
+        None,
+        "Materialize",
+        r#"{"selection": ["+orders"]}"#,
+    );
+    let run_id = accepted.json()["run_id"].as_str().unwrap().to_owned();
+    // Joined after `orders` started: what the run did so far comes first.
+    let mut past = Vec::new();
+    for _ in 0..600 {
+        past = api_stream(&server.addr, "WatchRuns", "{}", |e| {
+            e["event"] == "unit_started" && e["asset"] == "orders"
+        });
+        if past.last().is_some_and(|e| e["asset"] == "orders") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let kinds: Vec<String> = past
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["asset"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("queued "),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"built stg_orders".to_owned()), "{kinds:?}");
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("unit_started orders")
+    );
+    assert!(past.iter().all(|e| e["run_id"] == run_id.as_str()));
+    // Finished runs are not told again.
+    let cancelled = api_call(
+        &server.addr,
+        None,
+        "CancelRun",
+        &format!(r#"{{"run_id": "{run_id}"}}"#),
+    );
+    assert_eq!(
+        cancelled.json()["status"],
+        "cancelled",
+        "{}",
+        cancelled.body
+    );
+    let second = api_call(
+        &server.addr,
+        None,
+        "Materialize",
+        r#"{"selection": ["stg_customers"], "force": true}"#,
+    );
+    let second = second.json()["run_id"].as_str().unwrap().to_owned();
+    let later = api_stream(&server.addr, "WatchRuns", "{}", |e| {
+        e["event"] == "finished"
+    });
+    assert!(
+        later.iter().all(|e| e["run_id"] == second.as_str()),
+        "only the new run: {later:?}"
+    );
+}

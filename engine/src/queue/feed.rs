@@ -234,9 +234,21 @@ impl Feeds {
         self.everything.clear();
     }
 
-    /// A watch of every run's updates from now on.
+    /// A watch of every run's updates: those so far of the runs not yet
+    /// finished (oldest first), then every update from now on.
     pub(crate) fn watch_all(&mut self) -> mpsc::UnboundedReceiver<RunUpdate> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let mut past: Vec<&RunUpdate> = self
+            .runs
+            .values()
+            .filter(|feed| !feed.finished)
+            .flat_map(|feed| &feed.history)
+            .collect();
+        past.sort_by_key(|u| u.at);
+        for update in past {
+            // The receiver is still here: it cannot have gone.
+            let _ = tx.send(update.clone());
+        }
         self.everything.push(tx);
         rx
     }

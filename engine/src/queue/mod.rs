@@ -323,9 +323,10 @@ impl RunQueue {
         ))
     }
 
-    /// Every update of every run this queue handles, from now on (runs a
-    /// CLI process starts directly are not in it); the stream ends when the
-    /// queue shuts down.
+    /// Every update of every run this queue handles: the updates so far of
+    /// runs not yet finished, then all from now on (runs a CLI process
+    /// starts directly are not in it); the stream ends when the queue shuts
+    /// down.
     pub fn watch_all(&self) -> tokio::sync::mpsc::UnboundedReceiver<RunUpdate> {
         self.inner.lock().feeds.watch_all()
     }

@@ -1626,8 +1626,9 @@ pub mod cairn_client {
             req.extensions_mut().insert(GrpcMethod::new("cairn.v1.Cairn", "WhoAmI"));
             self.inner.unary(req, path, codec).await
         }
-        /// The events of every run from now on (as WatchRun sends them, without
-        /// `planned`/`report`), until the caller stops listening.
+        /// The events of every run (as WatchRun sends them, without
+        /// `planned`/`report`): first those so far of the runs queued or running,
+        /// then every event as it happens, until the caller stops listening.
         pub async fn watch_runs(
             &mut self,
             request: impl tonic::IntoRequest<super::WatchRunsRequest>,
@@ -1774,8 +1775,9 @@ pub mod cairn_server {
             >
             + std::marker::Send
             + 'static;
-        /// The events of every run from now on (as WatchRun sends them, without
-        /// `planned`/`report`), until the caller stops listening.
+        /// The events of every run (as WatchRun sends them, without
+        /// `planned`/`report`): first those so far of the runs queued or running,
+        /// then every event as it happens, until the caller stops listening.
         async fn watch_runs(
             &self,
             request: tonic::Request<super::WatchRunsRequest>,
