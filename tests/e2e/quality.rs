@@ -198,6 +198,20 @@ fn cairn_check_reruns_checks_and_status_check_fails_on_them() {
         "{}",
         status.stdout
     );
+
+    // The check is taken out of the definition: it is not failing any more.
+    p.edit(
+        "assets/items.sql",
+        "--- checks = [\"relationships(parent_id, parents.id)\"]\n",
+        "",
+    );
+    let status = p.json(&["status", "items", "--format", "json"], 0);
+    assert_eq!(
+        status["assets"][0]["failing_checks"],
+        serde_json::json!([]),
+        "{status}"
+    );
+    assert_ne!(status["assets"][0]["health"], "failing_check", "{status}");
 }
 
 #[test]

@@ -203,11 +203,18 @@ pub(crate) fn status(
     let mut failing: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for r in ws.catalog.latest_failing_error_checks()? {
         // Results older than the current version are about a version
-        // that is no longer served.
-        if snapshot
-            .current
-            .get(&r.asset, &r.partition)
-            .is_some_and(|c| r.at >= c.committed_at)
+        // that is no longer served; a check no longer declared is not
+        // failing.
+        let declared = ws
+            .project
+            .assets
+            .get(&r.asset)
+            .is_some_and(|a| a.checks.iter().any(|c| c.name == r.result.name));
+        if declared
+            && snapshot
+                .current
+                .get(&r.asset, &r.partition)
+                .is_some_and(|c| r.at >= c.committed_at)
             && !failed_attempts.contains(&(
                 r.asset.as_str(),
                 r.partition.as_str(),
