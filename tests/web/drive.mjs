@@ -67,6 +67,13 @@ const scenarios = {
     await open(page);
     const graph = await page.evaluate(() => window.__cairn.graph());
     const stats = await page.evaluate(() => window.__cairn.stats());
+    // Bytes on the wire for the API replies (compressed, with headers).
+    stats.wireBytes = await page.evaluate(() =>
+      performance
+        .getEntriesByType("resource")
+        .filter((e) => e.name.includes("/api/v1/"))
+        .reduce((sum, e) => sum + e.transferSize, 0),
+    );
     const shot = join(shots, "graph.png");
     await page.screenshot({ path: shot });
     return { graph, stats, screenshot: shot };

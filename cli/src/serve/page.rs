@@ -35,6 +35,7 @@ pub(super) fn routes() -> axum::Router {
             "/app.css",
             axum::routing::get(|| file("text/css; charset=utf-8", APP_CSS)),
         )
+        .layer(super::http::compression())
 }
 
 /// One embedded file. Names carry no content hash, so browsers revalidate
