@@ -44,7 +44,7 @@ pub(super) fn routes(api: Api) -> axum::Router {
 
 /// gzip where the client accepts it and the reply is worth it (not
 /// streams, not tiny replies).
-pub(super) fn compression() -> tower_http::compression::CompressionLayer<impl Predicate + Clone> {
+pub(super) fn compression() -> tower_http::compression::CompressionLayer<impl Predicate> {
     tower_http::compression::CompressionLayer::new()
         // Level 1: most of the saving (JSON of names and hashes) at a
         // fraction of the default level's time.
