@@ -166,15 +166,55 @@ impl Role {
 }
 
 /// `[openlineage]`: emit a RunEvent (START, COMPLETE, FAIL) per asset
-/// partition materialization, as JSON lines.
+/// partition materialization, as JSON lines (`path`) and/or POSTed to an
+/// OpenLineage HTTP endpoint (`url`) such as Marquez.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenLineageConfig {
     /// The JSON-lines file, relative to the project.
-    pub path: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The receiver's base URL (`http://HOST:PORT`); events are POSTed to
+    /// `{url}/{endpoint}`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The path under `url` (default `api/v1/lineage`, as Marquez and the
+    /// OpenLineage clients use).
+    #[serde(default = "default_openlineage_endpoint")]
+    pub endpoint: String,
+    /// The environment variable holding the API key sent as `Authorization:
+    /// Bearer <key>` (never the key itself in cairn.toml).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Seconds one POST may take (default 5).
+    #[serde(default = "default_openlineage_timeout")]
+    pub timeout_seconds: u64,
+    /// Retries of a failed POST (default 3), with exponential backoff.
+    #[serde(default = "default_openlineage_retries")]
+    pub retries: u32,
+    /// Events waiting to be POSTed at most (default 10,000); past it, events
+    /// are dropped (counted) rather than slowing the run.
+    #[serde(default = "default_openlineage_queue")]
+    pub queue_size: usize,
     /// Job namespace (default `cairn`).
     #[serde(default)]
     pub namespace: Option<String>,
+}
+
+fn default_openlineage_endpoint() -> String {
+    "api/v1/lineage".to_owned()
+}
+
+fn default_openlineage_timeout() -> u64 {
+    5
+}
+
+fn default_openlineage_retries() -> u32 {
+    3
+}
+
+fn default_openlineage_queue() -> usize {
+    10_000
 }
 
 /// `[retention]`: replaced (non-current) versions stay readable for time
@@ -219,19 +259,72 @@ impl Default for CostConfig {
     }
 }
 
-/// `[storage]`.
+/// `[storage]`. For `s3://` the other keys override the usual AWS
+/// environment variables; credentials come only from the environment.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// An object-store URL; `file://./warehouse` (relative to the project) by default.
     #[serde(default = "default_storage_url")]
     pub url: String,
+    /// S3 endpoint (`http://127.0.0.1:9000`); `AWS_ENDPOINT_URL` otherwise.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// S3 region; `AWS_REGION` otherwise.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Whether a plain-http endpoint is allowed; `AWS_ALLOW_HTTP` otherwise.
+    #[serde(default)]
+    pub allow_http: Option<bool>,
+    /// Path-style requests (`endpoint/bucket/key`) instead of virtual-hosted
+    /// ones (`bucket.endpoint/key`).
+    #[serde(default)]
+    pub path_style: Option<bool>,
+    /// Credentials written here are refused (see `Project::load`): they
+    /// belong in the environment, never in a file kept in version control.
+    #[serde(default, alias = "access_key_id", alias = "aws_access_key_id")]
+    pub(crate) access_key: Option<Spanned<RefusedValue>>,
+    /// Refused, as `access_key`.
+    #[serde(
+        default,
+        alias = "secret_access_key",
+        alias = "aws_secret_access_key",
+        alias = "session_token"
+    )]
+    pub(crate) secret: Option<Spanned<RefusedValue>>,
+}
+
+impl StorageConfig {
+    /// The key of a credential written in `[storage]` and its byte offset
+    /// in `cairn.toml`, if there is one.
+    pub(crate) fn credential_key(&self) -> Option<(&'static str, usize)> {
+        self.access_key
+            .as_ref()
+            .map(|v| ("access_key", v.span().start))
+            .or_else(|| self.secret.as_ref().map(|v| ("secret", v.span().start)))
+    }
+}
+
+/// Any value, kept only to say where it was written (a refused key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RefusedValue;
+
+impl<'de> Deserialize<'de> for RefusedValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| RefusedValue)
+    }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             url: default_storage_url(),
+            endpoint: None,
+            region: None,
+            allow_http: None,
+            path_style: None,
+            access_key: None,
+            secret: None,
         }
     }
 }

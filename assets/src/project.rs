@@ -231,11 +231,22 @@ impl Project {
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
             Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
-                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds/tick_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
+                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/url/endpoint/api_key_env/timeout_seconds/retries/queue_size/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds/tick_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
         })?;
 
         let mut diagnostics = limits_problems(&config);
+        if let Some((key, offset)) = config.storage.credential_key() {
+            diagnostics.push(
+                Diagnostic::new(
+                    PROJECT_FILE,
+                    Some(line_of_offset(&config_text, offset)),
+                    format!("[storage] `{key}`: credentials are never read from cairn.toml"),
+                )
+                .with_hint("remove it and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if any) in the environment"),
+            );
+        }
         diagnostics.extend(alert_problems(&config, &config_text));
+        diagnostics.extend(openlineage_problems(&config, &config_text));
         let mut sources = BTreeMap::new();
         for (name, raw) in &config.sources {
             match resolve_source(&root, name, raw, Path::new(PROJECT_FILE), &config_text) {
@@ -360,6 +371,14 @@ fn resolve_source(
         )));
     }
     let declared_path = raw.path.get_ref().clone();
+    if let Some((scheme, _)) = declared_path.split_once("://") {
+        return Err(Diagnostic::new(
+            declared_in,
+            Some(line),
+            format!("source `{name}`: `{declared_path}` is a {scheme}:// URL; sources are read from the project folder in this build"),
+        )
+        .with_hint("copy the files into the project (e.g. data/) and give their relative path; [storage] may be s3://"));
+    }
     let path = root.join(&declared_path);
     let format = match &raw.format {
         Some(f) => SourceFormat::parse(f.get_ref()).ok_or_else(|| {
@@ -805,25 +824,82 @@ fn alert_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
         .alerts
         .iter()
         .filter_map(|alert| {
-            let url = alert.url.trim();
-            let line = text
-                .find(&format!("\"{}\"", alert.url))
-                .map(|offset| line_of_offset(text, offset));
-            let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-            let (message, hint) = match scheme.as_deref() {
-                Some("http") => return None,
-                Some("https") => (
-                    format!("[[alerts]] url `{url}`: https alert URLs need TLS, which this build does not include yet"),
-                    "use an http relay (e.g. http://127.0.0.1:9000/hook forwarding to the https webhook)",
-                ),
-                _ => (
-                    format!("[[alerts]] url `{url}` is not an http:// URL"),
-                    "alerts are POSTed to a webhook: url = \"http://HOST:PORT/PATH\"",
-                ),
-            };
-            Some(Diagnostic::new(PROJECT_FILE, line, message).with_hint(hint))
+            http_url_problem(
+                "[[alerts]] url",
+                &alert.url,
+                text,
+                "alerts are POSTed to a webhook: url = \"http://HOST:PORT/PATH\"",
+            )
         })
         .collect()
+}
+
+/// `[openlineage]` with nowhere to send events, or a `url` this build
+/// cannot POST to.
+fn openlineage_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
+    let Some(ol) = &config.openlineage else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    if ol.path.is_none() && ol.url.is_none() {
+        let line = text
+            .find("[openlineage]")
+            .map(|offset| line_of_offset(text, offset));
+        problems.push(
+            Diagnostic::new(
+                PROJECT_FILE,
+                line,
+                "[openlineage] says neither where to write events (path) nor where to send them (url)",
+            )
+            .with_hint("add path = \"lineage/events.jsonl\" and/or url = \"http://127.0.0.1:5000\" (e.g. Marquez)"),
+        );
+    }
+    if let Some(url) = &ol.url {
+        problems.extend(http_url_problem(
+            "[openlineage] url",
+            url,
+            text,
+            "events are POSTed to an OpenLineage HTTP receiver: url = \"http://HOST:PORT\"",
+        ));
+    }
+    if ol.timeout_seconds == 0 || ol.queue_size == 0 {
+        let line = text
+            .find("[openlineage]")
+            .map(|offset| line_of_offset(text, offset));
+        problems.push(
+            Diagnostic::new(
+                PROJECT_FILE,
+                line,
+                "[openlineage] timeout_seconds and queue_size must be 1 or more",
+            )
+            .with_hint("leave them out for the defaults (5 seconds, 10000 events)"),
+        );
+    }
+    problems
+}
+
+/// An URL to POST to that this build cannot use (`what` names the key):
+/// https needs TLS, which is not in the build yet; anything else is not
+/// http.
+fn http_url_problem(what: &str, url: &str, text: &str, hint: &str) -> Option<Diagnostic> {
+    let trimmed = url.trim();
+    let line = text
+        .find(&format!("\"{url}\""))
+        .map(|offset| line_of_offset(text, offset));
+    let scheme = trimmed
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    let (message, hint) = match scheme.as_deref() {
+        Some("http") => return None,
+        Some("https") => (
+            format!(
+                "{what} `{trimmed}`: https URLs need TLS, which this build does not include yet"
+            ),
+            "use an http relay (e.g. http://127.0.0.1:9000/hook forwarding to the https endpoint)",
+        ),
+        _ => (format!("{what} `{trimmed}` is not an http:// URL"), hint),
+    };
+    Some(Diagnostic::new(PROJECT_FILE, line, message).with_hint(hint))
 }
 
 /// `[columns]`: `name = "SQL TYPE"` pairs, kept in the order written.

@@ -330,7 +330,7 @@ fn https_alert_urls_are_refused_with_the_fix() {
         &["status"],
         &[
             "cairn.toml:5",
-            "https alert URLs need TLS, which this build does not include yet",
+            "https URLs need TLS, which this build does not include yet",
             "use an http relay",
         ],
     );

@@ -98,3 +98,172 @@ fn runs_emit_valid_start_complete_and_fail_events() {
     let (ok, report) = validate(&p, "lineage/events.jsonl");
     assert!(ok, "{report}");
 }
+
+/// An OpenLineage HTTP receiver on a free loopback port: every request's
+/// path, `authorization` header and body, as received.
+struct Receiver {
+    addr: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&got);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let mut writer = stream.try_clone().unwrap();
+                    let mut reader = BufReader::new(stream);
+                    // Keep-alive: requests one after another.
+                    loop {
+                        let mut request_line = String::new();
+                        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = request_line
+                            .split_whitespace()
+                            .nth(1)
+                            .unwrap_or_default()
+                            .to_owned();
+                        let (mut length, mut auth) = (0, String::new());
+                        loop {
+                            let mut line = String::new();
+                            reader.read_line(&mut line).unwrap();
+                            let line = line.trim_end();
+                            if line.is_empty() {
+                                break;
+                            }
+                            let (name, value) = line.split_once(':').unwrap();
+                            match name.to_ascii_lowercase().as_str() {
+                                "content-length" => length = value.trim().parse().unwrap(),
+                                "authorization" => auth = value.trim().to_owned(),
+                                _ => {}
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        seen.lock()
+                            .unwrap()
+                            .push((path, auth, String::from_utf8(body).unwrap()));
+                        writer
+                            .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        Receiver { addr, got }
+    }
+}
+
+#[test]
+fn events_are_posted_to_an_http_receiver_valid_and_with_the_key() {
+    let receiver = Receiver::start();
+    let p = Project::example();
+    let toml = p.read("cairn.toml");
+    p.write(
+        "cairn.toml",
+        &format!(
+            "{toml}\n[openlineage]\nurl = \"http://{}\"\napi_key_env = \"CAIRN_E2E_OL_KEY\"\npath = \"lineage/events.jsonl\"\n",
+            receiver.addr
+        ),
+    );
+    let run = p
+        .command(&["materialize"])
+        .env("CAIRN_E2E_OL_KEY", "ol-key-123")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got = receiver.got.lock().unwrap().clone();
+    // Every event, as in the file: delivered before the command ended.
+    let file = p.read("lineage/events.jsonl");
+    assert_eq!(got.len(), 14, "START and COMPLETE of 7 assets");
+    assert_eq!(got.len(), file.lines().count());
+    for (path, auth, _) in &got {
+        assert_eq!(path, "/api/v1/lineage");
+        assert_eq!(auth, "Bearer ol-key-123");
+    }
+    let posted: Vec<String> = got.iter().map(|(_, _, body)| body.clone()).collect();
+    let mut sorted_posted = posted.clone();
+    sorted_posted.sort();
+    let mut sorted_file: Vec<String> = file.lines().map(str::to_owned).collect();
+    sorted_file.sort();
+    assert_eq!(sorted_posted, sorted_file, "the same events");
+    p.write("lineage/posted.jsonl", &format!("{}\n", posted.join("\n")));
+    let (ok, report) = validate(&p, "lineage/posted.jsonl");
+    assert!(ok, "{report}");
+
+    // A missing key variable stops the run before anything is built.
+    p.edit("assets/orders.sql", "select", "select distinct");
+    let refused = p.run(&["materialize"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("CAIRN_E2E_OL_KEY"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn a_dead_receiver_neither_fails_nor_holds_up_runs_and_drops_are_told() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = Project::example();
+    let toml = p.read("cairn.toml");
+    p.write(
+        "cairn.toml",
+        &format!("{toml}\n[openlineage]\nurl = \"http://127.0.0.1:{port}\"\ntimeout_seconds = 2\n"),
+    );
+    let started = std::time::Instant::now();
+    let run = p.run(&["materialize", "--format", "json"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    assert!(
+        run.stderr.contains("OpenLineage: 14 of 14 events of run"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("127.0.0.1:{port}/api/v1/lineage")),
+        "{}",
+        run.stderr
+    );
+    let status = p.json(&["status", "--format", "json"], 0);
+    assert_eq!(status["fresh"], 7, "the run committed everything");
+
+    // Nowhere to send events, an https URL: refused with the fix.
+    p.write(
+        "cairn.toml",
+        &format!("{toml}\n[openlineage]\nnamespace = \"x\"\n"),
+    );
+    crate::util::assert_refused(
+        &p,
+        &["status"],
+        &["cairn.toml", "neither where to write events"],
+    );
+    p.write(
+        "cairn.toml",
+        &format!("{toml}\n[openlineage]\nurl = \"https://lineage.example.com\"\n"),
+    );
+    crate::util::assert_refused(
+        &p,
+        &["status"],
+        &["[openlineage] url", "https URLs need TLS"],
+    );
+}

@@ -1,7 +1,10 @@
 //! Emitting OpenLineage events for a run, when `[openlineage]` is
 //! configured: START when an asset partition starts computing, COMPLETE
-//! after its commit, FAIL when it fails. Emission problems are logged and
-//! never fail a run whose data is already committed.
+//! after its commit, FAIL when it fails — appended to the JSON-lines file
+//! (`path`) and/or POSTed to the receiver (`url`, from a bounded queue:
+//! `lineage/openlineage_http.rs`). Emission problems are logged and never
+//! fail a run whose data is already committed; events a receiver did not
+//! get are counted and told at the run's end.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -16,16 +19,20 @@ use crate::lineage::openlineage::{
     ColumnLineage, JsonLinesEmitter, LineageAssertion, LineageEvent, LineageField, LineageInput,
     LineageOptions, MaterializationFacts, complete_event, fail_event, start_event,
 };
+use crate::lineage::openlineage_http::{HttpDelivery, HttpSettings};
 use crate::model::units::Unit;
 use crate::model::workspace::Workspace;
 
 /// The events of one run.
 pub(crate) struct LineageSink {
-    emitter: JsonLinesEmitter,
+    file: Option<JsonLinesEmitter>,
+    http: Option<HttpDelivery>,
     opts: LineageOptions,
     columns: HashMap<String, ColumnLineage>,
     run_id: String,
     open: Mutex<HashMap<Unit, MaterializationFacts>>,
+    /// How long the run's end waits for undelivered events.
+    close_wait: std::time::Duration,
 }
 
 impl LineageSink {
@@ -83,20 +90,53 @@ impl LineageSink {
                 columns.insert(name.clone(), facet);
             }
         }
+        let http = match &config.url {
+            Some(url) => Some(HttpDelivery::start(http_settings(config, url)?)),
+            None => None,
+        };
         Ok(Some(LineageSink {
-            emitter: JsonLinesEmitter::new(ws.project.root.join(&config.path)),
+            file: config
+                .path
+                .as_ref()
+                .map(|path| JsonLinesEmitter::new(ws.project.root.join(path))),
+            http,
             opts,
             columns,
             run_id: run_id.to_owned(),
             open: Mutex::new(HashMap::new()),
+            close_wait: close_wait(config),
         }))
     }
 
     fn emit(&self, event: &LineageEvent) {
-        if let Err(e) = self.emitter.emit(event) {
+        if let Some(file) = &self.file
+            && let Err(e) = file.emit(event)
+        {
             tracing::warn!(
                 "OpenLineage event not written to {}: {e}",
-                self.emitter.path().display()
+                file.path().display()
+            );
+        }
+        if let Some(http) = &self.http {
+            http.send(event.to_json_line());
+        }
+    }
+
+    /// The run ended: lets the events on their way reach the receiver
+    /// (for at most one POST timeout), and tells how many did not.
+    pub(crate) async fn close(self) {
+        let Some(http) = self.http else {
+            return;
+        };
+        let url = http.endpoint_url().to_owned();
+        let counts = http.close(self.close_wait).await;
+        if counts.dropped > 0 {
+            tracing::warn!(
+                "OpenLineage: {} of {} events of run {} not delivered to {url} (last error: {})",
+                counts.dropped,
+                counts.dropped + counts.delivered,
+                self.run_id,
+                counts.last_error.as_deref().unwrap_or("none")
             );
         }
     }
@@ -177,6 +217,42 @@ impl LineageSink {
             AssetOutcome::Fresh { .. } | AssetOutcome::Skipped { .. } => {}
         }
     }
+}
+
+/// The HTTP delivery's settings; the API key read from its variable (a
+/// missing one stops the run before anything is built).
+fn http_settings(
+    config: &cairn_assets::OpenLineageConfig,
+    url: &str,
+) -> Result<HttpSettings, EngineError> {
+    let api_key = match &config.api_key_env {
+        Some(var) => match std::env::var(var) {
+            Ok(key) if !key.trim().is_empty() => Some(key.trim().to_owned()),
+            _ => {
+                return Err(EngineError::Usage(format!(
+                    "[openlineage] api_key_env = \"{var}\": the variable {var} is not set (or empty); export it with the receiver's API key, or remove api_key_env"
+                )));
+            }
+        },
+        None => None,
+    };
+    Ok(HttpSettings {
+        endpoint_url: format!(
+            "{}/{}",
+            url.trim().trim_end_matches('/'),
+            config.endpoint.trim_start_matches('/')
+        ),
+        api_key,
+        timeout: std::time::Duration::from_secs(config.timeout_seconds),
+        retries: config.retries,
+        queue_size: config.queue_size,
+    })
+}
+
+/// The longest a run's end waits for its events: one POST's timeout (a
+/// live receiver takes milliseconds; a dead one must not hold the run).
+fn close_wait(config: &cairn_assets::OpenLineageConfig) -> std::time::Duration {
+    std::time::Duration::from_secs(config.timeout_seconds.clamp(1, 30))
 }
 
 /// Takes rows, bytes, files, data version and check results from a

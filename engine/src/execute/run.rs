@@ -86,6 +86,9 @@ pub(crate) async fn materialize(
     // Checks name columns the assets must produce: find mistakes before
     // anything runs.
     let to_build: BTreeSet<String> = run_set.iter().map(|u| u.0.clone()).collect();
+    // A remote store that cannot be reached fails once, here, before the
+    // run is recorded, not once per unit after each one's retries.
+    ws.storage.check_reachable().await?;
     crate::compile::validate_before_run(ws, &to_build).await?;
 
     crate::records::audit::audit_config_changes(ws)?;
@@ -516,6 +519,9 @@ async fn schedule(
     // Attempts of units abandoned by a cancel, not yet recorded.
     while let Ok(retry) = retry_rx.try_recv() {
         record_retry(ws, run_id, &run_set[retry.unit], &retry, progress)?;
+    }
+    if let Some(l) = lineage {
+        l.close().await;
     }
     if results.len() < run_set.len() && ctx.control.stop().is_none() {
         return Err(EngineError::Internal(format!(

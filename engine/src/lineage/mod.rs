@@ -3,3 +3,4 @@
 
 pub(crate) mod column_lineage;
 pub(crate) mod openlineage;
+pub(crate) mod openlineage_http;

@@ -38,8 +38,8 @@
 //! own `facets` (the checks ran on the output).
 //!
 //! `tests/openlineage/validate.py` validates events against the official
-//! schemas; the tests below run it. There is no HTTP emitter: no HTTP
-//! client is in the dependency tree.
+//! schemas; the tests below run it. The HTTP transport (`[openlineage]
+//! url`) is `openlineage_http.rs`.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
