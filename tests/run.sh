@@ -34,6 +34,14 @@ if ! python3 -c "import adbc_driver_flightsql.dbapi, adbc_driver_manager, pyarro
         adbc-driver-flightsql adbc-driver-manager
 fi
 
+# tests/e2e/s3.rs: a real S3-protocol server on loopback (moto's server
+# mode: path-style, multipart uploads).
+if ! python3 -c "import moto.server" 2>/dev/null; then
+    echo "tests/run.sh: installing moto[server] (S3-protocol server for the storage tests)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        'moto[server]'
+fi
+
 # No Python package ships the OpenLineage JSON Schemas; the crates.io
 # package datafusion-openlineage carries a verbatim copy of them
 # (tests/schemas/openlineage), so cargo fetches it into its registry cache,

@@ -22,6 +22,7 @@ mod remote;
 mod reproducible;
 mod retries;
 mod row_changes;
+mod s3;
 mod self_dependent;
 mod serve;
 mod serve_auth;

@@ -10,6 +10,8 @@ use serde_json::Value;
 pub struct Project {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
+    /// Environment variables every command gets (the S3 tests' AWS_*).
+    pub env: Vec<(String, String)>,
 }
 
 impl Project {
@@ -30,7 +32,11 @@ impl Project {
         );
         let _ = fs::remove_dir_all(root.join("warehouse"));
         let _ = fs::remove_dir_all(root.join(".cairn"));
-        Project { _dir: dir, root }
+        Project {
+            _dir: dir,
+            root,
+            env: Vec::new(),
+        }
     }
 
     /// An empty project with the given files (path, content).
@@ -38,7 +44,11 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("p");
         fs::create_dir_all(&root).unwrap();
-        let project = Project { _dir: dir, root };
+        let project = Project {
+            _dir: dir,
+            root,
+            env: Vec::new(),
+        };
         for (path, content) in files {
             project.write(path, content);
         }
@@ -71,6 +81,7 @@ impl Project {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
         cmd.arg("--project").arg(&self.root).args(args);
         cmd.env_remove("CAIRN_TEST_HANG_BEFORE_COMMIT");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

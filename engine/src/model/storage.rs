@@ -5,14 +5,17 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use cairn_assets::StorageConfig;
 use futures::stream::BoxStream;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    ClientConfigKey, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RetryConfig,
 };
 
 use crate::error::EngineError;
@@ -34,18 +37,27 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Opens the storage named by `url`, resolving `file://./relative` paths
-    /// against `project_root`. Nothing is created until something is written.
-    pub fn open(url: &str, project_root: &Path) -> Result<Storage, EngineError> {
-        let Some(path) = url.strip_prefix("file://") else {
-            let scheme = url.split("://").next().unwrap_or(url);
-            return Err(EngineError::BadStorageUrl {
-                url: url.to_owned(),
-                reason: format!(
-                    "unsupported storage scheme `{scheme}`; this build writes to local storage only: use url = \"file://./warehouse\" (relative to the project) or \"file:///absolute/path\""
-                ),
-            });
-        };
+    /// Opens the storage named by `config.url`, resolving
+    /// `file://./relative` paths against `project_root`. Nothing is created
+    /// and no request is made until something is read or written.
+    pub fn open(config: &StorageConfig, project_root: &Path) -> Result<Storage, EngineError> {
+        let url = config.url.as_str();
+        if let Some(path) = url.strip_prefix("file://") {
+            return Self::open_local(url, path, project_root);
+        }
+        if url.starts_with("s3://") {
+            return Self::open_s3(config);
+        }
+        let scheme = url.split("://").next().unwrap_or(url);
+        Err(EngineError::BadStorageUrl {
+            url: url.to_owned(),
+            reason: format!(
+                "unsupported storage scheme `{scheme}`; this build writes to local storage and S3: use url = \"file://./warehouse\" (relative to the project), \"file:///absolute/path\" or \"s3://bucket/prefix\" (gs:// and az:// are not built in)"
+            ),
+        })
+    }
+
+    fn open_local(url: &str, path: &str, project_root: &Path) -> Result<Storage, EngineError> {
         let dir = if path.starts_with('/') {
             PathBuf::from(path)
         } else {
@@ -64,6 +76,96 @@ impl Storage {
             root,
             local_root: Some(dir),
         })
+    }
+
+    /// `s3://bucket/prefix`: configured from the AWS environment variables
+    /// (`AmazonS3Builder::from_env`), which `[storage]` keys override.
+    /// Timeouts and retries are bounded so that a dead endpoint fails in
+    /// seconds: a build's own retries (`[retries]`) come on top.
+    fn open_s3(config: &StorageConfig) -> Result<Storage, EngineError> {
+        let url = config.url.as_str();
+        let bad = |reason: String| EngineError::BadStorageUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
+        let bucket = parsed
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| bad("no bucket: write s3://bucket/prefix".to_owned()))?;
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                "5s",
+            )
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
+            .with_retry(RetryConfig {
+                max_retries: 2,
+                retry_timeout: Duration::from_secs(10),
+                ..RetryConfig::default()
+            });
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(region) = &config.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(allow) = config.allow_http {
+            builder = builder.with_allow_http(allow);
+        }
+        if let Some(path_style) = config.path_style {
+            builder = builder.with_virtual_hosted_style_request(!path_style);
+        }
+        let store = builder.build().map_err(|e| {
+            bad(format!(
+                "{e}; check [storage] endpoint/region and the AWS_* environment variables"
+            ))
+        })?;
+        let root = ObjectPath::parse(parsed.path().trim_matches('/'))
+            .map_err(|e| bad(format!("bad prefix: {e}")))?;
+        Ok(Storage {
+            store: Arc::new(store),
+            configured_url: url.to_owned(),
+            store_url: format!("s3://{bucket}/"),
+            root,
+            local_root: None,
+        })
+    }
+
+    /// One request to the store, before anything is built: an unreachable
+    /// endpoint, wrong credentials or a missing bucket fail here, with one
+    /// error naming the URL and what to check, instead of as many failed
+    /// builds. Local storage needs no check.
+    pub async fn check_reachable(&self) -> Result<(), EngineError> {
+        if self.local_root.is_some() {
+            return Ok(());
+        }
+        // Listing a missing prefix is an empty answer: any error is real
+        // (a missing bucket included).
+        match self.store.list_with_delimiter(Some(&self.root)).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.error(&e)),
+        }
+    }
+
+    /// A store failure as the user should read it: the URL, what happened
+    /// and what to check.
+    pub fn error(&self, e: &object_store::Error) -> EngineError {
+        let hint = match remote_fault(e) {
+            _ if self.local_root.is_some() => "check the folder's permissions and free space",
+            Some(RemoteFault::Credentials) => {
+                "the credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), and that they may use this bucket"
+            }
+            Some(RemoteFault::NoBucket) => "the bucket does not exist: create it first",
+            None => {
+                "check that the endpoint is reachable ([storage] endpoint or AWS_ENDPOINT_URL, allow_http for http://) and the bucket exists"
+            }
+        };
+        EngineError::Storage {
+            url: self.configured_url.clone(),
+            reason: format!("{e}; {hint}"),
+        }
     }
 
     /// The object path of a file given relative to the storage root.
@@ -88,6 +190,39 @@ impl Storage {
         } else {
             format!("{asset}/{partition}/{run_id}-{index:05}.parquet")
         }
+    }
+}
+
+/// What a remote store's refusal means for the user.
+enum RemoteFault {
+    Credentials,
+    NoBucket,
+}
+
+/// Judged by the variant where object_store gives one; its S3 client
+/// reports a refused list request as `Generic` and keeps the HTTP status
+/// in a type it does not export, so the status line and S3's error code
+/// in the message are read as well.
+fn remote_fault(e: &object_store::Error) -> Option<RemoteFault> {
+    match e {
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => return Some(RemoteFault::Credentials),
+        _ => {}
+    }
+    let text = e.to_string();
+    let any = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    if any(&[
+        "403 Forbidden",
+        "401 Unauthorized",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+    ]) {
+        Some(RemoteFault::Credentials)
+    } else if any(&["NoSuchBucket"]) {
+        Some(RemoteFault::NoBucket)
+    } else {
+        None
     }
 }
 
@@ -227,7 +362,7 @@ mod tests {
 
     #[test]
     fn relative_file_urls_resolve_against_the_project() {
-        let s = Storage::open("file://./warehouse", Path::new("/p/proj"))
+        let s = Storage::open(&config("file://./warehouse"), Path::new("/p/proj"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             s.local_root.as_deref(),
@@ -237,7 +372,27 @@ mod tests {
             s.file_url("a/b.parquet"),
             "file:///p/proj/warehouse/a/b.parquet"
         );
-        assert!(Storage::open("s3://bucket/x", Path::new("/p")).is_err());
+        assert!(Storage::open(&config("gs://bucket/x"), Path::new("/p")).is_err());
+    }
+
+    fn config(url: &str) -> StorageConfig {
+        let mut c = StorageConfig::default();
+        url.clone_into(&mut c.url);
+        c
+    }
+
+    #[test]
+    fn s3_urls_name_the_bucket_and_the_prefix() {
+        let mut c = config("s3://bucket/wh/x");
+        c.endpoint = Some("http://127.0.0.1:1".to_owned());
+        c.region = Some("us-east-1".to_owned());
+        c.allow_http = Some(true);
+        c.path_style = Some(true);
+        let s = Storage::open(&c, Path::new("/p")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.store_url, "s3://bucket/");
+        assert!(s.local_root.is_none());
+        assert_eq!(s.file_url("a/b.parquet"), "s3://bucket/wh/x/a/b.parquet");
+        assert!(Storage::open(&config("s3:///x"), Path::new("/p")).is_err());
     }
 
     #[tokio::test]

@@ -154,7 +154,7 @@ fn with_definitions(
     project: Arc<Project>,
     graph: Arc<AssetGraph>,
 ) -> Result<Workspace, EngineError> {
-    let storage = Storage::open(&project.config.storage.url, &project.root)?;
+    let storage = Storage::open(&project.config.storage, &project.root)?;
     let catalog: Arc<dyn Catalog> =
         Arc::from(open_catalog(&project.config.catalog.url, &project.root)?);
     let this_host = whoami::host();

@@ -46,10 +46,7 @@ pub(crate) async fn gc(ws: &Workspace, dry_run: bool) -> Result<GcReport, Engine
         dry_run,
         ..GcReport::default()
     };
-    let storage_err = |e: object_store::Error| EngineError::Storage {
-        url: ws.storage.configured_url.clone(),
-        reason: e.to_string(),
-    };
+    let storage_err = |e: object_store::Error| ws.storage.error(&e);
     let listed: Vec<object_store::ObjectMeta> = ws
         .storage
         .store

@@ -41,6 +41,9 @@ pub(crate) async fn run_query(
     tables.sort();
     tables.dedup();
 
+    if tables.iter().any(|t| ws.project.assets.contains_key(t)) {
+        ws.storage.check_reachable().await?;
+    }
     let ctx = new_session(&ws.storage).map_err(|e| EngineError::Internal(e.strip_backtrace()))?;
     crate::records::metadata_tables::register(&ctx, ws, &metadata).await?;
     let current = ws.catalog.current_versions()?;

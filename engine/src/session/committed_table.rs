@@ -22,7 +22,9 @@ use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_datasource::compute_all_files_statistics;
 
-use object_store::ObjectStoreExt;
+use futures::{StreamExt, TryStreamExt, stream};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 use crate::model::storage::Storage;
 
@@ -56,6 +58,11 @@ pub fn dimension_values(path: &str, dims: &[String]) -> Result<Vec<String>, Stri
         .collect()
 }
 
+/// How many metadata requests (HEADs, footer reads) registering a table
+/// has in flight at once: a year of daily partitions on a remote store is
+/// then 365/16 round trips deep instead of 365.
+const METADATA_CONCURRENCY: usize = 16;
+
 /// Committed Parquet files of a partitioned asset with their dimension
 /// values.
 #[derive(Debug)]
@@ -78,31 +85,42 @@ impl CommittedTable {
     ) -> DfResult<CommittedTable> {
         let store_url = ObjectStoreUrl::parse(&storage.store_url)?;
         let store = state.runtime_env().object_store(&store_url)?;
-        let mut metas = Vec::with_capacity(files.len());
+        // On a remote store each request is a round trip: ask for the
+        // files' metadata and footers many at a time, keeping their order.
+        // (Owned items: a closure taking a reference would make the
+        // spawned run's future not `Send` for every lifetime.)
+        let paths: Vec<ObjectPath> = files.iter().map(|f| storage.object_path(f)).collect();
+        let metas: Vec<ObjectMeta> = stream::iter(paths)
+            .map(|path| {
+                let store = Arc::clone(&store);
+                async move { store.head(&path).await }
+            })
+            .buffered(METADATA_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let format = ParquetFormat::default();
+        let file_schema = format.infer_schema(state, &store, &metas).await?;
+        // Footer statistics (row counts, min/max): `count(*)` and join
+        // planning need not scan.
+        let stats: Vec<_> = stream::iter(metas.clone())
+            .map(|meta| {
+                let (store, schema, format) =
+                    (Arc::clone(&store), Arc::clone(&file_schema), &format);
+                async move { format.infer_stats(state, &store, schema, &meta).await }
+            })
+            .buffered(METADATA_CONCURRENCY)
+            .try_collect()
+            .await?;
         let mut partitioned = Vec::with_capacity(files.len());
-        for file in files {
+        for ((file, meta), stats) in files.iter().zip(metas).zip(stats) {
             let values = dimension_values(file, dims).map_err(DataFusionError::Plan)?;
-            let meta = store.head(&storage.object_path(file)).await?;
-            let mut pf = PartitionedFile::from(meta.clone());
+            let mut pf = PartitionedFile::from(meta);
             pf.partition_values = values
                 .into_iter()
                 .map(|v| ScalarValue::Utf8(Some(v)))
                 .collect();
-            metas.push(meta);
-            partitioned.push(pf);
+            partitioned.push(pf.with_statistics(Arc::new(stats)));
         }
-        let format = ParquetFormat::default();
-        let file_schema = format.infer_schema(state, &store, &metas).await?;
-        // Footer statistics (row counts, min/max): `count(*)` and join
-        // planning need not scan. The footers were just read for the schema.
-        let mut with_stats = Vec::with_capacity(partitioned.len());
-        for (pf, meta) in partitioned.into_iter().zip(&metas) {
-            let stats = format
-                .infer_stats(state, &store, Arc::clone(&file_schema), meta)
-                .await?;
-            with_stats.push(pf.with_statistics(Arc::new(stats)));
-        }
-        let partitioned = with_stats;
         Ok(CommittedTable {
             store_url,
             schema: with_dimensions(&file_schema, dims),
