@@ -153,9 +153,9 @@ pub trait Catalog: Send + Sync {
     /// order of recording.
     fn latest_check_results(&self) -> Result<Vec<CheckResultRecord>>;
 
-    /// The latest results that are failing `error` checks: what status
-    /// needs, read without visiting passing checks.
-    fn latest_failing_error_checks(&self) -> Result<Vec<CheckResultRecord>>;
+    /// The latest results that are failing checks, `error` and `warn`
+    /// alike: what status needs, read without visiting passing checks.
+    fn latest_failing_checks(&self) -> Result<Vec<CheckResultRecord>>;
 
     /// The check results of an asset (all partitions), newest first, at most
     /// `limit`.

@@ -27,7 +27,7 @@ export interface PartitionSummary {
 }
 export interface AssetStatus {
   name: string; state: string; causes: StaleCause[]; code_version: string; current: Version | null;
-  last_failure: Failure | null; partitions: PartitionSummary | null; failing_checks: string[]; health: string;
+  last_failure: Failure | null; partitions: PartitionSummary | null; failing_checks: string[]; warning_checks?: string[]; health: string;
   sla: SlaReading | null;
 }
 export interface StatusResponse { assets: AssetStatus[] }

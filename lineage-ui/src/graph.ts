@@ -22,6 +22,8 @@ export interface NodeStatus {
   state: string;
   health: string;
   failingChecks: number;
+  /** Failing `warn` checks (they leave the health alone). */
+  warningChecks: number;
   /** Whether a version exists (so declared checks have run). */
   built: boolean;
 }
@@ -82,10 +84,11 @@ export function worstDisplay(displays: Iterable<Display>): Display {
   return worst;
 }
 
-/** Check badge counts: failing error checks, and the rest of the declared ones as passed once built. */
+/** Check badge counts: failing checks (error and warn), and the rest of the declared ones as passed once built. */
 export function checkCounts(def: GraphNodeDef, status: NodeStatus | undefined): { passed: number; failed: number } {
   if (!status || !status.built) return { passed: 0, failed: 0 };
-  const failed = Math.min(status.failingChecks, Math.max(def.checks.length, status.failingChecks));
+  const failing = status.failingChecks + status.warningChecks;
+  const failed = Math.min(failing, Math.max(def.checks.length, failing));
   return { passed: Math.max(0, def.checks.length - failed), failed };
 }
 

@@ -136,7 +136,7 @@ onSignInNeeded((refused) => new Promise<string>((resolve) => {
 
 function statusOf(a: AssetStatus): NodeStatus {
   const built = a.current !== null || (a.partitions !== null && a.partitions.total > a.partitions.missing);
-  return { state: a.state, health: a.health, failingChecks: a.failing_checks.length, built };
+  return { state: a.state, health: a.health, failingChecks: a.failing_checks.length, warningChecks: (a.warning_checks ?? []).length, built };
 }
 
 function nodeDisplay(i: number): Display {

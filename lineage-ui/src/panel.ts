@@ -160,7 +160,7 @@ export class AssetPanel {
 
   private stateSection(name: string, status: AssetStatus | null): HTMLElement {
     const def = this.host.def(name);
-    const display = displayOf(def?.kind ?? "asset", status ? { state: status.state, health: status.health, failingChecks: status.failing_checks.length, built: true } : undefined, this.host.isRunning(name));
+    const display = displayOf(def?.kind ?? "asset", status ? { state: status.state, health: status.health, failingChecks: status.failing_checks.length, warningChecks: (status.warning_checks ?? []).length, built: true } : undefined, this.host.isRunning(name));
     const causes = status?.causes ?? [];
     return h(
       "section",
@@ -170,6 +170,7 @@ export class AssetPanel {
       status?.partitions && status.partitions.stale_causes.length > 0 ? h("ul", { class: "causes" }, status.partitions.stale_causes.map((c) => h("li", {}, c))) : null,
       status?.sla ? h("p", {}, `SLA ${status.sla.level}: ${status.sla.basis}${status.sla.since ? ` since ${fmtTime(status.sla.since)}` : ""}`) : null,
       status?.failing_checks.length ? h("p", { class: "bad" }, `Failing checks: ${status.failing_checks.join(", ")}`) : null,
+      status?.warning_checks?.length ? h("p", {}, `⚠ Checks warning: ${status.warning_checks.join(", ")}`) : null,
       status?.last_failure ? h("details", { class: "failure", open: true },
         h("summary", {}, `Last failure ${fmtTime(status.last_failure.at)}, run `, h("a", { href: `#/run/${encodeURIComponent(status.last_failure.run_id)}` }, status.last_failure.run_id.slice(0, 8))),
         h("pre", {}, status.last_failure.error),
@@ -244,7 +245,7 @@ export class AssetPanel {
       const cells = h("div", { class: "strip" });
       for (const key of row.keys) {
         const u = byKey.get(key)!;
-        const disp = displayOf("asset", { state: u.state, health: u.health, failingChecks: 0, built: u.current !== null }, false);
+        const disp = displayOf("asset", { state: u.state, health: u.health, failingChecks: 0, warningChecks: 0, built: u.current !== null }, false);
         const st = DISPLAY[disp];
         const title = `${u.partition}: ${st.label}${u.current ? `, ${fmtInt(u.current.row_count)} rows` : ""}`;
         const day = cellLabel(key);

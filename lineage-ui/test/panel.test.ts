@@ -37,7 +37,7 @@ describe("a partitioned asset's checks", () => {
 describe("node display", () => {
   const def: GraphNodeDef = { name: "a", kind: "asset", file: "assets/a.sql", line: 0, description: "", owner: "", tags: [], upstream: [], partitioning: "", checks: ["x", "y", "z"], automation: "" };
   it("puts the worst first: running, failed, SLA, checks, stale", () => {
-    const st = (state: string, health: string, failingChecks = 0) => ({ state, health, failingChecks, built: true });
+    const st = (state: string, health: string, failingChecks = 0) => ({ state, health, failingChecks, warningChecks: 0, built: true });
     expect(displayOf("asset", st("fresh", "ok"), true)).toBe("running");
     expect(displayOf("asset", st("failed", "failed_run"), false)).toBe("failed");
     expect(displayOf("asset", st("stale", "sla_failed"), false)).toBe("sla_failed");
@@ -49,7 +49,8 @@ describe("node display", () => {
     expect(worstDisplay(["fresh", "stale", "source"])).toBe("stale");
   });
   it("counts check badges once built", () => {
-    expect(checkCounts(def, { state: "fresh", health: "failing_check", failingChecks: 1, built: true })).toEqual({ passed: 2, failed: 1 });
-    expect(checkCounts(def, { state: "never_materialized", health: "ok", failingChecks: 0, built: false })).toEqual({ passed: 0, failed: 0 });
+    expect(checkCounts(def, { state: "fresh", health: "failing_check", failingChecks: 1, warningChecks: 0, built: true })).toEqual({ passed: 2, failed: 1 });
+    expect(checkCounts(def, { state: "fresh", health: "ok", failingChecks: 1, warningChecks: 1, built: true })).toEqual({ passed: 1, failed: 2 });
+    expect(checkCounts(def, { state: "never_materialized", health: "ok", failingChecks: 0, warningChecks: 0, built: false })).toEqual({ passed: 0, failed: 0 });
   });
 });

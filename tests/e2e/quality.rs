@@ -164,6 +164,26 @@ fn warn_checks_commit_and_report() {
     assert_eq!(check["passed"], false);
     assert_eq!(check["failing_rows"], 1);
     assert_eq!(check["sample"][0]["status"], "b");
+
+    // Status tells the failing warn check apart from failing errors: the
+    // asset stays healthy, and `status --check` passes.
+    let (code, status) = run_json(&p, &["status", "items", "--format", "json"]);
+    assert_eq!(code, 0, "{status}");
+    let items = &status["assets"][0];
+    assert_eq!(
+        items["warning_checks"],
+        serde_json::json!(["accepted_values(status, ['a'])"])
+    );
+    assert_eq!(items["failing_checks"], serde_json::json!([]));
+    assert_eq!(items["health"], "ok");
+    let text = p.run(&["status", "items", "--check"]);
+    assert_eq!(text.code, 0, "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("check warning: accepted_values(status, ['a'])"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]

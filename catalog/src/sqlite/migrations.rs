@@ -367,6 +367,14 @@ CREATE TABLE alert_attempts (
     PRIMARY KEY (delivery_id, attempt)
 ) WITHOUT ROWID;
 "#,
+    // 11: status reads the latest failing check results of both
+    // severities (errors make an asset's health `failing_check`, warnings
+    // are shown beside it).
+    r#"
+CREATE INDEX check_results_failing ON check_results (asset, "partition", name, id)
+    WHERE passed = 0;
+DROP INDEX check_results_failing_errors;
+"#,
 ];
 
 /// The schema version this build writes (the number of migrations).

@@ -1182,25 +1182,24 @@ fn latest_check_results_of_many_partitions() {
     sorted.sort();
     assert_eq!(keys, sorted);
 
-    // The failing error results alone, exactly those of the full read.
-    let failing = catalog.latest_failing_error_checks().unwrap();
-    let expected: Vec<&CheckResultRecord> = latest
-        .iter()
-        .filter(|k| !k.result.passed && k.result.severity == "error")
-        .collect();
-    assert_eq!(failing.len(), 20 * 10);
+    // The failing results alone, exactly those of the full read.
+    let failing = catalog.latest_failing_checks().unwrap();
+    let expected: Vec<&CheckResultRecord> = latest.iter().filter(|k| !k.result.passed).collect();
+    // `a` (error) in every fifth partition, `b` (warn) everywhere.
+    assert_eq!(failing.len(), 20 * 10 + 20 * 50);
     assert_eq!(failing.iter().collect::<Vec<_>>(), expected);
-    // A newer commit whose checks pass clears that partition.
+    // A newer commit whose `a` passes clears it there; `b` still fails.
     let mut fixed = partition_materialization("r2", "asset_00", "2024-000");
     fixed.checks = checks.to_vec();
     catalog.commit_materialization(&fixed).unwrap();
-    let failing = catalog.latest_failing_error_checks().unwrap();
-    assert_eq!(failing.len(), 20 * 10 - 1);
-    assert!(
-        !failing
-            .iter()
-            .any(|k| k.asset == "asset_00" && k.partition == "2024-000")
-    );
+    let failing = catalog.latest_failing_checks().unwrap();
+    assert_eq!(failing.len(), 20 * 10 - 1 + 20 * 50);
+    let there: Vec<&str> = failing
+        .iter()
+        .filter(|k| k.asset == "asset_00" && k.partition == "2024-000")
+        .map(|k| k.result.name.as_str())
+        .collect();
+    assert_eq!(there, ["b"]);
 }
 
 #[test]

@@ -758,17 +758,17 @@ impl Catalog for SqliteCatalog {
         })
     }
 
-    fn latest_failing_error_checks(&self) -> Result<Vec<CheckResultRecord>> {
+    fn latest_failing_checks(&self) -> Result<Vec<CheckResultRecord>> {
         self.with(|conn| {
-            // Walks the failing error results only (a partial index),
-            // keeping those that are still their check's latest.
+            // Walks the failing results only (a partial index), keeping
+            // those that are still their check's latest.
             let mut stmt = conn.prepare_cached(&format!(
                 r#"SELECT {CHECK_COLUMNS}
-                   FROM check_results AS k INDEXED BY check_results_failing_errors
+                   FROM check_results AS k INDEXED BY check_results_failing
                    JOIN latest_check_results AS l
                      ON l.asset = k.asset AND l."partition" = k."partition"
                     AND l.name = k.name AND l.check_result_id = k.id
-                   WHERE k.passed = 0 AND k.severity = 'error'
+                   WHERE k.passed = 0
                    ORDER BY k.asset, k."partition", k.name"#
             ))?;
             stmt.query_and_then([], check_from_row)?.collect()

@@ -136,6 +136,9 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
                 for c in &s.failing_checks {
                     detail.push(format!("check failing: {c}"));
                 }
+                for c in &s.warning_checks {
+                    detail.push(format!("check warning: {c}"));
+                }
                 detail.extend(s.sla_verdict());
                 (when, rows, detail.join("; "))
             }
@@ -155,6 +158,12 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
                         d.push_str(&format!(
                             "; checks failing: {}",
                             s.failing_checks.join(", ")
+                        ));
+                    }
+                    if !s.warning_checks.is_empty() {
+                        d.push_str(&format!(
+                            "; checks warning: {}",
+                            s.warning_checks.join(", ")
                         ));
                     }
                     if let Some(v) = s.sla_verdict() {
@@ -279,6 +288,7 @@ mod tests {
             last_failure: None,
             partitions: None,
             failing_checks: Vec::new(),
+            warning_checks: Vec::new(),
             health: match state {
                 AssetState::Failed => Health::FailedRun,
                 _ => Health::Ok,
@@ -552,7 +562,7 @@ mod tests {
               2024-01-01  fresh               <time>           1
               2024-01-02  stale               <time>           1  source sales changed
               2024-01-03  never materialized  -                             -  never materialized
-            regions       stale               <time>           2  code changed; source sales changed
+            regions       stale               <time>           2  code changed; source sales changed; check warning: row_count(3, 10)
             big_regions   failed              -                             -  the last attempt (<time>) failed its checks and was not committed: expression(amount < 100) (2 failing rows); no version is committed yet; never materialized; upstream regions is stale
             running       stale               <time>           2  3 partitions: 1 fresh, 1 stale: upstream daily is stale, 1 missing
               2024-01-01  fresh               <time>           1
@@ -571,7 +581,7 @@ mod tests {
             ASSET        STATE               LAST MATERIALIZED          ROWS  DETAIL
             named        fresh               <time>           2
             daily        stale               <time>           2  3 partitions: 1 fresh, 1 stale: source sales changed, 1 missing
-            regions      stale               <time>           2  code changed; source sales changed
+            regions      stale               <time>           2  code changed; source sales changed; check warning: row_count(3, 10)
             big_regions  failed              -                             -  the last attempt (<time>) failed its checks and was not committed: expression(amount < 100) (2 failing rows); no version is committed yet; never materialized; upstream regions is stale
             running      stale               <time>           2  3 partitions: 1 fresh, 1 stale: upstream daily is stale, 1 missing
             top          never materialized  -                             -  never materialized; upstream regions is stale
@@ -1061,6 +1071,9 @@ mod tests {
                   "last_failure": null,
                   "partitions": null,
                   "failing_checks": [],
+                  "warning_checks": [
+                    "row_count(3, 10)"
+                  ],
                   "health": "ok",
                   "freshness": null,
                   "sla": null

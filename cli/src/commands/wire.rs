@@ -401,6 +401,8 @@ pub(crate) struct AssetStatus<'a> {
     last_failure: Option<AttemptRecord<'a>>,
     partitions: Option<PartitionSummary<'a>>,
     failing_checks: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warning_checks: &'a [String],
     health: Health,
     freshness: Option<Freshness>,
     sla: Option<SlaReading<'a>>,
@@ -418,6 +420,7 @@ impl<'a> From<&'a cairn_engine::AssetStatus> for AssetStatus<'a> {
             last_failure: s.last_failure.as_ref().map(AttemptRecord::from),
             partitions: s.partitions.as_ref().map(PartitionSummary::from),
             failing_checks: &s.failing_checks,
+            warning_checks: &s.warning_checks,
             health: s.health.into(),
             freshness: s.freshness.as_ref().map(Freshness::from),
             sla: s.sla.as_ref().map(SlaReading::from),

@@ -145,6 +145,7 @@ fn asset_status(s: &AssetStatus, with_partitions: bool) -> pb::AssetStatus {
             most_overdue: p.most_overdue.as_ref().map(|o| sla_reading(&o.sla)),
         }),
         failing_checks: s.failing_checks.clone(),
+        warning_checks: s.warning_checks.clone(),
         input_version: s.input_version.clone().unwrap_or_default(),
         health: health(s.health),
         freshness: s.freshness.map(|f| pb::Freshness {

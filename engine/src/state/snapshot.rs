@@ -201,7 +201,8 @@ pub(crate) fn status(
         }
     }
     let mut failing: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for r in ws.catalog.latest_failing_error_checks()? {
+    let mut warning: HashMap<String, Vec<String>> = HashMap::new();
+    for r in ws.catalog.latest_failing_checks()? {
         // Results older than the current version are about a version
         // that is no longer served; a check no longer declared is not
         // failing.
@@ -226,10 +227,14 @@ pub(crate) fn status(
             } else {
                 format!("{} [{}]", r.result.name, r.partition)
             };
-            failing
-                .entry(r.asset)
-                .or_default()
-                .push((r.partition, label));
+            if r.result.severity == "error" {
+                failing
+                    .entry(r.asset)
+                    .or_default()
+                    .push((r.partition, label));
+            } else {
+                warning.entry(r.asset).or_default().push(label);
+            }
         }
     }
     Ok(snapshot
@@ -251,6 +256,7 @@ pub(crate) fn status(
                 s.health = s.health.max(Health::FailingCheck);
             }
             s.failing_checks = checks.into_iter().map(|(_, label)| label).collect();
+            s.warning_checks = warning.remove(&s.name).unwrap_or_default();
             s
         })
         .collect())

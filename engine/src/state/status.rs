@@ -250,6 +250,10 @@ pub struct AssetStatus {
     /// `error` checks failing on the current version (from the latest
     /// `cairn check` or materialization), as `name` or `name [partition]`.
     pub failing_checks: Vec<String>,
+    /// `warn` checks failing on the current version, likewise (they do not
+    /// change its health).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warning_checks: Vec<String>,
     /// The worst health of its units (and its failing checks).
     pub health: Health,
     /// Its SLA (`[freshness]`), if it declares one.
@@ -664,6 +668,7 @@ fn summarise(
             last_failure: unit.last_failure,
             partitions: None,
             failing_checks: Vec::new(),
+            warning_checks: Vec::new(),
             health: unit.health,
             freshness,
             sla: unit.sla,
@@ -732,6 +737,7 @@ fn summarise(
         current: None,
         last_failure: None,
         failing_checks: Vec::new(),
+        warning_checks: Vec::new(),
         health,
         freshness,
         sla: None,

@@ -199,6 +199,9 @@ pub struct AssetStatus {
     /// Where it stands against it when behind (unpartitioned assets).
     #[prost(message, optional, tag = "12")]
     pub sla: ::core::option::Option<SlaReading>,
+    /// Warn checks failing on the current version (health unaffected).
+    #[prost(string, repeated, tag = "13")]
+    pub warning_checks: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[allow(clippy::all)]
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -226,6 +226,7 @@ fn asset_status(s: pb::AssetStatus) -> Result<AssetStatus, Failure> {
         last_failure: s.last_failure.map(|f| failure(&name, "", f)).transpose()?,
         partitions,
         failing_checks: s.failing_checks,
+        warning_checks: s.warning_checks,
         health: health(&s.health)?,
         freshness: s.freshness.map(|f| FreshnessSla {
             warn_after: f.warn_after_seconds.map(Duration::from_secs),
