@@ -841,10 +841,10 @@ fn openlineage_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
         return Vec::new();
     };
     let mut problems = Vec::new();
+    let line = text
+        .find("[openlineage]")
+        .map(|offset| line_of_offset(text, offset));
     if ol.path.is_none() && ol.url.is_none() {
-        let line = text
-            .find("[openlineage]")
-            .map(|offset| line_of_offset(text, offset));
         problems.push(
             Diagnostic::new(
                 PROJECT_FILE,
@@ -863,9 +863,6 @@ fn openlineage_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
         ));
     }
     if ol.timeout_seconds == 0 || ol.queue_size == 0 {
-        let line = text
-            .find("[openlineage]")
-            .map(|offset| line_of_offset(text, offset));
         problems.push(
             Diagnostic::new(
                 PROJECT_FILE,
