@@ -3,19 +3,19 @@
 //! and a receiver that is down leaves the runs as they were and the alert
 //! recorded as undelivered (in `cairn.alerts` and `cairn status`).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::http_receiver;
 use crate::util::{Project, assert_refused, outcomes};
 
-/// A webhook receiver: answers every POST with 200 and keeps its body.
+/// A webhook receiver on `/hook`: answers every POST with 200 and keeps
+/// its body.
 struct Receiver {
     url: String,
-    bodies: Arc<Mutex<Vec<String>>>,
+    inner: http_receiver::Receiver,
 }
 
 impl Receiver {
@@ -24,73 +24,29 @@ impl Receiver {
     }
 
     fn on(listener: TcpListener) -> Receiver {
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&bodies);
-        // Ends with the test process.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                if let Some(body) = read_request(&mut stream) {
-                    kept.lock().unwrap().push(body);
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    );
-                }
-            }
-        });
-        Receiver { url, bodies }
+        let inner = http_receiver::Receiver::on(listener);
+        Receiver {
+            url: format!("http://{}/hook", inner.addr),
+            inner,
+        }
     }
 
-    /// The bodies received so far, as JSON.
+    /// The bodies received so far, as JSON; each was a JSON POST to /hook.
     fn received(&self) -> Vec<Value> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|b| serde_json::from_str(b).unwrap_or_else(|e| panic!("not JSON ({e}): {b}")))
-            .collect()
-    }
-}
-
-/// One HTTP request's body (headers, then `content-length` bytes).
-fn read_request(stream: &mut TcpStream) -> Option<String> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut data = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
+        for r in self.inner.requests() {
+            assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/hook"));
+            assert_eq!(r.header("content-type"), Some("application/json"));
         }
-        data.extend_from_slice(&buf[..n]);
-        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
-        assert!(head.starts_with("post /hook "), "{head}");
-        assert!(head.contains("content-type: application/json"), "{head}");
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        if data.len() >= end + 4 + length {
-            return Some(String::from_utf8_lossy(&data[end + 4..end + 4 + length]).into_owned());
-        }
+        self.inner.bodies()
     }
 }
 
 /// An http URL on a loopback port nobody listens on.
 fn nobody_listening() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}/hook")
+    format!(
+        "http://127.0.0.1:{}/hook",
+        http_receiver::nobody_listening()
+    )
 }
 
 const BROKEN: &str = "select id, amount, missing_column from raw";

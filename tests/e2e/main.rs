@@ -13,6 +13,7 @@ mod external_reader;
 mod failures;
 mod flight_sql;
 mod freshness;
+mod http_receiver;
 mod metadata;
 mod openlineage;
 mod partitions;

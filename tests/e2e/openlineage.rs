@@ -99,72 +99,9 @@ fn runs_emit_valid_start_complete_and_fail_events() {
     assert!(ok, "{report}");
 }
 
-/// An OpenLineage HTTP receiver on a free loopback port: every request's
-/// path, `authorization` header and body, as received.
-struct Receiver {
-    addr: String,
-    got: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = std::sync::Arc::clone(&got);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let seen = std::sync::Arc::clone(&seen);
-                std::thread::spawn(move || {
-                    let mut writer = stream.try_clone().unwrap();
-                    let mut reader = BufReader::new(stream);
-                    // Keep-alive: requests one after another.
-                    loop {
-                        let mut request_line = String::new();
-                        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let path = request_line
-                            .split_whitespace()
-                            .nth(1)
-                            .unwrap_or_default()
-                            .to_owned();
-                        let (mut length, mut auth) = (0, String::new());
-                        loop {
-                            let mut line = String::new();
-                            reader.read_line(&mut line).unwrap();
-                            let line = line.trim_end();
-                            if line.is_empty() {
-                                break;
-                            }
-                            let (name, value) = line.split_once(':').unwrap();
-                            match name.to_ascii_lowercase().as_str() {
-                                "content-length" => length = value.trim().parse().unwrap(),
-                                "authorization" => auth = value.trim().to_owned(),
-                                _ => {}
-                            }
-                        }
-                        let mut body = vec![0; length];
-                        reader.read_exact(&mut body).unwrap();
-                        seen.lock()
-                            .unwrap()
-                            .push((path, auth, String::from_utf8(body).unwrap()));
-                        writer
-                            .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
-                            .unwrap();
-                    }
-                });
-            }
-        });
-        Receiver { addr, got }
-    }
-}
-
 #[test]
 fn events_are_posted_to_an_http_receiver_valid_and_with_the_key() {
-    let receiver = Receiver::start();
+    let receiver = crate::http_receiver::Receiver::start();
     let p = Project::example();
     let toml = p.read("cairn.toml");
     p.write(
@@ -184,7 +121,14 @@ fn events_are_posted_to_an_http_receiver_valid_and_with_the_key() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let got = receiver.got.lock().unwrap().clone();
+    let got: Vec<(String, String, String)> = receiver
+        .requests()
+        .into_iter()
+        .map(|r| {
+            let auth = r.header("authorization").unwrap_or_default().to_owned();
+            (r.path, auth, r.body)
+        })
+        .collect();
     // Every event, as in the file: delivered before the command ended.
     let file = p.read("lineage/events.jsonl");
     assert_eq!(got.len(), 14, "START and COMPLETE of 7 assets");
@@ -216,12 +160,7 @@ fn events_are_posted_to_an_http_receiver_valid_and_with_the_key() {
 
 #[test]
 fn a_dead_receiver_neither_fails_nor_holds_up_runs_and_drops_are_told() {
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::http_receiver::nobody_listening();
     let p = Project::example();
     let toml = p.read("cairn.toml");
     p.write(
