@@ -59,6 +59,14 @@ if ! python3 tests/openlineage/validate.py --print-spec-dir >/dev/null 2>&1; the
     python3 tests/openlineage/validate.py --print-spec-dir >/dev/null
 fi
 
+# The https alert test makes its certificate with openssl.
+if ! command -v openssl >/dev/null; then
+    echo "tests/run.sh: installing openssl (certificates for the https alert test)"
+    sudo_=""
+    [ "$(id -u)" = 0 ] || sudo_="sudo"
+    $sudo_ apt-get install -y -q openssl >/dev/null
+fi
+
 # The web page's tests drive Debian's Chromium headless through npm
 # playwright-core (tests/web/drive.mjs): no browser is downloaded.
 if [ ! -x /usr/bin/chromium ]; then

@@ -174,8 +174,8 @@ pub struct OpenLineageConfig {
     /// The JSON-lines file, relative to the project.
     #[serde(default)]
     pub path: Option<String>,
-    /// The receiver's base URL (`http://HOST:PORT`); events are POSTed to
-    /// `{url}/{endpoint}`.
+    /// The receiver's base URL (`http://HOST:PORT` or `https://...`);
+    /// events are POSTed to `{url}/{endpoint}`.
     #[serde(default)]
     pub url: Option<String>,
     /// The path under `url` (default `api/v1/lineage`, as Marquez and the

@@ -817,8 +817,7 @@ fn limits_problems(config: &ProjectConfig) -> Vec<Diagnostic> {
     problems
 }
 
-/// `[[alerts]]` URLs this build cannot POST to: https needs TLS, which is
-/// not in the build yet; anything but http is not a webhook.
+/// `[[alerts]]` URLs that are not http(s): not a webhook.
 fn alert_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
     config
         .alerts
@@ -828,7 +827,7 @@ fn alert_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
                 "[[alerts]] url",
                 &alert.url,
                 text,
-                "alerts are POSTed to a webhook: url = \"http://HOST:PORT/PATH\"",
+                "alerts are POSTed to a webhook: url = \"https://hooks.slack.com/services/...\"",
             )
         })
         .collect()
@@ -875,9 +874,7 @@ fn openlineage_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
     problems
 }
 
-/// An URL to POST to that this build cannot use (`what` names the key):
-/// https needs TLS, which is not in the build yet; anything else is not
-/// http.
+/// An URL to POST to that is not http(s) (`what` names the key).
 fn http_url_problem(what: &str, url: &str, text: &str, hint: &str) -> Option<Diagnostic> {
     let trimmed = url.trim();
     let line = text
@@ -886,17 +883,17 @@ fn http_url_problem(what: &str, url: &str, text: &str, hint: &str) -> Option<Dia
     let scheme = trimmed
         .split_once("://")
         .map(|(s, _)| s.to_ascii_lowercase());
-    let (message, hint) = match scheme.as_deref() {
-        Some("http") => return None,
-        Some("https") => (
-            format!(
-                "{what} `{trimmed}`: https URLs need TLS, which this build does not include yet"
-            ),
-            "use an http relay (e.g. http://127.0.0.1:9000/hook forwarding to the https endpoint)",
+    match scheme.as_deref() {
+        Some("http" | "https") => None,
+        _ => Some(
+            Diagnostic::new(
+                PROJECT_FILE,
+                line,
+                format!("{what} `{trimmed}` is not an http:// or https:// URL"),
+            )
+            .with_hint(hint),
         ),
-        _ => (format!("{what} `{trimmed}` is not an http:// URL"), hint),
-    };
-    Some(Diagnostic::new(PROJECT_FILE, line, message).with_hint(hint))
+    }
 }
 
 /// `[columns]`: `name = "SQL TYPE"` pairs, kept in the order written.

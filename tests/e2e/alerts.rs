@@ -278,20 +278,133 @@ fn a_failing_error_check_is_a_check_incident_until_check_passes() {
     assert!(received[1]["closed_at"].is_string());
 }
 
+/// An HTTPS receiver (`https_receiver.py`) with a certificate for
+/// 127.0.0.1 made by openssl: its URL, the certificate's path and the file
+/// its bodies go to, one a line.
+struct HttpsReceiver {
+    child: std::process::Child,
+    url: String,
+    cert: std::path::PathBuf,
+    out: std::path::PathBuf,
+}
+
+impl HttpsReceiver {
+    fn start(dir: &std::path::Path) -> HttpsReceiver {
+        use std::io::BufRead;
+        let (cert, key, out) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("got"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl must be installed");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/e2e/https_receiver.py"
+        );
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args([&cert, &key, &out])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut port)
+            .unwrap();
+        HttpsReceiver {
+            child,
+            url: format!("https://127.0.0.1:{}/hook", port.trim()),
+            cert,
+            out,
+        }
+    }
+
+    fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for HttpsReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
-fn https_alert_urls_are_refused_with_the_fix() {
-    let p = project(&slack_to("https://hooks.example.com/services/T0/B0/x"));
-    assert_refused(
-        &p,
-        &["status"],
-        &[
-            "cairn.toml:5",
-            "https URLs need TLS, which this build does not include yet",
-            "use an http relay",
-        ],
+fn https_webhooks_are_delivered_over_verified_tls_only() {
+    let p = project("");
+    let receiver = HttpsReceiver::start(&p.root);
+    p.write(
+        "cairn.toml",
+        &format!(
+            "[sources.raw]\npath = \"data/raw.csv\"\n\n{}",
+            slack_to(&receiver.url)
+        ),
     );
-    let p = project(&slack_to("ftp://127.0.0.1/hook"));
-    assert_refused(&p, &["status"], &["is not an http:// URL"]);
+    // Its certificate is trusted by no one: the alert is not delivered,
+    // and the record says why.
+    let (code, _) = materialize(&p);
+    assert_eq!(code, 1);
+    assert!(receiver.received().is_empty());
+    let alerts = alerts_table(&p);
+    assert_eq!(alerts[0]["status"], "undelivered", "{alerts:?}");
+    let error = alerts[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(error.contains("certificate"), "{error}");
+
+    // Trusted (SSL_CERT_FILE, as for a private CA): delivered over TLS.
+    p.write("assets/fragile.sql", FIXED);
+    let run = p
+        .command(&["materialize", "--format", "json"])
+        .env("CAIRN_TEST_ALERT_BACKOFF_MS", "10")
+        .env("SSL_CERT_FILE", &receiver.cert)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let received = receiver.received();
+    assert!(!received.is_empty(), "{:?}", alerts_table(&p));
+    assert!(
+        received
+            .iter()
+            .any(|r| r["text"].as_str().unwrap_or_default().contains("recovered")),
+        "{received:?}"
+    );
+
+    // Not a webhook at all: refused when the project loads.
+    let other = project(&slack_to("ftp://hooks.example.com/x"));
+    assert_refused(
+        &other,
+        &["status"],
+        &["cairn.toml:5", "is not an http:// or https:// URL"],
+    );
 }
 
 #[test]

@@ -186,7 +186,7 @@ fn a_dead_receiver_neither_fails_nor_holds_up_runs_and_drops_are_told() {
     let status = p.json(&["status", "--format", "json"], 0);
     assert_eq!(status["fresh"], 7, "the run committed everything");
 
-    // Nowhere to send events, an https URL: refused with the fix.
+    // Nowhere to send events, or not an HTTP URL: refused with the fix.
     p.write(
         "cairn.toml",
         &format!("{toml}\n[openlineage]\nnamespace = \"x\"\n"),
@@ -198,11 +198,11 @@ fn a_dead_receiver_neither_fails_nor_holds_up_runs_and_drops_are_told() {
     );
     p.write(
         "cairn.toml",
-        &format!("{toml}\n[openlineage]\nurl = \"https://lineage.example.com\"\n"),
+        &format!("{toml}\n[openlineage]\nurl = \"kafka://lineage.example.com\"\n"),
     );
     crate::util::assert_refused(
         &p,
         &["status"],
-        &["[openlineage] url", "https URLs need TLS"],
+        &["[openlineage] url", "is not an http:// or https:// URL"],
     );
 }

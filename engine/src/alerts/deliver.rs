@@ -3,10 +3,9 @@
 //! until [`DeliveryPolicy::max_attempts`], then the delivery is
 //! `undelivered` with its last error.
 //!
-//! The HTTP client is `reqwest` 0.12 without default features — the same
-//! reqwest object_store 0.13 uses for its cloud stores, so that a later S3
-//! feature adds no second copy — which means plain `http://` only: no TLS
-//! is in the build (https URLs are refused when the project loads).
+//! The HTTP client is `reqwest` 0.12 — the same reqwest and TLS (rustls,
+//! the system's root certificates) object_store 0.13 uses for S3, so no
+//! second copy is built; `http://` and `https://` webhooks alike.
 
 use std::time::{Duration, Instant};
 
