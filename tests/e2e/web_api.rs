@@ -369,3 +369,38 @@ fn a_late_watcher_of_every_run_first_hears_what_running_runs_did() {
         "only the new run: {later:?}"
     );
 }
+
+#[test]
+fn runs_a_cli_process_starts_beside_the_server_are_told_too() {
+    let p = Project::example();
+    let server = Server::start(&p);
+    let addr = server.addr.clone();
+    let watcher = std::thread::spawn(move || {
+        api_stream(&addr, "WatchRuns", "{}", |e| e["event"] == "finished")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Not through the server: a `cairn materialize` in a terminal.
+    let report = p.json(&["materialize", "+orders", "--format", "json"], 0);
+    let run_id = report["run_id"].as_str().unwrap().to_owned();
+    let events = watcher.join().unwrap();
+    assert!(events.iter().all(|e| e["run_id"] == run_id.as_str()), "{events:?}");
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["asset"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&"built orders".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"built stg_orders".to_owned()), "{kinds:?}");
+    assert_eq!(events.last().unwrap()["status"], "succeeded", "{kinds:?}");
+    // Told once: a second watcher hears nothing of it any more.
+    let addr = server.addr.clone();
+    let later = std::thread::spawn(move || {
+        api_stream(&addr, "WatchRuns", "{}", |e| e["event"] == "finished")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let second = p.json(&["materialize", "stg_customers", "--force", "--format", "json"], 0);
+    let events = later.join().unwrap();
+    assert!(
+        events.iter().all(|e| e["run_id"] == second["run_id"]),
+        "only the new run: {events:?}"
+    );
+}

@@ -200,6 +200,10 @@ struct Feed {
     history: Vec<RunUpdate>,
     watchers: Vec<mpsc::UnboundedSender<RunUpdate>>,
     finished: bool,
+    /// For a run another process executes: how many of the updates the
+    /// catalog records of it are in `history` (`None`: this process
+    /// pushes the run's updates itself).
+    recorded: Option<usize>,
 }
 
 impl Feeds {
@@ -275,15 +279,55 @@ impl Feeds {
         run: &RunRecord,
         attempts: &[AttemptRecord],
     ) -> RunWatch {
-        if !self.runs.contains_key(&run.id) {
-            for update in recorded_updates(run, attempts) {
-                self.push(update);
-            }
-        }
+        self.follow_recorded(run, attempts);
         self.watch(&run.id).unwrap_or(RunWatch {
             past: Vec::new(),
             live: None,
         })
+    }
+
+    /// Whether `id` is a run of another process this one follows and that
+    /// has not ended yet.
+    pub(crate) fn is_followed(&self, id: &RunId) -> bool {
+        self.runs
+            .get(id)
+            .is_some_and(|f| f.recorded.is_some() && !f.finished)
+    }
+
+    /// Whether this process has updates of `id`.
+    pub(crate) fn knows(&self, id: &RunId) -> bool {
+        self.runs.contains_key(id)
+    }
+
+    /// Brings the feed of a run another process executes (a CLI command,
+    /// another server) up to what the catalog recorded of it: the updates
+    /// not yet told are pushed. Runs of this process are left alone.
+    pub(crate) fn follow_recorded(&mut self, run: &RunRecord, attempts: &[AttemptRecord]) {
+        let told = match self.runs.get(&run.id) {
+            Some(feed) if feed.finished => return,
+            Some(feed) => match feed.recorded {
+                Some(told) => told,
+                None => return,
+            },
+            None => {
+                self.runs.insert(
+                    run.id.clone(),
+                    Feed {
+                        recorded: Some(0),
+                        ..Feed::default()
+                    },
+                );
+                0
+            }
+        };
+        let updates = recorded_updates(run, attempts);
+        let total = updates.len();
+        for update in updates.into_iter().skip(told) {
+            self.push(update);
+        }
+        if let Some(feed) = self.runs.get_mut(&run.id) {
+            feed.recorded = Some(total.max(told));
+        }
     }
 }
 

@@ -93,6 +93,9 @@ struct Inner {
     wake: Notify,
     /// A run this process executed ended.
     ended: Notify,
+    /// When the queue started: runs of other processes that ended before
+    /// are history, not news.
+    since: chrono::DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -115,6 +118,7 @@ impl RunQueue {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             ended: Notify::new(),
+            since: Utc::now(),
         });
         let dispatcher = Arc::clone(&inner);
         tokio::spawn(async move { dispatch_forever(dispatcher).await });
@@ -438,11 +442,48 @@ async fn dispatch_forever(inner: Arc<Inner>) {
         if let Err(e) = dispatch(&inner).await {
             tracing::warn!("the queue waits: {e}");
         }
+        if let Err(e) = follow_others(&inner) {
+            tracing::warn!("following runs of other processes: {e}");
+        }
         tokio::select! {
             () = woken => {}
             () = tokio::time::sleep(TICK) => {}
         }
     }
+}
+
+/// Runs of other processes (a `cairn materialize` in a terminal, another
+/// server) looked at among the most recent ones.
+const OTHERS_LOOKED_AT: usize = 20;
+
+/// Tells the watchers what runs of other processes did since the last
+/// look, from what the catalog recorded (their units' outcomes and ends;
+/// not when a unit starts, which only the running process knows).
+fn follow_others(inner: &Arc<Inner>) -> Result<(), EngineError> {
+    let recent = inner.catalog.runs(OTHERS_LOOKED_AT)?;
+    for run in recent {
+        {
+            let state = inner.lock();
+            // Runs of this process, and runs of others already told to
+            // their end.
+            if state.running.contains_key(&run.id)
+                || (state.feeds.knows(&run.id) && !state.feeds.is_followed(&run.id))
+            {
+                continue;
+            }
+            // A run that ended before this queue started is history.
+            if !state.feeds.knows(&run.id)
+                && run.status.is_finished()
+                && run.finished_at.unwrap_or(run.started_at) < inner.since
+            {
+                continue;
+            }
+        }
+        if let Some((run, attempts)) = inner.catalog.run(&run.id)? {
+            inner.lock().feeds.follow_recorded(&run, &attempts);
+        }
+    }
+    Ok(())
 }
 
 /// Starts every queued run that may start now.
