@@ -1632,6 +1632,9 @@ pub mod cairn_client {
         /// The events of every run (as WatchRun sends them, without
         /// `planned`/`report`): first those so far of the runs queued or running,
         /// then every event as it happens, until the caller stops listening.
+        /// Runs other processes execute (a `cairn materialize` in a terminal) are
+        /// told from the catalog within seconds: their units' outcomes and their
+        /// end, not when a unit starts.
         pub async fn watch_runs(
             &mut self,
             request: impl tonic::IntoRequest<super::WatchRunsRequest>,
@@ -1781,6 +1784,9 @@ pub mod cairn_server {
         /// The events of every run (as WatchRun sends them, without
         /// `planned`/`report`): first those so far of the runs queued or running,
         /// then every event as it happens, until the caller stops listening.
+        /// Runs other processes execute (a `cairn materialize` in a terminal) are
+        /// told from the catalog within seconds: their units' outcomes and their
+        /// end, not when a unit starts.
         async fn watch_runs(
             &self,
             request: tonic::Request<super::WatchRunsRequest>,
