@@ -161,13 +161,17 @@ export class AssetPanel {
   private stateSection(name: string, status: AssetStatus | null): HTMLElement {
     const def = this.host.def(name);
     const display = displayOf(def?.kind ?? "asset", status ? { state: status.state, health: status.health, failingChecks: status.failing_checks.length, warningChecks: (status.warning_checks ?? []).length, built: true } : undefined, this.host.isRunning(name));
-    const causes = status?.causes ?? [];
+    // The asset's causes and its partitions' (a partitioned asset tells
+    // the same cause in both), each once.
+    const causes = [...new Set([
+      ...(status?.causes ?? []).map((c) => c.text || c.cause),
+      ...(status?.partitions?.stale_causes ?? []),
+    ])];
     return h(
       "section",
       { "aria-label": "State" },
       h("p", { class: "state-line" }, stateChip(DISPLAY[display]), status ? h("span", { class: "muted" }, ` state ${status.state}, health ${status.health}`) : null),
-      causes.length > 0 ? h("ul", { class: "causes" }, causes.map((c) => h("li", {}, c.text || c.cause))) : null,
-      status?.partitions && status.partitions.stale_causes.length > 0 ? h("ul", { class: "causes" }, status.partitions.stale_causes.map((c) => h("li", {}, c))) : null,
+      causes.length > 0 ? h("ul", { class: "causes" }, causes.map((c) => h("li", {}, c))) : null,
       status?.sla ? h("p", {}, `SLA ${status.sla.level}: ${status.sla.basis}${status.sla.since ? ` since ${fmtTime(status.sla.since)}` : ""}`) : null,
       status?.failing_checks.length ? h("p", { class: "bad" }, `Failing checks: ${status.failing_checks.join(", ")}`) : null,
       status?.warning_checks?.length ? h("p", {}, `⚠ Checks warning: ${status.warning_checks.join(", ")}`) : null,
@@ -250,7 +254,7 @@ export class AssetPanel {
         const title = `${u.partition}: ${st.label}${u.current ? `, ${fmtInt(u.current.row_count)} rows` : ""}`;
         const day = cellLabel(key);
         cells.append(h("button", {
-          type: "button", class: "cell", role: "listitem", title, "aria-label": title, "data-partition": u.partition,
+          type: "button", class: "cell", role: "listitem", title, "aria-label": title, "data-test": "partition", "data-partition": u.partition, "data-state": u.state,
           style: `background:${st.fill};border-color:${st.stroke};color:${st.stroke}`,
           onclick: () => this.host.navigate({ view: "partition", asset: d.status?.name ?? this.current ?? "", partition: u.partition }),
         }, h("span", { class: "cell-icon", "aria-hidden": "true" }, st.icon), day ? h("span", { class: "cell-day", "aria-hidden": "true" }, day) : null));
@@ -273,6 +277,9 @@ export class AssetPanel {
     fill(box, h("h4", {}, `Partition ${key}`), h("p", { class: "muted" }, "Loading provenance…"));
     const prov = await api.provenance(d.status?.name ?? this.current ?? "", key).catch(() => null);
     if (this.partitionBox !== box) return;
+    box.setAttribute("data-test", "partition-detail");
+    box.setAttribute("data-partition", key);
+    box.setAttribute("data-versions", String(versions.length));
     fill(box, h("h4", {}, `Partition ${key}`),
       versions.length > 0 ? rowChart(versions) : null,
       versions.length > 0 ? versionTable([...versions].reverse()) : h("p", { class: "muted" }, "No versions of this partition in the history."),

@@ -266,6 +266,58 @@ fn an_operator_materializes_live_and_a_viewer_cannot() {
 }
 
 #[test]
+fn a_partition_deep_link_shows_every_partition_in_its_state_and_its_versions() {
+    let p = Project::example_named("daily_sales");
+    let run = p.run(&[
+        "backfill",
+        "daily_sales",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-10",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // One day's source changes afterwards: that partition alone is stale.
+    let day = "data/sales/date=2024-01-03/sales.csv";
+    let text = p.read(day);
+    p.write(day, &text.replacen('\n', "\n\n", 1));
+    let server = Server::start(&p);
+    let seen = drive(
+        &server,
+        None,
+        "partition",
+        &["partition", "daily_sales", "2024-01-05"],
+    );
+    let status = p.json(
+        &["status", "daily_sales", "--partitions", "--format", "json"],
+        0,
+    );
+    let expected: Vec<Value> = status["assets"][0]["partitions"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| serde_json::json!({"key": u["key"], "state": u["state"]}))
+        .collect();
+    assert_eq!(expected.len(), 31);
+    assert_eq!(
+        seen["cells"],
+        Value::from(expected),
+        "one cell per day, in its state"
+    );
+    let states: Vec<&str> = seen["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states[2], "stale", "{states:?}");
+    assert_eq!(states[4], "fresh");
+    assert_eq!(states[20], "never_materialized");
+    assert_eq!(seen["versions"], 1, "2024-01-05 was built once");
+    assert_eq!(seen["hash"], "#/asset/daily_sales/partition/2024-01-05");
+}
+
+#[test]
 fn the_committed_bundle_is_what_its_sources_build() {
     let ui = repo().join("lineage-ui");
     let out = tempfile::tempdir().unwrap();

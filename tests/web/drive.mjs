@@ -12,6 +12,7 @@
 //   asset NAME COLUMN          click the node, read the panel, click a column
 //   materialize NAME           click Materialize, wait for the node to turn fresh
 //   viewer NAME                which run buttons show, and a direct API call
+//   partition NAME KEY         a partition's deep link: the calendar, its versions
 //   pan                        frame times while panning and zooming
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
@@ -178,6 +179,18 @@ const scenarios = {
     );
     await page.screenshot({ path: join(shots, "viewer.png") });
     return { buttons, direct };
+  },
+
+  async partition(page, [name, key]) {
+    await open(page, `#/asset/${name}/partition/${key}`);
+    const detail = page.locator(`[data-test=partition-detail][data-partition="${key}"]`);
+    await detail.waitFor({ timeout: 30_000 });
+    const cells = await page.locator("[data-test=partition]").evaluateAll((els) =>
+      els.map((e) => ({ key: e.getAttribute("data-partition"), state: e.getAttribute("data-state") })),
+    );
+    const versions = Number(await detail.getAttribute("data-versions"));
+    await page.screenshot({ path: join(shots, "partition.png") });
+    return { cells, versions, hash: await page.evaluate(() => location.hash) };
   },
 
   async pan(page) {
