@@ -383,10 +383,19 @@ fn runs_a_cli_process_starts_beside_the_server_are_told_too() {
     let report = p.json(&["materialize", "+orders", "--format", "json"], 0);
     let run_id = report["run_id"].as_str().unwrap().to_owned();
     let events = watcher.join().unwrap();
-    assert!(events.iter().all(|e| e["run_id"] == run_id.as_str()), "{events:?}");
+    assert!(
+        events.iter().all(|e| e["run_id"] == run_id.as_str()),
+        "{events:?}"
+    );
     let kinds: Vec<String> = events
         .iter()
-        .map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["asset"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["asset"].as_str().unwrap()
+            )
+        })
         .collect();
     assert!(kinds.contains(&"built orders".to_owned()), "{kinds:?}");
     assert!(kinds.contains(&"built stg_orders".to_owned()), "{kinds:?}");
@@ -397,7 +406,16 @@ fn runs_a_cli_process_starts_beside_the_server_are_told_too() {
         api_stream(&addr, "WatchRuns", "{}", |e| e["event"] == "finished")
     });
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let second = p.json(&["materialize", "stg_customers", "--force", "--format", "json"], 0);
+    let second = p.json(
+        &[
+            "materialize",
+            "stg_customers",
+            "--force",
+            "--format",
+            "json",
+        ],
+        0,
+    );
     let events = later.join().unwrap();
     assert!(
         events.iter().all(|e| e["run_id"] == second["run_id"]),
