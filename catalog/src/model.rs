@@ -750,6 +750,8 @@ pub struct StoredFile {
     pub materialization: MaterializationId,
     /// Path relative to the storage root.
     pub path: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
     /// When the materialization was committed.
     pub committed_at: DateTime<Utc>,
     /// Whether it is the current version of its partition.

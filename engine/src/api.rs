@@ -219,7 +219,11 @@ impl Workspace {
 
     /// The committed files of every asset as of a run or time.
     pub fn files_as_of(&self, as_of: &AsOf) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
-        records::time_travel::files_as_of(self, as_of)
+        let files = records::time_travel::files_as_of(self, as_of)?;
+        Ok(files
+            .into_iter()
+            .map(|(asset, files)| (asset, files.into_iter().map(|f| f.path).collect()))
+            .collect())
     }
 
     /// Removes uncommitted files and versions past retention.

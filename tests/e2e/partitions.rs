@@ -593,3 +593,39 @@ fn rows_outside_their_partition_are_refused_before_commit() {
     let rows = p.query_json("select sum(amount) as total from daily");
     assert_eq!(rows[0]["total"], 100);
 }
+
+/// The object-store requests other than reads and writes (LIST, HEAD,
+/// DELETE) of `asset`'s current version, and the objects it read.
+fn other_requests(p: &Project, asset: &str) -> (u64, u64) {
+    let shown = p.json(&["show", asset, "--format", "json"], 0);
+    let m = &shown["current"]["metrics"];
+    (
+        m["other_requests"].as_u64().unwrap(),
+        m["objects_read"].as_u64().unwrap(),
+    )
+}
+
+/// Regression: registering a partitioned upstream sent one HEAD per
+/// committed file (31 for a month of days, a round trip each on S3) though
+/// the catalog records every file's size. Now the requests beside reads
+/// and writes are the build's own (a HEAD of the written file and one when
+/// reading it back), whatever the number of files read.
+#[test]
+fn reading_many_partitions_asks_the_store_for_no_file_sizes() {
+    let p = Project::example_named("daily_sales");
+    // Upstreams built earlier in the same run; then their current versions
+    // (and the previous version, read for rows added and removed).
+    for args in [&[][..], &["--force", "month_summary", "region_totals"]] {
+        p.materialize(args);
+        assert_eq!(
+            other_requests(&p, "month_summary"),
+            (2, 31),
+            "{args:?}: a file a day"
+        );
+        assert_eq!(
+            other_requests(&p, "region_totals"),
+            (2, 93),
+            "{args:?}: a file a day and region"
+        );
+    }
+}

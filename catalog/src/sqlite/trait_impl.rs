@@ -878,7 +878,7 @@ impl Catalog for SqliteCatalog {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
                 r#"SELECT f.materialization_id, f.path, m.committed_at, m.expired_at,
-                          (c.materialization_id IS NOT NULL) AS is_current
+                          (c.materialization_id IS NOT NULL) AS is_current, f.size_bytes
                    FROM materialization_files f
                    JOIN materializations m ON m.id = f.materialization_id
                    LEFT JOIN current_versions c ON c.materialization_id = m.id
@@ -891,6 +891,7 @@ impl Catalog for SqliteCatalog {
                     committed_at: get_time(row, "committed_at")?,
                     expired: row.get::<_, Option<String>>(3)?.is_some(),
                     is_current: row.get(4)?,
+                    size_bytes: row.get(5)?,
                 })
             })?
             .collect()

@@ -513,7 +513,7 @@ mod tests {
                 source sales [2024-01-01] data c331be908186
                 source sales [2024-01-02] data 9d3629ed1901
                 source sales [2024-01-03] data ac4fffc566f0
-              cost      $0.000004  cpu 0.012s  read 5.3 KiB in 13 requests  written 1.0 KiB in 1 requests  peak memory 1.0 MiB
+              cost      $0.000004  cpu 0.012s  read 1.1 KiB in 5 requests  written 1.0 KiB in 1 requests  peak memory 1.0 MiB
               checks
                 unique(region)                                   pass
                 row_count(3, 10)                                 WARN (1 failing rows)
@@ -740,12 +740,12 @@ mod tests {
                   "output_rows": 2,
                   "bytes_scanned": 0,
                   "spilled_bytes": 0,
-                  "bytes_read": 5475,
-                  "read_requests": 13,
+                  "bytes_read": 1152,
+                  "read_requests": 5,
                   "objects_read": 3,
                   "bytes_written": 1057,
                   "write_requests": 1,
-                  "other_requests": 0,
+                  "other_requests": 8,
                   "peak_memory_bytes": 1048576,
                   "cost_usd": 4e-6
                 },

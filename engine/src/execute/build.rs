@@ -20,7 +20,7 @@ use crate::execute::report::Materialized;
 use crate::execute::row_changes::Changes;
 use crate::execute::write::{Written, schema_json, write_output};
 use crate::model::partition_index::dimension_names;
-use crate::model::storage::Storage;
+use crate::model::storage::{CommittedFile, Storage};
 use crate::quality::checks::{CheckOutcome, describe_blocking, run_checks};
 use crate::records::runs::check_record;
 use crate::session::committed_table::with_dimensions;
@@ -271,7 +271,10 @@ pub(super) async fn write_and_check(
         &ctx,
         &shared.storage,
         me,
-        &[rel.to_owned()],
+        &[CommittedFile {
+            path: rel.to_owned(),
+            size: Some(written.bytes),
+        }],
         &my_dims,
         false,
     )
@@ -328,7 +331,7 @@ pub(super) async fn row_changes(
         let files: Vec<_> = job
             .previous_files
             .iter()
-            .map(|f| shared.storage.object_path(f))
+            .map(|f| (shared.storage.object_path(&f.path), f.size))
             .collect();
         let store = Arc::clone(store) as Arc<dyn object_store::ObjectStore>;
         match previous_row_hashes(store, &files, &written.schema, MAX_HELD_ROWS).await {

@@ -13,7 +13,7 @@ use cairn_catalog::{Catalog, MaterializationId, RunId, UpstreamKind, UpstreamVer
 
 use crate::error::EngineError;
 use crate::model::graph::NodeKind;
-use crate::model::storage::Storage;
+use crate::model::storage::{CommittedFile, Storage};
 use crate::model::units::Unit;
 use crate::model::workspace::Workspace;
 use crate::state::snapshot::Snapshot;
@@ -24,8 +24,8 @@ pub(super) struct Live {
     pub(super) kind: UpstreamKind,
     pub(super) data_version: String,
     pub(super) materialization: Option<MaterializationId>,
-    /// Committed files (assets), loaded on first use.
-    pub(super) files: Option<Vec<String>>,
+    /// Committed files (assets), loaded from the catalog on first use.
+    pub(super) files: Option<Vec<CommittedFile>>,
 }
 
 /// The tables a unit reads, with committed files resolved (and cached in
@@ -109,22 +109,23 @@ pub(super) fn check_tables(
     Ok(out)
 }
 
+/// The committed files of `unit` as this run sees it, with their sizes.
 pub(super) fn unit_files(
     ws: &Workspace,
     unit: &Unit,
     live: &mut HashMap<Unit, Live>,
-) -> Result<Vec<String>, EngineError> {
+) -> Result<Vec<CommittedFile>, EngineError> {
     let Some(l) = live.get_mut(unit) else {
         return Ok(Vec::new());
     };
     if let Some(files) = &l.files {
         return Ok(files.clone());
     }
-    let files: Vec<String> = match l.materialization {
+    let files: Vec<CommittedFile> = match l.materialization {
         Some(id) => ws
             .catalog
             .materialization(id)?
-            .map(|m| m.body.files.into_iter().map(|f| f.path).collect())
+            .map(|m| m.body.files.into_iter().map(CommittedFile::from).collect())
             .unwrap_or_default(),
         None => Vec::new(),
     };
@@ -156,8 +157,8 @@ pub(super) enum UpstreamTable {
     /// for the schema when no partition is mapped.
     Asset {
         name: String,
-        files: Vec<String>,
-        schema_files: Vec<String>,
+        files: Vec<CommittedFile>,
+        schema_files: Vec<CommittedFile>,
     },
     /// The asset's own earlier partitions when none is mapped: an empty
     /// table of its declared `[columns]`.
@@ -170,7 +171,7 @@ pub(super) struct Job {
     /// The instant partitions and freshness checks are judged at.
     pub(super) now: chrono::DateTime<Utc>,
     /// Files of the version being replaced (for rows added/removed).
-    pub(super) previous_files: Vec<String>,
+    pub(super) previous_files: Vec<CommittedFile>,
     pub(super) asset: SqlAsset,
     pub(super) partition: String,
     pub(super) sql: String,

@@ -98,16 +98,20 @@ pub enum Previous {
 }
 
 /// Hashes every row of the previous version's Parquet `files`, read as
-/// the new output's `schema` (one pass, no DataFusion plan).
+/// the new output's `schema` (one pass, no DataFusion plan). Each file
+/// comes with its size when the catalog knows it (no HEAD then).
 pub async fn previous_row_hashes(
     store: Arc<dyn ObjectStore>,
-    files: &[Path],
+    files: &[(Path, Option<u64>)],
     schema: &Schema,
     limit: usize,
 ) -> DfResult<Previous> {
     let mut hasher = DataHasher::new(schema)?.keeping_row_hashes(limit);
-    for file in files {
-        let size = store.head(file).await.map_err(ParquetError::from)?.size;
+    for (file, size) in files {
+        let size = match size {
+            Some(size) => *size,
+            None => store.head(file).await.map_err(ParquetError::from)?.size,
+        };
         let reader = StoreFile {
             store: Arc::clone(&store),
             path: file.clone(),

@@ -442,7 +442,9 @@ async fn schedule(
                             kind: UpstreamKind::Asset,
                             data_version: m.data_version.clone(),
                             materialization: Some(m.id),
-                            files: Some(m.files.clone()),
+                            // Read back from the catalog on first use,
+                            // sizes included (spares readers a HEAD each).
+                            files: None,
                         },
                     );
                     AssetOutcome::Materialized(Box::new(m))

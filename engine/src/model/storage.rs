@@ -193,6 +193,38 @@ impl Storage {
     }
 }
 
+/// A committed file as the catalog lists it: its path relative to the
+/// storage root and, when known, its size. Readers take the size from here
+/// instead of asking the store (a HEAD is a round trip on S3); it is exact
+/// because a committed file is never rewritten — every run writes files of
+/// its own name ([`Storage::new_file_path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedFile {
+    /// Path relative to the storage root, `/`-separated.
+    pub path: String,
+    /// Size in bytes; `None` when unknown (the store is then asked).
+    pub size: Option<u64>,
+}
+
+impl CommittedFile {
+    /// A file whose size is not known.
+    pub fn size_unknown(path: impl Into<String>) -> Self {
+        CommittedFile {
+            path: path.into(),
+            size: None,
+        }
+    }
+}
+
+impl From<cairn_catalog::FileRecord> for CommittedFile {
+    fn from(f: cairn_catalog::FileRecord) -> Self {
+        CommittedFile {
+            path: f.path,
+            size: Some(f.size_bytes),
+        }
+    }
+}
+
 /// What a remote store's refusal means for the user.
 enum RemoteFault {
     Credentials,

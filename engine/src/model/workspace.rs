@@ -14,7 +14,7 @@ use cairn_catalog::{Catalog, CurrentVersion, RunRecord, open_catalog};
 
 use crate::error::EngineError;
 use crate::model::graph::AssetGraph;
-use crate::model::storage::{FailingStore, Storage};
+use crate::model::storage::{CommittedFile, FailingStore, Storage};
 use crate::model::whoami;
 
 /// An opened project.
@@ -203,14 +203,14 @@ impl Workspace {
         current: &[CurrentVersion],
         asset: &str,
         partition: Option<&str>,
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Result<Vec<CommittedFile>, EngineError> {
         let mut files = Vec::new();
         for c in current
             .iter()
             .filter(|c| c.asset == asset && partition.is_none_or(|p| p == c.partition))
         {
             if let Some(m) = self.catalog.materialization(c.id)? {
-                files.extend(m.body.files.into_iter().map(|f| f.path));
+                files.extend(m.body.files.into_iter().map(CommittedFile::from));
             }
         }
         Ok(files)

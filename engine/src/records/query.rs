@@ -57,7 +57,7 @@ pub(crate) async fn run_query(
                 .await
                 .map_err(|e| source_error(source, e))?;
         } else if ws.project.assets.contains_key(name) {
-            let mut files: Vec<String> = Vec::new();
+            let mut files = Vec::new();
             match &past {
                 Some(past) => files.extend(past.get(name).cloned().unwrap_or_default()),
                 None => files.extend(ws.current_files(&current, name, None)?),

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use cairn_catalog::{MaterializationId, RunId};
 
 use crate::error::EngineError;
+use crate::model::storage::CommittedFile;
 use crate::model::workspace::Workspace;
 
 /// What `cairn query --as-of` resolves: a run or a moment.
@@ -23,7 +24,7 @@ pub enum AsOf {
 pub(crate) fn files_as_of(
     ws: &Workspace,
     as_of: &AsOf,
-) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
+) -> Result<BTreeMap<String, Vec<CommittedFile>>, EngineError> {
     let all = ws.catalog.metrics_since(None)?;
     let at = match as_of {
         AsOf::Time(t) => *t,
@@ -56,7 +57,7 @@ pub(crate) fn files_as_of(
         .iter()
         .map(|((a, _), (_, id))| (*id, a.clone()))
         .collect();
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<CommittedFile>> = BTreeMap::new();
     for f in ws.catalog.all_files()? {
         if let Some(asset) = ids.get(&f.materialization) {
             if f.expired {
@@ -65,7 +66,10 @@ pub(crate) fn files_as_of(
                     at.format("%Y-%m-%d %H:%M:%S UTC")
                 )));
             }
-            out.entry(asset.clone()).or_default().push(f.path);
+            out.entry(asset.clone()).or_default().push(CommittedFile {
+                path: f.path,
+                size: Some(f.size_bytes),
+            });
         }
     }
     Ok(out)

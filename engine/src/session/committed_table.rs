@@ -26,7 +26,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStoreExt};
 
-use crate::model::storage::Storage;
+use crate::model::storage::{CommittedFile, Storage};
 
 /// The dimension columns of a partitioned table: one string column per
 /// dimension, named like its hive folder.
@@ -63,6 +63,22 @@ pub fn dimension_values(path: &str, dims: &[String]) -> Result<Vec<String>, Stri
 /// then 365/16 round trips deep instead of 365.
 const METADATA_CONCURRENCY: usize = 16;
 
+/// The object metadata of a committed file of known size, without asking
+/// the store. `last_modified` is a fixed instant (the UNIX epoch) and there
+/// is no e-tag or version: DataFusion uses them only to tell whether a
+/// cached footer is still the file's, and a committed file's name is never
+/// reused for other bytes (each run writes files named after it), so the
+/// path and size alone identify its content.
+pub fn known_meta(location: ObjectPath, size: u64) -> ObjectMeta {
+    ObjectMeta {
+        location,
+        last_modified: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        size,
+        e_tag: None,
+        version: None,
+    }
+}
+
 /// Committed Parquet files of a partitioned asset with their dimension
 /// values.
 #[derive(Debug)]
@@ -75,25 +91,34 @@ pub struct CommittedTable {
 }
 
 impl CommittedTable {
-    /// Reads the files' metadata and schema (the files are paths relative
-    /// to the storage root).
+    /// Reads the files' schema and footer statistics. A file's object
+    /// metadata comes from its catalog size when known (see
+    /// [`known_meta`]), otherwise from a HEAD.
     pub async fn try_new(
         state: &dyn Session,
         storage: &Storage,
-        files: &[String],
+        files: &[CommittedFile],
         dims: &[String],
     ) -> DfResult<CommittedTable> {
         let store_url = ObjectStoreUrl::parse(&storage.store_url)?;
         let store = state.runtime_env().object_store(&store_url)?;
         // On a remote store each request is a round trip: ask for the
-        // files' metadata and footers many at a time, keeping their order.
-        // (Owned items: a closure taking a reference would make the
+        // unknown sizes and the footers many at a time, keeping their
+        // order. (Owned items: a closure taking a reference would make the
         // spawned run's future not `Send` for every lifetime.)
-        let paths: Vec<ObjectPath> = files.iter().map(|f| storage.object_path(f)).collect();
-        let metas: Vec<ObjectMeta> = stream::iter(paths)
-            .map(|path| {
+        let located: Vec<(ObjectPath, Option<u64>)> = files
+            .iter()
+            .map(|f| (storage.object_path(&f.path), f.size))
+            .collect();
+        let metas: Vec<ObjectMeta> = stream::iter(located)
+            .map(|(location, size)| {
                 let store = Arc::clone(&store);
-                async move { store.head(&path).await }
+                async move {
+                    match size {
+                        Some(size) => Ok(known_meta(location, size)),
+                        None => store.head(&location).await,
+                    }
+                }
             })
             .buffered(METADATA_CONCURRENCY)
             .try_collect()
@@ -113,7 +138,7 @@ impl CommittedTable {
             .await?;
         let mut partitioned = Vec::with_capacity(files.len());
         for ((file, meta), stats) in files.iter().zip(metas).zip(stats) {
-            let values = dimension_values(file, dims).map_err(DataFusionError::Plan)?;
+            let values = dimension_values(&file.path, dims).map_err(DataFusionError::Plan)?;
             let mut pf = PartitionedFile::from(meta);
             pf.partition_values = values
                 .into_iter()

@@ -125,6 +125,12 @@ impl ObjectStore for CountingStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
+        // `head` arrives here too: a HEAD is an other request that reads
+        // no bytes (its result's range spans the whole object).
+        if options.head {
+            add(&self.counts.other_requests, 1);
+            return self.inner.get_opts(location, options).await;
+        }
         add(&self.counts.read_requests, 1);
         self.counts.read_object(location);
         let result = self.inner.get_opts(location, options).await?;

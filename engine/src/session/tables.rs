@@ -25,7 +25,7 @@ use crate::error::EngineError;
 use crate::session::committed_table::CommittedTable;
 use crate::state::sources::source_files;
 
-use crate::model::storage::Storage;
+use crate::model::storage::{CommittedFile, Storage};
 
 /// A session for running asset SQL: the storage's object store registered,
 /// identifiers normalized like the project loader does.
@@ -121,14 +121,14 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> DfResult<
 }
 
 /// Registers (or replaces) the table `name` as exactly the given committed
-/// Parquet files (paths relative to the storage root); a partitioned
-/// asset's `dims` become columns valued from each file's hive folders. With
-/// `empty`, the files only give the schema and the table has no rows.
+/// Parquet files; a partitioned asset's `dims` become columns valued from
+/// each file's hive folders, and its files' known sizes spare a HEAD each.
+/// With `empty`, the files only give the schema and the table has no rows.
 pub async fn register_committed(
     ctx: &SessionContext,
     storage: &Storage,
     name: &str,
-    files: &[String],
+    files: &[CommittedFile],
     dims: &[String],
     empty: bool,
 ) -> DfResult<()> {
@@ -147,9 +147,11 @@ pub async fn register_committed(
         }
         return Ok(());
     }
+    // An unpartitioned asset has one file per version: the listing table's
+    // one HEAD per file does not grow with the number of partitions read.
     let urls = files
         .iter()
-        .map(|f| ListingTableUrl::parse(storage.file_url(f)))
+        .map(|f| ListingTableUrl::parse(storage.file_url(&f.path)))
         .collect::<DfResult<Vec<_>>>()?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
