@@ -211,6 +211,23 @@ fn a_receiver_that_is_down_changes_nothing_and_the_alert_is_recorded_undelivered
         "{}",
         status.stdout
     );
+    // Through a server, the same words.
+    let server = crate::server::Server::start(&p);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let remote = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .current_dir(elsewhere.path())
+        .args(["--server", &server.addr, "status"])
+        .env_remove("CAIRN_SERVER")
+        .env_remove("CAIRN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&remote.stdout),
+        status.stdout,
+        "{}",
+        String::from_utf8_lossy(&remote.stderr)
+    );
+    drop(server);
     // The failure seen again opens nothing more to send.
     materialize(&p);
     assert_eq!(alerts_table(&p).len(), 1);

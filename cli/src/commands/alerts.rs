@@ -106,16 +106,33 @@ pub(crate) fn deliver(runtime: &tokio::runtime::Runtime, ws: &Workspace) {
 
 /// `cairn status`'s line about alerts given up, if any were lately.
 pub(crate) fn undelivered_line(ws: &Workspace, out: &mut impl Write) -> std::io::Result<()> {
+    match undelivered_count(ws) {
+        Some(Ok(n)) => undelivered_count_line(n, out),
+        Some(Err(e)) => writeln!(out, "alerts: cannot read their delivery state: {e}"),
+        None => Ok(()),
+    }
+}
+
+/// How many alerts were not delivered in the last 24 h; `None` when the
+/// project has no `[[alerts]]`.
+pub(crate) fn undelivered_count(ws: &Workspace) -> Option<Result<u64, cairn_engine::EngineError>> {
     if ws.project().config.alerts.is_empty() {
+        return None;
+    }
+    Some(ws.alert_counts().map(|c| c.undelivered))
+}
+
+/// The line `cairn status` ends with when alerts went undelivered (locally
+/// or as a server counted them).
+pub(crate) fn undelivered_count_line(
+    undelivered: u64,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    if undelivered == 0 {
         return Ok(());
     }
-    match ws.alert_counts() {
-        Ok(counts) if counts.undelivered > 0 => writeln!(
-            out,
-            "{} alert(s) undelivered in the last 24 h (see cairn.alerts)",
-            counts.undelivered
-        ),
-        Ok(_) => Ok(()),
-        Err(e) => writeln!(out, "alerts: cannot read their delivery state: {e}"),
-    }
+    writeln!(
+        out,
+        "{undelivered} alert(s) undelivered in the last 24 h (see cairn.alerts)"
+    )
 }

@@ -176,6 +176,7 @@ pub(super) fn status_response(statuses: &[AssetStatus], partitions: bool) -> pb:
             .iter()
             .map(|s| asset_status(s, partitions))
             .collect(),
+        undelivered_alerts: None,
     }
 }
 

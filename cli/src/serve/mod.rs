@@ -127,13 +127,16 @@ impl Cairn for Api {
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let req = request.into_inner();
-        let statuses = self
-            .with_workspace(move |ws| ws.status(&req.selection).map(|s| (s, req.partitions)))
+        let (statuses, partitions, undelivered) = self
+            .with_workspace(move |ws| {
+                let undelivered = crate::commands::alerts::undelivered_count(ws).transpose()?;
+                Ok((ws.status(&req.selection)?, req.partitions, undelivered))
+            })
             .await?;
-        Ok(Response::new(convert::status_response(
-            &statuses.0,
-            statuses.1,
-        )))
+        Ok(Response::new(pb::StatusResponse {
+            undelivered_alerts: undelivered,
+            ..convert::status_response(&statuses, partitions)
+        }))
     }
 
     async fn get_asset(

@@ -232,6 +232,10 @@ pub struct StatusResponse {
     pub sla_failed: u64,
     #[prost(uint64, tag = "6")]
     pub sla_warn: u64,
+    /// Alerts not delivered in the last 24 h (absent when the project has no
+    /// [alerts](alerts)).
+    #[prost(uint64, optional, tag = "7")]
+    pub undelivered_alerts: ::core::option::Option<u64>,
 }
 #[allow(clippy::all)]
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -95,7 +95,14 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 .await
                 .map_err(|s| remote.failure(&s))?
                 .into_inner();
-            status::print(decode::statuses(reply)?, &args)
+            let undelivered = reply.undelivered_alerts;
+            let code = status::print(decode::statuses(reply)?, &args)?;
+            if args.format == crate::args::Format::Text
+                && let Some(n) = undelivered
+            {
+                crate::commands::alerts::undelivered_count_line(n, &mut std::io::stdout().lock())?;
+            }
+            Ok(code)
         }
         Command::Show(args) => {
             let reply = remote
