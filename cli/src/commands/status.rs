@@ -6,7 +6,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use cairn_engine::{AssetState, AssetStatus, Workspace};
+use cairn_engine::{AssetState, AssetStatus, StaleCause, Workspace};
 
 use crate::Failure;
 use crate::args::{Format, StatusArgs};
@@ -46,6 +46,18 @@ fn summaries_only(statuses: &mut [AssetStatus]) {
             p.list.clear();
         }
     }
+}
+
+/// A row's causes for the DETAIL column; "never materialized" is left out
+/// where the STATE column already says it.
+fn causes_text(state: AssetState, causes: &[StaleCause]) -> Vec<String> {
+    causes
+        .iter()
+        .filter(|c| {
+            !(state == AssetState::NeverMaterialized && matches!(c, StaleCause::NeverMaterialized))
+        })
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// The statuses as JSON: counts, then each asset's status (the CLI's
@@ -128,7 +140,7 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
                     .as_ref()
                     .map(|c| c.row_count.to_string())
                     .unwrap_or_else(|| "-".to_owned());
-                let mut detail: Vec<String> = s.causes.iter().map(ToString::to_string).collect();
+                let mut detail = causes_text(s.state, &s.causes);
                 if let Some(f) = &s.last_failure {
                     let current = s.current.as_ref().map(|c| c.committed_at);
                     detail.insert(0, failure_text(f, current));
@@ -184,7 +196,7 @@ pub(crate) fn render_text(statuses: &[AssetStatus], out: &mut impl Write) -> std
         writeln!(out, "{}", line.trim_end())?;
         if let Some(p) = &s.partitions {
             for u in &p.list {
-                let mut detail: Vec<String> = u.causes.iter().map(ToString::to_string).collect();
+                let mut detail = causes_text(u.state, &u.causes);
                 if let Some(f) = &u.last_failure {
                     let current = u.current.as_ref().map(|c| c.committed_at);
                     detail.insert(0, failure_text(f, current));
@@ -528,7 +540,7 @@ mod tests {
             monthly_revenue  stale               2024-05-01 09:30:02           4  upstream orders is stale
             payments         failed              2024-04-30 18:00:00         113  the last attempt (2024-05-01 09:30:03) failed its checks and was not committed: unique(payment_id) (2 failing rows); the current version (committed 2024-04-30 18:00:00) passed its checks and stays current
             refunds          failed              -                             -  the last attempt (2024-05-01 09:30:04) failed: Arrow error: Divide by zero error; never materialized
-            churn            never materialized  -                             -  never materialized; upstream refunds never materialized
+            churn            never materialized  -                             -  upstream refunds never materialized
             daily_sales      stale               2024-05-01 09:31:00          28  31 partitions: 28 fresh, 1 stale: source sales changed, 2 missing; checks failing: not_null(day) [2024-01-03]
             rolling_7d       never materialized  -                             -  31 partitions: 0 fresh, 31 missing
             late_days        stale               2024-01-05 12:00:00           3  5 partitions: 3 fresh, 2 missing; sla failed: 2024-01-05 not built 7h after its window closed (fail_after 6h)
@@ -561,14 +573,14 @@ mod tests {
             daily         stale               <time>           2  3 partitions: 1 fresh, 1 stale: source sales changed, 1 missing
               2024-01-01  fresh               <time>           1
               2024-01-02  stale               <time>           1  source sales changed
-              2024-01-03  never materialized  -                             -  never materialized
+              2024-01-03  never materialized  -                             -
             regions       stale               <time>           2  code changed; source sales changed; check warning: row_count(3, 10)
             big_regions   failed              -                             -  the last attempt (<time>) failed its checks and was not committed: expression(amount < 100) (2 failing rows); no version is committed yet; never materialized; upstream regions is stale
             running       stale               <time>           2  3 partitions: 1 fresh, 1 stale: upstream daily is stale, 1 missing
               2024-01-01  fresh               <time>           1
               2024-01-02  stale               <time>           1  upstream daily is stale
-              2024-01-03  never materialized  -                             -  never materialized; upstream daily never materialized; an earlier partition is stale
-            top           never materialized  -                             -  never materialized; upstream regions is stale
+              2024-01-03  never materialized  -                             -  upstream daily never materialized; an earlier partition is stale
+            top           never materialized  -                             -  upstream regions is stale
             total         stale               <time>           1  upstream regions is stale
             1 fresh, 6 not fresh
         "#]]
@@ -584,7 +596,7 @@ mod tests {
             regions      stale               <time>           2  code changed; source sales changed; check warning: row_count(3, 10)
             big_regions  failed              -                             -  the last attempt (<time>) failed its checks and was not committed: expression(amount < 100) (2 failing rows); no version is committed yet; never materialized; upstream regions is stale
             running      stale               <time>           2  3 partitions: 1 fresh, 1 stale: upstream daily is stale, 1 missing
-            top          never materialized  -                             -  never materialized; upstream regions is stale
+            top          never materialized  -                             -  upstream regions is stale
             total        stale               <time>           1  upstream regions is stale
             1 fresh, 6 not fresh
         "#]]
