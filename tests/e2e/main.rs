@@ -29,6 +29,7 @@ mod serve;
 mod serve_auth;
 mod server;
 mod spine;
+mod tokens;
 mod util;
 mod web_api;
 mod web_page;

@@ -9,6 +9,7 @@
 use std::process::Command;
 
 use crate::server::Server;
+use crate::tokens;
 use crate::util::{Project, Run, states};
 
 /// `cairn serve` on `p` with extra environment variables, its log (the
@@ -402,23 +403,8 @@ fn an_unreachable_server_is_a_clear_error() {
 
 #[test]
 fn a_server_with_tokens_needs_cairn_token() {
-    let p = Project::example();
-    let toml = p.read("cairn.toml");
-    p.write(
-        "cairn.toml",
-        &format!(
-            "{toml}\n[server.tokens]\n\
-             ci = {{ role = \"viewer\", env = \"CAIRN_E2E_REMOTE_CI\" }}\n\
-             ops = {{ role = \"operator\", env = \"CAIRN_E2E_REMOTE_OPS\" }}\n"
-        ),
-    );
-    let server = serve(
-        &p,
-        &[
-            ("CAIRN_E2E_REMOTE_CI", "viewer-2f9c1d"),
-            ("CAIRN_E2E_REMOTE_OPS", "operator-7e0a4b"),
-        ],
-    );
+    let p = tokens::example_with_tokens(None);
+    let server = serve(&p, &tokens::SECRETS);
     let as_token = |token: Option<&str>, args: &[&str]| {
         let env: Vec<(&str, &str)> = token.map(|t| ("CAIRN_TOKEN", t)).into_iter().collect();
         remote_with(&server.addr, args, &env)
@@ -438,14 +424,18 @@ fn a_server_with_tokens_needs_cairn_token() {
         "{}",
         run.stderr
     );
-    assert!(!run.stderr.contains("viewer-2f9c1d"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains(tokens::VIEWER_SECRET),
+        "{}",
+        run.stderr
+    );
 
-    let status = as_token(Some("viewer-2f9c1d"), &["status"]);
+    let status = as_token(Some(tokens::VIEWER_SECRET), &["status"]);
     assert_eq!(
         (status.code, status.stdout.clone()),
         (0, p.run(&["status"]).stdout)
     );
-    let refused = as_token(Some("viewer-2f9c1d"), &["materialize"]);
+    let refused = as_token(Some(tokens::VIEWER_SECRET), &["materialize"]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("refused the token in CAIRN_TOKEN")
@@ -453,7 +443,10 @@ fn a_server_with_tokens_needs_cairn_token() {
         "{}",
         refused.stderr
     );
-    let built = as_token(Some("operator-7e0a4b"), &["materialize", "--jobs", "1"]);
+    let built = as_token(
+        Some(tokens::OPERATOR_SECRET),
+        &["materialize", "--jobs", "1"],
+    );
     assert_eq!(built.code, 0, "{}", built.stderr);
     assert!(
         built.stdout.contains(": 7 materialized, 0 fresh"),

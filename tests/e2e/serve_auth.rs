@@ -10,30 +10,10 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use crate::server::{Server, http_get, http_get_with};
+use crate::tokens::{
+    OPERATOR_ENV, OPERATOR_SECRET, VIEWER_ENV, VIEWER_SECRET, example_with, example_with_tokens,
+};
 use crate::util::{Project, Run, assert_refused};
-
-const VIEWER_ENV: &str = "CAIRN_E2E_TOKEN_CI";
-const OPERATOR_ENV: &str = "CAIRN_E2E_TOKEN_OPS";
-const VIEWER_SECRET: &str = "viewer-5b0c7e1f2a";
-const OPERATOR_SECRET: &str = "operator-91d2aa3c44";
-
-/// The example project with `[server]` settings appended to cairn.toml.
-fn example_with(server: &str) -> Project {
-    let p = Project::example();
-    let toml = p.read("cairn.toml");
-    p.write("cairn.toml", &format!("{toml}\n{server}\n"));
-    p
-}
-
-/// The example with a viewer token `ci` and an operator token `ops`.
-fn example_with_tokens(listen: Option<&str>) -> Project {
-    let listen = listen.map_or(String::new(), |l| format!("listen = \"{l}\"\n"));
-    example_with(&format!(
-        "[server]\n{listen}[server.tokens]\n\
-         ci = {{ role = \"viewer\", env = \"{VIEWER_ENV}\" }}\n\
-         ops = {{ role = \"operator\", env = \"{OPERATOR_ENV}\" }}"
-    ))
-}
 
 fn code(reply: &serde_json::Value) -> &str {
     reply["code"].as_str().unwrap_or("OK")

@@ -6,39 +6,40 @@
 //! files need no token.
 
 use crate::server::{Server, api_call, api_stream, http_request};
+use crate::tokens::{
+    OPERATOR_SECRET as OPERATOR, SECRETS, VIEWER_SECRET as VIEWER, example_with_tokens,
+};
 use crate::util::Project;
 
-const VIEWER_ENV: &str = "CAIRN_E2E_WEB_VIEWER";
-const OPERATOR_ENV: &str = "CAIRN_E2E_WEB_OPERATOR";
-const VIEWER_SECRET: &str = "web-viewer-1f2e3d";
-const OPERATOR_SECRET: &str = "web-operator-9a8b7c";
+/// Listens to `WatchRuns` in a thread until a `finished` event, returning
+/// once the stream is open (events sent after that are all received).
+fn watch_runs_until_finished(addr: &str) -> std::thread::JoinHandle<Vec<serde_json::Value>> {
+    let addr = addr.to_owned();
+    let watcher = std::thread::spawn(move || {
+        api_stream(&addr, "WatchRuns", "{}", |e| e["event"] == "finished")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    watcher
+}
 
-/// The example warehouse with a viewer token `ci` and an operator `ops`.
-pub fn example_with_tokens() -> Project {
-    let p = Project::example();
-    let toml = p.read("cairn.toml");
-    p.write(
-        "cairn.toml",
-        &format!(
-            "{toml}\n[server.tokens]\n\
-             ci = {{ role = \"viewer\", env = \"{VIEWER_ENV}\" }}\n\
-             ops = {{ role = \"operator\", env = \"{OPERATOR_ENV}\" }}\n"
-        ),
-    );
-    p
+/// `event asset` of each event, e.g. `built orders`.
+fn labels(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["asset"].as_str().unwrap()
+            )
+        })
+        .collect()
 }
 
 /// A server on `p` knowing both tokens' secrets.
 pub fn start_with_tokens(p: &Project) -> Server {
-    Server::start_with(
-        p,
-        &[(VIEWER_ENV, VIEWER_SECRET), (OPERATOR_ENV, OPERATOR_SECRET)],
-    )
+    Server::start_with(p, &SECRETS)
 }
-
-/// The secrets, for the page tests.
-pub const VIEWER: &str = VIEWER_SECRET;
-pub const OPERATOR: &str = OPERATOR_SECRET;
 
 #[test]
 fn every_method_of_the_proto_answers_json() {
@@ -164,14 +165,9 @@ fn mistakes_are_refused_with_a_json_error_and_nothing_runs() {
 fn streams_arrive_while_the_run_goes_on() {
     let p = Project::example();
     let server = Server::start(&p);
-    let addr = server.addr.clone();
     // Watch every run, then start one: its events arrive on the open
     // stream, in order, up to its end.
-    let watcher = std::thread::spawn(move || {
-        api_stream(&addr, "WatchRuns", "{}", |e| e["event"] == "finished")
-    });
-    // The watcher must be listening before the run is queued.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let watcher = watch_runs_until_finished(&server.addr);
     let accepted = api_call(
         &server.addr,
         None,
@@ -225,7 +221,7 @@ fn streams_arrive_while_the_run_goes_on() {
 
 #[test]
 fn tokens_and_roles_hold_for_the_json_api_and_the_page_needs_none() {
-    let p = example_with_tokens();
+    let p = example_with_tokens(None);
     let server = start_with_tokens(&p);
 
     // The page's files hold no data: served without a token, with a
@@ -374,11 +370,7 @@ fn a_late_watcher_of_every_run_first_hears_what_running_runs_did() {
 fn runs_a_cli_process_starts_beside_the_server_are_told_too() {
     let p = Project::example();
     let server = Server::start(&p);
-    let addr = server.addr.clone();
-    let watcher = std::thread::spawn(move || {
-        api_stream(&addr, "WatchRuns", "{}", |e| e["event"] == "finished")
-    });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let watcher = watch_runs_until_finished(&server.addr);
     // Not through the server: a `cairn materialize` in a terminal.
     let report = p.json(&["materialize", "+orders", "--format", "json"], 0);
     let run_id = report["run_id"].as_str().unwrap().to_owned();
@@ -387,25 +379,14 @@ fn runs_a_cli_process_starts_beside_the_server_are_told_too() {
         events.iter().all(|e| e["run_id"] == run_id.as_str()),
         "{events:?}"
     );
-    let kinds: Vec<String> = events
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {}",
-                e["event"].as_str().unwrap(),
-                e["asset"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let kinds = labels(&events);
     assert!(kinds.contains(&"built orders".to_owned()), "{kinds:?}");
     assert!(kinds.contains(&"built stg_orders".to_owned()), "{kinds:?}");
     assert_eq!(events.last().unwrap()["status"], "succeeded", "{kinds:?}");
     // Told once: a second watcher hears nothing of it any more.
-    let addr = server.addr.clone();
-    let later = std::thread::spawn(move || {
-        api_stream(&addr, "WatchRuns", "{}", |e| e["event"] == "finished")
-    });
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    let later = watch_runs_until_finished(&server.addr);
+    // Past the queue's next look at the catalog (every 2 s).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let second = p.json(
         &[
             "materialize",

@@ -14,8 +14,9 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::server::Server;
+use crate::tokens::{OPERATOR_SECRET as OPERATOR, VIEWER_SECRET as VIEWER, example_with_tokens};
 use crate::util::Project;
-use crate::web_api::{OPERATOR, VIEWER, example_with_tokens, start_with_tokens};
+use crate::web_api::start_with_tokens;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -66,7 +67,7 @@ fn drive(server: &Server, token: Option<&str>, test: &str, scenario: &[&str]) ->
 /// `stg_payments` edited after it was built, so its downstream too), some
 /// never built.
 fn warehouse_in_every_state() -> Project {
-    let p = example_with_tokens();
+    let p = example_with_tokens(None);
     let run = p.run(&["materialize", "+customers"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     p.edit(
