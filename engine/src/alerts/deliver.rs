@@ -327,15 +327,19 @@ mod tests {
         assert_eq!(deliveries[0].attempts, 2);
     }
 
-    #[test]
-    fn an_absent_receiver_leaves_the_alert_undelivered() {
-        let c = SqliteCatalog::open_in_memory().unwrap();
-        // A port nobody listens on any more.
-        let port = TcpListener::bind("127.0.0.1:0")
+    /// A loopback port nobody listens on any more.
+    fn nobody_listening() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port();
+            .port()
+    }
+
+    #[test]
+    fn an_absent_receiver_leaves_the_alert_undelivered() {
+        let c = SqliteCatalog::open_in_memory().unwrap();
+        let port = nobody_listening();
         queue_one(&c, &format!("http://127.0.0.1:{port}/hook"));
         let report = runtime()
             .block_on(deliver(&c, &quick(3), Duration::from_secs(5)))
@@ -353,11 +357,7 @@ mod tests {
     #[test]
     fn a_short_budget_leaves_retries_pending() {
         let c = SqliteCatalog::open_in_memory().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = nobody_listening();
         queue_one(&c, &format!("http://127.0.0.1:{port}/hook"));
         let slow = DeliveryPolicy {
             first_backoff: Duration::from_secs(60),
