@@ -50,11 +50,12 @@
 mod common;
 #[path = "../../engine/benches/common/dag.rs"]
 mod dag;
+#[path = "common/server.rs"]
+mod server;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use cairn_engine::{
@@ -71,6 +72,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use common::{BoxResult, MinMedian, build_kind, ms, parse_count, target};
 use dag::asset_name;
+use server::{SERVER_ENV, Server};
 
 /// `[server] max_concurrent_runs` of the generated project.
 const MAX_CONCURRENT_RUNS: usize = 4;
@@ -80,9 +82,6 @@ const TARGET_STATUS: Duration = Duration::from_millis(50);
 const TARGET_STATUS_ASSETS: usize = 1000;
 /// Untimed Status calls before the timed ones.
 const STATUS_WARMUP: usize = 3;
-/// Names a server for the CLI to send commands to: cleared, so that
-/// `cairn materialize` measures the local command.
-const SERVER_ENV: &str = "CAIRN_SERVER";
 /// The WatchRun events that end a unit.
 const UNIT_OUTCOMES: [&str; 5] = ["built", "early_cutoff", "fresh", "failed", "skipped"];
 /// How long a single run may take before the benchmark gives up.
@@ -979,86 +978,5 @@ impl Spread {
             ms(self.p95),
             self.count
         );
-    }
-}
-
-/// A `cairn serve` child process on a free loopback port.
-struct Server {
-    child: Child,
-    addr: String,
-    /// Everything it writes to stderr after its listening line.
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Server {
-    fn start(root: &Path) -> BoxResult<Server> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .arg("--project")
-            .arg(root)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove(SERVER_ENV)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let mut stderr = BufReader::new(child.stderr.take().ok_or("cairn serve: no stderr")?);
-        // Log lines may come before the listening line.
-        let mut seen = String::new();
-        let addr = loop {
-            let mut line = String::new();
-            if stderr.read_line(&mut line)? == 0 {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("cairn serve exited before listening:\n{seen}").into());
-            }
-            seen.push_str(&line);
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        };
-        // Keep reading, so that the pipe never fills and blocks the server.
-        let rest = std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stderr.read_to_string(&mut rest);
-            rest
-        });
-        Ok(Server {
-            child,
-            addr,
-            stderr: Some(rest),
-        })
-    }
-
-    /// SIGTERM; it must exit 0 (its queue is empty by now).
-    fn stop(mut self) -> BoxResult<()> {
-        let pid = self.child.id().to_string();
-        if !Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()?
-            .success()
-        {
-            return Err(format!("kill -TERM {pid} failed").into());
-        }
-        let exit = self.child.wait()?;
-        let log = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        if !exit.success() {
-            return Err(format!("cairn serve exited with {exit}:\n{log}").into());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

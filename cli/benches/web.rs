@@ -22,14 +22,16 @@
 
 #[path = "../../engine/benches/common/mod.rs"]
 mod common;
+#[path = "common/server.rs"]
+mod server;
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{BoxResult, MinMedian, build_kind, ms, parse_count, target};
+use server::Server;
 
 /// Layers of the generated graph.
 const LAYERS: usize = 12;
@@ -90,6 +92,7 @@ fn bench(n: usize, runs: usize) -> BoxResult<()> {
         wire = seen["stats"]["wireBytes"].as_f64().unwrap_or_default();
     }
     let pan = drive(&server.addr, &shots, "pan")?;
+    server.stop()?;
     let mut frames: Vec<Duration> = pan["frames"]
         .as_array()
         .ok_or("no frames")?
@@ -207,45 +210,6 @@ fn write_project(root: &Path, n: usize) -> BoxResult<()> {
         )?;
     }
     Ok(())
-}
-
-/// `cairn serve` on a free loopback port.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(project: &Path) -> BoxResult<Server> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(project)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().ok_or("cairn serve ended before listening")??;
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        };
-        // Keep draining its stderr so that it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(Server { child, addr })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One scenario of the page driver: what it printed.
