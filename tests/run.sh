@@ -84,6 +84,10 @@ if ! npm ls --prefix lineage-ui --all >/dev/null 2>&1; then
     npm ci --prefix lineage-ui --no-audit --no-fund --loglevel=error
 fi
 
+# A throwaway PostgreSQL server on loopback for the PostgreSQL catalog
+# tests (stopped when this script exits).
+source tests/postgres.sh
+
 # The page's own unit tests (layout, search, routes, SQL tokenizer).
 npm test --prefix lineage-ui --silent
 

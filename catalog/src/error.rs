@@ -18,7 +18,7 @@ pub enum CatalogError {
         location: String,
         /// The driver's error.
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The catalog was written by a newer Cairn.
     #[error(

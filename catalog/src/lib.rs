@@ -10,20 +10,21 @@
 //!   "current version" pointer. Files never referenced by a committed row are
 //!   garbage.
 //! - The catalog knows nothing of scheduling or DataFusion; it stores and
-//!   answers. Backends implement the [`Catalog`] trait (SQLite is the embedded
-//!   default; PostgreSQL comes later behind the same trait).
+//!   answers. [`SqlCatalog`] implements the [`Catalog`] trait once, over
+//!   SQLite (the embedded default) and PostgreSQL (shared by several
+//!   processes and servers).
 #![deny(missing_docs)]
 
 mod alerts;
 mod error;
 mod model;
-mod sqlite;
+mod sql;
 mod url;
 
 pub use alerts::*;
 pub use error::CatalogError;
 pub use model::*;
-pub use sqlite::SqliteCatalog;
+pub use sql::SqlCatalog;
 pub use url::open_catalog;
 
 use chrono::{DateTime, Utc};

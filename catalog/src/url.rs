@@ -2,20 +2,21 @@
 
 use std::path::Path;
 
-use crate::{Catalog, CatalogError, Result, SqliteCatalog};
+use crate::{Catalog, CatalogError, Result, SqlCatalog};
 
 /// The accepted forms, shown when a URL is not understood.
 const EXPECTED: &str = "expected `sqlite://PATH` (relative to the project directory), \
-     `sqlite:///ABSOLUTE/PATH` or `sqlite::memory:`";
+     `sqlite:///ABSOLUTE/PATH`, `sqlite::memory:` or `postgres://USER@HOST:PORT/DATABASE`";
 
 /// Opens the catalog named by `url`:
 ///
 /// - `sqlite://PATH`: a SQLite file, `PATH` relative to `project_dir`
 ///   (`sqlite://.cairn/catalog.db`);
 /// - `sqlite:///ABSOLUTE/PATH`: a SQLite file at an absolute path;
-/// - `sqlite::memory:`: a private in-memory catalog, lost when dropped.
-///
-/// PostgreSQL URLs are recognised but not supported yet.
+/// - `sqlite::memory:`: a private in-memory catalog, lost when dropped;
+/// - `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or `postgresql://`):
+///   a PostgreSQL database, the password from `PGPASSWORD` when the URL has
+///   none (see [`SqlCatalog::connect_postgres`]).
 pub fn open_catalog(url: &str, project_dir: &Path) -> Result<Box<dyn Catalog>> {
     let bad = |reason: String| CatalogError::BadUrl {
         url: url.to_owned(),
@@ -28,7 +29,7 @@ pub fn open_catalog(url: &str, project_dir: &Path) -> Result<Box<dyn Catalog>> {
     match scheme.to_ascii_lowercase().as_str() {
         "sqlite" => {
             if rest == ":memory:" || rest == "//:memory:" {
-                return Ok(Box::new(SqliteCatalog::open_in_memory()?));
+                return Ok(Box::new(SqlCatalog::open_in_memory()?));
             }
             let Some(path) = rest.strip_prefix("//") else {
                 return Err(bad(format!(
@@ -39,11 +40,16 @@ pub fn open_catalog(url: &str, project_dir: &Path) -> Result<Box<dyn Catalog>> {
                 return Err(bad(format!("the database path is missing; {EXPECTED}")));
             }
             // `Path::join` keeps an absolute path as is (`sqlite:///abs/path`).
-            Ok(Box::new(SqliteCatalog::open(&project_dir.join(path))?))
+            Ok(Box::new(SqlCatalog::open(&project_dir.join(path))?))
         }
-        "postgres" | "postgresql" => Err(bad(
-            "PostgreSQL catalogs are not supported yet; use sqlite://PATH".to_owned(),
-        )),
+        "postgres" | "postgresql" => {
+            if !rest.starts_with("//") {
+                return Err(bad(format!(
+                    "a PostgreSQL catalog URL starts with `postgres://`; {EXPECTED}"
+                )));
+            }
+            Ok(Box::new(SqlCatalog::connect_postgres(trimmed)?))
+        }
         other => Err(bad(format!("unsupported scheme `{other}`; {EXPECTED}"))),
     }
 }
@@ -89,14 +95,7 @@ mod tests {
 
     #[test]
     fn rejected_urls() {
-        assert_eq!(
-            reason("postgres://localhost/cairn"),
-            "PostgreSQL catalogs are not supported yet; use sqlite://PATH"
-        );
-        assert_eq!(
-            reason("postgresql://localhost/cairn"),
-            "PostgreSQL catalogs are not supported yet; use sqlite://PATH"
-        );
+        assert!(reason("postgres:localhost/cairn").contains("starts with `postgres://`"));
         for url in ["mysql://x", "catalog.db", "sqlite:catalog.db", "sqlite://"] {
             assert!(reason(url).contains("sqlite://PATH"), "{url}");
         }

@@ -212,7 +212,7 @@ mod tests {
     use std::time::Duration;
 
     use cairn_catalog::{
-        Catalog, DeliveryStatus, IncidentChange, IncidentKind, NewAlertDelivery, SqliteCatalog,
+        Catalog, DeliveryStatus, IncidentChange, IncidentKind, NewAlertDelivery, SqlCatalog,
     };
 
     use super::{DeliveryPolicy, deliver};
@@ -271,7 +271,7 @@ mod tests {
         (url, bodies)
     }
 
-    fn queue_one(c: &SqliteCatalog, url: &str) {
+    fn queue_one(c: &SqlCatalog, url: &str) {
         c.apply_incident_changes(&[IncidentChange::Open {
             kind: IncidentKind::RunFailed,
             asset: "orders".to_owned(),
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_refused_attempt_is_retried_until_delivered() {
-        let c = SqliteCatalog::open_in_memory().unwrap();
+        let c = SqlCatalog::open_in_memory().unwrap();
         let (url, bodies) = receiver(vec![500, 200]);
         queue_one(&c, &url);
         let report = runtime()
@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn an_absent_receiver_leaves_the_alert_undelivered() {
-        let c = SqliteCatalog::open_in_memory().unwrap();
+        let c = SqlCatalog::open_in_memory().unwrap();
         let port = nobody_listening();
         queue_one(&c, &format!("http://127.0.0.1:{port}/hook"));
         let report = runtime()
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_short_budget_leaves_retries_pending() {
-        let c = SqliteCatalog::open_in_memory().unwrap();
+        let c = SqlCatalog::open_in_memory().unwrap();
         let port = nobody_listening();
         queue_one(&c, &format!("http://127.0.0.1:{port}/hook"));
         let slow = DeliveryPolicy {

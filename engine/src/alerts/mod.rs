@@ -277,7 +277,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
     use cairn_assets::{AlertConfig, AlertEvent, AlertFormat};
-    use cairn_catalog::{Catalog, IncidentKind, RunId, SqliteCatalog};
+    use cairn_catalog::{Catalog, IncidentKind, RunId, SqlCatalog};
 
     use super::incidents::Observation;
     use super::{apply, freshness_observations};
@@ -291,7 +291,7 @@ mod tests {
     }
 
     /// Each incident's kind with the events and formats queued for it.
-    fn log(c: &SqliteCatalog) -> Vec<String> {
+    fn log(c: &SqlCatalog) -> Vec<String> {
         c.alert_log(100)
             .unwrap()
             .into_iter()
@@ -306,7 +306,7 @@ mod tests {
             .collect()
     }
 
-    fn run(c: &SqliteCatalog, alerts: &[AlertConfig], observations: &[Observation]) -> usize {
+    fn run(c: &SqlCatalog, alerts: &[AlertConfig], observations: &[Observation]) -> usize {
         let open = c.open_incidents().unwrap();
         let run = RunId("r".to_owned());
         apply(c, alerts, "shop", Some(&run), &open, observations).unwrap()
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn one_alert_per_incident_and_one_recovery() {
-        let c = SqliteCatalog::open_in_memory().unwrap();
+        let c = SqlCatalog::open_in_memory().unwrap();
         let alerts = [alert(AlertFormat::Slack, &AlertEvent::all())];
         let failed =
             || Observation::failing(IncidentKind::RunFailed, "orders", "", "boom".to_owned());
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn each_entry_hears_only_what_it_listens_to() {
-        let c = SqliteCatalog::open_in_memory().unwrap();
+        let c = SqlCatalog::open_in_memory().unwrap();
         let alerts = [
             alert(AlertFormat::Slack, &[AlertEvent::RunFailed]),
             alert(
@@ -373,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_tick_lists_every_miss_and_what_it_no_longer_lists_recovers() {
-        let c = SqliteCatalog::open_in_memory().unwrap();
+        let c = SqlCatalog::open_in_memory().unwrap();
         let alerts = [alert(AlertFormat::Json, &AlertEvent::all())];
         let miss = |partition: &'static str| ("daily", partition, format!("{partition} late"));
         let tick = |misses: &[(&str, &str, String)]| {

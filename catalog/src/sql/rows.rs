@@ -1,9 +1,9 @@
-//! How catalog values map to SQLite rows: the column lists the queries select,
+//! How catalog values map to rows: the column lists the queries select,
 //! the row decoders (`*_from_row`) and the encoders and decoders of stored
 //! values (timestamps, counters, JSON).
 
+use super::db::Row;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::Row;
 
 use super::{Fallible, Fault};
 use crate::{
@@ -28,13 +28,12 @@ pub(super) const CHECK_COLUMNS: &str = r#"k.id, k.run_id, k.asset, k."partition"
     k.name, k.severity, k.passed, k.failing_rows, k.sample_json, k.error, k.at"#;
 
 /// Columns of a run, for [`run_from_row`].
-pub(super) const RUN_COLUMNS: &str = r#"id, user, host, pid, command, "trigger", started_at, finished_at,
+pub(super) const RUN_COLUMNS: &str = r#"id, "user", host, pid, command, "trigger", started_at, finished_at,
     status, error, backfill_id, queued_at"#;
 
 /// Columns of a backfill without its units, for [`backfill_from_row`].
-pub(super) const BACKFILL_COLUMNS: &str =
-    "id, user, command, created_at, finished_at, status, selection,
-    partition_from, partition_to, partitions, force";
+pub(super) const BACKFILL_COLUMNS: &str = r#"id, "user", command, created_at, finished_at, status, selection,
+    partition_from, partition_to, partitions, force"#;
 
 pub(super) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -149,13 +148,8 @@ pub(super) fn summary_from_row(row: &Row<'_>) -> Fallible<CurrentVersion> {
 /// Reads a row selected with [`SUMMARY_COLUMNS`] (first) by position,
 /// borrowing the text columns from the row: this runs once per (asset,
 /// partition) in [`Catalog::visit_current_versions`](crate::Catalog::visit_current_versions).
-pub(super) fn summary_ref_from_row<'r>(row: &'r Row<'_>) -> Fallible<CurrentVersionRef<'r>> {
-    let text = |index: usize| -> Fallible<&'r str> {
-        row.get_ref(index)?.as_str().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.into())
-                .into()
-        })
-    };
+pub(super) fn summary_ref_from_row<'r>(row: &Row<'r>) -> Fallible<CurrentVersionRef<'r>> {
+    let text = |index: usize| -> Fallible<&'r str> { row.get(index) };
     let u64_at = |index: usize, column: &str| -> Fallible<u64> {
         let value: i64 = row.get(index)?;
         u64::try_from(value).map_err(|_| Fault::Corrupt(format!("{column} is negative ({value})")))
@@ -181,9 +175,7 @@ pub(super) fn summary_with_metrics_from_row(
     row: &Row<'_>,
 ) -> Fallible<(CurrentVersion, MaterializationMetrics)> {
     let summary = summary_from_row(row)?;
-    let metrics = row.get_ref(11)?.as_str().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, e.into())
-    })?;
+    let metrics: &str = row.get(11)?;
     let metrics = metrics_from_json(metrics, summary.id)?;
     Ok((summary, metrics))
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::SqliteCatalog;
+use super::test_support::{fresh, on_both_databases};
 use crate::{
     AlertAttempt, Catalog, DeliveryStatus, IncidentChange, IncidentId, IncidentKind,
     NewAlertDelivery, RunId,
@@ -45,9 +45,8 @@ fn close(incident: IncidentId, when: i64) -> IncidentChange {
     }
 }
 
-#[test]
 fn an_incident_opens_once_per_key_and_closes_once() {
-    let c = SqliteCatalog::open_in_memory().unwrap();
+    let c = fresh();
     // Two processes saw the same failure: one incident, one alert.
     assert_eq!(
         c.apply_incident_changes(&[open(IncidentKind::RunFailed, "orders", 0)])
@@ -117,9 +116,8 @@ fn an_incident_opens_once_per_key_and_closes_once() {
     assert_eq!(c.alert_log(1).unwrap().len(), 1, "newest first, limited");
 }
 
-#[test]
 fn deliveries_are_claimed_once_retried_and_given_up() {
-    let c = SqliteCatalog::open_in_memory().unwrap();
+    let c = fresh();
     c.apply_incident_changes(&[open(IncidentKind::RunFailed, "orders", 0)])
         .unwrap();
     assert_eq!(c.next_alert_delivery_at().unwrap(), Some(at(0)));
@@ -197,9 +195,8 @@ fn deliveries_are_claimed_once_retried_and_given_up() {
     assert_eq!(c.alert_delivery_counts(at(36)).unwrap().undelivered, 0);
 }
 
-#[test]
 fn a_delivered_alert_keeps_its_attempts() {
-    let c = SqliteCatalog::open_in_memory().unwrap();
+    let c = fresh();
     c.apply_incident_changes(&[open(IncidentKind::FreshnessMissed, "daily", 0)])
         .unwrap();
     let d = c
@@ -235,9 +232,8 @@ fn a_delivered_alert_keeps_its_attempts() {
     assert_eq!(c.alert_delivery_counts(at(0)).unwrap(), Default::default());
 }
 
-#[test]
 fn an_attempt_of_an_unknown_delivery_is_refused() {
-    let c = SqliteCatalog::open_in_memory().unwrap();
+    let c = fresh();
     let err = c
         .record_alert_attempt(&AlertAttempt {
             delivery: crate::DeliveryId(42),
@@ -248,3 +244,10 @@ fn an_attempt_of_an_unknown_delivery_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("delivery 42"), "{err}");
 }
+
+on_both_databases!(
+    an_incident_opens_once_per_key_and_closes_once,
+    deliveries_are_claimed_once_retried_and_given_up,
+    a_delivered_alert_keeps_its_attempts,
+    an_attempt_of_an_unknown_delivery_is_refused,
+);

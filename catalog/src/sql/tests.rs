@@ -3,9 +3,10 @@
 //! metrics, backfills and the audit log.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use super::SqliteCatalog;
+use super::SqlCatalog;
 use super::migrations::{MIGRATIONS, SUPPORTED_VERSION};
 use super::rows::{parse_own_timestamp, parse_timestamp, timestamp};
+use super::test_support::{fresh, on_both_databases};
 use super::trait_impl::CRASHED_ERROR;
 use crate::{
     AttemptOutcome, AttemptRecord, BackfillId, BackfillRecord, BackfillStatus, Catalog,
@@ -75,32 +76,26 @@ fn migrations_are_idempotent_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/catalog.db");
     {
-        let catalog = SqliteCatalog::open(&path).unwrap();
+        let catalog = SqlCatalog::open(&path).unwrap();
         catalog.begin_run(&new_run("r1", 0)).unwrap();
     }
-    let catalog = SqliteCatalog::open(&path).unwrap();
-    let catalog2 = SqliteCatalog::open(&path).unwrap();
+    let catalog = SqlCatalog::open(&path).unwrap();
+    let catalog2 = SqlCatalog::open(&path).unwrap();
     let runs = catalog2.runs(10).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].id, RunId("r1".to_owned()));
     assert_eq!(runs[0].started_at, at(0));
-    let (count, max): (i64, i64) = catalog
-        .lock()
-        .query_row(
-            "SELECT COUNT(*), MAX(version) FROM schema_migrations",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let count = catalog.raw_i64("SELECT COUNT(*) FROM schema_migrations");
+    let max = catalog.raw_i64("SELECT MAX(version) FROM schema_migrations");
     assert_eq!(count, SUPPORTED_VERSION);
     assert_eq!(max, SUPPORTED_VERSION);
     let mode: String = catalog
-        .lock()
+        .sqlite()
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
     let fk: i64 = catalog
-        .lock()
+        .sqlite()
         .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
         .unwrap();
     assert_eq!(fk, 1);
@@ -110,7 +105,7 @@ fn migrations_are_idempotent_on_reopen() {
 fn too_new_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalog.db");
-    drop(SqliteCatalog::open(&path).unwrap());
+    drop(SqlCatalog::open(&path).unwrap());
     {
         let conn = Connection::open(&path).unwrap();
         conn.execute(
@@ -119,7 +114,7 @@ fn too_new_schema_is_refused() {
         )
         .unwrap();
     }
-    let error = SqliteCatalog::open(&path).unwrap_err();
+    let error = SqlCatalog::open(&path).unwrap_err();
     match error {
         CatalogError::TooNew {
             found, supported, ..
@@ -131,9 +126,8 @@ fn too_new_schema_is_refused() {
     }
 }
 
-#[test]
 fn commit_then_read_back() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     let orders_1 = catalog
         .commit_materialization(&new_materialization("r1", "orders", "d1"))
@@ -221,9 +215,8 @@ fn commit_then_read_back() {
     );
 }
 
-#[test]
 fn commit_is_atomic() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     let mut bad = new_materialization("r1", "orders", "d1");
     // An upstream that does not exist violates a foreign key, after the
@@ -236,7 +229,9 @@ fn commit_is_atomic() {
         materialization: Some(MaterializationId(77)),
     });
     let error = catalog.commit_materialization(&bad).unwrap_err();
-    assert!(matches!(error, CatalogError::Database { ref location, .. } if location == ":memory:"));
+    assert!(
+        matches!(error, CatalogError::Database { ref location, .. } if location == catalog.location())
+    );
     assert!(catalog.current_versions().unwrap().is_empty());
     assert!(catalog.history("orders", 10).unwrap().is_empty());
     assert!(catalog.latest_attempts().unwrap().is_empty());
@@ -278,9 +273,8 @@ fn own_timestamps_parse_fast_and_exactly() {
     assert_eq!(parse_own_timestamp("2024-05-01T12:00:0x.000000Z"), None);
 }
 
-#[test]
 fn latest_failed_attempts_are_the_latest_attempts_that_failed() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     catalog.begin_run(&new_run("r2", 10)).unwrap();
     // a: failed, then materialized -> not failing any more.
@@ -333,9 +327,8 @@ fn latest_failed_attempts_are_the_latest_attempts_that_failed() {
     assert_eq!(failed.iter().collect::<Vec<_>>(), expected);
 }
 
-#[test]
 fn latest_attempts_picks_the_newest() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     catalog.begin_run(&new_run("r2", 10)).unwrap();
     catalog
@@ -379,9 +372,8 @@ fn latest_attempts_picks_the_newest() {
     assert_eq!(latest[2].at, at(12));
 }
 
-#[test]
 fn runs_and_crash_detection() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     for (id, started) in [("r1", 0), ("r2", 10), ("r3", 20), ("r4", 30)] {
         catalog.begin_run(&new_run(id, started)).unwrap();
     }
@@ -435,9 +427,8 @@ fn runs_and_crash_detection() {
     );
 }
 
-#[test]
 fn a_run_reads_back_with_its_attempts_in_order() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     catalog.begin_run(&new_run("r2", 5)).unwrap();
     catalog
@@ -465,9 +456,8 @@ fn a_run_reads_back_with_its_attempts_in_order() {
     assert!(catalog.run(&RunId("nope".to_owned())).unwrap().is_none());
 }
 
-#[test]
 fn source_fingerprints_upsert() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     let first = SourceFingerprint {
         source: "raw".to_owned(),
         fingerprint: "f1".to_owned(),
@@ -492,15 +482,10 @@ fn source_fingerprints_upsert() {
     assert_eq!(catalog.source_fingerprints().unwrap(), vec![other, second]);
 }
 
-#[test]
 fn unparsable_timestamp_is_corrupt() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog
-        .lock()
-        .execute(
-            "INSERT INTO source_fingerprints VALUES ('s', 'f', 'v', 'yesterday')",
-            [],
-        )
+        .raw_execute("INSERT INTO source_fingerprints VALUES ('s', 'f', 'v', 'yesterday')")
         .unwrap();
     let error = catalog.source_fingerprints().unwrap_err();
     assert!(matches!(error, CatalogError::Corrupt { .. }), "{error}");
@@ -542,9 +527,8 @@ fn partition_materialization(run: &str, asset: &str, partition: &str) -> NewMate
     }
 }
 
-#[test]
 fn backfill_round_trip_keeps_unit_order() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     // Units deliberately not in sorted order: the plan's order must survive.
     let units: Vec<PartitionRef> = (0..1_000)
         .map(|i| {
@@ -615,20 +599,13 @@ fn backfill_round_trip_keeps_unit_order() {
         .create_backfill(&new_backfill("b1", 20, vec![unit("x", "1")]))
         .unwrap_err();
     assert!(matches!(error, CatalogError::Database { .. }), "{error}");
-    let count: i64 = catalog
-        .lock()
-        .query_row(
-            "SELECT COUNT(*) FROM backfill_units WHERE backfill_id = 'b1'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let count: i64 =
+        catalog.raw_i64("SELECT COUNT(*) FROM backfill_units WHERE backfill_id = 'b1'");
     assert_eq!(count, 1_000);
 }
 
-#[test]
 fn committed_in_backfill_counts_only_its_runs_commits() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog
         .create_backfill(&new_backfill("b1", 0, Vec::new()))
         .unwrap();
@@ -733,9 +710,8 @@ fn committed_in_backfill_counts_only_its_runs_commits() {
     );
 }
 
-#[test]
 fn finish_and_reopen_backfill() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     let id = BackfillId("b1".to_owned());
     catalog
         .create_backfill(&new_backfill("b1", 0, vec![unit("a", "1")]))
@@ -820,13 +796,8 @@ fn version_1_database_upgrades_on_open() {
         .unwrap();
     }
 
-    let catalog = SqliteCatalog::open(&path).unwrap();
-    let version: i64 = catalog
-        .lock()
-        .query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
-            row.get(0)
-        })
-        .unwrap();
+    let catalog = SqlCatalog::open(&path).unwrap();
+    let version: i64 = catalog.raw_i64("SELECT MAX(version) FROM schema_migrations");
     assert_eq!(version, SUPPORTED_VERSION);
     let runs = catalog.runs(10).unwrap();
     assert_eq!(runs.len(), 1);
@@ -854,7 +825,7 @@ fn version_1_database_upgrades_on_open() {
     );
     drop(catalog);
     // And reopening does not migrate twice.
-    let catalog = SqliteCatalog::open(&path).unwrap();
+    let catalog = SqlCatalog::open(&path).unwrap();
     assert_eq!(catalog.runs(10).unwrap().len(), 2);
     assert_eq!(catalog.backfills(10).unwrap().len(), 1);
 }
@@ -908,9 +879,8 @@ fn some_metrics(seed: u64) -> MaterializationMetrics {
     }
 }
 
-#[test]
 fn metrics_and_checks_round_trip() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     let mut m = new_materialization("r1", "orders", "d1");
     m.metrics = some_metrics(42);
@@ -956,9 +926,8 @@ fn metrics_and_checks_round_trip() {
     assert!(catalog.check_results("plain", 10).unwrap().is_empty());
 }
 
-#[test]
 fn bad_metrics_and_checks_leave_nothing_behind() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     let mut nan = new_materialization("r1", "orders", "d1");
     nan.metrics.cost_usd = f64::NAN;
@@ -1001,19 +970,14 @@ fn bad_metrics_and_checks_leave_nothing_behind() {
     assert!(matches!(error, CatalogError::Database { .. }), "{error}");
 }
 
-#[test]
 fn unparsable_metrics_are_corrupt() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     let id = catalog
         .commit_materialization(&new_materialization("r1", "orders", "d1"))
         .unwrap();
     catalog
-        .lock()
-        .execute(
-            "UPDATE materializations SET metrics_json = '{\"cpu_seconds\":\"fast\"}'",
-            [],
-        )
+        .raw_execute("UPDATE materializations SET metrics_json = '{\"cpu_seconds\":\"fast\"}'")
         .unwrap();
     for error in [
         catalog.materialization(id).unwrap_err(),
@@ -1026,9 +990,8 @@ fn unparsable_metrics_are_corrupt() {
     assert_eq!(catalog.current_versions().unwrap().len(), 1);
 }
 
-#[test]
 fn failed_attempt_checks_are_superseded_by_later_ones() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     catalog.begin_run(&new_run("r2", 10)).unwrap();
     // r1: orders fails its error check; nothing committed.
@@ -1124,9 +1087,8 @@ fn failed_attempt_checks_are_superseded_by_later_ones() {
     assert_eq!(record.body.checks, fixed.checks);
 }
 
-#[test]
 fn latest_check_results_of_many_partitions() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     catalog.begin_run(&new_run("r2", 10)).unwrap();
     let checks = [
@@ -1202,9 +1164,8 @@ fn latest_check_results_of_many_partitions() {
     assert_eq!(there, ["b"]);
 }
 
-#[test]
 fn metrics_since_filters_by_time_and_keeps_old_versions() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     let mut ids = Vec::new();
     // Committed out of time order: the result is in time order.
@@ -1311,13 +1272,8 @@ fn version_2_database_upgrades_on_open() {
         .unwrap();
     }
 
-    let catalog = SqliteCatalog::open(&path).unwrap();
-    let version: i64 = catalog
-        .lock()
-        .query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
-            row.get(0)
-        })
-        .unwrap();
+    let catalog = SqlCatalog::open(&path).unwrap();
+    let version: i64 = catalog.raw_i64("SELECT MAX(version) FROM schema_migrations");
     assert_eq!(version, SUPPORTED_VERSION);
     // The old commit reads back with default metrics and no checks.
     let old = catalog
@@ -1362,15 +1318,14 @@ fn version_2_database_upgrades_on_open() {
     assert_eq!(catalog.latest_check_results().unwrap().len(), 2);
     drop(catalog);
     // And reopening does not migrate twice.
-    let catalog = SqliteCatalog::open(&path).unwrap();
+    let catalog = SqlCatalog::open(&path).unwrap();
     assert_eq!(catalog.metrics_since(None).unwrap().len(), 2);
     assert_eq!(catalog.current_metrics().unwrap()[0].1, some_metrics(7));
     assert_eq!(catalog.check_results("customers", 10).unwrap().len(), 1);
 }
 
-#[test]
 fn current_versions_of_many_partitions() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     catalog.begin_run(&new_run("r2", 10)).unwrap();
     let mut expected = Vec::new();
@@ -1423,22 +1378,21 @@ fn current_versions_of_many_partitions() {
 
 #[test]
 fn poisoned_lock_is_recovered() {
-    let catalog = std::sync::Arc::new(SqliteCatalog::open_in_memory().unwrap());
+    let catalog = std::sync::Arc::new(SqlCatalog::open_in_memory().unwrap());
     let poisoner = std::sync::Arc::clone(&catalog);
     let joined = std::thread::spawn(move || {
-        let _guard = poisoner.conn.lock().unwrap();
+        let _guard = poisoner.sqlite();
         panic!("poison the lock");
     })
     .join();
     assert!(joined.is_err());
-    assert!(catalog.conn.is_poisoned());
+    assert!(catalog.is_poisoned());
     catalog.begin_run(&new_run("r1", 0)).unwrap();
     assert_eq!(catalog.runs(1).unwrap().len(), 1);
 }
 
-#[test]
 fn audit_log_is_append_only() {
-    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let catalog = fresh();
     let entry = |who: &str, t: i64| NewAuditEntry {
         at: at(t),
         principal: who.to_owned(),
@@ -1458,12 +1412,33 @@ fn audit_log_is_append_only() {
         "bob"
     );
     assert_eq!(catalog.audit_log(Some(at(2)), None).unwrap().len(), 1);
-    let conn = catalog.lock();
-    assert!(
-        conn.execute("UPDATE audit_log SET principal = 'x'", [])
-            .is_err()
-    );
-    assert!(conn.execute("DELETE FROM audit_log", []).is_err());
-    drop(conn);
+    let error = catalog
+        .raw_execute("UPDATE audit_log SET principal = 'x'")
+        .unwrap_err();
+    assert!(error.to_string().contains("append-only"), "{error}");
+    let error = catalog.raw_execute("DELETE FROM audit_log").unwrap_err();
+    assert!(error.to_string().contains("append-only"), "{error}");
     assert_eq!(catalog.audit_log(None, Some("ann")).unwrap().len(), 1);
 }
+
+on_both_databases!(
+    commit_then_read_back,
+    commit_is_atomic,
+    latest_failed_attempts_are_the_latest_attempts_that_failed,
+    latest_attempts_picks_the_newest,
+    runs_and_crash_detection,
+    a_run_reads_back_with_its_attempts_in_order,
+    source_fingerprints_upsert,
+    unparsable_timestamp_is_corrupt,
+    backfill_round_trip_keeps_unit_order,
+    committed_in_backfill_counts_only_its_runs_commits,
+    finish_and_reopen_backfill,
+    metrics_and_checks_round_trip,
+    bad_metrics_and_checks_leave_nothing_behind,
+    unparsable_metrics_are_corrupt,
+    failed_attempt_checks_are_superseded_by_later_ones,
+    latest_check_results_of_many_partitions,
+    metrics_since_filters_by_time_and_keeps_old_versions,
+    current_versions_of_many_partitions,
+    audit_log_is_append_only,
+);

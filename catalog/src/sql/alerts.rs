@@ -1,10 +1,10 @@
-//! The alert statements of the SQLite catalog: incidents, their deliveries
+//! The alert statements of the catalog: incidents, their deliveries
 //! and delivery attempts (migration 10). `trait_impl.rs` calls these from
 //! its `Catalog` methods.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
+use super::db::{Conn, Row, params};
 use super::rows::{get_opt_time, get_time, limit, timestamp};
 use super::{Fallible, Fault};
 use crate::{
@@ -56,21 +56,20 @@ fn delivery_from_row(row: &Row<'_>) -> Fallible<AlertDelivery> {
     })
 }
 
-pub(super) fn open_incidents(conn: &Connection) -> Fallible<Vec<AlertIncident>> {
-    conn.prepare_cached(&format!(
+pub(super) fn open_incidents(conn: Conn<'_>) -> Fallible<Vec<AlertIncident>> {
+    conn.prepare(&format!(
         "SELECT {INCIDENT_COLUMNS} FROM alert_incidents WHERE closed_at IS NULL ORDER BY id"
     ))?
-    .query_and_then([], incident_from_row)?
-    .collect()
+    .query_all(params![], incident_from_row)
 }
 
 fn insert_deliveries(
-    tx: &Transaction<'_>,
+    tx: Conn<'_>,
     incident: i64,
     at: DateTime<Utc>,
     deliveries: &[NewAlertDelivery],
 ) -> Fallible<()> {
-    let mut insert = tx.prepare_cached(
+    let mut insert = tx.prepare(
         "INSERT INTO alert_deliveries (incident_id, event, url, format, body, status,
                                        created_at, next_attempt_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
@@ -89,7 +88,7 @@ fn insert_deliveries(
 }
 
 pub(super) fn apply_incident_changes(
-    tx: &Transaction<'_>,
+    tx: Conn<'_>,
     changes: &[IncidentChange],
 ) -> Fallible<Vec<bool>> {
     let mut applied = Vec::with_capacity(changes.len());
@@ -106,26 +105,27 @@ pub(super) fn apply_incident_changes(
             } => {
                 // The partial unique index keeps one open incident per key:
                 // an Open that lost a race inserts nothing.
-                let inserted = tx
-                    .prepare_cached(
-                        r#"INSERT INTO alert_incidents
-                               (kind, asset, "partition", opened_at, detail, run_id)
-                           VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                           ON CONFLICT (kind, asset, "partition") WHERE closed_at IS NULL
-                           DO NOTHING"#,
-                    )?
-                    .execute(params![
+                let inserted: Option<i64> = tx.query_opt(
+                    r#"INSERT INTO alert_incidents
+                           (kind, asset, "partition", opened_at, detail, run_id)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                       ON CONFLICT (kind, asset, "partition") WHERE closed_at IS NULL
+                       DO NOTHING
+                       RETURNING id"#,
+                    params![
                         kind.as_str(),
                         asset,
                         partition,
                         timestamp(*at),
                         detail,
                         run_id.as_ref().map(|r| r.0.as_str()),
-                    ])?;
-                if inserted == 1 {
-                    insert_deliveries(tx, tx.last_insert_rowid(), *at, deliveries)?;
+                    ],
+                    |row| row.get(0),
+                )?;
+                if let Some(incident) = inserted {
+                    insert_deliveries(tx, incident, *at, deliveries)?;
                 }
-                applied.push(inserted == 1);
+                applied.push(inserted.is_some());
             }
             IncidentChange::Close {
                 incident,
@@ -133,16 +133,15 @@ pub(super) fn apply_incident_changes(
                 run_id,
                 deliveries,
             } => {
-                let closed = tx
-                    .prepare_cached(
-                        "UPDATE alert_incidents SET closed_at = ?2, closed_run_id = ?3
+                let closed = tx.execute(
+                    "UPDATE alert_incidents SET closed_at = ?2, closed_run_id = ?3
                          WHERE id = ?1 AND closed_at IS NULL",
-                    )?
-                    .execute(params![
+                    params![
                         incident.0,
                         timestamp(*at),
                         run_id.as_ref().map(|r| r.0.as_str()),
-                    ])?;
+                    ],
+                )?;
                 if closed == 1 {
                     insert_deliveries(tx, incident.0, *at, deliveries)?;
                 }
@@ -154,21 +153,19 @@ pub(super) fn apply_incident_changes(
 }
 
 pub(super) fn claim_alert_deliveries(
-    tx: &Transaction<'_>,
+    tx: Conn<'_>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit_to: usize,
 ) -> Fallible<Vec<AlertDelivery>> {
     let due: Vec<AlertDelivery> = tx
-        .prepare_cached(&format!(
+        .prepare(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM alert_deliveries
              WHERE status = 'pending' AND next_attempt_at <= ?1
              ORDER BY next_attempt_at, id LIMIT ?2"
         ))?
-        .query_and_then(params![timestamp(now), limit(limit_to)], delivery_from_row)?
-        .collect::<Fallible<_>>()?;
-    let mut lease =
-        tx.prepare_cached("UPDATE alert_deliveries SET next_attempt_at = ?2 WHERE id = ?1")?;
+        .query_all(params![timestamp(now), limit(limit_to)], delivery_from_row)?;
+    let mut lease = tx.prepare("UPDATE alert_deliveries SET next_attempt_at = ?2 WHERE id = ?1")?;
     for d in &due {
         lease.execute(params![d.id.0, timestamp(lease_until)])?;
     }
@@ -181,11 +178,10 @@ pub(super) fn claim_alert_deliveries(
         .collect())
 }
 
-pub(super) fn record_alert_attempt(tx: &Transaction<'_>, a: &AlertAttempt) -> Fallible<()> {
+pub(super) fn record_alert_attempt(tx: Conn<'_>, a: &AlertAttempt) -> Fallible<()> {
     let attempts: Option<i64> = tx
-        .prepare_cached("SELECT attempts FROM alert_deliveries WHERE id = ?1")?
-        .query_row([a.delivery.0], |row| row.get(0))
-        .optional()?;
+        .prepare("SELECT attempts FROM alert_deliveries WHERE id = ?1")?
+        .query_opt(params![a.delivery.0], |row| row.get(0))?;
     let Some(attempts) = attempts else {
         return Err(Fault::Corrupt(format!(
             "an attempt of delivery {} that does not exist",
@@ -193,16 +189,16 @@ pub(super) fn record_alert_attempt(tx: &Transaction<'_>, a: &AlertAttempt) -> Fa
         )));
     };
     let at = timestamp(a.at);
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO alert_attempts (delivery_id, attempt, at, error) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![a.delivery.0, attempts + 1, at, a.error])?;
+        params![a.delivery.0, attempts + 1, at, a.error],
+    )?;
     let (status, next) = match (&a.error, a.retry_at) {
         (None, _) => (DeliveryStatus::Delivered, None),
         (Some(_), Some(retry)) => (DeliveryStatus::Pending, Some(timestamp(retry))),
         (Some(_), None) => (DeliveryStatus::Undelivered, None),
     };
-    tx.prepare_cached(
+    tx.execute(
         "UPDATE alert_deliveries SET
              attempts = attempts + 1,
              status = ?2,
@@ -211,53 +207,49 @@ pub(super) fn record_alert_attempt(tx: &Transaction<'_>, a: &AlertAttempt) -> Fa
              last_error = COALESCE(?5, last_error),
              delivered_at = CASE WHEN ?5 IS NULL THEN ?4 END
          WHERE id = ?1",
-    )?
-    .execute(params![a.delivery.0, status.as_str(), next, at, a.error])?;
+        params![a.delivery.0, status.as_str(), next, at, a.error],
+    )?;
     Ok(())
 }
 
-pub(super) fn next_alert_delivery_at(conn: &Connection) -> Fallible<Option<DateTime<Utc>>> {
-    let next: Option<String> = conn
-        .prepare_cached(
-            "SELECT MIN(next_attempt_at) FROM alert_deliveries WHERE status = 'pending'",
-        )?
-        .query_row([], |row| row.get(0))?;
-    next.map(|t| super::rows::parse_timestamp(&t, "next_attempt_at"))
+pub(super) fn next_alert_delivery_at(conn: Conn<'_>) -> Fallible<Option<DateTime<Utc>>> {
+    let next: Option<Option<String>> = conn
+        .prepare("SELECT MIN(next_attempt_at) FROM alert_deliveries WHERE status = 'pending'")?
+        .query_opt(params![], |row| row.get(0))?;
+    next.flatten()
+        .map(|t| super::rows::parse_timestamp(&t, "next_attempt_at"))
         .transpose()
 }
 
 pub(super) fn alert_log(
-    conn: &Connection,
+    conn: Conn<'_>,
     limit_to: usize,
 ) -> Fallible<Vec<(AlertIncident, Vec<AlertDelivery>)>> {
     let incidents: Vec<AlertIncident> = conn
-        .prepare_cached(&format!(
+        .prepare(&format!(
             "SELECT {INCIDENT_COLUMNS} FROM alert_incidents ORDER BY id DESC LIMIT ?1"
         ))?
-        .query_and_then([limit(limit_to)], incident_from_row)?
-        .collect::<Fallible<_>>()?;
-    let mut deliveries = conn.prepare_cached(&format!(
+        .query_all(params![limit(limit_to)], incident_from_row)?;
+    let mut deliveries = conn.prepare(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE incident_id = ?1 ORDER BY id"
     ))?;
     incidents
         .into_iter()
         .map(|incident| {
-            let of = deliveries
-                .query_and_then([incident.id.0], delivery_from_row)?
-                .collect::<Fallible<Vec<_>>>()?;
+            let of = deliveries.query_all(params![incident.id.0], delivery_from_row)?;
             Ok((incident, of))
         })
         .collect()
 }
 
 pub(super) fn alert_attempts(
-    conn: &Connection,
+    conn: Conn<'_>,
     delivery: DeliveryId,
 ) -> Fallible<Vec<AlertAttemptRecord>> {
-    conn.prepare_cached(
+    conn.prepare(
         "SELECT attempt, at, error FROM alert_attempts WHERE delivery_id = ?1 ORDER BY attempt",
     )?
-    .query_and_then([delivery.0], |row| {
+    .query_all(params![delivery.0], |row| {
         let attempt: i64 = row.get("attempt")?;
         Ok(AlertAttemptRecord {
             delivery,
@@ -266,23 +258,25 @@ pub(super) fn alert_attempts(
             at: get_time(row, "at")?,
             error: row.get("error")?,
         })
-    })?
-    .collect()
+    })
 }
 
 pub(super) fn alert_delivery_counts(
-    conn: &Connection,
+    conn: Conn<'_>,
     since: DateTime<Utc>,
 ) -> Fallible<AlertDeliveryCounts> {
     let (pending, undelivered): (i64, i64) = conn
-        .prepare_cached(
+        .prepare(
             "SELECT
-                 COALESCE(SUM(status = 'pending'), 0),
-                 COALESCE(SUM(status = 'undelivered' AND last_attempt_at >= ?1), 0)
+                 COUNT(*) FILTER (WHERE status = 'pending'),
+                 COUNT(*) FILTER (WHERE status = 'undelivered' AND last_attempt_at >= ?1)
              FROM alert_deliveries
              WHERE status IN ('pending', 'undelivered')",
         )?
-        .query_row([timestamp(since)], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        .query_opt(params![timestamp(since)], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .unwrap_or((0, 0));
     Ok(AlertDeliveryCounts {
         pending: u64::try_from(pending).unwrap_or(0),
         undelivered: u64::try_from(undelivered).unwrap_or(0),

@@ -6,9 +6,10 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use super::SqliteCatalog;
+use super::SqlCatalog;
 use super::migrations::MIGRATIONS;
 use super::rows::timestamp;
+use super::test_support::{fresh, on_both_databases};
 use crate::{
     AttemptOutcome, Catalog, Enqueued, NewAttempt, NewQueuedRun, NewRun, PartitionRef, RunId,
     RunStatus,
@@ -47,13 +48,12 @@ fn id(s: &str) -> RunId {
     RunId(s.to_owned())
 }
 
-fn status(c: &SqliteCatalog, run: &str) -> RunStatus {
+fn status(c: &SqlCatalog, run: &str) -> RunStatus {
     c.run(&id(run)).unwrap().unwrap().0.status
 }
 
-#[test]
 fn a_request_covered_by_an_active_run_attaches_to_it() {
-    let c = SqliteCatalog::open_in_memory().unwrap();
+    let c = fresh();
     let a = queued("a", &[("orders", ""), ("customers", "")]);
     assert_eq!(c.enqueue_run(&a).unwrap(), Enqueued::Queued);
     // A subset attaches; nothing is written.
@@ -100,9 +100,8 @@ fn a_request_covered_by_an_active_run_attaches_to_it() {
     );
 }
 
-#[test]
 fn starting_records_the_process_and_happens_once() {
-    let c = SqliteCatalog::open_in_memory().unwrap();
+    let c = fresh();
     c.enqueue_run(&queued("a", &[("orders", "")])).unwrap();
     assert!(c.start_queued_run(&id("a"), "worker", 99, at(5)).unwrap());
     assert!(!c.start_queued_run(&id("a"), "worker", 99, at(6)).unwrap());
@@ -123,9 +122,8 @@ fn starting_records_the_process_and_happens_once() {
     );
 }
 
-#[test]
 fn cancelling_ends_a_queued_run_and_marks_a_running_one() {
-    let c = SqliteCatalog::open_in_memory().unwrap();
+    let c = fresh();
     c.enqueue_run(&queued("a", &[("orders", "")])).unwrap();
     c.enqueue_run(&queued("b", &[("customers", "")])).unwrap();
     assert!(c.start_queued_run(&id("b"), "box", 7, at(1)).unwrap());
@@ -167,9 +165,8 @@ fn cancelling_ends_a_queued_run_and_marks_a_running_one() {
     assert_eq!(ids, ["a2", "b2"]);
 }
 
-#[test]
 fn a_dead_processs_queue_runs_go_back_to_the_queue() {
-    let c = SqliteCatalog::open_in_memory().unwrap();
+    let c = fresh();
     c.enqueue_run(&queued("resume", &[("orders", "")])).unwrap();
     c.enqueue_run(&queued("cancelled", &[("customers", "")]))
         .unwrap();
@@ -251,7 +248,7 @@ fn version_7_database_keeps_its_runs_and_their_references() {
         )
         .unwrap();
     }
-    let c = SqliteCatalog::open(&path).unwrap();
+    let c = SqlCatalog::open(&path).unwrap();
     let (run, attempts) = c.run(&id("old")).unwrap().unwrap();
     assert_eq!((run.status, run.queued_at), (RunStatus::Failed, None));
     assert_eq!(attempts.len(), 1);
@@ -271,10 +268,9 @@ fn version_7_database_keeps_its_runs_and_their_references() {
     );
 }
 
-#[test]
 fn a_tick_is_recorded_once_with_its_runs_or_not_at_all() {
     use crate::{AutomationEvaluation, AutomationState, NewTick, TickRecorded};
-    let c = SqliteCatalog::open_in_memory().unwrap();
+    let c = fresh();
     let tick = |t: i64, expected: Option<i64>, run: &str| NewTick {
         at: at(t),
         states: vec![(
@@ -324,3 +320,11 @@ fn a_tick_is_recorded_once_with_its_runs_or_not_at_all() {
         "the run it attached to"
     );
 }
+
+on_both_databases!(
+    a_request_covered_by_an_active_run_attaches_to_it,
+    starting_records_the_process_and_happens_once,
+    cancelling_ends_a_queued_run_and_marks_a_running_one,
+    a_dead_processs_queue_runs_go_back_to_the_queue,
+    a_tick_is_recorded_once_with_its_runs_or_not_at_all,
+);

@@ -1,18 +1,18 @@
-//! `impl Catalog for SqliteCatalog`: every read and write the catalog runs,
+//! `impl Catalog for SqlCatalog`: every read and write the catalog runs,
 //! with the insert helpers its writes share.
 
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
+use super::db::{Conn, Sql, params};
 use super::rows::{
     BACKFILL_COLUMNS, CHECK_COLUMNS, CURRENT_SUMMARY_COLUMNS, RUN_COLUMNS, SUMMARY_COLUMNS,
     attempt_from_row, backfill_from_row, check_from_row, file_from_row, fingerprint_from_row,
     get_opt_time, get_time, input_from_row, limit, metrics_to_json, run_from_row, summary_from_row,
     summary_ref_from_row, summary_with_metrics_from_row, timestamp, to_i64, to_json, unit_from_row,
 };
-use super::{Fallible, SqliteCatalog, alerts};
+use super::{Fallible, SqlCatalog, alerts};
 use crate::{
     AlertAttempt, AlertAttemptRecord, AlertDelivery, AlertDeliveryCounts, AlertIncident,
     AttemptOutcome, AttemptRecord, AuditEntry, AutomationEvaluation, AutomationState, BackfillId,
@@ -28,21 +28,21 @@ pub(super) const CRASHED_ERROR: &str = "process ended before the run finished (k
 
 /// Queues a run, or attaches it to an active run claiming all its units
 /// (see [`Catalog::enqueue_run`]), inside the caller's transaction.
-fn enqueue(tx: &rusqlite::Transaction<'_>, queued: &NewQueuedRun) -> Fallible<Enqueued> {
+fn enqueue(tx: Conn<'_>, queued: &NewQueuedRun) -> Fallible<Enqueued> {
     if queued.attach && !queued.claims.is_empty() {
         let mut claimed: BTreeMap<String, HashSet<(String, String)>> = BTreeMap::new();
-        let mut stmt = tx.prepare_cached(
+        let mut stmt = tx.prepare(
             r#"SELECT c.run_id, c.asset, c."partition" FROM run_claims AS c
                        JOIN runs AS r ON r.id = c.run_id
                        WHERE r.status IN ('queued', 'running') AND r.cancel_requested_at IS NULL"#,
         )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        stmt.query_each(params![], |row| {
             claimed
                 .entry(row.get(0)?)
                 .or_default()
                 .insert((row.get(1)?, row.get(2)?));
-        }
+            Ok(())
+        })?;
         let covering = claimed.into_iter().find(|(_, units)| {
             queued
                 .claims
@@ -54,24 +54,25 @@ fn enqueue(tx: &rusqlite::Transaction<'_>, queued: &NewQueuedRun) -> Fallible<En
         }
     }
     let run = &queued.run;
-    tx.prepare_cached(
-        r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at, status,
+    tx.execute(
+        r#"INSERT INTO runs (id, "user", host, pid, command, "trigger", started_at, status,
                        backfill_id, queued_at, request)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?7, ?9)"#,
-    )?
-    .execute(params![
-        run.id.0,
-        run.user,
-        run.host,
-        i64::from(run.pid),
-        run.command,
-        run.trigger,
-        timestamp(run.started_at),
-        run.backfill_id.as_ref().map(|id| id.0.as_str()),
-        queued.request,
-    ])?;
-    let mut claim = tx.prepare_cached(
-        r#"INSERT OR IGNORE INTO run_claims (run_id, asset, "partition") VALUES (?1, ?2, ?3)"#,
+        params![
+            run.id.0,
+            run.user,
+            run.host,
+            i64::from(run.pid),
+            run.command,
+            run.trigger,
+            timestamp(run.started_at),
+            run.backfill_id.as_ref().map(|id| id.0.as_str()),
+            queued.request,
+        ],
+    )?;
+    let mut claim = tx.prepare(
+        r#"INSERT INTO run_claims (run_id, asset, "partition") VALUES (?1, ?2, ?3)
+           ON CONFLICT DO NOTHING"#,
     )?;
     for c in &queued.claims {
         claim.execute(params![run.id.0, c.asset, c.partition])?;
@@ -80,7 +81,7 @@ fn enqueue(tx: &rusqlite::Transaction<'_>, queued: &NewQueuedRun) -> Fallible<En
 }
 
 /// Inserts an attempt and moves the (asset, partition)'s latest-attempt pointer.
-fn insert_attempt(tx: &rusqlite::Transaction<'_>, attempt: &NewAttempt) -> Fallible<()> {
+fn insert_attempt(tx: Conn<'_>, attempt: &NewAttempt) -> Fallible<()> {
     insert_attempt_parts(
         tx,
         &AttemptParts {
@@ -106,25 +107,24 @@ struct AttemptParts<'a> {
 }
 
 /// [`insert_attempt`] from borrowed parts.
-fn insert_attempt_parts(tx: &rusqlite::Transaction<'_>, a: &AttemptParts<'_>) -> Fallible<()> {
-    tx.prepare_cached(
+fn insert_attempt_parts(tx: Conn<'_>, a: &AttemptParts<'_>) -> Fallible<()> {
+    let id = tx.insert_id(
         r#"INSERT INTO attempts (run_id, asset, "partition", outcome, error, at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6)"#,
-    )?
-    .execute(params![
-        a.run_id.0,
-        a.asset,
-        a.partition,
-        a.outcome.as_str(),
-        a.error,
-        a.at
-    ])?;
-    let id = tx.last_insert_rowid();
-    tx.prepare_cached(
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id"#,
+        params![
+            a.run_id.0,
+            a.asset,
+            a.partition,
+            a.outcome.as_str(),
+            a.error,
+            a.at
+        ],
+    )?;
+    tx.execute(
         r#"INSERT INTO latest_attempts (asset, "partition", attempt_id) VALUES (?1, ?2, ?3)
            ON CONFLICT (asset, "partition") DO UPDATE SET attempt_id = excluded.attempt_id"#,
-    )?
-    .execute(params![a.asset, a.partition, id])?;
+        params![a.asset, a.partition, id],
+    )?;
     Ok(())
 }
 
@@ -140,62 +140,61 @@ struct CheckTarget<'a> {
 /// Inserts check results, in order, and moves each check's latest-result
 /// pointer.
 fn insert_checks(
-    tx: &rusqlite::Transaction<'_>,
+    tx: Conn<'_>,
     target: &CheckTarget<'_>,
     results: &[NewCheckResult],
 ) -> Fallible<()> {
     if results.is_empty() {
         return Ok(());
     }
-    let mut insert = tx.prepare_cached(
+    let mut insert = tx.prepare(
         r#"INSERT INTO check_results (run_id, asset, "partition", materialization_id, name,
                severity, passed, failing_rows, sample_json, error, at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"#,
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id"#,
     )?;
-    let mut latest = tx.prepare_cached(
+    let mut latest = tx.prepare(
         r#"INSERT INTO latest_check_results (asset, "partition", name, check_result_id)
            VALUES (?1, ?2, ?3, ?4)
            ON CONFLICT (asset, "partition", name)
            DO UPDATE SET check_result_id = excluded.check_result_id"#,
     )?;
     for result in results {
-        insert.execute(params![
+        let id = insert.insert_id(params![
             target.run_id.0,
             target.asset,
             target.partition,
             target.materialization,
             result.name,
             result.severity,
-            result.passed,
+            i64::from(result.passed),
             to_i64(result.failing_rows, "failing_rows")?,
             result.sample_json,
             result.error,
             target.at,
         ])?;
-        let id = tx.last_insert_rowid();
         latest.execute(params![target.asset, target.partition, result.name, id])?;
     }
     Ok(())
 }
 
-impl Catalog for SqliteCatalog {
+impl Catalog for SqlCatalog {
     fn begin_run(&self, run: &NewRun) -> Result<()> {
         self.with(|conn| {
-            conn.prepare_cached(
-                r#"INSERT INTO runs (id, user, host, pid, command, "trigger", started_at, status,
+            conn.execute(
+                r#"INSERT INTO runs (id, "user", host, pid, command, "trigger", started_at, status,
                        backfill_id)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)"#,
-            )?
-            .execute(params![
-                run.id.0,
-                run.user,
-                run.host,
-                i64::from(run.pid),
-                run.command,
-                run.trigger,
-                timestamp(run.started_at),
-                run.backfill_id.as_ref().map(|id| id.0.as_str()),
-            ])?;
+                params![
+                    run.id.0,
+                    run.user,
+                    run.host,
+                    i64::from(run.pid),
+                    run.command,
+                    run.trigger,
+                    timestamp(run.started_at),
+                    run.backfill_id.as_ref().map(|id| id.0.as_str()),
+                ],
+            )?;
             Ok(())
         })
     }
@@ -203,13 +202,12 @@ impl Catalog for SqliteCatalog {
     fn finish_run(&self, id: &RunId, status: RunStatus, error: Option<&str>) -> Result<()> {
         let finished_at = status.is_finished().then(|| timestamp(Utc::now()));
         self.write(|tx| {
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
-            )?
-            .execute(params![id.0, status.as_str(), error, finished_at])?;
+                params![id.0, status.as_str(), error, finished_at],
+            )?;
             if status.is_finished() {
-                tx.prepare_cached("DELETE FROM run_claims WHERE run_id = ?1")?
-                    .execute([&id.0])?;
+                tx.execute("DELETE FROM run_claims WHERE run_id = ?1", params![id.0])?;
             }
             Ok(())
         })
@@ -221,34 +219,32 @@ impl Catalog for SqliteCatalog {
 
     fn automation_state(&self) -> Result<Vec<AutomationState>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare(
                 "SELECT asset, last_tick_at, last_requested_at FROM automation_state ORDER BY asset",
             )?;
-            stmt.query_and_then([], |row| {
+            stmt.query_all(params![], |row| {
                 Ok(AutomationState {
                     asset: row.get("asset")?,
                     last_tick_at: get_time(row, "last_tick_at")?,
                     last_requested_at: get_opt_time(row, "last_requested_at")?,
                 })
-            })?
-            .collect()
+            })
         })
     }
 
     fn record_tick(&self, tick: &NewTick) -> Result<TickRecorded> {
         self.write(|tx| {
-            let mut read = tx.prepare_cached(
+            let mut read = tx.prepare(
                 "SELECT last_tick_at FROM automation_state WHERE asset = ?1",
             )?;
             for (state, expected) in &tick.states {
                 let now: Option<String> = read
-                    .query_row([&state.asset], |row| row.get(0))
-                    .optional()?;
+                    .query_opt(params![state.asset], |row| row.get(0))?;
                 if now != expected.map(timestamp) {
                     return Ok(TickRecorded::Conflict);
                 }
             }
-            let mut upsert = tx.prepare_cached(
+            let mut upsert = tx.prepare(
                 "INSERT INTO automation_state (asset, last_tick_at, last_requested_at)
                  VALUES (?1, ?2, ?3)
                  ON CONFLICT (asset) DO UPDATE SET
@@ -273,7 +269,7 @@ impl Catalog for SqliteCatalog {
                 }
                 enqueued.push(e);
             }
-            let mut insert = tx.prepare_cached(
+            let mut insert = tx.prepare(
                 "INSERT INTO automation_evaluations (tick_at, asset, condition, fired, reason, run_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
@@ -282,7 +278,7 @@ impl Catalog for SqliteCatalog {
                     timestamp(e.tick_at),
                     e.asset,
                     e.condition,
-                    e.fired,
+                    i64::from(e.fired),
                     e.reason,
                     e.run_id
                         .as_ref()
@@ -299,15 +295,15 @@ impl Catalog for SqliteCatalog {
         limit_to: usize,
     ) -> Result<Vec<AutomationEvaluation>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare(
                 "SELECT * FROM (
                      SELECT id, tick_at, asset, condition, fired, reason, run_id
                      FROM automation_evaluations
-                     WHERE ?1 IS NULL OR tick_at >= ?1
-                     ORDER BY id DESC LIMIT ?2)
+                     WHERE CAST(?1 AS TEXT) IS NULL OR tick_at >= ?1
+                     ORDER BY id DESC LIMIT ?2) AS newest
                  ORDER BY id",
             )?;
-            stmt.query_and_then(params![since.map(timestamp), limit(limit_to)], |row| {
+            stmt.query_all(params![since.map(timestamp), limit(limit_to)], |row| {
                 Ok(AutomationEvaluation {
                     tick_at: get_time(row, "tick_at")?,
                     asset: row.get("asset")?,
@@ -316,45 +312,35 @@ impl Catalog for SqliteCatalog {
                     reason: row.get("reason")?,
                     run_id: row.get::<_, Option<String>>("run_id")?.map(RunId),
                 })
-            })?
-            .collect()
+            })
         })
     }
 
     fn queue(&self) -> Result<Vec<QueuedRun>> {
-        self.with(|conn| {
-            let tx = conn.unchecked_transaction()?;
-            let mut runs = Vec::new();
-            {
-                let mut stmt = tx.prepare_cached(&format!(
+        self.read(|tx| {
+            let mut runs = tx.query_all(
+                &format!(
                     "SELECT {RUN_COLUMNS}, request, cancel_requested_at FROM runs
                      WHERE request IS NOT NULL AND status IN ('queued', 'running') ORDER BY id"
-                ))?;
-                let mut rows = stmt.query([])?;
-                while let Some(row) = rows.next()? {
-                    runs.push(QueuedRun {
+                ),
+                params![],
+                |row| {
+                    Ok(QueuedRun {
                         record: run_from_row(row)?,
                         request: row.get("request")?,
                         claims: Vec::new(),
                         cancel_requested: row
                             .get::<_, Option<String>>("cancel_requested_at")?
                             .is_some(),
-                    });
-                }
-            }
-            let mut claims = tx.prepare_cached(
+                    })
+                },
+            )?;
+            let mut claims = tx.prepare(
                 r#"SELECT asset, "partition" FROM run_claims WHERE run_id = ?1
                    ORDER BY asset, "partition""#,
             )?;
             for run in &mut runs {
-                run.claims = claims
-                    .query_map([&run.record.id.0], |row| {
-                        Ok(PartitionRef {
-                            asset: row.get(0)?,
-                            partition: row.get(1)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                run.claims = claims.query_all(params![run.record.id.0], unit_from_row)?;
             }
             Ok(runs)
         })
@@ -369,7 +355,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<bool> {
         self.write(|tx| {
             let changed = tx
-                .prepare_cached(
+                .prepare(
                     "UPDATE runs SET status = 'running', host = ?2, pid = ?3, started_at = ?4
                      WHERE id = ?1 AND status = 'queued'",
                 )?
@@ -381,36 +367,33 @@ impl Catalog for SqliteCatalog {
     fn request_cancel(&self, id: &RunId, at: DateTime<Utc>) -> Result<Option<RunRecord>> {
         self.write(|tx| {
             let at = timestamp(at);
-            tx.prepare_cached(
+            tx.prepare(
                 "UPDATE runs SET status = 'cancelled', finished_at = ?2, cancel_requested_at = ?2,
                         error = 'cancelled before it started'
                  WHERE id = ?1 AND status = 'queued'",
             )?
             .execute(params![id.0, at])?;
-            tx.prepare_cached(
+            tx.prepare(
                 "UPDATE runs SET cancel_requested_at = ?2
                  WHERE id = ?1 AND status = 'running' AND cancel_requested_at IS NULL",
             )?
             .execute(params![id.0, at])?;
-            tx.prepare_cached(
+            tx.prepare(
                 "DELETE FROM run_claims WHERE run_id = ?1
                  AND EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'cancelled')",
             )?
-            .execute([&id.0])?;
-            tx.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
-                .query_and_then([&id.0], run_from_row)?
-                .next()
-                .transpose()
+            .execute(params![id.0])?;
+            tx.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                .query_opt(params![id.0], run_from_row)
         })
     }
 
     fn mark_crashed_runs(&self, is_alive: &dyn Fn(&RunRecord) -> bool) -> Result<Vec<RunId>> {
         let running = self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"
             ))?;
-            stmt.query_and_then([], run_from_row)?
-                .collect::<Fallible<Vec<_>>>()
+            stmt.query_all(params![], run_from_row)
         })?;
         // Ask outside the lock: the callback may be slow or use the catalog.
         let dead: Vec<RunRecord> = running.into_iter().filter(|run| !is_alive(run)).collect();
@@ -420,7 +403,7 @@ impl Catalog for SqliteCatalog {
         self.write(|tx| {
             // A run of the queue goes back to it (or ends cancelled when a
             // cancel was asked for); any other run crashed.
-            let mut stmt = tx.prepare_cached(
+            let mut stmt = tx.prepare(
                 "UPDATE runs SET
                      status = CASE
                          WHEN request IS NULL THEN 'crashed'
@@ -451,29 +434,28 @@ impl Catalog for SqliteCatalog {
         let committed_at = timestamp(m.committed_at);
         let metrics_json = metrics_to_json(&m.metrics).map_err(|f| self.error(f))?;
         self.write(|tx| {
-            tx.prepare_cached(
+            let id = tx.insert_id(
                 r#"INSERT INTO materializations (run_id, asset, "partition", code_version,
                        input_version, data_version, row_count, bytes_written, wall_ms,
                        schema_json, committed_at, metrics_json)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"#,
-            )?
-            .execute(params![
-                m.run_id.0,
-                m.asset,
-                m.partition,
-                m.code_version,
-                m.input_version,
-                m.data_version,
-                to_i64(m.row_count, "row_count")?,
-                to_i64(m.bytes_written, "bytes_written")?,
-                to_i64(m.wall_ms, "wall_ms")?,
-                m.schema_json,
-                committed_at,
-                metrics_json,
-            ])?;
-            let id = tx.last_insert_rowid();
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id"#,
+                params![
+                    m.run_id.0,
+                    m.asset,
+                    m.partition,
+                    m.code_version,
+                    m.input_version,
+                    m.data_version,
+                    to_i64(m.row_count, "row_count")?,
+                    to_i64(m.bytes_written, "bytes_written")?,
+                    to_i64(m.wall_ms, "wall_ms")?,
+                    m.schema_json,
+                    committed_at,
+                    metrics_json,
+                ],
+            )?;
 
-            let mut inputs = tx.prepare_cached(
+            let mut inputs = tx.prepare(
                 r#"INSERT INTO materialization_inputs (materialization_id, position, name, kind,
                        "partition", data_version, upstream_materialization_id)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
@@ -490,7 +472,7 @@ impl Catalog for SqliteCatalog {
                 ])?;
             }
 
-            let mut files = tx.prepare_cached(
+            let mut files = tx.prepare(
                 "INSERT INTO materialization_files (materialization_id, position, path,
                      size_bytes, row_count)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -529,7 +511,7 @@ impl Catalog for SqliteCatalog {
                 },
             )?;
 
-            tx.prepare_cached(
+            tx.execute(
                 r#"INSERT INTO current_versions (asset, "partition", materialization_id,
                        run_id, code_version, input_version, data_version, row_count,
                        bytes_written, wall_ms, committed_at)
@@ -546,8 +528,8 @@ impl Catalog for SqliteCatalog {
                        bytes_written = excluded.bytes_written,
                        wall_ms = excluded.wall_ms,
                        committed_at = excluded.committed_at"#,
-            )?
-            .execute(params![id])?;
+                params![id],
+            )?;
             Ok(MaterializationId(id))
         })
     }
@@ -562,63 +544,56 @@ impl Catalog for SqliteCatalog {
         self.with(|conn| {
             // The columns of SUMMARY_COLUMNS, from the summary kept beside
             // each pointer: one scan in key order, no join.
-            let mut stmt = conn.prepare_cached(&format!(
+            let mut stmt = conn.prepare(&format!(
                 r#"SELECT {CURRENT_SUMMARY_COLUMNS} FROM current_versions
                    ORDER BY asset, "partition""#
             ))?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
+            stmt.query_each(params![], |row| {
                 visit(&summary_ref_from_row(row)?);
-            }
-            Ok(())
+                Ok(())
+            })
         })
     }
 
     fn materialization(&self, id: MaterializationId) -> Result<Option<MaterializationRecord>> {
-        self.with(|conn| {
+        self.read(|tx| {
             // One read transaction, so the four reads see one snapshot.
-            let tx = conn.transaction()?;
             let row = tx
-                .prepare_cached(&format!(
+                .prepare(&format!(
                     "SELECT {SUMMARY_COLUMNS}, m.metrics_json, m.schema_json
                      FROM materializations AS m
                      WHERE m.id = ?1"
                 ))?
-                .query_row([id.0], |row| {
+                .query_opt(params![id.0], |row| {
                     Ok((
                         summary_with_metrics_from_row(row),
                         row.get::<_, String>("schema_json")?,
                     ))
-                })
-                .optional()?;
+                })?;
             let Some((summary, schema_json)) = row else {
                 return Ok(None);
             };
             let (summary, metrics) = summary?;
             let inputs = tx
-                .prepare_cached(
+                .prepare(
                     r#"SELECT name, kind, "partition", data_version, upstream_materialization_id
                        FROM materialization_inputs WHERE materialization_id = ?1
                        ORDER BY position"#,
                 )?
-                .query_and_then([id.0], input_from_row)?
-                .collect::<Fallible<Vec<_>>>()?;
+                .query_all(params![id.0], input_from_row)?;
             let files = tx
-                .prepare_cached(
+                .prepare(
                     "SELECT path, size_bytes, row_count
                      FROM materialization_files WHERE materialization_id = ?1
                      ORDER BY position",
                 )?
-                .query_and_then([id.0], file_from_row)?
-                .collect::<Fallible<Vec<_>>>()?;
+                .query_all(params![id.0], file_from_row)?;
             let checks = tx
-                .prepare_cached(&format!(
+                .prepare(&format!(
                     "SELECT {CHECK_COLUMNS} FROM check_results AS k
                      WHERE k.materialization_id = ?1 ORDER BY k.id"
                 ))?
-                .query_and_then([id.0], |row| check_from_row(row).map(|k| k.result))?
-                .collect::<Fallible<Vec<_>>>()?;
-            tx.finish()?;
+                .query_all(params![id.0], |row| check_from_row(row).map(|k| k.result))?;
             Ok(Some(MaterializationRecord {
                 id: summary.id,
                 body: NewMaterialization {
@@ -644,24 +619,23 @@ impl Catalog for SqliteCatalog {
 
     fn history(&self, asset: &str, limit_to: usize) -> Result<Vec<CurrentVersion>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT {SUMMARY_COLUMNS} FROM materializations AS m
                  WHERE m.asset = ?1 ORDER BY m.id DESC LIMIT ?2"
             ))?;
-            stmt.query_and_then(params![asset, limit(limit_to)], summary_from_row)?
-                .collect()
+            stmt.query_all(params![asset, limit(limit_to)], summary_from_row)
         })
     }
 
     fn latest_attempts(&self) -> Result<Vec<AttemptRecord>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare(
                 r#"SELECT a.run_id, a.asset, a."partition", a.outcome, a.error, a.at
                    FROM latest_attempts AS l
                    JOIN attempts AS a ON a.id = l.attempt_id
                    ORDER BY l.asset, l."partition""#,
             )?;
-            stmt.query_and_then([], attempt_from_row)?.collect()
+            stmt.query_all(params![], attempt_from_row)
         })
     }
 
@@ -670,35 +644,31 @@ impl Catalog for SqliteCatalog {
         assets: &[String],
         visit: &mut dyn FnMut(&CurrentVersionRef<'_>),
     ) -> Result<()> {
-        self.with(|conn| {
+        self.read(|tx| {
             // One read transaction: every asset from the same snapshot.
-            let tx = conn.transaction()?;
             {
-                let mut stmt = tx.prepare_cached(&format!(
+                let mut stmt = tx.prepare(&format!(
                     r#"SELECT {CURRENT_SUMMARY_COLUMNS} FROM current_versions
                        WHERE asset = ?1 ORDER BY "partition""#
                 ))?;
                 for asset in assets {
-                    let mut rows = stmt.query([asset])?;
-                    while let Some(row) = rows.next()? {
+                    stmt.query_each(params![asset], |row| {
                         visit(&summary_ref_from_row(row)?);
-                    }
+                        Ok(())
+                    })?;
                 }
             }
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn latest_attempt_of(&self, asset: &str) -> Result<Option<AttemptRecord>> {
         self.with(|conn| {
-            conn.prepare_cached(
+            conn.prepare(
                 r#"SELECT run_id, asset, "partition", outcome, error, at
                    FROM attempts WHERE asset = ?1 ORDER BY id DESC LIMIT 1"#,
             )?
-            .query_and_then([asset], attempt_from_row)?
-            .next()
-            .transpose()
+            .query_opt(params![asset], attempt_from_row)
         })
     }
 
@@ -706,7 +676,7 @@ impl Catalog for SqliteCatalog {
         self.with(|conn| {
             // Walks the failed attempts only (a partial index), keeping
             // those that are still their unit's latest.
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare(Sql::Each(
                 r#"SELECT a.run_id, a.asset, a."partition", a.outcome, a.error, a.at
                    FROM attempts AS a INDEXED BY attempts_failed
                    JOIN latest_attempts AS l
@@ -714,8 +684,15 @@ impl Catalog for SqliteCatalog {
                     AND l.attempt_id = a.id
                    WHERE a.outcome = 'failed'
                    ORDER BY a.asset, a."partition""#,
-            )?;
-            stmt.query_and_then([], attempt_from_row)?.collect()
+                r#"SELECT a.run_id, a.asset, a."partition", a.outcome, a.error, a.at
+                   FROM attempts AS a
+                   JOIN latest_attempts AS l
+                     ON l.asset = a.asset AND l."partition" = a."partition"
+                    AND l.attempt_id = a.id
+                   WHERE a.outcome = 'failed'
+                   ORDER BY a.asset, a."partition""#,
+            ))?;
+            stmt.query_all(params![], attempt_from_row)
         })
     }
 
@@ -748,13 +725,13 @@ impl Catalog for SqliteCatalog {
 
     fn latest_check_results(&self) -> Result<Vec<CheckResultRecord>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+            let mut stmt = conn.prepare(&format!(
                 r#"SELECT {CHECK_COLUMNS}
                    FROM latest_check_results AS l
                    JOIN check_results AS k ON k.id = l.check_result_id
                    ORDER BY l.asset, l."partition", l.name"#
             ))?;
-            stmt.query_and_then([], check_from_row)?.collect()
+            stmt.query_all(params![], check_from_row)
         })
     }
 
@@ -762,27 +739,30 @@ impl Catalog for SqliteCatalog {
         self.with(|conn| {
             // Walks the failing results only (a partial index), keeping
             // those that are still their check's latest.
-            let mut stmt = conn.prepare_cached(&format!(
-                r#"SELECT {CHECK_COLUMNS}
-                   FROM check_results AS k INDEXED BY check_results_failing
-                   JOIN latest_check_results AS l
-                     ON l.asset = k.asset AND l."partition" = k."partition"
-                    AND l.name = k.name AND l.check_result_id = k.id
-                   WHERE k.passed = 0
-                   ORDER BY k.asset, k."partition", k.name"#
-            ))?;
-            stmt.query_and_then([], check_from_row)?.collect()
+            let query = |hint: &str| {
+                format!(
+                    r#"SELECT {CHECK_COLUMNS}
+                       FROM check_results AS k {hint}
+                       JOIN latest_check_results AS l
+                         ON l.asset = k.asset AND l."partition" = k."partition"
+                        AND l.name = k.name AND l.check_result_id = k.id
+                       WHERE k.passed = 0
+                       ORDER BY k.asset, k."partition", k.name"#
+                )
+            };
+            let (sqlite, postgres) = (query("INDEXED BY check_results_failing"), query(""));
+            let mut stmt = conn.prepare(Sql::Each(&sqlite, &postgres))?;
+            stmt.query_all(params![], check_from_row)
         })
     }
 
     fn check_results(&self, asset: &str, limit_to: usize) -> Result<Vec<CheckResultRecord>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT {CHECK_COLUMNS} FROM check_results AS k
                  WHERE k.asset = ?1 ORDER BY k.id DESC LIMIT ?2"
             ))?;
-            stmt.query_and_then(params![asset, limit(limit_to)], check_from_row)?
-                .collect()
+            stmt.query_all(params![asset, limit(limit_to)], check_from_row)
         })
     }
 
@@ -794,53 +774,50 @@ impl Catalog for SqliteCatalog {
             // Two statements rather than `?1 IS NULL OR ...`, so that both
             // walk the (committed_at, id) index.
             Some(since) => {
-                let mut stmt = conn.prepare_cached(&format!(
+                let mut stmt = conn.prepare(&format!(
                     "SELECT {SUMMARY_COLUMNS}, m.metrics_json FROM materializations AS m
                      WHERE m.committed_at >= ?1
                      ORDER BY m.committed_at, m.id"
                 ))?;
-                stmt.query_and_then([timestamp(since)], summary_with_metrics_from_row)?
-                    .collect()
+                stmt.query_all(params![timestamp(since)], summary_with_metrics_from_row)
             }
             None => {
-                let mut stmt = conn.prepare_cached(&format!(
+                let mut stmt = conn.prepare(&format!(
                     "SELECT {SUMMARY_COLUMNS}, m.metrics_json FROM materializations AS m
                      ORDER BY m.committed_at, m.id"
                 ))?;
-                stmt.query_and_then([], summary_with_metrics_from_row)?
-                    .collect()
+                stmt.query_all(params![], summary_with_metrics_from_row)
             }
         })
     }
 
     fn current_metrics(&self) -> Result<Vec<(CurrentVersion, MaterializationMetrics)>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+            let mut stmt = conn.prepare(&format!(
                 r#"SELECT {SUMMARY_COLUMNS}, m.metrics_json
                    FROM current_versions AS c
                    JOIN materializations AS m ON m.id = c.materialization_id
                    ORDER BY c.asset, c."partition""#
             ))?;
-            stmt.query_and_then([], summary_with_metrics_from_row)?
-                .collect()
+            stmt.query_all(params![], summary_with_metrics_from_row)
         })
     }
 
     fn append_audit(&self, entry: &NewAuditEntry) -> Result<()> {
         self.with(|conn| {
-            conn.prepare_cached(
+            conn.execute(
                 "INSERT INTO audit_log (at, principal, host, git_commit, action, target, details)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                timestamp(entry.at),
-                entry.principal,
-                entry.host,
-                entry.git_commit,
-                entry.action,
-                entry.target,
-                entry.details,
-            ])?;
+                params![
+                    timestamp(entry.at),
+                    entry.principal,
+                    entry.host,
+                    entry.git_commit,
+                    entry.action,
+                    entry.target,
+                    entry.details,
+                ],
+            )?;
             Ok(())
         })
     }
@@ -852,11 +829,11 @@ impl Catalog for SqliteCatalog {
     ) -> Result<Vec<AuditEntry>> {
         let since = since.map(timestamp).unwrap_or_default();
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare(
                 "SELECT id, at, principal, host, git_commit, action, target, details FROM audit_log
-                 WHERE at >= ?1 AND (?2 IS NULL OR principal = ?2) ORDER BY id",
+                 WHERE at >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR principal = ?2) ORDER BY id",
             )?;
-            stmt.query_and_then(params![since, principal], |row| {
+            stmt.query_all(params![since, principal], |row| {
                 Ok(AuditEntry {
                     id: row.get(0)?,
                     entry: NewAuditEntry {
@@ -869,14 +846,13 @@ impl Catalog for SqliteCatalog {
                         details: row.get(7)?,
                     },
                 })
-            })?
-            .collect()
+            })
         })
     }
 
     fn all_files(&self) -> Result<Vec<StoredFile>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare(
                 r#"SELECT f.materialization_id, f.path, m.committed_at, m.expired_at,
                           (c.materialization_id IS NOT NULL) AS is_current, f.size_bytes
                    FROM materialization_files f
@@ -884,7 +860,7 @@ impl Catalog for SqliteCatalog {
                    LEFT JOIN current_versions c ON c.materialization_id = m.id
                    ORDER BY f.materialization_id, f.position"#,
             )?;
-            stmt.query_and_then([], |row| {
+            stmt.query_all(params![], |row| {
                 Ok(StoredFile {
                     materialization: MaterializationId(row.get(0)?),
                     path: row.get(1)?,
@@ -893,15 +869,14 @@ impl Catalog for SqliteCatalog {
                     is_current: row.get(4)?,
                     size_bytes: row.get(5)?,
                 })
-            })?
-            .collect()
+            })
         })
     }
 
     fn mark_expired(&self, ids: &[MaterializationId], at: DateTime<Utc>) -> Result<()> {
         let at = timestamp(at);
         self.write(|tx| {
-            let mut stmt = tx.prepare_cached(
+            let mut stmt = tx.prepare(
                 "UPDATE materializations SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL",
             )?;
             for id in ids {
@@ -913,62 +888,57 @@ impl Catalog for SqliteCatalog {
 
     fn runs(&self, limit_to: usize) -> Result<Vec<RunRecord>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1"
             ))?;
-            stmt.query_and_then([limit(limit_to)], run_from_row)?
-                .collect()
+            stmt.query_all(params![limit(limit_to)], run_from_row)
         })
     }
 
     fn run(&self, id: &RunId) -> Result<Option<(RunRecord, Vec<AttemptRecord>)>> {
-        self.with(|conn| {
-            let tx = conn.unchecked_transaction()?;
+        self.read(|tx| {
             let run = tx
-                .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
-                .query_and_then([&id.0], run_from_row)?
-                .next()
-                .transpose()?;
+                .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                .query_opt(params![id.0], run_from_row)?;
             let Some(run) = run else {
                 return Ok(None);
             };
             let attempts = tx
-                .prepare_cached(
+                .prepare(
                     r#"SELECT run_id, asset, "partition", outcome, error, at
                        FROM attempts WHERE run_id = ?1 ORDER BY id"#,
                 )?
-                .query_and_then([&id.0], attempt_from_row)?
-                .collect::<Fallible<Vec<_>>>()?;
+                .query_all(params![id.0], attempt_from_row)?;
             Ok(Some((run, attempts)))
         })
     }
 
     fn source_fingerprints(&self) -> Result<Vec<SourceFingerprint>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare(
                 "SELECT source, fingerprint, data_version, observed_at
                  FROM source_fingerprints ORDER BY source",
             )?;
-            stmt.query_and_then([], fingerprint_from_row)?.collect()
+            stmt.query_all(params![], fingerprint_from_row)
         })
     }
 
     fn put_source_fingerprint(&self, fingerprint: &SourceFingerprint) -> Result<()> {
         self.with(|conn| {
-            conn.prepare_cached(
+            conn.execute(
                 "INSERT INTO source_fingerprints (source, fingerprint, data_version, observed_at)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (source) DO UPDATE SET
                      fingerprint = excluded.fingerprint,
                      data_version = excluded.data_version,
                      observed_at = excluded.observed_at",
-            )?
-            .execute(params![
-                fingerprint.source,
-                fingerprint.fingerprint,
-                fingerprint.data_version,
-                timestamp(fingerprint.observed_at),
-            ])?;
+                params![
+                    fingerprint.source,
+                    fingerprint.fingerprint,
+                    fingerprint.data_version,
+                    timestamp(fingerprint.observed_at),
+                ],
+            )?;
             Ok(())
         })
     }
@@ -982,24 +952,24 @@ impl Catalog for SqliteCatalog {
             .transpose()
             .map_err(|f| self.error(f))?;
         self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO backfills (id, user, command, created_at, status, selection,
+            tx.execute(
+                r#"INSERT INTO backfills (id, "user", command, created_at, status, selection,
                      partition_from, partition_to, partitions, force)
-                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                b.id.0,
-                b.user,
-                b.command,
-                timestamp(b.created_at),
-                selection,
-                b.from,
-                b.to,
-                partitions,
-                b.force,
-            ])?;
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?8, ?9)"#,
+                params![
+                    b.id.0,
+                    b.user,
+                    b.command,
+                    timestamp(b.created_at),
+                    selection,
+                    b.from,
+                    b.to,
+                    partitions,
+                    i64::from(b.force),
+                ],
+            )?;
             // One prepared statement for every unit, in the same transaction.
-            let mut units = tx.prepare_cached(
+            let mut units = tx.prepare(
                 r#"INSERT INTO backfill_units (backfill_id, position, asset, "partition")
                    VALUES (?1, ?2, ?3, ?4)"#,
             )?;
@@ -1011,27 +981,22 @@ impl Catalog for SqliteCatalog {
     }
 
     fn backfill(&self, id: &BackfillId) -> Result<Option<BackfillRecord>> {
-        self.with(|conn| {
+        self.read(|tx| {
             // One read transaction, so the backfill and its units agree.
-            let tx = conn.transaction()?;
             let record = tx
-                .prepare_cached(&format!(
+                .prepare(&format!(
                     "SELECT {BACKFILL_COLUMNS} FROM backfills WHERE id = ?1"
                 ))?
-                .query_and_then([&id.0], backfill_from_row)?
-                .next()
-                .transpose()?;
+                .query_opt(params![id.0], backfill_from_row)?;
             let Some(mut record) = record else {
                 return Ok(None);
             };
             record.backfill.units = tx
-                .prepare_cached(
+                .prepare(
                     r#"SELECT asset, "partition" FROM backfill_units
                        WHERE backfill_id = ?1 ORDER BY position"#,
                 )?
-                .query_and_then([&id.0], unit_from_row)?
-                .collect::<Fallible<Vec<_>>>()?;
-            tx.finish()?;
+                .query_all(params![id.0], unit_from_row)?;
             Ok(Some(record))
         })
     }
@@ -1039,10 +1004,10 @@ impl Catalog for SqliteCatalog {
     fn finish_backfill(&self, id: &BackfillId, status: BackfillStatus) -> Result<()> {
         let finished_at = (status != BackfillStatus::Running).then(|| timestamp(Utc::now()));
         self.with(|conn| {
-            conn.prepare_cached(
+            conn.execute(
                 "UPDATE backfills SET status = ?2, finished_at = ?3 WHERE id = ?1",
-            )?
-            .execute(params![id.0, status.as_str(), finished_at])?;
+                params![id.0, status.as_str(), finished_at],
+            )?;
             Ok(())
         })
     }
@@ -1053,30 +1018,29 @@ impl Catalog for SqliteCatalog {
 
     fn committed_in_backfill(&self, id: &BackfillId) -> Result<Vec<PartitionRef>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare(
                 r#"SELECT DISTINCT m.asset, m."partition"
                    FROM runs AS r
                    JOIN materializations AS m ON m.run_id = r.id
                    WHERE r.backfill_id = ?1
                    ORDER BY m.asset, m."partition""#,
             )?;
-            stmt.query_and_then([&id.0], unit_from_row)?.collect()
+            stmt.query_all(params![id.0], unit_from_row)
         })
     }
 
     fn backfills(&self, limit_to: usize) -> Result<Vec<BackfillRecord>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT {BACKFILL_COLUMNS} FROM backfills
                  ORDER BY created_at DESC, id DESC LIMIT ?1"
             ))?;
-            stmt.query_and_then([limit(limit_to)], backfill_from_row)?
-                .collect()
+            stmt.query_all(params![limit(limit_to)], backfill_from_row)
         })
     }
 
     fn open_incidents(&self) -> Result<Vec<AlertIncident>> {
-        self.with(|conn| alerts::open_incidents(conn))
+        self.with(alerts::open_incidents)
     }
 
     fn apply_incident_changes(&self, changes: &[IncidentChange]) -> Result<Vec<bool>> {
@@ -1097,7 +1061,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn next_alert_delivery_at(&self) -> Result<Option<DateTime<Utc>>> {
-        self.with(|conn| alerts::next_alert_delivery_at(conn))
+        self.with(alerts::next_alert_delivery_at)
     }
 
     fn alert_log(&self, limit_to: usize) -> Result<Vec<(AlertIncident, Vec<AlertDelivery>)>> {
