@@ -40,6 +40,17 @@ pub enum CatalogError {
         /// What was invalid.
         detail: String,
     },
+    /// `cairn catalog migrate` was pointed at a catalog that already holds
+    /// records (or at the source itself).
+    #[error(
+        "catalog {location} is not empty: {tables}; migrate into a new, empty database (createdb NAME, or a new sqlite:// file)"
+    )]
+    NotEmpty {
+        /// File or server.
+        location: String,
+        /// What it already holds.
+        tables: String,
+    },
     /// I/O creating the catalog's directory.
     #[error("cannot create catalog directory {path}: {source}")]
     Io {

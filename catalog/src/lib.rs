@@ -24,8 +24,8 @@ mod url;
 pub use alerts::*;
 pub use error::CatalogError;
 pub use model::*;
-pub use sql::SqlCatalog;
-pub use url::open_catalog;
+pub use sql::{CatalogCopy, SqlCatalog};
+pub use url::{open_catalog, open_sql_catalog};
 
 use chrono::{DateTime, Utc};
 
@@ -92,6 +92,23 @@ pub trait Catalog: Send + Sync {
     /// a finished one is left alone. Returns the run as it is now, `None`
     /// for an unknown id.
     fn request_cancel(&self, id: &RunId, at: DateTime<Utc>) -> Result<Option<RunRecord>>;
+
+    /// Claims one unit for a run about to build it, in one transaction:
+    /// granted unless another run that is still running holds an
+    /// unexpired claim on it. Several processes (CLI runs and servers, on
+    /// one PostgreSQL catalog or one SQLite file) thus never build a unit
+    /// at once, and the one that waited sees what the other committed.
+    /// A commit of the unit by the claiming run, [`Catalog::release_unit`]
+    /// and the end of that run release the claim.
+    fn claim_unit(&self, claim: &UnitClaim) -> Result<UnitClaimed>;
+
+    /// Extends every unit claim of `run` until `until` (the run's
+    /// heartbeat, while it builds).
+    fn renew_unit_claims(&self, run: &RunId, until: DateTime<Utc>) -> Result<()>;
+
+    /// Releases `run`'s claim on one unit (one it claimed and then did not
+    /// build, or failed to build for good).
+    fn release_unit(&self, run: &RunId, asset: &str, partition: &str) -> Result<()>;
 
     /// Records the outcome of one asset in one run that did *not* commit
     /// (failed, skipped, fresh). Committed outcomes are recorded by

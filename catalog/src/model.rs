@@ -163,6 +163,34 @@ pub enum Enqueued {
     Attached(RunId),
 }
 
+/// A run asking to build one unit (see [`crate::Catalog::claim_unit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitClaim {
+    /// The run that will build it.
+    pub run_id: RunId,
+    /// The asset.
+    pub asset: String,
+    /// The partition key (`""` when unpartitioned).
+    pub partition: String,
+    /// The time now (claims of other runs expired by then do not count).
+    pub now: DateTime<Utc>,
+    /// Until when the claim holds unless renewed (a lease: a process that
+    /// dies holding it loses it then).
+    pub until: DateTime<Utc>,
+}
+
+/// What [`crate::Catalog::claim_unit`] answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitClaimed {
+    /// The unit is this run's to build; its current committed version as
+    /// of the claim (another process may have committed it since the run
+    /// planned).
+    Granted(Option<CurrentVersion>),
+    /// Another running run holds an unexpired claim on it: wait, then ask
+    /// again.
+    Held(RunId),
+}
+
 /// What the last tick saw of one automated asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutomationState {

@@ -18,6 +18,12 @@ const EXPECTED: &str = "expected `sqlite://PATH` (relative to the project direct
 ///   a PostgreSQL database, the password from `PGPASSWORD` when the URL has
 ///   none (see [`SqlCatalog::connect_postgres`]).
 pub fn open_catalog(url: &str, project_dir: &Path) -> Result<Box<dyn Catalog>> {
+    Ok(Box::new(open_sql_catalog(url, project_dir)?))
+}
+
+/// [`open_catalog`], as the concrete [`SqlCatalog`] (what copying a
+/// catalog needs).
+pub fn open_sql_catalog(url: &str, project_dir: &Path) -> Result<SqlCatalog> {
     let bad = |reason: String| CatalogError::BadUrl {
         url: url.to_owned(),
         reason,
@@ -29,7 +35,7 @@ pub fn open_catalog(url: &str, project_dir: &Path) -> Result<Box<dyn Catalog>> {
     match scheme.to_ascii_lowercase().as_str() {
         "sqlite" => {
             if rest == ":memory:" || rest == "//:memory:" {
-                return Ok(Box::new(SqlCatalog::open_in_memory()?));
+                return SqlCatalog::open_in_memory();
             }
             let Some(path) = rest.strip_prefix("//") else {
                 return Err(bad(format!(
@@ -40,7 +46,7 @@ pub fn open_catalog(url: &str, project_dir: &Path) -> Result<Box<dyn Catalog>> {
                 return Err(bad(format!("the database path is missing; {EXPECTED}")));
             }
             // `Path::join` keeps an absolute path as is (`sqlite:///abs/path`).
-            Ok(Box::new(SqlCatalog::open(&project_dir.join(path))?))
+            SqlCatalog::open(&project_dir.join(path))
         }
         "postgres" | "postgresql" => {
             if !rest.starts_with("//") {
@@ -48,7 +54,7 @@ pub fn open_catalog(url: &str, project_dir: &Path) -> Result<Box<dyn Catalog>> {
                     "a PostgreSQL catalog URL starts with `postgres://`; {EXPECTED}"
                 )));
             }
-            Ok(Box::new(SqlCatalog::connect_postgres(trimmed)?))
+            SqlCatalog::connect_postgres(trimmed)
         }
         other => Err(bad(format!("unsupported scheme `{other}`; {EXPECTED}"))),
     }

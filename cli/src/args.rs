@@ -84,6 +84,9 @@ pub enum Command {
     Gc(GcArgs),
     /// Evaluate every asset's [automation] at an instant and run what is due (without a server, in this process).
     Tick(TickArgs),
+    /// Manage the catalog itself: `cairn catalog migrate --from URL --to URL`.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Serve the project: gRPC API (cairn.v1.Cairn, reflection, health) and HTTP /healthz on one port.
     Serve(ServeArgs),
 }
@@ -109,6 +112,30 @@ pub struct AuditArgs {
     /// With --log: only entries by this user or principal.
     #[arg(long, value_name = "WHO", requires = "log")]
     pub who: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `cairn catalog ...`.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Copy every record of one catalog into a new, empty one (e.g. from
+    /// SQLite to PostgreSQL), then point `[catalog] url` at it.
+    Migrate(CatalogMigrateArgs),
+}
+
+/// `cairn catalog migrate`.
+#[derive(Debug, Args)]
+pub struct CatalogMigrateArgs {
+    /// The catalog to copy (`sqlite://PATH`, relative to --project, or
+    /// `postgres://...`).
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The empty catalog to copy into (created and migrated if new; a
+    /// PostgreSQL database must exist).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -285,3 +285,17 @@ impl Workspace {
         crate::alerts::observe_freshness(self, misses)
     }
 }
+
+/// Copies every record of the catalog at `from` into the empty catalog at
+/// `to` (`cairn catalog migrate`): catalog URLs as in `cairn.toml`,
+/// `sqlite://` paths relative to `project_dir`. All or nothing; the target
+/// must be empty. Runs no project: neither catalog needs a `cairn.toml`.
+pub fn migrate_catalog(
+    from: &str,
+    to: &str,
+    project_dir: &Path,
+) -> Result<cairn_catalog::CatalogCopy, EngineError> {
+    let source = cairn_catalog::open_sql_catalog(from, project_dir)?;
+    let target = cairn_catalog::open_sql_catalog(to, project_dir)?;
+    Ok(source.copy_into(&target)?)
+}

@@ -58,8 +58,11 @@ mod session;
 mod state;
 
 pub use alerts::deliver::{DeliveryPolicy, DeliveryReport};
+pub use api::migrate_catalog;
 pub use automation::{ConditionResult, TickReport};
-pub use cairn_catalog::{AlertDeliveryCounts, BackfillId, RunId, RunRecord, RunStatus};
+pub use cairn_catalog::{
+    AlertDeliveryCounts, BackfillId, CatalogCopy, RunId, RunRecord, RunStatus,
+};
 pub use error::EngineError;
 pub use execute::backfill::{BackfillOptions, BackfillReport};
 pub use execute::build::failed_checks;

@@ -17,6 +17,7 @@ mod http_receiver;
 mod metadata;
 mod openlineage;
 mod partitions;
+mod postgres;
 mod quality;
 mod queue;
 mod remote;

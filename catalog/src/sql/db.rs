@@ -8,7 +8,7 @@
 //! for times. The few statements that must differ (SQLite's `INDEXED BY`
 //! hints) are written twice with [`Sql::Each`].
 
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{IsNull, Type, to_sql_checked};
 
 use super::postgres::PgSession;
 use super::{Fallible, Fault};
@@ -235,6 +235,19 @@ impl<'a> From<&'a str> for Col<'a> {
 }
 
 impl<'r> Row<'r> {
+    /// The names of the row's columns, in order.
+    pub(crate) fn column_names(&self) -> Vec<String> {
+        match *self {
+            Row::Sqlite(row) => row
+                .as_ref()
+                .column_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            Row::Postgres(row) => row.columns().iter().map(|c| c.name().to_owned()).collect(),
+        }
+    }
+
     /// The value of column `col`, decoded as `T`.
     pub(crate) fn get<'a, C: Into<Col<'a>>, T: Column<'r>>(&self, col: C) -> Fallible<T> {
         match *self {
@@ -338,4 +351,106 @@ impl<'r> Column<'r> for bool {
             Ok(pg_get::<i64>(row, col)? != 0)
         }
     }
+}
+
+/// A value of any column type, for code that copies rows without knowing
+/// their columns (`cairn catalog migrate`). Integers bound to a PostgreSQL
+/// boolean become one.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AnyValue {
+    /// SQL NULL.
+    Null,
+    /// An integer (or a flag).
+    Int(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text.
+    Text(String),
+}
+
+impl<'r> Column<'r> for AnyValue {
+    fn from_sqlite(row: &'r rusqlite::Row<'r>, col: Col<'_>) -> Fallible<Self> {
+        use rusqlite::types::ValueRef;
+        let value = match col {
+            Col::At(index) => row.get_ref(index)?,
+            Col::Named(name) => row.get_ref(name)?,
+        };
+        Ok(match value {
+            ValueRef::Null => AnyValue::Null,
+            ValueRef::Integer(v) => AnyValue::Int(v),
+            ValueRef::Real(v) => AnyValue::Real(v),
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => AnyValue::Text(
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|e| Fault::Corrupt(format!("{col:?} is not UTF-8: {e}")))?,
+            ),
+        })
+    }
+
+    fn from_postgres(row: &'r tokio_postgres::Row, col: Col<'_>) -> Fallible<Self> {
+        let index = match col {
+            Col::At(index) => index,
+            Col::Named(name) => row
+                .columns()
+                .iter()
+                .position(|c| c.name() == name)
+                .ok_or_else(|| Fault::Corrupt(format!("no column {name}")))?,
+        };
+        let ty = row
+            .columns()
+            .get(index)
+            .map(|c| c.type_().clone())
+            .ok_or_else(|| Fault::Corrupt(format!("no column {index}")))?;
+        Ok(match ty {
+            Type::INT8 => pg_get::<Option<i64>>(row, col)?.map_or(AnyValue::Null, AnyValue::Int),
+            Type::INT4 => pg_get::<Option<i32>>(row, col)?
+                .map_or(AnyValue::Null, |v| AnyValue::Int(i64::from(v))),
+            Type::BOOL => pg_get::<Option<bool>>(row, col)?
+                .map_or(AnyValue::Null, |v| AnyValue::Int(i64::from(v))),
+            Type::FLOAT8 => pg_get::<Option<f64>>(row, col)?.map_or(AnyValue::Null, AnyValue::Real),
+            _ => pg_get::<Option<String>>(row, col)?.map_or(AnyValue::Null, AnyValue::Text),
+        })
+    }
+}
+
+impl rusqlite::ToSql for AnyValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
+        Ok(match self {
+            AnyValue::Null => ToSqlOutput::Owned(SqliteValue::Null),
+            AnyValue::Int(v) => ToSqlOutput::Owned(SqliteValue::Integer(*v)),
+            AnyValue::Real(v) => ToSqlOutput::Owned(SqliteValue::Real(*v)),
+            AnyValue::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+        })
+    }
+}
+
+impl tokio_postgres::types::ToSql for AnyValue {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            AnyValue::Null => Ok(IsNull::Yes),
+            AnyValue::Int(v) if *ty == Type::BOOL => (*v != 0).to_sql(ty, out),
+            AnyValue::Int(v) if *ty == Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+            AnyValue::Int(v) => v.to_sql(ty, out),
+            AnyValue::Real(v) => v.to_sql(ty, out),
+            AnyValue::Text(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        [
+            Type::INT8,
+            Type::INT4,
+            Type::BOOL,
+            Type::FLOAT8,
+            Type::TEXT,
+            Type::VARCHAR,
+        ]
+        .contains(ty)
+    }
+
+    to_sql_checked!();
 }

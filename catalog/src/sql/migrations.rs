@@ -375,7 +375,22 @@ CREATE INDEX check_results_failing ON check_results (asset, "partition", name, i
     WHERE passed = 0;
 DROP INDEX check_results_failing_errors;
 "#,
+    // 12: a run claims each unit while it builds it, under a lease, so
+    // that several processes never build one unit at once.
+    UNIT_CLAIMS,
 ];
+
+/// Migration 12, the same text on SQLite and PostgreSQL.
+pub(super) const UNIT_CLAIMS: &str = r#"
+CREATE TABLE unit_claims (
+    asset       TEXT NOT NULL,
+    "partition" TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    PRIMARY KEY (asset, "partition")
+);
+CREATE INDEX unit_claims_by_run ON unit_claims (run_id);
+"#;
 
 /// The schema version this build writes (the number of migrations).
 pub(super) const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -38,6 +38,7 @@
 #[cfg(test)]
 mod alert_tests;
 mod alerts;
+mod copy;
 pub(crate) mod db;
 mod migrations;
 pub(crate) mod postgres;
@@ -62,6 +63,8 @@ use crate::{CatalogError, Result};
 use db::Conn;
 use migrations::{SUPPORTED_VERSION, migrate};
 use postgres::PgSession;
+
+pub use copy::CatalogCopy;
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -236,7 +236,20 @@ pub(crate) fn dollar_placeholders(sql: &str) -> String {
 /// PostgreSQL support arrived at SQLite schema version 11, so its first
 /// entry creates that schema at once. A later schema change appends an
 /// entry here *and* a migration to the SQLite list, with the same version.
-pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(11, BASELINE)];
+pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(11, BASELINE), (12, UNIT_CLAIMS_C)];
+
+/// Migration 12 ([`UNIT_CLAIMS`](super::migrations::UNIT_CLAIMS)), its text
+/// compared byte by byte as every catalog text is.
+const UNIT_CLAIMS_C: &str = r#"
+CREATE TABLE unit_claims (
+    asset       TEXT COLLATE "C" NOT NULL,
+    "partition" TEXT COLLATE "C" NOT NULL,
+    run_id      TEXT COLLATE "C" NOT NULL,
+    expires_at  TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (asset, "partition")
+);
+CREATE INDEX unit_claims_by_run ON unit_claims (run_id);
+"#;
 
 const _: () = assert!(
     POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.len() - 1].0 == SUPPORTED_VERSION,

@@ -12,7 +12,7 @@ use super::rows::timestamp;
 use super::test_support::{fresh, on_both_databases};
 use crate::{
     AttemptOutcome, Catalog, Enqueued, NewAttempt, NewQueuedRun, NewRun, PartitionRef, RunId,
-    RunStatus,
+    RunStatus, UnitClaim, UnitClaimed,
 };
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -321,7 +321,132 @@ fn a_tick_is_recorded_once_with_its_runs_or_not_at_all() {
     );
 }
 
+fn claim(run: &str, asset: &str, now: i64, until: i64) -> UnitClaim {
+    UnitClaim {
+        run_id: id(run),
+        asset: asset.to_owned(),
+        partition: "2024-01-01".to_owned(),
+        now: at(now),
+        until: at(until),
+    }
+}
+
+fn begin(c: &SqlCatalog, run: &str) {
+    let mut r = queued(run, &[]).run;
+    r.started_at = at(1);
+    c.begin_run(&r).unwrap();
+}
+
+fn a_unit_is_built_by_one_run_at_a_time_and_the_next_sees_its_commit() {
+    let c = fresh();
+    begin(&c, "a");
+    begin(&c, "b");
+    assert_eq!(
+        c.claim_unit(&claim("a", "daily", 10, 40)).unwrap(),
+        UnitClaimed::Granted(None)
+    );
+    // Asking again (a retry) is granted; another running run waits.
+    assert!(matches!(
+        c.claim_unit(&claim("a", "daily", 11, 41)).unwrap(),
+        UnitClaimed::Granted(None)
+    ));
+    assert_eq!(
+        c.claim_unit(&claim("b", "daily", 12, 42)).unwrap(),
+        UnitClaimed::Held(id("a"))
+    );
+    // Other units are free.
+    assert!(matches!(
+        c.claim_unit(&claim("b", "weekly", 12, 42)).unwrap(),
+        UnitClaimed::Granted(None)
+    ));
+    // The commit releases the claim: the next claimer sees the version.
+    let mut m = crate::NewMaterialization {
+        run_id: id("a"),
+        asset: "daily".to_owned(),
+        partition: "2024-01-01".to_owned(),
+        code_version: "c".to_owned(),
+        input_version: "i".to_owned(),
+        data_version: "d".to_owned(),
+        row_count: 1,
+        bytes_written: 1,
+        wall_ms: 1,
+        schema_json: "[]".to_owned(),
+        inputs: Vec::new(),
+        files: Vec::new(),
+        committed_at: at(13),
+        metrics: crate::MaterializationMetrics::default(),
+        checks: Vec::new(),
+    };
+    let committed = c.commit_materialization(&m).unwrap();
+    match c.claim_unit(&claim("b", "daily", 14, 44)).unwrap() {
+        UnitClaimed::Granted(Some(current)) => {
+            assert_eq!(current.id, committed);
+            assert_eq!(current.input_version, "i");
+        }
+        other => panic!("expected the claim with a's version, got {other:?}"),
+    }
+    // A failed attempt (it may be retried) keeps the claim; releasing
+    // frees it.
+    m.run_id = id("b");
+    c.record_attempt(&NewAttempt {
+        run_id: id("b"),
+        asset: "daily".to_owned(),
+        partition: "2024-01-01".to_owned(),
+        outcome: AttemptOutcome::Failed,
+        error: Some("boom".to_owned()),
+        at: at(15),
+    })
+    .unwrap();
+    assert_eq!(
+        c.claim_unit(&claim("a", "daily", 15, 45)).unwrap(),
+        UnitClaimed::Held(id("b"))
+    );
+    c.release_unit(&id("b"), "daily", "2024-01-01").unwrap();
+    assert!(matches!(
+        c.claim_unit(&claim("a", "daily", 16, 46)).unwrap(),
+        UnitClaimed::Granted(Some(_))
+    ));
+}
+
+fn a_claim_lapses_when_its_lease_expires_or_its_run_ends() {
+    let c = fresh();
+    begin(&c, "a");
+    begin(&c, "b");
+    begin(&c, "c");
+    c.claim_unit(&claim("a", "daily", 10, 40)).unwrap();
+    // Renewed before it expires, it still holds after the first lease.
+    c.renew_unit_claims(&id("a"), at(70)).unwrap();
+    assert_eq!(
+        c.claim_unit(&claim("b", "daily", 50, 80)).unwrap(),
+        UnitClaimed::Held(id("a"))
+    );
+    // A process that stops renewing loses it when the lease ends.
+    assert!(matches!(
+        c.claim_unit(&claim("b", "daily", 71, 100)).unwrap(),
+        UnitClaimed::Granted(None)
+    ));
+    assert_eq!(
+        c.claim_unit(&claim("c", "daily", 72, 100)).unwrap(),
+        UnitClaimed::Held(id("b"))
+    );
+    // A run that ended (crashed, failed, ...) holds nothing.
+    c.finish_run(&id("b"), RunStatus::Crashed, Some("killed"))
+        .unwrap();
+    assert!(matches!(
+        c.claim_unit(&claim("c", "daily", 73, 100)).unwrap(),
+        UnitClaimed::Granted(None)
+    ));
+    // Released explicitly, it is free at once.
+    c.release_unit(&id("c"), "daily", "2024-01-01").unwrap();
+    assert!(matches!(
+        c.claim_unit(&claim("a", "daily", 74, 100)).unwrap(),
+        UnitClaimed::Granted(None)
+    ));
+}
+
 on_both_databases!(
+    a_unit_is_built_by_one_run_at_a_time_and_the_next_sees_its_commit,
+    a_claim_lapses_when_its_lease_expires_or_its_run_ends,
     a_request_covered_by_an_active_run_attaches_to_it,
     starting_records_the_process_and_happens_once,
     cancelling_ends_a_queued_run_and_marks_a_running_one,

@@ -1421,7 +1421,132 @@ fn audit_log_is_append_only() {
     assert_eq!(catalog.audit_log(None, Some("ann")).unwrap().len(), 1);
 }
 
+/// A catalog with some of everything: runs, attempts, commits with inputs,
+/// files and checks, a backfill, fingerprints, the audit log.
+fn populated() -> SqlCatalog {
+    let catalog = fresh();
+    catalog.begin_run(&new_run("r1", 0)).unwrap();
+    catalog
+        .record_attempt(&attempt("r1", "orders", AttemptOutcome::Failed, 1))
+        .unwrap();
+    let mut first = new_materialization("r1", "orders", "d1");
+    first.checks = vec![NewCheckResult {
+        name: "not_null".to_owned(),
+        severity: "error".to_owned(),
+        passed: false,
+        failing_rows: 3,
+        sample_json: "[]".to_owned(),
+        error: None,
+    }];
+    let first = catalog.commit_materialization(&first).unwrap();
+    let mut second = new_materialization("r1", "revenue", "d2");
+    second.inputs = vec![UpstreamVersion {
+        name: "orders".to_owned(),
+        kind: UpstreamKind::Asset,
+        partition: String::new(),
+        data_version: "d1".to_owned(),
+        materialization: Some(first),
+    }];
+    catalog.commit_materialization(&second).unwrap();
+    catalog
+        .finish_run(&RunId("r1".to_owned()), RunStatus::Succeeded, None)
+        .unwrap();
+    catalog
+        .create_backfill(&new_backfill("b1", 5, vec![unit("daily", "2024-01-01")]))
+        .unwrap();
+    catalog
+        .put_source_fingerprint(&SourceFingerprint {
+            source: "raw".to_owned(),
+            fingerprint: "f".to_owned(),
+            data_version: "v".to_owned(),
+            observed_at: at(3),
+        })
+        .unwrap();
+    catalog
+        .append_audit(&NewAuditEntry {
+            at: at(4),
+            principal: "ada".to_owned(),
+            host: "box".to_owned(),
+            git_commit: None,
+            action: "materialize".to_owned(),
+            target: "orders".to_owned(),
+            details: "{}".to_owned(),
+        })
+        .unwrap();
+    catalog
+}
+
+fn other_database() -> SqlCatalog {
+    if super::test_support::ON_POSTGRES.get() {
+        SqlCatalog::open_in_memory().unwrap()
+    } else {
+        SqlCatalog::connect_postgres(&super::test_support::fresh_postgres_database()).unwrap()
+    }
+}
+
+fn copy_reads_back_the_same_catalog_on_the_other_database() {
+    let source = populated();
+    let target = other_database();
+    let copy = source.copy_into(&target).unwrap();
+    let rows = |table: &str| {
+        copy.tables
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, rows)| *rows)
+    };
+    assert_eq!(rows("materializations"), Some(2));
+    assert_eq!(rows("materialization_inputs"), Some(1));
+    assert_eq!(rows("attempts"), Some(3));
+    assert_eq!(rows("audit_log"), Some(1));
+    assert_eq!(rows("backfill_units"), Some(1));
+
+    assert_eq!(target.runs(10).unwrap(), source.runs(10).unwrap());
+    assert_eq!(
+        target.current_versions().unwrap(),
+        source.current_versions().unwrap()
+    );
+    for version in source.current_versions().unwrap() {
+        assert_eq!(
+            target.materialization(version.id).unwrap(),
+            source.materialization(version.id).unwrap()
+        );
+    }
+    assert_eq!(
+        target.latest_attempts().unwrap(),
+        source.latest_attempts().unwrap()
+    );
+    assert_eq!(
+        target.latest_check_results().unwrap(),
+        source.latest_check_results().unwrap()
+    );
+    assert_eq!(target.backfills(10).unwrap(), source.backfills(10).unwrap());
+    let b1 = BackfillId("b1".to_owned());
+    assert_eq!(target.backfill(&b1).unwrap(), source.backfill(&b1).unwrap());
+    assert_eq!(
+        target.source_fingerprints().unwrap(),
+        source.source_fingerprints().unwrap()
+    );
+    assert_eq!(
+        target.audit_log(None, None).unwrap(),
+        source.audit_log(None, None).unwrap()
+    );
+
+    // The target goes on numbering after the copied ids.
+    target.begin_run(&new_run("r2", 10)).unwrap();
+    let next = target
+        .commit_materialization(&new_materialization("r2", "orders", "d3"))
+        .unwrap();
+    assert_eq!(next, MaterializationId(3));
+
+    // A catalog that is not empty is refused, and left as it was.
+    let error = source.copy_into(&target).unwrap_err();
+    assert!(matches!(error, CatalogError::NotEmpty { .. }), "{error}");
+    assert!(error.to_string().contains("runs (2 rows)"), "{error}");
+    assert_eq!(target.runs(10).unwrap().len(), 2);
+}
+
 on_both_databases!(
+    copy_reads_back_the_same_catalog_on_the_other_database,
     commit_then_read_back,
     commit_is_atomic,
     latest_failed_attempts_are_the_latest_attempts_that_failed,

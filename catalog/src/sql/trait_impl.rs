@@ -20,7 +20,7 @@ use crate::{
     DeliveryId, Enqueued, IncidentChange, MaterializationId, MaterializationMetrics,
     MaterializationRecord, NewAttempt, NewAuditEntry, NewBackfill, NewCheckResult,
     NewMaterialization, NewQueuedRun, NewRun, NewTick, PartitionRef, QueuedRun, Result, RunId,
-    RunRecord, RunStatus, SourceFingerprint, StoredFile, TickRecorded,
+    RunRecord, RunStatus, SourceFingerprint, StoredFile, TickRecorded, UnitClaim, UnitClaimed,
 };
 
 /// The error recorded on runs found dead by [`Catalog::mark_crashed_runs`].
@@ -78,6 +78,15 @@ fn enqueue(tx: Conn<'_>, queued: &NewQueuedRun) -> Fallible<Enqueued> {
         claim.execute(params![run.id.0, c.asset, c.partition])?;
     }
     Ok(Enqueued::Queued)
+}
+
+/// Drops `run`'s claim on one unit, if it holds it.
+fn release(tx: Conn<'_>, run: &RunId, asset: &str, partition: &str) -> Fallible<()> {
+    tx.execute(
+        r#"DELETE FROM unit_claims WHERE asset = ?1 AND "partition" = ?2 AND run_id = ?3"#,
+        params![asset, partition, run.0],
+    )?;
+    Ok(())
 }
 
 /// Inserts an attempt and moves the (asset, partition)'s latest-attempt pointer.
@@ -208,6 +217,7 @@ impl Catalog for SqlCatalog {
             )?;
             if status.is_finished() {
                 tx.execute("DELETE FROM run_claims WHERE run_id = ?1", params![id.0])?;
+                tx.execute("DELETE FROM unit_claims WHERE run_id = ?1", params![id.0])?;
             }
             Ok(())
         })
@@ -426,6 +436,66 @@ impl Catalog for SqlCatalog {
         })
     }
 
+    fn claim_unit(&self, claim: &UnitClaim) -> Result<UnitClaimed> {
+        self.write(|tx| {
+            let holder = tx.query_opt(
+                r#"SELECT c.run_id, c.expires_at, r.status FROM unit_claims AS c
+                   LEFT JOIN runs AS r ON r.id = c.run_id
+                   WHERE c.asset = ?1 AND c."partition" = ?2"#,
+                params![claim.asset, claim.partition],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                    ))
+                },
+            )?;
+            if let Some((run, expires_at, status)) = holder
+                && run != claim.run_id.0
+                && expires_at > timestamp(claim.now)
+                && status.as_deref() == Some(RunStatus::Running.as_str())
+            {
+                return Ok(UnitClaimed::Held(RunId(run)));
+            }
+            tx.execute(
+                r#"INSERT INTO unit_claims (asset, "partition", run_id, expires_at)
+                   VALUES (?1, ?2, ?3, ?4)
+                   ON CONFLICT (asset, "partition") DO UPDATE SET
+                       run_id = excluded.run_id, expires_at = excluded.expires_at"#,
+                params![
+                    claim.asset,
+                    claim.partition,
+                    claim.run_id.0,
+                    timestamp(claim.until)
+                ],
+            )?;
+            let current = tx.query_opt(
+                &format!(
+                    r#"SELECT {CURRENT_SUMMARY_COLUMNS} FROM current_versions
+                       WHERE asset = ?1 AND "partition" = ?2"#
+                ),
+                params![claim.asset, claim.partition],
+                summary_from_row,
+            )?;
+            Ok(UnitClaimed::Granted(current))
+        })
+    }
+
+    fn renew_unit_claims(&self, run: &RunId, until: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE unit_claims SET expires_at = ?2 WHERE run_id = ?1",
+                params![run.0, timestamp(until)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn release_unit(&self, run: &RunId, asset: &str, partition: &str) -> Result<()> {
+        self.write(|tx| release(tx, run, asset, partition))
+    }
+
     fn record_attempt(&self, attempt: &NewAttempt) -> Result<()> {
         self.write(|tx| insert_attempt(tx, attempt))
     }
@@ -530,6 +600,7 @@ impl Catalog for SqlCatalog {
                        committed_at = excluded.committed_at"#,
                 params![id],
             )?;
+            release(tx, &m.run_id, &m.asset, &m.partition)?;
             Ok(MaterializationId(id))
         })
     }

@@ -7,6 +7,7 @@
 pub(crate) mod alerts;
 mod audit;
 pub(crate) mod backfill;
+mod catalog;
 mod check;
 mod cost;
 mod gc;
@@ -46,6 +47,10 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     if let Command::Serve(args) = &cli.command {
         return runtime.block_on(crate::serve::run(cli.project.clone(), &args.listen));
     }
+    if let Command::Catalog(command) = cli.command {
+        // Works on catalogs by URL: no project is opened.
+        return catalog::run(&cli.project, command);
+    }
     let ws = from_environment(Workspace::open(&cli.project)?)?;
     // Pending alerts go out once the command is done (see `alerts`).
     let _deliver = alerts::DeliverAfter::new(&runtime, &ws, &cli.command);
@@ -64,7 +69,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Audit(args) => audit::run(&ws, args),
         Command::Gc(args) => runtime.block_on(gc::run(&ws, args)),
         Command::Tick(args) => runtime.block_on(tick::run(&ws, &cli.project, args)),
-        Command::Serve(_) => Ok(0),
+        Command::Serve(_) | Command::Catalog(_) => Ok(0),
     }
 }
 

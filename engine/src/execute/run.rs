@@ -6,14 +6,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use cairn_catalog::{
-    AttemptOutcome, NewAttempt, NewCheckResult, RunId, RunStatus, UpstreamKind, UpstreamVersion,
+    AttemptOutcome, NewAttempt, NewCheckResult, RunId, RunStatus, UnitClaim, UnitClaimed,
+    UpstreamKind, UpstreamVersion,
 };
 
 use crate::compile::declared::declared_schema;
@@ -30,6 +31,61 @@ use crate::model::workspace::Workspace;
 use crate::plan::{MaterializeOptions, Plan, plan, scope_of};
 use crate::records::runs::{begin_run, check_record};
 use crate::state::snapshot::Snapshot;
+
+/// How long a unit claim lasts unless renewed: a process that dies while
+/// building loses its claims this long after its last heartbeat.
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
+
+/// How often a run renews the claims of the units it builds.
+const CLAIM_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// How often a unit another run is building is asked for again.
+const CLAIM_POLL: Duration = Duration::from_millis(250);
+
+/// Claims `unit` for the run: `None` while another run holds it, else the
+/// unit's current committed version as of the claim.
+fn claim_unit(
+    ws: &Workspace,
+    run_id: &RunId,
+    unit: &Unit,
+) -> Result<Option<Option<cairn_catalog::CurrentVersion>>, EngineError> {
+    let now = Utc::now();
+    let claim = UnitClaim {
+        run_id: run_id.clone(),
+        asset: unit.0.clone(),
+        partition: unit.1.clone(),
+        now,
+        until: now + CLAIM_LEASE,
+    };
+    Ok(match ws.catalog.claim_unit(&claim)? {
+        UnitClaimed::Granted(current) => Some(current),
+        UnitClaimed::Held(_) => None,
+    })
+}
+
+/// Renews the run's unit claims every [`CLAIM_HEARTBEAT`] while it lives
+/// (until dropped).
+struct ClaimHeartbeat(tokio::task::JoinHandle<()>);
+
+impl ClaimHeartbeat {
+    fn start(catalog: Arc<dyn cairn_catalog::Catalog>, run: RunId) -> Self {
+        ClaimHeartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CLAIM_HEARTBEAT).await;
+                let until = Utc::now() + CLAIM_LEASE;
+                if let Err(e) = catalog.renew_unit_claims(&run, until) {
+                    tracing::warn!(run = %run.0, error = %e, "could not renew unit claims");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for ClaimHeartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 pub(crate) async fn materialize(
     ws: &Workspace,
@@ -297,6 +353,9 @@ async fn schedule(
     let mut broken: HashMap<Unit, String> = HashMap::new(); // unit -> failed root asset
     let mut results = Vec::with_capacity(run_set.len());
     let mut tasks: JoinSet<(usize, Attempts)> = JoinSet::new();
+    // Units another run holds the claim of, asked again every CLAIM_POLL.
+    let mut held: Vec<usize> = Vec::new();
+    let _heartbeat = ClaimHeartbeat::start(Arc::clone(&ws.catalog), run_id.clone());
     // Failed attempts to be retried, sent by the build tasks.
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Retrying>();
     let jobs = opts.jobs.max(1);
@@ -348,6 +407,29 @@ async fn schedule(
             if !forced.contains(unit) && current.is_some_and(|c| c.input_version.as_str() == iv) {
                 finished.push((i, result(AssetOutcome::Fresh { early_cutoff: true })));
                 continue;
+            }
+            // Another process (a CLI run, a server) may be building this
+            // unit, or have built it since the plan: claim it first.
+            match claim_unit(ws, run_id, unit)? {
+                None => {
+                    held.push(i);
+                    continue;
+                }
+                Some(Some(now)) if !forced.contains(unit) && now.input_version == iv => {
+                    ws.catalog.release_unit(run_id, name, key)?;
+                    live.insert(
+                        unit.clone(),
+                        Live {
+                            kind: UpstreamKind::Asset,
+                            data_version: now.data_version,
+                            materialization: Some(now.id),
+                            files: None,
+                        },
+                    );
+                    finished.push((i, result(AssetOutcome::Fresh { early_cutoff: true })));
+                    continue;
+                }
+                Some(_) => {}
             }
             let sql = match crate::model::partition_index::bind_partition(asset, key) {
                 Ok(sql) => sql,
@@ -401,6 +483,18 @@ async fn schedule(
         }
 
         if finished.is_empty() {
+            if ctx.control.stop().is_some() {
+                // Units waiting for another run's claim are left unbuilt.
+                held.clear();
+            }
+            if tasks.is_empty() && !held.is_empty() {
+                // Nothing in flight here: wait for the other runs.
+                tokio::select! {
+                    () = ctx.control.cancelled(), if !cancelling => { cancelling = true; }
+                    () = tokio::time::sleep(CLAIM_POLL) => ready.extend(held.drain(..)),
+                }
+                continue;
+            }
             let joined = tokio::select! {
                 biased;
                 () = ctx.control.cancelled(), if !cancelling => {
@@ -411,6 +505,10 @@ async fn schedule(
                 }
                 Some(retry) = retry_rx.recv() => {
                     record_retry(ws, run_id, &run_set[retry.unit], &retry, progress)?;
+                    continue;
+                }
+                () = tokio::time::sleep(CLAIM_POLL), if !held.is_empty() => {
+                    ready.extend(held.drain(..));
                     continue;
                 }
                 joined = tasks.join_next() => joined,
@@ -497,6 +595,11 @@ async fn schedule(
                     error,
                     at: Utc::now(),
                 })?;
+                if outcome == AttemptOutcome::Failed {
+                    // Failed for good (retries are over): free for others.
+                    ws.catalog
+                        .release_unit(run_id, &result.asset, &result.partition)?;
+                }
             }
             for &d in dependents
                 .get(&run_set[i])
@@ -514,7 +617,9 @@ async fn schedule(
             progress.event(RunEvent::AssetFinished { result: &result });
             results.push(result);
         }
-        if tasks.is_empty() && (ready.is_empty() || ctx.control.stop().is_some()) {
+        if tasks.is_empty()
+            && ((ready.is_empty() && held.is_empty()) || ctx.control.stop().is_some())
+        {
             break;
         }
     }

@@ -50,6 +50,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Audit(_) => "audit",
         Command::Gc(_) => "gc",
         Command::Serve(_) => "serve",
+        Command::Catalog(_) => "catalog migrate",
         _ => "",
     };
     if !name.is_empty() {
@@ -166,6 +167,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         | Command::Cost(_)
         | Command::Audit(_)
         | Command::Gc(_)
-        | Command::Serve(_) => Err(local_only(name)),
+        | Command::Serve(_)
+        | Command::Catalog(_) => Err(local_only(name)),
     }
 }

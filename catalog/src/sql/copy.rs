@@ -1,0 +1,196 @@
+//! Copying a whole catalog into another, empty one (`cairn catalog
+//! migrate`): SQLite to PostgreSQL when a team outgrows one machine, or
+//! back.
+//!
+//! Every table is copied row by row with its ids, in an order that keeps
+//! every reference valid, inside one write transaction on the target: a
+//! failure leaves the target as empty as it was. The source is read in one
+//! read transaction, so the copy is one consistent snapshot even while
+//! another process writes to the source.
+
+use super::db::{AnyValue, Conn, Value, params};
+use super::{Database, Fallible, PgSession, SqlCatalog, lock};
+use crate::{CatalogError, Result};
+
+/// Every catalog table, each after the tables it references.
+const TABLES: &[&str] = &[
+    "runs",
+    "run_claims",
+    "unit_claims",
+    "backfills",
+    "backfill_units",
+    "attempts",
+    "latest_attempts",
+    "materializations",
+    "materialization_inputs",
+    "materialization_files",
+    "current_versions",
+    "check_results",
+    "latest_check_results",
+    "source_fingerprints",
+    "audit_log",
+    "automation_state",
+    "automation_evaluations",
+    "alert_incidents",
+    "alert_deliveries",
+    "alert_attempts",
+];
+
+/// Tables whose `id` the database assigns: after the copy, the target's
+/// counter must continue after the copied ids.
+const GENERATED_IDS: &[&str] = &[
+    "attempts",
+    "materializations",
+    "check_results",
+    "audit_log",
+    "automation_evaluations",
+    "alert_incidents",
+    "alert_deliveries",
+];
+
+/// How many rows of each table a copy wrote, in copy order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogCopy {
+    /// `(table, rows)`.
+    pub tables: Vec<(String, u64)>,
+}
+
+impl SqlCatalog {
+    /// Copies every row of this catalog into `target`, which must be empty
+    /// (freshly created: nothing recorded yet). All or nothing.
+    pub fn copy_into(&self, target: &SqlCatalog) -> Result<CatalogCopy> {
+        if std::ptr::eq(self, target) || self.location == target.location {
+            return Err(CatalogError::NotEmpty {
+                location: target.location.clone(),
+                tables: "it is the source catalog itself".to_owned(),
+            });
+        }
+        let not_empty = target.with(|dst| {
+            let mut found = Vec::new();
+            for table in TABLES {
+                let rows: i64 = dst
+                    .query_opt(&format!("SELECT COUNT(*) FROM {table}"), params![], |row| {
+                        row.get(0)
+                    })?
+                    .unwrap_or(0);
+                if rows > 0 {
+                    found.push(format!("{table} ({rows} rows)"));
+                }
+            }
+            Ok(found)
+        })?;
+        if !not_empty.is_empty() {
+            return Err(CatalogError::NotEmpty {
+                location: target.location.clone(),
+                tables: not_empty.join(", "),
+            });
+        }
+        let copied = match (&self.database, &target.database) {
+            (Database::Sqlite(src), Database::Sqlite(dst)) => {
+                let (src, mut dst) = (lock(src), lock(dst));
+                sqlite_read(&src, |src| {
+                    sqlite_write(&mut dst, |dst| copy_tables(src, dst))
+                })
+            }
+            (Database::Sqlite(src), Database::Postgres(dst)) => {
+                let (src, dst) = (lock(src), lock(dst));
+                sqlite_read(&src, |src| {
+                    dst.transaction(PgSession::begin_write, || {
+                        copy_tables(src, Conn::Postgres(&dst))
+                    })
+                })
+            }
+            (Database::Postgres(src), Database::Sqlite(dst)) => {
+                let (src, mut dst) = (lock(src), lock(dst));
+                src.transaction(PgSession::begin_read, || {
+                    sqlite_write(&mut dst, |dst| copy_tables(Conn::Postgres(&src), dst))
+                })
+            }
+            (Database::Postgres(src), Database::Postgres(dst)) => {
+                let (src, dst) = (lock(src), lock(dst));
+                src.transaction(PgSession::begin_read, || {
+                    dst.transaction(PgSession::begin_write, || {
+                        copy_tables(Conn::Postgres(&src), Conn::Postgres(&dst))
+                    })
+                })
+            }
+        };
+        copied
+            .map(|tables| CatalogCopy { tables })
+            .map_err(|fault| {
+                super::catalog_error(&format!("{} -> {}", self.location, target.location), fault)
+            })
+    }
+}
+
+/// Runs `f` in a read transaction of SQLite connection `conn`.
+fn sqlite_read<T>(
+    conn: &rusqlite::Connection,
+    f: impl FnOnce(Conn<'_>) -> Fallible<T>,
+) -> Fallible<T> {
+    let tx = conn.unchecked_transaction()?;
+    let value = f(Conn::Sqlite(&tx))?;
+    tx.finish()?;
+    Ok(value)
+}
+
+/// Runs `f` in a write transaction of SQLite connection `conn`.
+fn sqlite_write<T>(
+    conn: &mut rusqlite::Connection,
+    f: impl FnOnce(Conn<'_>) -> Fallible<T>,
+) -> Fallible<T> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let value = f(Conn::Sqlite(&tx))?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// Copies every table from `src` to `dst`, then moves `dst`'s id counters
+/// past the copied ids.
+fn copy_tables(src: Conn<'_>, dst: Conn<'_>) -> Fallible<Vec<(String, u64)>> {
+    let mut copied = Vec::with_capacity(TABLES.len());
+    for table in TABLES {
+        let mut insert = None;
+        let mut rows = 0_u64;
+        src.prepare(&format!("SELECT * FROM {table}"))?
+            .query_each(params![], |row| {
+                let columns = row.column_names();
+                let values = (0..columns.len())
+                    .map(|i| row.get::<_, AnyValue>(i))
+                    .collect::<Fallible<Vec<_>>>()?;
+                let stmt = match &mut insert {
+                    Some(stmt) => stmt,
+                    None => insert.insert(dst.prepare(&insert_sql(table, &columns))?),
+                };
+                let params: Vec<&dyn Value> = values.iter().map(|v| v as &dyn Value).collect();
+                stmt.execute(&params)?;
+                rows += 1;
+                Ok(())
+            })?;
+        copied.push(((*table).to_owned(), rows));
+    }
+    if let Conn::Postgres(_) = dst {
+        for table in GENERATED_IDS {
+            dst.query_opt(
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
+                                   COALESCE(MAX(id), 0) + 1, false) FROM {table}"
+                ),
+                params![],
+                |_| Ok(()),
+            )?;
+        }
+    }
+    Ok(copied)
+}
+
+/// `INSERT INTO table ("a", "b") VALUES (?1, ?2)`.
+fn insert_sql(table: &str, columns: &[String]) -> String {
+    let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let values: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        names.join(", "),
+        values.join(", ")
+    )
+}
