@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::server::Server;
 use crate::util::{Project, outcomes, with_outcome};
 
 /// The test server's URL (a superuser on its `postgres` database).
@@ -292,4 +293,52 @@ fn bad_connection_settings_give_one_clear_error_fast() {
         run.stderr
     );
     assert!(p.warehouse_files().is_empty(), "nothing written");
+}
+
+#[test]
+fn two_servers_sharing_one_database_build_every_unit_once() {
+    let p = Project::example_named("daily_sales");
+    let url = on_postgres(&p, "servers");
+    let plan = p.json(&["materialize", "--explain", "--format", "json"], 0);
+    let units = plan["build"].as_u64().unwrap();
+    let (a, b) = (Server::start(&p), Server::start(&p));
+    // The same request to both at once, and a narrower one to each.
+    let requests = [
+        (&a, r#"{"selection": [], "jobs": 2}"#),
+        (&b, r#"{"selection": [], "jobs": 2}"#),
+        (&a, r#"{"selection": ["+rolling_7d"], "jobs": 2}"#),
+        (&b, r#"{"selection": ["daily_sales+"], "jobs": 2}"#),
+    ];
+    std::thread::scope(|scope| {
+        for (server, request) in requests {
+            scope.spawn(move || {
+                let reply = server.call("Materialize", request);
+                assert!(reply["run_id"].is_string(), "{reply}");
+            });
+        }
+    });
+    let started = Instant::now();
+    while psql(
+        &url,
+        "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')",
+    ) != "0"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "runs still unfinished: {}",
+            psql(&url, "SELECT id, status FROM runs")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        psql(&url, "SELECT string_agg(DISTINCT status, ',') FROM runs"),
+        "succeeded"
+    );
+    assert_eq!(committed_twice(&url), "", "units committed twice");
+    assert_eq!(
+        psql(&url, "SELECT COUNT(*) FROM materializations"),
+        units.to_string()
+    );
+    a.stop();
+    b.stop();
 }
