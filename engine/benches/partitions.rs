@@ -2,8 +2,13 @@
 //! committed partition versions, and planning a large backfill.
 //!
 //! ```text
-//! cargo bench -p cairn-engine --bench partitions -- [--assets N] [--plan-assets M] [--keep DIR]
+//! cargo bench -p cairn-engine --bench partitions -- [--assets N] [--plan-assets M] [--keep DIR] [--catalog URL]
 //! ```
+//!
+//! `--catalog postgres://...` measures status on that (empty, or seeded by
+//! an earlier run) PostgreSQL database instead of SQLite: the project is
+//! seeded in SQLite as usual, then copied there with `cairn catalog
+//! migrate`'s copy.
 //!
 //! `--keep DIR` seeds the status project in DIR once and reuses it on later
 //! runs (seeding 365,000 commits takes a minute and a half).
@@ -71,15 +76,18 @@ struct Args {
     assets: usize,
     plan_assets: usize,
     keep: Option<std::path::PathBuf>,
+    catalog: Option<String>,
 }
 
-const USAGE: &str = "usage: partitions [--assets N] [--plan-assets M] [--keep DIR]";
+const USAGE: &str =
+    "usage: partitions [--assets N] [--plan-assets M] [--keep DIR] [--catalog postgres://...]";
 
 fn parse_args() -> BoxResult<Args> {
     let mut out = Args {
         assets: TARGET_STATUS_ASSETS,
         plan_assets: TARGET_PLAN_ASSETS,
         keep: None,
+        catalog: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -95,6 +103,16 @@ fn parse_args() -> BoxResult<Args> {
                     .ok_or_else(|| format!("--keep needs a directory\n{USAGE}"))?,
             };
             out.keep = Some(dir.into());
+            continue;
+        }
+        if flag == "--catalog" {
+            let url = match inline {
+                Some(v) => v,
+                None => args
+                    .next()
+                    .ok_or_else(|| format!("--catalog needs a URL\n{USAGE}"))?,
+            };
+            out.catalog = Some(url);
             continue;
         }
         let slot = match flag.as_str() {
@@ -127,7 +145,7 @@ fn main() -> BoxResult<()> {
         args.plan_assets,
         build_kind()
     );
-    let status = bench_status(args.assets, args.keep.as_deref())?;
+    let status = bench_status(args.assets, args.keep.as_deref(), args.catalog.as_deref())?;
     let planning = bench_plan(args.plan_assets)?;
 
     println!();
@@ -198,7 +216,7 @@ struct StatusNumbers {
     snapshot: MinMedian,
 }
 
-fn bench_status(n: usize, keep: Option<&Path>) -> BoxResult<StatusNumbers> {
+fn bench_status(n: usize, keep: Option<&Path>, catalog: Option<&str>) -> BoxResult<StatusNumbers> {
     let temp = tempfile::tempdir()?;
     let root = keep.unwrap_or(temp.path());
     println!();
@@ -209,7 +227,7 @@ fn bench_status(n: usize, keep: Option<&Path>) -> BoxResult<StatusNumbers> {
         let ws = Workspace::open(root)?;
         check_all_fresh(&ws.status(&[])?, n)?;
         drop(ws);
-        return measure_status(root, n, Duration::ZERO);
+        return measure_status_on(root, n, Duration::ZERO, catalog);
     }
     fs::create_dir_all(root)?;
 
@@ -246,7 +264,39 @@ fn bench_status(n: usize, keep: Option<&Path>) -> BoxResult<StatusNumbers> {
     );
     drop(ws);
     fs::write(&marker, "")?;
-    measure_status(root, n, seed_time)
+    measure_status_on(root, n, seed_time, catalog)
+}
+
+/// [`measure_status`] on the project's SQLite catalog, or on a copy of it
+/// in the PostgreSQL database `catalog` (made unless an earlier run made
+/// it), the project pointed there while measuring.
+fn measure_status_on(
+    root: &Path,
+    n: usize,
+    seed_time: Duration,
+    catalog: Option<&str>,
+) -> BoxResult<StatusNumbers> {
+    let Some(url) = catalog else {
+        return measure_status(root, n, seed_time);
+    };
+    let t = Instant::now();
+    match cairn_engine::migrate_catalog("sqlite://.cairn/catalog.db", url, root) {
+        Ok(copy) => println!(
+            "  copied to PostgreSQL: {} rows                  {}",
+            copy.tables.iter().map(|(_, rows)| rows).sum::<u64>(),
+            ms(t.elapsed())
+        ),
+        Err(cairn_engine::EngineError::Catalog(cairn_catalog::CatalogError::NotEmpty {
+            ..
+        })) => println!("  reusing the PostgreSQL copy in {url}"),
+        Err(e) => return Err(e.into()),
+    }
+    let config = root.join("cairn.toml");
+    let sqlite_config = fs::read_to_string(&config)?;
+    fs::write(&config, format!("[catalog]\nurl = \"{url}\"\n\n{sqlite_config}"))?;
+    let measured = measure_status(root, n, seed_time);
+    fs::write(&config, sqlite_config)?;
+    measured
 }
 
 fn measure_status(root: &Path, n: usize, seed_time: Duration) -> BoxResult<StatusNumbers> {

@@ -150,23 +150,26 @@ fn sqlite_write<T>(
 fn copy_tables(src: Conn<'_>, dst: Conn<'_>) -> Fallible<Vec<(String, u64)>> {
     let mut copied = Vec::with_capacity(TABLES.len());
     for table in TABLES {
-        let mut insert = None;
+        let mut columns: Vec<String> = Vec::new();
+        let mut batch: Vec<AnyValue> = Vec::new();
         let mut rows = 0_u64;
         src.prepare(&format!("SELECT * FROM {table}"))?
             .query_each(params![], |row| {
-                let columns = row.column_names();
-                let values = (0..columns.len())
-                    .map(|i| row.get::<_, AnyValue>(i))
-                    .collect::<Fallible<Vec<_>>>()?;
-                let stmt = match &mut insert {
-                    Some(stmt) => stmt,
-                    None => insert.insert(dst.prepare(&insert_sql(table, &columns))?),
-                };
-                let params: Vec<&dyn Value> = values.iter().map(|v| v as &dyn Value).collect();
-                stmt.execute(&params)?;
+                if columns.is_empty() {
+                    columns = row.column_names();
+                }
+                for i in 0..columns.len() {
+                    batch.push(row.get::<_, AnyValue>(i)?);
+                }
                 rows += 1;
+                if batch.len() >= BATCH_ROWS * columns.len() {
+                    insert_batch(dst, table, &columns, &mut batch)?;
+                }
                 Ok(())
             })?;
+        if !batch.is_empty() {
+            insert_batch(dst, table, &columns, &mut batch)?;
+        }
         copied.push(((*table).to_owned(), rows));
     }
     if let Conn::Postgres(_) = dst {
@@ -184,13 +187,40 @@ fn copy_tables(src: Conn<'_>, dst: Conn<'_>) -> Fallible<Vec<(String, u64)>> {
     Ok(copied)
 }
 
-/// `INSERT INTO table ("a", "b") VALUES (?1, ?2)`.
-fn insert_sql(table: &str, columns: &[String]) -> String {
+/// Rows inserted by one statement (a round trip each on PostgreSQL; well
+/// under both databases' limits on parameters per statement).
+const BATCH_ROWS: usize = 500;
+
+/// Inserts the rows in `batch` (`columns.len()` values each) with one
+/// statement, and empties it.
+fn insert_batch(
+    dst: Conn<'_>,
+    table: &str,
+    columns: &[String],
+    batch: &mut Vec<AnyValue>,
+) -> Fallible<()> {
+    let rows = batch.len() / columns.len().max(1);
+    let params: Vec<&dyn Value> = batch.iter().map(|v| v as &dyn Value).collect();
+    dst.execute(&insert_sql(table, columns, rows), &params)?;
+    batch.clear();
+    Ok(())
+}
+
+/// `INSERT INTO table ("a", "b") VALUES (?1, ?2), (?3, ?4)...` for `rows`
+/// rows.
+fn insert_sql(table: &str, columns: &[String], rows: usize) -> String {
     let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let values: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let tuples: Vec<String> = (0..rows)
+        .map(|row| {
+            let values: Vec<String> = (1..=columns.len())
+                .map(|i| format!("?{}", row * columns.len() + i))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect();
     format!(
-        "INSERT INTO {table} ({}) VALUES ({})",
+        "INSERT INTO {table} ({}) VALUES {}",
         names.join(", "),
-        values.join(", ")
+        tuples.join(", ")
     )
 }
