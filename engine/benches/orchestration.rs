@@ -2,7 +2,7 @@
 //! outside of DataFusion, and how fast a no-op `status` is on large projects.
 //!
 //! ```text
-//! cargo bench -p cairn-engine --bench orchestration -- [N ...] [--rows R] [--no-row-changes]
+//! cargo bench -p cairn-engine --bench orchestration -- [N ...] [--rows R] [--no-row-changes] [--catalog URL] [--storage URL]
 //! cargo bench -p cairn-engine --bench orchestration -- --checks-overhead [N ...] [--rows R]
 //! ```
 //!
@@ -19,6 +19,11 @@
 //! materialize (`jobs = 1`, where "wall minus DataFusion time" is
 //! meaningful: the headline overhead), a no-op materialize and no-op
 //! `status` / `Workspace::open`.
+//!
+//! `--catalog URL` and `--storage URL` put the catalog and the outputs
+//! elsewhere (`[catalog] url` / `[storage] url`): e.g. an empty PostgreSQL
+//! database and an S3 bucket (with `AWS_*` in the environment), to compare
+//! with the embedded SQLite and local files.
 //!
 //! With `--checks-overhead` (default N = 100) it instead builds the same
 //! project twice, once without checks and once with three checks per asset
@@ -73,6 +78,8 @@ struct Args {
     no_row_changes: bool,
     /// `--checks-overhead`: compare materializing with and without checks.
     checks_overhead: bool,
+    /// `--catalog URL` / `--storage URL`: `cairn.toml` lines for them.
+    extra_toml: String,
 }
 
 fn parse_args() -> BoxResult<Args> {
@@ -80,9 +87,16 @@ fn parse_args() -> BoxResult<Args> {
     let mut rows = 1_000_000usize;
     let mut no_row_changes = false;
     let mut checks_overhead = false;
+    let mut extra_toml = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--rows" {
+        if arg == "--catalog" || arg == "--storage" {
+            let Some(url) = args.next() else {
+                return Err(format!("{arg} needs a URL").into());
+            };
+            let table = arg.trim_start_matches('-');
+            extra_toml.push_str(&format!("[{table}]\nurl = \"{url}\"\n"));
+        } else if arg == "--rows" {
             let Some(v) = args.next() else {
                 return Err("--rows needs a value".into());
             };
@@ -114,6 +128,7 @@ fn parse_args() -> BoxResult<Args> {
         rows,
         no_row_changes,
         checks_overhead,
+        extra_toml,
     })
 }
 
@@ -157,7 +172,7 @@ async fn bench_one(n: usize, args: &Args, jobs: usize) -> BoxResult<()> {
     let root = dir.path();
 
     let t = Instant::now();
-    write_project(root, n, rows, args.no_row_changes, false)?;
+    write_project(root, n, rows, args.no_row_changes, false, &args.extra_toml)?;
     let setup = t.elapsed();
 
     let t = Instant::now();
@@ -372,8 +387,8 @@ async fn bench_checks_overhead(n: usize, args: &Args) -> BoxResult<()> {
     let plain_dir = tempfile::tempdir()?;
     let checked_dir = tempfile::tempdir()?;
     let t = Instant::now();
-    write_project(plain_dir.path(), n, rows, args.no_row_changes, false)?;
-    write_project(checked_dir.path(), n, rows, args.no_row_changes, true)?;
+    write_project(plain_dir.path(), n, rows, args.no_row_changes, false, "")?;
+    write_project(checked_dir.path(), n, rows, args.no_row_changes, true, "")?;
     let setup = t.elapsed();
     let plain = Workspace::open(plain_dir.path())?;
     let checked = Workspace::open(checked_dir.path())?;
@@ -969,6 +984,7 @@ fn write_project(
     rows: usize,
     no_row_changes: bool,
     checks: bool,
+    extra_toml: &str,
 ) -> BoxResult<()> {
     let mut header = String::new();
     if no_row_changes {
@@ -978,5 +994,5 @@ fn write_project(
         let list: Vec<String> = CHECKS.iter().map(|c| format!("\"{c}\"")).collect();
         header.push_str(&format!("--- checks = [{}]\n", list.join(", ")));
     }
-    dag::write_project(root, n, rows, &header, "")
+    dag::write_project(root, n, rows, &header, extra_toml)
 }

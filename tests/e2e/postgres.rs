@@ -58,7 +58,7 @@ fn fresh_database(tag: &str) -> String {
 }
 
 /// `project` with its catalog in a fresh PostgreSQL database; its URL.
-fn on_postgres(project: &Project, tag: &str) -> String {
+pub(crate) fn on_postgres(project: &Project, tag: &str) -> String {
     let url = fresh_database(tag);
     project.edit(
         "cairn.toml",

@@ -143,9 +143,24 @@ fn sorted(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn s3_warehouse_materializes_rebuilds_what_changed_and_reads_back() {
+    warehouse_on_s3(false);
+}
+
+/// The full combination: outputs on the S3 server, catalog on PostgreSQL.
+#[test]
+fn s3_and_postgres_warehouse_materializes_rebuilds_what_changed_and_reads_back() {
+    warehouse_on_s3(true);
+}
+
+/// The core scenarios on S3 (materialize, edit, early cutoff, time travel),
+/// with the catalog on PostgreSQL when `postgres`.
+fn warehouse_on_s3(postgres: bool) {
     let moto = Moto::start(false);
     let mut p = Project::example();
     on_s3(&mut p, &moto.endpoint(), "testing");
+    if postgres {
+        crate::postgres::on_postgres(&p, "s3_warehouse");
+    }
 
     let (first, outcomes) = p.materialize(&[]);
     let first_run = first["run_id"].as_str().unwrap().to_owned();
@@ -240,9 +255,24 @@ fn s3_warehouse_materializes_rebuilds_what_changed_and_reads_back() {
 
 #[test]
 fn s3_partitioned_example_backfills_and_adds_up() {
+    partitions_on_s3(false);
+}
+
+/// The full combination: outputs on the S3 server, catalog on PostgreSQL.
+#[test]
+fn s3_and_postgres_partitioned_example_backfills_and_adds_up() {
+    partitions_on_s3(true);
+}
+
+/// Partitions, a backfill and checks on S3, with the catalog on PostgreSQL
+/// when `postgres`.
+fn partitions_on_s3(postgres: bool) {
     let moto = Moto::start(false);
     let mut p = Project::example_named("daily_sales");
     on_s3(&mut p, &moto.endpoint(), "testing");
+    if postgres {
+        crate::postgres::on_postgres(&p, "s3_partitions");
+    }
     let first = p.json(
         &[
             "backfill",
