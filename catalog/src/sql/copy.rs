@@ -51,6 +51,10 @@ const GENERATED_IDS: &[&str] = &[
 /// How many rows of each table a copy wrote, in copy order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogCopy {
+    /// Where it copied from (a file path, or a URL without its password).
+    pub from: String,
+    /// Where it copied to (likewise).
+    pub to: String,
     /// `(table, rows)`.
     pub tables: Vec<(String, u64)>,
 }
@@ -116,7 +120,11 @@ impl SqlCatalog {
             }
         };
         copied
-            .map(|tables| CatalogCopy { tables })
+            .map(|tables| CatalogCopy {
+                from: self.location.clone(),
+                to: target.location.clone(),
+                tables,
+            })
             .map_err(|fault| {
                 super::catalog_error(&format!("{} -> {}", self.location, target.location), fault)
             })

@@ -27,34 +27,9 @@ fn migrate(project: &Path, args: &CatalogMigrateArgs) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => render_json(&copy, millis, &mut out)?,
-        Format::Text => render_text(
-            &copy,
-            &redact(&args.from),
-            &redact(&args.to),
-            millis,
-            &mut out,
-        )?,
+        Format::Text => render_text(&copy, millis, &mut out)?,
     }
     Ok(0)
-}
-
-/// `url` without its password, for output.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials.split_once(':').map_or(credentials, |(u, _)| u);
-                let shown = if credentials.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_owned()
-                };
-                format!("{scheme}://{shown}@{host}")
-            }
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
 
 /// `{"tables": {"runs": 12, ...}, "rows": N, "millis": T}`, tables in copy
@@ -92,12 +67,10 @@ pub(crate) fn render_json(
 /// One line per table with rows, then the total and what to do next.
 pub(crate) fn render_text(
     copy: &CatalogCopy,
-    from: &str,
-    to: &str,
     millis: u64,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
-    writeln!(out, "copied {from} -> {to}")?;
+    writeln!(out, "copied {} -> {}", copy.from, copy.to)?;
     let width = copy.tables.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
     for (table, rows) in &copy.tables {
         if *rows > 0 {
@@ -106,7 +79,10 @@ pub(crate) fn render_text(
     }
     let total: u64 = copy.tables.iter().map(|(_, rows)| rows).sum();
     writeln!(out, "{total} rows in {millis} ms")?;
-    writeln!(out, "next: set [catalog] url = \"{to}\" in cairn.toml")
+    writeln!(
+        out,
+        "next: point [catalog] url in cairn.toml at the new catalog"
+    )
 }
 
 #[cfg(test)]
@@ -117,6 +93,8 @@ mod tests {
     #[test]
     fn text_lists_tables_with_rows_and_what_to_do_next() {
         let copy = CatalogCopy {
+            from: ".cairn/catalog.db".to_owned(),
+            to: "postgres://ada:***@db:5432/cairn".to_owned(),
             tables: vec![
                 ("runs".to_owned(), 3),
                 ("run_claims".to_owned(), 0),
@@ -124,21 +102,14 @@ mod tests {
             ],
         };
         let mut out = Vec::new();
-        render_text(
-            &copy,
-            "sqlite://.cairn/catalog.db",
-            &redact("postgres://ada:secret@db:5432/cairn"),
-            12,
-            &mut out,
-        )
-        .unwrap();
+        render_text(&copy, 12, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "copied sqlite://.cairn/catalog.db -> postgres://ada:***@db:5432/cairn
+            "copied .cairn/catalog.db -> postgres://ada:***@db:5432/cairn
   runs                      3
   materializations         21
 24 rows in 12 ms
-next: set [catalog] url = \"postgres://ada:***@db:5432/cairn\" in cairn.toml
+next: point [catalog] url in cairn.toml at the new catalog
 "
         );
     }
