@@ -293,7 +293,10 @@ fn measure_status_on(
     }
     let config = root.join("cairn.toml");
     let sqlite_config = fs::read_to_string(&config)?;
-    fs::write(&config, format!("[catalog]\nurl = \"{url}\"\n\n{sqlite_config}"))?;
+    fs::write(
+        &config,
+        format!("[catalog]\nurl = \"{url}\"\n\n{sqlite_config}"),
+    )?;
     let measured = measure_status(root, n, seed_time);
     fs::write(&config, sqlite_config)?;
     measured
