@@ -164,7 +164,13 @@ impl Meters {
     ) -> MaterializationMetrics {
         let c = &self.store.counts;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        let (bytes_read, read_requests) = (load(&c.bytes_read), load(&c.read_requests));
+        // On a cluster the executors read the scanned files, not this
+        // process: what the plan scans is added to what Cairn read itself.
+        let remote = written.remote.unwrap_or_default();
+        let (bytes_read, read_requests) = (
+            load(&c.bytes_read) + remote.bytes,
+            load(&c.read_requests) + remote.files,
+        );
         let (bytes_written, write_requests) = (load(&c.bytes_written), load(&c.write_requests));
         let other_requests = load(&c.other_requests);
         // CPU: DataFusion operators' compute time plus our own per-row work.
@@ -258,7 +264,7 @@ pub(super) async fn write_and_check(
             }
         }
     }
-    let mut written = write_output(&ctx, &store, job, path).await?;
+    let mut written = write_output(&ctx, &shared.engine, &store, job, path).await?;
     written.objects_read = meters.store.counts.objects_read_except(path);
     if let Some(declared) = declared {
         check_output(&job.asset, declared, &written.schema).map_err(|d| d.to_string())?;
