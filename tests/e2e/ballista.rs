@@ -138,7 +138,10 @@ impl Drop for Cluster {
 /// Runs `p`'s queries on the cluster at `url`.
 fn on_cluster(p: &Project, url: &str) {
     let toml = p.read("cairn.toml");
-    p.write("cairn.toml", &format!("{toml}\n[engine]\nurl = \"{url}\"\n"));
+    p.write(
+        "cairn.toml",
+        &format!("{toml}\n[engine]\nurl = \"{url}\"\n"),
+    );
 }
 
 /// `(asset, partition) -> (data version, rows)` of the materialized units
@@ -293,12 +296,7 @@ fn ballista_unreachable_cluster_fails_fast_and_commits_nothing() {
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(took < Duration::from_secs(15), "took {took:?}");
     // One error, naming the URL and the fix.
-    assert_eq!(
-        run.stderr.matches(&url).count(),
-        1,
-        "{}",
-        run.stderr
-    );
+    assert_eq!(run.stderr.matches(&url).count(), 1, "{}", run.stderr);
     assert!(
         run.stderr.contains("ballista-scheduler") && run.stderr.contains("remove [engine] url"),
         "{}",

@@ -25,7 +25,9 @@ use crate::quality::checks::{CheckOutcome, describe_blocking, run_checks};
 use crate::records::runs::check_record;
 use crate::session::committed_table::with_dimensions;
 use crate::session::metering::{CountingStore, PeakMemoryPool};
-use crate::session::tables::{metered_session, register_committed, register_source_partitions};
+use crate::session::tables::{
+    metered_session, register_committed, register_source_partitions, reproducible_config,
+};
 
 /// What a failed attempt's error says, before the list of failed checks,
 /// when the output was written but failed its `error` checks (true whether
@@ -215,7 +217,8 @@ pub(super) async fn write_and_check(
         Arc::clone(&meters.store) as Arc<dyn object_store::ObjectStore>;
     let pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool> =
         Arc::clone(&meters.pool) as _;
-    let ctx = metered_session(&shared.storage, Arc::clone(&store), pool)
+    let config = shared.engine.session_config(reproducible_config());
+    let ctx = metered_session(&shared.storage, Arc::clone(&store), pool, config)
         .map_err(|e| BuildFailure::datafusion("", e))?;
     let declared = shared.declared.get(&job.asset.name);
     for table in &job.tables {

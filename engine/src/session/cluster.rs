@@ -20,8 +20,11 @@
 //! `CommittedTable` is ours, and Ballista's default codec does not know
 //! it), whereas its scan is DataFusion's own `DataSourceExec` over listed
 //! files with their partition values, which the default codec carries.
-//! With one partition per query the plan has no shuffle: a unit is one task
-//! on one executor, and the cluster scales out across units (`--jobs`).
+//! With one partition per query the plan needs no shuffle, and it is kept
+//! without one (see [`QueryEngine::session_config`] and [`single_stage`]):
+//! a unit is one task on one executor that runs the very operators a local
+//! run would, in the same order — so float sums add up alike — and the
+//! cluster scales out across units (`--jobs`).
 //!
 //! What is measured on a cluster: rows, bytes and requests written,
 //! wall time and the data version are Cairn's own, as locally. The
@@ -39,12 +42,15 @@ use ballista_core::extension::SessionConfigExt;
 use ballista_core::serde::protobuf::GetJobStatusParams;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::utils::{GrpcClientConfig, create_grpc_client_endpoint};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
 use datafusion_proto::protobuf::PhysicalPlanNode;
 use futures::TryStreamExt;
@@ -93,6 +99,34 @@ impl QueryEngine {
             configured: url.trim().to_owned(),
             scheduler: format!("http://{host}:{port}"),
         }))
+    }
+
+    /// `config` (the reproducible configuration) adjusted for where the
+    /// query runs. On a cluster: no join dynamic filters, and Ballista's
+    /// broadcast-join promotion off. Ballista's scheduler cuts a
+    /// `CollectLeft` hash join into a broadcast stage and may then swap the
+    /// join's inputs by their runtime sizes — which changes the order rows
+    /// reach the operators above (and a float sum's last bits), and which
+    /// DataFusion refuses once a join has built its dynamic filter (the
+    /// job then never finishes). Dynamic filters only spare reading rows
+    /// that would not match; results are the same without them.
+    pub fn session_config(&self, config: SessionConfig) -> SessionConfig {
+        match self {
+            QueryEngine::Local => config,
+            QueryEngine::Ballista(_) => {
+                let mut config = config.with_option_extension(BallistaConfig::default());
+                let options = config.options_mut();
+                options.optimizer.enable_join_dynamic_filter_pushdown = false;
+                for key in [
+                    "ballista.optimizer.broadcast_join_threshold_bytes",
+                    "ballista.optimizer.broadcast_join_threshold_rows",
+                ] {
+                    // Both keys exist in Ballista 55 (a test says so).
+                    let _ = options.set(key, "0");
+                }
+                config
+            }
+        }
     }
 
     /// Whether queries run on a cluster.
@@ -148,19 +182,17 @@ impl Cluster {
                     tonic::Code::Unimplemented => Err(
                         "something answers there, but it is not a Ballista scheduler".to_owned(),
                     ),
-                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-                        Err(format!("the scheduler did not answer ({})", status.message()))
-                    }
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => Err(format!(
+                        "the scheduler did not answer ({})",
+                        status.message()
+                    )),
                     _ => Ok(()),
                 })
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(self.error(&reason)),
-            Err(_) => Err(self.error(&format!(
-                "no answer within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            ))),
+            Err(_) => Err(self.error(&format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))),
         }
     }
 
@@ -186,6 +218,7 @@ impl Cluster {
         let config = ctx.copied_config();
         let ballista = config.ballista_config();
         let codec = config.ballista_physical_extension_codec();
+        let plan = single_stage(plan)?;
         let schema = plan.schema();
         let url = self.configured.clone();
         let on_cluster = move |e: DataFusionError| {
@@ -209,6 +242,33 @@ impl Cluster {
             stream.map_err(on_cluster),
         )))
     }
+}
+
+/// `plan` with its single-partition `CollectLeft` hash joins in
+/// `Partitioned` mode, which Ballista's scheduler leaves in the stage it
+/// plans them in (with the broadcast promotion off). With one partition on
+/// each side both modes build the same table from the same rows and probe
+/// it in the same order: the output is the same, row for row.
+pub fn single_stage(plan: Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let one = |side: &Arc<dyn ExecutionPlan>| {
+            side.properties().output_partitioning().partition_count() == 1
+        };
+        if *join.partition_mode() != PartitionMode::CollectLeft
+            || !one(join.left())
+            || !one(join.right())
+        {
+            return Ok(Transformed::no(node));
+        }
+        join.builder()
+            .with_partition_mode(PartitionMode::Partitioned)
+            .build_exec()
+            .map(Transformed::yes)
+    })
+    .map(|t| t.data)
 }
 
 /// An error and its causes on one line (tonic's transport errors say
