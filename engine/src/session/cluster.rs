@@ -341,6 +341,76 @@ mod tests {
         assert!(engine(Some("http://10.0.0.7:50050")).is_err_and(|e| e.is_user_error()));
     }
 
+    /// The plan a cluster runs: the same rows as the local plan, with its
+    /// join in a mode Ballista keeps in one stage.
+    #[tokio::test]
+    async fn a_single_partition_join_stays_in_one_stage_with_the_same_rows() {
+        let remote = engine(Some("df://127.0.0.1:1")).unwrap();
+        let config = remote.session_config(super::super::tables::reproducible_config());
+        assert!(
+            !config
+                .options()
+                .optimizer
+                .enable_join_dynamic_filter_pushdown
+        );
+        let ctx = SessionContext::new_with_config(config);
+        ctx.sql(
+            "create table a (k int, x double) as values (1, 0.1), (2, 0.2), (2, 1e17), (3, 0.3)",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+        ctx.sql(
+            "create table b (k int, y varchar) as values (2, 'two'), (3, 'three'), (3, 'drei')",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+        let sql = "select b.y, sum(a.x) as s from a left join b on a.k = b.k group by b.y";
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let shown = |p: &Arc<dyn ExecutionPlan>| {
+            datafusion::physical_plan::displayable(p.as_ref())
+                .indent(true)
+                .to_string()
+        };
+        assert!(
+            shown(&plan).contains("mode=CollectLeft"),
+            "{}",
+            shown(&plan)
+        );
+        let staged = single_stage(Arc::clone(&plan)).unwrap();
+        assert!(
+            shown(&staged).contains("mode=Partitioned"),
+            "{}",
+            shown(&staged)
+        );
+        assert!(
+            !shown(&staged).contains("CollectLeft"),
+            "{}",
+            shown(&staged)
+        );
+        let rows = |p: Arc<dyn ExecutionPlan>| {
+            let task = ctx.task_ctx();
+            async move {
+                let batches = datafusion::physical_plan::collect(p, task).await.unwrap();
+                datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        assert_eq!(rows(staged).await, rows(plan).await);
+    }
+
     #[tokio::test]
     async fn a_closed_port_is_one_error_naming_the_url_and_the_fix() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
