@@ -38,6 +38,61 @@ pub struct ProjectConfig {
     /// every run of a process.
     #[serde(default)]
     pub pools: BTreeMap<String, u32>,
+    /// `[engine]`: where asset queries run (this process by default).
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+/// `[engine]`: where each asset's query runs. Without a `url`, in this
+/// process (DataFusion); with `url = "df://HOST:PORT"`, on the Apache
+/// DataFusion Ballista cluster whose scheduler listens there. The project
+/// loader accepts only `df://` URLs with a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The Ballista scheduler (`df://host:50050`); `None`: run locally.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// The port a Ballista scheduler listens on by default (`df://host` alone).
+pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
+
+impl EngineConfig {
+    /// The scheduler's `(host, port)` from a `df://HOST[:PORT]` URL (the
+    /// port defaults to [`DEFAULT_SCHEDULER_PORT`]), or what is wrong with
+    /// the URL.
+    pub fn scheduler(url: &str) -> Result<(String, u16), String> {
+        let url = url.trim();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(format!("`{url}` is not a URL"));
+        };
+        if !scheme.eq_ignore_ascii_case("df") {
+            return Err(format!(
+                "`{url}`: the `{scheme}://` scheme is not supported; only df:// (a Ballista scheduler) is"
+            ));
+        }
+        let authority = rest.trim_end_matches('/');
+        if authority.contains('/') || authority.contains('?') || authority.contains('@') {
+            return Err(format!("`{url}` has more than a host and port"));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            // An IPv6 literal (`[::1]:50050`) keeps its brackets.
+            Some((host, port)) if !port.contains(']') => {
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("`{url}`: `{port}` is not a port number"))?;
+                (host, port)
+            }
+            _ => (authority, DEFAULT_SCHEDULER_PORT),
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}` names no host"));
+        }
+        Ok((host.to_owned(), port))
+    }
 }
 
 /// One `[[alerts]]` entry: incidents are POSTed to `url`.
@@ -375,4 +430,26 @@ pub(crate) struct RawSource {
     /// How often a server checks it for changes (`"1m"`), if at all.
     #[serde(default)]
     pub poll: Option<Spanned<String>>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_url_names_a_ballista_scheduler() {
+        let ok = |url: &str| EngineConfig::scheduler(url);
+        assert_eq!(ok("df://sched:6000"), Ok(("sched".to_owned(), 6000)));
+        assert_eq!(ok(" df://10.0.0.7/ "), Ok(("10.0.0.7".to_owned(), 50050)));
+        assert_eq!(ok("DF://[::1]:7"), Ok(("[::1]".to_owned(), 7)));
+        assert_eq!(ok("df://[::1]"), Ok(("[::1]".to_owned(), 50050)));
+        let err = |url: &str| EngineConfig::scheduler(url).unwrap_err();
+        assert!(err("grpc://sched:50050").contains("`grpc://` scheme is not supported"));
+        assert!(err("sched:50050").contains("is not a URL"));
+        assert!(err("df://:50050").contains("names no host"));
+        assert!(err("df://sched:0").contains("is not a port number"));
+        assert!(err("df://sched:http").contains("is not a port number"));
+        assert!(err("df://sched:50050/db").contains("more than a host and port"));
+    }
 }

@@ -231,7 +231,7 @@ impl Project {
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
             Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
-                .with_hint("known sections are [storage] url, [catalog] url, [cost] rates, [retention] days, [openlineage] path/url/endpoint/api_key_env/timeout_seconds/retries/queue_size/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds/tick_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
+                .with_hint("known sections are [storage] url, [catalog] url, [engine] url, [cost] rates, [retention] days, [openlineage] path/url/endpoint/api_key_env/timeout_seconds/retries/queue_size/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds/tick_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
         })?;
 
         let mut diagnostics = limits_problems(&config);
@@ -247,6 +247,7 @@ impl Project {
         }
         diagnostics.extend(alert_problems(&config, &config_text));
         diagnostics.extend(openlineage_problems(&config, &config_text));
+        diagnostics.extend(engine_problems(&config, &config_text));
         let mut sources = BTreeMap::new();
         for (name, raw) in &config.sources {
             match resolve_source(&root, name, raw, Path::new(PROJECT_FILE), &config_text) {
@@ -872,6 +873,20 @@ fn openlineage_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
         );
     }
     problems
+}
+
+/// `[engine] url` that does not name a Ballista scheduler (`df://HOST:PORT`).
+fn engine_problems(config: &ProjectConfig, text: &str) -> Option<Diagnostic> {
+    let url = config.engine.url.as_deref()?;
+    let reason = crate::config::EngineConfig::scheduler(url).err()?;
+    let line = text
+        .find(&format!("\"{url}\""))
+        .or_else(|| text.find("[engine]"))
+        .map(|offset| line_of_offset(text, offset));
+    Some(
+        Diagnostic::new(PROJECT_FILE, line, format!("[engine] url {reason}"))
+            .with_hint("queries run on a Ballista cluster with url = \"df://HOST:50050\" (its scheduler); leave [engine] out to run them in this process"),
+    )
 }
 
 /// An URL to POST to that is not http(s) (`what` names the key).

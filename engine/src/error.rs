@@ -47,6 +47,15 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// The Ballista cluster of `[engine] url` cannot be reached (the
+    /// environment).
+    #[error("engine {url}: {reason}")]
+    Cluster {
+        /// The URL as written in `[engine] url`.
+        url: String,
+        /// What failed, with a hint.
+        reason: String,
+    },
     /// DataFusion rejected a query: bad SQL, unknown columns or tables,
     /// types that do not fit (user input).
     #[error("{0}")]

@@ -20,7 +20,8 @@
 //!   input version from upstream *data* versions; unchanged ⇒ early cutoff
 //!                                                   │ else
 //!                                                   ▼
-//!   DataFusion (one partition: reproducible) ─► hash rows (data version,
+//!   DataFusion (one partition: reproducible; planned here, executed here
+//!   or on a Ballista cluster, `[engine] url`) ─► hash rows (data version,
 //!   row changes) ─► checks on the written file ─► new immutable Parquet
 //!                                                   │
 //!                                                   ▼

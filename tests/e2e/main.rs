@@ -6,6 +6,7 @@ mod alerts;
 mod audit;
 mod automation;
 mod bad_input;
+mod ballista;
 mod crash;
 mod examples;
 mod explain;

@@ -25,7 +25,9 @@ use crate::quality::checks::{CheckOutcome, describe_blocking, run_checks};
 use crate::records::runs::check_record;
 use crate::session::committed_table::with_dimensions;
 use crate::session::metering::{CountingStore, PeakMemoryPool};
-use crate::session::tables::{metered_session, register_committed, register_source_partitions};
+use crate::session::tables::{
+    metered_session, register_committed, register_source_partitions, reproducible_config,
+};
 
 /// What a failed attempt's error says, before the list of failed checks,
 /// when the output was written but failed its `error` checks (true whether
@@ -164,7 +166,13 @@ impl Meters {
     ) -> MaterializationMetrics {
         let c = &self.store.counts;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        let (bytes_read, read_requests) = (load(&c.bytes_read), load(&c.read_requests));
+        // On a cluster the executors read the scanned files, not this
+        // process: what the plan scans is added to what Cairn read itself.
+        let remote = written.remote.unwrap_or_default();
+        let (bytes_read, read_requests) = (
+            load(&c.bytes_read) + remote.bytes,
+            load(&c.read_requests) + remote.files,
+        );
         let (bytes_written, write_requests) = (load(&c.bytes_written), load(&c.write_requests));
         let other_requests = load(&c.other_requests);
         // CPU: DataFusion operators' compute time plus our own per-row work.
@@ -209,7 +217,8 @@ pub(super) async fn write_and_check(
         Arc::clone(&meters.store) as Arc<dyn object_store::ObjectStore>;
     let pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool> =
         Arc::clone(&meters.pool) as _;
-    let ctx = metered_session(&shared.storage, Arc::clone(&store), pool)
+    let config = shared.engine.session_config(reproducible_config());
+    let ctx = metered_session(&shared.storage, Arc::clone(&store), pool, config)
         .map_err(|e| BuildFailure::datafusion("", e))?;
     let declared = shared.declared.get(&job.asset.name);
     for table in &job.tables {
@@ -258,7 +267,7 @@ pub(super) async fn write_and_check(
             }
         }
     }
-    let mut written = write_output(&ctx, &store, job, path).await?;
+    let mut written = write_output(&ctx, &shared.engine, &store, job, path).await?;
     written.objects_read = meters.store.counts.objects_read_except(path);
     if let Some(declared) = declared {
         check_output(&job.asset, declared, &written.schema).map_err(|d| d.to_string())?;

@@ -146,6 +146,8 @@ pub(super) struct RunShared {
     pub(super) failpoints: crate::model::workspace::Failpoints,
     /// Cancelled runs commit nothing more (checked just before each commit).
     pub(super) control: crate::execute::control::RunControl,
+    /// Where each unit's query executes (`[engine]`).
+    pub(super) engine: crate::session::cluster::QueryEngine,
 }
 
 /// A table one build reads.

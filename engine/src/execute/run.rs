@@ -30,6 +30,7 @@ use crate::model::version::{UpstreamInput, input_version};
 use crate::model::workspace::Workspace;
 use crate::plan::{MaterializeOptions, Plan, plan, scope_of};
 use crate::records::runs::{begin_run, check_record};
+use crate::session::cluster::QueryEngine;
 use crate::state::snapshot::Snapshot;
 
 /// How long a unit claim lasts unless renewed: a process that dies while
@@ -142,9 +143,11 @@ pub(crate) async fn materialize(
     // Checks name columns the assets must produce: find mistakes before
     // anything runs.
     let to_build: BTreeSet<String> = run_set.iter().map(|u| u.0.clone()).collect();
-    // A remote store that cannot be reached fails once, here, before the
-    // run is recorded, not once per unit after each one's retries.
+    // A remote store or cluster that cannot be reached fails once, here,
+    // before the run is recorded, not once per unit after each one's retries.
     ws.storage.check_reachable().await?;
+    let engine = QueryEngine::from_config(&ws.project.config.engine)?;
+    engine.check_reachable().await?;
     crate::compile::validate_before_run(ws, &to_build).await?;
 
     crate::records::audit::audit_config_changes(ws)?;
@@ -342,6 +345,8 @@ async fn schedule(
         run_id: run_id.clone(),
         declared,
         control: ctx.control.clone(),
+        // Checked reachable by `materialize` before the run began.
+        engine: QueryEngine::from_config(&ws.project.config.engine)?,
     });
     let pools = ctx
         .pools

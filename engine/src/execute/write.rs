@@ -11,7 +11,6 @@ use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -23,6 +22,7 @@ use crate::execute::failure::BuildFailure;
 use crate::execute::inputs::{Job, counts_changes};
 use crate::model::version::DataHasher;
 use crate::quality::checks::StreamChecks;
+use crate::session::cluster::{QueryEngine, RemoteScan, remote_scan};
 use crate::session::metering::{PlanMetrics, column_stats, plan_metrics};
 use crate::session::tables::read_only;
 
@@ -40,6 +40,8 @@ pub(super) struct Written {
     pub(super) hashing: Duration,
     /// Distinct objects read to compute it, its own output aside.
     pub(super) objects_read: u64,
+    /// What the query's scans read on the cluster, when it ran on one.
+    pub(super) remote: Option<RemoteScan>,
     /// Time counting rows added and removed.
     pub(super) row_changes: Duration,
     /// Each row's hash, when rows added and removed are to be counted
@@ -49,6 +51,7 @@ pub(super) struct Written {
 
 pub(super) async fn write_output(
     ctx: &SessionContext,
+    engine: &QueryEngine,
     store: &Arc<dyn object_store::ObjectStore>,
     job: &Job,
     path: &object_store::path::Path,
@@ -99,7 +102,10 @@ pub(super) async fn write_output(
         hasher = hasher.keeping_row_hashes(crate::execute::row_changes::MAX_HELD_ROWS);
     }
     let mut stream_checks = StreamChecks::new(ctx, &job.asset.checks, &schema);
-    let mut stream = execute_stream(Arc::clone(&plan), ctx.task_ctx()).map_err(df_err)?;
+    let mut stream = engine
+        .execute(Arc::clone(&plan), ctx)
+        .await
+        .map_err(df_err)?;
     let (mut write, mut hashing, mut rows) = (Duration::ZERO, Duration::ZERO, 0u64);
     loop {
         let t = Instant::now();
@@ -124,13 +130,29 @@ pub(super) async fn write_output(
         .map_err(|e| BuildFailure::caused_by(format!("reading back written file: {e}"), &e))?
         .size;
     write += t.elapsed();
+    // A plan executed elsewhere has no metrics here: its rows are the ones
+    // streamed, its compute the time the cluster took (one task holds one
+    // executor slot), its scans the files it names.
+    let (plan_measured, remote) = if engine.is_remote() {
+        let scan = remote_scan(&plan);
+        let measured = PlanMetrics {
+            elapsed_compute_ns: u64::try_from(datafusion.as_nanos()).unwrap_or(u64::MAX),
+            bytes_scanned: scan.bytes,
+            spilled_bytes: 0,
+            output_rows: rows,
+        };
+        (measured, Some(scan))
+    } else {
+        (plan_metrics(&plan), None)
+    };
     Ok(Written {
+        remote,
         check_counts: stream_checks.counts(),
         objects_read: 0,
         row_changes: Duration::ZERO,
         row_hashes: hasher.take_row_hashes(),
         columns: column_stats(&parquet_meta, &schema),
-        plan: plan_metrics(&plan),
+        plan: plan_measured,
         schema,
         rows,
         bytes,

@@ -60,17 +60,18 @@ pub fn reproducible_config() -> SessionConfig {
 }
 
 /// A session whose I/O goes through `store` and whose memory comes from
-/// `pool` (the meters of one materialization), configured to be
-/// reproducible ([`reproducible_config`]).
+/// `pool` (the meters of one materialization), configured by `config`
+/// (for a build: [`reproducible_config`], as its engine adjusts it).
 pub fn metered_session(
     storage: &Storage,
     store: Arc<dyn object_store::ObjectStore>,
     pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    config: SessionConfig,
 ) -> DfResult<SessionContext> {
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_pool(pool)
         .build_arc()?;
-    let ctx = SessionContext::new_with_config_rt(reproducible_config(), runtime);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     let url = url::Url::parse(&storage.store_url)
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
     ctx.register_object_store(&url, store);

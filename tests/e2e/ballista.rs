@@ -1,0 +1,329 @@
+//! Execution on an Apache DataFusion Ballista cluster (`[engine] url =
+//! "df://..."`): a scheduler and an executor hosted by this test process
+//! on loopback ports — the gRPC and Arrow Flight services the
+//! `ballista-scheduler` and `ballista-executor` binaries run — reached over
+//! the network by the `cairn` binary, another process. The example
+//! projects give the data versions and row counts of a local run; a
+//! cluster that is not there fails fast and clearly, with nothing
+//! committed; another scheme is refused when the project loads.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ballista::prelude::SessionContextExt;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::start_server;
+use datafusion::prelude::SessionContext;
+use serde_json::Value;
+
+use crate::util::{Project, assert_refused, states, with_outcome};
+
+/// A scheduler and one executor on free loopback ports, served by their
+/// own runtime (stopped on drop).
+struct Cluster {
+    runtime: Option<tokio::runtime::Runtime>,
+    port: u16,
+    _work_dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen in 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (port, flight_port, grpc_port) = (free_port(), free_port(), free_port());
+        let work_dir = tempfile::tempdir().unwrap();
+
+        let config = SchedulerConfig {
+            bind_host: "127.0.0.1".into(),
+            external_host: "127.0.0.1".into(),
+            bind_port: port,
+            ..SchedulerConfig::default()
+        };
+        runtime.spawn(async move {
+            let cluster = BallistaCluster::new_from_config(&config).await.unwrap();
+            let addr = format!("127.0.0.1:{port}").parse().unwrap();
+            start_server(cluster, addr, Arc::new(config)).await.unwrap();
+        });
+        wait_for_port(port, "the scheduler");
+
+        let executor = ExecutorProcessConfig {
+            bind_host: "127.0.0.1".into(),
+            external_host: Some("127.0.0.1".into()),
+            port: flight_port,
+            grpc_port,
+            scheduler_host: "127.0.0.1".into(),
+            scheduler_port: port,
+            vcores: 2,
+            work_dir: Some(work_dir.path().to_string_lossy().into_owned()),
+            ..ExecutorProcessConfig::default()
+        };
+        runtime.spawn(async move {
+            start_executor_process(Arc::new(executor)).await.unwrap();
+        });
+        wait_for_port(flight_port, "the executor");
+
+        let cluster = Cluster {
+            runtime: Some(runtime),
+            port,
+            _work_dir: work_dir,
+        };
+        cluster.wait_until_it_runs_a_query();
+        cluster
+    }
+
+    /// `df://127.0.0.1:PORT`.
+    fn url(&self) -> String {
+        format!("df://127.0.0.1:{}", self.port)
+    }
+
+    /// Ready once a query runs through Ballista's own client (the
+    /// executor has registered).
+    fn wait_until_it_runs_a_query(&self) {
+        let url = self.url();
+        let runtime = self.runtime.as_ref().unwrap();
+        runtime.block_on(async {
+            let ctx = SessionContext::remote(&url).await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let ran = tokio::time::timeout(Duration::from_secs(10), async {
+                    ctx.sql("select 1 as one").await?.collect().await
+                })
+                .await;
+                match ran {
+                    Ok(Ok(batches)) if batches.iter().map(|b| b.num_rows()).sum::<usize>() == 1 => {
+                        return;
+                    }
+                    other => assert!(
+                        Instant::now() < deadline,
+                        "the cluster ran no query in 30 s: {other:?}"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs `p`'s queries on the cluster at `url`.
+fn on_cluster(p: &Project, url: &str) {
+    let toml = p.read("cairn.toml");
+    p.write(
+        "cairn.toml",
+        &format!("{toml}\n[engine]\nurl = \"{url}\"\n"),
+    );
+}
+
+/// `(asset, partition) -> (data version, rows)` of the materialized units
+/// of a `materialize --format json` report.
+fn versions(report: &Value) -> BTreeMap<(String, String), (String, u64)> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "materialized")
+        .map(|r| {
+            (
+                (
+                    r["asset"].as_str().unwrap().to_owned(),
+                    r["partition"].as_str().unwrap().to_owned(),
+                ),
+                (
+                    r["data_version"].as_str().unwrap().to_owned(),
+                    r["rows"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Materializes `args` on `p` and says how long it took.
+fn timed_materialize(p: &Project, args: &[&str]) -> (Value, Duration) {
+    let started = Instant::now();
+    let (report, _) = p.materialize(args);
+    (report, started.elapsed())
+}
+
+const WAREHOUSE: [&str; 7] = [
+    "stg_customers",
+    "stg_orders",
+    "stg_payments",
+    "int_order_payments",
+    "orders",
+    "customers",
+    "monthly_revenue",
+];
+
+#[test]
+fn ballista_cluster_materializes_the_warehouse_with_the_local_data_versions() {
+    let cluster = Cluster::start();
+    let local = Project::example();
+    let remote = Project::example();
+    on_cluster(&remote, &cluster.url());
+
+    let (local_report, local_wall) = timed_materialize(&local, &[]);
+    let (remote_report, remote_wall) = timed_materialize(&remote, &[]);
+    eprintln!("example warehouse: local {local_wall:?}, on the cluster {remote_wall:?}");
+    let (local_versions, remote_versions) = (versions(&local_report), versions(&remote_report));
+    assert_eq!(local_versions.len(), WAREHOUSE.len(), "{local_report}");
+    assert_eq!(remote_versions, local_versions);
+
+    // The catalog agrees: everything fresh, the same rows read back.
+    assert_eq!(
+        remote.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
+        0
+    );
+    for asset in WAREHOUSE {
+        let sql = format!("select count(*) as n from {asset}");
+        assert_eq!(remote.query_json(&sql), local.query_json(&sql), "{asset}");
+    }
+    // What Cairn measures is still recorded for every asset.
+    let costs = remote.json(&["cost", "--format", "json"], 0);
+    for asset in costs.as_array().unwrap() {
+        let own = &asset["own"];
+        assert_eq!(own["materializations"], 1, "{asset}");
+        for figure in ["bytes_read", "bytes_written", "requests"] {
+            assert!(own[figure].as_u64().unwrap() > 0, "{figure}: {asset}");
+        }
+        for figure in ["cpu_seconds", "wall_seconds", "cost_usd"] {
+            assert!(own[figure].as_f64().unwrap() > 0.0, "{figure}: {asset}");
+        }
+    }
+
+    // Nothing stale: nothing runs, on the cluster or here.
+    let (_, outcomes) = remote.materialize(&[]);
+    assert!(outcomes.iter().all(|(_, o)| o == "fresh"), "{outcomes:?}");
+
+    // An edit rebuilds it and its downstream on the cluster, with the
+    // local run's versions and early cutoff.
+    for p in [&local, &remote] {
+        p.edit(
+            "assets/stg_payments.sql",
+            "from raw_payments",
+            "from raw_payments\nwhere payment_method <> 'gift_card'",
+        );
+        p.edit(
+            "assets/stg_orders.sql",
+            "from raw_orders",
+            "from raw_orders\nwhere 1 = 1",
+        );
+    }
+    let (local_report, local_outcomes) = local.materialize(&[]);
+    let (remote_report, remote_outcomes) = remote.materialize(&[]);
+    assert_eq!(versions(&remote_report), versions(&local_report));
+    assert_eq!(remote_outcomes, local_outcomes);
+    let rebuilt = with_outcome(&remote_outcomes, "materialized");
+    assert!(
+        rebuilt.contains(&"stg_payments".to_owned()) && rebuilt.contains(&"stg_orders".to_owned()),
+        "{remote_outcomes:?}"
+    );
+}
+
+#[test]
+fn ballista_cluster_backfills_partitions_with_the_local_data_versions() {
+    let cluster = Cluster::start();
+    let local = Project::example_named("daily_sales");
+    let remote = Project::example_named("daily_sales");
+    on_cluster(&remote, &cluster.url());
+    let backfill = [
+        "backfill",
+        "daily_sales",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-07",
+        "--format",
+        "json",
+    ];
+    local.json(&backfill, 0);
+    remote.json(&backfill, 0);
+    // Everything else, reading the committed daily partitions.
+    let (local_report, _) = local.materialize(&["--jobs", "2"]);
+    let (remote_report, _) = remote.materialize(&["--jobs", "2"]);
+    let remote_versions = versions(&remote_report);
+    assert!(
+        remote_versions.len() > 7,
+        "partitioned assets and their downstream: {remote_report}"
+    );
+    assert_eq!(remote_versions, versions(&local_report));
+    assert_eq!(
+        remote.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
+        0
+    );
+    let sql = "select count(distinct day) as n, sum(revenue) as r from daily_sales";
+    assert_eq!(remote.query_json(sql), local.query_json(sql));
+}
+
+#[test]
+fn ballista_unreachable_cluster_fails_fast_and_commits_nothing() {
+    let closed = free_port();
+    let url = format!("df://127.0.0.1:{closed}");
+    let p = Project::example();
+    on_cluster(&p, &url);
+    let started = Instant::now();
+    let run = p.run(&["materialize"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    // One error, naming the URL and the fix.
+    assert_eq!(run.stderr.matches(&url).count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ballista-scheduler") && run.stderr.contains("remove [engine] url"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let s = states(&p.json(&["status", "--format", "json"], 0));
+    assert!(
+        s.values().all(|(state, _)| state == "never_materialized"),
+        "nothing committed: {s:?}"
+    );
+    assert_eq!(p.warehouse_files(), Vec::<String>::new());
+}
+
+#[test]
+fn ballista_engine_url_of_another_scheme_is_refused_at_load() {
+    let p = Project::with_files(&[(
+        "cairn.toml",
+        "[storage]\nurl = \"file://./warehouse\"\n\n[engine]\nurl = \"grpc://127.0.0.1:50050\"\n",
+    )]);
+    assert_refused(
+        &p,
+        &["status"],
+        &[
+            "cairn.toml:5",
+            "`grpc://` scheme is not supported",
+            "df://HOST:50050",
+        ],
+    );
+}
