@@ -272,16 +272,19 @@ pub fn single_stage(plan: Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionP
 }
 
 /// An error and its causes on one line (tonic's transport errors say
-/// "transport error" and keep the reason in their sources).
+/// "transport error" and keep the reason in their sources), a cause that
+/// repeats the one before it said once.
 fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
+    let mut parts = vec![e.to_string()];
     let mut cause = e.source();
     while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
+        let part = c.to_string();
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
         cause = c.source();
     }
-    text
+    parts.join(": ")
 }
 
 /// What a plan executed on a cluster reads, from the plan itself: the
