@@ -379,3 +379,25 @@ fn ballista_query_failing_on_the_cluster_commits_nothing_for_it() {
         "{files:?}"
     );
 }
+
+/// Float sums and averages over many groups, a join of two aggregates and
+/// a scalar subquery (the reproducibility test's project): their last bits
+/// depend on the order values are added in, which the cluster keeps.
+#[test]
+fn ballista_cluster_float_aggregates_give_the_local_data_versions() {
+    use crate::reproducible::{data_versions, project, write_events};
+    let cluster = Cluster::start();
+    let events = tempfile::tempdir().unwrap();
+    write_events(events.path());
+    let local = project(events.path());
+    local.materialize(&[]);
+    let remote = project(events.path());
+    on_cluster(&remote, &cluster.url());
+    let (_, outcomes) = remote.materialize(&["--jobs", "4"]);
+    assert_eq!(
+        with_outcome(&outcomes, "materialized").len(),
+        4,
+        "{outcomes:?}"
+    );
+    assert_eq!(data_versions(&remote), data_versions(&local));
+}
