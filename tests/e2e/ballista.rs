@@ -3,8 +3,9 @@
 //! on loopback ports — the gRPC and Arrow Flight services the
 //! `ballista-scheduler` and `ballista-executor` binaries run — reached over
 //! the network by the `cairn` binary, another process. The example
-//! projects give the data versions and row counts of a local run; a
-//! cluster that is not there fails fast and clearly, with nothing
+//! projects give the data versions and row counts of a local run; a query
+//! failing on an executor fails its unit alone, with nothing committed for
+//! it; a cluster that is not there fails fast and clearly, with nothing
 //! committed; another scheme is refused when the project loads.
 
 use std::collections::BTreeMap;
@@ -326,4 +327,77 @@ fn ballista_engine_url_of_another_scheme_is_refused_at_load() {
             "df://HOST:50050",
         ],
     );
+}
+
+#[test]
+fn ballista_query_failing_on_the_cluster_commits_nothing_for_it() {
+    let cluster = Cluster::start();
+    let p = Project::with_files(&[
+        ("cairn.toml", "[sources.raw]\npath = \"data/raw.csv\"\n"),
+        ("data/raw.csv", "id,code\n1,10\n2,20\n3,x3\n"),
+        ("assets/good.sql", "select id, code from raw"),
+        // Plans fine; the cast fails on the executor, at the third row.
+        (
+            "assets/bad.sql",
+            "select id, cast(code as int) as code from raw",
+        ),
+        ("assets/after_bad.sql", "select count(*) as n from bad"),
+    ]);
+    on_cluster(&p, &cluster.url());
+    let run = p.run(&["materialize", "--format", "json"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let outcomes = crate::util::outcomes(&report);
+    assert_eq!(with_outcome(&outcomes, "materialized"), ["good"]);
+    assert_eq!(with_outcome(&outcomes, "failed"), ["bad"]);
+    assert_eq!(with_outcome(&outcomes, "skipped"), ["after_bad"]);
+    let error = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["asset"] == "bad")
+        .unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("assets/bad.sql")
+            && error.contains(&format!("on the Ballista cluster {}", cluster.url()))
+            && error.contains("x3"),
+        "{error}"
+    );
+    let s = states(&p.json(&["status", "--format", "json"], 0));
+    // Failed, and still never materialized: nothing of it was committed.
+    assert_eq!(
+        s["bad"],
+        ("failed".to_owned(), vec!["never_materialized".to_owned()])
+    );
+    // The failed unit's file was removed: only good's is there.
+    let files = p.warehouse_files();
+    assert!(
+        files.len() == 1 && files[0].starts_with("good/"),
+        "{files:?}"
+    );
+}
+
+/// Float sums and averages over many groups, a join of two aggregates and
+/// a scalar subquery (the reproducibility test's project): their last bits
+/// depend on the order values are added in, which the cluster keeps.
+#[test]
+fn ballista_cluster_float_aggregates_give_the_local_data_versions() {
+    use crate::reproducible::{data_versions, project, write_events};
+    let cluster = Cluster::start();
+    let events = tempfile::tempdir().unwrap();
+    write_events(events.path());
+    let local = project(events.path());
+    local.materialize(&[]);
+    let remote = project(events.path());
+    on_cluster(&remote, &cluster.url());
+    let (_, outcomes) = remote.materialize(&["--jobs", "4"]);
+    assert_eq!(
+        with_outcome(&outcomes, "materialized").len(),
+        4,
+        "{outcomes:?}"
+    );
+    assert_eq!(data_versions(&remote), data_versions(&local));
 }

@@ -24,7 +24,7 @@ const KEYS: i64 = 100_000;
 /// `events/part-N.parquet`: `k` (each key once per file, shuffled), `g =
 /// k % 997`, `x` floats spread over nine orders of magnitude, from a fixed
 /// seed.
-fn write_events(dir: &Path) {
+pub(crate) fn write_events(dir: &Path) {
     fs::create_dir_all(dir).unwrap();
     let schema = Arc::new(Schema::new(vec![
         Field::new("k", DataType::Int64, false),
@@ -74,7 +74,7 @@ fn write_events(dir: &Path) {
 
 /// Sums and averages over many groups (high and low cardinality), a join
 /// of two aggregates aggregated again, and a scalar subquery.
-fn project(events: &Path) -> Project {
+pub(crate) fn project(events: &Path) -> Project {
     let p = Project::with_files(&[
         (
             "cairn.toml",
@@ -108,7 +108,7 @@ fn project(events: &Path) -> Project {
 }
 
 /// Data version of every current materialization.
-fn data_versions(p: &Project) -> BTreeMap<String, String> {
+pub(crate) fn data_versions(p: &Project) -> BTreeMap<String, String> {
     let rows = p.query_json(
         "select asset, data_version from cairn.materializations where is_current order by asset",
     );

@@ -121,7 +121,7 @@ impl QueryEngine {
                     "ballista.optimizer.broadcast_join_threshold_bytes",
                     "ballista.optimizer.broadcast_join_threshold_rows",
                 ] {
-                    // Both keys exist in Ballista 55 (a test says so).
+                    // Both keys exist in Ballista 55 (the tests read them back).
                     let _ = options.set(key, "0");
                 }
                 config
@@ -179,14 +179,21 @@ impl Cluster {
                 .await
                 .map(|_| ())
                 .or_else(|status| match status.code() {
+                    // What a scheduler answers for a job it does not know
+                    // (and what any gRPC server may answer a stranger).
+                    tonic::Code::Internal
+                    | tonic::Code::NotFound
+                    | tonic::Code::InvalidArgument
+                    | tonic::Code::FailedPrecondition => Ok(()),
                     tonic::Code::Unimplemented => Err(
                         "something answers there, but it is not a Ballista scheduler".to_owned(),
                     ),
-                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => Err(format!(
+                    // Transport failures and timeouts (Unavailable,
+                    // DeadlineExceeded, Cancelled, Unknown, ...).
+                    _ => Err(format!(
                         "the scheduler did not answer ({})",
                         status.message()
                     )),
-                    _ => Ok(()),
                 })
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
@@ -272,16 +279,19 @@ pub fn single_stage(plan: Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionP
 }
 
 /// An error and its causes on one line (tonic's transport errors say
-/// "transport error" and keep the reason in their sources).
+/// "transport error" and keep the reason in their sources), a cause that
+/// repeats the one before it said once.
 fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
+    let mut parts = vec![e.to_string()];
     let mut cause = e.source();
     while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
+        let part = c.to_string();
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
         cause = c.source();
     }
-    text
+    parts.join(": ")
 }
 
 /// What a plan executed on a cluster reads, from the plan itself: the
@@ -353,6 +363,9 @@ mod tests {
                 .optimizer
                 .enable_join_dynamic_filter_pushdown
         );
+        let ballista = config.ballista_config();
+        assert_eq!(ballista.broadcast_join_threshold_bytes(), 0);
+        assert_eq!(ballista.broadcast_join_threshold_rows(), 0);
         let ctx = SessionContext::new_with_config(config);
         ctx.sql(
             "create table a (k int, x double) as values (1, 0.1), (2, 0.2), (2, 1e17), (3, 0.3)",
