@@ -187,10 +187,26 @@ const WAREHOUSE: [&str; 7] = [
 
 #[test]
 fn ballista_cluster_materializes_the_warehouse_with_the_local_data_versions() {
+    warehouse_on_cluster(false);
+}
+
+/// The cluster with the catalog on PostgreSQL: the same scenarios.
+#[test]
+fn ballista_and_postgres_materialize_the_warehouse_with_the_local_data_versions() {
+    warehouse_on_cluster(true);
+}
+
+/// Materialize, measure, no-op, edit and early cutoff on the cluster
+/// against a local run, the cluster's catalog on PostgreSQL when
+/// `postgres`.
+fn warehouse_on_cluster(postgres: bool) {
     let cluster = Cluster::start();
     let local = Project::example();
     let remote = Project::example();
     on_cluster(&remote, &cluster.url());
+    if postgres {
+        crate::postgres::on_postgres(&remote, "ballista_warehouse");
+    }
 
     let (local_report, local_wall) = timed_materialize(&local, &[]);
     let (remote_report, remote_wall) = timed_materialize(&remote, &[]);
@@ -252,10 +268,25 @@ fn ballista_cluster_materializes_the_warehouse_with_the_local_data_versions() {
 
 #[test]
 fn ballista_cluster_backfills_partitions_with_the_local_data_versions() {
+    partitions_on_cluster(false);
+}
+
+/// The cluster with the catalog on PostgreSQL: the same scenario.
+#[test]
+fn ballista_and_postgres_backfill_partitions_with_the_local_data_versions() {
+    partitions_on_cluster(true);
+}
+
+/// A backfill and the rest of daily_sales on the cluster against a local
+/// run, the cluster's catalog on PostgreSQL when `postgres`.
+fn partitions_on_cluster(postgres: bool) {
     let cluster = Cluster::start();
     let local = Project::example_named("daily_sales");
     let remote = Project::example_named("daily_sales");
     on_cluster(&remote, &cluster.url());
+    if postgres {
+        crate::postgres::on_postgres(&remote, "ballista_partitions");
+    }
     let backfill = [
         "backfill",
         "daily_sales",
