@@ -99,11 +99,11 @@ fi
 
 # The benchmarks hold the speed targets: keep them running (tiny sizes,
 # debug build; their own checks verify what they measure).
-cargo bench --quiet -p cairn-engine --profile dev --bench partitions -- \
+cargo bench --quiet --workspace --profile dev --bench partitions -- \
     --assets 3 --plan-assets 2 >/dev/null
-cargo bench --quiet -p cairn-engine --profile dev --bench orchestration -- \
+cargo bench --quiet --workspace --profile dev --bench orchestration -- \
     5 --rows 2000 >/dev/null
-cargo bench --quiet -p cairn-cli --profile dev --bench serve -- \
+cargo bench --quiet --workspace --profile dev --bench serve -- \
     --assets 20 --runs 10 --status-calls 5 >/dev/null
-cargo bench --quiet -p cairn-cli --profile dev --bench web -- \
+cargo bench --quiet --workspace --profile dev --bench web -- \
     --assets 50 --runs 1 >/dev/null
