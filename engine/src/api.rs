@@ -295,6 +295,19 @@ pub fn migrate_catalog(
     to: &str,
     project_dir: &Path,
 ) -> Result<cairn_catalog::CatalogCopy, EngineError> {
+    // Opening a SQLite URL creates the file: a mistyped source would copy
+    // nothing, successfully.
+    if let Some(path) = from.trim().strip_prefix("sqlite://")
+        && !project_dir.join(path).exists()
+    {
+        return Err(EngineError::Catalog(cairn_catalog::CatalogError::BadUrl {
+            url: from.to_owned(),
+            reason: format!(
+                "there is no catalog at {}: nothing to copy (check --from)",
+                project_dir.join(path).display()
+            ),
+        }));
+    }
     let source = cairn_catalog::open_sql_catalog(from, project_dir)?;
     let target = cairn_catalog::open_sql_catalog(to, project_dir)?;
     Ok(source.copy_into(&target)?)

@@ -176,6 +176,22 @@ fn catalog_migrate_moves_a_sqlite_catalog_to_postgres() {
         "{}",
         refused.stderr
     );
+    // A source that is not there is named, not copied as empty.
+    let missing = p.run(&[
+        "catalog",
+        "migrate",
+        "--from",
+        "sqlite://typo.db",
+        "--to",
+        &url,
+    ]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("there is no catalog at"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!p.path("typo.db").exists());
     // (The no-op above recorded no run: nothing to do.)
     assert_eq!(psql(&url, "SELECT COUNT(*) FROM runs"), "1");
 }
