@@ -9,7 +9,7 @@
 //! another process writes to the source.
 
 use super::db::{AnyValue, Conn, Value, params};
-use super::{Database, Fallible, PgSession, SqlCatalog, lock};
+use super::{Database, Fallible, PgSession, SqlCatalog, lock, sqlite_read, sqlite_write};
 use crate::{CatalogError, Result};
 
 /// Every catalog table, each after the tables it references.
@@ -129,28 +129,6 @@ impl SqlCatalog {
                 super::catalog_error(&format!("{} -> {}", self.location, target.location), fault)
             })
     }
-}
-
-/// Runs `f` in a read transaction of SQLite connection `conn`.
-fn sqlite_read<T>(
-    conn: &rusqlite::Connection,
-    f: impl FnOnce(Conn<'_>) -> Fallible<T>,
-) -> Fallible<T> {
-    let tx = conn.unchecked_transaction()?;
-    let value = f(Conn::Sqlite(&tx))?;
-    tx.finish()?;
-    Ok(value)
-}
-
-/// Runs `f` in a write transaction of SQLite connection `conn`.
-fn sqlite_write<T>(
-    conn: &mut rusqlite::Connection,
-    f: impl FnOnce(Conn<'_>) -> Fallible<T>,
-) -> Fallible<T> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let value = f(Conn::Sqlite(&tx))?;
-    tx.commit()?;
-    Ok(value)
 }
 
 /// Copies every table from `src` to `dst`, then moves `dst`'s id counters

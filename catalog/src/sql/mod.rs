@@ -266,15 +266,7 @@ impl SqlCatalog {
     /// writers of every process are serialised alike.
     fn write<T>(&self, f: impl FnOnce(Conn<'_>) -> Fallible<T>) -> Result<T> {
         match &self.database {
-            Database::Sqlite(conn) => {
-                let mut conn = lock(conn);
-                (|| {
-                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let value = f(Conn::Sqlite(&tx))?;
-                    tx.commit()?;
-                    Ok(value)
-                })()
-            }
+            Database::Sqlite(conn) => sqlite_write(&mut lock(conn), f),
             Database::Postgres(session) => {
                 let session = lock(session);
                 session.transaction(PgSession::begin_write, || f(Conn::Postgres(&session)))
@@ -287,15 +279,7 @@ impl SqlCatalog {
     /// snapshot.
     fn read<T>(&self, f: impl FnOnce(Conn<'_>) -> Fallible<T>) -> Result<T> {
         match &self.database {
-            Database::Sqlite(conn) => {
-                let mut conn = lock(conn);
-                (|| {
-                    let tx = conn.transaction()?;
-                    let value = f(Conn::Sqlite(&tx))?;
-                    tx.finish()?;
-                    Ok(value)
-                })()
-            }
+            Database::Sqlite(conn) => sqlite_read(&lock(conn), f),
             Database::Postgres(session) => {
                 let session = lock(session);
                 session.transaction(PgSession::begin_read, || f(Conn::Postgres(&session)))
@@ -364,6 +348,23 @@ impl SqlCatalog {
             Database::Postgres(session) => session.is_poisoned(),
         }
     }
+}
+
+/// Runs `f` in a read transaction of SQLite connection `conn`.
+fn sqlite_read<T>(conn: &Connection, f: impl FnOnce(Conn<'_>) -> Fallible<T>) -> Fallible<T> {
+    let tx = conn.unchecked_transaction()?;
+    let value = f(Conn::Sqlite(&tx))?;
+    tx.finish()?;
+    Ok(value)
+}
+
+/// Runs `f` in a write transaction of SQLite connection `conn`, taking the
+/// write lock up front.
+fn sqlite_write<T>(conn: &mut Connection, f: impl FnOnce(Conn<'_>) -> Fallible<T>) -> Fallible<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(Conn::Sqlite(&tx))?;
+    tx.commit()?;
+    Ok(value)
 }
 
 /// Locks a connection. A panic while holding the lock cannot leave the
