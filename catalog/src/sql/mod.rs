@@ -121,6 +121,10 @@ impl From<tokio_postgres::Error> for Fault {
 
 pub(crate) type Fallible<T> = std::result::Result<T, Fault>;
 
+/// What to check when the PostgreSQL server cannot be reached.
+const UNREACHABLE_HINT: &str =
+    "; is the PostgreSQL server running and the host and port in [catalog] url right?";
+
 /// A PostgreSQL error with what the server said: `tokio_postgres`' own
 /// message is only "db error" or "error connecting to server".
 #[derive(Debug)]
@@ -162,9 +166,7 @@ impl PostgresError {
             source = cause.source();
         }
         if text.starts_with("error connecting") || text.starts_with("timeout") {
-            text.push_str(
-                "; is the PostgreSQL server running and the host and port in [catalog] url right?",
-            );
+            text.push_str(UNREACHABLE_HINT);
         }
         PostgresError(text)
     }
@@ -304,8 +306,7 @@ fn catalog_error(location: &str, fault: Fault) -> CatalogError {
         Fault::Unreachable(detail) => CatalogError::Database {
             location,
             source: Box::new(PostgresError(format!(
-                "cannot reach the PostgreSQL server: {detail}; is it running and the \
-                 host and port in [catalog] url right?"
+                "cannot reach the PostgreSQL server: {detail}{UNREACHABLE_HINT}"
             ))),
         },
         Fault::Corrupt(detail) => CatalogError::Corrupt { location, detail },
