@@ -6,7 +6,10 @@
 //! projects give the data versions and row counts of a local run; a query
 //! failing on an executor fails its unit alone, with nothing committed for
 //! it; a cluster that is not there fails fast and clearly, with nothing
-//! committed; another scheme is refused when the project loads.
+//! committed; another scheme is refused when the project loads. The full
+//! combination — catalog on PostgreSQL, outputs on an S3-protocol server
+//! (moto), two executors reading them with the `ballista-executor`
+//! binary's own S3 registry — runs the core scenarios too.
 
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
@@ -14,6 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ballista::prelude::SessionContextExt;
+use ballista_core::object_store::{
+    runtime_env_with_s3_support, session_config_with_s3_support, session_state_with_s3_support,
+};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
@@ -21,14 +27,15 @@ use ballista_scheduler::scheduler_process::start_server;
 use datafusion::prelude::SessionContext;
 use serde_json::Value;
 
+use crate::s3::{Moto, on_s3};
 use crate::util::{Project, assert_refused, states, with_outcome};
 
-/// A scheduler and one executor on free loopback ports, served by their
+/// A scheduler and its executors on free loopback ports, served by their
 /// own runtime (stopped on drop).
 struct Cluster {
     runtime: Option<tokio::runtime::Runtime>,
     port: u16,
-    _work_dir: tempfile::TempDir,
+    _work_dirs: Vec<tempfile::TempDir>,
 }
 
 fn free_port() -> u16 {
@@ -48,21 +55,34 @@ fn wait_for_port(port: u16, what: &str) {
 }
 
 impl Cluster {
+    /// A scheduler and one executor.
     fn start() -> Cluster {
+        Cluster::with_executors(1)
+    }
+
+    /// A scheduler and `executors` executors, each configured as the
+    /// `ballista-scheduler` and `ballista-executor` binaries configure
+    /// themselves: s3:// files through
+    /// ballista-core's registry (`AmazonS3Builder::from_env`, then the
+    /// `s3.*` options a query brings), and credentials of its own — the
+    /// ones moto takes, as its environment would hold them.
+    fn with_executors(executors: usize) -> Cluster {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let (port, flight_port, grpc_port) = (free_port(), free_port(), free_port());
-        let work_dir = tempfile::tempdir().unwrap();
-
+        let port = free_port();
         let config = SchedulerConfig {
             bind_host: "127.0.0.1".into(),
             external_host: "127.0.0.1".into(),
             bind_port: port,
             ..SchedulerConfig::default()
-        };
+        }
+        // As the `ballista-scheduler` binary: plans naming s3:// files
+        // deserialize with an S3 store for them.
+        .with_override_config_producer(Arc::new(session_config_with_s3_support))
+        .with_override_session_builder(Arc::new(session_state_with_s3_support));
         runtime.spawn(async move {
             let cluster = BallistaCluster::new_from_config(&config).await.unwrap();
             let addr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -70,26 +90,40 @@ impl Cluster {
         });
         wait_for_port(port, "the scheduler");
 
-        let executor = ExecutorProcessConfig {
-            bind_host: "127.0.0.1".into(),
-            external_host: Some("127.0.0.1".into()),
-            port: flight_port,
-            grpc_port,
-            scheduler_host: "127.0.0.1".into(),
-            scheduler_port: port,
-            vcores: 2,
-            work_dir: Some(work_dir.path().to_string_lossy().into_owned()),
-            ..ExecutorProcessConfig::default()
-        };
-        runtime.spawn(async move {
-            start_executor_process(Arc::new(executor)).await.unwrap();
-        });
-        wait_for_port(flight_port, "the executor");
+        let mut work_dirs = Vec::new();
+        for _ in 0..executors {
+            let (flight_port, grpc_port) = (free_port(), free_port());
+            let work_dir = tempfile::tempdir().unwrap();
+            let executor = ExecutorProcessConfig {
+                bind_host: "127.0.0.1".into(),
+                external_host: Some("127.0.0.1".into()),
+                port: flight_port,
+                grpc_port,
+                scheduler_host: "127.0.0.1".into(),
+                scheduler_port: port,
+                vcores: 2,
+                work_dir: Some(work_dir.path().to_string_lossy().into_owned()),
+                override_config_producer: Some(Arc::new(|| {
+                    let mut config = session_config_with_s3_support();
+                    let options = config.options_mut();
+                    options.set("s3.access_key_id", "testing").unwrap();
+                    options.set("s3.secret_access_key", "testing").unwrap();
+                    config
+                })),
+                override_runtime_producer: Some(Arc::new(runtime_env_with_s3_support)),
+                ..ExecutorProcessConfig::default()
+            };
+            runtime.spawn(async move {
+                start_executor_process(Arc::new(executor)).await.unwrap();
+            });
+            wait_for_port(flight_port, "an executor");
+            work_dirs.push(work_dir);
+        }
 
         let cluster = Cluster {
             runtime: Some(runtime),
             port,
-            _work_dir: work_dir,
+            _work_dirs: work_dirs,
         };
         cluster.wait_until_it_runs_a_query();
         cluster
@@ -185,28 +219,67 @@ const WAREHOUSE: [&str; 7] = [
     "monthly_revenue",
 ];
 
+/// Where the project run on the cluster keeps its catalog and outputs
+/// (SQLite and local files unless said otherwise).
+#[derive(Clone, Copy, Default)]
+struct Backends {
+    postgres: bool,
+    s3: bool,
+}
+
+/// The moto server of a project on S3, if it is, to be kept until the end.
+fn set_up(remote: &mut Project, backends: Backends, tag: &str) -> Option<Moto> {
+    if backends.postgres {
+        crate::postgres::on_postgres(remote, tag);
+    }
+    backends.s3.then(|| {
+        let moto = Moto::start(false);
+        on_s3(remote, &moto.endpoint(), "testing");
+        moto
+    })
+}
+
+/// Parquet files under `prefix` in the bucket.
+fn parquet_in_bucket(moto: &Moto, prefix: &str) -> usize {
+    moto.objects(prefix)
+        .into_iter()
+        .filter(|(key, _)| key.ends_with(".parquet"))
+        .count()
+}
+
 #[test]
 fn ballista_cluster_materializes_the_warehouse_with_the_local_data_versions() {
-    warehouse_on_cluster(false);
+    warehouse_on_cluster(Cluster::start(), Backends::default());
 }
 
 /// The cluster with the catalog on PostgreSQL: the same scenarios.
 #[test]
 fn ballista_and_postgres_materialize_the_warehouse_with_the_local_data_versions() {
-    warehouse_on_cluster(true);
+    let postgres = Backends {
+        postgres: true,
+        ..Backends::default()
+    };
+    warehouse_on_cluster(Cluster::start(), postgres);
+}
+
+/// The full combination: two executors, the catalog on PostgreSQL and the
+/// outputs on the S3 server, which the executors read back.
+#[test]
+fn ballista_postgres_and_s3_materialize_the_warehouse_with_the_local_data_versions() {
+    let all = Backends {
+        postgres: true,
+        s3: true,
+    };
+    warehouse_on_cluster(Cluster::with_executors(2), all);
 }
 
 /// Materialize, measure, no-op, edit and early cutoff on the cluster
-/// against a local run, the cluster's catalog on PostgreSQL when
-/// `postgres`.
-fn warehouse_on_cluster(postgres: bool) {
-    let cluster = Cluster::start();
+/// against a local run, the cluster's catalog and outputs on `backends`.
+fn warehouse_on_cluster(cluster: Cluster, backends: Backends) {
     let local = Project::example();
-    let remote = Project::example();
+    let mut remote = Project::example();
     on_cluster(&remote, &cluster.url());
-    if postgres {
-        crate::postgres::on_postgres(&remote, "ballista_warehouse");
-    }
+    let moto = set_up(&mut remote, backends, "ballista_warehouse");
 
     let (local_report, local_wall) = timed_materialize(&local, &[]);
     let (remote_report, remote_wall) = timed_materialize(&remote, &[]);
@@ -214,6 +287,9 @@ fn warehouse_on_cluster(postgres: bool) {
     let (local_versions, remote_versions) = (versions(&local_report), versions(&remote_report));
     assert_eq!(local_versions.len(), WAREHOUSE.len(), "{local_report}");
     assert_eq!(remote_versions, local_versions);
+    if let Some(moto) = &moto {
+        assert_eq!(parquet_in_bucket(moto, "wh/"), WAREHOUSE.len());
+    }
 
     // The catalog agrees: everything fresh, the same rows read back.
     assert_eq!(
@@ -264,29 +340,63 @@ fn warehouse_on_cluster(postgres: bool) {
         rebuilt.contains(&"stg_payments".to_owned()) && rebuilt.contains(&"stg_orders".to_owned()),
         "{remote_outcomes:?}"
     );
+    // An edit that changes no rows: rebuilt, and its downstream is fresh by
+    // early cutoff, as locally.
+    for p in [&local, &remote] {
+        p.edit("assets/stg_orders.sql", "where 1 = 1", "where 2 = 2");
+    }
+    let (local_report, local_outcomes) = local.materialize(&[]);
+    let (remote_report, cutoff_outcomes) = remote.materialize(&[]);
+    assert_eq!(versions(&remote_report), versions(&local_report));
+    assert_eq!(cutoff_outcomes, local_outcomes);
+    assert_eq!(
+        with_outcome(&cutoff_outcomes, "materialized"),
+        ["stg_orders"]
+    );
+    assert!(
+        !with_outcome(&cutoff_outcomes, "fresh (early cutoff)").is_empty(),
+        "{cutoff_outcomes:?}"
+    );
+    if let Some(moto) = &moto {
+        assert_eq!(
+            parquet_in_bucket(moto, "wh/"),
+            WAREHOUSE.len() + rebuilt.len() + 1
+        );
+    }
 }
 
 #[test]
 fn ballista_cluster_backfills_partitions_with_the_local_data_versions() {
-    partitions_on_cluster(false);
+    partitions_on_cluster(Cluster::start(), Backends::default());
 }
 
 /// The cluster with the catalog on PostgreSQL: the same scenario.
 #[test]
 fn ballista_and_postgres_backfill_partitions_with_the_local_data_versions() {
-    partitions_on_cluster(true);
+    let postgres = Backends {
+        postgres: true,
+        ..Backends::default()
+    };
+    partitions_on_cluster(Cluster::start(), postgres);
 }
 
-/// A backfill and the rest of daily_sales on the cluster against a local
-/// run, the cluster's catalog on PostgreSQL when `postgres`.
-fn partitions_on_cluster(postgres: bool) {
-    let cluster = Cluster::start();
+/// The full combination: two executors, PostgreSQL and the S3 server.
+#[test]
+fn ballista_postgres_and_s3_backfill_partitions_with_the_local_data_versions() {
+    let all = Backends {
+        postgres: true,
+        s3: true,
+    };
+    partitions_on_cluster(Cluster::with_executors(2), all);
+}
+
+/// A backfill, the rest of daily_sales and its checks on the cluster
+/// against a local run, the cluster's catalog and outputs on `backends`.
+fn partitions_on_cluster(cluster: Cluster, backends: Backends) {
     let local = Project::example_named("daily_sales");
-    let remote = Project::example_named("daily_sales");
+    let mut remote = Project::example_named("daily_sales");
     on_cluster(&remote, &cluster.url());
-    if postgres {
-        crate::postgres::on_postgres(&remote, "ballista_partitions");
-    }
+    let moto = set_up(&mut remote, backends, "ballista_partitions");
     let backfill = [
         "backfill",
         "daily_sales",
@@ -299,6 +409,9 @@ fn partitions_on_cluster(postgres: bool) {
     ];
     local.json(&backfill, 0);
     remote.json(&backfill, 0);
+    if let Some(moto) = &moto {
+        assert_eq!(parquet_in_bucket(moto, "wh/daily_sales/"), 7);
+    }
     // Everything else, reading the committed daily partitions.
     let (local_report, _) = local.materialize(&["--jobs", "2"]);
     let (remote_report, _) = remote.materialize(&["--jobs", "2"]);
@@ -314,6 +427,11 @@ fn partitions_on_cluster(postgres: bool) {
     );
     let sql = "select count(distinct day) as n, sum(revenue) as r from daily_sales";
     assert_eq!(remote.query_json(sql), local.query_json(sql));
+    // The checks pass on what the cluster built, as on the local outputs.
+    for p in [&local, &remote] {
+        let checks = p.run(&["check"]);
+        assert_eq!(checks.code, 0, "{}\n{}", checks.stdout, checks.stderr);
+    }
 }
 
 #[test]

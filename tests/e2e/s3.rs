@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::util::{Project, states, with_outcome};
 
-const BUCKET: &str = "cairn-test";
+pub(crate) const BUCKET: &str = "cairn-test";
 
 /// A moto S3 server on a free loopback port, killed on drop.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
     port: u16,
 }
@@ -21,7 +21,7 @@ struct Moto {
 impl Moto {
     /// Starts moto; with `enforce_auth`, every request must be signed by a
     /// key moto's IAM knows — none, so every key is refused (403).
-    fn start(enforce_auth: bool) -> Moto {
+    pub(crate) fn start(enforce_auth: bool) -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -51,7 +51,7 @@ impl Moto {
         moto
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -80,7 +80,7 @@ impl Moto {
 
     /// Keys and sizes of the objects under `prefix`, from moto's own
     /// ListObjectsV2 (not through Cairn).
-    fn objects(&self, prefix: &str) -> Vec<(String, u64)> {
+    pub(crate) fn objects(&self, prefix: &str) -> Vec<(String, u64)> {
         let (status, body) = self
             .http(
                 "GET",
@@ -115,7 +115,7 @@ impl Drop for Moto {
 
 /// Points `p` at `s3://BUCKET/wh` on `endpoint` (path-style, http), with
 /// the test credentials in the environment only.
-fn on_s3(p: &mut Project, endpoint: &str, secret: &str) {
+pub(crate) fn on_s3(p: &mut Project, endpoint: &str, secret: &str) {
     let toml = p.read("cairn.toml");
     let storage = format!(
         "[storage]\nurl = \"s3://{BUCKET}/wh\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nallow_http = true\npath_style = true\n"

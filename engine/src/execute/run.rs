@@ -146,7 +146,7 @@ pub(crate) async fn materialize(
     // A remote store or cluster that cannot be reached fails once, here,
     // before the run is recorded, not once per unit after each one's retries.
     ws.storage.check_reachable().await?;
-    let engine = QueryEngine::from_config(&ws.project.config.engine)?;
+    let engine = QueryEngine::from_config(&ws.project.config.engine, &ws.project.config.storage)?;
     engine.check_reachable().await?;
     crate::compile::validate_before_run(ws, &to_build).await?;
 
@@ -346,7 +346,7 @@ async fn schedule(
         declared,
         control: ctx.control.clone(),
         // Checked reachable by `materialize` before the run began.
-        engine: QueryEngine::from_config(&ws.project.config.engine)?,
+        engine: QueryEngine::from_config(&ws.project.config.engine, &ws.project.config.storage)?,
     });
     let pools = ctx
         .pools

@@ -26,6 +26,17 @@
 //! run would, in the same order — so float sums add up alike — and the
 //! cluster scales out across units (`--jobs`).
 //!
+//! Storage on a cluster: the executors read the committed files from the
+//! same object store. For `s3://` storage, the `[storage]` keys of
+//! `cairn.toml` that say where the store is (endpoint, region, plain http)
+//! travel with each query as Ballista's `s3.*` session options, which the
+//! `ballista-executor` binary's object-store registry applies; credentials
+//! never leave this process — executors take their own from their
+//! environment (`AWS_ACCESS_KEY_ID`, ..., or an instance role), like any
+//! other S3 client. Local storage and local sources are read at their
+//! paths, so executors must see the same filesystem (one machine, or a
+//! shared mount).
+//!
 //! What is measured on a cluster: rows, bytes and requests written,
 //! wall time and the data version are Cairn's own, as locally. The
 //! executors' operator metrics do not come back with the batches, so the
@@ -39,6 +50,7 @@ use std::time::Duration;
 use ballista_core::config::BallistaConfig;
 use ballista_core::execution_plans::execute_physical_plan;
 use ballista_core::extension::SessionConfigExt;
+use ballista_core::object_store::S3Options;
 use ballista_core::serde::protobuf::GetJobStatusParams;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::utils::{GrpcClientConfig, create_grpc_client_endpoint};
@@ -55,7 +67,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_proto::protobuf::PhysicalPlanNode;
 use futures::TryStreamExt;
 
-use cairn_assets::EngineConfig;
+use cairn_assets::{EngineConfig, StorageConfig};
 
 use crate::error::EngineError;
 
@@ -80,13 +92,20 @@ pub struct Cluster {
     configured: String,
     /// The scheduler's gRPC endpoint (`http://host:port`).
     scheduler: String,
+    /// Ballista session options that tell executors where the storage is
+    /// (`s3.endpoint`, ...): see [`storage_options`].
+    storage_options: Vec<(&'static str, String)>,
 }
 
 impl QueryEngine {
-    /// The engine `[engine]` configures. The project loader has already
-    /// refused URLs other than `df://HOST[:PORT]`; this says so again for
-    /// configurations built elsewhere.
-    pub fn from_config(config: &EngineConfig) -> Result<QueryEngine, EngineError> {
+    /// The engine `[engine]` configures, for outputs in the storage
+    /// `[storage]` configures. The project loader has already refused URLs
+    /// other than `df://HOST[:PORT]`; this says so again for configurations
+    /// built elsewhere.
+    pub fn from_config(
+        config: &EngineConfig,
+        storage: &StorageConfig,
+    ) -> Result<QueryEngine, EngineError> {
         let Some(url) = &config.url else {
             return Ok(QueryEngine::Local);
         };
@@ -98,6 +117,7 @@ impl QueryEngine {
         Ok(QueryEngine::Ballista(Cluster {
             configured: url.trim().to_owned(),
             scheduler: format!("http://{host}:{port}"),
+            storage_options: storage_options(storage),
         }))
     }
 
@@ -113,8 +133,10 @@ impl QueryEngine {
     pub fn session_config(&self, config: SessionConfig) -> SessionConfig {
         match self {
             QueryEngine::Local => config,
-            QueryEngine::Ballista(_) => {
-                let mut config = config.with_option_extension(BallistaConfig::default());
+            QueryEngine::Ballista(cluster) => {
+                let mut config = config
+                    .with_option_extension(BallistaConfig::default())
+                    .with_option_extension(S3Options::default());
                 let options = config.options_mut();
                 options.optimizer.enable_join_dynamic_filter_pushdown = false;
                 for key in [
@@ -123,6 +145,10 @@ impl QueryEngine {
                 ] {
                     // Both keys exist in Ballista 55 (the tests read them back).
                     let _ = options.set(key, "0");
+                }
+                for (key, value) in &cluster.storage_options {
+                    // Keys of Ballista 55's `S3Options` (a test reads them back).
+                    let _ = options.set(key, value);
                 }
                 config
             }
@@ -251,6 +277,27 @@ impl Cluster {
     }
 }
 
+/// The `s3.*` options of Ballista's executor registry that locate `s3://`
+/// storage as `[storage]` configures it (none for other storage). What is
+/// not written in `cairn.toml` — credentials above all — each executor
+/// takes from its own environment, as Cairn does from its own.
+fn storage_options(storage: &StorageConfig) -> Vec<(&'static str, String)> {
+    if !storage.url.starts_with("s3://") {
+        return Vec::new();
+    }
+    let mut options = Vec::new();
+    if let Some(endpoint) = &storage.endpoint {
+        options.push(("s3.endpoint", endpoint.clone()));
+    }
+    if let Some(region) = &storage.region {
+        options.push(("s3.region", region.clone()));
+    }
+    if let Some(allow) = storage.allow_http {
+        options.push(("s3.allow_http", allow.to_string()));
+    }
+    options
+}
+
 /// `plan` with its single-partition `CollectLeft` hash joins in
 /// `Partitioned` mode, which Ballista's scheduler leaves in the stage it
 /// plans them in (with the broadcast promotion off). With one partition on
@@ -332,9 +379,51 @@ mod tests {
     use super::*;
 
     fn engine(url: Option<&str>) -> Result<QueryEngine, EngineError> {
-        QueryEngine::from_config(&EngineConfig {
-            url: url.map(str::to_owned),
-        })
+        QueryEngine::from_config(
+            &EngineConfig {
+                url: url.map(str::to_owned),
+            },
+            &StorageConfig::default(),
+        )
+    }
+
+    fn s3_storage(url: &str) -> StorageConfig {
+        let mut storage = StorageConfig::default();
+        storage.url = url.to_owned();
+        storage.endpoint = Some("http://127.0.0.1:9000".to_owned());
+        storage.region = Some("eu-west-3".to_owned());
+        storage.allow_http = Some(true);
+        storage.path_style = Some(true);
+        storage
+    }
+
+    /// Where `s3://` storage is travels with each query, in the options the
+    /// executors' registry reads; credentials never do.
+    #[test]
+    fn executors_are_told_where_s3_storage_is_and_nothing_else() {
+        let config = EngineConfig {
+            url: Some("df://127.0.0.1:50050".to_owned()),
+        };
+        let options = |storage: &StorageConfig| {
+            let engine = QueryEngine::from_config(&config, storage).unwrap();
+            let session = engine.session_config(super::super::tables::reproducible_config());
+            session
+                .options()
+                .entries()
+                .into_iter()
+                .filter(|e| e.key.starts_with("s3."))
+                .filter_map(|e| Some((e.key, e.value?)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            options(&s3_storage("s3://bucket/prefix")),
+            [
+                ("s3.region".to_owned(), "eu-west-3".to_owned()),
+                ("s3.endpoint".to_owned(), "http://127.0.0.1:9000".to_owned()),
+                ("s3.allow_http".to_owned(), "true".to_owned()),
+            ]
+        );
+        assert_eq!(options(&s3_storage("file://./warehouse")), []);
     }
 
     #[test]
