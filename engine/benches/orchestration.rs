@@ -2,7 +2,7 @@
 //! outside of DataFusion, and how fast a no-op `status` is on large projects.
 //!
 //! ```text
-//! cargo bench -p cairn-engine --bench orchestration -- [N ...] [--rows R] [--no-row-changes] [--catalog URL] [--storage URL]
+//! cargo bench -p cairn-engine --bench orchestration -- [N ...] [--rows R] [--no-row-changes] [--catalog URL] [--storage URL] [--engine URL]
 //! cargo bench -p cairn-engine --bench orchestration -- --checks-overhead [N ...] [--rows R]
 //! ```
 //!
@@ -23,7 +23,10 @@
 //! `--catalog URL` and `--storage URL` put the catalog and the outputs
 //! elsewhere (`[catalog] url` / `[storage] url`): e.g. an empty PostgreSQL
 //! database and an S3 bucket (with `AWS_*` in the environment), to compare
-//! with the embedded SQLite and local files.
+//! with the embedded SQLite and local files. `--engine df://HOST:PORT`
+//! runs the queries on a Ballista cluster (`[engine] url`), e.g. the one
+//! `cargo run -p cairn-cli --example ballista_cluster -- --executors 2`
+//! hosts on this machine.
 //!
 //! With `--checks-overhead` (default N = 100) it instead builds the same
 //! project twice, once without checks and once with three checks per asset
@@ -78,7 +81,8 @@ struct Args {
     no_row_changes: bool,
     /// `--checks-overhead`: compare materializing with and without checks.
     checks_overhead: bool,
-    /// `--catalog URL` / `--storage URL`: `cairn.toml` lines for them.
+    /// `--catalog URL` / `--storage URL` / `--engine URL`: `cairn.toml`
+    /// lines for them.
     extra_toml: String,
 }
 
@@ -90,7 +94,7 @@ fn parse_args() -> BoxResult<Args> {
     let mut extra_toml = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--catalog" || arg == "--storage" {
+        if arg == "--catalog" || arg == "--storage" || arg == "--engine" {
             let Some(url) = args.next() else {
                 return Err(format!("{arg} needs a URL").into());
             };

@@ -12,161 +12,36 @@
 //! binary's own S3 registry — runs the core scenarios too.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ballista::prelude::SessionContextExt;
-use ballista_core::object_store::{
-    runtime_env_with_s3_support, session_config_with_s3_support, session_state_with_s3_support,
-};
-use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
-use ballista_scheduler::cluster::BallistaCluster;
-use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::start_server;
-use datafusion::prelude::SessionContext;
 use serde_json::Value;
+
+#[path = "../support/ballista_host.rs"]
+mod ballista_host;
+use ballista_host::{BallistaHost, free_port};
 
 use crate::s3::{Moto, on_s3};
 use crate::util::{Project, assert_refused, states, with_outcome};
 
-/// A scheduler and its executors on free loopback ports, served by their
-/// own runtime (stopped on drop).
-struct Cluster {
-    runtime: Option<tokio::runtime::Runtime>,
-    port: u16,
-    _work_dirs: Vec<tempfile::TempDir>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen in 30 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+/// The cluster of a test: one executor, or two for the full combination,
+/// holding the S3 credentials moto takes as their own.
+struct Cluster(BallistaHost);
 
 impl Cluster {
-    /// A scheduler and one executor.
     fn start() -> Cluster {
         Cluster::with_executors(1)
     }
 
-    /// A scheduler and `executors` executors, each configured as the
-    /// `ballista-scheduler` and `ballista-executor` binaries configure
-    /// themselves: s3:// files through
-    /// ballista-core's registry (`AmazonS3Builder::from_env`, then the
-    /// `s3.*` options a query brings), and credentials of its own — the
-    /// ones moto takes, as its environment would hold them.
     fn with_executors(executors: usize) -> Cluster {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let port = free_port();
-        let config = SchedulerConfig {
-            bind_host: "127.0.0.1".into(),
-            external_host: "127.0.0.1".into(),
-            bind_port: port,
-            ..SchedulerConfig::default()
-        }
-        // As the `ballista-scheduler` binary: plans naming s3:// files
-        // deserialize with an S3 store for them.
-        .with_override_config_producer(Arc::new(session_config_with_s3_support))
-        .with_override_session_builder(Arc::new(session_state_with_s3_support));
-        runtime.spawn(async move {
-            let cluster = BallistaCluster::new_from_config(&config).await.unwrap();
-            let addr = format!("127.0.0.1:{port}").parse().unwrap();
-            start_server(cluster, addr, Arc::new(config)).await.unwrap();
-        });
-        wait_for_port(port, "the scheduler");
-
-        let mut work_dirs = Vec::new();
-        for _ in 0..executors {
-            let (flight_port, grpc_port) = (free_port(), free_port());
-            let work_dir = tempfile::tempdir().unwrap();
-            let executor = ExecutorProcessConfig {
-                bind_host: "127.0.0.1".into(),
-                external_host: Some("127.0.0.1".into()),
-                port: flight_port,
-                grpc_port,
-                scheduler_host: "127.0.0.1".into(),
-                scheduler_port: port,
-                vcores: 2,
-                work_dir: Some(work_dir.path().to_string_lossy().into_owned()),
-                override_config_producer: Some(Arc::new(|| {
-                    let mut config = session_config_with_s3_support();
-                    let options = config.options_mut();
-                    options.set("s3.access_key_id", "testing").unwrap();
-                    options.set("s3.secret_access_key", "testing").unwrap();
-                    config
-                })),
-                override_runtime_producer: Some(Arc::new(runtime_env_with_s3_support)),
-                ..ExecutorProcessConfig::default()
-            };
-            runtime.spawn(async move {
-                start_executor_process(Arc::new(executor)).await.unwrap();
-            });
-            wait_for_port(flight_port, "an executor");
-            work_dirs.push(work_dir);
-        }
-
-        let cluster = Cluster {
-            runtime: Some(runtime),
-            port,
-            _work_dirs: work_dirs,
-        };
-        cluster.wait_until_it_runs_a_query();
-        cluster
+        Cluster(BallistaHost::start(
+            executors,
+            2,
+            Some(("testing", "testing")),
+        ))
     }
 
-    /// `df://127.0.0.1:PORT`.
     fn url(&self) -> String {
-        format!("df://127.0.0.1:{}", self.port)
-    }
-
-    /// Ready once a query runs through Ballista's own client (the
-    /// executor has registered).
-    fn wait_until_it_runs_a_query(&self) {
-        let url = self.url();
-        let runtime = self.runtime.as_ref().unwrap();
-        runtime.block_on(async {
-            let ctx = SessionContext::remote(&url).await.unwrap();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let ran = tokio::time::timeout(Duration::from_secs(10), async {
-                    ctx.sql("select 1 as one").await?.collect().await
-                })
-                .await;
-                match ran {
-                    Ok(Ok(batches)) if batches.iter().map(|b| b.num_rows()).sum::<usize>() == 1 => {
-                        return;
-                    }
-                    other => assert!(
-                        Instant::now() < deadline,
-                        "the cluster ran no query in 30 s: {other:?}"
-                    ),
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.0.url()
     }
 }
 
