@@ -42,6 +42,13 @@ if ! python3 -c "import moto.server" 2>/dev/null; then
         'moto[server]'
 fi
 
+# tests/e2e/azure.rs creates its container with Azure's own Python client.
+if ! python3 -c "import azure.storage.blob" 2>/dev/null; then
+    echo "tests/run.sh: installing azure-storage-blob (creates the Azurite container of the az:// tests)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        azure-storage-blob
+fi
+
 # No Python package ships the OpenLineage JSON Schemas; the crates.io
 # package datafusion-openlineage carries a verbatim copy of them
 # (tests/schemas/openlineage), so cargo fetches it into its registry cache,
@@ -82,6 +89,13 @@ fi
 if ! npm ls --prefix lineage-ui --all >/dev/null 2>&1; then
     echo "tests/run.sh: installing lineage-ui's npm packages (npm ci)"
     npm ci --prefix lineage-ui --no-audit --no-fund --loglevel=error
+fi
+
+# Azurite (npm), the Azure Storage emulator the az:// tests start on
+# loopback, exactly as tests/servers/package-lock.json pins it.
+if ! npm ls --prefix tests/servers --all >/dev/null 2>&1; then
+    echo "tests/run.sh: installing the test servers' npm packages (Azurite; npm ci)"
+    npm ci --prefix tests/servers --no-audit --no-fund --loglevel=error
 fi
 
 # A throwaway PostgreSQL server on loopback for the PostgreSQL catalog

@@ -322,10 +322,12 @@ pub struct StorageConfig {
     /// An object-store URL; `file://./warehouse` (relative to the project) by default.
     #[serde(default = "default_storage_url")]
     pub url: String,
-    /// S3 endpoint (`http://127.0.0.1:9000`); `AWS_ENDPOINT_URL` otherwise.
+    /// Where the store answers: the S3 endpoint (`http://127.0.0.1:9000`;
+    /// `AWS_ENDPOINT_URL` otherwise), the Azure account URL or the GCS base
+    /// URL (an emulator's).
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// S3 region; `AWS_REGION` otherwise.
+    /// S3 region; `AWS_REGION` otherwise (S3 only).
     #[serde(default)]
     pub region: Option<String>,
     /// Whether a plain-http endpoint is allowed; `AWS_ALLOW_HTTP` otherwise.

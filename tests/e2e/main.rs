@@ -5,6 +5,7 @@
 mod alerts;
 mod audit;
 mod automation;
+mod azure;
 mod bad_input;
 mod ballista;
 mod crash;

@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use cairn_assets::StorageConfig;
 use futures::stream::BoxStream;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{
@@ -45,16 +47,18 @@ impl Storage {
         if let Some(path) = url.strip_prefix("file://") {
             return Self::open_local(url, path, project_root);
         }
-        if url.starts_with("s3://") {
-            return Self::open_s3(config);
-        }
         let scheme = url.split("://").next().unwrap_or(url);
-        Err(EngineError::BadStorageUrl {
-            url: url.to_owned(),
-            reason: format!(
-                "unsupported storage scheme `{scheme}`; this build writes to local storage and S3: use url = \"file://./warehouse\" (relative to the project), \"file:///absolute/path\" or \"s3://bucket/prefix\" (gs:// and az:// are not built in)"
-            ),
-        })
+        match scheme {
+            "s3" => Self::open_s3(config),
+            "az" => Self::open_azure(config),
+            "gs" => Self::open_gcs(config),
+            _ => Err(EngineError::BadStorageUrl {
+                url: url.to_owned(),
+                reason: format!(
+                    "unsupported storage scheme `{scheme}`; use url = \"file://./warehouse\" (relative to the project), \"file:///absolute/path\", \"s3://bucket/prefix\", \"gs://bucket/prefix\" or \"az://container/prefix\""
+                ),
+            }),
+        }
     }
 
     fn open_local(url: &str, path: &str, project_root: &Path) -> Result<Storage, EngineError> {
@@ -83,28 +87,13 @@ impl Storage {
     /// Timeouts and retries are bounded so that a dead endpoint fails in
     /// seconds: a build's own retries (`[retries]`) come on top.
     fn open_s3(config: &StorageConfig) -> Result<Storage, EngineError> {
-        let url = config.url.as_str();
-        let bad = |reason: String| EngineError::BadStorageUrl {
-            url: url.to_owned(),
-            reason,
-        };
-        let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
-        let bucket = parsed
-            .host_str()
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| bad("no bucket: write s3://bucket/prefix".to_owned()))?;
+        let remote = RemoteUrl::parse(config, "bucket")?;
         let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_config(
-                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                "5s",
-            )
-            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
-            .with_retry(RetryConfig {
-                max_retries: 2,
-                retry_timeout: Duration::from_secs(10),
-                ..RetryConfig::default()
-            });
+            .with_bucket_name(&remote.bucket)
+            .with_retry(bounded_retries());
+        for (key, value) in BOUNDED_TIMEOUTS {
+            builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+        }
         if let Some(endpoint) = &config.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
@@ -118,19 +107,71 @@ impl Storage {
             builder = builder.with_virtual_hosted_style_request(!path_style);
         }
         let store = builder.build().map_err(|e| {
-            bad(format!(
+            remote.bad(format!(
                 "{e}; check [storage] endpoint/region and the AWS_* environment variables"
             ))
         })?;
-        let root = ObjectPath::parse(parsed.path().trim_matches('/'))
-            .map_err(|e| bad(format!("bad prefix: {e}")))?;
-        Ok(Storage {
-            store: Arc::new(store),
-            configured_url: url.to_owned(),
-            store_url: format!("s3://{bucket}/"),
-            root,
-            local_root: None,
-        })
+        Ok(remote.storage(Arc::new(store)))
+    }
+
+    /// `az://container/prefix` (Azure Blob Storage): the account and its
+    /// credentials from the `AZURE_*` environment variables
+    /// (`MicrosoftAzureBuilder::from_env`: `AZURE_STORAGE_ACCOUNT_NAME`,
+    /// `AZURE_STORAGE_ACCOUNT_KEY`, a SAS or a service principal);
+    /// `[storage] endpoint` is the account's URL (Azurite's
+    /// `http://127.0.0.1:10000/devstoreaccount1`), `allow_http` as for S3.
+    fn open_azure(config: &StorageConfig) -> Result<Storage, EngineError> {
+        let remote = RemoteUrl::parse(config, "container")?;
+        remote.refuse_s3_only_keys(config)?;
+        let mut builder = MicrosoftAzureBuilder::from_env()
+            .with_container_name(&remote.bucket)
+            .with_retry(bounded_retries());
+        for (key, value) in BOUNDED_TIMEOUTS {
+            builder = builder.with_config(AzureConfigKey::Client(key), value);
+        }
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+        }
+        if let Some(allow) = config.allow_http {
+            builder = builder.with_allow_http(allow);
+        }
+        let store = builder.build().map_err(|e| {
+            remote.bad(format!(
+                "{e}; set AZURE_STORAGE_ACCOUNT_NAME and a credential (AZURE_STORAGE_ACCOUNT_KEY, ...) in the environment"
+            ))
+        })?;
+        Ok(remote.storage(Arc::new(store)))
+    }
+
+    /// `gs://bucket/prefix` (Google Cloud Storage): credentials from
+    /// `GOOGLE_SERVICE_ACCOUNT` (a key file), `GOOGLE_SERVICE_ACCOUNT_KEY`,
+    /// `GOOGLE_APPLICATION_CREDENTIALS` or the instance
+    /// (`GoogleCloudStorageBuilder::from_env`); `[storage] endpoint` is the
+    /// service's base URL (an emulator's), `allow_http` as for S3.
+    fn open_gcs(config: &StorageConfig) -> Result<Storage, EngineError> {
+        let remote = RemoteUrl::parse(config, "bucket")?;
+        remote.refuse_s3_only_keys(config)?;
+        let mut builder = GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(&remote.bucket)
+            .with_retry(bounded_retries());
+        for (key, value) in BOUNDED_TIMEOUTS {
+            builder = builder.with_config(GoogleConfigKey::Client(key), value);
+        }
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_base_url(endpoint);
+        }
+        if let Some(allow) = config.allow_http {
+            builder = builder.with_config(
+                GoogleConfigKey::Client(ClientConfigKey::AllowHttp),
+                allow.to_string(),
+            );
+        }
+        let store = builder.build().map_err(|e| {
+            remote.bad(format!(
+                "{e}; set GOOGLE_SERVICE_ACCOUNT (a key file), GOOGLE_SERVICE_ACCOUNT_KEY or GOOGLE_APPLICATION_CREDENTIALS in the environment"
+            ))
+        })?;
+        Ok(remote.storage(Arc::new(store)))
     }
 
     /// One request to the store, before anything is built: an unreachable
@@ -154,18 +195,39 @@ impl Storage {
     pub fn error(&self, e: &object_store::Error) -> EngineError {
         let hint = match remote_fault(e) {
             _ if self.local_root.is_some() => "check the folder's permissions and free space",
-            Some(RemoteFault::Credentials) => {
-                "the credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), and that they may use this bucket"
-            }
-            Some(RemoteFault::NoBucket) => "the bucket does not exist: create it first",
-            None => {
-                "check that the endpoint is reachable ([storage] endpoint or AWS_ENDPOINT_URL, allow_http for http://) and the bucket exists"
-            }
+            Some(RemoteFault::Credentials) => match self.scheme() {
+                "az" => {
+                    "the credentials were refused: check AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or the SAS or service principal in AZURE_*), and that they may use this container"
+                }
+                "gs" => {
+                    "the credentials were refused: check GOOGLE_SERVICE_ACCOUNT / GOOGLE_APPLICATION_CREDENTIALS, and that the account may use this bucket"
+                }
+                _ => {
+                    "the credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), and that they may use this bucket"
+                }
+            },
+            Some(RemoteFault::NoBucket) => match self.scheme() {
+                "az" => "the container does not exist: create it first",
+                _ => "the bucket does not exist: create it first",
+            },
+            None => match self.scheme() {
+                "s3" => {
+                    "check that the endpoint is reachable ([storage] endpoint or AWS_ENDPOINT_URL, allow_http for http://) and the bucket exists"
+                }
+                _ => {
+                    "check that the endpoint is reachable ([storage] endpoint, allow_http for http://) and the bucket or container exists"
+                }
+            },
         };
         EngineError::Storage {
             url: self.configured_url.clone(),
             reason: format!("{e}; {hint}"),
         }
+    }
+
+    /// The URL scheme of the store (`file`, `s3`, `az`, `gs`).
+    fn scheme(&self) -> &str {
+        self.store_url.split("://").next().unwrap_or("")
     }
 
     /// The object path of a file given relative to the storage root.
@@ -189,6 +251,90 @@ impl Storage {
             format!("{asset}/{run_id}-{index:05}.parquet")
         } else {
             format!("{asset}/{partition}/{run_id}-{index:05}.parquet")
+        }
+    }
+}
+
+/// Connect and request timeouts of every remote store: a dead endpoint fails
+/// in seconds (a build's own retries, `[retries]`, come on top).
+const BOUNDED_TIMEOUTS: [(ClientConfigKey, &str); 2] = [
+    (ClientConfigKey::ConnectTimeout, "5s"),
+    (ClientConfigKey::Timeout, "60s"),
+];
+
+/// The store client's own retries of a failed request, bounded likewise.
+fn bounded_retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(10),
+        ..RetryConfig::default()
+    }
+}
+
+/// A remote storage URL, `SCHEME://BUCKET/prefix`, taken apart.
+struct RemoteUrl<'c> {
+    url: &'c str,
+    scheme: &'c str,
+    /// The bucket (S3, GCS) or container (Azure).
+    bucket: String,
+    root: ObjectPath,
+}
+
+impl<'c> RemoteUrl<'c> {
+    /// `what` names the part after `://` (bucket, container) in messages.
+    fn parse(config: &'c StorageConfig, what: &str) -> Result<RemoteUrl<'c>, EngineError> {
+        let url = config.url.as_str();
+        let scheme = url.split("://").next().unwrap_or("");
+        let bad = |reason: String| EngineError::BadStorageUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
+        let bucket = parsed
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| bad(format!("no {what}: write {scheme}://{what}/prefix")))?
+            .to_owned();
+        let root = ObjectPath::parse(parsed.path().trim_matches('/'))
+            .map_err(|e| bad(format!("bad prefix: {e}")))?;
+        Ok(RemoteUrl {
+            url,
+            scheme,
+            bucket,
+            root,
+        })
+    }
+
+    fn bad(&self, reason: String) -> EngineError {
+        EngineError::BadStorageUrl {
+            url: self.url.to_owned(),
+            reason,
+        }
+    }
+
+    /// `region` and `path_style` mean something to S3 only: written for
+    /// another store, they are a mistake to point out, not to ignore.
+    fn refuse_s3_only_keys(&self, config: &StorageConfig) -> Result<(), EngineError> {
+        let key = if config.region.is_some() {
+            "region"
+        } else if config.path_style.is_some() {
+            "path_style"
+        } else {
+            return Ok(());
+        };
+        Err(self.bad(format!(
+            "[storage] {key} applies to s3:// only; remove it for {}://",
+            self.scheme
+        )))
+    }
+
+    fn storage(self, store: Arc<dyn ObjectStore>) -> Storage {
+        Storage {
+            store,
+            configured_url: self.url.to_owned(),
+            store_url: format!("{}://{}/", self.scheme, self.bucket),
+            root: self.root,
+            local_root: None,
         }
     }
 }
@@ -251,7 +397,11 @@ fn remote_fault(e: &object_store::Error) -> Option<RemoteFault> {
         "AccessDenied",
     ]) {
         Some(RemoteFault::Credentials)
-    } else if any(&["NoSuchBucket"]) {
+    } else if any(&[
+        "NoSuchBucket",
+        "ContainerNotFound",
+        "The specified bucket does not exist",
+    ]) {
         Some(RemoteFault::NoBucket)
     } else {
         None
@@ -389,6 +539,7 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 
@@ -404,7 +555,14 @@ mod tests {
             s.file_url("a/b.parquet"),
             "file:///p/proj/warehouse/a/b.parquet"
         );
-        assert!(Storage::open(&config("gs://bucket/x"), Path::new("/p")).is_err());
+        let other = Storage::open(&config("ftp://host/x"), Path::new("/p")).unwrap_err();
+        assert!(
+            other
+                .to_string()
+                .contains("unsupported storage scheme `ftp`")
+                && other.to_string().contains("az://container/prefix"),
+            "{other}"
+        );
     }
 
     fn config(url: &str) -> StorageConfig {
@@ -425,6 +583,38 @@ mod tests {
         assert!(s.local_root.is_none());
         assert_eq!(s.file_url("a/b.parquet"), "s3://bucket/wh/x/a/b.parquet");
         assert!(Storage::open(&config("s3:///x"), Path::new("/p")).is_err());
+    }
+
+    /// gs:// opens like s3:// (its root URL as DataFusion registers it,
+    /// the prefix); az:// is taken apart the same way (opening one needs
+    /// an account from the environment: tests/e2e/azure.rs). S3's own
+    /// keys are refused for both.
+    #[test]
+    fn azure_and_gcs_urls_name_the_container_or_bucket_and_the_prefix() {
+        let mut c = config("gs://bucket/wh");
+        c.endpoint = Some("http://127.0.0.1:1".to_owned());
+        c.allow_http = Some(true);
+        let s = Storage::open(&c, Path::new("/p")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.store_url, "gs://bucket/");
+        assert_eq!(s.file_url("a/b.parquet"), "gs://bucket/wh/a/b.parquet");
+        assert!(s.local_root.is_none());
+
+        for url in ["gs://bucket/wh", "az://container/wh"] {
+            let mut c = config(url);
+            c.region = Some("us-east-1".to_owned());
+            let refused = Storage::open(&c, Path::new("/p")).unwrap_err().to_string();
+            assert!(
+                refused.contains("region applies to s3:// only"),
+                "{refused}"
+            );
+        }
+        let no_container = Storage::open(&config("az:///wh"), Path::new("/p")).unwrap_err();
+        assert!(
+            no_container
+                .to_string()
+                .contains("no container: write az://container/prefix"),
+            "{no_container}"
+        );
     }
 
     #[tokio::test]

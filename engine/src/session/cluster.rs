@@ -114,6 +114,16 @@ impl QueryEngine {
                 "[engine] url {reason}; use df://HOST:PORT (a Ballista scheduler)"
             ))
         })?;
+        // The registry of the `ballista-executor` binary resolves s3://,
+        // http(s):// and local files only.
+        if let Some(scheme) = ["az", "gs"]
+            .into_iter()
+            .find(|scheme| storage.url.starts_with(&format!("{scheme}://")))
+        {
+            return Err(EngineError::Usage(format!(
+                "[engine] url runs queries on a Ballista cluster, whose executors read s3:// and local storage only, not {scheme}://; use s3:// (or local) storage with a cluster, or remove [engine] url"
+            )));
+        }
         Ok(QueryEngine::Ballista(Cluster {
             configured: url.trim().to_owned(),
             scheduler: format!("http://{host}:{port}"),
@@ -424,6 +434,10 @@ mod tests {
             ]
         );
         assert_eq!(options(&s3_storage("file://./warehouse")), []);
+        let refused = QueryEngine::from_config(&config, &s3_storage("az://container/wh"))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("not az://"), "{refused}");
     }
 
     #[test]

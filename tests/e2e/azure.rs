@@ -1,0 +1,269 @@
+//! Storage on Azure Blob Storage's protocol: Azurite (npm, pinned in
+//! tests/servers), Microsoft's emulator, on a loopback port. The example
+//! warehouse runs on `az://` end to end (materialize, edit, early cutoff,
+//! time travel); a refused account key is named as such, with nothing
+//! committed.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Project, states, with_outcome};
+
+const CONTAINER: &str = "cairn-test";
+/// Azurite's one account, with its published well-known key.
+const ACCOUNT: &str = "devstoreaccount1";
+const ACCOUNT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// An Azurite blob server on a free loopback port with the container
+/// created, killed on drop.
+struct Azurite {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Azurite {
+    fn start() -> Azurite {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/servers/node_modules/.bin/azurite-blob");
+        let child = Command::new(&bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort"])
+            .arg(port.to_string())
+            .arg("--location")
+            .arg(dir.path())
+            .args(["--skipApiVersionCheck", "--silent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (tests/run.sh installs it: npm ci --prefix tests/servers)",
+                    bin.display()
+                )
+            });
+        let azurite = Azurite {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "Azurite did not listen in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Creating a container takes a signed request: Azure's own client.
+        let create = Command::new("python3")
+            .args([
+                "-c",
+                "import sys; from azure.storage.blob import BlobServiceClient as C; \
+                 C.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",
+            ])
+            .arg(azurite.connection_string())
+            .arg(CONTAINER)
+            .output()
+            .expect("python3 with azure-storage-blob (tests/run.sh installs it)");
+        assert!(
+            create.status.success(),
+            "create the container: {}",
+            String::from_utf8_lossy(&create.stderr)
+        );
+        azurite
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
+    }
+
+    fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};BlobEndpoint={};",
+            self.endpoint()
+        )
+    }
+
+    /// Names and sizes of the blobs under `prefix`, from Azure's client.
+    fn blobs(&self, prefix: &str) -> Vec<(String, u64)> {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sys; from azure.storage.blob import BlobServiceClient as C; \
+                 c = C.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2]); \
+                 [print(b.name, b.size) for b in c.list_blobs(name_starts_with=sys.argv[3])]",
+            ])
+            .arg(self.connection_string())
+            .arg(CONTAINER)
+            .arg(prefix)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let (name, size) = line.rsplit_once(' ').unwrap();
+                (name.to_owned(), size.parse().unwrap())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Points `p` at `az://CONTAINER/wh` on Azurite, with the account and its
+/// key in the environment only.
+fn on_azure(p: &mut Project, azurite: &Azurite, key: &str) {
+    p.edit(
+        "cairn.toml",
+        "[storage]\nurl = \"file://./warehouse\"\n",
+        &format!(
+            "[storage]\nurl = \"az://{CONTAINER}/wh\"\nendpoint = \"{}\"\nallow_http = true\n",
+            azurite.endpoint()
+        ),
+    );
+    p.env = vec![
+        ("AZURE_STORAGE_ACCOUNT_NAME".into(), ACCOUNT.into()),
+        ("AZURE_STORAGE_ACCOUNT_KEY".into(), key.into()),
+    ];
+}
+
+fn sorted(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| (*s).to_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn azure_warehouse_materializes_rebuilds_what_changed_and_reads_back() {
+    let azurite = Azurite::start();
+    let mut p = Project::example();
+    on_azure(&mut p, &azurite, ACCOUNT_KEY);
+
+    let (first, outcomes) = p.materialize(&[]);
+    let first_run = first["run_id"].as_str().unwrap().to_owned();
+    let all = [
+        "stg_customers",
+        "stg_orders",
+        "stg_payments",
+        "int_order_payments",
+        "orders",
+        "customers",
+        "monthly_revenue",
+    ];
+    assert_eq!(with_outcome(&outcomes, "materialized"), sorted(&all));
+    // The files are in the container, none on the local disk.
+    let blobs = azurite.blobs("wh/");
+    for asset in all {
+        assert!(
+            blobs
+                .iter()
+                .any(|(k, size)| k.starts_with(&format!("wh/{asset}/"))
+                    && k.ends_with(".parquet")
+                    && *size > 0),
+            "{asset}: {blobs:?}"
+        );
+    }
+    assert!(!p.path("warehouse").exists());
+    assert_eq!(
+        p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
+        0
+    );
+    assert_eq!(
+        p.query_json("select count(*) as n from customers")[0]["n"],
+        100
+    );
+
+    // An edit rebuilds exactly it and its downstream.
+    p.edit(
+        "assets/stg_payments.sql",
+        "from raw_payments",
+        "from raw_payments\nwhere payment_method <> 'gift_card'",
+    );
+    let s = states(&p.json(&["status", "--format", "json"], 0));
+    assert_eq!(s["stg_payments"].0, "stale");
+    let (_, outcomes) = p.materialize(&[]);
+    assert_eq!(
+        with_outcome(&outcomes, "materialized"),
+        sorted(&[
+            "stg_payments",
+            "int_order_payments",
+            "orders",
+            "customers",
+            "monthly_revenue"
+        ])
+    );
+
+    // Early cutoff: the same rows stop staleness there.
+    p.edit(
+        "assets/stg_orders.sql",
+        "from raw_orders",
+        "from raw_orders\nwhere 1 = 1",
+    );
+    let (_, outcomes) = p.materialize(&[]);
+    assert_eq!(
+        with_outcome(&outcomes, "fresh (early cutoff)"),
+        sorted(&["orders", "customers", "monthly_revenue"])
+    );
+
+    // Time travel reads a replaced version back from the container.
+    let before = p.json(
+        &[
+            "query",
+            "--as-of",
+            &first_run,
+            "--format",
+            "json",
+            "select count(*) as n from stg_payments where payment_method = 'gift_card'",
+        ],
+        0,
+    );
+    assert!(before[0]["n"].as_u64().unwrap() > 0, "{before}");
+    assert_eq!(
+        p.query_json("select count(*) as n from stg_payments where payment_method = 'gift_card'")
+            [0]["n"],
+        0
+    );
+}
+
+#[test]
+fn azure_refused_account_key_is_named_and_commits_nothing() {
+    let azurite = Azurite::start();
+    let mut p = Project::example();
+    // A well-formed key that is not the account's.
+    on_azure(&mut p, &azurite, "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=");
+    let started = Instant::now();
+    let run = p.run(&["materialize"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        run.stderr.contains("credentials were refused")
+            && run.stderr.contains("AZURE_STORAGE_ACCOUNT_KEY")
+            && run.stderr.contains(&format!("az://{CONTAINER}/wh")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let s = states(&p.json(&["status", "--format", "json"], 0));
+    assert!(
+        s.values().all(|(state, _)| state == "never_materialized"),
+        "nothing committed: {s:?}"
+    );
+    assert!(azurite.blobs("wh/").is_empty());
+}
