@@ -53,7 +53,16 @@ pub struct EngineConfig {
     /// The Ballista scheduler (`df://host:50050`); `None`: run locally.
     #[serde(default)]
     pub url: Option<String>,
+    /// On a cluster, how long one query may take from its submission to
+    /// its last result batch before its unit fails (a job the cluster
+    /// never runs — no executor — would otherwise hang the run);
+    /// [`DEFAULT_QUERY_TIMEOUT_SECONDS`] when not written.
+    #[serde(default)]
+    pub query_timeout_seconds: Option<u64>,
 }
+
+/// `[engine] query_timeout_seconds` when not written: one hour.
+pub const DEFAULT_QUERY_TIMEOUT_SECONDS: u64 = 3600;
 
 /// The port a Ballista scheduler listens on by default (`df://host` alone).
 pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;

@@ -24,9 +24,9 @@ mod stamp;
 
 pub use automation::{Automation, CatchUp, CronSchedule, FreshnessSla, RetryPolicy};
 pub use config::{
-    AlertConfig, AlertEvent, AlertFormat, CatalogConfig, CostConfig, DEFAULT_SCHEDULER_PORT,
-    EngineConfig, OpenLineageConfig, ProjectConfig, RetentionConfig, Role, ServerConfig,
-    StorageConfig, TokenConfig,
+    AlertConfig, AlertEvent, AlertFormat, CatalogConfig, CostConfig, DEFAULT_QUERY_TIMEOUT_SECONDS,
+    DEFAULT_SCHEDULER_PORT, EngineConfig, OpenLineageConfig, ProjectConfig, RetentionConfig, Role,
+    ServerConfig, StorageConfig, TokenConfig,
 };
 pub use diagnostic::{Diagnostic, ProjectError};
 pub use names::{closest_name, is_valid_name};

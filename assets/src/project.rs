@@ -231,7 +231,7 @@ impl Project {
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
             Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
-                .with_hint("known sections are [storage] url, [catalog] url, [engine] url, [cost] rates, [retention] days, [openlineage] path/url/endpoint/api_key_env/timeout_seconds/retries/queue_size/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds/tick_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
+                .with_hint("known sections are [storage] url, [catalog] url, [engine] url/query_timeout_seconds, [cost] rates, [retention] days, [openlineage] path/url/endpoint/api_key_env/timeout_seconds/retries/queue_size/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds/tick_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
         })?;
 
         let mut diagnostics = limits_problems(&config);
@@ -877,6 +877,19 @@ fn openlineage_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
 
 /// `[engine] url` that does not name a Ballista scheduler (`df://HOST:PORT`).
 fn engine_problems(config: &ProjectConfig, text: &str) -> Option<Diagnostic> {
+    if config.engine.query_timeout_seconds == Some(0) {
+        let line = text
+            .find("query_timeout_seconds")
+            .map(|offset| line_of_offset(text, offset));
+        return Some(
+            Diagnostic::new(
+                PROJECT_FILE,
+                line,
+                "[engine] query_timeout_seconds must be 1 or more",
+            )
+            .with_hint("leave it out for the default (3600 seconds)"),
+        );
+    }
     let url = config.engine.url.as_deref()?;
     let reason = crate::config::EngineConfig::scheduler(url).err()?;
     let line = text

@@ -336,6 +336,44 @@ fn ballista_unreachable_cluster_fails_fast_and_commits_nothing() {
     assert_eq!(p.warehouse_files(), Vec::<String>::new());
 }
 
+/// A job the cluster never runs (a scheduler without executors keeps it
+/// queued) fails its unit at `[engine] query_timeout_seconds`, clearly,
+/// with nothing committed — instead of hanging the run.
+#[test]
+fn ballista_query_no_executor_takes_times_out_and_commits_nothing() {
+    let cluster = BallistaHost::start(0, 2, None);
+    let p = Project::example();
+    on_cluster(&p, &cluster.url());
+    p.edit(
+        "cairn.toml",
+        "[engine]\n",
+        "[engine]\nquery_timeout_seconds = 2\n",
+    );
+    let started = Instant::now();
+    let run = p.run(&["materialize", "stg_customers"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains("did not finish within 2 s")
+            && said.contains("query_timeout_seconds")
+            && said.contains(&cluster.url()),
+        "{said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
+    // Its last attempt failed; nothing was ever committed.
+    let s = states(&p.json(&["status", "--format", "json"], 0));
+    assert_eq!(s["stg_customers"].0, "failed");
+    let shown = p.json(&["show", "stg_customers", "--format", "json"], 0);
+    assert!(shown["current"].is_null(), "{shown}");
+    assert_eq!(
+        shown["history"].as_array().map(Vec::len),
+        Some(0),
+        "{shown}"
+    );
+}
+
 #[test]
 fn ballista_engine_url_of_another_scheme_is_refused_at_load() {
     let p = Project::with_files(&[(

@@ -52,7 +52,7 @@ fn wait_for_port(port: u16, what: &str) {
 
 impl BallistaHost {
     /// A scheduler and `executors` executors of `vcores` task slots each,
-    /// ready once a query has run. With `credentials`, the executors use
+    /// ready once a query has run (if there is an executor to run it). With `credentials`, the executors use
     /// them for S3; otherwise they read `AWS_*` from the environment.
     pub fn start(
         executors: usize,
@@ -118,7 +118,10 @@ impl BallistaHost {
             port,
             _work_dirs: work_dirs,
         };
-        host.wait_until_it_runs_a_query();
+        // With no executor, no query runs: ready once the scheduler is.
+        if executors > 0 {
+            host.wait_until_it_runs_a_query();
+        }
         host
     }
 

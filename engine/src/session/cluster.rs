@@ -65,9 +65,9 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
 use datafusion_proto::protobuf::PhysicalPlanNode;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
-use cairn_assets::{EngineConfig, StorageConfig};
+use cairn_assets::{DEFAULT_QUERY_TIMEOUT_SECONDS, EngineConfig, StorageConfig};
 
 use crate::error::EngineError;
 
@@ -95,6 +95,9 @@ pub struct Cluster {
     /// Ballista session options that tell executors where the storage is
     /// (`s3.endpoint`, ...): see [`storage_options`].
     storage_options: Vec<(&'static str, String)>,
+    /// How long a query may take, submission to results
+    /// (`[engine] query_timeout_seconds`).
+    query_timeout: Duration,
 }
 
 impl QueryEngine {
@@ -128,6 +131,12 @@ impl QueryEngine {
             configured: url.trim().to_owned(),
             scheduler: format!("http://{host}:{port}"),
             storage_options: storage_options(storage),
+            query_timeout: Duration::from_secs(
+                config
+                    .query_timeout_seconds
+                    .unwrap_or(DEFAULT_QUERY_TIMEOUT_SECONDS)
+                    .max(1),
+            ),
         }))
     }
 
@@ -270,20 +279,47 @@ impl Cluster {
                 e.strip_backtrace()
             ))
         };
-        let stream = execute_physical_plan::<PhysicalPlanNode>(
+        // Ballista's client waits for the job without a bound (a job no
+        // executor takes stays queued): the whole query — the wait for the
+        // job, then its result batches — is bounded here.
+        let limit = self.query_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        let timed_out = {
+            let url = self.configured.clone();
+            move || {
+                DataFusionError::Execution(format!(
+                    "on the Ballista cluster {url}: the query did not finish within {} s ([engine] query_timeout_seconds); check that the cluster has executors and free task slots, or raise the limit",
+                    limit.as_secs()
+                ))
+            }
+        };
+        let submitted = execute_physical_plan::<PhysicalPlanNode>(
             self.scheduler.clone(),
             &ballista,
             plan,
             codec.as_ref(),
             ctx.session_id(),
             config,
-        )
-        .await
-        .map_err(on_cluster.clone())?;
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            stream.map_err(on_cluster),
-        )))
+        );
+        let stream = tokio::time::timeout_at(deadline, submitted)
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(on_cluster.clone())?;
+        // The result batches, within the same deadline; nothing after a
+        // timeout.
+        let stream = Box::pin(stream.map_err(on_cluster));
+        let bounded = futures::stream::unfold(Some(stream), move |state| {
+            let timed_out = timed_out.clone();
+            async move {
+                let mut stream = state?;
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Ok(Some(batch)) => Some((batch, Some(stream))),
+                    Ok(None) => None,
+                    Err(_) => Some((Err(timed_out()), None)),
+                }
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, bounded)))
     }
 }
 
@@ -392,6 +428,7 @@ mod tests {
         QueryEngine::from_config(
             &EngineConfig {
                 url: url.map(str::to_owned),
+                ..EngineConfig::default()
             },
             &StorageConfig::default(),
         )
@@ -413,6 +450,7 @@ mod tests {
     fn executors_are_told_where_s3_storage_is_and_nothing_else() {
         let config = EngineConfig {
             url: Some("df://127.0.0.1:50050".to_owned()),
+            ..EngineConfig::default()
         };
         let options = |storage: &StorageConfig| {
             let engine = QueryEngine::from_config(&config, storage).unwrap();
