@@ -64,8 +64,12 @@ impl SourceFormat {
 pub struct Source {
     /// Its name, as referenced in SQL.
     pub name: String,
-    /// Absolute path of the file or directory.
+    /// Absolute path of the file or directory (for a source in an object
+    /// store, the URL as a path; read [`Source::url`] instead).
     pub path: PathBuf,
+    /// The object-store URL of a source that is not in the project folder
+    /// (`s3://bucket/raw/orders.csv`, or a folder: `s3://bucket/raw/sales/`).
+    pub url: Option<String>,
     /// The path as written in the declaration.
     pub declared_path: String,
     /// Its format.
@@ -82,6 +86,14 @@ pub struct Source {
     pub partitions: Option<PartitionsDef>,
     /// How often a server checks it for changes (`poll = "1m"`), if at all.
     pub poll: Option<std::time::Duration>,
+}
+
+impl Source {
+    /// Whether it is a folder in an object store (its URL ends with `/` or
+    /// its last segment has no extension), not one object.
+    pub fn is_remote_folder(&self) -> bool {
+        self.url.as_deref().is_some_and(remote_is_folder)
+    }
 }
 
 /// An asset defined by one SELECT.
@@ -352,6 +364,13 @@ impl Project {
     }
 }
 
+/// Whether a source URL names a folder (a prefix: it ends with `/`, or its
+/// last segment has no extension) rather than one object.
+fn remote_is_folder(url: &str) -> bool {
+    let last = url.rsplit('/').next().unwrap_or_default();
+    url.ends_with('/') || !last.contains('.')
+}
+
 fn resolve_source(
     root: &Path,
     name: &str,
@@ -372,15 +391,24 @@ fn resolve_source(
         )));
     }
     let declared_path = raw.path.get_ref().clone();
-    if let Some((scheme, _)) = declared_path.split_once("://") {
-        return Err(Diagnostic::new(
-            declared_in,
-            Some(line),
-            format!("source `{name}`: `{declared_path}` is a {scheme}:// URL; sources are read from the project folder in this build"),
-        )
-        .with_hint("copy the files into the project (e.g. data/) and give their relative path; [storage] may be s3://"));
-    }
-    let path = root.join(&declared_path);
+    let url = match declared_path.split_once("://") {
+        Some(("s3" | "gs" | "az", rest)) if rest.contains('/') && !rest.starts_with('/') => {
+            Some(declared_path.clone())
+        }
+        Some((scheme, _)) => {
+            return Err(Diagnostic::new(
+                declared_in,
+                Some(line),
+                format!("source `{name}`: `{declared_path}` is not a path or an object-store URL Cairn reads ({scheme}://)"),
+            )
+            .with_hint("give a path relative to the project folder (data/orders.csv) or s3://bucket/key, gs://bucket/key, az://container/key (a folder ends with /)"));
+        }
+        None => None,
+    };
+    let path = match &url {
+        Some(url) => PathBuf::from(url),
+        None => root.join(&declared_path),
+    };
     let format = match &raw.format {
         Some(f) => SourceFormat::parse(f.get_ref()).ok_or_else(|| {
             Diagnostic::new(
@@ -403,7 +431,9 @@ fn resolve_source(
                 .with_hint("use a .csv, .parquet or .json file, or set format = \"csv\" | \"parquet\" | \"json\"")
             })?,
     };
-    if !path.exists() {
+    // A remote source is looked for when it is read (one request per
+    // command, not at every load).
+    if url.is_none() && !path.exists() {
         return Err(Diagnostic::new(
             declared_in,
             Some(line),
@@ -427,13 +457,18 @@ fn resolve_source(
             )
         })
         .transpose()?;
-    if partitions.is_some() && !path.is_dir() {
+    let is_folder = match &url {
+        Some(url) => remote_is_folder(url),
+        None => path.is_dir(),
+    };
+    if partitions.is_some() && !is_folder {
         return Err(Diagnostic::new(declared_in, Some(line), format!("partitioned source `{name}` must be a folder"))
-            .with_hint("put the files of partition KEY under <path>/<dimension>=KEY/, e.g. data/orders/date=2024-05-01/part.csv"));
+            .with_hint("put the files of partition KEY under <path>/<dimension>=KEY/, e.g. data/orders/date=2024-05-01/part.csv (in an object store, end the URL with /)"));
     }
     Ok(Source {
         name: name.to_owned(),
         path,
+        url,
         declared_path,
         format,
         description: raw.description.clone(),

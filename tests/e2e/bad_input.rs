@@ -217,6 +217,19 @@ fn unsupported_catalog_and_storage_urls() {
         &[("cairn.toml", "[storage]\nurl = \"ftp://x\"\n")],
         &["unsupported storage scheme `ftp`"],
     );
+    // Sources may be in an object store, not behind any URL.
+    check(
+        &[(
+            "cairn.toml",
+            "[sources.orders]\npath = \"https://example.com/orders.csv\"\n",
+        )],
+        &[
+            "cairn.toml:2",
+            "source `orders`",
+            "https://example.com/orders.csv",
+            "s3://bucket/key",
+        ],
+    );
 }
 
 #[test]

@@ -20,7 +20,7 @@ use serde_json::Value;
 mod ballista_host;
 use ballista_host::{BallistaHost, free_port};
 
-use crate::s3::{Moto, on_s3};
+use crate::s3::{Moto, on_s3, warehouse_sources_on_s3};
 use crate::util::{Project, assert_refused, states, with_outcome};
 
 /// The cluster of a test: one executor, or two for the full combination,
@@ -137,8 +137,8 @@ fn ballista_and_postgres_materialize_the_warehouse_with_the_local_data_versions(
     warehouse_on_cluster(Cluster::start(), postgres);
 }
 
-/// The full combination: two executors, the catalog on PostgreSQL and the
-/// outputs on the S3 server, which the executors read back.
+/// The full combination: two executors, the catalog on PostgreSQL, the
+/// sources and outputs on the S3 server, which the executors read.
 #[test]
 fn ballista_postgres_and_s3_materialize_the_warehouse_with_the_local_data_versions() {
     let all = Backends {
@@ -155,6 +155,10 @@ fn warehouse_on_cluster(cluster: Cluster, backends: Backends) {
     let mut remote = Project::example();
     on_cluster(&remote, &cluster.url());
     let moto = set_up(&mut remote, backends, "ballista_warehouse");
+    if let Some(moto) = &moto {
+        // The sources too: the executors read them from the bucket.
+        warehouse_sources_on_s3(&remote, moto);
+    }
 
     let (local_report, local_wall) = timed_materialize(&local, &[]);
     let (remote_report, remote_wall) = timed_materialize(&remote, &[]);

@@ -78,6 +78,50 @@ impl Moto {
         Ok((status, text))
     }
 
+    /// Writes `body` at `key` in the bucket (an unsigned PUT).
+    pub(crate) fn put(&self, key: &str, body: &[u8]) {
+        let (status, text) = self.http("PUT", &format!("/{BUCKET}/{key}"), body).unwrap();
+        assert_eq!(status, 200, "PUT {key}: {text}");
+    }
+
+    /// Overwrites the object at `key` with `body`: a signed PUT through
+    /// boto3 (installed with moto), as moto refuses unsigned overwrites.
+    fn overwrite(&self, key: &str, body: &[u8]) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), body).unwrap();
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+                 aws_access_key_id='testing', aws_secret_access_key='testing')\
+                 .upload_file(sys.argv[2], sys.argv[3], sys.argv[4])",
+            ])
+            .arg(self.endpoint())
+            .arg(file.path())
+            .arg(BUCKET)
+            .arg(key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Uploads every file under `dir` to `prefix/` (same relative names).
+    fn upload_dir(&self, dir: &std::path::Path, prefix: &str) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                self.upload_dir(&path, &format!("{prefix}/{name}"));
+            } else {
+                self.put(&format!("{prefix}/{name}"), &std::fs::read(&path).unwrap());
+            }
+        }
+    }
+
     /// Keys and sizes of the objects under `prefix`, from moto's own
     /// ListObjectsV2 (not through Cairn).
     pub(crate) fn objects(&self, prefix: &str) -> Vec<(String, u64)> {
@@ -402,5 +446,161 @@ fn s3_credentials_in_cairn_toml_are_refused() {
         &p,
         &["status"],
         &["cairn.toml:3", "credentials", "AWS_SECRET_ACCESS_KEY"],
+    );
+}
+
+/// `(asset, partition) -> data version` of the units a report materialized.
+fn data_versions(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "materialized")
+        .map(|r| {
+            (
+                r["asset"].as_str().unwrap().to_owned(),
+                r["partition"].as_str().unwrap().to_owned(),
+                r["data_version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Moves the example warehouse's three CSV sources into the bucket
+/// (`raw/`): uploaded, declared by URL, deleted from the project folder.
+pub(crate) fn warehouse_sources_on_s3(p: &Project, moto: &Moto) {
+    moto.upload_dir(&p.path("data"), "raw");
+    for name in ["raw_customers", "raw_orders", "raw_payments"] {
+        p.edit(
+            "cairn.toml",
+            &format!("path = \"data/{name}.csv\""),
+            &format!("path = \"s3://{BUCKET}/raw/{name}.csv\""),
+        );
+    }
+    std::fs::remove_dir_all(p.path("data")).unwrap();
+}
+
+/// The warehouse with its three CSV sources in the bucket (and its
+/// outputs): the same data versions as reading them from the project
+/// folder; a rewritten object makes its readers stale, an unchanged one
+/// nothing; a missing one is named.
+#[test]
+fn s3_sources_are_read_from_the_bucket_like_local_files() {
+    let moto = Moto::start(false);
+    let local = Project::example();
+    let mut p = Project::example();
+    on_s3(&mut p, &moto.endpoint(), "testing");
+    warehouse_sources_on_s3(&p, &moto);
+
+    let (report, outcomes) = p.materialize(&[]);
+    assert_eq!(with_outcome(&outcomes, "materialized").len(), 7, "{report}");
+    let (local_report, _) = local.materialize(&[]);
+    assert_eq!(data_versions(&report), data_versions(&local_report));
+    // Unchanged objects: nothing to do (their e-tags are the fingerprint).
+    let (_, outcomes) = p.materialize(&[]);
+    assert!(outcomes.iter().all(|(_, o)| o == "fresh"), "{outcomes:?}");
+
+    // A rewritten object: its readers are stale, then rebuilt from it.
+    let payments = std::fs::read_to_string(local.path("data/raw_payments.csv")).unwrap();
+    let fewer: Vec<&str> = payments.lines().take(11).collect();
+    moto.overwrite(
+        "raw/raw_payments.csv",
+        format!("{}\n", fewer.join("\n")).as_bytes(),
+    );
+    let s = states(&p.json(&["status", "--format", "json"], 0));
+    assert_eq!(s["stg_payments"].0, "stale");
+    assert_eq!(s["stg_orders"].0, "fresh");
+    let (_, outcomes) = p.materialize(&[]);
+    assert!(
+        with_outcome(&outcomes, "materialized").contains(&"stg_payments".to_owned()),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        p.query_json("select count(*) as n from stg_payments")[0]["n"],
+        10
+    );
+
+    // A source object that is not there is named, with nothing built.
+    p.edit("cairn.toml", "raw/raw_orders.csv", "raw/missing_orders.csv");
+    let run = p.run(&["materialize"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("raw_orders")
+            && run
+                .stderr
+                .contains(&format!("s3://{BUCKET}/raw/missing_orders.csv"))
+            && run.stderr.contains("does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+/// daily_sales with its partitioned source folder in the bucket: a
+/// backfill reads each day's folder there, with the local data versions.
+#[test]
+fn s3_partitioned_source_folder_is_read_from_the_bucket() {
+    let moto = Moto::start(false);
+    let local = Project::example_named("daily_sales");
+    let mut p = Project::example_named("daily_sales");
+    on_s3(&mut p, &moto.endpoint(), "testing");
+    moto.upload_dir(&p.path("data/sales"), "sales");
+    p.edit(
+        "cairn.toml",
+        "path = \"data/sales\"",
+        &format!("path = \"s3://{BUCKET}/sales/\""),
+    );
+    std::fs::remove_dir_all(p.path("data")).unwrap();
+    let backfill = [
+        "backfill",
+        "daily_sales",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-07",
+        "--format",
+        "json",
+    ];
+    p.json(&backfill, 0);
+    local.json(&backfill, 0);
+    let (report, _) = p.materialize(&["--jobs", "2"]);
+    let (local_report, _) = local.materialize(&["--jobs", "2"]);
+    assert!(data_versions(&report).len() > 7, "{report}");
+    assert_eq!(data_versions(&report), data_versions(&local_report));
+    assert_eq!(
+        p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
+        0
+    );
+    let sql = "select count(distinct day) as n, sum(sales) as s from daily_sales";
+    assert_eq!(p.query_json(sql), local.query_json(sql));
+
+    // One day's object rewritten: that day alone is stale.
+    let day = "date=2024-01-03";
+    let (key, _) = moto
+        .objects(&format!("sales/{day}/"))
+        .into_iter()
+        .next()
+        .unwrap();
+    let name = key.rsplit('/').next().unwrap();
+    let mut content = std::fs::read(local.path(&format!("data/sales/{day}/{name}"))).unwrap();
+    let last_line = content[..content.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap();
+    content.truncate(last_line + 1);
+    moto.overwrite(&key, &content);
+    let status = p.json(&["status", "--format", "json"], 0);
+    let daily = status["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "daily_sales")
+        .unwrap();
+    assert_eq!(daily["partitions"]["stale"], 1, "{daily}");
+    assert_eq!(
+        daily["partitions"]["stale_causes"][0],
+        "source sales changed"
     );
 }

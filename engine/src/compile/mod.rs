@@ -56,13 +56,15 @@ pub async fn logical_plans(
         match ws.graph.kind(name) {
             Some(NodeKind::Source) => {
                 if let Some(source) = ws.project.sources.get(name) {
-                    register_source(&ctx, source).await.map_err(|e| {
-                        EngineError::Query(format!(
-                            "source `{name}` ({}): {}",
-                            source.declared_path,
-                            e.strip_backtrace()
-                        ))
-                    })?;
+                    register_source(&ctx, source, &ws.project.config.storage)
+                        .await
+                        .map_err(|e| {
+                            EngineError::Query(format!(
+                                "source `{name}` ({}): {}",
+                                source.declared_path,
+                                e.strip_backtrace()
+                            ))
+                        })?;
                 }
             }
             Some(NodeKind::Asset) => {

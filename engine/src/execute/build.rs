@@ -236,7 +236,7 @@ pub(super) async fn write_and_check(
                 let Some(source) = shared.project.sources.get(name) else {
                     continue;
                 };
-                register_source_partitions(&ctx, source, keys)
+                register_source_partitions(&ctx, source, keys, &shared.project.config.storage)
                     .await
                     .map_err(BuildFailure::from)?;
             }

@@ -169,7 +169,11 @@ impl LineageSink {
                     .project
                     .sources
                     .get(&i.name)
-                    .map(|s| format!("file://{}", s.path.display()))
+                    .map(|s| {
+                        s.url
+                            .clone()
+                            .unwrap_or_else(|| format!("file://{}", s.path.display()))
+                    })
                     .unwrap_or_else(|| self.opts.storage_namespace.clone()),
             };
             let single = inputs.iter().filter(|x| x.name == i.name).count() == 1;

@@ -94,7 +94,7 @@ pub(crate) async fn check(
         let q = |e: datafusion::error::DataFusionError| EngineError::from_datafusion("", e);
         for t in &tables {
             if let Some(source) = ws.project.sources.get(t) {
-                register_source(&ctx, source)
+                register_source(&ctx, source, &ws.project.config.storage)
                     .await
                     .map_err(|e| source_error(source, e))?;
             } else if ws.project.assets.contains_key(t) {

@@ -174,6 +174,25 @@ impl Storage {
         Ok(remote.storage(Arc::new(store)))
     }
 
+    /// The store of a source kept in an object store (`Source::url`),
+    /// rooted at the URL's path (the object itself, or the folder). When
+    /// `[storage]` (`storage`) is on the same kind of store, its connection
+    /// keys (endpoint, region, allow_http, path_style) apply too: one
+    /// S3-compatible server for outputs and sources; otherwise only the
+    /// environment does. No request is made.
+    pub fn open_source(url: &str, storage: &StorageConfig) -> Result<Storage, EngineError> {
+        let mut config = StorageConfig::default();
+        url.clone_into(&mut config.url);
+        let scheme = |u: &str| u.split("://").next().map(str::to_owned);
+        if scheme(url) == scheme(&storage.url) {
+            config.endpoint.clone_from(&storage.endpoint);
+            config.region.clone_from(&storage.region);
+            config.allow_http = storage.allow_http;
+            config.path_style = storage.path_style;
+        }
+        Storage::open(&config, Path::new("/"))
+    }
+
     /// One request to the store, before anything is built: an unreachable
     /// endpoint, wrong credentials or a missing bucket fail here, with one
     /// error naming the URL and what to check, instead of as many failed

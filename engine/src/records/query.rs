@@ -53,7 +53,7 @@ pub(crate) async fn run_query(
     };
     for name in &tables {
         if let Some(source) = ws.project.sources.get(name) {
-            register_source(&ctx, source)
+            register_source(&ctx, source, &ws.project.config.storage)
                 .await
                 .map_err(|e| source_error(source, e))?;
         } else if ws.project.assets.contains_key(name) {

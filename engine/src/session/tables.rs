@@ -19,7 +19,7 @@ use datafusion::prelude::{
     CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
 
-use cairn_assets::{Source, SourceFormat};
+use cairn_assets::{Source, SourceFormat, StorageConfig};
 
 use crate::error::EngineError;
 use crate::session::committed_table::CommittedTable;
@@ -78,20 +78,32 @@ pub fn metered_session(
     Ok(ctx)
 }
 
-/// Registers a source under its name.
-pub async fn register_source(ctx: &SessionContext, source: &Source) -> DfResult<()> {
-    let mut path = source.path.to_string_lossy().into_owned();
-    let ext = if source.path.is_dir() {
-        if !path.ends_with('/') {
-            path.push('/');
+/// Registers a source under its name. A source in an object store is read
+/// there, its store registered in `ctx` (with the `[storage]` connection
+/// keys when `storage` is the same kind of store).
+pub async fn register_source(
+    ctx: &SessionContext,
+    source: &Source,
+    storage: &StorageConfig,
+) -> DfResult<()> {
+    let (path, ext) = match &source.url {
+        Some(url) => {
+            register_source_store(ctx, url, storage)?;
+            if source.is_remote_folder() {
+                let mut path = url.clone();
+                if !path.ends_with('/') {
+                    path.push('/');
+                }
+                (path, format!(".{}", source.format.extension()))
+            } else {
+                let ext = url
+                    .rsplit_once('.')
+                    .map(|(_, e)| format!(".{e}"))
+                    .unwrap_or_default();
+                (url.clone(), ext)
+            }
         }
-        format!(".{}", source.format.extension())
-    } else {
-        source
-            .path
-            .extension()
-            .map(|e| format!(".{}", e.to_string_lossy()))
-            .unwrap_or_default()
+        None => local_source_path(source),
     };
     match source.format {
         SourceFormat::Csv => {
@@ -180,6 +192,35 @@ pub fn source_error(source: &Source, e: datafusion::error::DataFusionError) -> E
     )
 }
 
+/// The path and file extension DataFusion reads a local source with.
+fn local_source_path(source: &Source) -> (String, String) {
+    let mut path = source.path.to_string_lossy().into_owned();
+    let ext = if source.path.is_dir() {
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        format!(".{}", source.format.extension())
+    } else {
+        source
+            .path
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default()
+    };
+    (path, ext)
+}
+
+/// Registers in `ctx` the object store a remote source at `url` is read
+/// from.
+fn register_source_store(ctx: &SessionContext, url: &str, storage: &StorageConfig) -> DfResult<()> {
+    let store = Storage::open_source(url, storage)
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    let store_url = url::Url::parse(&store.store_url)
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    ctx.register_object_store(&store_url, store.store);
+    Ok(())
+}
+
 /// Registers a source as seen by one partition: all of it when it is not
 /// partitioned, otherwise exactly the files of the mapped partitions `keys`
 /// (an empty table with the source's schema when they hold no files).
@@ -187,15 +228,19 @@ pub async fn register_source_partitions(
     ctx: &SessionContext,
     source: &Source,
     keys: &[String],
+    storage: &StorageConfig,
 ) -> Result<(), EngineError> {
     let q = |e| source_error(source, e);
     if source.partitions.is_none() {
-        return register_source(ctx, source).await.map_err(q);
+        return register_source(ctx, source, storage).await.map_err(q);
+    }
+    if let Some(url) = &source.url {
+        register_source_store(ctx, url, storage).map_err(q)?;
     }
     let mut urls = Vec::new();
     for key in keys {
-        for file in source_files(source, key)? {
-            urls.push(ListingTableUrl::parse(file.to_string_lossy()).map_err(q)?);
+        for file in source_files(source, key, storage)? {
+            urls.push(ListingTableUrl::parse(&file.location).map_err(q)?);
         }
     }
     let format: Arc<dyn FileFormat> = match source.format {
@@ -209,7 +254,10 @@ pub async fn register_source_partitions(
     if urls.is_empty() {
         // No files in these partitions: an empty table with the schema the
         // source has elsewhere, so the query still plans.
-        let mut root = source.path.to_string_lossy().into_owned();
+        let mut root = match &source.url {
+            Some(url) => url.clone(),
+            None => source.path.to_string_lossy().into_owned(),
+        };
         if !root.ends_with('/') {
             root.push('/');
         }
