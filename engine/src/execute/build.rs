@@ -218,14 +218,8 @@ pub(super) async fn write_and_check(
     let pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool> =
         Arc::clone(&meters.pool) as _;
     let config = shared.engine.session_config(reproducible_config());
-    let ctx = metered_session(
-        &shared.storage,
-        Arc::clone(&store),
-        pool,
-        config,
-        Arc::clone(&shared.footers),
-    )
-    .map_err(|e| BuildFailure::datafusion("", e))?;
+    let ctx = metered_session(&shared.storage, Arc::clone(&store), pool, config)
+        .map_err(|e| BuildFailure::datafusion("", e))?;
     let declared = shared.declared.get(&job.asset.name);
     for table in &job.tables {
         match table {

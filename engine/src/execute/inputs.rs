@@ -148,9 +148,6 @@ pub(super) struct RunShared {
     pub(super) control: crate::execute::control::RunControl,
     /// Where each unit's query executes (`[engine]`).
     pub(super) engine: crate::session::cluster::QueryEngine,
-    /// Parquet footers read during the run, shared by its builds
-    /// ([`crate::session::tables::shared_footer_cache`]).
-    pub(super) footers: Arc<datafusion::execution::cache::cache_manager::FileMetadataCache>,
 }
 
 /// A table one build reads.

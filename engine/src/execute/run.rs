@@ -347,8 +347,6 @@ async fn schedule(
         control: ctx.control.clone(),
         // Checked reachable by `materialize` before the run began.
         engine: QueryEngine::from_config(&ws.project.config.engine, &ws.project.config.storage)?,
-        footers: crate::session::tables::shared_footer_cache()
-            .map_err(|e| EngineError::Internal(e.strip_backtrace()))?,
     });
     let pools = ctx
         .pools

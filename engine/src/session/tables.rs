@@ -25,10 +25,6 @@ use crate::error::EngineError;
 use crate::session::committed_table::CommittedTable;
 use crate::state::sources::source_files;
 
-use datafusion::execution::cache::cache_manager::{
-    CacheManager, CacheManagerConfig, FileMetadataCache,
-};
-
 use crate::model::storage::{CommittedFile, Storage};
 
 /// A session for running asset SQL: the storage's object store registered,
@@ -63,32 +59,17 @@ pub fn reproducible_config() -> SessionConfig {
         .with_target_partitions(1)
 }
 
-/// A cache of Parquet footers (and page indexes) to share between the
-/// sessions of one run: an upstream's committed file read by several
-/// downstream builds has its footer fetched once — one or two ranged
-/// requests fewer per read on a remote store. Sound because a committed
-/// file is never rewritten ([`super::committed_table::known_meta`]); other
-/// files (sources) are checked against their size and modification time,
-/// as DataFusion does within one session. Bounded by DataFusion's default
-/// metadata cache limit (LRU).
-pub fn shared_footer_cache() -> DfResult<Arc<FileMetadataCache>> {
-    Ok(CacheManager::try_new(&CacheManagerConfig::default())?.get_file_metadata_cache())
-}
-
 /// A session whose I/O goes through `store` and whose memory comes from
 /// `pool` (the meters of one materialization), configured by `config`
-/// (for a build: [`reproducible_config`], as its engine adjusts it), with
-/// the run's `footers` cache.
+/// (for a build: [`reproducible_config`], as its engine adjusts it).
 pub fn metered_session(
     storage: &Storage,
     store: Arc<dyn object_store::ObjectStore>,
     pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
     config: SessionConfig,
-    footers: Arc<FileMetadataCache>,
 ) -> DfResult<SessionContext> {
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_pool(pool)
-        .with_cache_manager(CacheManagerConfig::default().with_file_metadata_cache(Some(footers)))
         .build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let url = url::Url::parse(&storage.store_url)
@@ -307,93 +288,4 @@ pub fn read_only() -> SQLOptions {
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
-mod tests {
-    use std::sync::atomic::Ordering;
-
-    use cairn_assets::StorageConfig;
-    use datafusion::execution::memory_pool::UnboundedMemoryPool;
-
-    use super::*;
-    use crate::session::metering::CountingStore;
-
-    /// Reads of `file` in a metered session of its own, sharing `footers`:
-    /// the GET requests it made and the rows it read.
-    async fn read_requests(
-        storage: &Storage,
-        file: &CommittedFile,
-        footers: &Arc<FileMetadataCache>,
-    ) -> (u64, i64) {
-        let counting = Arc::new(CountingStore::new(Arc::clone(&storage.store)));
-        let ctx = metered_session(
-            storage,
-            Arc::clone(&counting) as Arc<dyn object_store::ObjectStore>,
-            Arc::new(UnboundedMemoryPool::default()),
-            reproducible_config(),
-            Arc::clone(footers),
-        )
-        .unwrap();
-        register_committed(&ctx, storage, "t", std::slice::from_ref(file), &[], false)
-            .await
-            .unwrap();
-        let batches = ctx
-            .sql("select sum(x) as s from t")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let sum = batches[0]
-            .column(0)
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::Int64Array>()
-            .unwrap()
-            .value(0);
-        (counting.counts.read_requests.load(Ordering::SeqCst), sum)
-    }
-
-    /// The second build reading an upstream's committed file in a run
-    /// takes its footer from the run's cache: fewer requests, same rows.
-    #[tokio::test]
-    async fn builds_of_one_run_read_a_committed_footer_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = StorageConfig::default();
-        config.url = "file://./wh".to_owned();
-        let storage = Storage::open(&config, dir.path()).unwrap();
-        std::fs::create_dir_all(dir.path().join("wh/up")).unwrap();
-        let ctx = SessionContext::new();
-        ctx.sql("select * from (values (1), (2), (39)) as v(x)")
-            .await
-            .unwrap()
-            .write_parquet(
-                &dir.path().join("wh/up/r-00000.parquet").to_string_lossy(),
-                datafusion::dataframe::DataFrameWriteOptions::new(),
-                None,
-            )
-            .await
-            .unwrap();
-        let size = std::fs::metadata(dir.path().join("wh/up/r-00000.parquet"))
-            .unwrap()
-            .len();
-        let file = CommittedFile {
-            path: "up/r-00000.parquet".to_owned(),
-            size: Some(size),
-        };
-
-        let run = shared_footer_cache().unwrap();
-        let (first, sum) = read_requests(&storage, &file, &run).await;
-        let (second, again) = read_requests(&storage, &file, &run).await;
-        assert_eq!((sum, again), (42, 42));
-        assert!(first > 0);
-        assert!(
-            second < first,
-            "the footer came from the run's cache: {second} requests vs {first}"
-        );
-        // Another run starts with a cache of its own.
-        let (other_run, _) = read_requests(&storage, &file, &shared_footer_cache().unwrap()).await;
-        assert_eq!(other_run, first);
-    }
 }
