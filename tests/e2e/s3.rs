@@ -536,6 +536,21 @@ fn s3_sources_are_read_from_the_bucket_like_local_files() {
         run.stderr
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+
+    // A folder with no file of the format is named too.
+    p.edit(
+        "cairn.toml",
+        "raw/missing_orders.csv\"",
+        "raw/empty/\"\nformat = \"csv\"",
+    );
+    let run = p.run(&["status"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains(&format!("no .csv files under s3://{BUCKET}/raw/empty/")),
+        "{}",
+        run.stderr
+    );
 }
 
 /// daily_sales with its partitioned source folder in the bucket: a

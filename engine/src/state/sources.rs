@@ -157,6 +157,7 @@ fn remote_files(
 ) -> Result<Vec<SourceFile>, EngineError> {
     let store = Storage::open_source(url, storage)?;
     let folder = source.is_remote_folder();
+    let partitioned = source.partitions.is_some();
     let prefix = match &source.partitions {
         Some(def) if !key.is_empty() => store.object_path(&def.hive_path(key)),
         _ => store.object_path(""),
@@ -185,6 +186,11 @@ fn remote_files(
             } else {
                 vec![store.store.head(&prefix).await.map_err(not_read)?]
             };
+            if metas.is_empty() && !partitioned {
+                return Err(EngineError::Query(format!(
+                    "source `{name}`: no {ext} files under {declared} (check its path in cairn.toml; a folder's files need the format's extension)"
+                )));
+            }
             metas.sort_by(|a, b| a.location.cmp(&b.location));
             let root = store.object_path("");
             Ok(metas
