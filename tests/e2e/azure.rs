@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Project, states, with_outcome};
+use crate::util::{Project, states};
 
 const CONTAINER: &str = "cairn-test";
 /// Azurite's one account, with its published well-known key.
@@ -144,102 +144,13 @@ fn on_azure(p: &mut Project, azurite: &Azurite, key: &str) {
     ];
 }
 
-fn sorted(v: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = v.iter().map(|s| (*s).to_owned()).collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn azure_warehouse_materializes_rebuilds_what_changed_and_reads_back() {
     let azurite = Azurite::start();
     let mut p = Project::example();
     on_azure(&mut p, &azurite, ACCOUNT_KEY);
 
-    let (first, outcomes) = p.materialize(&[]);
-    let first_run = first["run_id"].as_str().unwrap().to_owned();
-    let all = [
-        "stg_customers",
-        "stg_orders",
-        "stg_payments",
-        "int_order_payments",
-        "orders",
-        "customers",
-        "monthly_revenue",
-    ];
-    assert_eq!(with_outcome(&outcomes, "materialized"), sorted(&all));
-    // The files are in the container, none on the local disk.
-    let blobs = azurite.blobs("wh/");
-    for asset in all {
-        assert!(
-            blobs
-                .iter()
-                .any(|(k, size)| k.starts_with(&format!("wh/{asset}/"))
-                    && k.ends_with(".parquet")
-                    && *size > 0),
-            "{asset}: {blobs:?}"
-        );
-    }
-    assert!(!p.path("warehouse").exists());
-    assert_eq!(
-        p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
-        0
-    );
-    assert_eq!(
-        p.query_json("select count(*) as n from customers")[0]["n"],
-        100
-    );
-
-    // An edit rebuilds exactly it and its downstream.
-    p.edit(
-        "assets/stg_payments.sql",
-        "from raw_payments",
-        "from raw_payments\nwhere payment_method <> 'gift_card'",
-    );
-    let s = states(&p.json(&["status", "--format", "json"], 0));
-    assert_eq!(s["stg_payments"].0, "stale");
-    let (_, outcomes) = p.materialize(&[]);
-    assert_eq!(
-        with_outcome(&outcomes, "materialized"),
-        sorted(&[
-            "stg_payments",
-            "int_order_payments",
-            "orders",
-            "customers",
-            "monthly_revenue"
-        ])
-    );
-
-    // Early cutoff: the same rows stop staleness there.
-    p.edit(
-        "assets/stg_orders.sql",
-        "from raw_orders",
-        "from raw_orders\nwhere 1 = 1",
-    );
-    let (_, outcomes) = p.materialize(&[]);
-    assert_eq!(
-        with_outcome(&outcomes, "fresh (early cutoff)"),
-        sorted(&["orders", "customers", "monthly_revenue"])
-    );
-
-    // Time travel reads a replaced version back from the container.
-    let before = p.json(
-        &[
-            "query",
-            "--as-of",
-            &first_run,
-            "--format",
-            "json",
-            "select count(*) as n from stg_payments where payment_method = 'gift_card'",
-        ],
-        0,
-    );
-    assert!(before[0]["n"].as_u64().unwrap() > 0, "{before}");
-    assert_eq!(
-        p.query_json("select count(*) as n from stg_payments where payment_method = 'gift_card'")
-            [0]["n"],
-        0
-    );
+    crate::s3::warehouse_scenario(&p, &|prefix| azurite.blobs(prefix));
 }
 
 #[test]

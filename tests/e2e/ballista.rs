@@ -11,7 +11,6 @@
 //! (moto), two executors reading them with the `ballista-executor`
 //! binary's own S3 registry — runs the core scenarios too.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,7 +20,7 @@ mod ballista_host;
 use ballista_host::{BallistaHost, free_port};
 
 use crate::s3::{Moto, on_s3, warehouse_sources_on_s3};
-use crate::util::{Project, assert_refused, states, with_outcome};
+use crate::util::{Project, assert_refused, states, versions, with_outcome};
 
 /// The cluster of a test: one executor, or two for the full combination,
 /// holding the S3 credentials moto takes as their own.
@@ -52,29 +51,6 @@ fn on_cluster(p: &Project, url: &str) {
         "cairn.toml",
         &format!("{toml}\n[engine]\nurl = \"{url}\"\n"),
     );
-}
-
-/// `(asset, partition) -> (data version, rows)` of the materialized units
-/// of a `materialize --format json` report.
-fn versions(report: &Value) -> BTreeMap<(String, String), (String, u64)> {
-    report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["outcome"] == "materialized")
-        .map(|r| {
-            (
-                (
-                    r["asset"].as_str().unwrap().to_owned(),
-                    r["partition"].as_str().unwrap().to_owned(),
-                ),
-                (
-                    r["data_version"].as_str().unwrap().to_owned(),
-                    r["rows"].as_u64().unwrap(),
-                ),
-            )
-        })
-        .collect()
 }
 
 /// Materializes `args` on `p` and says how long it took.

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Project, states, with_outcome};
+use crate::util::{Project, states, versions, with_outcome};
 
 pub(crate) const BUCKET: &str = "cairn-test";
 
@@ -205,7 +205,14 @@ fn warehouse_on_s3(postgres: bool) {
     if postgres {
         crate::postgres::on_postgres(&p, "s3_warehouse");
     }
+    warehouse_scenario(&p, &|prefix| moto.objects(prefix));
+}
 
+/// The core scenarios on a remote store (materialize, edit, early cutoff,
+/// time travel) for the example warehouse `p` writing under `wh/`, whose
+/// objects `objects(prefix)` lists with the store's own client: shared by
+/// the S3 and Azure tests.
+pub(crate) fn warehouse_scenario(p: &Project, objects: &dyn Fn(&str) -> Vec<(String, u64)>) {
     let (first, outcomes) = p.materialize(&[]);
     let first_run = first["run_id"].as_str().unwrap().to_owned();
     let all = [
@@ -219,7 +226,7 @@ fn warehouse_on_s3(postgres: bool) {
     ];
     assert_eq!(with_outcome(&outcomes, "materialized"), sorted(&all));
     // The files are in the bucket, none on the local disk.
-    let objects = moto.objects("wh/");
+    let objects = objects("wh/");
     for asset in all {
         assert!(
             objects
@@ -449,25 +456,6 @@ fn s3_credentials_in_cairn_toml_are_refused() {
     );
 }
 
-/// `(asset, partition) -> data version` of the units a report materialized.
-fn data_versions(report: &serde_json::Value) -> Vec<(String, String, String)> {
-    let mut out: Vec<_> = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["outcome"] == "materialized")
-        .map(|r| {
-            (
-                r["asset"].as_str().unwrap().to_owned(),
-                r["partition"].as_str().unwrap().to_owned(),
-                r["data_version"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 /// Moves the example warehouse's three CSV sources into the bucket
 /// (`raw/`): uploaded, declared by URL, deleted from the project folder.
 pub(crate) fn warehouse_sources_on_s3(p: &Project, moto: &Moto) {
@@ -497,7 +485,7 @@ fn s3_sources_are_read_from_the_bucket_like_local_files() {
     let (report, outcomes) = p.materialize(&[]);
     assert_eq!(with_outcome(&outcomes, "materialized").len(), 7, "{report}");
     let (local_report, _) = local.materialize(&[]);
-    assert_eq!(data_versions(&report), data_versions(&local_report));
+    assert_eq!(versions(&report), versions(&local_report));
     // Unchanged objects: nothing to do (their e-tags are the fingerprint).
     let (_, outcomes) = p.materialize(&[]);
     assert!(outcomes.iter().all(|(_, o)| o == "fresh"), "{outcomes:?}");
@@ -582,8 +570,8 @@ fn s3_partitioned_source_folder_is_read_from_the_bucket() {
     local.json(&backfill, 0);
     let (report, _) = p.materialize(&["--jobs", "2"]);
     let (local_report, _) = local.materialize(&["--jobs", "2"]);
-    assert!(data_versions(&report).len() > 7, "{report}");
-    assert_eq!(data_versions(&report), data_versions(&local_report));
+    assert!(versions(&report).len() > 7, "{report}");
+    assert_eq!(versions(&report), versions(&local_report));
     assert_eq!(
         p.json(&["status", "--check", "--format", "json"], 0)["not_fresh"],
         0

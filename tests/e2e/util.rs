@@ -237,3 +237,26 @@ pub fn assert_refused(p: &Project, args: &[&str], fragments: &[&str]) -> Run {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     run
 }
+
+/// `(asset, partition) -> (data version, rows)` of the materialized units
+/// of a `materialize --format json` report.
+pub fn versions(report: &Value) -> std::collections::BTreeMap<(String, String), (String, u64)> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "materialized")
+        .map(|r| {
+            (
+                (
+                    r["asset"].as_str().unwrap().to_owned(),
+                    r["partition"].as_str().unwrap().to_owned(),
+                ),
+                (
+                    r["data_version"].as_str().unwrap().to_owned(),
+                    r["rows"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
