@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Project, states};
+use crate::util::{Project, assert_nothing_committed, python};
 
 const CONTAINER: &str = "cairn-test";
 /// Azurite's one account, with its published well-known key.
@@ -61,20 +61,10 @@ impl Azurite {
             std::thread::sleep(Duration::from_millis(50));
         }
         // Creating a container takes a signed request: Azure's own client.
-        let create = Command::new("python3")
-            .args([
-                "-c",
-                "import sys; from azure.storage.blob import BlobServiceClient as C; \
-                 C.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",
-            ])
-            .arg(azurite.connection_string())
-            .arg(CONTAINER)
-            .output()
-            .expect("python3 with azure-storage-blob (tests/run.sh installs it)");
-        assert!(
-            create.status.success(),
-            "create the container: {}",
-            String::from_utf8_lossy(&create.stderr)
+        python(
+            "import sys; from azure.storage.blob import BlobServiceClient as C; \
+             C.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",
+            [azurite.connection_string().as_str(), CONTAINER],
         );
         azurite
     }
@@ -92,31 +82,18 @@ impl Azurite {
 
     /// Names and sizes of the blobs under `prefix`, from Azure's client.
     fn blobs(&self, prefix: &str) -> Vec<(String, u64)> {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import sys; from azure.storage.blob import BlobServiceClient as C; \
-                 c = C.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2]); \
-                 [print(b.name, b.size) for b in c.list_blobs(name_starts_with=sys.argv[3])]",
-            ])
-            .arg(self.connection_string())
-            .arg(CONTAINER)
-            .arg(prefix)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|line| {
-                let (name, size) = line.rsplit_once(' ').unwrap();
-                (name.to_owned(), size.parse().unwrap())
-            })
-            .collect()
+        python(
+            "import sys; from azure.storage.blob import BlobServiceClient as C; \
+             c = C.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2]); \
+             [print(b.name, b.size) for b in c.list_blobs(name_starts_with=sys.argv[3])]",
+            [self.connection_string().as_str(), CONTAINER, prefix],
+        )
+        .lines()
+        .map(|line| {
+            let (name, size) = line.rsplit_once(' ').unwrap();
+            (name.to_owned(), size.parse().unwrap())
+        })
+        .collect()
     }
 }
 
@@ -171,10 +148,6 @@ fn azure_refused_account_key_is_named_and_commits_nothing() {
         run.stderr
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    let s = states(&p.json(&["status", "--format", "json"], 0));
-    assert!(
-        s.values().all(|(state, _)| state == "never_materialized"),
-        "nothing committed: {s:?}"
-    );
+    assert_nothing_committed(&p);
     assert!(azurite.blobs("wh/").is_empty());
 }

@@ -20,7 +20,10 @@ mod ballista_host;
 use ballista_host::{BallistaHost, free_port};
 
 use crate::s3::{Moto, on_s3, warehouse_sources_on_s3};
-use crate::util::{Project, assert_refused, states, versions, with_outcome};
+use crate::util::{
+    DAILY_SALES_FIRST_WEEK, Project, assert_nothing_committed, assert_refused, states, versions,
+    with_outcome,
+};
 
 /// The cluster of a test: one executor, or two for the full combination,
 /// holding the S3 credentials moto takes as their own.
@@ -252,18 +255,8 @@ fn partitions_on_cluster(cluster: Cluster, backends: Backends) {
     let mut remote = Project::example_named("daily_sales");
     on_cluster(&remote, &cluster.url());
     let moto = set_up(&mut remote, backends, "ballista_partitions");
-    let backfill = [
-        "backfill",
-        "daily_sales",
-        "--from",
-        "2024-01-01",
-        "--to",
-        "2024-01-07",
-        "--format",
-        "json",
-    ];
-    local.json(&backfill, 0);
-    remote.json(&backfill, 0);
+    local.json(&DAILY_SALES_FIRST_WEEK, 0);
+    remote.json(&DAILY_SALES_FIRST_WEEK, 0);
     if let Some(moto) = &moto {
         assert_eq!(parquet_in_bucket(moto, "wh/daily_sales/"), 7);
     }
@@ -310,11 +303,7 @@ fn ballista_unreachable_cluster_fails_fast_and_commits_nothing() {
         run.stderr
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    let s = states(&p.json(&["status", "--format", "json"], 0));
-    assert!(
-        s.values().all(|(state, _)| state == "never_materialized"),
-        "nothing committed: {s:?}"
-    );
+    assert_nothing_committed(&p);
     assert_eq!(p.warehouse_files(), Vec::<String>::new());
 }
 

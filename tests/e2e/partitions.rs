@@ -3,7 +3,7 @@
 //! backfills killed and resumed, and partition input errors.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::util::{Project, states};
@@ -237,19 +237,8 @@ t = ds.dataset(sys.argv[1], format="parquet", partitioning="hive").to_table()
 rows = sorted((str(r["date"]), r["region"], r["amount"]) for r in t.to_pylist())
 print(rows)
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(p.path("warehouse/regional"))
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        crate::util::python(script, [p.path("warehouse/regional")]).trim(),
         "[('2024-01-01', 'eu', 1), ('2024-01-01', 'us', 2), ('2024-01-02', 'apac', 4), ('2024-01-02', 'eu', 3), ('2024-01-03', 'us', 5)]"
     );
 }
@@ -308,18 +297,13 @@ fn new_york_days_cover_23_and_25_hours_across_dst() {
                 |r| r.get(0),
             )
             .unwrap();
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg("import sys, pyarrow.parquet as pq; print(pq.read_table(sys.argv[1]).column('hours')[0].as_py())")
-            .arg(p.path("warehouse").join(path))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        crate::util::python(
+            "import sys, pyarrow.parquet as pq; print(pq.read_table(sys.argv[1]).column('hours')[0].as_py())",
+            [p.path("warehouse").join(path)],
+        )
+        .trim()
+        .parse()
+        .unwrap()
     };
     assert_eq!(hours("2024-03-10"), 23, "spring forward");
     assert_eq!(hours("2024-03-11"), 24);

@@ -3,8 +3,6 @@
 //! committed Parquet files read with pyarrow and their rows subtracted with
 //! Python's `Counter`.
 
-use std::process::Command;
-
 use crate::util::Project;
 
 /// The two CSV states of `data/raw.csv` an asset is built from in turn.
@@ -95,19 +93,7 @@ def rows(files):
 before, after = rows(sys.argv[1]), rows(sys.argv[2])
 print(sum((after - before).values()), sum((before - after).values()))
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(previous)
-        .arg(current)
-        .output()
-        .expect("python3 with pyarrow must be installed (tests/run.sh does it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = crate::util::python(script, [previous, current]);
     let mut it = text.split_whitespace().map(|n| n.parse::<i64>().unwrap());
     (it.next().unwrap(), it.next().unwrap())
 }

@@ -8,7 +8,10 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Project, states, versions, with_outcome};
+use crate::util::{
+    DAILY_SALES_FIRST_WEEK, Project, assert_nothing_committed, python, states, versions,
+    with_outcome,
+};
 
 pub(crate) const BUCKET: &str = "cairn-test";
 
@@ -89,23 +92,16 @@ impl Moto {
     fn overwrite(&self, key: &str, body: &[u8]) {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), body).unwrap();
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
-                 aws_access_key_id='testing', aws_secret_access_key='testing')\
-                 .upload_file(sys.argv[2], sys.argv[3], sys.argv[4])",
-            ])
-            .arg(self.endpoint())
-            .arg(file.path())
-            .arg(BUCKET)
-            .arg(key)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        python(
+            "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+             aws_access_key_id='testing', aws_secret_access_key='testing')\
+             .upload_file(sys.argv[2], sys.argv[3], sys.argv[4])",
+            [
+                std::ffi::OsStr::new(&self.endpoint()),
+                file.path().as_os_str(),
+                BUCKET.as_ref(),
+                key.as_ref(),
+            ],
         );
     }
 
@@ -419,11 +415,7 @@ fn s3_dead_endpoint_fails_fast_and_commits_nothing() {
         run.stderr
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    let s = states(&p.json(&["status", "--format", "json"], 0));
-    assert!(
-        s.values().all(|(state, _)| state == "never_materialized"),
-        "nothing committed: {s:?}"
-    );
+    assert_nothing_committed(&p);
 }
 
 #[test]
@@ -556,18 +548,8 @@ fn s3_partitioned_source_folder_is_read_from_the_bucket() {
         &format!("path = \"s3://{BUCKET}/sales/\""),
     );
     std::fs::remove_dir_all(p.path("data")).unwrap();
-    let backfill = [
-        "backfill",
-        "daily_sales",
-        "--from",
-        "2024-01-01",
-        "--to",
-        "2024-01-07",
-        "--format",
-        "json",
-    ];
-    p.json(&backfill, 0);
-    local.json(&backfill, 0);
+    p.json(&DAILY_SALES_FIRST_WEEK, 0);
+    local.json(&DAILY_SALES_FIRST_WEEK, 0);
     let (report, _) = p.materialize(&["--jobs", "2"]);
     let (local_report, _) = local.materialize(&["--jobs", "2"]);
     assert!(versions(&report).len() > 7, "{report}");

@@ -260,3 +260,45 @@ pub fn versions(report: &Value) -> std::collections::BTreeMap<(String, String), 
         })
         .collect()
 }
+
+/// Runs `python3 -c script args...` (the Python packages tests/run.sh
+/// installs), asserting it succeeds; its standard output.
+pub fn python<A: AsRef<std::ffi::OsStr>>(
+    script: &str,
+    args: impl IntoIterator<Item = A>,
+) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 (tests/run.sh installs the packages the tests use)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Asserts that no asset of `p` has a committed version.
+pub fn assert_nothing_committed(p: &Project) {
+    let s = states(&p.json(&["status", "--format", "json"], 0));
+    assert!(
+        s.values().all(|(state, _)| state == "never_materialized"),
+        "nothing committed: {s:?}"
+    );
+}
+
+/// `cairn backfill` of daily_sales' first week, as JSON (the example
+/// project `daily_sales`).
+pub const DAILY_SALES_FIRST_WEEK: [&str; 8] = [
+    "backfill",
+    "daily_sales",
+    "--from",
+    "2024-01-01",
+    "--to",
+    "2024-01-07",
+    "--format",
+    "json",
+];
