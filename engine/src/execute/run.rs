@@ -166,7 +166,7 @@ pub(crate) async fn materialize(
     });
 
     let outcome = schedule(
-        ws, opts, ctx, &snapshot, &run_set, &forced, &run_id, progress,
+        ws, opts, ctx, &snapshot, &run_set, &forced, &run_id, engine, progress,
     )
     .await;
     let unfinished = match &outcome {
@@ -257,6 +257,7 @@ async fn schedule(
     run_set: &[Unit],
     forced: &HashSet<Unit>,
     run_id: &RunId,
+    engine: QueryEngine,
     progress: &dyn Progress,
 ) -> Result<Vec<AssetResult>, EngineError> {
     let in_run: HashSet<&Unit> = run_set.iter().collect();
@@ -346,7 +347,7 @@ async fn schedule(
         declared,
         control: ctx.control.clone(),
         // Checked reachable by `materialize` before the run began.
-        engine: QueryEngine::from_config(&ws.project.config.engine, &ws.project.config.storage)?,
+        engine,
     });
     let pools = ctx
         .pools

@@ -5,12 +5,11 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-use object_store::ObjectStoreExt;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use object_store::ObjectStoreExt;
 
 use cairn_assets::{Project, Source, StorageConfig};
 use cairn_catalog::{Catalog, SourceFingerprint};
