@@ -316,11 +316,11 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         machine_fixed(&mut node);
         expect![[r#"
-            asset total: materialization 7, data b305e8d09572, 1 rows
+            asset total: materialization 7, data e59068f06d3d, 1 rows
                 run <run> by ana on build-7 at <time> (cli): cairn materialize
-                code ba1ae3a29c1b  input ee0a40fa16bf
+                code ba1ae3a29c1b  input d8fcffcb9610
                 file total/<run>-00000.parquet
-              asset regions: materialization 4, data 1983f30541e5, 2 rows
+              asset regions: materialization 4, data 4f10717f1f0a, 2 rows
                   run <run> by ana on build-7 at <time> (cli): cairn materialize
                   code 0c071de92d3f  input 9cc44c0bfbd8
                   file regions/<run>-00000.parquet
@@ -344,20 +344,20 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         machine_fixed(&mut node);
         expect![[r#"
-            asset running [2024-01-02]: materialization 6, data 4a7e16e7d86a, 1 rows
+            asset running [2024-01-02]: materialization 6, data b696ec110ae3, 1 rows
                 run <run> by ana on build-7 at <time> (cli): cairn materialize
-                code 528923e557fd  input 0da77eeb5b07
+                code 528923e557fd  input 45fb88750c92
                 file running/date=2024-01-02/<run>-00000.parquet
-              asset daily [2024-01-02]: materialization 3, data 54b60990b7d4, 1 rows
+              asset daily [2024-01-02]: materialization 3, data 15b1d1c54727, 1 rows
                   run <run> by ana on build-7 at <time> (cli): cairn materialize
                   code 1dbf9b27a8a8  input 70c9981f5249
                   file daily/date=2024-01-02/<run>-00000.parquet
                 source sales [2024-01-02]: data 9d3629ed1901
-              asset running [2024-01-01]: materialization 5, data 1ad84fe80e4d, 1 rows
+              asset running [2024-01-01]: materialization 5, data 88aab2591cd2, 1 rows
                   run <run> by ana on build-7 at <time> (cli): cairn materialize
-                  code 528923e557fd  input aec9a59d208e
+                  code 528923e557fd  input 0f17ac05d0a8
                   file running/date=2024-01-01/<run>-00000.parquet
-                asset daily [2024-01-01]: materialization 2, data cd8ffc50e749, 1 rows
+                asset daily [2024-01-01]: materialization 2, data 8cf34600038d, 1 rows
                     run <run> by ana on build-7 at <time> (cli): cairn materialize
                     code 1dbf9b27a8a8  input 74d2c28b6737
                     file daily/date=2024-01-01/<run>-00000.parquet
@@ -405,7 +405,7 @@ mod tests {
               "kind": "asset",
               "name": "total",
               "partition": "",
-              "data_version": "b305e8d09572d0ce2b532b9a02610aeef2c7f4c79350e54ca5ad52b4d81ca5cf",
+              "data_version": "e59068f06d3d773c4aff9a71b1011ea2f283653349a212bf8409ab2159b5612c",
               "materialization": 7,
               "run": {
                 "id": "<run>",
@@ -421,7 +421,7 @@ mod tests {
                 "backfill_id": null
               },
               "code_version": "ba1ae3a29c1bb1d3b72978f4b7a8249d8872911814f0f868a949e233bc6885cc",
-              "input_version": "ee0a40fa16bfd0903627803094d43cee4a3d6d15aae1b371ff66432df2e5c1df",
+              "input_version": "d8fcffcb9610be0095ace011f7931766f44b2381cd880742b6dbcdb002e64c97",
               "committed_at": "<time>",
               "rows": 1,
               "files": [
@@ -433,7 +433,7 @@ mod tests {
                   "kind": "asset",
                   "name": "regions",
                   "partition": "",
-                  "data_version": "1983f30541e545c5cb7a41180f5b6a0adfb22a0179bd987186e7b226683dc250",
+                  "data_version": "4f10717f1f0a8d31159b030b1916e5c4aac8a9496572b208b7de35be74a21c1d",
                   "materialization": 4,
                   "run": {
                     "id": "<run>",

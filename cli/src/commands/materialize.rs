@@ -592,7 +592,7 @@ mod tests {
                   "files": [
                     "daily/date=2024-01-02/<run>-00000.parquet"
                   ],
-                  "data_version": "4682631e2435ea89e5325ad93028212ac67e45f2db6d890addfbda2c4c9bf4ab",
+                  "data_version": "2353c27253b84e3ed8e5d92c03935c489f4e8348350c7072f7c7b567d21ddfc9",
                   "data_changed": true,
                   "wall": {
                     "secs": 0,
@@ -674,7 +674,7 @@ mod tests {
                   "files": [
                     "daily/date=2024-01-03/<run>-00000.parquet"
                   ],
-                  "data_version": "fd16d44ecb36c5681b6a622678477b515a467b1a55cf4a24546429e8e0b94ad0",
+                  "data_version": "abce45f1782ff1b1e612970c474ef3e337bc8a92db875e751386b30d39523538",
                   "data_changed": true,
                   "wall": {
                     "secs": 0,
@@ -756,7 +756,7 @@ mod tests {
                   "files": [
                     "regions/<run>-00000.parquet"
                   ],
-                  "data_version": "340335e9ca4dfecb401055ab8ed0826ee64ece1bf7c8efde56079edc905e3696",
+                  "data_version": "937773126b8e676480bb17ad7518dce59a52b8986d748794891237b4101cacf7",
                   "data_changed": true,
                   "wall": {
                     "secs": 0,
@@ -881,7 +881,7 @@ mod tests {
                   "files": [
                     "running/date=2024-01-02/<run>-00000.parquet"
                   ],
-                  "data_version": "0dc6f646f9f3344f99e2391b78bd44c7e03d3246864d359d024cf06c46eda37d",
+                  "data_version": "c14014407b90736dbacc7facbbad9f0327e5858edcee19bc25865c3b90e0fe33",
                   "data_changed": true,
                   "wall": {
                     "secs": 0,
@@ -948,7 +948,7 @@ mod tests {
                   "files": [
                     "running/date=2024-01-03/<run>-00000.parquet"
                   ],
-                  "data_version": "a7a96e5736e9dfb792050fec6a430017eeb698d69d06c406cc8becc43dc74bde",
+                  "data_version": "90b67646d1e83f05f2dc02bef8161d40925edc793975eadbfc7a9f12328f1f84",
                   "data_changed": true,
                   "wall": {
                     "secs": 0,
@@ -1015,7 +1015,7 @@ mod tests {
                   "files": [
                     "top/<run>-00000.parquet"
                   ],
-                  "data_version": "dbec6bf5e6a58b6f3f8eaa7f866bea7124a0b23df7a6a50e807e3e766f55f8a8",
+                  "data_version": "61d42e5f90bdf77164de7353d305a8f032176915353a1318fe9c66326d9df595",
                   "data_changed": true,
                   "wall": {
                     "secs": 0,
@@ -1076,7 +1076,7 @@ mod tests {
                   "files": [
                     "total/<run>-00000.parquet"
                   ],
-                  "data_version": "9e106c8cc83139d59551e2bd9a7b86c05653278777cb5f38aa05a22bfa26f870",
+                  "data_version": "4cca813eb5f7a9e5a89fcee3cacfc0b9ade4d61fdd671e56e0483f817e6f3c86",
                   "data_changed": true,
                   "wall": {
                     "secs": 0,

@@ -506,7 +506,7 @@ mod tests {
 
             current version (materialization 4, run <run>)
               committed <time> UTC
-              versions  code 0c071de92d3f  input 9cc44c0bfbd8  data 1983f30541e5
+              versions  code 0c071de92d3f  input 9cc44c0bfbd8  data 4f10717f1f0a
               rows      2
               written   1.0 KiB in 35 ms
               read
@@ -529,7 +529,7 @@ mod tests {
                 sales Int64 not null
 
             history (newest first)
-              <time>  run <run>         2 rows  data 1983f30541e5  35 ms
+              <time>  run <run>         2 rows  data 4f10717f1f0a  35 ms
 
             sql (assets/regions.sql)
             --- description = "Amount per region over all days."
@@ -567,8 +567,8 @@ mod tests {
               list them with `cairn status daily --partitions`
 
             history (newest first)
-              <time>  run <run>  [2024-01-02]         1 rows  data 54b60990b7d4  35 ms
-              <time>  run <run>  [2024-01-01]         1 rows  data cd8ffc50e749  35 ms
+              <time>  run <run>  [2024-01-02]         1 rows  data 15b1d1c54727  35 ms
+              <time>  run <run>  [2024-01-01]         1 rows  data 8cf34600038d  35 ms
 
             sql (assets/daily.sql)
             --- description = "Sales and amount per day."
@@ -635,7 +635,7 @@ mod tests {
                   "partition": "",
                   "code_version": "0c071de92d3f15c5406d9c38cd960cf270f556019e581510cece8a2744a4602c",
                   "input_version": "9cc44c0bfbd859dd427f9857ca1fd07a6a60b2c283282f324daa74c1e4347d03",
-                  "data_version": "1983f30541e545c5cb7a41180f5b6a0adfb22a0179bd987186e7b226683dc250",
+                  "data_version": "4f10717f1f0a8d31159b030b1916e5c4aac8a9496572b208b7de35be74a21c1d",
                   "row_count": 2,
                   "bytes_written": 1057,
                   "wall_ms": 35,
@@ -676,7 +676,7 @@ mod tests {
                 "partition": "",
                 "code_version": "0c071de92d3f15c5406d9c38cd960cf270f556019e581510cece8a2744a4602c",
                 "input_version": "9cc44c0bfbd859dd427f9857ca1fd07a6a60b2c283282f324daa74c1e4347d03",
-                "data_version": "1983f30541e545c5cb7a41180f5b6a0adfb22a0179bd987186e7b226683dc250",
+                "data_version": "4f10717f1f0a8d31159b030b1916e5c4aac8a9496572b208b7de35be74a21c1d",
                 "row_count": 2,
                 "bytes_written": 1057,
                 "wall_ms": 35,
@@ -776,7 +776,7 @@ mod tests {
                   "partition": "",
                   "code_version": "0c071de92d3f15c5406d9c38cd960cf270f556019e581510cece8a2744a4602c",
                   "input_version": "9cc44c0bfbd859dd427f9857ca1fd07a6a60b2c283282f324daa74c1e4347d03",
-                  "data_version": "1983f30541e545c5cb7a41180f5b6a0adfb22a0179bd987186e7b226683dc250",
+                  "data_version": "4f10717f1f0a8d31159b030b1916e5c4aac8a9496572b208b7de35be74a21c1d",
                   "row_count": 2,
                   "bytes_written": 1057,
                   "wall_ms": 35,
@@ -842,7 +842,7 @@ mod tests {
                         "run_id": "<run>",
                         "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
                         "input_version": "74d2c28b67379230f14a31a42fb25a32998e6ffcf746789abd9e5bd8d95843aa",
-                        "data_version": "cd8ffc50e7492cdea774c1b5eb489aa14a29a3e72eab8b9db72258771dbf6123",
+                        "data_version": "8cf34600038de6985aad5334480ed4de93d58c7426d9ec69a865e6d92f16c67c",
                         "row_count": 1,
                         "bytes_written": 1000,
                         "wall_ms": 35,
@@ -867,7 +867,7 @@ mod tests {
                         "run_id": "<run>",
                         "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
                         "input_version": "70c9981f524962c6f2f32c42abbe063ea0abbf9f2022f4cf4410122d76f52c3f",
-                        "data_version": "54b60990b7d4c303f54bfc00a2dd451379a806078b2ae59f6d804bc6095c245c",
+                        "data_version": "15b1d1c54727d28ee188f11d0f5b929e5be67bba177977f34894f566312eeee6",
                         "row_count": 1,
                         "bytes_written": 1000,
                         "wall_ms": 35,
@@ -928,7 +928,7 @@ mod tests {
                   "partition": "2024-01-02",
                   "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
                   "input_version": "70c9981f524962c6f2f32c42abbe063ea0abbf9f2022f4cf4410122d76f52c3f",
-                  "data_version": "54b60990b7d4c303f54bfc00a2dd451379a806078b2ae59f6d804bc6095c245c",
+                  "data_version": "15b1d1c54727d28ee188f11d0f5b929e5be67bba177977f34894f566312eeee6",
                   "row_count": 1,
                   "bytes_written": 1000,
                   "wall_ms": 35,
@@ -941,7 +941,7 @@ mod tests {
                   "partition": "2024-01-01",
                   "code_version": "1dbf9b27a8a8c92381ab5c3c53075af448c938f44359d3feaad482465b6edd87",
                   "input_version": "74d2c28b67379230f14a31a42fb25a32998e6ffcf746789abd9e5bd8d95843aa",
-                  "data_version": "cd8ffc50e7492cdea774c1b5eb489aa14a29a3e72eab8b9db72258771dbf6123",
+                  "data_version": "8cf34600038de6985aad5334480ed4de93d58c7426d9ec69a865e6d92f16c67c",
                   "row_count": 1,
                   "bytes_written": 1000,
                   "wall_ms": 35,
@@ -978,7 +978,7 @@ mod tests {
                   }
                 ],
                 "code_version": "d73e9399cee32d9e014d8f10845fc7e5ebdc8be2a065bf0164d4eec8b2fb9ccf",
-                "input_version": "091d4c7de3c342e7cf1203c82ffa08e34916d884948dafc4a866f13acc4d580b",
+                "input_version": "168e545e1f3f85adc80e70ba343187137b3e1b4be375322593abdcbc90be1673",
                 "current": null,
                 "last_failure": {
                   "run_id": "<run>",

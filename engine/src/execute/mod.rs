@@ -8,6 +8,7 @@ pub(crate) mod control;
 pub(crate) mod failure;
 pub(crate) mod inputs;
 pub(crate) mod lineage_events;
+pub(crate) mod parquet_settings;
 pub(crate) mod recheck;
 pub(crate) mod report;
 pub(crate) mod retry;

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::AsyncArrowWriter;
-use datafusion::parquet::basic::Compression;
 use datafusion::parquet::errors::ParquetError;
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -20,6 +18,7 @@ use cairn_catalog::ColumnStats;
 
 use crate::execute::failure::BuildFailure;
 use crate::execute::inputs::{Job, counts_changes};
+use crate::execute::parquet_settings::output_writer_properties;
 use crate::model::version::DataHasher;
 use crate::quality::checks::StreamChecks;
 use crate::session::cluster::{QueryEngine, RemoteScan, remote_scan};
@@ -88,10 +87,7 @@ pub(super) async fn write_output(
         }
     }
 
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_created_by(format!("cairn {}", env!("CARGO_PKG_VERSION")))
-        .build();
+    let props = output_writer_properties(&schema);
     let sink = BufWriter::new(Arc::clone(store), path.clone());
     let parquet_err =
         |e: ParquetError| BuildFailure::caused_by(format!("writing Parquet: {e}"), &e);

@@ -4,6 +4,7 @@
 
 pub(crate) mod graph;
 pub(crate) mod partition_index;
+pub(crate) mod row_hash;
 pub(crate) mod selection;
 pub(crate) mod storage;
 pub(crate) mod units;

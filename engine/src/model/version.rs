@@ -1,9 +1,10 @@
-//! Versions, all blake3, as DESIGN.md defines them:
+//! Versions, as DESIGN.md defines them (blake3 at the end of each):
 //! - code version: the normalized definition;
 //! - source data version: the content of the source's files;
 //! - input version: code version + partition key + the data versions of
 //!   every upstream partition read, in a stable order;
-//! - data version: the content of the written output.
+//! - data version: the content of the written output (blake3 over the sum
+//!   of column-wise row hashes, see [`crate::model::row_hash`]).
 
 use std::sync::Arc;
 
@@ -11,15 +12,18 @@ use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Float16Type, Float32Type, Float64Type, Schema,
 };
-use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result as DfResult;
 
 use cairn_assets::SqlAsset;
 
+use crate::model::row_hash::RowHasher;
+
 /// Domain separators so that no two kinds of version can collide.
 const CODE_DOMAIN: &[u8] = b"cairn/code/v1\0";
 const INPUT_DOMAIN: &[u8] = b"cairn/input/v1\0";
-const DATA_DOMAIN: &[u8] = b"cairn/data/v1\0";
+/// The data version's format: v1 summed blake3 hashes of each row's Arrow
+/// row encoding; v2 sums [`RowHasher`]'s column-wise hashes.
+const DATA_DOMAIN: &[u8] = b"cairn/data/v2\0";
 
 /// The code version of a SQL asset: its normalized query (so comments and
 /// formatting do not matter) and the configuration that shapes its rows
@@ -95,25 +99,34 @@ fn write_field(h: &mut blake3::Hasher, bytes: &[u8]) {
 ///
 /// A table is a multiset of rows: the version must not depend on the order
 /// DataFusion's parallel execution happens to emit rows in, or early cutoff
-/// would never fire. Each row is encoded with Arrow's row format (a
-/// deterministic, type-aware byte encoding), hashed with blake3, and the
-/// 256-bit row hashes are summed (mod 2^256 by lanes); the final version
-/// hashes the schema, the row count and that sum.
+/// would never fire. Each row gets a 128-bit hash computed column by column
+/// ([`RowHasher`]: XXH3-128 of each value, combined per row), the row
+/// hashes are summed mod 2^128, and the version is blake3 of a format
+/// marker, the schema, the row count and that sum.
+///
+/// Two different tables of one schema get one version with probability
+/// about 2^-128 (the sums of random 128-bit row hashes must meet), and a
+/// row repeated k times counts k times (up to 2^128). The format marker
+/// (`cairn/data/v2`) is new with this row hash: an output rebuilt after
+/// the upgrade gets a version in the new format even when its rows are
+/// unchanged, so its downstream rebuilds once; outputs not rebuilt keep
+/// their version, which still names their content.
 pub struct DataHasher {
-    converter: RowConverter,
+    rows_hasher: RowHasher,
     schema_fingerprint: String,
     rows: u64,
-    sum: [u64; 4],
+    sum: u128,
+    /// This batch's row hashes (reused between batches).
+    hashes: Vec<u128>,
     /// Each row's [`RowHash`], kept when asked for (to count row changes).
     kept: Option<RowHashes>,
 }
 
-/// A row's identity when counting rows added and removed: the first 128
-/// bits of the blake3 hash of its Arrow row encoding with float zeros and
-/// NaNs made canonical (`-0.0` as `0.0`, every NaN as one NaN), so rows
-/// compare as SQL's grouping and set operations compare them. Unless a
-/// float column holds a `-0.0` or a NaN, that is the very hash the data
-/// version sums, which sees exact bits.
+/// A row's identity when counting rows added and removed: its [`RowHasher`]
+/// hash with float zeros and NaNs made canonical (`-0.0` as `0.0`, every
+/// NaN as one NaN), so rows compare as SQL's grouping and set operations
+/// compare them. Unless a float column holds a `-0.0` or a NaN, that is
+/// the very hash the data version sums, which sees exact bits.
 pub type RowHash = u128;
 
 /// Row hashes kept while batches stream by, up to a bound on memory
@@ -136,18 +149,16 @@ impl RowHashes {
         }
     }
 
-    fn push(&mut self, digest: &blake3::Hash) {
+    fn extend(&mut self, hashes: &[RowHash]) {
         if self.overflowed {
             return;
         }
-        if self.hashes.len() >= self.limit {
+        if self.hashes.len() + hashes.len() > self.limit {
             self.overflowed = true;
             self.hashes = Vec::new();
             return;
         }
-        let mut prefix = [0u8; 16];
-        prefix.copy_from_slice(&digest.as_bytes()[..16]);
-        self.hashes.push(RowHash::from_le_bytes(prefix));
+        self.hashes.extend_from_slice(hashes);
     }
 
     /// Every row's hash, or `None` when there were more than the limit.
@@ -159,16 +170,17 @@ impl RowHashes {
 impl DataHasher {
     /// A hasher for batches of `schema`.
     pub fn new(schema: &Schema) -> DfResult<Self> {
-        let fields = schema
+        let types: Vec<DataType> = schema
             .fields()
             .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
+            .map(|f| f.data_type().clone())
             .collect();
         Ok(DataHasher {
-            converter: RowConverter::new(fields)?,
+            rows_hasher: RowHasher::new(&types)?,
             schema_fingerprint: schema_fingerprint(schema),
             rows: 0,
-            sum: [0; 4],
+            sum: 0,
+            hashes: Vec::new(),
             kept: None,
         })
     }
@@ -187,28 +199,22 @@ impl DataHasher {
 
     /// Adds a batch.
     pub fn update(&mut self, batch: &RecordBatch) -> DfResult<()> {
-        let rows = self.converter.convert_columns(batch.columns())?;
-        // Row identities differ from the exact encoding only where a float
-        // column holds a -0.0 or a NaN (rare: checked per batch).
-        let canonical = match &self.kept {
-            Some(_) => match canonical_floats(batch.columns()) {
-                Some(columns) => Some(self.converter.convert_columns(&columns)?),
-                None => None,
-            },
-            None => None,
-        };
-        for (i, row) in rows.iter().enumerate() {
-            let digest = blake3::hash(row.as_ref());
-            if let Some(kept) = &mut self.kept {
-                match &canonical {
-                    Some(c) => kept.push(&blake3::hash(c.row(i).as_ref())),
-                    None => kept.push(&digest),
+        self.rows_hasher
+            .hash_rows(batch.columns(), &mut self.hashes)?;
+        self.sum = self
+            .hashes
+            .iter()
+            .fold(self.sum, |sum, h| sum.wrapping_add(*h));
+        if let Some(kept) = &mut self.kept {
+            // Row identities differ from the exact hashes only where a
+            // float column holds a -0.0 or a NaN (rare: checked per batch).
+            match canonical_floats(batch.columns()) {
+                Some(columns) => {
+                    let mut canonical = Vec::new();
+                    self.rows_hasher.hash_rows(&columns, &mut canonical)?;
+                    kept.extend(&canonical);
                 }
-            }
-            for (lane, chunk) in self.sum.iter_mut().zip(digest.as_bytes().chunks_exact(8)) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                *lane = lane.wrapping_add(u64::from_le_bytes(word));
+                None => kept.extend(&self.hashes),
             }
         }
         self.rows += batch.num_rows() as u64;
@@ -221,9 +227,7 @@ impl DataHasher {
         h.update(DATA_DOMAIN);
         write_field(&mut h, self.schema_fingerprint.as_bytes());
         h.update(&self.rows.to_le_bytes());
-        for lane in self.sum {
-            h.update(&lane.to_le_bytes());
-        }
+        h.update(&self.sum.to_le_bytes());
         h.finalize().to_hex().to_string()
     }
 }
@@ -293,7 +297,7 @@ pub fn short(version: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field};
 
     use super::*;
@@ -333,6 +337,164 @@ mod tests {
         let a = version(&[batch(&[1, 2], &["a", "b"])]);
         assert_ne!(a, version(&[batch(&[1, 2], &["a", "x"])]));
         assert_ne!(a, version(&[batch(&[1, 2, 2], &["a", "b", "b"])]));
+    }
+
+    fn one_column(field: Field, array: ArrayRef) -> RecordBatch {
+        RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![array])
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn data_version_tells_nulls_from_values_and_sees_float_bits() {
+        use datafusion::arrow::array::Float64Array;
+        let strings = |xs: Vec<Option<&str>>| {
+            one_column(
+                Field::new("s", DataType::Utf8, true),
+                Arc::new(StringArray::from(xs)),
+            )
+        };
+        let null = version(&[strings(vec![None])]);
+        assert_ne!(null, version(&[strings(vec![Some("")])]));
+        assert_ne!(null, version(&[strings(vec![Some("null")])]));
+        assert_ne!(null, version(&[strings(vec![None, None])]));
+        let ints = |xs: Vec<Option<i64>>| {
+            one_column(
+                Field::new("i", DataType::Int64, true),
+                Arc::new(Int64Array::from(xs)),
+            )
+        };
+        assert_ne!(
+            version(&[ints(vec![None])]),
+            version(&[ints(vec![Some(0)])])
+        );
+        let floats = |xs: &[f64]| {
+            one_column(
+                Field::new("x", DataType::Float64, false),
+                Arc::new(Float64Array::from(xs.to_vec())),
+            )
+        };
+        assert_ne!(version(&[floats(&[0.0])]), version(&[floats(&[-0.0])]));
+        let quiet = f64::from_bits(0x7ff8_0000_0000_0000);
+        let other_nan = f64::from_bits(0x7ff8_0000_0000_0001);
+        assert_ne!(
+            version(&[floats(&[quiet])]),
+            version(&[floats(&[other_nan])])
+        );
+    }
+
+    #[test]
+    fn data_version_sees_which_values_share_a_row_and_a_column() {
+        // The same values, paired differently across rows.
+        let a = version(&[batch(&[1, 2], &["a", "b"])]);
+        assert_ne!(a, version(&[batch(&[1, 2], &["b", "a"])]));
+        // The same values, in swapped columns of one type.
+        let pairs = |x: &[i64], y: &[i64]| {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("x", DataType::Int64, false),
+                Field::new("y", DataType::Int64, false),
+            ]));
+            RecordBatch::try_new(
+                schema,
+                vec![
+                    Arc::new(Int64Array::from(x.to_vec())),
+                    Arc::new(Int64Array::from(y.to_vec())),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_ne!(version(&[pairs(&[1], &[2])]), version(&[pairs(&[2], &[1])]));
+        // Duplicates count: {r, r} is not {r} nor {r, r, r}.
+        let twice = version(&[pairs(&[1, 1], &[2, 2])]);
+        assert_ne!(twice, version(&[pairs(&[1], &[2])]));
+        assert_ne!(twice, version(&[pairs(&[1, 1, 1], &[2, 2, 2])]));
+    }
+
+    #[test]
+    fn dictionary_values_hash_as_the_values_they_stand_for() {
+        use datafusion::arrow::array::DictionaryArray;
+        use datafusion::arrow::datatypes::Int32Type;
+        let dictionary: DictionaryArray<Int32Type> = vec![Some("b"), None, Some("a"), Some("b")]
+            .into_iter()
+            .collect();
+        let dict_type = dictionary.data_type().clone();
+        let plain = StringArray::from(vec![Some("b"), None, Some("a"), Some("b")]);
+        let hashes = |field: Field, array: ArrayRef| {
+            let b = one_column(field, array);
+            let mut h = DataHasher::new(&b.schema())
+                .unwrap_or_else(|e| panic!("{e}"))
+                .keeping_row_hashes(10);
+            h.update(&b).unwrap_or_else(|e| panic!("{e}"));
+            h.take_row_hashes()
+        };
+        assert_eq!(
+            hashes(Field::new("s", dict_type, true), Arc::new(dictionary)),
+            hashes(Field::new("s", DataType::Utf8, true), Arc::new(plain)),
+        );
+    }
+
+    #[test]
+    fn nested_columns_are_hashed_from_their_row_encoding() {
+        use datafusion::arrow::array::ListArray;
+        use datafusion::arrow::datatypes::Int32Type;
+        let lists = |xs: Vec<Option<Vec<Option<i32>>>>| {
+            let array = ListArray::from_iter_primitive::<Int32Type, _, _>(xs);
+            one_column(
+                Field::new("l", array.data_type().clone(), true),
+                Arc::new(array),
+            )
+        };
+        let a = version(&[lists(vec![Some(vec![Some(1), Some(2)]), None])]);
+        assert_eq!(
+            a,
+            version(&[lists(vec![None, Some(vec![Some(1), Some(2)])])])
+        );
+        assert_ne!(
+            a,
+            version(&[lists(vec![Some(vec![Some(2), Some(1)]), None])])
+        );
+        assert_ne!(
+            a,
+            version(&[lists(vec![Some(vec![Some(1), Some(2)]), Some(vec![])])])
+        );
+    }
+
+    /// Data versions are stored and compared across runs, machines and
+    /// releases: the format must not drift. A change here is a new format
+    /// (a new `DATA_DOMAIN`), never an edit of this value.
+    #[test]
+    fn data_version_format_is_pinned() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("ok", DataType::Boolean, true),
+        ]));
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])),
+                Arc::new(StringArray::from(vec![Some("a"), Some(""), None])),
+                Arc::new(datafusion::arrow::array::Float64Array::from(vec![
+                    Some(0.5),
+                    Some(-0.0),
+                    None,
+                ])),
+                Arc::new(datafusion::arrow::array::Date32Array::from(vec![
+                    Some(20_000),
+                    None,
+                    Some(0),
+                ])),
+                Arc::new(datafusion::arrow::array::BooleanArray::from(vec![
+                    Some(true),
+                    Some(false),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        expect_test::expect!["1a4788de548c82f92b8c514811753252abd52e73914e04b4c11caea80235bec2"]
+            .assert_eq(&version(&[b]));
     }
 
     #[test]
