@@ -59,6 +59,64 @@ pub struct EngineConfig {
     /// [`DEFAULT_QUERY_TIMEOUT_SECONDS`] when not written.
     #[serde(default)]
     pub query_timeout_seconds: Option<u64>,
+    /// The memory DataFusion may hold at once for the whole run, every
+    /// unit computing at the same time sharing it (`"512MB"`, `"2GiB"`,
+    /// see [`parse_memory_size`]); sorts, aggregates and joins past it
+    /// spill to the temporary folder. `None`: unbounded. Local execution
+    /// only: a cluster's executors have their own.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+}
+
+/// The smallest memory limit accepted: below it DataFusion cannot hold
+/// even the batches a spilling operator merges.
+pub const MIN_MEMORY_LIMIT: u64 = 16 << 20;
+
+/// A memory size as `[engine] memory_limit` and `--memory-limit` write it:
+/// a whole number of bytes, or a number with a unit, `KB` `MB` `GB` `TB`
+/// (powers of 1000, as DuckDB reads them) or `KiB` `MiB` `GiB` `TiB`
+/// (powers of 1024), case-insensitive, a space allowed before the unit.
+pub fn parse_memory_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    if number.is_empty() {
+        return Err(format!(
+            "`{text}` is not a size; write e.g. \"512MB\" or \"2GiB\""
+        ));
+    }
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}`; write e.g. \"512MB\" or \"2GiB\" (KB MB GB TB, KiB MiB GiB TiB)"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write e.g. \"512MB\" or \"2GiB\""))?;
+    let bytes = value * scale as f64;
+    if !(bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64) {
+        return Err(format!("`{text}` is out of range"));
+    }
+    let bytes = bytes as u64;
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!(
+            "`{text}` is below the smallest memory limit, 16MiB (DataFusion needs room for the batches a spilling operator merges)"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `[engine] query_timeout_seconds` when not written: one hour.
@@ -462,5 +520,21 @@ mod tests {
         assert!(err("df://sched:0").contains("is not a port number"));
         assert!(err("df://sched:http").contains("is not a port number"));
         assert!(err("df://sched:50050/db").contains("more than a host and port"));
+    }
+
+    #[test]
+    fn memory_sizes_read_decimal_and_binary_units() {
+        let ok = |s: &str| parse_memory_size(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(ok("512MB"), 512_000_000);
+        assert_eq!(ok("512 mb"), 512_000_000);
+        assert_eq!(ok("64MiB"), 64 << 20);
+        assert_eq!(ok("1.5GiB"), 3 << 29);
+        assert_eq!(ok("2gb"), 2_000_000_000);
+        assert_eq!(ok("16777216"), 16 << 20);
+        let err = |s: &str| parse_memory_size(s).err().unwrap_or_default();
+        assert!(err("lots").contains("is not a size"), "{}", err("lots"));
+        assert!(err("512XB").contains("unknown unit `XB`"));
+        assert!(err("1MB").contains("below the smallest memory limit, 16MiB"));
+        assert!(parse_memory_size("-5GB").is_err());
     }
 }

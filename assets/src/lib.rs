@@ -25,8 +25,8 @@ mod stamp;
 pub use automation::{Automation, CatchUp, CronSchedule, FreshnessSla, RetryPolicy};
 pub use config::{
     AlertConfig, AlertEvent, AlertFormat, CatalogConfig, CostConfig, DEFAULT_QUERY_TIMEOUT_SECONDS,
-    DEFAULT_SCHEDULER_PORT, EngineConfig, OpenLineageConfig, ProjectConfig, RetentionConfig, Role,
-    ServerConfig, StorageConfig, TokenConfig,
+    DEFAULT_SCHEDULER_PORT, EngineConfig, MIN_MEMORY_LIMIT, OpenLineageConfig, ProjectConfig,
+    RetentionConfig, Role, ServerConfig, StorageConfig, TokenConfig, parse_memory_size,
 };
 pub use diagnostic::{Diagnostic, ProjectError};
 pub use names::{closest_name, is_valid_name};

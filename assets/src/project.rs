@@ -243,7 +243,7 @@ impl Project {
         let config: ProjectConfig = toml::from_str(&config_text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(&config_text, s.start));
             Diagnostic::new(PROJECT_FILE, line, format!("invalid configuration: {}", e.message()))
-                .with_hint("known sections are [storage] url, [catalog] url, [engine] url/query_timeout_seconds, [cost] rates, [retention] days, [openlineage] path/url/endpoint/api_key_env/timeout_seconds/retries/queue_size/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds/tick_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
+                .with_hint("known sections are [storage] url, [catalog] url, [engine] url/query_timeout_seconds/memory_limit, [cost] rates, [retention] days, [openlineage] path/url/endpoint/api_key_env/timeout_seconds/retries/queue_size/namespace, [server] listen/tokens/max_concurrent_runs/shutdown_grace_seconds/tick_seconds, [pools] NAME = limit, [[alerts]] url/format/on and [sources.NAME] path/format/partitions/description/owner/poll")
         })?;
 
         let mut diagnostics = limits_problems(&config);
@@ -923,6 +923,21 @@ fn engine_problems(config: &ProjectConfig, text: &str) -> Option<Diagnostic> {
                 "[engine] query_timeout_seconds must be 1 or more",
             )
             .with_hint("leave it out for the default (3600 seconds)"),
+        );
+    }
+    if let Some(limit) = &config.engine.memory_limit
+        && let Err(reason) = crate::config::parse_memory_size(limit)
+    {
+        let line = text
+            .find("memory_limit")
+            .map(|offset| line_of_offset(text, offset));
+        return Some(
+            Diagnostic::new(
+                PROJECT_FILE,
+                line,
+                format!("[engine] memory_limit {reason}"),
+            )
+            .with_hint("memory_limit = \"512MB\" bounds what DataFusion holds at once (it spills past it); leave it out for no bound"),
         );
     }
     let url = config.engine.url.as_deref()?;

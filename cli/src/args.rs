@@ -243,6 +243,12 @@ pub struct BackfillArgs {
     /// with --server, 1).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    /// Bound the memory DataFusion holds at once in this run, every asset
+    /// computing at the same time sharing it (e.g. 512MB, 2GiB); sorts,
+    /// aggregates and joins spill to the temporary folder past it.
+    /// Default: [engine] memory_limit, else unbounded.
+    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    pub memory_limit: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -265,6 +271,12 @@ pub struct MaterializeArgs {
     /// --server, 1).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    /// Bound the memory DataFusion holds at once in this run, every asset
+    /// computing at the same time sharing it (e.g. 512MB, 2GiB); sorts,
+    /// aggregates and joins spill to the temporary folder past it.
+    /// Default: [engine] memory_limit, else unbounded.
+    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    pub memory_limit: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -332,6 +344,11 @@ pub struct LineageArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `--memory-limit`'s value, read as `[engine] memory_limit` is.
+fn memory_size(text: &str) -> Result<u64, String> {
+    cairn_assets::parse_memory_size(text)
 }
 
 #[cfg(test)]

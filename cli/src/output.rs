@@ -8,6 +8,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use cairn_engine::{AssetOutcome, AssetResult, Progress, RunEvent};
 
+/// This process's peak resident memory (`VmHWM` in /proc/self/status),
+/// or `None` where there is no such file.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// `1.5 KiB`, `3.2 MiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -88,6 +88,21 @@ impl Workspace {
         Workspace { clock, ..self }
     }
 
+    /// Bounds the memory DataFusion holds at once in each run to `bytes`
+    /// (spilling past it), whatever `[engine] memory_limit` says; `None`
+    /// keeps the project's setting.
+    pub fn with_memory_limit(self, bytes: Option<u64>) -> Workspace {
+        Workspace {
+            memory_limit: bytes.or(self.memory_limit),
+            ..self
+        }
+    }
+
+    /// The memory bound of this workspace's runs, if any.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
     /// Installs a test harness's failpoints.
     pub fn with_failpoints(self, failpoints: Failpoints) -> Workspace {
         Workspace { failpoints, ..self }

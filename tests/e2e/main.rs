@@ -16,6 +16,7 @@ mod failures;
 mod flight_sql;
 mod freshness;
 mod http_receiver;
+mod memory;
 mod metadata;
 mod openlineage;
 mod partitions;

@@ -29,7 +29,55 @@ pub(crate) async fn run(ws: &Workspace, args: MaterializeArgs) -> Result<u8, Fai
     let progress = RunProgress::new(args.format == Format::Json);
     let report = ws.materialize(&opts, &progress).await;
     progress.finish();
-    print(&report?, args.format)
+    print_local(ws, &report?, args.format)
+}
+
+/// Prints the report of a run in this process: under a memory limit, with
+/// what was spilled and the process's peak resident memory.
+pub(crate) fn print_local(
+    ws: &Workspace,
+    report: &RunReport,
+    format: Format,
+) -> Result<u8, Failure> {
+    let Some(limit) = ws.memory_limit() else {
+        return print(report, format);
+    };
+    let rss = crate::output::peak_rss_bytes();
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            let mut wire = wire::RunReport::from(report);
+            wire.memory = Some(wire::RunMemory {
+                limit_bytes: limit,
+                spilled_bytes: spilled(report),
+                peak_rss_bytes: rss,
+            });
+            print_json(&wire, &mut out)?;
+        }
+        Format::Text => {
+            render_text(report, &mut out)?;
+            writeln!(
+                out,
+                "memory: limit {}, spilled {}, peak resident {}",
+                crate::output::bytes(limit),
+                crate::output::bytes(spilled(report)),
+                rss.map_or_else(|| "unknown".to_owned(), crate::output::bytes)
+            )?;
+        }
+    }
+    Ok(u8::from(report.has_failures()))
+}
+
+/// Bytes spilled to disk by every unit of the run.
+fn spilled(report: &RunReport) -> u64 {
+    report
+        .results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            AssetOutcome::Materialized(m) => Some(m.metrics.spilled_bytes),
+            _ => None,
+        })
+        .sum()
 }
 
 /// Prints the plan of `cairn materialize --explain` (locally or through a

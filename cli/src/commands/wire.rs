@@ -527,6 +527,19 @@ pub(crate) struct RunReport<'a> {
     run_id: Option<&'a str>,
     results: Vec<AssetResult<'a>>,
     wall: Duration,
+    /// Under a memory limit, for a run in this process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) memory: Option<RunMemory>,
+}
+
+/// A run's memory under `--memory-limit` / `[engine] memory_limit`.
+#[derive(Serialize)]
+pub(crate) struct RunMemory {
+    pub(crate) limit_bytes: u64,
+    /// Spilled to disk by all units together.
+    pub(crate) spilled_bytes: u64,
+    /// The process's peak resident memory (Linux; `null` elsewhere).
+    pub(crate) peak_rss_bytes: Option<u64>,
 }
 
 impl<'a> From<&'a cairn_engine::RunReport> for RunReport<'a> {
@@ -535,6 +548,7 @@ impl<'a> From<&'a cairn_engine::RunReport> for RunReport<'a> {
             run_id: r.run_id.as_ref().map(|id| id.0.as_str()),
             results: r.results.iter().map(AssetResult::from).collect(),
             wall: r.wall.into(),
+            memory: None,
         }
     }
 }

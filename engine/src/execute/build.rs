@@ -69,7 +69,7 @@ pub(super) async fn build(shared: &RunShared, job: Job) -> Result<Materialized, 
         store: Arc::new(CountingStore::new(
             shared.failpoints.output_store(&shared.storage.store),
         )),
-        pool: Arc::new(PeakMemoryPool::default()),
+        pool: Arc::new(PeakMemoryPool::over(Arc::clone(&shared.memory))),
     };
     let outcome = write_and_check(shared, &meters, &job, &rel, &path).await;
     let (written, checks, changes) = match outcome {
@@ -267,7 +267,8 @@ pub(super) async fn write_and_check(
             }
         }
     }
-    let mut written = write_output(&ctx, &shared.engine, &store, job, path).await?;
+    let mut written =
+        write_output(&ctx, &shared.engine, &store, job, path, shared.memory_limit).await?;
     written.objects_read = meters.store.counts.objects_read_except(path);
     if let Some(declared) = declared {
         check_output(&job.asset, declared, &written.schema).map_err(|d| d.to_string())?;
@@ -334,7 +335,7 @@ pub(super) async fn row_changes(
     written: &mut Written,
 ) -> RowChanges {
     use crate::execute::row_changes::{
-        MAX_HELD_ROWS, Previous, by_sql, difference, previous_row_hashes,
+        Previous, by_sql, difference, max_held_rows, previous_row_hashes,
     };
     if let Some(new) = written.row_hashes.take() {
         let files: Vec<_> = job
@@ -343,7 +344,14 @@ pub(super) async fn row_changes(
             .map(|f| (shared.storage.object_path(&f.path), f.size))
             .collect();
         let store = Arc::clone(store) as Arc<dyn object_store::ObjectStore>;
-        match previous_row_hashes(store, &files, &written.schema, MAX_HELD_ROWS).await {
+        match previous_row_hashes(
+            store,
+            &files,
+            &written.schema,
+            max_held_rows(shared.memory_limit),
+        )
+        .await
+        {
             Ok(Previous::Hashes(previous)) => {
                 return Some(difference(new, previous));
             }

@@ -34,10 +34,15 @@ impl BuildFailure {
 
     /// A DataFusion failure, its message prefixed by `context` (if any).
     pub(crate) fn datafusion(context: &str, e: DataFusionError) -> Self {
-        let message = match context {
+        let mut message = match context {
             "" => e.strip_backtrace(),
             _ => format!("{context}: {}", e.strip_backtrace()),
         };
+        if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
+            message = format!(
+                "the query needs more memory than the run's limit allows ([engine] memory_limit, or --memory-limit): {message}; raise the limit, or lower --jobs so fewer assets share it (sorts and aggregates spill past it, but a hash join holds its build side, the smaller input, whole)"
+            );
+        }
         BuildFailure::caused_by(message, &e)
     }
 }

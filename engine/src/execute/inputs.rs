@@ -148,6 +148,11 @@ pub(super) struct RunShared {
     pub(super) control: crate::execute::control::RunControl,
     /// Where each unit's query executes (`[engine]`).
     pub(super) engine: crate::session::cluster::QueryEngine,
+    /// The memory every unit's DataFusion session draws from: bounded by
+    /// `memory_limit` (spilling past it) or unbounded.
+    pub(super) memory: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    /// The run's memory bound in bytes, if any.
+    pub(super) memory_limit: Option<u64>,
 }
 
 /// A table one build reads.

@@ -46,6 +46,17 @@ use crate::model::version::{DataHasher, RowHash};
 /// Row hashes held per side at most (16 bytes each: 128 MiB per side).
 pub const MAX_HELD_ROWS: usize = 8 << 20;
 
+/// Row hashes held per side under a run memory limit of `limit` bytes:
+/// both sides together take at most a quarter of it, so a bounded run
+/// stays near its bound (past it, [`by_sql`] counts with DataFusion's
+/// spilling operators).
+pub fn max_held_rows(limit: Option<u64>) -> usize {
+    match limit {
+        Some(bytes) => MAX_HELD_ROWS.min(usize::try_from(bytes / 4 / 32).unwrap_or(usize::MAX)),
+        None => MAX_HELD_ROWS,
+    }
+}
+
 /// Rows added and removed, counted with multiplicity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Changes {

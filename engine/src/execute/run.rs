@@ -348,6 +348,8 @@ async fn schedule(
         control: ctx.control.clone(),
         // Checked reachable by `materialize` before the run began.
         engine,
+        memory: run_memory_pool(ws.memory_limit),
+        memory_limit: ws.memory_limit,
     });
     let pools = ctx
         .pools
@@ -668,4 +670,21 @@ fn record_retry(
         message: &message,
     });
     Ok(())
+}
+
+/// The pool every unit of a run draws from. Bounded, it is DataFusion's
+/// fair spill pool (concurrent units' spilling operators get equal shares
+/// of what unspillable ones leave), tracking its five largest consumers so
+/// that running out names them.
+fn run_memory_pool(limit: Option<u64>) -> Arc<dyn datafusion::execution::memory_pool::MemoryPool> {
+    use datafusion::execution::memory_pool::{
+        FairSpillPool, TrackConsumersPool, UnboundedMemoryPool,
+    };
+    match limit {
+        Some(bytes) => Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(usize::try_from(bytes).unwrap_or(usize::MAX)),
+            std::num::NonZeroUsize::MIN.saturating_add(4),
+        )),
+        None => Arc::new(UnboundedMemoryPool::default()),
+    }
 }

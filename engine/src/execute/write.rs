@@ -44,7 +44,7 @@ pub(super) struct Written {
     /// Time counting rows added and removed.
     pub(super) row_changes: Duration,
     /// Each row's hash, when rows added and removed are to be counted
-    /// (`None` past [`crate::execute::row_changes::MAX_HELD_ROWS`]).
+    /// (`None` past [`crate::execute::row_changes::max_held_rows`]).
     pub(super) row_hashes: Option<Vec<crate::model::version::RowHash>>,
 }
 
@@ -54,6 +54,7 @@ pub(super) async fn write_output(
     store: &Arc<dyn object_store::ObjectStore>,
     job: &Job,
     path: &object_store::path::Path,
+    memory_limit: Option<u64>,
 ) -> Result<Written, BuildFailure> {
     let df_err = |e: datafusion::error::DataFusionError| BuildFailure::datafusion("", e);
     let t = Instant::now();
@@ -95,7 +96,8 @@ pub(super) async fn write_output(
         AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props)).map_err(parquet_err)?;
     let mut hasher = DataHasher::new(&schema).map_err(df_err)?;
     if counts_changes(job) {
-        hasher = hasher.keeping_row_hashes(crate::execute::row_changes::MAX_HELD_ROWS);
+        hasher =
+            hasher.keeping_row_hashes(crate::execute::row_changes::max_held_rows(memory_limit));
     }
     let mut stream_checks = StreamChecks::new(ctx, &job.asset.checks, &schema);
     let mut stream = engine

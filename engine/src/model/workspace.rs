@@ -33,6 +33,9 @@ pub struct Workspace {
     pub(crate) failpoints: Failpoints,
     /// Who acts (a server token's name); `None`: the OS user.
     pub(crate) principal: Option<String>,
+    /// The bytes DataFusion may hold at once in a run (`[engine]
+    /// memory_limit`, or the CLI's `--memory-limit`); `None`: unbounded.
+    pub(crate) memory_limit: Option<u64>,
 }
 
 /// The time source, injected rather than read deep inside: which time
@@ -162,13 +165,20 @@ fn with_definitions(
         run.host != this_host || whoami::process_alive(run.pid)
     })?;
     Ok(Workspace {
-        project,
         graph,
         catalog,
         storage,
         clock: Clock::System,
         failpoints: Failpoints::default(),
         principal: None,
+        // Checked when the project was loaded.
+        memory_limit: project
+            .config
+            .engine
+            .memory_limit
+            .as_deref()
+            .and_then(|l| cairn_assets::parse_memory_size(l).ok()),
+        project,
     })
 }
 

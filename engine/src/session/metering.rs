@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use datafusion::common::ScalarValue;
-use datafusion::execution::memory_pool::{MemoryPool, MemoryReservation, UnboundedMemoryPool};
+use datafusion::execution::memory_pool::{
+    MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, UnboundedMemoryPool,
+};
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_plan::ExecutionPlan;
@@ -216,22 +218,42 @@ impl MultipartUpload for CountingUpload {
     }
 }
 
-/// An unbounded memory pool that remembers the most it ever held.
-#[derive(Debug, Default)]
+/// One unit's share of the run's memory pool, remembering the most the
+/// unit held at once.
+#[derive(Debug)]
 pub struct PeakMemoryPool {
-    inner: UnboundedMemoryPool,
+    /// The run's pool, which every unit computing at once draws from
+    /// (bounded by `[engine] memory_limit`, or unbounded).
+    inner: Arc<dyn MemoryPool>,
+    /// What this unit holds now.
+    held: AtomicUsize,
     peak: AtomicUsize,
 }
 
+impl Default for PeakMemoryPool {
+    fn default() -> Self {
+        PeakMemoryPool::over(Arc::new(UnboundedMemoryPool::default()))
+    }
+}
+
 impl PeakMemoryPool {
-    /// The largest reservation total seen.
+    /// A unit's view of the run's pool `inner`.
+    pub fn over(inner: Arc<dyn MemoryPool>) -> Self {
+        PeakMemoryPool {
+            inner,
+            held: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// The most this unit held at once.
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::Relaxed)
     }
 
-    fn note(&self) {
-        self.peak
-            .fetch_max(self.inner.reserved(), Ordering::Relaxed);
+    fn add(&self, additional: usize) {
+        let held = self.held.fetch_add(additional, Ordering::Relaxed) + additional;
+        self.peak.fetch_max(held, Ordering::Relaxed);
     }
 }
 
@@ -246,13 +268,22 @@ impl MemoryPool for PeakMemoryPool {
         "cairn_peak"
     }
 
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer);
+    }
+
     fn grow(&self, reservation: &MemoryReservation, additional: usize) {
         self.inner.grow(reservation, additional);
-        self.note();
+        self.add(additional);
     }
 
     fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
         self.inner.shrink(reservation, shrink);
+        self.held.fetch_sub(shrink, Ordering::Relaxed);
     }
 
     fn try_grow(
@@ -261,12 +292,16 @@ impl MemoryPool for PeakMemoryPool {
         additional: usize,
     ) -> datafusion::error::Result<()> {
         self.inner.try_grow(reservation, additional)?;
-        self.note();
+        self.add(additional);
         Ok(())
     }
 
     fn reserved(&self) -> usize {
         self.inner.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        self.inner.memory_limit()
     }
 }
 
