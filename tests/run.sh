@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c "import pyarrow" 2>/dev/null; then
-    echo "tests/run.sh: installing pyarrow (independent Parquet reader for the e2e tests)"
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pyarrow
+if ! python3 -c "import pyarrow, numpy" 2>/dev/null; then
+    echo "tests/run.sh: installing pyarrow and numpy (independent Parquet reader for the e2e tests; the peers' DAG generator)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pyarrow numpy
 fi
 
 # tests/openlineage/validate.py (run by the engine's openlineage tests)
@@ -121,3 +121,9 @@ cargo bench --quiet --workspace --profile dev --bench serve -- \
     --assets 20 --runs 10 --status-calls 5 >/dev/null
 cargo bench --quiet --workspace --profile dev --bench web -- \
     --assets 50 --runs 1 >/dev/null
+peers_dir=$(mktemp -d)
+cargo bench --quiet --workspace --profile dev --bench peers -- \
+    10 --rows 20000 --keep "$peers_dir" >/dev/null
+cargo bench --quiet --workspace --profile dev --bench parquet_writer -- \
+    "$peers_dir/n10/cairn/warehouse" --repeats 1 >/dev/null
+rm -rf "$peers_dir"
