@@ -16,6 +16,7 @@ mod diagnostic;
 mod duration;
 mod header;
 mod names;
+mod parse_cache;
 mod partition_config;
 pub mod partitions;
 mod project;
@@ -30,6 +31,7 @@ pub use config::{
 };
 pub use diagnostic::{Diagnostic, ProjectError};
 pub use names::{closest_name, is_valid_name};
+pub use parse_cache::CACHE_FILE as PARSE_CACHE_FILE;
 pub use project::{DeclaredColumn, DeclaredColumns, Project, Source, SourceFormat, SqlAsset};
 pub use sql::{
     ParsedQuery, UnboundPlaceholder, bind_placeholders, parse_asset_sql, with_stand_ins,

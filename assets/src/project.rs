@@ -9,11 +9,11 @@ use crate::config::{ProjectConfig, RawSource};
 use crate::diagnostic::{Diagnostic, ProjectError, line_of_offset};
 use crate::header::{AssetConfig, RawMapping, header_toml, parse_config};
 use crate::names::{closest_name, is_valid_name, suggest_valid_name};
+use crate::parse_cache::ParseCache;
 use crate::partition_config::{
     ConfigText, check_default_mapping, resolve_mapping, resolve_partitions,
 };
 use crate::partitions::{Dimension, PartitionMapping, PartitionsDef};
-use crate::sql::parse_asset_sql;
 
 /// A loaded, validated project: every upstream name resolves.
 #[derive(Debug, Clone)]
@@ -276,9 +276,10 @@ impl Project {
         let mut files = Vec::new();
         collect_sql_files(&root.join("assets"), &mut files, &mut diagnostics, &root);
         files.sort();
-        for file in files {
-            let rel = file.strip_prefix(&root).unwrap_or(&file).to_path_buf();
-            match load_asset(&file, &rel, &config.pools) {
+        let cache = ParseCache::open(&root);
+        let loaded = load_assets(&root, &files, &config.pools, &cache);
+        for (rel, result) in loaded {
+            match result {
                 Ok((asset, mappings)) => {
                     if let Some(source) = sources.get(&asset.name) {
                         diagnostics.push(
@@ -342,6 +343,8 @@ impl Project {
         }
 
         if diagnostics.is_empty() {
+            // Only a valid project writes anything (the cache) on disk.
+            cache.save();
             Ok(Project {
                 root,
                 config,
@@ -700,11 +703,51 @@ fn collect_sql_files(
     }
 }
 
+/// What loading one asset file gave.
+type LoadedAsset = Result<(SqlAsset, Option<PendingMappings>), Diagnostic>;
+
+/// Loads the asset `files` (absolute, sorted) on every core, keeping their
+/// order: each with its path relative to `root`.
+fn load_assets(
+    root: &Path,
+    files: &[PathBuf],
+    pools: &BTreeMap<String, u32>,
+    cache: &ParseCache,
+) -> Vec<(PathBuf, LoadedAsset)> {
+    let load = |file: &PathBuf| {
+        let rel = file.strip_prefix(root).unwrap_or(file).to_path_buf();
+        let loaded = load_asset(file, &rel, pools, cache);
+        (rel, loaded)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Below a few hundred files a thread costs more than it saves.
+    if threads < 2 || files.len() < 256 {
+        return files.iter().map(load).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(load).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                // A loader thread's panic goes on in this thread.
+                handle
+                    .join()
+                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+            })
+            .collect()
+    })
+}
+
 fn load_asset(
     path: &Path,
     rel: &Path,
     pools: &BTreeMap<String, u32>,
-) -> Result<(SqlAsset, Option<PendingMappings>), Diagnostic> {
+    cache: &ParseCache,
+) -> LoadedAsset {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -717,7 +760,7 @@ fn load_asset(
     }
     let sql = fs::read_to_string(path)
         .map_err(|e| Diagnostic::new(rel, None, format!("cannot read: {e}")))?;
-    let parsed = parse_asset_sql(&sql, rel)?;
+    let parsed = cache.parse(&sql, rel)?;
 
     let header = header_toml(&sql);
     let sidecar_path = path.with_extension("toml");

@@ -21,7 +21,11 @@ fn catalog_and_storage(p: &Project) -> BTreeMap<String, Vec<u8>> {
                 walk(&path, root, out);
             } else {
                 let rel = path.strip_prefix(root).unwrap().display().to_string();
-                out.insert(rel, fs::read(&path).unwrap());
+                // The parsed-SQL cache is neither: loading an edited
+                // project rightly records the edit's parse.
+                if rel != cairn_assets::PARSE_CACHE_FILE {
+                    out.insert(rel, fs::read(&path).unwrap());
+                }
             }
         }
     }

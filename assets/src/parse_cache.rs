@@ -1,0 +1,158 @@
+//! Parsed asset SQL kept between loads: `.cairn/parsed-sql.json` maps the
+//! blake3 hash of a file's text (with this build's version) to what
+//! [`parse_asset_sql`] made of it, so a project of thousands of unchanged
+//! assets is not parsed again on every command. Keyed by content, never by
+//! name or modification time: an edit is always parsed. Only successes are
+//! kept (an error is reported from a fresh parse). The file holds exactly
+//! the entries the last load used, is replaced atomically, and a missing,
+//! unreadable or unwritable one only costs the parse. It is written only
+//! into an existing `.cairn/` (made by the first command that opens the
+//! catalog): loading a project never creates anything by itself.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Diagnostic;
+use crate::sql::{ParsedQuery, parse_asset_sql};
+
+/// The cache file, under the project root.
+pub const CACHE_FILE: &str = ".cairn/parsed-sql.json";
+
+/// What a load parsed or found parsed.
+pub(crate) struct ParseCache {
+    path: PathBuf,
+    /// Entries read from the file.
+    known: HashMap<String, Entry>,
+    /// Entries this load used, and whether any was parsed afresh.
+    used: Mutex<(HashMap<String, Entry>, bool)>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Entry {
+    normalized: String,
+    tables: Vec<(String, usize)>,
+    placeholders: Vec<(String, usize)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    /// The build that parsed: another release may normalize differently.
+    version: String,
+    entries: HashMap<String, Entry>,
+}
+
+fn build_version() -> String {
+    format!("cairn {}", env!("CARGO_PKG_VERSION"))
+}
+
+impl ParseCache {
+    /// The cache of the project at `root` (empty when there is none).
+    pub(crate) fn open(root: &Path) -> ParseCache {
+        let path = root.join(CACHE_FILE);
+        let known = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
+            .filter(|file| file.version == build_version())
+            .map(|file| file.entries)
+            .unwrap_or_default();
+        ParseCache {
+            path,
+            known,
+            used: Mutex::new((HashMap::new(), false)),
+        }
+    }
+
+    /// [`parse_asset_sql`] of `text`, from the cache when it holds it.
+    pub(crate) fn parse(&self, text: &str, file: &Path) -> Result<ParsedQuery, Diagnostic> {
+        let key = blake3::hash(text.as_bytes()).to_hex().to_string();
+        let (entry, fresh) = match self.known.get(&key) {
+            Some(entry) => (entry.clone(), false),
+            None => {
+                let parsed = parse_asset_sql(text, file)?;
+                let entry = Entry {
+                    normalized: parsed.normalized,
+                    tables: parsed.tables,
+                    placeholders: parsed.placeholders,
+                };
+                (entry, true)
+            }
+        };
+        let parsed = ParsedQuery {
+            normalized: entry.normalized.clone(),
+            tables: entry.tables.clone(),
+            placeholders: entry.placeholders.clone(),
+        };
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.0.insert(key, entry);
+        used.1 |= fresh;
+        Ok(parsed)
+    }
+
+    /// Writes the entries this load used, when it parsed anything afresh
+    /// or dropped entries no file uses any more. Best effort.
+    pub(crate) fn save(self) {
+        let (entries, fresh) = self.used.into_inner().unwrap_or_else(|p| p.into_inner());
+        if !fresh && entries.len() == self.known.len() {
+            return;
+        }
+        let file = CacheFile {
+            version: build_version(),
+            entries,
+        };
+        let Ok(bytes) = serde_json::to_vec(&file) else {
+            return;
+        };
+        let Some(dir) = self.path.parent() else {
+            return;
+        };
+        if !dir.is_dir() {
+            return;
+        }
+        let temp = dir.join(format!(".parsed-sql.{}.tmp", std::process::id()));
+        if std::fs::write(&temp, bytes).is_ok() && std::fs::rename(&temp, &self.path).is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_load_reads_what_the_first_parsed_and_an_edit_is_parsed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Path::new("assets/a.sql");
+        // No `.cairn/` yet: nothing is written.
+        let cache = ParseCache::open(dir.path());
+        cache.parse("select x from up", file).unwrap();
+        cache.save();
+        assert!(!dir.path().join(".cairn").exists());
+        std::fs::create_dir(dir.path().join(".cairn")).unwrap();
+        let cache = ParseCache::open(dir.path());
+        let first = cache.parse("select x from up", file).unwrap();
+        cache.save();
+        assert!(dir.path().join(CACHE_FILE).exists());
+
+        let cache = ParseCache::open(dir.path());
+        assert_eq!(cache.known.len(), 1);
+        assert_eq!(cache.parse("select x from up", file).unwrap(), first);
+        cache.save();
+
+        // The file is edited: parsed again, and the old text's entry,
+        // which no file uses any more, is dropped.
+        let cache = ParseCache::open(dir.path());
+        let edited = cache.parse("select x from other", file).unwrap();
+        assert_eq!(edited.tables, vec![("other".to_owned(), 1)]);
+        cache.save();
+        let cache = ParseCache::open(dir.path());
+        assert_eq!(cache.known.len(), 1);
+        assert!(cache.known.values().all(|e| e.tables[0].0 == "other"));
+        // Errors come from a fresh parse and are never kept.
+        assert!(cache.parse("selekt x frum up", file).is_err());
+    }
+}
