@@ -1,5 +1,5 @@
 //! Parsed asset SQL kept between loads: `.cairn/parsed-sql.json` maps the
-//! blake3 hash of a file's text (with this build's version) to what
+//! blake3 hash of a file's text (for this very build of cairn) to what
 //! [`parse_asset_sql`] made of it, so a project of thousands of unchanged
 //! assets is not parsed again on every command. Keyed by content, never by
 //! name or modification time: an edit is always parsed. Only successes are
@@ -39,13 +39,27 @@ struct Entry {
 
 #[derive(Serialize, Deserialize)]
 struct CacheFile {
-    /// The build that parsed: another release may normalize differently.
+    /// The build that parsed: another build may parse differently.
     version: String,
     entries: HashMap<String, Entry>,
 }
 
+/// The build that parses: the release, and the running executable's size
+/// and modification time, so any new build (a parser change even without
+/// a new release number) starts from an empty cache.
 fn build_version() -> String {
-    format!("cairn {}", env!("CARGO_PKG_VERSION"))
+    let exe = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map(|m| {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{} {modified}", m.len())
+        })
+        .unwrap_or_default();
+    format!("cairn {} {exe}", env!("CARGO_PKG_VERSION"))
 }
 
 impl ParseCache {

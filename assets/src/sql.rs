@@ -165,9 +165,18 @@ pub fn parse_asset_sql(text: &str, file: &Path) -> Result<ParsedQuery, Diagnosti
             format!("cannot resolve table references: {}", e.strip_backtrace()),
         )
     })?;
+    let functions = match &statement {
+        Statement::Statement(inner) => table_functions_only(inner),
+        _ => std::collections::BTreeSet::new(),
+    };
     let mut tables = Vec::with_capacity(relations.len());
     for relation in relations {
         let name = relation.table().to_owned();
+        if relation.schema().is_none() && functions.contains(&name) {
+            // `from generate_series(1, 10)`: DataFusion's table function,
+            // not an asset or source to read.
+            continue;
+        }
         let line = first_mention_line(text, &name).unwrap_or(1);
         if relation.schema().is_some() {
             return Err(Diagnostic::new(
@@ -188,6 +197,43 @@ pub fn parse_asset_sql(text: &str, file: &Path) -> Result<ParsedQuery, Diagnosti
         tables,
         placeholders,
     })
+}
+
+/// The names called as table functions (`from generate_series(1, 10)`) and
+/// never read as tables in the same query, lowercased as DataFusion
+/// normalizes unquoted names.
+fn table_functions_only(statement: &SqlStatement) -> std::collections::BTreeSet<String> {
+    use datafusion::sql::sqlparser::ast::{TableFactor, Visit, Visitor};
+    use std::collections::BTreeSet;
+    use std::ops::ControlFlow;
+
+    #[derive(Default)]
+    struct Calls {
+        functions: BTreeSet<String>,
+        tables: BTreeSet<String>,
+    }
+    impl Visitor for Calls {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, args, .. } = factor
+                && let [part] = name.0.as_slice()
+                && let Some(ident) = part.as_ident()
+            {
+                let normalized = match ident.quote_style {
+                    Some(_) => ident.value.clone(),
+                    None => ident.value.to_lowercase(),
+                };
+                match args {
+                    Some(_) => self.functions.insert(normalized),
+                    None => self.tables.insert(normalized),
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut calls = Calls::default();
+    let _ = statement.visit(&mut calls);
+    calls.functions.difference(&calls.tables).cloned().collect()
 }
 
 /// The line sqlparser reports in an error message ("... at Line: 3, Column: 7").
@@ -237,6 +283,27 @@ mod tests {
 
     fn parse(sql: &str) -> Result<ParsedQuery, Diagnostic> {
         parse_asset_sql(sql, Path::new("assets/x.sql"))
+    }
+
+    #[test]
+    fn table_functions_are_not_upstreams_unless_also_read_as_tables() {
+        let names = |sql: &str| -> Vec<String> {
+            parse(sql)
+                .unwrap_or_else(|d| panic!("{d}"))
+                .tables
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        };
+        assert_eq!(
+            names("select value from generate_series(1, 10) join dims on value = k"),
+            vec!["dims"]
+        );
+        assert_eq!(
+            names("select * from RANGE(3) a, range b"),
+            vec!["range"],
+            "`range` is also read as a table"
+        );
     }
 
     #[test]
