@@ -26,8 +26,15 @@ pub(crate) struct ParseCache {
     path: PathBuf,
     /// Entries read from the file.
     known: HashMap<String, Entry>,
-    /// Entries this load used, and whether any was parsed afresh.
-    used: Mutex<(HashMap<String, Entry>, bool)>,
+    /// What this load used: keys found in `known`, and entries parsed
+    /// afresh.
+    used: Mutex<Used>,
+}
+
+#[derive(Default)]
+struct Used {
+    known: std::collections::HashSet<String>,
+    fresh: HashMap<String, Entry>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -75,43 +82,48 @@ impl ParseCache {
         ParseCache {
             path,
             known,
-            used: Mutex::new((HashMap::new(), false)),
+            used: Mutex::new(Used::default()),
         }
     }
 
     /// [`parse_asset_sql`] of `text`, from the cache when it holds it.
     pub(crate) fn parse(&self, text: &str, file: &Path) -> Result<ParsedQuery, Diagnostic> {
         let key = blake3::hash(text.as_bytes()).to_hex().to_string();
-        let (entry, fresh) = match self.known.get(&key) {
-            Some(entry) => (entry.clone(), false),
-            None => {
-                let parsed = parse_asset_sql(text, file)?;
-                let entry = Entry {
-                    normalized: parsed.normalized,
-                    tables: parsed.tables,
-                    placeholders: parsed.placeholders,
-                };
-                (entry, true)
-            }
+        if let Some(entry) = self.known.get(&key) {
+            self.used().known.insert(key);
+            return Ok(ParsedQuery {
+                normalized: entry.normalized.clone(),
+                tables: entry.tables.clone(),
+                placeholders: entry.placeholders.clone(),
+            });
+        }
+        let parsed = parse_asset_sql(text, file)?;
+        let entry = Entry {
+            normalized: parsed.normalized.clone(),
+            tables: parsed.tables.clone(),
+            placeholders: parsed.placeholders.clone(),
         };
-        let parsed = ParsedQuery {
-            normalized: entry.normalized.clone(),
-            tables: entry.tables.clone(),
-            placeholders: entry.placeholders.clone(),
-        };
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.0.insert(key, entry);
-        used.1 |= fresh;
+        self.used().fresh.insert(key, entry);
         Ok(parsed)
+    }
+
+    fn used(&self) -> std::sync::MutexGuard<'_, Used> {
+        self.used.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes the entries this load used, when it parsed anything afresh
     /// or dropped entries no file uses any more. Best effort.
     pub(crate) fn save(self) {
-        let (entries, fresh) = self.used.into_inner().unwrap_or_else(|p| p.into_inner());
-        if !fresh && entries.len() == self.known.len() {
+        let used = self.used.into_inner().unwrap_or_else(|p| p.into_inner());
+        if used.fresh.is_empty() && used.known.len() == self.known.len() {
             return;
         }
+        let mut entries = used.fresh;
+        entries.extend(
+            self.known
+                .into_iter()
+                .filter(|(key, _)| used.known.contains(key)),
+        );
         let file = CacheFile {
             version: build_version(),
             entries,

@@ -346,6 +346,18 @@ pub struct LineageArgs {
     pub format: Format,
 }
 
+impl Command {
+    /// `--memory-limit` of a command that runs assets (`materialize`,
+    /// `backfill`), if given.
+    pub fn memory_limit(&self) -> Option<u64> {
+        match self {
+            Command::Materialize(args) => args.memory_limit,
+            Command::Backfill(args) => args.memory_limit,
+            _ => None,
+        }
+    }
+}
+
 /// `--memory-limit`'s value, read as `[engine] memory_limit` is.
 fn memory_size(text: &str) -> Result<u64, String> {
     cairn_assets::parse_memory_size(text)

@@ -40,7 +40,9 @@ type Candidate = (&'static str, fn(&SchemaRef) -> WriterProperties);
 
 fn candidates() -> Vec<Candidate> {
     vec![
-        ("cairn (output_writer_properties)", output_writer_properties),
+        ("cairn (output_writer_properties)", |_| {
+            output_writer_properties()
+        }),
         ("parquet defaults + snappy", |_| {
             WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)

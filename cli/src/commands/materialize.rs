@@ -39,33 +39,12 @@ pub(crate) fn print_local(
     report: &RunReport,
     format: Format,
 ) -> Result<u8, Failure> {
-    let Some(limit) = ws.memory_limit() else {
-        return print(report, format);
-    };
-    let rss = crate::output::peak_rss_bytes();
-    let mut out = std::io::stdout().lock();
-    match format {
-        Format::Json => {
-            let mut wire = wire::RunReport::from(report);
-            wire.memory = Some(wire::RunMemory {
-                limit_bytes: limit,
-                spilled_bytes: spilled(report),
-                peak_rss_bytes: rss,
-            });
-            print_json(&wire, &mut out)?;
-        }
-        Format::Text => {
-            render_text(report, &mut out)?;
-            writeln!(
-                out,
-                "memory: limit {}, spilled {}, peak resident {}",
-                crate::output::bytes(limit),
-                crate::output::bytes(spilled(report)),
-                rss.map_or_else(|| "unknown".to_owned(), crate::output::bytes)
-            )?;
-        }
-    }
-    Ok(u8::from(report.has_failures()))
+    let memory = ws.memory_limit().map(|limit| wire::RunMemory {
+        limit_bytes: limit,
+        spilled_bytes: spilled(report),
+        peak_rss_bytes: crate::output::peak_rss_bytes(),
+    });
+    print_with_memory(report, memory, format)
 }
 
 /// Bytes spilled to disk by every unit of the run.
@@ -94,18 +73,45 @@ pub(crate) fn print_plan(units: &[PlannedUnit], format: Format) -> Result<u8, Fa
 /// Prints a run's report (its units were listed as they finished); exit
 /// code 1 when an asset failed or was skipped.
 pub(crate) fn print(report: &RunReport, format: Format) -> Result<u8, Failure> {
+    print_with_memory(report, None, format)
+}
+
+/// [`print`], with the run's memory line under a memory limit.
+fn print_with_memory(
+    report: &RunReport,
+    memory: Option<wire::RunMemory>,
+    format: Format,
+) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => render_json(report, &mut out)?,
-        Format::Text => render_text(report, &mut out)?,
+        Format::Json => render_json(report, memory, &mut out)?,
+        Format::Text => {
+            render_text(report, &mut out)?;
+            if let Some(m) = memory {
+                writeln!(
+                    out,
+                    "memory: limit {}, spilled {}, peak resident {}",
+                    crate::output::bytes(m.limit_bytes),
+                    crate::output::bytes(m.spilled_bytes),
+                    m.peak_rss_bytes
+                        .map_or_else(|| "unknown".to_owned(), crate::output::bytes)
+                )?;
+            }
+        }
     }
     Ok(u8::from(report.has_failures()))
 }
 
 /// The report as JSON: the CLI's [`wire::RunReport`], built from the
-/// engine's [`RunReport`].
-pub(crate) fn render_json(report: &RunReport, out: &mut impl Write) -> Result<(), Failure> {
-    print_json(&wire::RunReport::from(report), out)
+/// engine's [`RunReport`], with the run's `memory` under a memory limit.
+pub(crate) fn render_json(
+    report: &RunReport,
+    memory: Option<wire::RunMemory>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let mut wire = wire::RunReport::from(report);
+    wire.memory = memory;
+    print_json(&wire, out)
 }
 
 /// The summary line (the assets were listed as they finished): the run's
@@ -535,7 +541,7 @@ mod tests {
                 "nanos": 141592653
               }
             }
-        "#]].assert_eq(&json(|out| render_json(&every_outcome(), out)));
+        "#]].assert_eq(&json(|out| render_json(&every_outcome(), None, out)));
     }
 
     /// Nothing was stale: no run, every asset fresh.
@@ -573,7 +579,7 @@ mod tests {
               }
             }
         "#]]
-        .assert_eq(&json(|out| render_json(&report, out)));
+        .assert_eq(&json(|out| render_json(&report, None, out)));
     }
 
     /// What a run measures varies from run to run (times, CPU, memory, the
@@ -1182,7 +1188,7 @@ mod tests {
               }
             }
         "#]].assert_eq(&redact(
-            &json(|out| render_json(&report, out)),
+            &json(|out| render_json(&report, None, out)),
             dir.path(),
         ));
     }

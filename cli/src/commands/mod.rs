@@ -52,11 +52,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         return catalog::run(&cli.project, command);
     }
     let ws = from_environment(Workspace::open(&cli.project)?)?;
-    let ws = match &cli.command {
-        Command::Materialize(args) => ws.with_memory_limit(args.memory_limit),
-        Command::Backfill(args) => ws.with_memory_limit(args.memory_limit),
-        _ => ws,
-    };
+    let ws = ws.with_memory_limit(cli.command.memory_limit());
     // Pending alerts go out once the command is done (see `alerts`).
     let _deliver = alerts::DeliverAfter::new(&runtime, &ws, &cli.command);
     match cli.command {

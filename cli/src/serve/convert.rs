@@ -903,8 +903,8 @@ mod round_trip {
         let (back, backfill) = sent(decode::run_report(super::run_report(&report, None)));
         assert!(backfill.is_none());
         assert_eq!(
-            json(|out| materialize::render_json(&back, out)),
-            json(|out| materialize::render_json(&report, out))
+            json(|out| materialize::render_json(&back, None, out)),
+            json(|out| materialize::render_json(&report, None, out))
         );
         assert_eq!(
             rendered(|out| materialize::render_text(&back, out)),

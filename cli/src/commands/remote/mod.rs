@@ -56,12 +56,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     if !name.is_empty() {
         return Err(local_only(name));
     }
-    let memory_limit = match &cli.command {
-        Command::Materialize(args) => args.memory_limit,
-        Command::Backfill(args) => args.memory_limit,
-        _ => None,
-    };
-    if memory_limit.is_some() {
+    if cli.command.memory_limit().is_some() {
         return Err(Failure::Usage(format!(
             "--memory-limit bounds a run in this process, but {given}: the server's runs use its project's [engine] memory_limit; set it there, or run here without --server"
         )));
