@@ -1,7 +1,7 @@
 //! Data larger than memory: `--memory-limit` / `[engine] memory_limit`
 //! bound what DataFusion holds, spilling past it, with results identical to
-//! an unbounded run; a query that cannot fit names its asset, the operator
-//! and what to raise.
+//! an unbounded run and the process's resident memory near the limit; a
+//! query that cannot fit names its asset, the operator and what to raise.
 
 use crate::util::{Project, assert_refused, versions};
 
@@ -46,6 +46,14 @@ fn project() -> Project {
                  sum(length(e.pad)) as chars, min(e.pad) as first_pad \
                  from events e join dims d on e.k = d.k group by 1, 2"
             ),
+        ),
+        // Streams `events` through: what reading and writing it holds.
+        ("assets/copy.sql", "select * from events"),
+        // A sort holds its whole input unbounded (~3 times `events` in
+        // memory); bounded, it sorts runs that fit and merges them.
+        (
+            "assets/sorted.sql",
+            "select id, pad from events order by pad desc",
         ),
         // A hash join holds its build side whole: `events` cannot fit.
         (
@@ -114,10 +122,76 @@ fn a_join_and_aggregate_over_ten_times_the_limit_spills_to_the_same_result() {
         unbounded_peak > 2 * LIMIT_BYTES,
         "the unbounded run should need more than the limit, held {unbounded_peak}"
     );
-    // Reported, not bounded: the process holds more than the pool (its
-    // code, the runtime, Parquet read and write buffers, spill files' read
-    // buffers), and at this scale that dominates.
+    // The process holds more than the pool (its code, the runtime, Parquet
+    // read and write buffers); `peak_resident_memory_stays_near_the_limit`
+    // bounds what it holds beyond that.
     assert!(bounded_rss > 0, "peak RSS reported on Linux: {memory}");
+}
+
+/// The process's peak resident memory under the limit stays within the
+/// limit (and some slack) of what streaming the same rows through, with
+/// nothing held, costs: the code, the runtime and the Parquet read and
+/// write buffers are the part the limit does not bound. Unbounded, the
+/// same sort holds several times more.
+#[test]
+fn peak_resident_memory_stays_near_the_limit() {
+    let p = project();
+    p.materialize(&["events"]);
+    let peak_rss = |asset: &str, limit: &str| {
+        let report = p.json(
+            &[
+                "materialize",
+                asset,
+                "--force",
+                "--memory-limit",
+                limit,
+                "--format",
+                "json",
+            ],
+            0,
+        );
+        let memory = &report["memory"];
+        let rss = memory["peak_rss_bytes"].as_u64().unwrap_or(0);
+        assert!(rss > 0, "peak RSS reported on Linux: {memory}");
+        let spilled = memory["spilled_bytes"].as_u64().unwrap_or(0);
+        let peak = report["results"][0]["metrics"]["peak_memory_bytes"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        let key = (asset.to_owned(), String::new());
+        (rss, spilled, versions(&report)[&key].clone(), peak)
+    };
+    let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+    let (streaming, _, _, writer_held) = peak_rss("copy", LIMIT);
+    // Nothing but the row group being written is held, and it is counted.
+    assert!(
+        writer_held > 0 && writer_held <= LIMIT_BYTES,
+        "the Parquet writer's row group in the pool: {writer_held} bytes"
+    );
+    let (bounded, spilled, bounded_version, _) = peak_rss("sorted", LIMIT);
+    // Large enough never to spill: the sort's own appetite.
+    let (unbounded, unbounded_spilled, unbounded_version, _) = peak_rss("sorted", "16GiB");
+    assert!(
+        spilled > 4 * LIMIT_BYTES,
+        "the bounded sort spilled {spilled} bytes"
+    );
+    assert_eq!(unbounded_spilled, 0);
+    assert_eq!(
+        bounded_version, unbounded_version,
+        "a spilled sort must give the unbounded run's rows"
+    );
+    assert!(
+        bounded <= streaming + 2 * LIMIT_BYTES,
+        "under a {} MiB limit the sort peaked at {:.0} MiB resident, streaming the same rows at {:.0} MiB",
+        mib(LIMIT_BYTES),
+        mib(bounded),
+        mib(streaming)
+    );
+    assert!(
+        unbounded > streaming + 8 * LIMIT_BYTES,
+        "unbounded, the sort should hold far more than the limit: {:.0} MiB resident, streaming {:.0} MiB",
+        mib(unbounded),
+        mib(streaming)
+    );
 }
 
 /// A hash join's build side does not spill: under the limit the unit fails

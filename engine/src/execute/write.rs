@@ -1,12 +1,19 @@
 //! Writing a unit's output: DataFusion's stream to a new immutable Parquet
 //! file, hashing every row on the way (data version, row identities) and
 //! counting streamed checks.
+//!
+//! The row group being encoded is held in memory (tens of MB for a million
+//! rows), so it is reserved in the session's memory pool like DataFusion's
+//! own Parquet sink does: it counts in the unit's peak memory, and under a
+//! `memory_limit` a row group the pool cannot hold is ended early (smaller
+//! row groups, same rows and data version) rather than grown past the limit.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::prelude::SessionContext;
@@ -100,6 +107,8 @@ pub(super) async fn write_output(
             hasher.keeping_row_hashes(crate::execute::row_changes::max_held_rows(memory_limit));
     }
     let mut stream_checks = StreamChecks::new(ctx, &job.asset.checks, &schema);
+    let mut held = MemoryConsumer::new(format!("ParquetWriter[{}]", job.asset.name))
+        .register(&ctx.runtime_env().memory_pool);
     let mut stream = engine
         .execute(Arc::clone(&plan), ctx)
         .await
@@ -117,11 +126,15 @@ pub(super) async fn write_output(
         hashing += t.elapsed();
         let t = Instant::now();
         writer.write(&batch).await.map_err(parquet_err)?;
+        hold_or_flush(&mut writer, &mut held)
+            .await
+            .map_err(parquet_err)?;
         write += t.elapsed();
         rows += batch.num_rows() as u64;
     }
     let t = Instant::now();
     let parquet_meta = writer.close().await.map_err(parquet_err)?;
+    held.free();
     let bytes = store
         .head(path)
         .await
@@ -159,6 +172,23 @@ pub(super) async fn write_output(
         write,
         hashing,
     })
+}
+
+/// Reserves what `writer` holds of its row group in progress; when the
+/// pool cannot give that much, the row group is written out now, which
+/// frees it.
+async fn hold_or_flush<W>(
+    writer: &mut AsyncArrowWriter<W>,
+    held: &mut MemoryReservation,
+) -> Result<(), ParquetError>
+where
+    W: datafusion::parquet::arrow::async_writer::AsyncFileWriter,
+{
+    if held.try_resize(writer.memory_size()).is_err() {
+        writer.flush().await?;
+        held.resize(writer.memory_size());
+    }
+    Ok(())
 }
 
 pub(super) fn schema_json(schema: &SchemaRef) -> String {
