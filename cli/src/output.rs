@@ -33,6 +33,38 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A size given in whole units, as it was most likely written: `512 MB`
+/// (powers of 1000), `16 MiB` (powers of 1024), whichever unit is the
+/// larger exact one; otherwise as [`bytes`].
+pub fn size_as_written(n: u64) -> String {
+    const DECIMAL: [(&str, u64); 4] = [
+        ("TB", 1_000_000_000_000),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1_000),
+    ];
+    const BINARY: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    let exact = |units: &[(&'static str, u64)]| {
+        units
+            .iter()
+            .copied()
+            .find(|&(_, unit)| n >= unit && n.is_multiple_of(unit))
+    };
+    match (exact(&DECIMAL), exact(&BINARY)) {
+        (Some(d), Some(b)) => {
+            let (name, unit) = if d.1 >= b.1 { d } else { b };
+            format!("{} {name}", n / unit)
+        }
+        (Some((name, unit)), None) | (None, Some((name, unit))) => format!("{} {name}", n / unit),
+        (None, None) => bytes(n),
+    }
+}
+
 /// `35 ms`, `2.4 s`.
 pub fn duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
@@ -179,6 +211,28 @@ impl Progress for RunProgress {
                     bar.set_message(format!("running: {}", state.2.join(", ")));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_as_written;
+
+    #[test]
+    fn sizes_print_in_the_unit_they_were_most_likely_written_in() {
+        for (n, shown) in [
+            (512_000_000, "512 MB"),
+            (64_000_000, "64 MB"),
+            (16 << 20, "16 MiB"),
+            (3 << 30, "3 GiB"),
+            (1_000_000_000_000, "1 TB"),
+            (1024, "1 KiB"),
+            (5_000, "5 KB"),
+            (1_500_000, "1500 KB"),
+            (16_777_217, "16.0 MiB"),
+        ] {
+            assert_eq!(size_as_written(n), shown, "{n}");
         }
     }
 }

@@ -213,7 +213,7 @@ fn a_query_that_cannot_fit_names_its_asset_operator_and_what_to_raise() {
         "HashJoin",
         "[engine] memory_limit, or --memory-limit",
         "raise the limit",
-        "memory: limit 16.0 MiB",
+        "memory: limit 16 MiB",
     ] {
         assert!(text.contains(fragment), "missing {fragment:?} in:\n{text}");
     }

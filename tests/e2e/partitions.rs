@@ -274,8 +274,17 @@ fn new_york_days_cover_23_and_25_hours_across_dst() {
         "ny_daily",
         "--partitions",
         "2024-03-10,2024-03-11,2024-11-03",
+        "--memory-limit",
+        "64MB",
     ]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // Under a limit the backfill's report says it, in the unit given.
+    assert!(
+        run.stdout
+            .contains("\nmemory: limit 64 MB, spilled 0 B, peak resident "),
+        "{}",
+        run.stdout
+    );
     let hours = |d: &str| -> i64 {
         let v = p.json(
             &["status", "ny_daily", "--partitions", "--format", "json"],

@@ -42,7 +42,9 @@ pub(crate) async fn run(ws: &Workspace, args: BackfillArgs) -> Result<u8, Failur
         }
     };
     progress.finish();
-    print(&report?, args.format)
+    let report = report?;
+    let memory = crate::commands::materialize::run_memory(ws, &report.run);
+    print_with_memory(&report, memory, args.format)
 }
 
 /// Refuses `--resume` with anything that would plan a new backfill.
@@ -71,17 +73,36 @@ pub(crate) fn partition_list(text: &str) -> Vec<String> {
 /// Prints a backfill's report (its partitions were listed as they
 /// finished); exit code 1 when a partition failed or was skipped.
 pub(crate) fn print(report: &BackfillReport, format: Format) -> Result<u8, Failure> {
+    print_with_memory(report, None, format)
+}
+
+/// [`print`], with the run's memory line under a memory limit.
+fn print_with_memory(
+    report: &BackfillReport,
+    memory: Option<wire::RunMemory>,
+    format: Format,
+) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => render_json(report, &mut out)?,
-        Format::Text => render_text(report, &mut out)?,
+        Format::Json => render_json(report, memory, &mut out)?,
+        Format::Text => {
+            render_text(report, &mut out)?;
+            if let Some(m) = &memory {
+                crate::commands::materialize::render_memory_text(m, &mut out)?;
+            }
+        }
     }
     Ok(u8::from(report.run.has_failures()))
 }
 
 /// The report as JSON: the backfill, its counts and its run (the CLI's
-/// [`wire::RunReport`]), built from the engine's [`BackfillReport`].
-pub(crate) fn render_json(report: &BackfillReport, out: &mut impl Write) -> Result<(), Failure> {
+/// [`wire::RunReport`]), built from the engine's [`BackfillReport`]; the
+/// run has its `memory` under a memory limit.
+pub(crate) fn render_json(
+    report: &BackfillReport,
+    memory: Option<wire::RunMemory>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     #[derive(Serialize)]
     struct Out<'a> {
         backfill_id: &'a str,
@@ -89,12 +110,14 @@ pub(crate) fn render_json(report: &BackfillReport, out: &mut impl Write) -> Resu
         already_done: usize,
         run: wire::RunReport<'a>,
     }
+    let mut run = wire::RunReport::from(&report.run);
+    run.memory = memory;
     print_json(
         &Out {
             backfill_id: &report.backfill_id.0,
             planned: report.planned,
             already_done: report.already_done,
-            run: (&report.run).into(),
+            run,
         },
         out,
     )
@@ -222,6 +245,6 @@ mod tests {
               }
             }
         "#]]
-        .assert_eq(&json(|out| render_json(&resumed(), out)));
+        .assert_eq(&json(|out| render_json(&resumed(), None, out)));
     }
 }

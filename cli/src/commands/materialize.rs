@@ -39,12 +39,33 @@ pub(crate) fn print_local(
     report: &RunReport,
     format: Format,
 ) -> Result<u8, Failure> {
-    let memory = ws.memory_limit().map(|limit| wire::RunMemory {
+    print_with_memory(report, run_memory(ws, report), format)
+}
+
+/// Under a memory limit, what a run in this process spilled and the
+/// process's peak resident memory (for `materialize` and `backfill`).
+pub(crate) fn run_memory(ws: &Workspace, report: &RunReport) -> Option<wire::RunMemory> {
+    ws.memory_limit().map(|limit| wire::RunMemory {
         limit_bytes: limit,
         spilled_bytes: spilled(report),
         peak_rss_bytes: crate::output::peak_rss_bytes(),
-    });
-    print_with_memory(report, memory, format)
+    })
+}
+
+/// `memory: limit 512 MB, spilled 1.2 GiB, peak resident 601.3 MiB`.
+pub(crate) fn render_memory_text(
+    memory: &wire::RunMemory,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "memory: limit {}, spilled {}, peak resident {}",
+        crate::output::size_as_written(memory.limit_bytes),
+        crate::output::bytes(memory.spilled_bytes),
+        memory
+            .peak_rss_bytes
+            .map_or_else(|| "unknown".to_owned(), crate::output::bytes)
+    )
 }
 
 /// Bytes spilled to disk by every unit of the run.
@@ -87,15 +108,8 @@ fn print_with_memory(
         Format::Json => render_json(report, memory, &mut out)?,
         Format::Text => {
             render_text(report, &mut out)?;
-            if let Some(m) = memory {
-                writeln!(
-                    out,
-                    "memory: limit {}, spilled {}, peak resident {}",
-                    crate::output::bytes(m.limit_bytes),
-                    crate::output::bytes(m.spilled_bytes),
-                    m.peak_rss_bytes
-                        .map_or_else(|| "unknown".to_owned(), crate::output::bytes)
-                )?;
+            if let Some(m) = &memory {
+                render_memory_text(m, &mut out)?;
             }
         }
     }
