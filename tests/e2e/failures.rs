@@ -119,6 +119,47 @@ fn duplicate_output_column_names_are_a_clear_failure() {
     );
 }
 
+/// An empty CSV source has no header, so no columns: the unit fails naming
+/// the source, its path and the header it needs (not a column "not found"
+/// in the asset), and `query` says the same; nothing is committed.
+#[test]
+fn an_empty_csv_source_names_itself_and_the_missing_header() {
+    let p = Project::with_files(&[
+        (
+            "cairn.toml",
+            "[sources.people]\npath = \"data/people.csv\"\n",
+        ),
+        ("data/people.csv", ""),
+        ("assets/names.sql", "select name from people"),
+    ]);
+    let expected = [
+        "source `people` (data/people.csv)",
+        "it has no columns: the CSV is empty",
+        "header row",
+    ];
+    let run = p.run(&["materialize"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    for fragment in expected.iter().chain(&["assets/names.sql"]) {
+        assert!(
+            run.stdout.contains(fragment),
+            "{fragment:?} in {}",
+            run.stdout
+        );
+    }
+    assert!(!run.stdout.contains("No field named"), "{}", run.stdout);
+    let committed = p.query_json("select count(*) as n from cairn.materializations");
+    assert_eq!(committed[0]["n"], 0);
+    let query = p.run(&["query", "select * from people"]);
+    assert_eq!(query.code, 2, "{}\n{}", query.stdout, query.stderr);
+    for fragment in expected {
+        assert!(
+            query.stderr.contains(fragment),
+            "{fragment:?} in {}",
+            query.stderr
+        );
+    }
+}
+
 /// Exit codes follow whose fault an error is, by DataFusion's error kind:
 /// a bad query is the user's (2), an unreadable file the environment's (1).
 #[test]

@@ -112,7 +112,8 @@ pub async fn register_source(
                 &path,
                 CsvReadOptions::new().has_header(true).file_extension(&ext),
             )
-            .await
+            .await?;
+            refuse_no_columns(ctx, source).await
         }
         SourceFormat::Parquet => {
             ctx.register_parquet(
@@ -131,6 +132,20 @@ pub async fn register_source(
             .await
         }
     }
+}
+
+/// A CSV source without a header row (an empty file, or only empty files
+/// in its folder) has no columns: every query of it would fail on a column
+/// "not found", far from the cause.
+async fn refuse_no_columns(ctx: &SessionContext, source: &Source) -> DfResult<()> {
+    let table = ctx.table_provider(source.name.as_str()).await?;
+    if !table.schema().fields().is_empty() {
+        return Ok(());
+    }
+    ctx.deregister_table(source.name.as_str())?;
+    Err(datafusion::error::DataFusionError::Plan(
+        "it has no columns: the CSV is empty (a CSV source starts with a header row naming its columns, e.g. `id,name`)".to_owned(),
+    ))
 }
 
 /// Registers (or replaces) the table `name` as exactly the given committed
