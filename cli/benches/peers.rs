@@ -254,12 +254,12 @@ fn bench_one(
         edit.push(wall);
     }
     line(
+        "cairn: edit one model",
+        &MinMedian::of(edit),
         &format!(
-            "cairn: edit one model (rebuilt {rebuilt:?} of {})",
+            "(rebuilt {rebuilt:?} of {}: it and its downstream)",
             dag.rebuilt_by_edit.len()
         ),
-        &MinMedian::of(edit),
-        "",
     );
 
     std::fs::copy(variant(args.repeats + 1), &asset_file)?;
