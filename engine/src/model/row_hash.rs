@@ -25,7 +25,7 @@
 //! version format), the work is a few nanoseconds per value in tight loops
 //! over each column, instead of a cryptographic compression per row.
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, new_empty_array};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal32Type, Decimal64Type,
     Decimal128Type, Decimal256Type, DurationMicrosecondType, DurationMillisecondType,
@@ -38,7 +38,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use half::f16;
-use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
+use xxhash_rust::xxh3::{xxh3_128 as xxh3, xxh3_128_with_seed};
 
 /// The hash of a null value, in every column and type.
 pub const NULL_HASH: u128 = 0x6361_6972_6e2f_6e75_6c6c_2f76_3200_0001;
@@ -118,47 +118,11 @@ fn column_multiplier(c: u64) -> u128 {
     xxh3_128_with_seed(&c.to_le_bytes(), ROW_SEED) | 1
 }
 
-fn xxh3(bytes: &[u8]) -> u128 {
-    xxh3_128(bytes)
-}
-
-/// Whether [`value_hashes`] hashes a column of this type itself.
+/// Whether [`value_hashes`] hashes a column of this type itself: asked of
+/// an empty column of the type, so that the one list of types is
+/// [`value_hashes`]'s own.
 fn hashed_directly(t: &DataType) -> bool {
-    use DataType::*;
-    match t {
-        Null
-        | Boolean
-        | Int8
-        | Int16
-        | Int32
-        | Int64
-        | UInt8
-        | UInt16
-        | UInt32
-        | UInt64
-        | Float16
-        | Float32
-        | Float64
-        | Date32
-        | Date64
-        | Time32(_)
-        | Time64(_)
-        | Timestamp(_, _)
-        | Duration(_)
-        | Decimal32(_, _)
-        | Decimal64(_, _)
-        | Decimal128(_, _)
-        | Decimal256(_, _)
-        | Utf8
-        | LargeUtf8
-        | Utf8View
-        | Binary
-        | LargeBinary
-        | BinaryView
-        | FixedSizeBinary(_) => true,
-        Dictionary(_, values) => hashed_directly(values),
-        _ => false,
-    }
+    value_hashes(&new_empty_array(t), &mut Vec::new())
 }
 
 /// Little-endian bytes of a fixed-width native value.
@@ -207,7 +171,8 @@ fn bytes<'a>(values: impl Iterator<Item = Option<&'a [u8]>>, out: &mut Vec<u128>
 }
 
 /// Appends the hash of each value of `column`; `false` (appending nothing)
-/// when its type is not one [`hashed_directly`] accepts.
+/// when it has no direct hash for the column's type (nested types,
+/// intervals, ...: those are hashed from their row encoding).
 fn value_hashes(column: &ArrayRef, out: &mut Vec<u128>) -> bool {
     use DataType::*;
     match column.data_type() {
@@ -274,6 +239,12 @@ fn value_hashes(column: &ArrayRef, out: &mut Vec<u128>) -> bool {
             let mut entries = Vec::with_capacity(dictionary.values().len());
             if !value_hashes(dictionary.values(), &mut entries) {
                 return false;
+            }
+            if entries.is_empty() {
+                // No values: every key is null (and `normalized_keys`
+                // refuses an empty dictionary).
+                out.extend(std::iter::repeat_n(NULL_HASH, column.len()));
+                return true;
             }
             let keys = dictionary.keys();
             out.extend(

@@ -344,6 +344,16 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The kept row hashes of a one-column batch.
+    fn row_hashes(field: Field, array: ArrayRef) -> Option<Vec<RowHash>> {
+        let b = one_column(field, array);
+        let mut h = DataHasher::new(&b.schema())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .keeping_row_hashes(10);
+        h.update(&b).unwrap_or_else(|e| panic!("{e}"));
+        h.take_row_hashes()
+    }
+
     #[test]
     fn data_version_tells_nulls_from_values_and_sees_float_bits() {
         use datafusion::arrow::array::Float64Array;
@@ -418,17 +428,38 @@ mod tests {
             .collect();
         let dict_type = dictionary.data_type().clone();
         let plain = StringArray::from(vec![Some("b"), None, Some("a"), Some("b")]);
-        let hashes = |field: Field, array: ArrayRef| {
-            let b = one_column(field, array);
-            let mut h = DataHasher::new(&b.schema())
-                .unwrap_or_else(|e| panic!("{e}"))
-                .keeping_row_hashes(10);
-            h.update(&b).unwrap_or_else(|e| panic!("{e}"));
-            h.take_row_hashes()
-        };
         assert_eq!(
-            hashes(Field::new("s", dict_type, true), Arc::new(dictionary)),
-            hashes(Field::new("s", DataType::Utf8, true), Arc::new(plain)),
+            row_hashes(Field::new("s", dict_type, true), Arc::new(dictionary)),
+            row_hashes(Field::new("s", DataType::Utf8, true), Arc::new(plain)),
+        );
+    }
+
+    /// A dictionary column with no values (no rows, or only nulls) hashes
+    /// like the plain column it stands for rather than failing.
+    #[test]
+    fn dictionaries_without_values_hash_as_the_plain_column() {
+        use datafusion::arrow::array::{DictionaryArray, Int32Array};
+        use datafusion::arrow::datatypes::Int32Type;
+        let dictionary = |keys: Vec<Option<i32>>| {
+            let array = DictionaryArray::<Int32Type>::try_new(
+                Int32Array::from(keys),
+                Arc::new(StringArray::from(Vec::<&str>::new())),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            (
+                Field::new("s", array.data_type().clone(), true),
+                Arc::new(array) as ArrayRef,
+            )
+        };
+        let (field, array) = dictionary(vec![]);
+        assert_eq!(row_hashes(field, array), Some(vec![]));
+        let (field, array) = dictionary(vec![None, None]);
+        assert_eq!(
+            row_hashes(field, array),
+            row_hashes(
+                Field::new("s", DataType::Utf8, true),
+                Arc::new(StringArray::from(vec![None::<&str>, None])),
+            )
         );
     }
 
