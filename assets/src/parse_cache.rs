@@ -25,7 +25,7 @@ pub const CACHE_FILE: &str = ".cairn/parsed-sql.json";
 pub(crate) struct ParseCache {
     path: PathBuf,
     /// Entries read from the file.
-    known: HashMap<String, Entry>,
+    known: HashMap<String, ParsedQuery>,
     /// What this load used: keys found in `known`, and entries parsed
     /// afresh.
     used: Mutex<Used>,
@@ -34,21 +34,14 @@ pub(crate) struct ParseCache {
 #[derive(Default)]
 struct Used {
     known: std::collections::HashSet<String>,
-    fresh: HashMap<String, Entry>,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-struct Entry {
-    normalized: String,
-    tables: Vec<(String, usize)>,
-    placeholders: Vec<(String, usize)>,
+    fresh: HashMap<String, ParsedQuery>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct CacheFile {
     /// The build that parsed: another build may parse differently.
     version: String,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<String, ParsedQuery>,
 }
 
 /// The build that parses: the release, and the running executable's size
@@ -89,21 +82,12 @@ impl ParseCache {
     /// [`parse_asset_sql`] of `text`, from the cache when it holds it.
     pub(crate) fn parse(&self, text: &str, file: &Path) -> Result<ParsedQuery, Diagnostic> {
         let key = blake3::hash(text.as_bytes()).to_hex().to_string();
-        if let Some(entry) = self.known.get(&key) {
+        if let Some(parsed) = self.known.get(&key) {
             self.used().known.insert(key);
-            return Ok(ParsedQuery {
-                normalized: entry.normalized.clone(),
-                tables: entry.tables.clone(),
-                placeholders: entry.placeholders.clone(),
-            });
+            return Ok(parsed.clone());
         }
         let parsed = parse_asset_sql(text, file)?;
-        let entry = Entry {
-            normalized: parsed.normalized.clone(),
-            tables: parsed.tables.clone(),
-            placeholders: parsed.placeholders.clone(),
-        };
-        self.used().fresh.insert(key, entry);
+        self.used().fresh.insert(key, parsed.clone());
         Ok(parsed)
     }
 

@@ -955,32 +955,25 @@ fn openlineage_problems(config: &ProjectConfig, text: &str) -> Vec<Diagnostic> {
 
 /// `[engine] url` that does not name a Ballista scheduler (`df://HOST:PORT`).
 fn engine_problems(config: &ProjectConfig, text: &str) -> Option<Diagnostic> {
+    // A bad value of `key`, at the line that writes it.
+    let at_key = |key: &str, message: String, hint: &str| {
+        let line = text.find(key).map(|offset| line_of_offset(text, offset));
+        Some(Diagnostic::new(PROJECT_FILE, line, message).with_hint(hint))
+    };
     if config.engine.query_timeout_seconds == Some(0) {
-        let line = text
-            .find("query_timeout_seconds")
-            .map(|offset| line_of_offset(text, offset));
-        return Some(
-            Diagnostic::new(
-                PROJECT_FILE,
-                line,
-                "[engine] query_timeout_seconds must be 1 or more",
-            )
-            .with_hint("leave it out for the default (3600 seconds)"),
+        return at_key(
+            "query_timeout_seconds",
+            "[engine] query_timeout_seconds must be 1 or more".to_owned(),
+            "leave it out for the default (3600 seconds)",
         );
     }
     if let Some(limit) = &config.engine.memory_limit
         && let Err(reason) = crate::config::parse_memory_size(limit)
     {
-        let line = text
-            .find("memory_limit")
-            .map(|offset| line_of_offset(text, offset));
-        return Some(
-            Diagnostic::new(
-                PROJECT_FILE,
-                line,
-                format!("[engine] memory_limit {reason}"),
-            )
-            .with_hint("memory_limit = \"512MB\" bounds what DataFusion holds at once (it spills past it); leave it out for no bound"),
+        return at_key(
+            "memory_limit",
+            format!("[engine] memory_limit {reason}"),
+            "memory_limit = \"512MB\" bounds what DataFusion holds at once (it spills past it); leave it out for no bound",
         );
     }
     let url = config.engine.url.as_deref()?;

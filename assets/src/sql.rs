@@ -9,8 +9,9 @@ use datafusion::sql::sqlparser::ast::{Spanned, Statement as SqlStatement};
 
 use crate::diagnostic::Diagnostic;
 
-/// The parts of an asset's SQL that Cairn needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The parts of an asset's SQL that Cairn needs (kept between loads in
+/// the parse cache, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParsedQuery {
     /// The query re-rendered from its syntax tree: comments, whitespace and
     /// keyword case no longer matter, so they do not change the code version.

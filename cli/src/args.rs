@@ -247,7 +247,7 @@ pub struct BackfillArgs {
     /// computing at the same time sharing it (e.g. 512MB, 2GiB); sorts,
     /// aggregates and joins spill to the temporary folder past it.
     /// Default: [engine] memory_limit, else unbounded.
-    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn_assets::parse_memory_size)]
     pub memory_limit: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -275,7 +275,7 @@ pub struct MaterializeArgs {
     /// computing at the same time sharing it (e.g. 512MB, 2GiB); sorts,
     /// aggregates and joins spill to the temporary folder past it.
     /// Default: [engine] memory_limit, else unbounded.
-    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn_assets::parse_memory_size)]
     pub memory_limit: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -356,11 +356,6 @@ impl Command {
             _ => None,
         }
     }
-}
-
-/// `--memory-limit`'s value, read as `[engine] memory_limit` is.
-fn memory_size(text: &str) -> Result<u64, String> {
-    cairn_assets::parse_memory_size(text)
 }
 
 #[cfg(test)]

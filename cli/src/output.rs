@@ -55,13 +55,14 @@ pub fn size_as_written(n: u64) -> String {
             .copied()
             .find(|&(_, unit)| n >= unit && n.is_multiple_of(unit))
     };
-    match (exact(&DECIMAL), exact(&BINARY)) {
-        (Some(d), Some(b)) => {
-            let (name, unit) = if d.1 >= b.1 { d } else { b };
-            format!("{} {name}", n / unit)
-        }
-        (Some((name, unit)), None) | (None, Some((name, unit))) => format!("{} {name}", n / unit),
-        (None, None) => bytes(n),
+    // Both may divide it (512 MB is also 500,000 KiB): the larger unit.
+    match [exact(&DECIMAL), exact(&BINARY)]
+        .into_iter()
+        .flatten()
+        .max_by_key(|&(_, unit)| unit)
+    {
+        Some((name, unit)) => format!("{} {name}", n / unit),
+        None => bytes(n),
     }
 }
 

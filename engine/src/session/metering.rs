@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use datafusion::common::ScalarValue;
 use datafusion::execution::memory_pool::{
-    MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, UnboundedMemoryPool,
+    MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
 };
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::file::metadata::ParquetMetaData;
@@ -228,12 +228,6 @@ pub struct PeakMemoryPool {
     /// What this unit holds now.
     held: AtomicUsize,
     peak: AtomicUsize,
-}
-
-impl Default for PeakMemoryPool {
-    fn default() -> Self {
-        PeakMemoryPool::over(Arc::new(UnboundedMemoryPool::default()))
-    }
 }
 
 impl PeakMemoryPool {
