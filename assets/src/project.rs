@@ -1,6 +1,6 @@
 //! Loading a project folder: `cairn.toml`, `sources/*.toml`, `assets/**/*.sql`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -271,61 +271,84 @@ impl Project {
         }
         load_source_files(&root, &mut sources, &mut diagnostics);
 
-        let mut assets: BTreeMap<String, SqlAsset> = BTreeMap::new();
         let mut pending: BTreeMap<String, PendingMappings> = BTreeMap::new();
-        let mut files = Vec::new();
-        collect_sql_files(&root.join("assets"), &mut files, &mut diagnostics, &root);
-        files.sort();
-        let cache = ParseCache::open(&root);
+        // The cache is read while the asset files are listed.
+        let (cache, files) = std::thread::scope(|scope| {
+            let cache = scope.spawn(|| ParseCache::open(&root));
+            let mut files = Vec::new();
+            collect_sql_files(&root.join("assets"), &mut files, &mut diagnostics, &root);
+            let cache = cache
+                .join()
+                .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+            (cache, files)
+        });
         let loaded = load_assets(&root, &files, &config.pools, &cache);
-        for (rel, result) in loaded {
-            match result {
-                Ok((asset, mappings)) => {
-                    if let Some(source) = sources.get(&asset.name) {
-                        diagnostics.push(
-                            Diagnostic::new(
-                                &rel,
-                                None,
-                                format!("asset `{}` has the same name as a source", asset.name),
-                            )
-                            .with_hint(format!(
-                                "source `{}` is declared at {}:{}; rename one of them",
-                                source.name,
-                                source.declared_in.display(),
-                                source.line
-                            )),
-                        );
-                    } else if let Some(first) = assets.get(&asset.name) {
-                        diagnostics.push(
-                            Diagnostic::new(
-                                &rel,
-                                None,
-                                format!("duplicate asset name `{}`", asset.name),
-                            )
-                            .with_hint(format!(
-                                "{} defines it too; asset names are file stems and must be unique",
-                                first.file.display()
-                            )),
-                        );
-                    } else {
-                        if let Some(m) = mappings {
-                            pending.insert(asset.name.clone(), m);
-                        }
-                        assets.insert(asset.name.clone(), asset);
-                    }
-                }
-                Err(d) => diagnostics.push(d),
+        // Each name is kept from its first file; a later file of the same
+        // name, or an asset named like a source, is an error at its place.
+        let mut clashes: Vec<Option<Diagnostic>> = Vec::with_capacity(loaded.len());
+        {
+            let mut first: HashMap<&str, &Path> = HashMap::with_capacity(loaded.len());
+            for (rel, result) in &loaded {
+                let Ok((asset, _)) = result else {
+                    clashes.push(None);
+                    continue;
+                };
+                let clash = if let Some(source) = sources.get(&asset.name) {
+                    Some(
+                        Diagnostic::new(
+                            rel,
+                            None,
+                            format!("asset `{}` has the same name as a source", asset.name),
+                        )
+                        .with_hint(format!(
+                            "source `{}` is declared at {}:{}; rename one of them",
+                            source.name,
+                            source.declared_in.display(),
+                            source.line
+                        )),
+                    )
+                } else if let Some(first) = first.get(asset.name.as_str()) {
+                    Some(
+                        Diagnostic::new(
+                            rel,
+                            None,
+                            format!("duplicate asset name `{}`", asset.name),
+                        )
+                        .with_hint(format!(
+                            "{} defines it too; asset names are file stems and must be unique",
+                            first.display()
+                        )),
+                    )
+                } else {
+                    first.insert(&asset.name, &asset.file);
+                    None
+                };
+                clashes.push(clash);
             }
         }
+        let mut kept = Vec::with_capacity(loaded.len());
+        for ((_, result), clash) in loaded.into_iter().zip(clashes) {
+            match (result, clash) {
+                (Ok(_), Some(d)) | (Err(d), _) => diagnostics.push(d),
+                (Ok((asset, mappings)), None) => {
+                    if let Some(m) = mappings {
+                        pending.insert(asset.name.clone(), m);
+                    }
+                    kept.push((asset.name.clone(), asset));
+                }
+            }
+        }
+        // Built at once from the (mostly sorted) list: inserting one by one
+        // moved large values around.
+        let mut assets: BTreeMap<String, SqlAsset> = kept.into_iter().collect();
 
         for asset in assets.values() {
-            for (name, line) in &asset.reference_lines {
-                let (name, line) = (name.clone(), *line);
-                if assets.contains_key(&name) || sources.contains_key(&name) {
+            for (name, &line) in &asset.reference_lines {
+                if assets.contains_key(name) || sources.contains_key(name) {
                     continue;
                 }
                 let known = assets.keys().chain(sources.keys()).map(String::as_str);
-                let hint = match closest_name(&name, known) {
+                let hint = match closest_name(name, known) {
                     Some(close) => format!("did you mean `{close}`?"),
                     None => format!(
                         "declare it as a source in cairn.toml ([sources.{name}] path = \"...\") or add assets/{name}.sql"
@@ -674,6 +697,8 @@ fn load_source_files(
     }
 }
 
+/// Adds the `.sql` files under `dir` (in subfolders too) to `out`, in path
+/// order.
 fn collect_sql_files(
     dir: &Path,
     out: &mut Vec<PathBuf>,
@@ -693,9 +718,17 @@ fn collect_sql_files(
             return;
         }
     };
-    for entry in entries.flatten() {
+    // Sorted by name in each folder: the files come out in path order.
+    let mut entries: Vec<fs::DirEntry> = entries.flatten().collect();
+    entries.sort_by_cached_key(fs::DirEntry::file_name);
+    for entry in entries {
         let path = entry.path();
-        if path.is_dir() {
+        // The entry's own type costs no system call; a link is followed.
+        let is_dir = match entry.file_type() {
+            Ok(t) if !t.is_symlink() => t.is_dir(),
+            _ => path.is_dir(),
+        };
+        if is_dir {
             collect_sql_files(&path, out, diagnostics, root);
         } else if path.extension().is_some_and(|e| e == "sql") {
             out.push(path);
@@ -765,7 +798,8 @@ fn load_asset(
     let header = header_toml(&sql);
     let sidecar_path = path.with_extension("toml");
     let sidecar_rel = rel.with_extension("toml");
-    let (config, config_text, config_file) = match (header, sidecar_path.exists()) {
+    let has_sidecar = sidecar_path.exists();
+    let (config, config_text, config_file) = match (header, has_sidecar) {
         (Some(_), true) => {
             return Err(Diagnostic::new(
                 rel,
@@ -831,7 +865,7 @@ fn load_asset(
             owner: config.owner,
             tags: config.tags,
             pool: config.pool.as_ref().map(|p| p.get_ref().clone()),
-            config_file: sidecar_path.exists().then_some(sidecar_rel),
+            config_file: has_sidecar.then_some(sidecar_rel),
             partitions,
             mappings: BTreeMap::new(),
             checks,

@@ -193,13 +193,9 @@ pub fn tick(ws: &Workspace, at: DateTime<Utc>) -> Result<TickReport, EngineError
     }
 
     // One run for everything requested, in execution order.
-    let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
     let mut requested: Vec<Unit> = wanted.into_iter().collect();
-    requested.sort_by(|a, b| {
-        let oa = order.get(a.0.as_str()).copied().unwrap_or(usize::MAX);
-        let ob = order.get(b.0.as_str()).copied().unwrap_or(usize::MAX);
-        (oa, &a.1).cmp(&(ob, &b.1))
-    });
+    ws.graph
+        .sort_in_execution_order(&mut requested, |(a, k)| (a.as_str(), k.as_str()));
     let mut runs = Vec::new();
     let run_id = (!requested.is_empty()).then(|| RunId(uuid::Uuid::now_v7().to_string()));
     if let Some(id) = &run_id {

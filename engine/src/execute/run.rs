@@ -112,7 +112,6 @@ pub(crate) async fn materialize(
             }
         }
     }
-    let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
 
     // Chosen units the run does not build (those it builds report their own).
     let in_run: HashSet<&Unit> = run_set.iter().collect();
@@ -236,11 +235,8 @@ pub(crate) async fn materialize(
     }
     let mut results = outcome?;
     results.extend(fresh_results());
-    results.sort_by(|a, b| {
-        let oa = order.get(a.asset.as_str()).copied().unwrap_or(usize::MAX);
-        let ob = order.get(b.asset.as_str()).copied().unwrap_or(usize::MAX);
-        (oa, &a.partition).cmp(&(ob, &b.partition))
-    });
+    ws.graph
+        .sort_in_execution_order(&mut results, |r| (r.asset.as_str(), r.partition.as_str()));
     Ok(RunReport {
         run_id: Some(run_id),
         results,

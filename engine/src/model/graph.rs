@@ -1,15 +1,18 @@
 //! The asset graph: sources and assets as nodes, edges from each upstream
 //! to the assets that read it (petgraph). Built once per command.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use petgraph::Direction;
-use petgraph::algo::{kosaraju_scc, toposort};
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Bfs, Reversed, Walker};
 
 use cairn_assets::checks::CheckKind;
 use cairn_assets::{Diagnostic, Project, ProjectError, SqlAsset};
+
+use crate::model::units::FastMap;
 
 /// Whether a node is a source or an asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +27,13 @@ pub enum NodeKind {
 #[derive(Debug, Clone)]
 pub struct AssetGraph {
     graph: DiGraph<(String, NodeKind), ()>,
-    index: HashMap<String, NodeIndex>,
+    index: FastMap<String, NodeIndex>,
     /// Every node in dependency order (upstream first; ties by name).
     order: Vec<NodeIndex>,
+    /// Each node's place in `order`, by node index.
+    position: Vec<usize>,
+    /// Every node sorted by name.
+    by_name: Vec<NodeIndex>,
 }
 
 /// What lies around one node of the graph.
@@ -58,8 +65,10 @@ impl AssetGraph {
     /// Builds the graph; a cycle is reported with the files and lines that
     /// close it.
     pub fn build(project: &Project) -> Result<AssetGraph, ProjectError> {
-        let mut graph = DiGraph::new();
-        let mut index = HashMap::new();
+        let nodes = project.sources.len() + project.assets.len();
+        let edges = project.assets.values().map(|a| a.upstream.len()).sum();
+        let mut graph = DiGraph::with_capacity(nodes, edges);
+        let mut index = FastMap::with_capacity_and_hasher(nodes, Default::default());
         for name in project.sources.keys() {
             index.insert(
                 name.clone(),
@@ -81,36 +90,71 @@ impl AssetGraph {
                 }
             }
         }
-        if toposort(&graph, None).is_err() {
-            return Err(cycle_error(&graph, project));
+        let mut by_name: Vec<NodeIndex> = graph.node_indices().collect();
+        by_name.sort_unstable_by(|a, b| graph[*a].0.cmp(&graph[*b].0));
+        let mut rank = vec![0; nodes];
+        for (r, n) in by_name.iter().enumerate() {
+            rank[n.index()] = r;
         }
-        // Deterministic order: Kahn's algorithm taking the smallest name first.
-        let mut indegree: HashMap<NodeIndex, usize> = graph
+        // Deterministic order: Kahn's algorithm taking the smallest name
+        // first. Nodes left over lie on a cycle (or after one).
+        let mut indegree: Vec<usize> = graph
             .node_indices()
-            .map(|n| (n, graph.neighbors_directed(n, Direction::Incoming).count()))
+            .map(|n| graph.neighbors_directed(n, Direction::Incoming).count())
             .collect();
-        let mut ready: BTreeSet<(String, NodeIndex)> = indegree
-            .iter()
-            .filter(|(_, d)| **d == 0)
-            .map(|(n, _)| (graph[*n].0.clone(), *n))
+        let mut ready: BinaryHeap<Reverse<usize>> = graph
+            .node_indices()
+            .filter(|n| indegree[n.index()] == 0)
+            .map(|n| Reverse(rank[n.index()]))
             .collect();
-        let mut order = Vec::with_capacity(graph.node_count());
-        while let Some((_, n)) = ready.pop_first() {
+        let mut order = Vec::with_capacity(nodes);
+        let mut position = vec![usize::MAX; nodes];
+        while let Some(Reverse(r)) = ready.pop() {
+            let n = by_name[r];
+            position[n.index()] = order.len();
             order.push(n);
             for next in graph.neighbors_directed(n, Direction::Outgoing) {
-                if let Some(d) = indegree.get_mut(&next) {
-                    *d -= 1;
-                    if *d == 0 {
-                        ready.insert((graph[next].0.clone(), next));
-                    }
+                let d = &mut indegree[next.index()];
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(Reverse(rank[next.index()]));
                 }
             }
+        }
+        if order.len() < nodes {
+            return Err(cycle_error(&graph, project));
         }
         Ok(AssetGraph {
             graph,
             index,
             order,
+            position,
+            by_name,
         })
+    }
+
+    /// The place of `name` in [`AssetGraph::order`] (`usize::MAX` when it is
+    /// not in the graph).
+    pub fn position(&self, name: &str) -> usize {
+        self.index
+            .get(name)
+            .map_or(usize::MAX, |n| self.position[n.index()])
+    }
+
+    /// Sorts `items` in execution order: their assets in dependency order
+    /// (unknown names last), then by partition key. `unit` gives an item's
+    /// asset and key.
+    pub fn sort_in_execution_order<T>(
+        &self,
+        items: &mut Vec<T>,
+        unit: impl Fn(&T) -> (&str, &str),
+    ) {
+        let mut keyed: Vec<(usize, T)> = items
+            .drain(..)
+            .map(|item| (self.position(unit(&item).0), item))
+            .collect();
+        keyed.sort_by(|(pa, a), (pb, b)| pa.cmp(pb).then_with(|| unit(a).1.cmp(unit(b).1)));
+        items.extend(keyed.into_iter().map(|(_, item)| item));
     }
 
     /// Every node name in dependency order.
@@ -138,7 +182,7 @@ impl AssetGraph {
 
     /// Every node name, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.index.keys().map(String::as_str)
+        self.by_name.iter().map(|n| self.graph[*n].0.as_str())
     }
 
     /// Direct upstreams of `name`, sorted.

@@ -9,11 +9,13 @@ use chrono::{DateTime, Utc};
 use cairn_assets::partitions::{Dimension, KeySpace, PartitionsDef, upstream_keys};
 use cairn_assets::{Project, SqlAsset, bind_placeholders};
 
+use crate::model::units::FastMap;
+
 /// Partition keys as of one instant.
 pub struct PartitionIndex {
     now: DateTime<Utc>,
-    spaces: HashMap<String, Arc<KeySpace>>,
-    keys: HashMap<String, Arc<Vec<String>>>,
+    spaces: FastMap<String, Arc<KeySpace>>,
+    keys: FastMap<String, Arc<Vec<String>>>,
 }
 
 const UNPARTITIONED: &[String] = &[];
@@ -21,8 +23,8 @@ const UNPARTITIONED: &[String] = &[];
 impl PartitionIndex {
     /// Enumerates the complete partitions of every asset and source at `now`.
     pub fn build(project: &Project, now: DateTime<Utc>) -> PartitionIndex {
-        let mut spaces = HashMap::new();
-        let mut keys = HashMap::new();
+        let mut spaces = FastMap::default();
+        let mut keys = FastMap::default();
         let defs = project
             .assets
             .values()

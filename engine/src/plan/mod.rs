@@ -4,14 +4,14 @@
 //! considered what will happen to it and why, which `cairn materialize
 //! --explain` shows and the run then does.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
 
 use crate::error::EngineError;
 use crate::model::graph::NodeKind;
 use crate::model::selection;
-use crate::model::units::Unit;
+use crate::model::units::{FastMap, FastSet, Unit};
 use crate::model::workspace::Workspace;
 use crate::state::snapshot::Snapshot;
 use crate::state::status::{AssetState, StaleCause};
@@ -133,36 +133,36 @@ pub fn plan(
     // Units that are not fresh, borrowed from the assessment. A fresh unit
     // only reads fresh units (a stale upstream makes it stale), so only
     // units that will run need their inputs visited.
-    let not_fresh: HashSet<(&str, &str)> = snapshot.not_fresh_units().collect();
+    let not_fresh = NotFresh::of(snapshot);
 
     // Everything the running units read, transitively: stale upstream
     // partitions are refreshed on the way.
-    let mut candidates: HashSet<Unit> = HashSet::new();
-    let mut stack: Vec<Unit> = Vec::new();
+    let mut candidates: FastSet<(&str, &str)> = FastSet::default();
+    let mut stack: Vec<(&str, &str)> = Vec::new();
     for unit in &chosen {
+        let unit = (unit.0.as_str(), unit.1.as_str());
         // Forced: every chosen unit runs.
-        let runs = opts.force || not_fresh.contains(&(unit.0.as_str(), unit.1.as_str()));
-        if runs && candidates.insert(unit.clone()) {
-            stack.push(unit.clone());
+        if (opts.force || not_fresh.get(unit.0, unit.1).is_some()) && candidates.insert(unit) {
+            stack.push(unit);
         }
     }
-    let mut targets_expanded: HashSet<String> = HashSet::new();
+    let mut targets_expanded: FastSet<&str> = FastSet::default();
     while let Some((name, key)) = stack.pop() {
-        let Some(asset) = ws.project.assets.get(&name) else {
+        let Some(asset) = ws.project.assets.get(name) else {
             continue;
         };
-        for (up, up_key) in snapshot.index.upstream_units(&ws.project, asset, &key) {
-            if ws.graph.kind(&up) == Some(NodeKind::Asset)
-                && not_fresh.contains(&(up.as_str(), up_key.as_str()))
-                && candidates.insert((up.clone(), up_key.clone()))
+        for (up, up_key) in snapshot.index.upstream_units(&ws.project, asset, key) {
+            // Only assets are assessed: a source is never in `not_fresh`.
+            if let Some(unit) = not_fresh.get(&up, &up_key)
+                && candidates.insert(unit)
             {
-                stack.push((up, up_key));
+                stack.push(unit);
             }
         }
         // A relationships check reads its target: keep the target up to
         // date too (see `AssetGraph::relationship_targets`). That depends
         // on the asset, not the partition: once per asset.
-        if !targets_expanded.insert(name.clone()) {
+        if !targets_expanded.insert(asset.name.as_str()) {
             continue;
         }
         for target in ws.graph.relationship_targets(asset) {
@@ -170,26 +170,45 @@ pub fn plan(
                 continue;
             }
             for k in snapshot.index.keys(&target.name) {
-                if not_fresh.contains(&(target.name.as_str(), k.as_str()))
-                    && candidates.insert((target.name.clone(), k.clone()))
+                if let Some(unit) = not_fresh.get(&target.name, k)
+                    && candidates.insert(unit)
                 {
-                    stack.push((target.name.clone(), k.clone()));
+                    stack.push(unit);
                 }
             }
         }
     }
-    let order: HashMap<&str, usize> = ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
-    let mut run_set: Vec<Unit> = candidates.into_iter().collect();
-    run_set.sort_by(|a, b| {
-        let oa = order.get(a.0.as_str()).copied().unwrap_or(usize::MAX);
-        let ob = order.get(b.0.as_str()).copied().unwrap_or(usize::MAX);
-        (oa, &a.1).cmp(&(ob, &b.1))
-    });
+    let mut run_set: Vec<Unit> = candidates
+        .into_iter()
+        .map(|(a, k)| (a.to_owned(), k.to_owned()))
+        .collect();
+    ws.graph
+        .sort_in_execution_order(&mut run_set, |(a, k)| (a.as_str(), k.as_str()));
     Ok(Plan {
         chosen,
         run_set,
         forced,
     })
+}
+
+/// The units of a snapshot that are not fresh, borrowed from its
+/// assessment.
+struct NotFresh<'a>(FastMap<&'a str, FastSet<&'a str>>);
+
+impl<'a> NotFresh<'a> {
+    fn of(snapshot: &'a Snapshot) -> NotFresh<'a> {
+        let mut units: FastMap<&str, FastSet<&str>> = FastMap::default();
+        for (asset, key) in snapshot.not_fresh_units() {
+            units.entry(asset).or_default().insert(key);
+        }
+        NotFresh(units)
+    }
+
+    /// The unit, borrowed from the snapshot, when it is not fresh.
+    fn get(&self, asset: &str, key: &str) -> Option<(&'a str, &'a str)> {
+        let (asset, keys) = self.0.get_key_value(asset)?;
+        Some((asset, keys.get(key)?))
+    }
 }
 
 /// The assets a materialization of the selection can read or rebuild: the
@@ -299,13 +318,13 @@ impl Plan {
     pub fn decisions(&self, ws: &Workspace, snapshot: &Snapshot) -> Vec<PlannedUnit> {
         // Causes of every unit considered, borrowed from the assessment.
         type Assessed<'a> = (AssetState, &'a [StaleCause], Option<&'a str>);
-        let considered: HashSet<(&str, &str)> = self
+        let considered: FastSet<(&str, &str)> = self
             .run_set
             .iter()
             .chain(&self.chosen)
             .map(|(a, k)| (a.as_str(), k.as_str()))
             .collect();
-        let mut assessed: HashMap<(&str, &str), Assessed<'_>> = HashMap::new();
+        let mut assessed: FastMap<(&str, &str), Assessed<'_>> = FastMap::default();
         for s in &snapshot.statuses {
             match &s.partitions {
                 None => {
@@ -327,19 +346,14 @@ impl Plan {
                 }
             }
         }
-        let running: HashSet<&Unit> = self.run_set.iter().collect();
-        let order: HashMap<&str, usize> =
-            ws.graph.order().enumerate().map(|(i, n)| (n, i)).collect();
+        let running: FastSet<&Unit> = self.run_set.iter().collect();
         let mut units: Vec<&Unit> = self
             .run_set
             .iter()
             .chain(self.chosen.iter().filter(|u| !running.contains(u)))
             .collect();
-        units.sort_by(|a, b| {
-            let oa = order.get(a.0.as_str()).copied().unwrap_or(usize::MAX);
-            let ob = order.get(b.0.as_str()).copied().unwrap_or(usize::MAX);
-            (oa, &a.1).cmp(&(ob, &b.1))
-        });
+        ws.graph
+            .sort_in_execution_order(&mut units, |(a, k)| (a.as_str(), k.as_str()));
         units
             .into_iter()
             .map(|unit| {

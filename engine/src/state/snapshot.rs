@@ -13,7 +13,7 @@ use cairn_catalog::AttemptRecord;
 use crate::error::EngineError;
 use crate::model::partition_index::PartitionIndex;
 use crate::model::selection;
-use crate::model::units::UnitMap;
+use crate::model::units::{FastMap, UnitMap};
 use crate::model::version::code_version;
 use crate::model::workspace::Workspace;
 use crate::state::committed::{Committed, CommittedReader};
@@ -26,7 +26,7 @@ pub struct Snapshot {
     /// Partition keys that exist now, and mappings.
     pub index: PartitionIndex,
     /// Code version per asset.
-    pub code_versions: HashMap<String, String>,
+    pub code_versions: FastMap<String, String>,
     /// Data version per source partition.
     pub source_versions: UnitMap<String>,
     /// When each source partition's current content was first seen.
@@ -96,7 +96,7 @@ pub(crate) fn snapshot_of(
         timings.stages.push((name, lap.elapsed()));
         lap = std::time::Instant::now();
     };
-    let code_versions: HashMap<String, String> = ws
+    let code_versions: FastMap<String, String> = ws
         .project
         .assets
         .values()

@@ -16,7 +16,7 @@ use cairn_catalog::{AttemptRecord, CurrentVersion, MaterializationId, UpstreamVe
 
 use crate::model::graph::{AssetGraph, NodeKind};
 use crate::model::partition_index::{PartitionIndex, partitions_of};
-use crate::model::units::{KeyMap, UnitMap};
+use crate::model::units::{FastMap, KeyMap, UnitMap};
 use crate::model::version::{UpstreamInput, input_hash};
 use crate::state::committed::Committed;
 use crate::state::freshness::{
@@ -331,7 +331,7 @@ pub struct Inputs<'a> {
     /// Partition keys and mappings.
     pub index: &'a PartitionIndex,
     /// Code version of every asset.
-    pub code_versions: &'a HashMap<String, String>,
+    pub code_versions: &'a FastMap<String, String>,
     /// Data version of every source partition.
     pub source_versions: &'a UnitMap<String>,
     /// Current committed version of every asset partition.
@@ -535,7 +535,7 @@ fn assess_in_parallel(
 /// Positions in `order` grouped by depth: every asset's upstream assets
 /// (other than itself) are in earlier groups.
 fn levels(inputs: &Inputs<'_>, order: &[&str]) -> Vec<Vec<usize>> {
-    let position: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let position: FastMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let mut depth = vec![0usize; order.len()];
     let mut out: Vec<Vec<usize>> = Vec::new();
     for (i, name) in order.iter().enumerate() {
@@ -601,7 +601,7 @@ fn assess_asset(
     let mut list = Vec::with_capacity(keys.len());
     // Its own keys that are not fresh (it may read its earlier partitions).
     let mut stale: Vec<(String, Behind)> = Vec::new();
-    let mut own_stale: HashMap<&str, Behind> = HashMap::new();
+    let mut own_stale: FastMap<&str, Behind> = FastMap::default();
     let mut explained = 0usize;
     for (position, key) in keys.iter().enumerate() {
         let behind = |up: &str, up_key: &str| {
