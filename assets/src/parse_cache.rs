@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,17 +25,11 @@ pub const CACHE_FILE: &str = ".cairn/parsed-sql.json";
 /// What a load parsed or found parsed.
 pub(crate) struct ParseCache {
     path: PathBuf,
-    /// Entries read from the file.
-    known: HashMap<String, ParsedQuery>,
-    /// What this load used: keys found in `known`, and entries parsed
-    /// afresh.
-    used: Mutex<Used>,
-}
-
-#[derive(Default)]
-struct Used {
-    known: std::collections::HashSet<String>,
-    fresh: HashMap<String, ParsedQuery>,
+    /// Entries read from the file, each with whether this load used it
+    /// (a hit takes no lock).
+    known: HashMap<String, (ParsedQuery, AtomicBool)>,
+    /// Entries this load parsed afresh.
+    fresh: Mutex<HashMap<String, ParsedQuery>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -71,42 +66,49 @@ impl ParseCache {
             .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
             .filter(|file| file.version == build_version())
             .map(|file| file.entries)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, parsed)| (key, (parsed, AtomicBool::new(false))))
+            .collect();
         ParseCache {
             path,
             known,
-            used: Mutex::new(Used::default()),
+            fresh: Mutex::default(),
         }
     }
 
     /// [`parse_asset_sql`] of `text`, from the cache when it holds it.
     pub(crate) fn parse(&self, text: &str, file: &Path) -> Result<ParsedQuery, Diagnostic> {
         let key = blake3::hash(text.as_bytes()).to_hex().to_string();
-        if let Some(parsed) = self.known.get(&key) {
-            self.used().known.insert(key);
+        if let Some((parsed, used)) = self.known.get(&key) {
+            used.store(true, Ordering::Relaxed);
             return Ok(parsed.clone());
         }
         let parsed = parse_asset_sql(text, file)?;
-        self.used().fresh.insert(key, parsed.clone());
+        self.fresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, parsed.clone());
         Ok(parsed)
-    }
-
-    fn used(&self) -> std::sync::MutexGuard<'_, Used> {
-        self.used.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes the entries this load used, when it parsed anything afresh
     /// or dropped entries no file uses any more. Best effort.
     pub(crate) fn save(self) {
-        let used = self.used.into_inner().unwrap_or_else(|p| p.into_inner());
-        if used.fresh.is_empty() && used.known.len() == self.known.len() {
+        let fresh = self.fresh.into_inner().unwrap_or_else(|p| p.into_inner());
+        let all_used = self
+            .known
+            .values()
+            .all(|(_, used)| used.load(Ordering::Relaxed));
+        if fresh.is_empty() && all_used {
             return;
         }
-        let mut entries = used.fresh;
+        let mut entries = fresh;
         entries.extend(
             self.known
                 .into_iter()
-                .filter(|(key, _)| used.known.contains(key)),
+                .filter(|(_, (_, used))| used.load(Ordering::Relaxed))
+                .map(|(key, (parsed, _))| (key, parsed)),
         );
         let file = CacheFile {
             version: build_version(),
@@ -161,7 +163,7 @@ mod tests {
         cache.save();
         let cache = ParseCache::open(dir.path());
         assert_eq!(cache.known.len(), 1);
-        assert!(cache.known.values().all(|e| e.tables[0].0 == "other"));
+        assert!(cache.known.values().all(|(e, _)| e.tables[0].0 == "other"));
         // Errors come from a fresh parse and are never kept.
         assert!(cache.parse("selekt x frum up", file).is_err());
     }

@@ -285,10 +285,11 @@ impl Project {
         let loaded = load_assets(&root, &files, &config.pools, &cache);
         // Each name is kept from its first file; a later file of the same
         // name, or an asset named like a source, is an error at its place.
-        let mut clashes: Vec<Option<Diagnostic>> = Vec::with_capacity(loaded.len());
+        let count = loaded.iter().map(Vec::len).sum();
+        let mut clashes: Vec<Option<Diagnostic>> = Vec::with_capacity(count);
         {
-            let mut first: HashMap<&str, &Path> = HashMap::with_capacity(loaded.len());
-            for (rel, result) in &loaded {
+            let mut first: HashMap<&str, &Path> = HashMap::with_capacity(count);
+            for (rel, result) in loaded.iter().flatten() {
                 let Ok((asset, _)) = result else {
                     clashes.push(None);
                     continue;
@@ -326,8 +327,8 @@ impl Project {
                 clashes.push(clash);
             }
         }
-        let mut kept = Vec::with_capacity(loaded.len());
-        for ((_, result), clash) in loaded.into_iter().zip(clashes) {
+        let mut kept = Vec::with_capacity(count);
+        for ((_, result), clash) in loaded.into_iter().flatten().zip(clashes) {
             match (result, clash) {
                 (Ok(_), Some(d)) | (Err(d), _) => diagnostics.push(d),
                 (Ok((asset, mappings)), None) => {
@@ -538,7 +539,8 @@ fn resolve_all_mappings(
     pending: &BTreeMap<String, PendingMappings>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let mut resolved: BTreeMap<String, BTreeMap<String, PartitionMapping>> = BTreeMap::new();
+    // Each asset's mappings, in the order of `assets`.
+    let mut resolved: Vec<BTreeMap<String, PartitionMapping>> = Vec::with_capacity(assets.len());
     for (name, asset) in assets.iter() {
         let down = asset.partitions.as_ref();
         let mut mine = BTreeMap::new();
@@ -588,12 +590,10 @@ fn resolve_all_mappings(
                 }
             }
         }
-        resolved.insert(name.clone(), mine);
+        resolved.push(mine);
     }
-    for (name, mappings) in resolved {
-        if let Some(a) = assets.get_mut(&name) {
-            a.mappings = mappings;
-        }
+    for (asset, mappings) in assets.values_mut().zip(resolved) {
+        asset.mappings = mappings;
     }
 }
 
@@ -740,13 +740,14 @@ fn collect_sql_files(
 type LoadedAsset = Result<(SqlAsset, Option<PendingMappings>), Diagnostic>;
 
 /// Loads the asset `files` (absolute, sorted) on every core, keeping their
-/// order: each with its path relative to `root`.
+/// order: each with its path relative to `root`, in consecutive runs (one
+/// per thread, left as they are: an asset is large to move).
 fn load_assets(
     root: &Path,
     files: &[PathBuf],
     pools: &BTreeMap<String, u32>,
     cache: &ParseCache,
-) -> Vec<(PathBuf, LoadedAsset)> {
+) -> Vec<Vec<(PathBuf, LoadedAsset)>> {
     let load = |file: &PathBuf| {
         let rel = file.strip_prefix(root).unwrap_or(file).to_path_buf();
         let loaded = load_asset(file, &rel, pools, cache);
@@ -755,7 +756,7 @@ fn load_assets(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Below a few hundred files a thread costs more than it saves.
     if threads < 2 || files.len() < 256 {
-        return files.iter().map(load).collect();
+        return vec![files.iter().map(load).collect()];
     }
     let chunk = files.len().div_ceil(threads);
     std::thread::scope(|scope| {
@@ -765,7 +766,7 @@ fn load_assets(
             .collect();
         handles
             .into_iter()
-            .flat_map(|handle| {
+            .map(|handle| {
                 // A loader thread's panic goes on in this thread.
                 handle
                     .join()

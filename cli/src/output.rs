@@ -8,6 +8,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use cairn_engine::{AssetOutcome, AssetResult, Progress, RunEvent};
 
+/// Standard output for a command's result, buffered: a locked stdout on
+/// its own writes at every newline, a system call per line of a
+/// 100,000-line plan. Flush it at the end, so that a failed write is
+/// reported.
+pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
+}
+
 /// This process's peak resident memory (`VmHWM` in /proc/self/status),
 /// or `None` where there is no such file.
 pub fn peak_rss_bytes() -> Option<u64> {

@@ -14,7 +14,7 @@ use crate::commands::{print_json, since};
 
 /// Runs `cairn audit`.
 pub(crate) fn run(ws: &Workspace, args: AuditArgs) -> Result<u8, Failure> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     if args.log {
         let since = since(args.since.as_deref())?;
         let entries = ws.audit_log(since, args.who.as_deref())?;
@@ -22,6 +22,7 @@ pub(crate) fn run(ws: &Workspace, args: AuditArgs) -> Result<u8, Failure> {
             Format::Json => render_log_json(&entries, &mut out)?,
             Format::Text => render_log_text(&entries, &mut out)?,
         }
+        out.flush()?;
         return Ok(0);
     }
     let asset = args.asset.unwrap_or_default();
@@ -30,6 +31,7 @@ pub(crate) fn run(ws: &Workspace, args: AuditArgs) -> Result<u8, Failure> {
         Format::Json => render_json(&node, &mut out)?,
         Format::Text => render_text(&node, &mut out)?,
     }
+    out.flush()?;
     Ok(0)
 }
 

@@ -82,7 +82,7 @@ fn print_with_memory(
     memory: Option<wire::RunMemory>,
     format: Format,
 ) -> Result<u8, Failure> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match format {
         Format::Json => render_json(report, memory, &mut out)?,
         Format::Text => {
@@ -92,6 +92,7 @@ fn print_with_memory(
             }
         }
     }
+    out.flush()?;
     Ok(u8::from(report.run.has_failures()))
 }
 

@@ -21,11 +21,12 @@ pub(crate) async fn run(ws: &Workspace, args: CheckArgs) -> Result<u8, Failure> 
             .flat_map(|r| r.checks.iter())
             .any(|c| c.blocks()),
     );
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match args.format {
         Format::Json => render_json(run_id.as_ref(), &reports, &mut out)?,
         Format::Text => render_text(&reports, &mut out)?,
     }
+    out.flush()?;
     Ok(code)
 }
 

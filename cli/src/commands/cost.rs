@@ -15,11 +15,12 @@ pub(crate) fn run(ws: &Workspace, args: CostArgs) -> Result<u8, Failure> {
     let since = since(args.since.as_deref())?;
     let mut costs = ws.cost(&args.selection, since, args.rollup)?;
     sort(&mut costs, args.sort);
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match args.format {
         Format::Json => render_json(&costs, &mut out)?,
         Format::Text => render_text(&costs, args.rollup, &mut out)?,
     }
+    out.flush()?;
     Ok(0)
 }
 

@@ -22,11 +22,12 @@ pub(crate) fn run(ws: &Workspace, args: LineageArgs) -> Result<u8, Failure> {
 /// Prints the graph around an asset (`cairn lineage`, locally or through
 /// a server).
 pub(crate) fn print(around: &Around, format: Format) -> Result<u8, Failure> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match format {
         Format::Json => render_json(around, &mut out)?,
         Format::Text => render_text(around, &mut out)?,
     }
+    out.flush()?;
     Ok(0)
 }
 
@@ -40,11 +41,12 @@ pub(crate) async fn run_columns(ws: &Workspace, args: LineageArgs) -> Result<u8,
 /// Prints a column's lineage (`cairn lineage --column`, locally or
 /// through a server).
 pub(crate) fn print_columns(tree: &ColumnNode, format: Format) -> Result<u8, Failure> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match format {
         Format::Json => render_columns_json(tree, &mut out)?,
         Format::Text => render_columns_text(tree, &mut out)?,
     }
+    out.flush()?;
     Ok(0)
 }
 

@@ -83,11 +83,12 @@ fn spilled(report: &RunReport) -> u64 {
 /// Prints the plan of `cairn materialize --explain` (locally or through a
 /// server).
 pub(crate) fn print_plan(units: &[PlannedUnit], format: Format) -> Result<u8, Failure> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match format {
         Format::Json => crate::explain::render_json(units, &mut out)?,
         Format::Text => crate::explain::render_text(units, &mut out)?,
     }
+    out.flush()?;
     Ok(0)
 }
 
@@ -103,7 +104,7 @@ fn print_with_memory(
     memory: Option<wire::RunMemory>,
     format: Format,
 ) -> Result<u8, Failure> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match format {
         Format::Json => render_json(report, memory, &mut out)?,
         Format::Text => {
@@ -113,6 +114,7 @@ fn print_with_memory(
             }
         }
     }
+    out.flush()?;
     Ok(u8::from(report.has_failures()))
 }
 

@@ -18,12 +18,13 @@ pub(crate) async fn run(ws: &Workspace, args: QueryArgs) -> Result<u8, Failure> 
         Some(text) => ws.query_as_of(&args.sql, &parse_as_of(text)).await?,
         None => ws.query(&args.sql).await?,
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match args.format {
         QueryFormat::Table => render_text(schema, batches, &mut out)?,
         QueryFormat::Csv => render_csv(schema, &batches, &mut out)?,
         QueryFormat::Json => render_json(&batches, &mut out)?,
     }
+    out.flush()?;
     Ok(0)
 }
 

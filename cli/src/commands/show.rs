@@ -24,11 +24,12 @@ pub(crate) fn print(
     file_url: &dyn Fn(&str) -> String,
     format: Format,
 ) -> Result<u8, Failure> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match format {
         Format::Json => render_json(d, &mut out)?,
         Format::Text => render_text(d, file_url, &mut out)?,
     }
+    out.flush()?;
     Ok(0)
 }
 

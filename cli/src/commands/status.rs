@@ -30,11 +30,12 @@ pub(crate) fn print(mut statuses: Vec<AssetStatus>, args: &StatusArgs) -> Result
     if !args.partitions {
         summaries_only(&mut statuses);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match args.format {
         Format::Json => render_json(&statuses, &mut out)?,
         Format::Text => render_text(&statuses, &mut out)?,
     }
+    out.flush()?;
     Ok(code)
 }
 

@@ -116,12 +116,55 @@ impl PartitionIndex {
         up: &str,
         key: &str,
     ) -> Vec<String> {
+        self.upstream_keys_with(asset, up, partitions_of(project, up), key)
+    }
+
+    /// [`PartitionIndex::upstream_keys_of`], given the upstream's
+    /// partitioning `up_def`.
+    pub fn upstream_keys_with(
+        &self,
+        asset: &SqlAsset,
+        up: &str,
+        up_def: Option<&PartitionsDef>,
+        key: &str,
+    ) -> Vec<String> {
         let down = asset.partitions.as_ref().map(|d| (d, key));
-        let up_def = partitions_of(project, up);
         let up_space = up_def.and_then(|d| self.spaces.get(up).map(|s| (d, s.as_ref())));
         match (up_def, up_space) {
             (Some(_), None) => Vec::new(),
             _ => upstream_keys(&asset.mapping(up), down, up_space),
+        }
+    }
+}
+
+/// A project's assets by name, hashed: where a command looks assets up
+/// several times each (a `BTreeMap` lookup compares a dozen names).
+pub(crate) struct AssetsByName<'a> {
+    project: &'a Project,
+    assets: FastMap<&'a str, &'a SqlAsset>,
+}
+
+impl<'a> AssetsByName<'a> {
+    /// Every asset of `project`.
+    pub(crate) fn new(project: &'a Project) -> AssetsByName<'a> {
+        let assets = project
+            .assets
+            .iter()
+            .map(|(name, asset)| (name.as_str(), asset))
+            .collect();
+        AssetsByName { project, assets }
+    }
+
+    /// The asset called `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&'a SqlAsset> {
+        self.assets.get(name).copied()
+    }
+
+    /// [`partitions_of`], hashed.
+    pub(crate) fn partitions_of(&self, name: &str) -> Option<&'a PartitionsDef> {
+        match self.get(name) {
+            Some(asset) => asset.partitions.as_ref(),
+            None => partitions_of(self.project, name),
         }
     }
 }

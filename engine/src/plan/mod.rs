@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::EngineError;
 use crate::model::graph::NodeKind;
+use crate::model::partition_index::AssetsByName;
 use crate::model::selection;
 use crate::model::units::{FastMap, FastSet, Unit};
 use crate::model::workspace::Workspace;
@@ -65,13 +66,14 @@ pub(crate) fn selected_units(
         return Ok(units.clone());
     }
     let mut out = Vec::new();
-    for name in ws.graph.assets_in_order().filter(|a| selected.contains(*a)) {
+    let everything = selected.len() == ws.project.assets.len();
+    for name in ws
+        .graph
+        .assets_in_order()
+        .filter(|a| everything || selected.contains(*a))
+    {
         let keys = snapshot.index.keys(name);
-        let partitioned = ws
-            .project
-            .assets
-            .get(name)
-            .is_some_and(|a| a.partitions.is_some());
+        let partitioned = snapshot.index.key_space(name).is_some();
         match filter {
             PartitionFilter::All | PartitionFilter::Units(_) => {
                 out.extend(keys.iter().map(|k| (name.to_owned(), k.clone())));
@@ -133,11 +135,12 @@ pub fn plan(
     // Units that are not fresh, borrowed from the assessment. A fresh unit
     // only reads fresh units (a stale upstream makes it stale), so only
     // units that will run need their inputs visited.
-    let not_fresh = NotFresh::of(snapshot);
+    let not_fresh = NotFresh::in_snapshot(snapshot);
 
     // Everything the running units read, transitively: stale upstream
     // partitions are refreshed on the way.
-    let mut candidates: FastSet<(&str, &str)> = FastSet::default();
+    let mut candidates: FastSet<(&str, &str)> =
+        FastSet::with_capacity_and_hasher(not_fresh.len(), Default::default());
     let mut stack: Vec<(&str, &str)> = Vec::new();
     for unit in &chosen {
         let unit = (unit.0.as_str(), unit.1.as_str());
@@ -147,16 +150,24 @@ pub fn plan(
         }
     }
     let mut targets_expanded: FastSet<&str> = FastSet::default();
+    let by_name = AssetsByName::new(&ws.project);
     while let Some((name, key)) = stack.pop() {
-        let Some(asset) = ws.project.assets.get(name) else {
+        let Some(asset) = by_name.get(name) else {
             continue;
         };
-        for (up, up_key) in snapshot.index.upstream_units(&ws.project, asset, key) {
-            // Only assets are assessed: a source is never in `not_fresh`.
-            if let Some(unit) = not_fresh.get(&up, &up_key)
-                && candidates.insert(unit)
-            {
-                stack.push(unit);
+        for up in &asset.upstream {
+            // Only assets are assessed (a source is never here), and an
+            // upstream with nothing stale needs no keys worked out.
+            let Some((up, stale_keys)) = not_fresh.keys_of(up) else {
+                continue;
+            };
+            let up_def = by_name.partitions_of(up);
+            for up_key in snapshot.index.upstream_keys_with(asset, up, up_def, key) {
+                if let Some(&up_key) = stale_keys.get(up_key.as_str())
+                    && candidates.insert((up, up_key))
+                {
+                    stack.push((up, up_key));
+                }
             }
         }
         // A relationships check reads its target: keep the target up to
@@ -193,21 +204,38 @@ pub fn plan(
 
 /// The units of a snapshot that are not fresh, borrowed from its
 /// assessment.
-struct NotFresh<'a>(FastMap<&'a str, FastSet<&'a str>>);
+struct NotFresh<'a> {
+    by_asset: FastMap<&'a str, FastSet<&'a str>>,
+    len: usize,
+}
 
 impl<'a> NotFresh<'a> {
-    fn of(snapshot: &'a Snapshot) -> NotFresh<'a> {
-        let mut units: FastMap<&str, FastSet<&str>> = FastMap::default();
+    fn in_snapshot(snapshot: &'a Snapshot) -> NotFresh<'a> {
+        let mut by_asset: FastMap<&str, FastSet<&str>> = FastMap::default();
+        let mut len = 0;
         for (asset, key) in snapshot.not_fresh_units() {
-            units.entry(asset).or_default().insert(key);
+            by_asset.entry(asset).or_default().insert(key);
+            len += 1;
         }
-        NotFresh(units)
+        NotFresh { by_asset, len }
+    }
+
+    /// How many units are not fresh.
+    fn len(&self) -> usize {
+        self.len
     }
 
     /// The unit, borrowed from the snapshot, when it is not fresh.
     fn get(&self, asset: &str, key: &str) -> Option<(&'a str, &'a str)> {
-        let (asset, keys) = self.0.get_key_value(asset)?;
+        let (asset, keys) = self.keys_of(asset)?;
         Some((asset, keys.get(key)?))
+    }
+
+    /// The asset's name and keys that are not fresh, when it has any.
+    fn keys_of(&self, asset: &str) -> Option<(&'a str, &FastSet<&'a str>)> {
+        self.by_asset
+            .get_key_value(asset)
+            .map(|(asset, keys)| (*asset, keys))
     }
 }
 
@@ -318,30 +346,20 @@ impl Plan {
     pub fn decisions(&self, ws: &Workspace, snapshot: &Snapshot) -> Vec<PlannedUnit> {
         // Causes of every unit considered, borrowed from the assessment.
         type Assessed<'a> = (AssetState, &'a [StaleCause], Option<&'a str>);
-        let considered: FastSet<(&str, &str)> = self
-            .run_set
-            .iter()
-            .chain(&self.chosen)
-            .map(|(a, k)| (a.as_str(), k.as_str()))
-            .collect();
         let mut assessed: FastMap<(&str, &str), Assessed<'_>> = FastMap::default();
         for s in &snapshot.statuses {
             match &s.partitions {
                 None => {
-                    if considered.contains(&(s.name.as_str(), "")) {
-                        let failure = s.last_failure.as_ref().and_then(|f| f.error.as_deref());
-                        assessed.insert((s.name.as_str(), ""), (s.state, &s.causes, failure));
-                    }
+                    let failure = s.last_failure.as_ref().and_then(|f| f.error.as_deref());
+                    assessed.insert((s.name.as_str(), ""), (s.state, &s.causes, failure));
                 }
                 Some(p) => {
                     for u in &p.list {
-                        if considered.contains(&(s.name.as_str(), u.key.as_str())) {
-                            let failure = u.last_failure.as_ref().and_then(|f| f.error.as_deref());
-                            assessed.insert(
-                                (s.name.as_str(), u.key.as_str()),
-                                (u.state, &u.causes, failure),
-                            );
-                        }
+                        let failure = u.last_failure.as_ref().and_then(|f| f.error.as_deref());
+                        assessed.insert(
+                            (s.name.as_str(), u.key.as_str()),
+                            (u.state, &u.causes, failure),
+                        );
                     }
                 }
             }

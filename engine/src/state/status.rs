@@ -15,7 +15,7 @@ use cairn_assets::{FreshnessSla, Project, SqlAsset};
 use cairn_catalog::{AttemptRecord, CurrentVersion, MaterializationId, UpstreamVersion};
 
 use crate::model::graph::{AssetGraph, NodeKind};
-use crate::model::partition_index::{PartitionIndex, partitions_of};
+use crate::model::partition_index::{AssetsByName, PartitionIndex};
 use crate::model::units::{FastMap, KeyMap, UnitMap};
 use crate::model::version::{UpstreamInput, input_hash};
 use crate::state::committed::Committed;
@@ -405,9 +405,14 @@ impl<'a> Versions<'a> {
 }
 
 impl<'a> UpstreamReader<'a> {
-    fn new(inputs: &Inputs<'a>, asset: &SqlAsset, name: &'a str) -> UpstreamReader<'a> {
+    fn new(
+        inputs: &Inputs<'a>,
+        by_name: &AssetsByName<'a>,
+        asset: &SqlAsset,
+        name: &'a str,
+    ) -> UpstreamReader<'a> {
         let down = asset.partitions.as_ref();
-        let up = partitions_of(inputs.project, name);
+        let up = by_name.partitions_of(name);
         // Identical definitions at the same instant have identical keys.
         let same_key = match (down, up) {
             (None, None) => true,
@@ -442,10 +447,12 @@ pub fn assess(inputs: &Inputs<'_>) -> Vec<AssetStatus> {
 
 /// [`assess`], going parallel for levels of at least `parallel_min` units.
 fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
-    let order: Vec<&str> = inputs
+    let by_name = AssetsByName::new(inputs.project);
+    let order: Vec<&SqlAsset> = inputs
         .graph
         .assets_in_order()
         .filter(|a| inputs.only.is_none_or(|only| only.contains(*a)))
+        .filter_map(|a| by_name.get(a))
         .collect();
     let mut results: Vec<Option<AssetStatus>> = Vec::new();
     results.resize_with(order.len(), || None);
@@ -458,23 +465,30 @@ fn assess_with(inputs: &Inputs<'_>, parallel_min: usize) -> Vec<AssetStatus> {
         .map(usize::from)
         .unwrap_or(1)
         .clamp(1, 8);
-    for level in levels(inputs, &order) {
+    for level in levels(&order) {
         let units: usize = level
             .iter()
-            .map(|&i| inputs.index.keys(order[i]).len())
+            .map(|&i| inputs.index.keys(&order[i].name).len())
             .sum();
         let budget = explain_left.div_ceil(level.len().max(1));
         let assessed: Vec<Assessed> = if threads > 1 && level.len() > 1 && units >= parallel_min {
-            assess_in_parallel(inputs, &order, &level, threads, &not_fresh, budget)
+            assess_in_parallel(
+                inputs, &by_name, &order, &level, threads, &not_fresh, budget,
+            )
         } else {
             level
                 .iter()
-                .filter_map(|&i| assess_asset(inputs, order[i], &not_fresh, budget).map(|a| (i, a)))
+                .map(|&i| {
+                    (
+                        i,
+                        assess_asset(inputs, &by_name, order[i], &not_fresh, budget),
+                    )
+                })
                 .collect()
         };
         for (i, asset) in assessed {
             for (key, since) in asset.stale {
-                not_fresh.insert(order[i], key.as_str(), since);
+                not_fresh.insert(&order[i].name, key.as_str(), since);
             }
             explain_left = explain_left.saturating_sub(asset.explained);
             results[i] = Some(asset.status);
@@ -499,13 +513,14 @@ struct AssetAssessment {
 /// by partition count.
 fn assess_in_parallel(
     inputs: &Inputs<'_>,
-    order: &[&str],
+    by_name: &AssetsByName<'_>,
+    order: &[&SqlAsset],
     level: &[usize],
     threads: usize,
     not_fresh: &UnitMap<Behind>,
     explain_budget: usize,
 ) -> Vec<Assessed> {
-    let chunks = balanced(level, threads, |i| inputs.index.keys(order[i]).len());
+    let chunks = balanced(level, threads, |i| inputs.index.keys(&order[i].name).len());
     std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
@@ -513,9 +528,10 @@ fn assess_in_parallel(
                 scope.spawn(move || {
                     chunk
                         .into_iter()
-                        .filter_map(|i| {
-                            assess_asset(inputs, order[i], not_fresh, explain_budget)
-                                .map(|a| (i, a))
+                        .map(|i| {
+                            let assessed =
+                                assess_asset(inputs, by_name, order[i], not_fresh, explain_budget);
+                            (i, assessed)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -534,24 +550,22 @@ fn assess_in_parallel(
 
 /// Positions in `order` grouped by depth: every asset's upstream assets
 /// (other than itself) are in earlier groups.
-fn levels(inputs: &Inputs<'_>, order: &[&str]) -> Vec<Vec<usize>> {
-    let position: FastMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+fn levels(order: &[&SqlAsset]) -> Vec<Vec<usize>> {
+    let position: FastMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.name.as_str(), i))
+        .collect();
     let mut depth = vec![0usize; order.len()];
     let mut out: Vec<Vec<usize>> = Vec::new();
-    for (i, name) in order.iter().enumerate() {
-        let d = inputs
-            .project
-            .assets
-            .get(*name)
-            .map(|a| {
-                a.upstream
-                    .iter()
-                    .filter(|u| *u != name)
-                    .filter_map(|u| position.get(u.as_str()))
-                    .map(|&p| depth[p] + 1)
-                    .max()
-                    .unwrap_or(0)
-            })
+    for (i, a) in order.iter().enumerate() {
+        let d = a
+            .upstream
+            .iter()
+            .filter(|u| **u != a.name)
+            .filter_map(|u| position.get(u.as_str()))
+            .map(|&p| depth[p] + 1)
+            .max()
             .unwrap_or(0);
         depth[i] = d;
         if out.len() <= d {
@@ -578,18 +592,19 @@ fn balanced(items: &[usize], n: usize, weight: impl Fn(usize) -> usize) -> Vec<V
 
 /// Assesses every partition of one asset; also returns the keys that are
 /// not fresh. `not_fresh` holds the units of earlier levels that are not.
-fn assess_asset(
-    inputs: &Inputs<'_>,
-    name: &str,
+fn assess_asset<'a>(
+    inputs: &Inputs<'a>,
+    by_name: &AssetsByName<'a>,
+    asset: &'a SqlAsset,
     not_fresh: &UnitMap<Behind>,
     explain_budget: usize,
-) -> Option<AssetAssessment> {
-    let asset = inputs.project.assets.get(name)?;
+) -> AssetAssessment {
+    let name = asset.name.as_str();
     let code_version = inputs.code_versions.get(name).cloned().unwrap_or_default();
     let readers: Vec<UpstreamReader<'_>> = asset
         .upstream
         .iter()
-        .map(|up| UpstreamReader::new(inputs, asset, up))
+        .map(|up| UpstreamReader::new(inputs, by_name, asset, up))
         .collect();
     let own = Own {
         current: inputs.current.of(name),
@@ -626,11 +641,11 @@ fn assess_asset(
         }
         list.push(unit);
     }
-    Some(AssetAssessment {
+    AssetAssessment {
         status: summarise(name, code_version, asset, list),
         stale,
         explained,
-    })
+    }
 }
 
 /// Since when a unit that is not fresh is behind (see
