@@ -358,3 +358,75 @@ fn cycle_error(graph: &DiGraph<(String, NodeKind), ()>, project: &Project) -> Pr
     }
     ProjectError { diagnostics }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    /// The graph of a project of `assets` (name, SQL) reading source `s`.
+    fn graph_of(assets: &[(&str, &str)]) -> AssetGraph {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cairn.toml"),
+            "[sources.s]\npath = \"s.csv\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("s.csv"), "x\n1\n").unwrap();
+        std::fs::create_dir(dir.path().join("assets")).unwrap();
+        for (name, sql) in assets {
+            std::fs::write(dir.path().join(format!("assets/{name}.sql")), sql).unwrap();
+        }
+        let project = Project::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        AssetGraph::build(&project).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn order_is_upstream_first_then_by_name_and_units_sort_by_it() {
+        let graph = graph_of(&[
+            ("a", "select x from c"),
+            ("b", "select x from s"),
+            ("c", "select x from s"),
+            ("d", "select a.x from a join b on a.x = b.x"),
+        ]);
+        assert_eq!(graph.names().collect::<Vec<_>>(), ["a", "b", "c", "d", "s"]);
+        assert_eq!(graph.order().collect::<Vec<_>>(), ["s", "b", "c", "a", "d"]);
+        assert_eq!(graph.position("c"), 2);
+        assert_eq!(graph.position("nowhere"), usize::MAX);
+        let mut units = vec![
+            ("nowhere", "k"),
+            ("d", ""),
+            ("c", "2"),
+            ("a", ""),
+            ("c", "1"),
+        ];
+        graph.sort_in_execution_order(&mut units, |&(a, k)| (a, k));
+        assert_eq!(
+            units,
+            [
+                ("c", "1"),
+                ("c", "2"),
+                ("a", ""),
+                ("d", ""),
+                ("nowhere", "k")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_names_its_members() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cairn.toml"), "").unwrap();
+        std::fs::create_dir(dir.path().join("assets")).unwrap();
+        std::fs::write(dir.path().join("assets/a.sql"), "select x from b").unwrap();
+        std::fs::write(dir.path().join("assets/b.sql"), "select x from a").unwrap();
+        std::fs::write(dir.path().join("assets/c.sql"), "select x from a").unwrap();
+        let project = Project::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let err = AssetGraph::build(&project).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("dependency cycle: a -> b -> a")),
+            "{err:?}"
+        );
+    }
+}
