@@ -697,11 +697,19 @@ fn load_source_files(
     }
 }
 
+/// An asset file found in `assets/`.
+struct AssetFile {
+    path: PathBuf,
+    /// Whether a sidecar `.toml` of the same stem lies beside it (seen in
+    /// the listing: no system call per file).
+    has_sidecar: bool,
+}
+
 /// Adds the `.sql` files under `dir` (in subfolders too) to `out`, in path
 /// order.
 fn collect_sql_files(
     dir: &Path,
-    out: &mut Vec<PathBuf>,
+    out: &mut Vec<AssetFile>,
     diagnostics: &mut Vec<Diagnostic>,
     root: &Path,
 ) {
@@ -719,9 +727,15 @@ fn collect_sql_files(
         }
     };
     // Sorted by name in each folder: the files come out in path order.
-    let mut entries: Vec<fs::DirEntry> = entries.flatten().collect();
-    entries.sort_by_cached_key(fs::DirEntry::file_name);
-    for entry in entries {
+    let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> =
+        entries.flatten().map(|e| (e.file_name(), e)).collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let listed = |name: &std::ffi::OsStr| {
+        entries
+            .binary_search_by(|e| e.0.as_os_str().cmp(name))
+            .is_ok()
+    };
+    for (_, entry) in &entries {
         let path = entry.path();
         // The entry's own type costs no system call; a link is followed.
         let is_dir = match entry.file_type() {
@@ -731,7 +745,8 @@ fn collect_sql_files(
         if is_dir {
             collect_sql_files(&path, out, diagnostics, root);
         } else if path.extension().is_some_and(|e| e == "sql") {
-            out.push(path);
+            let has_sidecar = listed(path.with_extension("toml").file_name().unwrap_or_default());
+            out.push(AssetFile { path, has_sidecar });
         }
     }
 }
@@ -744,12 +759,16 @@ type LoadedAsset = Result<(SqlAsset, Option<PendingMappings>), Diagnostic>;
 /// per thread, left as they are: an asset is large to move).
 fn load_assets(
     root: &Path,
-    files: &[PathBuf],
+    files: &[AssetFile],
     pools: &BTreeMap<String, u32>,
     cache: &ParseCache,
 ) -> Vec<Vec<(PathBuf, LoadedAsset)>> {
-    let load = |file: &PathBuf| {
-        let rel = file.strip_prefix(root).unwrap_or(file).to_path_buf();
+    let load = |file: &AssetFile| {
+        let rel = file
+            .path
+            .strip_prefix(root)
+            .unwrap_or(&file.path)
+            .to_path_buf();
         let loaded = load_asset(file, &rel, pools, cache);
         (rel, loaded)
     };
@@ -777,11 +796,12 @@ fn load_assets(
 }
 
 fn load_asset(
-    path: &Path,
+    file: &AssetFile,
     rel: &Path,
     pools: &BTreeMap<String, u32>,
     cache: &ParseCache,
 ) -> LoadedAsset {
+    let (path, has_sidecar) = (file.path.as_path(), file.has_sidecar);
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -799,7 +819,6 @@ fn load_asset(
     let header = header_toml(&sql);
     let sidecar_path = path.with_extension("toml");
     let sidecar_rel = rel.with_extension("toml");
-    let has_sidecar = sidecar_path.exists();
     let (config, config_text, config_file) = match (header, has_sidecar) {
         (Some(_), true) => {
             return Err(Diagnostic::new(
@@ -1189,4 +1208,58 @@ fn check_placeholders(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, path: &str, text: &str) {
+        let path = root.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn sidecars_are_found_beside_their_asset_in_any_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "cairn.toml", "");
+        write(root, "assets/a.sql", "select 1 as x");
+        write(root, "assets/a.toml", "description = \"from the sidecar\"");
+        write(root, "assets/marts/b.sql", "select x from a");
+        write(root, "assets/marts/b.toml", "owner = \"finance\"");
+        // A sidecar of another folder's asset is not this one's.
+        write(root, "assets/c.sql", "select x from a");
+        write(root, "assets/marts/c.toml", "owner = \"nobody\"");
+        let project = Project::load(root).unwrap_or_else(|e| panic!("{e}"));
+        let a = &project.assets["a"];
+        assert_eq!(a.description.as_deref(), Some("from the sidecar"));
+        assert_eq!(a.config_file.as_deref(), Some(Path::new("assets/a.toml")));
+        let b = &project.assets["b"];
+        assert_eq!(b.owner.as_deref(), Some("finance"));
+        assert_eq!(
+            b.config_file.as_deref(),
+            Some(Path::new("assets/marts/b.toml"))
+        );
+        let c = &project.assets["c"];
+        assert_eq!((c.owner.as_deref(), c.config_file.as_deref()), (None, None));
+    }
+
+    #[test]
+    fn a_header_and_a_sidecar_together_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "cairn.toml", "");
+        write(root, "assets/a.sql", "--- owner = \"x\"\nselect 1 as x");
+        write(root, "assets/a.toml", "owner = \"y\"");
+        let err = Project::load(root).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains(
+                "assets/a.sql:1: asset config is given both in the file header and in a sidecar"
+            )),
+            "{err:?}"
+        );
+    }
 }
