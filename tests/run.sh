@@ -127,3 +127,5 @@ cargo bench --quiet --workspace --profile dev --bench peers -- \
 cargo bench --quiet --workspace --profile dev --bench parquet_writer -- \
     "$peers_dir/n10/cairn/warehouse" --repeats 1 >/dev/null
 rm -rf "$peers_dir"
+cargo bench --quiet --workspace --profile dev --bench large_project -- \
+    300 --repeats 1 >/dev/null
