@@ -5,8 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
+/// This crate's folder: cargo's runtime `CARGO_MANIFEST_DIR` first. The
+/// compiled-in one names the checkout the test was built in, and a build
+/// shared between checkouts (one `CARGO_TARGET_DIR`) may run it from
+/// another.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(),
+        PathBuf::from,
+    )
 }
 
 /// Generated files (name -> bytes) from the protos, into a temp dir.
