@@ -13,7 +13,7 @@ pub type Unit = (String, String);
 /// The hasher of the engine's hot maps: keys are short trusted strings
 /// (asset names, partition keys), hashed hundreds of thousands of times per
 /// status, where std's SipHash showed in profiles.
-pub(crate) type Fast = foldhash::fast::RandomState;
+type Fast = foldhash::fast::RandomState;
 
 /// A `HashMap` with the [`Fast`] hasher.
 pub(crate) type FastMap<K, V> = HashMap<K, V, Fast>;

@@ -206,23 +206,20 @@ pub fn plan(
 /// assessment.
 struct NotFresh<'a> {
     by_asset: FastMap<&'a str, FastSet<&'a str>>,
-    len: usize,
 }
 
 impl<'a> NotFresh<'a> {
     fn in_snapshot(snapshot: &'a Snapshot) -> NotFresh<'a> {
         let mut by_asset: FastMap<&str, FastSet<&str>> = FastMap::default();
-        let mut len = 0;
         for (asset, key) in snapshot.not_fresh_units() {
             by_asset.entry(asset).or_default().insert(key);
-            len += 1;
         }
-        NotFresh { by_asset, len }
+        NotFresh { by_asset }
     }
 
     /// How many units are not fresh.
     fn len(&self) -> usize {
-        self.len
+        self.by_asset.values().map(FastSet::len).sum()
     }
 
     /// The unit, borrowed from the snapshot, when it is not fresh.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
-use cairn_assets::partitions::{KeySpace, PartitionMapping};
+use cairn_assets::partitions::{KeySpace, PartitionMapping, PartitionsDef};
 use cairn_assets::{FreshnessSla, Project, SqlAsset};
 use cairn_catalog::{AttemptRecord, CurrentVersion, MaterializationId, UpstreamVersion};
 
@@ -369,6 +369,8 @@ const EXPLAIN_LIMIT: usize = 2_000;
 /// that each partition costs only key lookups.
 struct UpstreamReader<'a> {
     name: &'a str,
+    /// The upstream's partitioning.
+    def: Option<&'a PartitionsDef>,
     /// Same partitioning and identity mapping (or both unpartitioned): a
     /// partition reads the upstream partition with its own key.
     same_key: bool,
@@ -412,9 +414,9 @@ impl<'a> UpstreamReader<'a> {
         name: &'a str,
     ) -> UpstreamReader<'a> {
         let down = asset.partitions.as_ref();
-        let up = by_name.partitions_of(name);
+        let def = by_name.partitions_of(name);
         // Identical definitions at the same instant have identical keys.
-        let same_key = match (down, up) {
+        let same_key = match (down, def) {
             (None, None) => true,
             (Some(d), Some(u)) => d == u && asset.mapping(name) == PartitionMapping::Identity,
             _ => false,
@@ -428,6 +430,7 @@ impl<'a> UpstreamReader<'a> {
         };
         UpstreamReader {
             name,
+            def,
             same_key,
             versions,
         }
@@ -796,7 +799,7 @@ fn assess_unit(
             upstream.extend(
                 inputs
                     .index
-                    .upstream_keys_of(inputs.project, asset, r.name, key)
+                    .upstream_keys_with(asset, r.name, r.def, key)
                     .into_iter()
                     .map(|k| (i, Cow::Owned(k))),
             );
