@@ -6,7 +6,8 @@
 //! ```
 //!
 //! For each asset count N (default `10000 100000`) it writes a project: a
-//! 100-row Parquet source `events` (`id` Int64, `amount` Float64) and N
+//! 100-row Parquet source `events` (the orchestration benchmark's:
+//! `id`, `bucket`, `amount`; the assets read `id` and `amount`) and N
 //! asset files `a001.sql`.. (zero-padded to the width of N), the shape of
 //! the earlier measurements by hand: assets 1 to 8 aggregate the source,
 //! every later asset `i` joins `a(i-8)` (eight chains) with `a(i/2)`
@@ -42,24 +43,24 @@
     reason = "helpers shared by the benchmarks; this one uses a few"
 )]
 mod common;
+/// The orchestration benchmark's source writer and DAG shape (its asset
+/// names are of fixed width, and its SQL alternates joins and unions;
+/// this benchmark names by N's width and only joins).
+#[path = "../../engine/benches/common/dag.rs"]
+#[expect(dead_code, reason = "this benchmark uses the source writer only")]
+mod dag;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{BoxResult, MinMedian, build_kind, parse_count};
-use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
-
-/// Level-1 assets: the ones that read the source.
-const LEVEL1: usize = 8;
+use dag::LEVEL1;
 
 /// Rows of the source: enough for ten buckets, small enough that the
 /// queries cost next to nothing beside the orchestration.
-const SOURCE_ROWS: i64 = 100;
+const SOURCE_ROWS: usize = 100;
 
 /// Above this many assets the materialize, status and no-op steps are
 /// skipped: building them all would take too long.
@@ -377,7 +378,7 @@ fn write_project(root: &Path, n: usize, marker: &str) -> BoxResult<()> {
         root.join("cairn.toml"),
         "[sources.events]\npath = \"data/events.parquet\"\n",
     )?;
-    write_source(&root.join("data/events.parquet"))?;
+    dag::write_source(&root.join("data/events.parquet"), SOURCE_ROWS, 0)?;
     let width = n.to_string().len();
     for i in 1..=n {
         fs::write(
@@ -387,28 +388,5 @@ fn write_project(root: &Path, n: usize, marker: &str) -> BoxResult<()> {
         )?;
     }
     fs::write(root.join(MARKER), marker)?;
-    Ok(())
-}
-
-/// `id` 0..SOURCE_ROWS and an `amount` that varies with it.
-fn write_source(path: &Path) -> BoxResult<()> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("amount", DataType::Float64, false),
-    ]));
-    let ids: Vec<i64> = (0..SOURCE_ROWS).collect();
-    let amounts: Vec<f64> = (0..SOURCE_ROWS)
-        .map(|id| ((id * 7919) % 1000) as f64 / 10.0)
-        .collect();
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(Float64Array::from(amounts)),
-        ],
-    )?;
-    let mut writer = ArrowWriter::try_new(fs::File::create(path)?, schema, None)?;
-    writer.write(&batch)?;
-    writer.close()?;
     Ok(())
 }
