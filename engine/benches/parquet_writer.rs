@@ -25,14 +25,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_engine::bench::output_writer_properties;
+use cairn_engine::bench::{FLOAT_DICTIONARY_LIMIT, is_float, output_writer_properties};
 use common::{BoxResult, build_kind, parse_count};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
+use datafusion::parquet::file::properties::{
+    EnabledStatistics, WriterProperties, WriterPropertiesBuilder,
+};
 use datafusion::parquet::schema::types::ColumnPath;
 
 /// A way of writing, by the output's schema.
@@ -40,66 +42,84 @@ type Candidate = (&'static str, fn(&SchemaRef) -> WriterProperties);
 
 fn candidates() -> Vec<Candidate> {
     vec![
-        ("cairn (output_writer_properties)", |_| {
-            output_writer_properties()
-        }),
-        ("parquet defaults + snappy", |_| {
+        ("cairn (output_writer_properties)", output_writer_properties),
+        ("parquet defaults + snappy (cairn before)", |_| {
             WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
                 .build()
         }),
-        ("snappy, no dictionary for floats", |s| {
-            no_dictionary_for(s, is_float, Compression::SNAPPY).build()
-        }),
-        ("snappy, dictionary for strings only", |s| {
-            no_dictionary_for(s, |t| !is_string(t), Compression::SNAPPY).build()
-        }),
-        ("snappy, dictionary for strings and dates only", |s| {
-            no_dictionary_for(
-                s,
-                |t| !is_string(t) && !matches!(t, DataType::Date32),
-                Compression::SNAPPY,
-            )
+        ("cairn, floats snappy", |s| {
+            per_float(s, Compression::SNAPPY, |b, c| {
+                b.set_column_dictionary_page_size_limit(c, FLOAT_DICTIONARY_LIMIT)
+            })
             .build()
         }),
-        ("lz4_raw, dictionary for strings only", |s| {
-            no_dictionary_for(s, |t| !is_string(t), Compression::LZ4_RAW).build()
+        ("cairn, floats lz4_raw", |s| {
+            per_float(s, Compression::SNAPPY, |b, c| {
+                b.set_column_dictionary_page_size_limit(c.clone(), FLOAT_DICTIONARY_LIMIT)
+                    .set_column_compression(c, Compression::LZ4_RAW)
+            })
+            .build()
         }),
-        ("snappy, dict strings only, chunk statistics", |s| {
-            no_dictionary_for(s, |t| !is_string(t), Compression::SNAPPY)
-                .set_statistics_enabled(EnabledStatistics::Chunk)
-                .build()
+        ("cairn, floats byte_stream_split + snappy", |s| {
+            per_float(s, Compression::SNAPPY, |b, c| {
+                b.set_column_dictionary_enabled(c.clone(), false)
+                    .set_column_encoding(c, Encoding::BYTE_STREAM_SPLIT)
+            })
+            .build()
         }),
-        ("snappy, write batches of 8192", |_| {
-            WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .set_write_batch_size(8192)
-                .build()
+        ("snappy, no dictionary for floats", |s| {
+            per_float(s, Compression::SNAPPY, |b, c| {
+                b.set_column_dictionary_enabled(c, false)
+            })
+            .build()
         }),
-        ("snappy, dict strings only, batches of 8192", |s| {
-            no_dictionary_for(s, |t| !is_string(t), Compression::SNAPPY)
-                .set_write_batch_size(8192)
-                .build()
+        ("cairn, float dictionary <= 256 KiB", |s| {
+            per_float(s, Compression::SNAPPY, |b, c| {
+                b.set_column_dictionary_page_size_limit(c.clone(), 256 * 1024)
+                    .set_column_compression(c, Compression::UNCOMPRESSED)
+            })
+            .build()
         }),
-        ("snappy, no dict for floats, chunk statistics", |s| {
-            no_dictionary_for(s, is_float, Compression::SNAPPY)
-                .set_statistics_enabled(EnabledStatistics::Chunk)
-                .build()
+        ("cairn, chunk statistics", |s| {
+            per_float(s, Compression::SNAPPY, |b, c| {
+                b.set_column_dictionary_page_size_limit(c.clone(), FLOAT_DICTIONARY_LIMIT)
+                    .set_column_compression(c, Compression::UNCOMPRESSED)
+            })
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .build()
         }),
-        ("lz4_raw, no dictionary for floats", |s| {
-            no_dictionary_for(s, is_float, Compression::LZ4_RAW).build()
+        ("snappy, dictionary for strings only", |s| {
+            let mut b = WriterProperties::builder().set_compression(Compression::SNAPPY);
+            for f in s.fields() {
+                if !is_string(f.data_type()) {
+                    b = b.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
+                }
+            }
+            b.build()
         }),
         ("zstd(1), no dictionary for floats", |s| {
-            no_dictionary_for(s, is_float, Compression::ZSTD(ZstdLevel::default())).build()
-        }),
-        ("uncompressed, no dictionary for floats", |s| {
-            no_dictionary_for(s, is_float, Compression::UNCOMPRESSED).build()
+            per_float(s, Compression::ZSTD(ZstdLevel::default()), |b, c| {
+                b.set_column_dictionary_enabled(c, false)
+            })
+            .build()
         }),
     ]
 }
 
-fn is_float(t: &DataType) -> bool {
-    matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
+/// Settings with `compression`, and `float` applied to each float column.
+fn per_float(
+    schema: &SchemaRef,
+    compression: Compression,
+    float: fn(WriterPropertiesBuilder, ColumnPath) -> WriterPropertiesBuilder,
+) -> WriterPropertiesBuilder {
+    let mut b = WriterProperties::builder().set_compression(compression);
+    for f in schema.fields() {
+        if is_float(f.data_type()) {
+            b = float(b, ColumnPath::from(f.name().as_str()));
+        }
+    }
+    b
 }
 
 fn is_string(t: &DataType) -> bool {
@@ -112,20 +132,6 @@ fn is_string(t: &DataType) -> bool {
             | DataType::LargeBinary
             | DataType::BinaryView
     )
-}
-
-fn no_dictionary_for(
-    schema: &SchemaRef,
-    off: fn(&DataType) -> bool,
-    compression: Compression,
-) -> datafusion::parquet::file::properties::WriterPropertiesBuilder {
-    let mut b = WriterProperties::builder().set_compression(compression);
-    for f in schema.fields() {
-        if off(f.data_type()) {
-            b = b.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
-        }
-    }
-    b
 }
 
 fn main() -> BoxResult<()> {

@@ -95,7 +95,7 @@ pub(super) async fn write_output(
         }
     }
 
-    let props = output_writer_properties();
+    let props = output_writer_properties(&schema);
     let sink = BufWriter::new(Arc::clone(store), path.clone());
     let parquet_err =
         |e: ParquetError| BuildFailure::caused_by(format!("writing Parquet: {e}"), &e);
