@@ -239,8 +239,8 @@ pub struct BackfillArgs {
     /// Finish the backfill with this id: only what it has not committed yet.
     #[arg(long, value_name = "ID")]
     pub resume: Option<String>,
-    /// How many partitions to compute at once (default: number of cores;
-    /// with --server, 1).
+    /// How many partitions to compute at once (default: number of cores
+    /// plus one; with --server, 1).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// Bound the memory DataFusion holds at once in this run, every asset
@@ -267,8 +267,8 @@ pub struct MaterializeArgs {
     /// Print what would be built and why, unit by unit; run and write nothing.
     #[arg(long, visible_alias = "dry-run")]
     pub explain: bool,
-    /// How many assets to compute at once (default: number of cores; with
-    /// --server, 1).
+    /// How many assets to compute at once (default: number of cores plus
+    /// one; with --server, 1).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// Bound the memory DataFusion holds at once in this run, every asset

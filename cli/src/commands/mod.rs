@@ -206,11 +206,14 @@ pub(crate) fn command_line() -> String {
     line
 }
 
-/// `--jobs N`, or the number of cores.
+/// `--jobs N`, or one more than the number of cores: a unit waiting on a
+/// file read or write leaves its core idle unless another unit is ready.
+/// Measured on the peers' DAG (N = 1,000, 2 cores): the cores were busy 93–94%
+/// of a build with 2 jobs, 94–97% with 3 (4 interleaved runs each).
 pub(crate) fn default_jobs(jobs: Option<u16>) -> usize {
     jobs.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism()
-            .map(|n| n.get())
+            .map(|n| n.get() + 1)
             .unwrap_or(1)
     })
 }
