@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_engine::bench::{FLOAT_DICTIONARY_LIMIT, is_float, output_writer_properties};
+use cairn_engine::bench::{float_columns, output_writer_properties};
 use common::{BoxResult, build_kind, parse_count};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -49,22 +49,16 @@ fn candidates() -> Vec<Candidate> {
                 .build()
         }),
         ("cairn, floats snappy", |s| {
-            per_float(s, Compression::SNAPPY, |b, c| {
-                b.set_column_dictionary_page_size_limit(c, FLOAT_DICTIONARY_LIMIT)
-            })
-            .build()
+            cairn_with(s, |b, c| b.set_column_compression(c, Compression::SNAPPY)).build()
         }),
         ("cairn, floats lz4_raw", |s| {
-            per_float(s, Compression::SNAPPY, |b, c| {
-                b.set_column_dictionary_page_size_limit(c.clone(), FLOAT_DICTIONARY_LIMIT)
-                    .set_column_compression(c, Compression::LZ4_RAW)
-            })
-            .build()
+            cairn_with(s, |b, c| b.set_column_compression(c, Compression::LZ4_RAW)).build()
         }),
         ("cairn, floats byte_stream_split + snappy", |s| {
-            per_float(s, Compression::SNAPPY, |b, c| {
+            cairn_with(s, |b, c| {
                 b.set_column_dictionary_enabled(c.clone(), false)
-                    .set_column_encoding(c, Encoding::BYTE_STREAM_SPLIT)
+                    .set_column_encoding(c.clone(), Encoding::BYTE_STREAM_SPLIT)
+                    .set_column_compression(c, Compression::SNAPPY)
             })
             .build()
         }),
@@ -75,19 +69,16 @@ fn candidates() -> Vec<Candidate> {
             .build()
         }),
         ("cairn, float dictionary <= 256 KiB", |s| {
-            per_float(s, Compression::SNAPPY, |b, c| {
-                b.set_column_dictionary_page_size_limit(c.clone(), 256 * 1024)
-                    .set_column_compression(c, Compression::UNCOMPRESSED)
+            cairn_with(s, |b, c| {
+                b.set_column_dictionary_page_size_limit(c, 256 * 1024)
             })
             .build()
         }),
         ("cairn, chunk statistics", |s| {
-            per_float(s, Compression::SNAPPY, |b, c| {
-                b.set_column_dictionary_page_size_limit(c.clone(), FLOAT_DICTIONARY_LIMIT)
-                    .set_column_compression(c, Compression::UNCOMPRESSED)
-            })
-            .set_statistics_enabled(EnabledStatistics::Chunk)
-            .build()
+            output_writer_properties(s)
+                .into_builder()
+                .set_statistics_enabled(EnabledStatistics::Chunk)
+                .build()
         }),
         ("snappy, dictionary for strings only", |s| {
             let mut b = WriterProperties::builder().set_compression(Compression::SNAPPY);
@@ -107,19 +98,24 @@ fn candidates() -> Vec<Candidate> {
     ]
 }
 
-/// Settings with `compression`, and `float` applied to each float column.
+/// A change to each float column's settings.
+type FloatSetting = fn(WriterPropertiesBuilder, ColumnPath) -> WriterPropertiesBuilder;
+
+/// Cairn's settings, with `float` applied on top to each float column.
+fn cairn_with(schema: &SchemaRef, float: FloatSetting) -> WriterPropertiesBuilder {
+    float_columns(schema).fold(output_writer_properties(schema).into_builder(), float)
+}
+
+/// `compression` for every column, and `float` applied to each float column.
 fn per_float(
     schema: &SchemaRef,
     compression: Compression,
-    float: fn(WriterPropertiesBuilder, ColumnPath) -> WriterPropertiesBuilder,
+    float: FloatSetting,
 ) -> WriterPropertiesBuilder {
-    let mut b = WriterProperties::builder().set_compression(compression);
-    for f in schema.fields() {
-        if is_float(f.data_type()) {
-            b = float(b, ColumnPath::from(f.name().as_str()));
-        }
-    }
-    b
+    float_columns(schema).fold(
+        WriterProperties::builder().set_compression(compression),
+        float,
+    )
 }
 
 fn is_string(t: &DataType) -> bool {

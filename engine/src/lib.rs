@@ -98,9 +98,7 @@ pub use state::status::{AssetState, AssetStatus, PartitionStatus, PartitionSumma
 pub mod bench {
     pub use crate::automation::{last_tick_at, tick};
     pub use crate::compile::{output_schemas, validate_before_run};
-    pub use crate::execute::parquet_settings::{
-        FLOAT_DICTIONARY_LIMIT, is_float, output_writer_properties,
-    };
+    pub use crate::execute::parquet_settings::{float_columns, output_writer_properties};
     pub use crate::model::storage::CommittedFile;
     pub use crate::model::units::Unit;
     pub use crate::model::version::{UpstreamInput, input_version};

@@ -22,15 +22,10 @@ pub const FLOAT_DICTIONARY_LIMIT: usize = 64 * 1024;
 /// The writer settings of an output of `schema`: parquet's defaults with
 /// snappy, except float columns ([`float_column`]).
 pub fn output_writer_properties(schema: &SchemaRef) -> WriterProperties {
-    let mut builder = WriterProperties::builder()
+    let builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_created_by(format!("cairn {}", env!("CARGO_PKG_VERSION")));
-    for field in schema.fields() {
-        if is_float(field.data_type()) {
-            builder = float_column(builder, ColumnPath::from(field.name().as_str()));
-        }
-    }
-    builder.build()
+    float_columns(schema).fold(builder, float_column).build()
 }
 
 /// A float column: a small dictionary ([`FLOAT_DICTIONARY_LIMIT`]) and no
@@ -43,9 +38,18 @@ fn float_column(builder: WriterPropertiesBuilder, column: ColumnPath) -> WriterP
         .set_column_compression(column, Compression::UNCOMPRESSED)
 }
 
-/// Whether a column of this type is written with the float settings.
-pub fn is_float(t: &DataType) -> bool {
-    matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
+/// The columns of `schema` written with the float settings.
+pub fn float_columns(schema: &SchemaRef) -> impl Iterator<Item = ColumnPath> + '_ {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Float16 | DataType::Float32 | DataType::Float64
+            )
+        })
+        .map(|f| ColumnPath::from(f.name().as_str()))
 }
 
 #[cfg(test)]
